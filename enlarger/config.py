@@ -1,0 +1,135 @@
+"""Settings: one object, read from defaults < `enlarger.toml` < environment < CLI flags.
+
+Every field can be set in `enlarger.toml` (top-level keys, or under `[enlarger]`), by the
+environment variable `ENLARGER_<FIELD>` and by the CLI flag `--<field>` where the command
+offers it. Paths derived from `data_dir` are filled in last, so moving the data directory
+moves the database and the blobs with it unless those are set explicitly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+ENV_PREFIX = "ENLARGER_"
+CONFIG_FILE_ENV = "ENLARGER_CONFIG"
+DEFAULT_CONFIG_FILE = "enlarger.toml"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("./enlarger-data")
+    database_url: str = ""
+    storage_url: str = ""
+    s3_endpoint_url: str = ""
+    handlers: str = "enlarger.handlers:registry"
+    log_level: str = "INFO"
+
+    # Worker pipeline (reference 003's knobs).
+    max_parallel_jobs: int = 4
+    priority_lane_slots: int = 1
+    priority_threshold: int = 90
+    heartbeat_ms: int = 1000
+    stale_seconds: float = 10.0
+    max_attempts_default: int = 3
+
+    # Engine tuning beyond the reference.
+    claim_batch: int = 100
+    poll_interval_ms: int = 50
+    retry_base_seconds: float = 2.0
+    retry_cap_seconds: float = 600.0
+    job_timeout_seconds: float = 3600.0
+    shutdown_grace_seconds: float = 30.0
+    prune_after_seconds: float = 3600.0
+    event_retention_seconds: float = 86400.0
+    cpu_max_tasks_per_child: int = 200
+    cpu_max_rss_mb: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.max_parallel_jobs < 1:
+            raise SettingsError("max_parallel_jobs must be at least 1")
+        if not 0 <= self.priority_lane_slots <= self.max_parallel_jobs:
+            raise SettingsError("priority_lane_slots must be between 0 and max_parallel_jobs")
+        if self.heartbeat_ms <= 0 or self.stale_seconds * 1000 <= self.heartbeat_ms:
+            raise SettingsError("stale_seconds must be longer than one heartbeat (heartbeat_ms)")
+        if self.max_attempts_default < 1:
+            raise SettingsError("max_attempts_default must be at least 1")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'enlarger.db').resolve()}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        if self.storage_url:
+            return self.storage_url
+        return f"file://{(self.data_dir / 'library').resolve()}"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(name: str, kind: type, raw: Any) -> Any:
+    """Turn a TOML, environment or flag value into the field's type, or say which field is wrong."""
+    try:
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            return str(raw).strip().lower() in {"1", "true", "yes", "on"}
+        if kind is Path:
+            return Path(raw).expanduser()
+        return kind(raw)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"setting {name!r}: cannot use {raw!r} ({exc})") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: not valid TOML ({exc})") from None
+    return data.get("enlarger", data)
+
+
+def load_settings(
+    overrides: dict[str, Any] | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Build Settings from the layers; `overrides` are CLI flags (None values are ignored)."""
+    env = os.environ if environ is None else environ
+    hints = get_type_hints(Settings)
+    known = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {}
+
+    path = config_file or Path(env.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
+    if path.is_file():
+        for key, raw in _read_toml(path).items():
+            if key not in known:
+                raise SettingsError(f"{path}: unknown setting {key!r}")
+            values[key] = _coerce(key, hints[key], raw)
+    elif config_file is not None or CONFIG_FILE_ENV in env:
+        raise SettingsError(f"config file {path} does not exist")
+
+    for key in known:
+        raw = env.get(ENV_PREFIX + key.upper())
+        if raw is not None and raw != "":
+            values[key] = _coerce(key, hints[key], raw)
+
+    for key, raw in (overrides or {}).items():
+        if raw is not None:
+            values[key] = _coerce(key, hints[key], raw)
+
+    return Settings(**values)

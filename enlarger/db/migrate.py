@@ -1,0 +1,37 @@
+"""Run Alembic programmatically: no alembic.ini to find, the URL comes from Settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def _config(engine: sa.Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    command.upgrade(_config(engine), revision)
+
+
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    command.downgrade(_config(engine), revision)
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision(engine: sa.Engine) -> str | None:
+    return ScriptDirectory.from_config(_config(engine)).get_current_head()

@@ -1,0 +1,157 @@
+"""The tables, in one place. Migrations in `migrations/versions/` create exactly these.
+
+Job engine tables:
+- `jobs`: the hot table: live jobs and recently finished ones (pruned to history).
+- `job_items`: per-item status of itemized jobs (one row per file of an upload, say).
+- `job_history`: finished jobs moved out of the hot table; append-only, never claimed from.
+- `job_history_counts`: running totals of history by type and status, so dashboards
+  count without scanning history.
+- `job_events`: every state change, with monotonic ids for resumable streams.
+- `job_schedules`: periodic jobs; `next_run_at` is advanced by compare-and-set so one
+  period fires once whatever the number of workers.
+- `job_type_pauses`: job types that workers must not claim.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from enlarger.db.types import BigId, Json, Timestamp
+
+metadata = sa.MetaData()
+
+LIVE_STATUSES = ("pending", "running")
+FINISHED_STATUSES = ("completed", "failed", "cancelled")
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("type", sa.String(100), nullable=False),
+    sa.Column("payload", Json, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("run_at", Timestamp, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("timeout_s", sa.Float, nullable=True),
+    sa.Column("lease_token", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("locked_by", sa.String(200), nullable=True),
+    sa.Column("locked_at", Timestamp, nullable=True),
+    sa.Column("lease_expires_at", Timestamp, nullable=True),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("idempotency_key", sa.String(300), nullable=True),
+    sa.Column("progress", sa.Float, nullable=True),
+    sa.Column("result", Json, nullable=True),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp, nullable=True),
+    sa.Index(
+        "ix_jobs_ready",
+        sa.text("priority DESC"),
+        "run_at",
+        "id",
+        postgresql_where=sa.text("status = 'pending'"),
+        sqlite_where=sa.text("status = 'pending'"),
+    ),
+    sa.Index(
+        "ix_jobs_lease",
+        "lease_expires_at",
+        postgresql_where=sa.text("status = 'running'"),
+        sqlite_where=sa.text("status = 'running'"),
+    ),
+    sa.Index(
+        "uq_jobs_idempotency_live",
+        "idempotency_key",
+        unique=True,
+        postgresql_where=sa.text(
+            "idempotency_key IS NOT NULL AND status IN ('pending', 'running')"
+        ),
+        sqlite_where=sa.text("idempotency_key IS NOT NULL AND status IN ('pending', 'running')"),
+    ),
+    sa.Index("ix_jobs_status_type", "status", "type"),
+    sa.Index(
+        "ix_jobs_finished",
+        "finished_at",
+        postgresql_where=sa.text("finished_at IS NOT NULL"),
+        sqlite_where=sa.text("finished_at IS NOT NULL"),
+    ),
+    sqlite_autoincrement=True,  # ids are never reused, even after the hot table empties
+)
+
+job_items = sa.Table(
+    "job_items",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.BigInteger, nullable=False),
+    sa.Column("key", sa.String(500), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("progress", sa.Float, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("data", Json, nullable=True),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("job_id", "key", name="uq_job_items_job_key"),
+)
+
+job_history = sa.Table(
+    "job_history",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("type", sa.String(100), nullable=False),
+    sa.Column("payload", Json, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("idempotency_key", sa.String(300), nullable=True),
+    sa.Column("result", Json, nullable=True),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("items_summary", Json, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("finished_at", Timestamp, nullable=True),
+)
+
+job_history_counts = sa.Table(
+    "job_history_counts",
+    metadata,
+    sa.Column("type", sa.String(100), primary_key=True),
+    sa.Column("status", sa.String(16), primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+
+job_events = sa.Table(
+    "job_events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("job_id", sa.BigInteger, nullable=True),
+    sa.Column("job_type", sa.String(100), nullable=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=True),
+    sa.Column("data", Json, nullable=True),
+    sa.Index("ix_job_events_created_at", "created_at"),
+    sqlite_autoincrement=True,  # event ids only grow: clients resume from the last one
+)
+
+job_schedules = sa.Table(
+    "job_schedules",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("job_type", sa.String(100), nullable=False),
+    sa.Column("payload", Json, nullable=True),
+    sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("interval_s", sa.Float, nullable=False),
+    sa.Column("next_run_at", Timestamp, nullable=False),
+    sa.Column("last_job_id", sa.BigInteger, nullable=True),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+job_type_pauses = sa.Table(
+    "job_type_pauses",
+    metadata,
+    sa.Column("job_type", sa.String(100), primary_key=True),
+    sa.Column("paused_at", Timestamp, nullable=False),
+)

@@ -1,0 +1,102 @@
+"""PostgreSQL: claims with FOR UPDATE SKIP LOCKED (in `Store`), batched finishes through
+arrays, and LISTEN/NOTIFY so idle workers wake the moment a job is ready."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from enlarger.queue.model import Outcome, OutcomeKind
+from enlarger.queue.store import Listener, Store
+
+log = logging.getLogger(__name__)
+
+WORK_CHANNEL = "enlarger_work"
+
+FINISH_SQL = sa.text(
+    """
+    UPDATE jobs AS j SET
+        status = o.status,
+        result = o.result,
+        error_code = o.error_code,
+        last_error = o.error,
+        attempts = CASE WHEN o.released THEN j.attempts - 1 ELSE j.attempts END,
+        run_at = CASE WHEN o.status = 'pending'
+                      THEN now() + make_interval(secs => o.delay_s) ELSE j.run_at END,
+        finished_at = CASE WHEN o.status = 'pending' THEN NULL ELSE now() END,
+        progress = CASE WHEN o.status = 'completed' THEN 1.0 ELSE j.progress END,
+        locked_by = NULL,
+        lease_expires_at = NULL,
+        updated_at = now()
+    FROM unnest(
+        CAST(:ids AS bigint[]), CAST(:tokens AS bigint[]), CAST(:statuses AS text[]),
+        CAST(:results AS jsonb[]), CAST(:codes AS text[]), CAST(:errors AS text[]),
+        CAST(:delays AS float8[]), CAST(:released AS boolean[])
+    ) AS o(id, token, status, result, error_code, error, delay_s, released)
+    WHERE j.id = o.id AND j.lease_token = o.token AND j.status = 'running'
+    RETURNING j.id, j.type, j.status
+    """
+)
+
+
+class PostgresStore(Store):
+    def _insert(self, table: sa.Table) -> Any:
+        return pg_insert(table)
+
+    def _finish(self, conn: sa.Connection, outcomes: Sequence[Outcome]) -> list[sa.Row[Any]]:
+        params = {
+            "ids": [o.job_id for o in outcomes],
+            "tokens": [o.lease_token for o in outcomes],
+            "statuses": [o.status.value for o in outcomes],
+            "results": [None if o.result is None else json.dumps(o.result) for o in outcomes],
+            "codes": [o.error_code for o in outcomes],
+            "errors": [o.error for o in outcomes],
+            "delays": [float(o.retry_delay_s) for o in outcomes],
+            "released": [o.kind is OutcomeKind.RELEASED for o in outcomes],
+        }
+        return list(conn.execute(FINISH_SQL, params))
+
+    def _notify_work(self, conn: sa.Connection) -> None:
+        conn.execute(sa.text(f"NOTIFY {WORK_CHANNEL}"))
+
+    def listen(self, on_wake: Callable[[], None], poll_interval_s: float) -> Listener:
+        return _PgListener(self.engine, on_wake)
+
+
+class _PgListener(Listener):
+    """A thread holding one LISTEN connection; reconnects if the server goes away."""
+
+    def __init__(self, engine: sa.Engine, on_wake: Callable[[], None]) -> None:
+        url = engine.url.set(drivername="postgresql")
+        self._dsn = url.render_as_string(hide_password=False)
+        self._on_wake = on_wake
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="enlarger-listen", daemon=True)
+        self._thread.start()
+        self._ready.wait(5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._dsn, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {WORK_CHANNEL}")
+                    self._ready.set()
+                    self._on_wake()  # anything enqueued while we were not listening
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=0.5, stop_after=1):
+                            self._on_wake()
+            except psycopg.Error as exc:
+                log.warning("LISTEN connection lost (%s); reconnecting", exc)
+                self._stop.wait(1.0)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)

@@ -1,0 +1,98 @@
+"""SQLite: one writer at a time (`BEGIN IMMEDIATE`), batched finishes through a JSON array,
+and wake-ups by watching `PRAGMA data_version`, which changes whenever any other
+connection, in this process or another, commits."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from enlarger.db.types import SQLITE_EPOCH_NOW
+from enlarger.queue.model import Outcome, OutcomeKind
+from enlarger.queue.store import Listener, Store
+
+FINISH_SQL = sa.text(
+    f"""
+    UPDATE jobs SET
+        status = o.status,
+        result = o.result,
+        error_code = o.error_code,
+        last_error = o.error,
+        attempts = CASE WHEN o.released THEN jobs.attempts - 1 ELSE jobs.attempts END,
+        run_at = CASE WHEN o.status = 'pending'
+                      THEN {SQLITE_EPOCH_NOW} + o.delay_s ELSE jobs.run_at END,
+        finished_at = CASE WHEN o.status = 'pending' THEN NULL ELSE {SQLITE_EPOCH_NOW} END,
+        progress = CASE WHEN o.status = 'completed' THEN 1.0 ELSE jobs.progress END,
+        locked_by = NULL,
+        lease_expires_at = NULL,
+        updated_at = {SQLITE_EPOCH_NOW}
+    FROM (
+        SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS status,
+               value -> 3 AS result, value ->> 4 AS error_code, value ->> 5 AS error,
+               value ->> 6 AS delay_s, value ->> 7 AS released
+        FROM json_each(:outcomes)
+    ) AS o
+    WHERE jobs.id = o.id AND jobs.lease_token = o.token AND jobs.status = 'running'
+    RETURNING jobs.id, jobs.type, jobs.status
+    """
+)
+
+
+class SqliteStore(Store):
+    def _insert(self, table: sa.Table) -> Any:
+        return sqlite_insert(table)
+
+    def _finish(self, conn: sa.Connection, outcomes: Sequence[Outcome]) -> list[sa.Row[Any]]:
+        encoded = json.dumps(
+            [
+                [
+                    o.job_id,
+                    o.lease_token,
+                    o.status.value,
+                    o.result,
+                    o.error_code,
+                    o.error,
+                    float(o.retry_delay_s),
+                    o.kind is OutcomeKind.RELEASED,
+                ]
+                for o in outcomes
+            ]
+        )
+        return list(conn.execute(FINISH_SQL, {"outcomes": encoded}))
+
+    def listen(self, on_wake: Callable[[], None], poll_interval_s: float) -> Listener:
+        return _DataVersionWatcher(self.engine, on_wake, poll_interval_s)
+
+
+class _DataVersionWatcher(Listener):
+    def __init__(
+        self, engine: sa.Engine, on_wake: Callable[[], None], poll_interval_s: float
+    ) -> None:
+        self._path = engine.url.database or ""
+        self._on_wake = on_wake
+        self._interval = poll_interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="enlarger-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+        try:
+            last = None
+            while not self._stop.wait(self._interval):
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if version != last:
+                    last = version
+                    self._on_wake()
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)

@@ -1,0 +1,181 @@
+"""Supervised child processes for CPU handlers.
+
+Each child runs one job at a time, sent over a pipe; the supervisor side (`CpuChild.run`)
+relays the child's progress reports, enforces the time limit and cancellation by killing
+the process, and recycles children that ran many jobs or grew large. Children come from a
+forkserver, never from forking the multi-threaded worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+from enlarger.queue.context import JobContext, Reporter
+
+_MP = multiprocessing.get_context("forkserver")
+_MP.set_forkserver_preload(["enlarger.queue.cpu"])
+KILL_WAIT_S = 5.0
+
+
+@dataclass(frozen=True)
+class ChildTask:
+    fn: Callable[..., Any]
+    payload: Any
+    job_id: int
+    job_type: str
+    attempt: int
+    max_attempts: int
+    lease_token: int
+
+
+class ChildKilled(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ChildCrashed(Exception):
+    """The child died on its own (a segfault, the OOM killer, `os._exit`)."""
+
+
+def _child_main(conn: multiprocessing.connection.Connection) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    process = psutil.Process()
+    while True:
+        task: ChildTask | None = conn.recv()
+        if task is None:
+            return
+
+        def report(kind: str, args: tuple[Any, ...]) -> None:
+            conn.send(("report", kind, args))
+
+        ctx = JobContext(
+            task.job_id, task.job_type, task.attempt, task.max_attempts, task.lease_token, report
+        )
+        try:
+            result = task.fn(ctx, task.payload)
+            message: tuple[Any, ...] = ("ok", result)
+        except BaseException as exc:
+            message = ("error", _portable(exc))
+        conn.send((*message, process.memory_info().rss))
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """The exception itself if it survives pickling, else a RuntimeError describing it."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+class CpuChild:
+    def __init__(self) -> None:
+        self._conn, child_conn = _MP.Pipe()
+        self.process = _MP.Process(target=_child_main, args=(child_conn,), daemon=True)
+        self.process.start()
+        child_conn.close()
+        self.tasks_done = 0
+        self.last_rss = 0
+
+    def run(
+        self,
+        task: ChildTask,
+        reporter: Reporter,
+        deadline: float | None,
+        cancel_event: threading.Event,
+    ) -> Any:
+        """Run one task; raise the handler's exception, ChildKilled or ChildCrashed."""
+        self._conn.send(task)
+        while True:
+            if cancel_event.is_set():
+                self.kill()
+                raise ChildKilled("cancelled")
+            if deadline is not None and time.monotonic() >= deadline:
+                self.kill()
+                raise ChildKilled("timeout")
+            try:
+                ready = self._conn.poll(0.05)
+            except (EOFError, OSError):
+                ready = True
+            if not ready:
+                continue
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):
+                self.kill()
+                raise ChildCrashed(f"CPU child exited with code {self.process.exitcode}") from None
+            if message[0] == "report":
+                reporter(message[1], message[2])
+                continue
+            self.tasks_done += 1
+            self.last_rss = message[2]
+            if message[0] == "ok":
+                return message[1]
+            raise message[1]
+
+    @property
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.join(KILL_WAIT_S)
+        self._conn.close()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self._conn.send(None)
+        self.process.join(1.0)
+        self.kill()
+
+
+class CpuPool:
+    """Idle children kept for reuse; a child is recycled after `max_tasks` jobs or once its
+    resident memory passes `max_rss_mb`, so leaks and fragmentation do not accumulate."""
+
+    def __init__(self, max_tasks: int, max_rss_mb: int) -> None:
+        self._idle: list[CpuChild] = []
+        self._lock = threading.Lock()
+        self._max_tasks = max_tasks
+        self._max_rss = max_rss_mb * 1024 * 1024
+        self.recycled = 0
+
+    def acquire(self) -> CpuChild:
+        with self._lock:
+            while self._idle:
+                child = self._idle.pop()
+                if child.alive:
+                    return child
+        return CpuChild()
+
+    def release(self, child: CpuChild) -> None:
+        if not child.alive:
+            return
+        if child.tasks_done >= self._max_tasks or child.last_rss > self._max_rss:
+            self.recycled += 1
+            child.stop()
+            return
+        with self._lock:
+            self._idle.append(child)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for child in idle:
+            child.stop()

@@ -1,0 +1,732 @@
+"""The job store: every read and write of the engine's tables.
+
+`Store` holds the operations that are the same SQL on both databases (written once in
+SQLAlchemy Core); each backend module (`backends/postgres.py`, `backends/sqlite.py`)
+adds what differs: the batched, fenced finish of jobs and how idle workers are woken.
+The worker only ever talks to this interface.
+
+Fencing: every claim increments a job's `lease_token`; every write a worker makes about
+a running job (finish, heartbeat, progress, items) names the token it was given and
+changes nothing if the token has moved on, so a rescued job cannot be finished twice.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from enlarger.db.schema import (
+    FINISHED_STATUSES,
+    job_events,
+    job_history,
+    job_history_counts,
+    job_items,
+    job_schedules,
+    job_type_pauses,
+    jobs,
+)
+from enlarger.db.types import db_now
+from enlarger.queue.model import (
+    ClaimedJob,
+    ClaimRequest,
+    EnqueueResult,
+    ErrorCode,
+    Event,
+    HeartbeatReply,
+    ItemStatus,
+    Job,
+    JobItem,
+    JobStatus,
+    NewJob,
+    Outcome,
+)
+from enlarger.queue.registry import Schedule
+
+LIVE_KEY_WHERE = sa.text("idempotency_key IS NOT NULL AND status IN ('pending', 'running')")
+CLAIMED_COLUMNS = (
+    jobs.c.id,
+    jobs.c.type,
+    jobs.c.payload,
+    jobs.c.lease_token,
+    jobs.c.attempts,
+    jobs.c.max_attempts,
+    jobs.c.priority,
+    jobs.c.timeout_s,
+)
+HISTORY_COLUMNS = [c.name for c in job_history.c if c.name != "items_summary"]
+
+
+class JobConflict(Exception):
+    """The operation does not fit the job's state (retrying a running job, say)."""
+
+
+class Listener(ABC):
+    """Calls back when work may be ready; `close()` stops it."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class Store(ABC):
+    def __init__(self, engine: sa.Engine, *, max_attempts_default: int = 3) -> None:
+        self.engine = engine
+        self.max_attempts_default = max_attempts_default
+
+    # ---- what each backend supplies -------------------------------------------------
+
+    @abstractmethod
+    def _finish(self, conn: sa.Connection, outcomes: Sequence[Outcome]) -> list[sa.Row[Any]]:
+        """Apply outcomes whose lease token still matches; return (id, type, status) rows."""
+
+    @abstractmethod
+    def _insert(self, table: sa.Table) -> Any:
+        """The dialect's INSERT construct (it has `on_conflict_do_nothing/update`)."""
+
+    def _notify_work(self, conn: sa.Connection) -> None:  # noqa: B027 - optional hook
+        """Tell idle workers that a job became ready (PostgreSQL NOTIFY; SQLite polls)."""
+
+    @abstractmethod
+    def listen(self, on_wake: Callable[[], None], poll_interval_s: float) -> Listener:
+        """Start calling `on_wake` whenever work may have become ready."""
+
+    # ---- transactions ---------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self, conn: sa.Connection | None = None) -> Iterator[sa.Connection]:
+        """The caller's connection (its transaction, its commit) or a new transaction."""
+        if conn is not None:
+            yield conn
+            return
+        with self.engine.begin() as own:
+            yield own
+
+    def _record_events(
+        self, conn: sa.Connection, rows: Sequence[Any], kind: str = "job", data: Any = None
+    ) -> None:
+        """One event per (id, type, status) row, in the same transaction as the change."""
+        if not rows:
+            return
+        conn.execute(
+            job_events.insert().values(created_at=db_now()),
+            [
+                {"job_id": r[0], "job_type": r[1], "status": r[2], "kind": kind, "data": data}
+                for r in rows
+            ],
+        )
+
+    # ---- enqueue --------------------------------------------------------------------
+
+    def enqueue(self, job: NewJob, conn: sa.Connection | None = None) -> EnqueueResult:
+        return self.enqueue_many([job], conn)[0]
+
+    def enqueue_many(
+        self, new_jobs: Sequence[NewJob], conn: sa.Connection | None = None
+    ) -> list[EnqueueResult]:
+        """Insert jobs (inside `conn`'s transaction when given). A job whose idempotency key
+        is held by a live job is not inserted; the live job's id comes back instead."""
+        results: list[EnqueueResult] = []
+        with self.transaction(conn) as tx:
+            plain = [j for j in new_jobs if j.idempotency_key is None]
+            plain_ids = iter(self._insert_plain(tx, plain))
+            created_rows = []
+            for job in new_jobs:
+                if job.idempotency_key is None:
+                    result = EnqueueResult(next(plain_ids), True)
+                else:
+                    result = self._insert_keyed(tx, job)
+                results.append(result)
+                if result.created:
+                    created_rows.append((result.id, job.type, JobStatus.PENDING.value))
+                    if job.items:
+                        self._insert_items(tx, result.id, job.items)
+            self._record_events(tx, created_rows)
+            if created_rows:
+                self._notify_work(tx)
+        return results
+
+    def _row_for(self, job: NewJob) -> dict[str, Any]:
+        return {
+            "type": job.type,
+            "payload": job.payload,
+            "status": JobStatus.PENDING.value,
+            "priority": job.priority,
+            "explicit_run_at": job.run_at,
+            "delay_s": float(job.delay_s),
+            "max_attempts": job.max_attempts or self.max_attempts_default,
+            "timeout_s": job.timeout_s,
+            "idempotency_key": job.idempotency_key,
+        }
+
+    @staticmethod
+    def _insert_values() -> dict[str, Any]:
+        return {
+            "run_at": sa.func.coalesce(
+                sa.bindparam("explicit_run_at", type_=jobs.c.run_at.type),
+                db_now(sa.bindparam("delay_s", type_=sa.Float)),
+            ),
+            "created_at": db_now(),
+            "updated_at": db_now(),
+        }
+
+    def _insert_plain(self, conn: sa.Connection, new_jobs: Sequence[NewJob]) -> list[int]:
+        if not new_jobs:
+            return []
+        stmt = (
+            jobs.insert()
+            .values(**self._insert_values())
+            .returning(jobs.c.id, sort_by_parameter_order=True)
+        )
+        return list(conn.execute(stmt, [self._row_for(j) for j in new_jobs]).scalars())
+
+    def _insert_keyed(self, conn: sa.Connection, job: NewJob) -> EnqueueResult:
+        stmt = (
+            self._insert(jobs)
+            .values(**self._insert_values())
+            .on_conflict_do_nothing(index_elements=["idempotency_key"], index_where=LIVE_KEY_WHERE)
+            .returning(jobs.c.id)
+        )
+        live = sa.select(jobs.c.id).where(
+            jobs.c.idempotency_key == job.idempotency_key,
+            jobs.c.status.in_((JobStatus.PENDING, JobStatus.RUNNING)),
+        )
+        for _ in range(5):  # the live holder may finish between our two statements
+            new_id = conn.execute(stmt, self._row_for(job)).scalar()
+            if new_id is not None:
+                return EnqueueResult(new_id, True)
+            existing = conn.execute(live).scalar()
+            if existing is not None:
+                return EnqueueResult(existing, False)
+        raise JobConflict(f"idempotency key {job.idempotency_key!r} kept changing hands")
+
+    def _insert_items(self, conn: sa.Connection, job_id: int, keys: Sequence[str]) -> None:
+        conn.execute(
+            job_items.insert().values(updated_at=db_now()),
+            [{"job_id": job_id, "key": key, "status": ItemStatus.PENDING.value} for key in keys],
+        )
+
+    # ---- claim, finish, heartbeat, rescue --------------------------------------------
+
+    def exchange(
+        self,
+        worker_id: str,
+        outcomes: Sequence[Outcome],
+        requests: Sequence[ClaimRequest],
+        lease_s: float,
+    ) -> tuple[list[int], list[list[ClaimedJob]]]:
+        """Finish `outcomes` and claim for each request, in one transaction (one commit).
+
+        Returns the ids whose outcome was accepted (the rest had lost their lease) and
+        the jobs claimed for each request, in request order."""
+        with self.engine.begin() as conn:
+            accepted: list[int] = []
+            if outcomes:
+                finished = self._finish(conn, outcomes)
+                self._record_events(conn, finished)
+                accepted = [row[0] for row in finished]
+                if any(row[2] == JobStatus.PENDING for row in finished):
+                    self._notify_work(conn)
+            claimed = [
+                self._claim(conn, worker_id, request, lease_s) if request.limit > 0 else []
+                for request in requests
+            ]
+        return accepted, claimed
+
+    def _claim(
+        self, conn: sa.Connection, worker_id: str, request: ClaimRequest, lease_s: float
+    ) -> list[ClaimedJob]:
+        ready = sa.select(jobs.c.id).where(
+            jobs.c.status == JobStatus.PENDING,
+            jobs.c.run_at <= db_now(),
+            jobs.c.type.not_in(sa.select(job_type_pauses.c.job_type)),
+        )
+        if request.min_priority is not None:
+            ready = ready.where(jobs.c.priority >= request.min_priority)
+        picked = (
+            ready.order_by(jobs.c.priority.desc(), jobs.c.run_at, jobs.c.id)
+            .limit(request.limit)
+            .with_for_update(skip_locked=True)
+            .cte("picked")
+        )
+        stmt = (
+            jobs.update()
+            .where(jobs.c.id == picked.c.id)
+            .values(
+                status=JobStatus.RUNNING,
+                attempts=jobs.c.attempts + 1,
+                lease_token=jobs.c.lease_token + 1,
+                locked_by=worker_id,
+                locked_at=db_now(),
+                lease_expires_at=db_now(lease_s),
+                updated_at=db_now(),
+            )
+            .returning(*CLAIMED_COLUMNS)
+        )
+        claimed = [ClaimedJob(*row) for row in conn.execute(stmt)]
+        claimed.sort(key=lambda j: (-j.priority, j.id))
+        self._record_events(conn, [(j.id, j.type, JobStatus.RUNNING.value) for j in claimed])
+        return claimed
+
+    def heartbeat(self, leases: dict[int, int], lease_s: float) -> HeartbeatReply:
+        """Extend the leases still held; report lost ones and cancel requests."""
+        if not leases:
+            return HeartbeatReply()
+        stmt = (
+            jobs.update()
+            .where(
+                sa.tuple_(jobs.c.id, jobs.c.lease_token).in_(list(leases.items())),
+                jobs.c.status == JobStatus.RUNNING,
+            )
+            .values(lease_expires_at=db_now(lease_s))
+            .returning(jobs.c.id, jobs.c.cancel_requested)
+        )
+        with self.engine.begin() as conn:
+            rows = conn.execute(stmt).all()
+        held = {row[0] for row in rows}
+        return HeartbeatReply(
+            lost=set(leases) - held, cancel_requested={row[0] for row in rows if row[1]}
+        )
+
+    def rescue_expired(self, limit: int = 500) -> list[int]:
+        """Hand jobs whose lease lapsed (dead or stalled worker) back to the queue, or fail
+        them when their attempts are spent, or cancel them when a cancel was asked for."""
+        expired = (
+            sa.select(jobs.c.id)
+            .where(jobs.c.status == JobStatus.RUNNING, jobs.c.lease_expires_at < db_now())
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .cte("expired")
+        )
+        spent = jobs.c.attempts >= jobs.c.max_attempts
+        new_status = sa.case(
+            (jobs.c.cancel_requested, JobStatus.CANCELLED.value),
+            (spent, JobStatus.FAILED.value),
+            else_=JobStatus.PENDING.value,
+        )
+        finished = sa.or_(jobs.c.cancel_requested, spent)
+        stmt = (
+            jobs.update()
+            .where(jobs.c.id == expired.c.id)
+            .values(
+                status=new_status,
+                error_code=sa.case(
+                    (jobs.c.cancel_requested, ErrorCode.CANCELLED.value),
+                    else_=ErrorCode.LEASE_EXPIRED.value,
+                ),
+                last_error=sa.case(
+                    (jobs.c.cancel_requested, "cancelled while its worker was gone"),
+                    else_="the worker running it stopped renewing its lease (crashed or stalled)",
+                ),
+                run_at=db_now(),
+                finished_at=sa.case((finished, db_now()), else_=None),
+                locked_by=None,
+                lease_expires_at=None,
+                updated_at=db_now(),
+            )
+            .returning(jobs.c.id, jobs.c.type, jobs.c.status)
+        )
+        with self.engine.begin() as conn:
+            rows = conn.execute(stmt).all()
+            self._record_events(conn, rows, kind="rescued")
+            if any(row[2] == JobStatus.PENDING for row in rows):
+                self._notify_work(conn)
+        return [row[0] for row in rows]
+
+    def set_progress(self, job_id: int, lease_token: int, progress: float) -> bool:
+        stmt = (
+            jobs.update()
+            .where(
+                jobs.c.id == job_id,
+                jobs.c.lease_token == lease_token,
+                jobs.c.status == JobStatus.RUNNING,
+            )
+            .values(progress=progress, updated_at=db_now())
+        )
+        with self.engine.begin() as conn:
+            changed = conn.execute(stmt).rowcount == 1
+            if changed:
+                self._record_events(
+                    conn, [(job_id, None, JobStatus.RUNNING.value)], "progress", progress
+                )
+        return changed
+
+    def update_item(
+        self,
+        job_id: int,
+        lease_token: int,
+        key: str,
+        status: ItemStatus,
+        *,
+        progress: float | None = None,
+        error: str | None = None,
+        data: Any = None,
+    ) -> bool:
+        """Set one item's status, fenced by the job's lease token."""
+        holds_lease = sa.exists().where(
+            jobs.c.id == job_id,
+            jobs.c.lease_token == lease_token,
+            jobs.c.status == JobStatus.RUNNING,
+        )
+        values: dict[str, Any] = {"status": status.value, "updated_at": db_now()}
+        if progress is not None:
+            values["progress"] = progress
+        if error is not None:
+            values["error"] = error
+        if data is not None:
+            values["data"] = data
+        stmt = (
+            job_items.update()
+            .where(job_items.c.job_id == job_id, job_items.c.key == key, holds_lease)
+            .values(**values)
+        )
+        with self.engine.begin() as conn:
+            changed = conn.execute(stmt).rowcount == 1
+            if changed:
+                event = {"key": key, "status": status.value, "error": error, "data": data}
+                self._record_events(conn, [(job_id, None, None)], "item", event)
+        return changed
+
+    # ---- steering -------------------------------------------------------------------
+
+    def cancel(self, job_id: int) -> Job:
+        """Cancel a pending job at once; ask the worker of a running one to stop it."""
+        with self.engine.begin() as conn:
+            job = self._locked_job(conn, job_id)
+            if job.status == JobStatus.PENDING:
+                conn.execute(
+                    jobs.update()
+                    .where(jobs.c.id == job_id)
+                    .values(
+                        status=JobStatus.CANCELLED,
+                        error_code=ErrorCode.CANCELLED.value,
+                        last_error="cancelled before it ran",
+                        finished_at=db_now(),
+                        updated_at=db_now(),
+                    )
+                )
+                self._record_events(conn, [(job_id, job.type, JobStatus.CANCELLED.value)])
+            elif job.status == JobStatus.RUNNING:
+                conn.execute(
+                    jobs.update()
+                    .where(jobs.c.id == job_id)
+                    .values(cancel_requested=True, updated_at=db_now())
+                )
+                self._record_events(conn, [(job_id, job.type, job.status.value)], "cancel")
+            else:
+                raise JobConflict(f"job {job_id} is {job.status.value}; only live jobs cancel")
+        return self.get_job(job_id)  # type: ignore[return-value]
+
+    def retry(self, job_id: int) -> Job:
+        """Run a failed or cancelled job again, with a fresh set of attempts."""
+        with self.engine.begin() as conn:
+            job = self._locked_job(conn, job_id)
+            if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+                raise JobConflict(
+                    f"job {job_id} is {job.status.value}; only failed or "
+                    "cancelled jobs can be retried"
+                )
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        jobs.update()
+                        .where(jobs.c.id == job_id)
+                        .values(
+                            status=JobStatus.PENDING,
+                            attempts=0,
+                            run_at=db_now(),
+                            cancel_requested=False,
+                            error_code=None,
+                            last_error=None,
+                            progress=None,
+                            finished_at=None,
+                            updated_at=db_now(),
+                        )
+                    )
+            except sa.exc.IntegrityError:
+                raise JobConflict(
+                    f"another live job holds idempotency key {job.idempotency_key!r}"
+                ) from None
+            self._record_events(conn, [(job_id, job.type, JobStatus.PENDING.value)], "retry")
+            self._notify_work(conn)
+        return self.get_job(job_id)  # type: ignore[return-value]
+
+    def _locked_job(self, conn: sa.Connection, job_id: int) -> Job:
+        row = (
+            conn.execute(sa.select(jobs).where(jobs.c.id == job_id).with_for_update())
+            .mappings()
+            .first()
+        )
+        if row is None:
+            archived = self.get_job(job_id)
+            if archived is not None:
+                raise JobConflict(f"job {job_id} is archived in history ({archived.status})")
+            raise KeyError(job_id)
+        return _job_from_row(row)
+
+    def pause(self, job_type: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                self._insert(job_type_pauses)
+                .values(job_type=job_type, paused_at=db_now())
+                .on_conflict_do_nothing(index_elements=["job_type"])
+            )
+            self._record_events(conn, [(None, job_type, None)], "paused")
+
+    def resume(self, job_type: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(job_type_pauses.delete().where(job_type_pauses.c.job_type == job_type))
+            self._record_events(conn, [(None, job_type, None)], "resumed")
+            self._notify_work(conn)
+
+    def paused_types(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(job_type_pauses.c.job_type)).scalars())
+
+    # ---- reading --------------------------------------------------------------------
+
+    def get_job(self, job_id: int) -> Job | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
+            if row is not None:
+                job = _job_from_row(row)
+                job.items_summary = self._items_summary(conn, job_id)
+                return job
+            row = (
+                conn.execute(sa.select(job_history).where(job_history.c.id == job_id))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return None
+        job = _job_from_row(row)
+        job.archived = True
+        job.items_summary = row["items_summary"]
+        return job
+
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        job_type: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[Job], int]:
+        """Jobs in the hot table, newest first, and how many match in all."""
+        where = []
+        if status:
+            where.append(jobs.c.status == status)
+        if job_type:
+            where.append(jobs.c.type == job_type)
+        query = sa.select(jobs).where(*where).order_by(jobs.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.offset(offset)).mappings().all()
+            total = conn.execute(sa.select(sa.func.count()).where(*where).select_from(jobs))
+            return [_job_from_row(r) for r in rows], int(total.scalar_one())
+
+    def list_items(self, job_id: int) -> list[JobItem]:
+        query = sa.select(job_items).where(job_items.c.job_id == job_id).order_by(job_items.c.id)
+        with self.engine.connect() as conn:
+            return [
+                JobItem(r.key, ItemStatus(r.status), r.progress, r.error, r.data, r.updated_at)
+                for r in conn.execute(query)
+            ]
+
+    def _items_summary(self, conn: sa.Connection, job_id: int) -> dict[str, int] | None:
+        rows = conn.execute(
+            sa.select(job_items.c.status, sa.func.count())
+            .where(job_items.c.job_id == job_id)
+            .group_by(job_items.c.status)
+        ).all()
+        if not rows:
+            return None
+        summary = {status.value: 0 for status in ItemStatus}
+        summary.update({status: n for status, n in rows})
+        summary["total"] = sum(n for _, n in rows)
+        return summary
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """(type, status) → number of jobs: hot table by index plus history's running totals."""
+        totals: Counter[tuple[str, str]] = Counter()
+        with self.engine.connect() as conn:
+            for table in (jobs, job_history_counts):
+                n = sa.func.count() if table is jobs else sa.func.sum(table.c.n)
+                query = sa.select(table.c.type, table.c.status, n).group_by(
+                    table.c.type, table.c.status
+                )
+                for job_type, status, count in conn.execute(query):
+                    totals[(job_type, status)] += int(count)
+        return dict(totals)
+
+    def oldest_ready_age_s(self) -> float | None:
+        """Age of the oldest job that is ready to run: the queue's lag."""
+        query = sa.select(sa.func.min(jobs.c.run_at)).where(
+            jobs.c.status == JobStatus.PENDING, jobs.c.run_at <= db_now()
+        )
+        with self.engine.connect() as conn:
+            oldest = conn.execute(query).scalar()
+            if oldest is None:
+                return None
+            now = conn.execute(sa.select(db_now())).scalar_one()
+        return max(0.0, (now - oldest).total_seconds())
+
+    def read_events(self, after_id: int = 0, limit: int = 500) -> list[Event]:
+        query = (
+            sa.select(job_events)
+            .where(job_events.c.id > after_id)
+            .order_by(job_events.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [
+                Event(r.id, r.created_at, r.kind, r.job_id, r.job_type, r.status, r.data)
+                for r in conn.execute(query)
+            ]
+
+    def now(self) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(db_now())).scalar_one()
+
+    # ---- schedules ------------------------------------------------------------------
+
+    def sync_schedules(self, schedules: Sequence[Schedule]) -> None:
+        """Make the table know every schedule; an existing one keeps its next run time."""
+        if not schedules:
+            return
+        with self.engine.begin() as conn:
+            for s in schedules:
+                insert = self._insert(job_schedules).values(
+                    name=s.name,
+                    job_type=s.job_type,
+                    payload=s.payload,
+                    priority=s.priority,
+                    interval_s=s.every_s,
+                    next_run_at=db_now(),
+                    updated_at=db_now(),
+                )
+                conn.execute(
+                    insert.on_conflict_do_update(
+                        index_elements=["name"],
+                        set_={
+                            "job_type": s.job_type,
+                            "payload": insert.excluded.payload,
+                            "priority": s.priority,
+                            "interval_s": s.every_s,
+                            "updated_at": db_now(),
+                        },
+                    )
+                )
+
+    def fire_due_schedules(self) -> list[int]:
+        """Enqueue each due schedule once and move it to its next period (missed periods
+        are skipped, not caught up). Compare-and-set on `next_run_at` makes a period fire
+        once however many workers tick at the same moment."""
+        fired: list[int] = []
+        due_query = (
+            sa.select(job_schedules)
+            .where(job_schedules.c.next_run_at <= db_now())
+            .with_for_update(skip_locked=True)
+        )
+        with self.engine.begin() as conn:
+            now = conn.execute(sa.select(db_now())).scalar_one()
+            for s in conn.execute(due_query).all():
+                behind = (now - s.next_run_at).total_seconds()
+                periods = math.floor(behind / s.interval_s) + 1
+                next_run = s.next_run_at + periods * timedelta(seconds=s.interval_s)
+                period_index = int(s.next_run_at.timestamp() // s.interval_s)
+                moved = conn.execute(
+                    job_schedules.update()
+                    .where(
+                        job_schedules.c.name == s.name,
+                        job_schedules.c.next_run_at == s.next_run_at,
+                    )
+                    .values(next_run_at=next_run, updated_at=db_now())
+                ).rowcount
+                if moved != 1:
+                    continue
+                job = NewJob(
+                    s.job_type,
+                    s.payload,
+                    priority=s.priority,
+                    idempotency_key=f"schedule:{s.name}:{period_index}",
+                )
+                result = self.enqueue(job, conn)
+                conn.execute(
+                    job_schedules.update()
+                    .where(job_schedules.c.name == s.name)
+                    .values(last_job_id=result.id)
+                )
+                fired.append(result.id)
+        return fired
+
+    # ---- pruning --------------------------------------------------------------------
+
+    def prune(
+        self, older_than_s: float, *, batch: int = 5000, event_retention_s: float | None = None
+    ) -> int:
+        """Move finished jobs older than `older_than_s` into history (with their items'
+        summary) and keep history's totals; delete events past their retention."""
+        picked = (
+            sa.select(jobs.c.id)
+            .where(
+                jobs.c.status.in_(FINISHED_STATUSES),
+                jobs.c.finished_at < db_now(-older_than_s),
+            )
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+        with self.engine.begin() as conn:
+            ids = list(conn.execute(picked).scalars())
+            if ids:
+                self._archive(conn, ids)
+            if event_retention_s is not None:
+                conn.execute(
+                    job_events.delete().where(job_events.c.created_at < db_now(-event_retention_s))
+                )
+        return len(ids)
+
+    def _archive(self, conn: sa.Connection, ids: list[int]) -> None:
+        summaries: dict[int, dict[str, int]] = {}
+        item_counts = conn.execute(
+            sa.select(job_items.c.job_id, job_items.c.status, sa.func.count())
+            .where(job_items.c.job_id.in_(ids))
+            .group_by(job_items.c.job_id, job_items.c.status)
+        )
+        for job_id, status, n in item_counts:
+            summary = summaries.setdefault(job_id, {"total": 0})
+            summary[status] = n
+            summary["total"] += n
+        rows = (
+            conn.execute(
+                sa.select(*(jobs.c[name] for name in HISTORY_COLUMNS)).where(jobs.c.id.in_(ids))
+            )
+            .mappings()
+            .all()
+        )
+        conn.execute(
+            job_history.insert(),
+            [{**row, "items_summary": summaries.get(row["id"])} for row in rows],
+        )
+        conn.execute(job_items.delete().where(job_items.c.job_id.in_(ids)))
+        conn.execute(jobs.delete().where(jobs.c.id.in_(ids)))
+        totals = Counter((row["type"], row["status"]) for row in rows)
+        insert = self._insert(job_history_counts)
+        for (job_type, status), n in totals.items():
+            conn.execute(
+                insert.values(type=job_type, status=status, n=n).on_conflict_do_update(
+                    index_elements=["type", "status"],
+                    set_={"n": job_history_counts.c.n + insert.excluded.n},
+                )
+            )
+
+
+def _job_from_row(row: Any) -> Job:
+    known = Job.__dataclass_fields__
+    values = {k: v for k, v in dict(row).items() if k in known and k != "items_summary"}
+    values["status"] = JobStatus(values["status"])
+    return Job(**values)

@@ -1,0 +1,494 @@
+"""The worker: one supervisor thread that owns every database conversation of a worker
+process, and executors that run handlers.
+
+The supervisor loop, in order of what it does each turn:
+1. collect outcomes of finished handlers (sent through `inbox`);
+2. in one transaction, record those outcomes and claim jobs for the free slots of each
+   lane (the priority lane only takes `priority >= priority_threshold`);
+3. every heartbeat, renew the leases of running jobs; a lost lease or a cancel request
+   stops the execution (a CPU child is killed);
+4. every second, rescue expired leases (any worker's), fire due schedules, and now and
+   then prune finished jobs into history.
+
+Handlers never touch leases, so a CPU-bound handler cannot starve its heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from enlarger.config import Settings
+from enlarger.queue.context import JobCancelled, JobContext
+from enlarger.queue.cpu import ChildCrashed, ChildKilled, ChildTask, CpuPool
+from enlarger.queue.model import (
+    ClaimedJob,
+    ClaimRequest,
+    ErrorCode,
+    JobError,
+    Outcome,
+    OutcomeKind,
+    RetryableError,
+)
+from enlarger.queue.registry import Handler, HandlerKind, Registry
+from enlarger.queue.retry import RetryPolicy
+from enlarger.queue.store import Store
+
+log = logging.getLogger(__name__)
+
+WAKE = object()
+MAINTENANCE_EVERY_S = 1.0
+PRUNE_EVERY_S = 30.0
+IDLE_POLL_S = 0.5
+
+
+@dataclass
+class _Running:
+    job: ClaimedJob
+    lane: int
+    ctx: JobContext
+    deadline: float | None
+
+
+@dataclass
+class WorkerStats:
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+    cancelled: int = 0
+    rescued: int = 0
+    lost_leases: int = 0
+    claims: int = 0
+    outcomes_rejected: int = 0
+    per_type_seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        settings: Settings,
+        *,
+        worker_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.settings = settings
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.retry_policy = RetryPolicy(settings.retry_base_seconds, settings.retry_cap_seconds)
+        self.stats = WorkerStats()
+        self.lease_s = settings.stale_seconds
+        normal_slots = settings.max_parallel_jobs - settings.priority_lane_slots
+        # lane 0: the priority lane (high priorities only); lane 1: everything, highest first
+        self._lane_slots = (settings.priority_lane_slots, normal_slots)
+        self._lane_min_priority = (settings.priority_threshold, None)
+        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._running: dict[int, _Running] = {}
+        self._outcomes: list[Outcome] = []
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._threads = ThreadPoolExecutor(
+            max_workers=settings.max_parallel_jobs + 4, thread_name_prefix="enlarger-job"
+        )
+        self._cpu = CpuPool(settings.cpu_max_tasks_per_child, settings.cpu_max_rss_mb)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> threading.Thread:
+        """Run the supervisor in a background thread (for embedding and tests)."""
+        self._thread = threading.Thread(target=self.run, name="enlarger-worker", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self, wait: bool = True, timeout: float | None = None) -> None:
+        """Stop claiming; running jobs get `shutdown_grace_seconds` to finish, then are
+        handed back to the queue (their attempt not counted)."""
+        self._stopping.set()
+        self._inbox.put(WAKE)
+        if wait:
+            self._stopped.wait(timeout)
+
+    def run(self) -> None:
+        self.store.sync_schedules(list(self.registry.schedules.values()))
+        listener = self.store.listen(self.wake, self.settings.poll_interval_ms / 1000)
+        log.info(
+            "worker %s started (%s slots, %s in the priority lane)",
+            self.worker_id,
+            self.settings.max_parallel_jobs,
+            self.settings.priority_lane_slots,
+        )
+        try:
+            self._supervise()
+        finally:
+            listener.close()
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._cpu.close()
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+            self._stopped.set()
+            log.info("worker %s stopped", self.worker_id)
+
+    def wake(self) -> None:
+        self._inbox.put(WAKE)
+
+    # ---- the supervisor loop ----------------------------------------------------------
+
+    def _supervise(self) -> None:
+        now = time.monotonic()
+        next_heartbeat = now + self.settings.heartbeat_ms / 1000
+        next_maintenance = now
+        next_prune = now + PRUNE_EVERY_S
+        next_poll = now
+        want_claim = True
+        grace_until: float | None = None
+        while True:
+            want_claim = self._drain_inbox(block_until=None) or want_claim
+            now = time.monotonic()
+            if now >= next_poll:
+                want_claim, next_poll = True, now + IDLE_POLL_S
+            stopping = self._stopping.is_set()
+            requests = self._claim_requests() if want_claim and not stopping else []
+            if self._outcomes or any(r.limit for r in requests):
+                asked = sum(r.limit for r in requests)
+                claimed = self._exchange(requests)
+                want_claim = asked > 0 and claimed == asked
+            now = time.monotonic()
+            if now >= next_heartbeat:
+                self._heartbeat()
+                next_heartbeat = now + self.settings.heartbeat_ms / 1000
+            self._enforce_deadlines(now)
+            if now >= next_maintenance and not stopping:
+                self._maintenance(prune=now >= next_prune)
+                next_maintenance = now + MAINTENANCE_EVERY_S
+                if now >= next_prune:
+                    next_prune = now + PRUNE_EVERY_S
+            if stopping:
+                if grace_until is None:
+                    grace_until = now + self.settings.shutdown_grace_seconds
+                if now >= grace_until:
+                    self._hand_back_running()
+                if not self._running and not self._outcomes:
+                    return
+            if want_claim and not stopping:
+                continue
+            deadline = min(next_heartbeat, next_poll, next_maintenance)
+            if stopping and grace_until is not None:
+                deadline = min(deadline, grace_until)
+            want_claim = self._drain_inbox(block_until=deadline) or want_claim
+
+    def _drain_inbox(self, block_until: float | None) -> bool:
+        """Move finished outcomes out of the inbox; True when a wake-up arrived. With
+        `block_until`, wait for the first message until then."""
+        woken = False
+        block = block_until is not None
+        while True:
+            try:
+                if block:
+                    timeout = max(0.0, block_until - time.monotonic())  # type: ignore[operator]
+                    message = self._inbox.get(timeout=timeout)
+                    block = False
+                else:
+                    message = self._inbox.get_nowait()
+            except queue.Empty:
+                return woken
+            if message is WAKE:
+                woken = True
+            else:
+                self._collect(message)
+
+    def _collect(self, outcome: Outcome) -> None:
+        running = self._running.get(outcome.job_id)
+        if running is None or running.job.lease_token != outcome.lease_token:
+            return
+        del self._running[outcome.job_id]
+        self._outcomes.append(outcome)
+
+    def _claim_requests(self) -> list[ClaimRequest]:
+        busy = [0, 0]
+        for running in self._running.values():
+            busy[running.lane] += 1
+        cap = self.settings.claim_batch
+        return [
+            ClaimRequest(min(cap, slots - used), min_priority)
+            for slots, used, min_priority in zip(
+                self._lane_slots, busy, self._lane_min_priority, strict=True
+            )
+        ]
+
+    def _exchange(self, requests: list[ClaimRequest]) -> int:
+        outcomes, self._outcomes = self._outcomes, []
+        try:
+            accepted, claimed = self.store.exchange(
+                self.worker_id, outcomes, requests, self.lease_s
+            )
+        except Exception:
+            log.exception("worker %s: database exchange failed; retrying", self.worker_id)
+            self._outcomes = outcomes + self._outcomes
+            time.sleep(0.5)
+            return 0
+        self._count(outcomes, set(accepted))
+        total = 0
+        for lane, jobs in enumerate(claimed):
+            for job in jobs:
+                self._dispatch(job, lane)
+            total += len(jobs)
+        self.stats.claims += total
+        return total
+
+    def _count(self, outcomes: list[Outcome], accepted: set[int]) -> None:
+        for outcome in outcomes:
+            if outcome.job_id not in accepted:
+                self.stats.outcomes_rejected += 1
+            elif outcome.kind is OutcomeKind.COMPLETED:
+                self.stats.completed += 1
+            elif outcome.kind is OutcomeKind.FAILED:
+                self.stats.failed += 1
+            elif outcome.kind is OutcomeKind.RETRY:
+                self.stats.retried += 1
+            elif outcome.kind is OutcomeKind.CANCELLED:
+                self.stats.cancelled += 1
+
+    def _heartbeat(self) -> None:
+        leases = {job_id: r.job.lease_token for job_id, r in self._running.items()}
+        if not leases:
+            return
+        try:
+            reply = self.store.heartbeat(leases, self.lease_s)
+        except Exception:
+            log.exception("worker %s: heartbeat failed", self.worker_id)
+            return
+        for job_id in reply.lost:
+            running = self._running.pop(job_id, None)
+            if running is not None:
+                log.warning("job %s: lease lost; stopping its execution", job_id)
+                self.stats.lost_leases += 1
+                running.ctx.cancel_event.set()
+        for job_id in reply.cancel_requested:
+            running = self._running.get(job_id)
+            if running is not None:
+                running.ctx.cancel_event.set()
+
+    def _enforce_deadlines(self, now: float) -> None:
+        """Sync I/O handlers cannot be interrupted: past their deadline the supervisor
+        records the timeout itself, frees the slot and ignores whatever the thread returns."""
+        for running in list(self._running.values()):
+            handler = self.registry.get(running.job.type)
+            if running.deadline is None or running.deadline > now:
+                continue
+            if handler is None or handler.kind is HandlerKind.CPU or handler.is_async:
+                continue  # those enforce their own deadline
+            running.ctx.cancel_event.set()
+            del self._running[running.job.id]
+            self._outcomes.append(
+                self._failure(
+                    running.job,
+                    ErrorCode.TIMEOUT,
+                    "the handler ran past its time limit",
+                    retryable=True,
+                )
+            )
+
+    def _maintenance(self, prune: bool) -> None:
+        try:
+            rescued = self.store.rescue_expired()
+            if rescued:
+                self.stats.rescued += len(rescued)
+                log.warning("rescued %d job(s) with expired leases: %s", len(rescued), rescued)
+            self.store.fire_due_schedules()
+            if prune:
+                self.store.prune(
+                    self.settings.prune_after_seconds,
+                    event_retention_s=self.settings.event_retention_seconds,
+                )
+        except Exception:
+            log.exception("worker %s: maintenance failed", self.worker_id)
+
+    def _hand_back_running(self) -> None:
+        for running in list(self._running.values()):
+            running.ctx.cancel_event.set()
+            job = running.job
+            self._outcomes.append(Outcome(job.id, job.lease_token, OutcomeKind.RELEASED))
+            del self._running[job.id]
+        if self._outcomes:
+            self._exchange([])
+
+    # ---- executing one job ----------------------------------------------------------
+
+    def _dispatch(self, job: ClaimedJob, lane: int) -> None:
+        handler = self.registry.get(job.type)
+        ctx = JobContext(
+            job.id,
+            job.type,
+            job.attempts,
+            job.max_attempts,
+            job.lease_token,
+            reporter=lambda kind, args, job=job: self._report(job, kind, args),
+        )
+        timeout = job.timeout_s or (handler.timeout_s if handler else None)
+        timeout = timeout or self.settings.job_timeout_seconds
+        running = _Running(job, lane, ctx, time.monotonic() + timeout)
+        self._running[job.id] = running
+        if handler is None:
+            known = ", ".join(sorted(self.registry.handlers)) or "none"
+            self._inbox.put(
+                self._failure(
+                    job,
+                    ErrorCode.UNKNOWN_JOB_TYPE,
+                    f"no handler for job type {job.type!r} (known: {known})",
+                    retryable=False,
+                )
+            )
+            return
+        self._threads.submit(self._execute, handler, running)
+
+    def _execute(self, handler: Handler, running: _Running) -> None:
+        job, ctx = running.job, running.ctx
+        started = time.monotonic()
+        try:
+            if handler.kind is HandlerKind.CPU:
+                result = self._run_in_child(handler, running)
+            elif handler.is_async:
+                result = self._run_async(handler, running)
+            else:
+                result = handler.fn(ctx, job.payload)
+            if ctx.cancelled:
+                outcome = self._cancelled(job)
+            else:
+                outcome = Outcome(job.id, job.lease_token, OutcomeKind.COMPLETED, result=result)
+        except (JobCancelled, asyncio.CancelledError):
+            outcome = self._cancelled(job)
+        except ChildKilled as exc:
+            if exc.reason == "timeout":
+                outcome = self._failure(
+                    job,
+                    ErrorCode.TIMEOUT,
+                    "the CPU handler ran past its time limit and was killed",
+                    retryable=True,
+                )
+            else:
+                outcome = self._cancelled(job)
+        except TimeoutError:
+            outcome = self._failure(
+                job, ErrorCode.TIMEOUT, "the handler ran past its time limit", retryable=True
+            )
+        except ChildCrashed as exc:
+            outcome = self._failure(job, ErrorCode.WORKER_CRASHED, str(exc), retryable=True)
+        except Exception as exc:
+            outcome = self._from_exception(handler, job, exc)
+        elapsed = time.monotonic() - started
+        totals = self.stats.per_type_seconds
+        totals[job.type] = totals.get(job.type, 0.0) + elapsed
+        self._inbox.put(outcome)
+
+    def _run_in_child(self, handler: Handler, running: _Running) -> Any:
+        job = running.job
+        child = self._cpu.acquire()
+        task = ChildTask(
+            handler.fn,
+            job.payload,
+            job.id,
+            job.type,
+            job.attempts,
+            job.max_attempts,
+            job.lease_token,
+        )
+        try:
+            return child.run(task, running.ctx.reporter, running.deadline, running.ctx.cancel_event)
+        finally:
+            self._cpu.release(child)
+
+    def _run_async(self, handler: Handler, running: _Running) -> Any:
+        loop = self._event_loop()
+        remaining = None if running.deadline is None else running.deadline - time.monotonic()
+
+        async def guarded() -> Any:
+            task = asyncio.ensure_future(handler.fn(running.ctx, running.job.payload))
+            watcher = asyncio.ensure_future(self._watch_cancel(running.ctx, task))
+            try:
+                return await asyncio.wait_for(task, remaining)
+            finally:
+                watcher.cancel()
+
+        return asyncio.run_coroutine_threadsafe(guarded(), loop).result()
+
+    @staticmethod
+    async def _watch_cancel(ctx: JobContext, task: asyncio.Future[Any]) -> None:
+        while not ctx.cancelled:
+            await asyncio.sleep(0.05)
+        task.cancel()
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="enlarger-async", daemon=True).start()
+            self._loop = loop
+        return self._loop
+
+    def _report(self, job: ClaimedJob, kind: str, args: tuple[Any, ...]) -> None:
+        """Progress and item updates from a handler (any thread), fenced by its token."""
+        try:
+            if kind == "progress":
+                self.store.set_progress(job.id, job.lease_token, args[0])
+            elif kind == "item":
+                key, status, progress, error, data = args
+                self.store.update_item(
+                    job.id, job.lease_token, key, status, progress=progress, error=error, data=data
+                )
+        except Exception:
+            log.exception("job %s: could not record %s", job.id, kind)
+
+    # ---- outcomes -------------------------------------------------------------------
+
+    def _from_exception(self, handler: Handler, job: ClaimedJob, exc: Exception) -> Outcome:
+        message = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, JobError):
+            code, retryable = exc.code, exc.retryable
+        else:
+            code = ErrorCode.HANDLER_ERROR.value
+            retryable = not isinstance(exc, handler.permanent_errors)
+        delay = exc.delay_s if isinstance(exc, RetryableError) else None
+        log.info("job %s (%s) attempt %d failed: %s", job.id, job.type, job.attempts, message)
+        return self._failure(job, code, message, retryable=retryable, delay_s=delay)
+
+    def _failure(
+        self,
+        job: ClaimedJob,
+        code: str,
+        message: str,
+        *,
+        retryable: bool,
+        delay_s: float | None = None,
+    ) -> Outcome:
+        if retryable and job.attempts < job.max_attempts:
+            delay = self.retry_policy.delay(job.attempts) if delay_s is None else delay_s
+            return Outcome(
+                job.id,
+                job.lease_token,
+                OutcomeKind.RETRY,
+                error_code=code,
+                error=message,
+                retry_delay_s=delay,
+            )
+        return Outcome(job.id, job.lease_token, OutcomeKind.FAILED, error_code=code, error=message)
+
+    @staticmethod
+    def _cancelled(job: ClaimedJob) -> Outcome:
+        return Outcome(
+            job.id,
+            job.lease_token,
+            OutcomeKind.CANCELLED,
+            error_code=ErrorCode.CANCELLED.value,
+            error="cancelled while running",
+        )

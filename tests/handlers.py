@@ -1,0 +1,116 @@
+"""Handlers used by the test suite, importable by subprocess workers and CPU children
+(`enlarger worker --handlers tests.handlers:registry`).
+
+Each handler records what it did in the `test_runs` table of the database named in its
+payload, so a test can see every execution, including ones in killed processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from enlarger.db import create_db_engine
+from enlarger.queue import ItemStatus, JobContext, PermanentError, Registry
+
+registry = Registry()
+
+_engines: dict[str, sa.Engine] = {}
+
+
+def record(url: str, job_id: int, what: str) -> None:
+    """Append (job_id, what, pid) to `test_runs`, committed at once."""
+    engine = _engines.get(url)
+    if engine is None:
+        engine = _engines[url] = create_db_engine(url, pool_size=1)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO test_runs (job_id, what, pid) VALUES (:j, :w, :p)"),
+            {"j": job_id, "w": what, "p": os.getpid()},
+        )
+
+
+@registry.handler("noop")
+def noop(ctx: JobContext, payload: Any) -> None:
+    return None
+
+
+@registry.handler("echo")
+def echo(ctx: JobContext, payload: Any) -> Any:
+    return payload
+
+
+@registry.handler("record")
+def record_run(ctx: JobContext, payload: dict[str, Any]) -> None:
+    record(payload["db"], ctx.job_id, "run")
+    time.sleep(payload.get("sleep", 0))
+
+
+@registry.handler("flaky", max_attempts=4)
+def flaky(ctx: JobContext, payload: dict[str, Any]) -> str:
+    """Fails until its attempt number reaches `succeed_on`."""
+    if ctx.attempt < payload["succeed_on"]:
+        raise RuntimeError(f"attempt {ctx.attempt} fails on purpose")
+    return f"ok on attempt {ctx.attempt}"
+
+
+@registry.handler("broken_input")
+def broken_input(ctx: JobContext, payload: Any) -> None:
+    raise PermanentError("CORRUPT_IMAGE", "the bytes are not an image")
+
+
+@registry.handler("value_error", permanent_errors=(ValueError,))
+def value_error(ctx: JobContext, payload: Any) -> None:
+    raise ValueError("bad input, declared permanent")
+
+
+@registry.handler("sleep")
+def sleep(ctx: JobContext, payload: dict[str, Any]) -> None:
+    deadline = time.monotonic() + payload["seconds"]
+    while time.monotonic() < deadline:
+        ctx.check_cancelled()
+        time.sleep(0.02)
+
+
+@registry.handler("async_sleep")
+async def async_sleep(ctx: JobContext, payload: dict[str, Any]) -> str:
+    await asyncio.sleep(payload["seconds"])
+    return "slept"
+
+
+@registry.handler("cpu_spin", kind="cpu")
+def cpu_spin(ctx: JobContext, payload: dict[str, Any]) -> int:
+    """Busy loop in a child process; records its pid so the test can check it was killed."""
+    if "db" in payload:
+        record(payload["db"], ctx.job_id, f"cpu_pid:{os.getpid()}")
+    deadline = time.monotonic() + payload["seconds"]
+    n = 0
+    while time.monotonic() < deadline:
+        n += 1
+    return n
+
+
+@registry.handler("cpu_items", kind="cpu")
+def cpu_items(ctx: JobContext, payload: dict[str, Any]) -> int:
+    for i, key in enumerate(payload["keys"]):
+        ctx.item(key, ItemStatus.RUNNING)
+        ctx.item(
+            key,
+            ItemStatus.FAILED if key.startswith("bad") else ItemStatus.DONE,
+            error="bad file" if key.startswith("bad") else None,
+        )
+        ctx.progress((i + 1) / len(payload["keys"]))
+    return len(payload["keys"])
+
+
+@registry.handler("cpu_pid", kind="cpu")
+def cpu_pid(ctx: JobContext, payload: Any) -> int:
+    return os.getpid()
+
+
+@registry.handler("cpu_crash", kind="cpu", max_attempts=1)
+def cpu_crash(ctx: JobContext, payload: Any) -> None:
+    os._exit(3)
