@@ -45,8 +45,10 @@ def echo(ctx: JobContext, payload: Any) -> Any:
 
 @registry.handler("record")
 def record_run(ctx: JobContext, payload: dict[str, Any]) -> None:
-    record(payload["db"], ctx.job_id, "run")
-    time.sleep(payload.get("sleep", 0))
+    """Records each execution; sleeps `sleep_first` seconds on the first attempt only."""
+    record(payload["db"], ctx.job_id, f"run:{ctx.attempt}")
+    if ctx.attempt == 1:
+        time.sleep(payload.get("sleep_first", 0))
 
 
 @registry.handler("flaky", max_attempts=4)

@@ -1,5 +1,6 @@
-"""Engine factory. SQLite gets WAL, full fsync and `BEGIN IMMEDIATE` transactions (so two
-processes never deadlock upgrading a read lock); PostgreSQL goes through psycopg 3."""
+"""Engine factory. SQLite gets WAL, full fsync and `BEGIN IMMEDIATE` for every transaction
+that may write (so two processes never deadlock upgrading a read lock), `BEGIN DEFERRED`
+for `read_connection`; PostgreSQL goes through psycopg 3."""
 
 from __future__ import annotations
 
@@ -10,6 +11,13 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_BEGIN_OPTION = "sqlite_begin"
+
+
+def read_connection(engine: sa.Engine) -> sa.Connection:
+    """A connection for reads only: on SQLite it begins DEFERRED, so it never waits for
+    (or blocks) the single writer; elsewhere it is a plain connection."""
+    return engine.connect().execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
 
 
 def normalize_url(url: str) -> str:
@@ -38,7 +46,8 @@ def _configure_sqlite(engine: sa.Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def create_db_engine(url: str, *, pool_size: int = 5) -> sa.Engine:

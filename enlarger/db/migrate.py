@@ -10,6 +10,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from enlarger.db.engine import read_connection
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -29,7 +31,7 @@ def downgrade(engine: sa.Engine, revision: str) -> None:
 
 
 def current_revision(engine: sa.Engine) -> str | None:
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 

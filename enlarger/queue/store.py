@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from enlarger.db.engine import read_connection
 from enlarger.db.schema import (
     FINISHED_STATUSES,
     job_events,
@@ -463,9 +464,11 @@ class Store(ABC):
             .first()
         )
         if row is None:
-            archived = self.get_job(job_id)
+            archived = conn.execute(
+                sa.select(job_history.c.status).where(job_history.c.id == job_id)
+            ).scalar()
             if archived is not None:
-                raise JobConflict(f"job {job_id} is archived in history ({archived.status})")
+                raise JobConflict(f"job {job_id} is archived in history ({archived})")
             raise KeyError(job_id)
         return _job_from_row(row)
 
@@ -485,13 +488,13 @@ class Store(ABC):
             self._notify_work(conn)
 
     def paused_types(self) -> list[str]:
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             return list(conn.execute(sa.select(job_type_pauses.c.job_type)).scalars())
 
     # ---- reading --------------------------------------------------------------------
 
     def get_job(self, job_id: int) -> Job | None:
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
             if row is not None:
                 job = _job_from_row(row)
@@ -524,14 +527,14 @@ class Store(ABC):
         if job_type:
             where.append(jobs.c.type == job_type)
         query = sa.select(jobs).where(*where).order_by(jobs.c.id.desc()).limit(limit)
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             rows = conn.execute(query.offset(offset)).mappings().all()
             total = conn.execute(sa.select(sa.func.count()).where(*where).select_from(jobs))
             return [_job_from_row(r) for r in rows], int(total.scalar_one())
 
     def list_items(self, job_id: int) -> list[JobItem]:
         query = sa.select(job_items).where(job_items.c.job_id == job_id).order_by(job_items.c.id)
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             return [
                 JobItem(r.key, ItemStatus(r.status), r.progress, r.error, r.data, r.updated_at)
                 for r in conn.execute(query)
@@ -553,7 +556,7 @@ class Store(ABC):
     def counts(self) -> dict[tuple[str, str], int]:
         """(type, status) → number of jobs: hot table by index plus history's running totals."""
         totals: Counter[tuple[str, str]] = Counter()
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             for table in (jobs, job_history_counts):
                 n = sa.func.count() if table is jobs else sa.func.sum(table.c.n)
                 query = sa.select(table.c.type, table.c.status, n).group_by(
@@ -568,7 +571,7 @@ class Store(ABC):
         query = sa.select(sa.func.min(jobs.c.run_at)).where(
             jobs.c.status == JobStatus.PENDING, jobs.c.run_at <= db_now()
         )
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             oldest = conn.execute(query).scalar()
             if oldest is None:
                 return None
@@ -582,14 +585,14 @@ class Store(ABC):
             .order_by(job_events.c.id)
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             return [
                 Event(r.id, r.created_at, r.kind, r.job_id, r.job_type, r.status, r.data)
                 for r in conn.execute(query)
             ]
 
     def now(self) -> Any:
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             return conn.execute(sa.select(db_now())).scalar_one()
 
     # ---- schedules ------------------------------------------------------------------
@@ -624,8 +627,9 @@ class Store(ABC):
 
     def fire_due_schedules(self) -> list[int]:
         """Enqueue each due schedule once and move it to its next period (missed periods
-        are skipped, not caught up). Compare-and-set on `next_run_at` makes a period fire
-        once however many workers tick at the same moment."""
+        are skipped, not caught up). The due rows stay locked until commit (SKIP LOCKED on
+        PostgreSQL, the single writer on SQLite), so one period fires once however many
+        workers tick at the same moment; the period's idempotency key guards it again."""
         fired: list[int] = []
         due_query = (
             sa.select(job_schedules)
@@ -636,19 +640,10 @@ class Store(ABC):
             now = conn.execute(sa.select(db_now())).scalar_one()
             for s in conn.execute(due_query).all():
                 behind = (now - s.next_run_at).total_seconds()
-                periods = math.floor(behind / s.interval_s) + 1
-                next_run = s.next_run_at + periods * timedelta(seconds=s.interval_s)
+                next_run = s.next_run_at + (math.floor(behind / s.interval_s) + 1) * timedelta(
+                    seconds=s.interval_s
+                )
                 period_index = int(s.next_run_at.timestamp() // s.interval_s)
-                moved = conn.execute(
-                    job_schedules.update()
-                    .where(
-                        job_schedules.c.name == s.name,
-                        job_schedules.c.next_run_at == s.next_run_at,
-                    )
-                    .values(next_run_at=next_run, updated_at=db_now())
-                ).rowcount
-                if moved != 1:
-                    continue
                 job = NewJob(
                     s.job_type,
                     s.payload,
@@ -659,7 +654,7 @@ class Store(ABC):
                 conn.execute(
                     job_schedules.update()
                     .where(job_schedules.c.name == s.name)
-                    .values(last_job_id=result.id)
+                    .values(next_run_at=next_run, last_job_id=result.id, updated_at=db_now())
                 )
                 fired.append(result.id)
         return fired

@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,32 @@ WAKE = object()
 MAINTENANCE_EVERY_S = 1.0
 PRUNE_EVERY_S = 30.0
 IDLE_POLL_S = 0.5
+
+
+class _HandlerThreads:
+    """Daemon threads running handlers. Unlike ThreadPoolExecutor's, they never hold up
+    process exit: after a stop, a handler that ignores cancellation must not keep the
+    worker alive (its job was already handed back)."""
+
+    def __init__(self, size: int) -> None:
+        self._tasks: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._size = size
+        for n in range(size):
+            threading.Thread(target=self._serve, name=f"enlarger-job-{n}", daemon=True).start()
+
+    def _serve(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            fn, args = task
+            fn(*args)
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        self._tasks.put((fn, args))
+
+    def shutdown(self) -> None:
+        for _ in range(self._size):
+            self._tasks.put(None)
 
 
 @dataclass
@@ -97,9 +123,8 @@ class Worker:
         self._outcomes: list[Outcome] = []
         self._stopping = threading.Event()
         self._stopped = threading.Event()
-        self._threads = ThreadPoolExecutor(
-            max_workers=settings.max_parallel_jobs + 4, thread_name_prefix="enlarger-job"
-        )
+        # a few spare threads: a timed-out sync handler keeps its thread until it returns
+        self._threads = _HandlerThreads(settings.max_parallel_jobs + 4)
         self._cpu = CpuPool(settings.cpu_max_tasks_per_child, settings.cpu_max_rss_mb)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -133,7 +158,7 @@ class Worker:
             self._supervise()
         finally:
             listener.close()
-            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._threads.shutdown()
             self._cpu.close()
             if self._loop is not None:
                 self._loop.call_soon_threadsafe(self._loop.stop)

@@ -1,0 +1,392 @@
+"""The `enlarger` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from enlarger.config import Settings, SettingsError, load_settings
+from enlarger.db import create_db_engine, migrate
+from enlarger.queue import Job, JobConflict, Store, Worker, load_registry, store_for_engine
+
+app = typer.Typer(help="enlarger: a self-hosted image pipeline.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Inspect and steer jobs.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(jobs_app, name="jobs")
+
+console = Console()
+err_console = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Where the SQLite file and blobs live.")
+]
+DatabaseUrl = Annotated[
+    str | None, typer.Option("--database-url", help="sqlite:///… or postgresql://…")
+]
+ConfigFile = Annotated[
+    Path | None, typer.Option("--config", help="An enlarger.toml to read settings from.")
+]
+
+
+def _settings(config: Path | None = None, **flags: Any) -> Settings:
+    try:
+        return load_settings(flags, config_file=config)
+    except SettingsError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _store(settings: Settings, *, migrate_first: bool = False) -> Store:
+    engine = create_db_engine(settings.resolved_database_url)
+    if migrate_first:
+        migrate.upgrade(engine)
+    elif migrate.current_revision(engine) != migrate.head_revision(engine):
+        err_console.print(
+            "[red]error:[/red] the database is not at the current schema; run `enlarger db upgrade`"
+        )
+        raise typer.Exit(2)
+    return store_for_engine(engine, max_attempts_default=settings.max_attempts_default)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+# ---- db -----------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: str = typer.Argument("head"),
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    engine = create_db_engine(settings.resolved_database_url)
+    migrate.upgrade(engine, revision)
+    console.print(f"database at revision {migrate.current_revision(engine)}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: str = typer.Argument(..., help="Target revision, or 'base' to remove everything."),
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Revert migrations down to REVISION."""
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    engine = create_db_engine(settings.resolved_database_url)
+    migrate.downgrade(engine, revision)
+    console.print(f"database at revision {migrate.current_revision(engine) or 'base'}")
+
+
+@db_app.command("current")
+def db_current(
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None
+) -> None:
+    """Show the database's revision and the newest one this version knows."""
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    engine = create_db_engine(settings.resolved_database_url)
+    console.print(
+        f"current: {migrate.current_revision(engine) or 'base'}  "
+        f"head: {migrate.head_revision(engine)}"
+    )
+
+
+# ---- worker and serve -----------------------------------------------------------------
+
+
+def run_worker(settings: Settings) -> Worker:
+    """Migrate, then run one worker in this process until SIGTERM or SIGINT."""
+    _configure_logging(settings.log_level)
+    store = _store(settings, migrate_first=True)
+    worker = Worker(store, load_registry(settings.handlers), settings)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        logging.getLogger(__name__).info("signal %s: finishing running jobs", signum)
+        worker.stop(wait=False)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    worker.run()
+    return worker
+
+
+WorkerFlags = dict[str, Any]
+
+
+def _worker_flags(
+    max_parallel_jobs: int | None,
+    priority_lane_slots: int | None,
+    handlers: str | None,
+    log_level: str | None,
+) -> WorkerFlags:
+    return {
+        "max_parallel_jobs": max_parallel_jobs,
+        "priority_lane_slots": priority_lane_slots,
+        "handlers": handlers,
+        "log_level": log_level,
+    }
+
+
+MaxParallel = Annotated[int | None, typer.Option(help="Job slots per worker.")]
+PrioritySlots = Annotated[int | None, typer.Option(help="Slots kept for high priorities.")]
+Handlers = Annotated[str | None, typer.Option(help="Handler registry as module:attribute.")]
+LogLevel = Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")]
+
+
+@app.command()
+def worker(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+    max_parallel_jobs: MaxParallel = None,
+    priority_lane_slots: PrioritySlots = None,
+    handlers: Handlers = None,
+    log_level: LogLevel = None,
+) -> None:
+    """Run a standalone worker (scale out: run one per host or core, on PostgreSQL)."""
+    flags = _worker_flags(max_parallel_jobs, priority_lane_slots, handlers, log_level)
+    run_worker(_settings(config, data_dir=data_dir, database_url=database_url, **flags))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address the HTTP API will listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port the HTTP API will listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes to run.", min=1)] = 1,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+    max_parallel_jobs: MaxParallel = None,
+    priority_lane_slots: PrioritySlots = None,
+    handlers: Handlers = None,
+    log_level: LogLevel = None,
+) -> None:
+    """Migrate the database and run the workers (the HTTP API joins in a later release)."""
+    flags = _worker_flags(max_parallel_jobs, priority_lane_slots, handlers, log_level)
+    settings = _settings(config, data_dir=data_dir, database_url=database_url, **flags)
+    _store(settings, migrate_first=True)
+    err_console.print(
+        f"enlarger: database {settings.resolved_database_url}, {workers} worker process(es); "
+        f"the HTTP API ({host}:{port}) is not part of this release yet"
+    )
+    extra = [
+        multiprocessing.get_context("spawn").Process(
+            target=run_worker, args=(settings,), name=f"enlarger-worker-{n}"
+        )
+        for n in range(1, workers)
+    ]
+    for process in extra:
+        process.start()
+    try:
+        run_worker(settings)
+    finally:
+        for process in extra:
+            process.terminate()
+        for process in extra:
+            process.join(settings.shutdown_grace_seconds + 5)
+
+
+# ---- jobs -----------------------------------------------------------------------------
+
+STATUS_STYLE = {
+    "pending": "yellow",
+    "running": "cyan",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+}
+
+
+def _fmt_time(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def _job_dict(job: Job) -> dict[str, Any]:
+    data = dict(job.__dict__, status=job.status.value)
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in data.items()}
+
+
+@jobs_app.command("list")
+def jobs_list(
+    status: Annotated[str | None, typer.Option(help="pending, running, completed…")] = None,
+    job_type: Annotated[str | None, typer.Option("--type", help="Only this job type.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """List jobs, newest first, with counts by type and status."""
+    store = _store(_settings(config, data_dir=data_dir, database_url=database_url))
+    jobs, total = store.list_jobs(status=status, job_type=job_type, limit=limit, offset=offset)
+    if as_json:
+        for job in jobs:
+            print(json.dumps(_job_dict(job)))
+        return
+    table = Table(title=f"jobs {offset + 1}-{offset + len(jobs)} of {total}")
+    for column in ("id", "type", "status", "prio", "attempts", "run at", "error"):
+        table.add_column(column)
+    for job in jobs:
+        style = STATUS_STYLE.get(job.status.value, "")
+        table.add_row(
+            str(job.id),
+            job.type,
+            f"[{style}]{job.status.value}[/{style}]",
+            str(job.priority),
+            f"{job.attempts}/{job.max_attempts}",
+            _fmt_time(job.run_at),
+            (job.error_code or "") + (f": {job.last_error[:60]}" if job.last_error else ""),
+        )
+    console.print(table)
+    counts = store.counts()
+    if counts:
+        summary = Table(title="all jobs by type and status (history included)")
+        statuses = sorted({status for _, status in counts})
+        summary.add_column("type")
+        for name in statuses:
+            summary.add_column(name, justify="right")
+        for job_type_name in sorted({t for t, _ in counts}):
+            cells = [str(counts.get((job_type_name, s), 0)) for s in statuses]
+            summary.add_row(job_type_name, *cells)
+        console.print(summary)
+
+
+def _load_job(store: Store, job_id: int) -> Job:
+    job = store.get_job(job_id)
+    if job is None:
+        err_console.print(f"[red]error:[/red] no job {job_id}")
+        raise typer.Exit(1)
+    return job
+
+
+@jobs_app.command("show")
+def jobs_show(
+    job_id: int,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Show one job: state, attempts, lease, error, payload, items."""
+    store = _store(_settings(config, data_dir=data_dir, database_url=database_url))
+    job = _load_job(store, job_id)
+    data = _job_dict(job)
+    if as_json:
+        print(json.dumps(data))
+        return
+    table = Table(
+        title=f"job {job_id}" + (" (archived)" if job.archived else ""), show_header=False
+    )
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in data.items():
+        if value is not None and value != "":
+            table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
+    console.print(table)
+    items = store.list_items(job_id)
+    if items:
+        item_table = Table(title="items")
+        for column in ("key", "status", "error"):
+            item_table.add_column(column)
+        for item in items:
+            item_table.add_row(item.key, item.status.value, item.error or "")
+        console.print(item_table)
+
+
+def _steer(action: str, job_id: int, settings: Settings) -> None:
+    store = _store(settings)
+    try:
+        job = store.retry(job_id) if action == "retry" else store.cancel(job_id)
+    except KeyError:
+        err_console.print(f"[red]error:[/red] no job {job_id}")
+        raise typer.Exit(1) from None
+    except JobConflict as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    note = " (cancel requested; its worker stops it)" if job.cancel_requested else ""
+    console.print(f"job {job_id}: {job.status.value}{note}")
+
+
+@jobs_app.command("retry")
+def jobs_retry(
+    job_id: int,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Run a failed or cancelled job again with fresh attempts."""
+    _steer("retry", job_id, _settings(config, data_dir=data_dir, database_url=database_url))
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(
+    job_id: int,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Cancel a pending job, or stop a running one (a CPU job's process is killed)."""
+    _steer("cancel", job_id, _settings(config, data_dir=data_dir, database_url=database_url))
+
+
+@jobs_app.command("pause")
+def jobs_pause(
+    job_type: str,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Stop workers from starting jobs of JOB_TYPE (running ones finish)."""
+    _store(_settings(config, data_dir=data_dir, database_url=database_url)).pause(job_type)
+    console.print(f"{job_type}: paused")
+
+
+@jobs_app.command("resume")
+def jobs_resume(
+    job_type: str,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Let workers start jobs of JOB_TYPE again."""
+    _store(_settings(config, data_dir=data_dir, database_url=database_url)).resume(job_type)
+    console.print(f"{job_type}: resumed")
+
+
+@jobs_app.command("prune")
+def jobs_prune(
+    older_than: Annotated[float, typer.Option(help="Seconds since the job finished.")] = 3600.0,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Move finished jobs into history now (workers also do this on their own)."""
+    store = _store(_settings(config, data_dir=data_dir, database_url=database_url))
+    total = 0
+    while moved := store.prune(older_than):
+        total += moved
+    console.print(f"moved {total} finished job(s) to history")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,172 @@
+"""Fixtures: every engine test runs on SQLite and on a real PostgreSQL server.
+
+Each PostgreSQL test gets its own database, cloned from a template that was migrated
+once. Without a reachable server the PostgreSQL half is skipped locally and fails
+under CI=true, where it must never be skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from enlarger.config import Settings
+from enlarger.db import create_db_engine, migrate
+from enlarger.queue import JobQueue, Store, Worker, store_for_engine
+from tests.handlers import registry as test_registry
+
+PG_ADMIN_DSN = os.environ.get("ENLARGER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+TEMPLATE_DB = "enlarger_test_template"
+TEST_RUNS_DDL = "CREATE TABLE IF NOT EXISTS test_runs (job_id BIGINT, what TEXT, pid INTEGER)"
+
+
+def _pg_url(database: str) -> str:
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
+    return f"{base}/{database}"
+
+
+def _pg_available() -> bool:
+    try:
+        with psycopg.connect(PG_ADMIN_DSN, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> str:
+    if not _pg_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_DSN} (required under CI)")
+        pytest.skip("PostgreSQL is not reachable")
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {TEMPLATE_DB}")
+    engine = create_db_engine(_pg_url(TEMPLATE_DB))
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(TEST_RUNS_DDL)
+    engine.dispose()
+    return TEMPLATE_DB
+
+
+def _new_pg_database(template: str | None) -> str:
+    name = f"enlarger_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        clause = f" TEMPLATE {template}" if template else ""
+        conn.execute(f"CREATE DATABASE {name}{clause}")
+    return name
+
+
+def _drop_pg_database(name: str) -> None:
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def empty_db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database with no tables at all (for migration tests)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'enlarger.db'}"
+        return
+    request.getfixturevalue("pg_template")  # skips or fails when there is no server
+    name = _new_pg_database(None)
+    yield _pg_url(name)
+    _drop_pg_database(name)
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A migrated database with the `test_runs` table the test handlers write to."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'enlarger.db'}"
+        engine = create_db_engine(url)
+        migrate.upgrade(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(TEST_RUNS_DDL)
+        engine.dispose()
+        yield url
+        return
+    name = _new_pg_database(request.getfixturevalue("pg_template"))
+    yield _pg_url(name)
+    _drop_pg_database(name)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    engine = create_db_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def store(engine: sa.Engine) -> Store:
+    return store_for_engine(engine)
+
+
+@pytest.fixture
+def queue(store: Store) -> JobQueue:
+    return JobQueue(store, test_registry)
+
+
+FAST = Settings(
+    max_parallel_jobs=4,
+    priority_lane_slots=1,
+    heartbeat_ms=200,
+    stale_seconds=2.0,
+    retry_base_seconds=0.2,
+    poll_interval_ms=20,
+    shutdown_grace_seconds=5.0,
+)
+
+
+@pytest.fixture
+def make_worker(db_url: str) -> Iterator[Callable[..., Worker]]:
+    """Start workers (each with its own engine, like a separate process); stop them after."""
+    started: list[tuple[Worker, sa.Engine]] = []
+
+    def make(registry: Any = test_registry, **changes: Any) -> Worker:
+        engine = create_db_engine(db_url)
+        worker = Worker(store_for_engine(engine), registry, FAST.replace(**changes))
+        worker.start()
+        started.append((worker, engine))
+        return worker
+
+    yield make
+    for worker, engine in started:
+        worker.stop(timeout=10)
+        engine.dispose()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
+    """Poll until `predicate()` is truthy; fail with a clear message on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def runs(engine: sa.Engine, job_id: int | None = None) -> list[tuple[int, str, int]]:
+    query = "SELECT job_id, what, pid FROM test_runs"
+    params: dict[str, Any] = {}
+    if job_id is not None:
+        query += " WHERE job_id = :j"
+        params["j"] = job_id
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(sa.text(query), params)]

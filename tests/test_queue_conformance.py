@@ -1,0 +1,519 @@
+"""The job engine's guarantees, each checked on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import psutil
+import pytest
+import sqlalchemy as sa
+
+from enlarger.db import create_db_engine
+from enlarger.db.schema import jobs as jobs_table
+from enlarger.queue import (
+    ErrorCode,
+    ItemStatus,
+    JobConflict,
+    JobQueue,
+    JobStatus,
+    NewJob,
+    Registry,
+    Store,
+    store_for_engine,
+)
+from enlarger.queue.model import ClaimRequest, Outcome, OutcomeKind
+from tests.conftest import runs, wait_for
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_worker_process(db_url: str, cwd: Path, **env: str) -> subprocess.Popen[bytes]:
+    """`enlarger worker` in its own process, with the test handlers and `env` settings."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "enlarger",
+            "worker",
+            "--database-url",
+            db_url,
+            "--handlers",
+            "tests.handlers:registry",
+        ],
+        cwd=cwd,
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT), ENLARGER_LOG_LEVEL="WARNING", **env),
+    )
+
+
+def status_of(store: Store, job_id: int) -> JobStatus:
+    job = store.get_job(job_id)
+    assert job is not None
+    return job.status
+
+
+def wait_status(store: Store, job_id: int, *statuses: JobStatus, timeout: float = 15.0) -> None:
+    wait_for(lambda: status_of(store, job_id) in statuses, timeout)
+
+
+# ---- claiming -----------------------------------------------------------------------
+
+
+def _claim_until_empty(db_url: str, worker_id: str, start_at: float) -> list[int]:
+    """Claim (and complete) in batches of 7 until the queue stays empty; all claimers
+    start at the same wall-clock moment so they really compete."""
+    store = store_for_engine(create_db_engine(db_url))
+    store.paused_types()  # connect before the start line
+    time.sleep(max(0.0, start_at - time.time()))
+    seen: list[int] = []
+    outcomes: list[Outcome] = []
+    idle = 0
+    while idle < 3:
+        _, (claimed,) = store.exchange(worker_id, outcomes, [ClaimRequest(7)], 30)
+        outcomes = [Outcome(j.id, j.lease_token, OutcomeKind.COMPLETED) for j in claimed]
+        seen.extend(j.id for j in claimed)
+        idle = 0 if claimed else idle + 1
+        time.sleep(0.002)  # "work": lets SQLite's backing-off writers in
+    store.engine.dispose()
+    return seen
+
+
+def test_no_job_handed_to_two_claimers_threads(store: Store, db_url: str) -> None:
+    ids = [r.id for r in store.enqueue_many([NewJob("noop") for _ in range(1000)])]
+    results: list[list[int]] = [[] for _ in range(4)]
+    start_at = time.time() + 1.0
+
+    def claimer(n: int) -> None:
+        results[n] = _claim_until_empty(db_url, f"thread-{n}", start_at)
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    claimed = [job_id for chunk in results for job_id in chunk]
+    assert len(claimed) == len(set(claimed)), "a job was handed out twice"
+    assert sorted(claimed) == sorted(ids)
+    assert sum(1 for chunk in results if chunk) >= 2, "only one claimer got work"
+
+
+def _claim_into_file(db_url: str, worker_id: str, start_at: float, out: Path) -> None:
+    out.write_text(json.dumps(_claim_until_empty(db_url, worker_id, start_at)))
+
+
+def test_no_job_handed_to_two_claimers_processes(store: Store, db_url: str, tmp_path: Path) -> None:
+    ids = [r.id for r in store.enqueue_many([NewJob("noop") for _ in range(1500)])]
+    start_at = time.time() + 4.0
+    spawn = multiprocessing.get_context("spawn")
+    outputs = [tmp_path / f"claims-{n}.json" for n in range(3)]
+    processes = [
+        spawn.Process(target=_claim_into_file, args=(db_url, f"proc-{n}", start_at, out))
+        for n, out in enumerate(outputs)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+        assert process.exitcode == 0
+    results = [json.loads(out.read_text()) for out in outputs]
+    claimed = [job_id for chunk in results for job_id in chunk]
+    assert len(claimed) == len(set(claimed)), "a job was handed out twice"
+    assert sorted(claimed) == sorted(ids)
+    assert sum(1 for chunk in results if chunk) >= 2, "only one claimer got work"
+    assert store.counts() == {("noop", "completed"): 1500}
+
+
+# ---- fencing and rescue -------------------------------------------------------------
+
+
+def _expire_leases(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            jobs_table.update()
+            .where(jobs_table.c.status == "running")
+            .values(lease_expires_at=jobs_table.c.locked_at)
+        )
+
+
+def test_stale_token_changes_nothing(store: Store, engine: sa.Engine) -> None:
+    job_id = store.enqueue(NewJob("echo", items=["a"])).id
+    _, ((first,),) = store.exchange("slow-worker", [], [ClaimRequest(1)], 30)
+    _expire_leases(engine)
+    assert store.rescue_expired() == [job_id]
+    _, ((second,),) = store.exchange("rescuer", [], [ClaimRequest(1)], 30)
+    assert second.id == job_id and second.lease_token == first.lease_token + 1
+
+    stale = Outcome(job_id, first.lease_token, OutcomeKind.COMPLETED, result="stale")
+    accepted, _ = store.exchange("slow-worker", [stale], [], 30)
+    assert accepted == []
+    assert not store.set_progress(job_id, first.lease_token, 0.5)
+    assert not store.update_item(job_id, first.lease_token, "a", ItemStatus.DONE)
+    assert store.heartbeat({job_id: first.lease_token}, 30).lost == {job_id}
+    job = store.get_job(job_id)
+    assert job is not None
+    assert (job.status, job.result, job.progress) == (JobStatus.RUNNING, None, None)
+    assert store.list_items(job_id)[0].status == ItemStatus.PENDING
+
+    fresh = Outcome(job_id, second.lease_token, OutcomeKind.COMPLETED, result="fresh")
+    accepted, _ = store.exchange("rescuer", [fresh], [], 30)
+    assert accepted == [job_id]
+    job = store.get_job(job_id)
+    assert job is not None and job.result == "fresh" and job.attempts == 2
+
+
+def test_rescue_after_sigkill_of_worker_process(
+    queue: JobQueue, db_url: str, engine: sa.Engine, make_worker, tmp_path: Path
+) -> None:
+    job_id = queue.enqueue("record", {"db": db_url, "sleep_first": 60}).id
+    victim = start_worker_process(
+        db_url, tmp_path, ENLARGER_STALE_SECONDS="2", ENLARGER_HEARTBEAT_MS="200"
+    )
+    try:
+        wait_for(lambda: runs(engine, job_id), timeout=30)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        killed_at = time.monotonic()
+    finally:
+        victim.kill()
+    make_worker()
+    wait_status(queue.store, job_id, JobStatus.COMPLETED, timeout=20)
+    rescued_after = time.monotonic() - killed_at
+    job = queue.store.get_job(job_id)
+    assert job is not None and job.attempts == 2
+    assert [what for _, what, _ in runs(engine, job_id)] == ["run:1", "run:2"]
+    assert rescued_after < 15, f"rescue took {rescued_after:.1f} s"
+
+
+# ---- retries and errors ----------------------------------------------------------------
+
+
+def test_retries_until_success_with_backoff(queue: JobQueue, make_worker) -> None:
+    job_id = queue.enqueue("flaky", {"succeed_on": 3}).id
+    make_worker()
+    wait_status(queue.store, job_id, JobStatus.COMPLETED)
+    job = queue.store.get_job(job_id)
+    assert job is not None and job.attempts == 3 and job.result == "ok on attempt 3"
+    starts = [
+        e.created_at
+        for e in queue.store.read_events()
+        if e.job_id == job_id and e.kind == "job" and e.status == "running"
+    ]
+    assert len(starts) == 3
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
+    # base 0.2 s, jitter ±20 %: ≥ 0.16 s after attempt 1, ≥ 0.32 s after attempt 2
+    assert gaps[0] >= 0.16 and gaps[1] >= 0.32, gaps
+
+
+def test_max_attempts_bounds_retries(queue: JobQueue, make_worker) -> None:
+    job_id = queue.enqueue("flaky", {"succeed_on": 99}).id  # handler default: 4 attempts
+    make_worker()
+    wait_status(queue.store, job_id, JobStatus.FAILED, timeout=20)
+    job = queue.store.get_job(job_id)
+    assert job is not None
+    assert (job.attempts, job.max_attempts, job.error_code) == (4, 4, "HANDLER_ERROR")
+    assert "attempt 4 fails" in (job.last_error or "")
+
+
+def test_permanent_errors_fail_at_once(queue: JobQueue, make_worker) -> None:
+    corrupt = queue.enqueue("broken_input").id
+    declared = queue.enqueue("value_error").id
+    make_worker()
+    for job_id, code in ((corrupt, "CORRUPT_IMAGE"), (declared, "HANDLER_ERROR")):
+        wait_status(queue.store, job_id, JobStatus.FAILED)
+        job = queue.store.get_job(job_id)
+        assert job is not None and job.attempts == 1 and job.error_code == code
+
+
+def test_unknown_type_fails_clearly(queue: JobQueue, make_worker) -> None:
+    job_id = queue.enqueue("no_such_type").id
+    make_worker()
+    wait_status(queue.store, job_id, JobStatus.FAILED)
+    job = queue.store.get_job(job_id)
+    assert job is not None and job.attempts == 1
+    assert job.error_code == ErrorCode.UNKNOWN_JOB_TYPE
+    assert "no_such_type" in (job.last_error or "")
+
+
+def test_timeouts(queue: JobQueue, make_worker) -> None:
+    io_job = queue.enqueue("sleep", {"seconds": 30}, timeout_s=0.5, max_attempts=1).id
+    cpu_job = queue.enqueue("cpu_spin", {"seconds": 30}, timeout_s=1.0, max_attempts=1).id
+    async_job = queue.enqueue("async_sleep", {"seconds": 30}, timeout_s=0.5, max_attempts=1).id
+    make_worker()
+    for job_id in (io_job, cpu_job, async_job):
+        wait_status(queue.store, job_id, JobStatus.FAILED, timeout=20)
+        job = queue.store.get_job(job_id)
+        assert job is not None and job.error_code == ErrorCode.TIMEOUT
+
+
+def test_crashing_cpu_child_fails_the_job_not_the_worker(queue: JobQueue, make_worker) -> None:
+    crash = queue.enqueue("cpu_crash").id
+    make_worker()
+    wait_status(queue.store, crash, JobStatus.FAILED)
+    job = queue.store.get_job(crash)
+    assert job is not None and job.error_code == ErrorCode.WORKER_CRASHED
+    after = queue.enqueue("cpu_pid").id
+    wait_status(queue.store, after, JobStatus.COMPLETED)
+
+
+# ---- lanes, idempotency, items ---------------------------------------------------------
+
+
+def test_priority_lane_runs_while_backlog_runs(queue: JobQueue, make_worker) -> None:
+    backlog = [queue.enqueue("sleep", {"seconds": 3}, priority=0).id for _ in range(4)]
+    make_worker(max_parallel_jobs=2, priority_lane_slots=1, priority_threshold=90)
+    wait_for(lambda: status_of(queue.store, backlog[0]) == JobStatus.RUNNING)
+    urgent = queue.enqueue("echo", "now", priority=95).id
+    wait_status(queue.store, urgent, JobStatus.COMPLETED, timeout=2.5)
+    statuses = Counter(status_of(queue.store, job_id) for job_id in backlog)
+    assert statuses[JobStatus.RUNNING] == 1, "the normal lane has one slot"
+    assert statuses[JobStatus.PENDING] == 3, "the backlog must still be waiting"
+
+
+def test_normal_lane_takes_highest_priority_first(queue: JobQueue, make_worker) -> None:
+    low = queue.enqueue("echo", "low", priority=1).id
+    high = queue.enqueue("echo", "high", priority=50).id
+    make_worker(max_parallel_jobs=1, priority_lane_slots=0)
+    wait_status(queue.store, low, JobStatus.COMPLETED)
+    order = [e.job_id for e in queue.store.read_events() if e.status == "running"]
+    assert order == [high, low]
+
+
+def test_idempotency_under_concurrent_enqueue(store: Store, db_url: str) -> None:
+    barrier = threading.Barrier(8)
+    results = []
+    lock = threading.Lock()
+
+    def enqueue() -> None:
+        own = store_for_engine(create_db_engine(db_url))
+        barrier.wait()
+        result = own.enqueue(NewJob("noop", idempotency_key="upload:abc"))
+        with lock:
+            results.append(result)
+        own.engine.dispose()
+
+    threads = [threading.Thread(target=enqueue) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({r.id for r in results}) == 1
+    assert sum(r.created for r in results) == 1
+    assert store.counts() == {("noop", "pending"): 1}
+
+
+def test_idempotency_key_is_free_again_once_finished(store: Store) -> None:
+    first = store.enqueue(NewJob("noop", idempotency_key="k"))
+    _, ((claimed,),) = store.exchange("w", [], [ClaimRequest(1)], 30)
+    store.exchange("w", [Outcome(claimed.id, claimed.lease_token, OutcomeKind.COMPLETED)], [], 30)
+    second = store.enqueue(NewJob("noop", idempotency_key="k"))
+    assert second.created and second.id != first.id
+
+
+def test_itemized_job_reports_items_and_progress(queue: JobQueue, make_worker) -> None:
+    keys = ["a.jpg", "bad.jpg", "c.jpg"]
+    job_id = queue.enqueue("cpu_items", {"keys": keys}, items=keys).id
+    make_worker()
+    wait_status(queue.store, job_id, JobStatus.COMPLETED)
+    job = queue.store.get_job(job_id)
+    assert job is not None and job.progress == 1.0
+    assert job.items_summary is not None
+    assert (job.items_summary["done"], job.items_summary["failed"]) == (2, 1)
+    items = {item.key: item for item in queue.store.list_items(job_id)}
+    assert items["bad.jpg"].error == "bad file"
+    item_events = [e for e in queue.store.read_events() if e.kind == "item"]
+    assert {e.data["key"] for e in item_events} == set(keys)
+
+
+def test_enqueue_joins_the_callers_transaction(queue: JobQueue, engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE domain_rows (name TEXT)")
+
+    with pytest.raises(RuntimeError), engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO domain_rows VALUES ('rolled back')")
+        queue.enqueue("noop", conn=conn)
+        raise RuntimeError("the domain write failed")
+    assert queue.store.counts() == {}
+
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO domain_rows VALUES ('kept')")
+        queue.enqueue("noop", conn=conn)
+    assert queue.store.counts() == {("noop", "pending"): 1}
+
+
+# ---- steering ----------------------------------------------------------------------------
+
+
+def test_cancel_running_cpu_job_kills_its_process(
+    queue: JobQueue, db_url: str, engine: sa.Engine, make_worker
+) -> None:
+    job_id = queue.enqueue("cpu_spin", {"seconds": 120, "db": db_url}).id
+    make_worker()
+    pid_row = wait_for(lambda: runs(engine, job_id), timeout=20)
+    pid = int(pid_row[0][1].split(":")[1])
+    assert psutil.pid_exists(pid)
+    job = queue.store.cancel(job_id)
+    assert job.cancel_requested
+    wait_status(queue.store, job_id, JobStatus.CANCELLED, timeout=10)
+
+    def gone() -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_for(gone, timeout=10)
+
+
+def test_cancel_pending_then_retry(queue: JobQueue, make_worker) -> None:
+    job_id = queue.enqueue("echo", "x").id
+    assert queue.store.cancel(job_id).status == JobStatus.CANCELLED
+    with pytest.raises(JobConflict):
+        queue.store.cancel(job_id)
+    assert queue.store.retry(job_id).status == JobStatus.PENDING
+    make_worker()
+    wait_status(queue.store, job_id, JobStatus.COMPLETED)
+
+
+def test_retry_of_failed_job_gets_fresh_attempts(queue: JobQueue, make_worker) -> None:
+    job_id = queue.enqueue("broken_input").id
+    make_worker()
+    wait_status(queue.store, job_id, JobStatus.FAILED)
+    retried = queue.store.retry(job_id)
+    assert (retried.status, retried.attempts, retried.error_code) == (JobStatus.PENDING, 0, None)
+    wait_status(queue.store, job_id, JobStatus.FAILED)
+    with pytest.raises(KeyError):
+        queue.store.retry(999_999)
+
+
+def test_pause_and_resume_a_job_type(queue: JobQueue, make_worker) -> None:
+    queue.store.pause("echo")
+    paused = queue.enqueue("echo", "p").id
+    other = queue.enqueue("noop").id
+    make_worker()
+    wait_status(queue.store, other, JobStatus.COMPLETED)
+    time.sleep(0.5)
+    assert status_of(queue.store, paused) == JobStatus.PENDING
+    assert queue.store.paused_types() == ["echo"]
+    queue.store.resume("echo")
+    wait_status(queue.store, paused, JobStatus.COMPLETED)
+
+
+def test_graceful_stop_hands_back_running_jobs(queue: JobQueue, make_worker) -> None:
+    job_id = queue.enqueue("sleep", {"seconds": 30}).id
+    worker = make_worker(shutdown_grace_seconds=0.3)
+    wait_status(queue.store, job_id, JobStatus.RUNNING)
+    worker.stop(timeout=10)
+    job = queue.store.get_job(job_id)
+    assert job is not None
+    assert (job.status, job.attempts, job.locked_by) == (JobStatus.PENDING, 0, None)
+
+
+def test_graceful_stop_lets_short_jobs_finish(queue: JobQueue, make_worker) -> None:
+    job_id = queue.enqueue("sleep", {"seconds": 0.5}).id
+    worker = make_worker(shutdown_grace_seconds=10)
+    wait_status(queue.store, job_id, JobStatus.RUNNING)
+    worker.stop(timeout=15)
+    assert status_of(queue.store, job_id) == JobStatus.COMPLETED
+
+
+def test_sigterm_stops_a_worker_process_cleanly(
+    queue: JobQueue, db_url: str, engine: sa.Engine, tmp_path: Path
+) -> None:
+    job_id = queue.enqueue("record", {"db": db_url, "sleep_first": 60}).id
+    process = start_worker_process(db_url, tmp_path, ENLARGER_SHUTDOWN_GRACE_SECONDS="0.5")
+    try:
+        wait_for(lambda: runs(engine, job_id), timeout=30)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    finally:
+        process.kill()
+    job = queue.store.get_job(job_id)
+    assert job is not None and job.status == JobStatus.PENDING and job.attempts == 0
+
+
+# ---- schedules, pruning, counts, events ------------------------------------------------
+
+
+def test_schedule_fires_once_per_period_across_two_workers(
+    store: Store, engine: sa.Engine, make_worker
+) -> None:
+    registry = Registry()
+    registry.register("tick", lambda ctx, payload: None)
+    registry.schedule("every-second", "tick", every_s=1.0)
+    make_worker(registry)
+    make_worker(registry)
+    time.sleep(4.5)
+    with engine.connect() as conn:
+        keys = list(conn.execute(sa.select(jobs_table.c.idempotency_key)).scalars())
+    periods = Counter(keys)
+    assert 3 <= len(keys) <= 6, keys
+    assert all(n == 1 for n in periods.values()), f"a period fired twice: {periods}"
+
+
+def test_pruning_moves_finished_jobs_to_history(queue: JobQueue, make_worker) -> None:
+    done = [queue.enqueue("echo", n).id for n in range(5)]
+    itemized = queue.enqueue("cpu_items", {"keys": ["a", "b"]}, items=["a", "b"]).id
+    failed = queue.enqueue("broken_input").id
+    live = queue.enqueue("echo", "later", delay_s=3600).id
+    worker = make_worker()
+    for job_id in (*done, itemized, failed):
+        wait_status(queue.store, job_id, JobStatus.COMPLETED, JobStatus.FAILED)
+    worker.stop()
+    before = queue.store.counts()
+    time.sleep(0.05)
+    assert queue.store.prune(older_than_s=0) == 7
+    assert queue.store.prune(older_than_s=0) == 0
+    assert queue.store.counts() == before
+    hot, total = queue.store.list_jobs()
+    assert [job.id for job in hot] == [live] and total == 1
+    archived = queue.store.get_job(itemized)
+    assert archived is not None and archived.archived
+    assert archived.items_summary == {"total": 2, "done": 2}
+    failed_job = queue.store.get_job(failed)
+    assert failed_job is not None and failed_job.error_code == "CORRUPT_IMAGE"
+
+
+def test_events_have_monotonic_ids_and_cover_the_lifecycle(queue: JobQueue, make_worker) -> None:
+    job_id = queue.enqueue("echo", 1).id
+    make_worker()
+    wait_status(queue.store, job_id, JobStatus.COMPLETED)
+    events = queue.store.read_events()
+    ids = [e.id for e in events]
+    assert ids == sorted(ids) and len(ids) == len(set(ids))
+    assert [e.status for e in events if e.job_id == job_id] == ["pending", "running", "completed"]
+    assert queue.store.read_events(after_id=ids[-1]) == []
+
+
+def test_rescue_fails_a_job_whose_attempts_are_spent(store: Store, engine: sa.Engine) -> None:
+    job_id = store.enqueue(NewJob("noop", max_attempts=1)).id
+    store.exchange("doomed", [], [ClaimRequest(1)], 30)
+    _expire_leases(engine)
+    assert store.rescue_expired() == [job_id]
+    job = store.get_job(job_id)
+    assert job is not None
+    assert (job.status, job.error_code) == (JobStatus.FAILED, ErrorCode.LEASE_EXPIRED)
+
+
+def test_cpu_children_are_recycled(queue: JobQueue, make_worker) -> None:
+    ids = [queue.enqueue("cpu_pid").id for _ in range(6)]
+    make_worker(max_parallel_jobs=1, priority_lane_slots=0, cpu_max_tasks_per_child=2)
+    for job_id in ids:
+        wait_status(queue.store, job_id, JobStatus.COMPLETED)
+    pids = [queue.store.get_job(job_id).result for job_id in ids]  # type: ignore[union-attr]
+    assert len(set(pids)) == 3, pids
+    assert os.getpid() not in pids
+
+
+def test_counts_by_type_and_status(store: Store) -> None:
+    store.enqueue_many([NewJob("a"), NewJob("a"), NewJob("b", delay_s=60)])
+    assert store.counts() == {("a", "pending"): 2, ("b", "pending"): 1}
+    assert store.oldest_ready_age_s() is not None
