@@ -269,7 +269,7 @@ class Store(ABC):
             )
             .returning(*CLAIMED_COLUMNS)
         )
-        claimed = [ClaimedJob(*row) for row in conn.execute(stmt)]
+        claimed = [ClaimedJob(*row) for row in conn.execute(stmt).all()]
         claimed.sort(key=lambda j: (-j.priority, j.id))
         self._record_events(conn, [(j.id, j.type, JobStatus.RUNNING.value) for j in claimed])
         return claimed

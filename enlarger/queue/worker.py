@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from enlarger.config import Settings
@@ -49,6 +49,7 @@ WAKE = object()
 MAINTENANCE_EVERY_S = 1.0
 PRUNE_EVERY_S = 30.0
 IDLE_POLL_S = 0.5
+LINGER_S = 0.002  # how long a finished outcome may wait to share a transaction
 
 
 class _HandlerThreads:
@@ -95,7 +96,6 @@ class WorkerStats:
     lost_leases: int = 0
     claims: int = 0
     outcomes_rejected: int = 0
-    per_type_seconds: dict[str, float] = field(default_factory=dict)
 
 
 class Worker:
@@ -120,13 +120,18 @@ class Worker:
         self._lane_min_priority = (settings.priority_threshold, None)
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._running: dict[int, _Running] = {}
+        self._busy = [0, 0]  # running jobs per lane
         self._outcomes: list[Outcome] = []
+        self._first_outcome_at = 0.0
+        self._min_claim = max(1, min(settings.claim_batch, settings.max_parallel_jobs) // 4)
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         # a few spare threads: a timed-out sync handler keeps its thread until it returns
         self._threads = _HandlerThreads(settings.max_parallel_jobs + 4)
         self._cpu = CpuPool(settings.cpu_max_tasks_per_child, settings.cpu_max_rss_mb)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: dict[int, asyncio.Future[None]] = {}  # async executions, on the loop
+        self._loop_outcomes: list[Outcome] = []  # finished on the loop, not yet handed over
         self._thread: threading.Thread | None = None
 
     # ---- lifecycle ------------------------------------------------------------------
@@ -185,33 +190,46 @@ class Worker:
                 want_claim, next_poll = True, now + IDLE_POLL_S
             stopping = self._stopping.is_set()
             requests = self._claim_requests() if want_claim and not stopping else []
-            if self._outcomes or any(r.limit for r in requests):
-                asked = sum(r.limit for r in requests)
+            asked = sum(r.limit for r in requests)
+            if self._exchange_due(now, asked):
                 claimed = self._exchange(requests)
                 want_claim = asked > 0 and claimed == asked
-            now = time.monotonic()
+                now = time.monotonic()
             if now >= next_heartbeat:
                 self._heartbeat()
+                self._enforce_deadlines(now)
                 next_heartbeat = now + self.settings.heartbeat_ms / 1000
-            self._enforce_deadlines(now)
             if now >= next_maintenance and not stopping:
                 self._maintenance(prune=now >= next_prune)
                 next_maintenance = now + MAINTENANCE_EVERY_S
                 if now >= next_prune:
                     next_prune = now + PRUNE_EVERY_S
             if stopping:
-                if grace_until is None:
-                    grace_until = now + self.settings.shutdown_grace_seconds
+                grace_until = grace_until or now + self.settings.shutdown_grace_seconds
                 if now >= grace_until:
                     self._hand_back_running()
                 if not self._running and not self._outcomes:
                     return
-            if want_claim and not stopping:
-                continue
             deadline = min(next_heartbeat, next_poll, next_maintenance)
+            if self._outcomes:
+                deadline = min(deadline, self._first_outcome_at + LINGER_S)
+            if want_claim and not stopping and self._free_slots() >= self._min_claim:
+                continue
             if stopping and grace_until is not None:
                 deadline = min(deadline, grace_until)
             want_claim = self._drain_inbox(block_until=deadline) or want_claim
+
+    def _exchange_due(self, now: float, asked: int) -> bool:
+        """Batch the database work: go when enough slots are free to claim a good batch,
+        when the oldest finished outcome has lingered long enough, or when idle."""
+        if asked >= self._min_claim or (asked and not self._running):
+            return True
+        if not self._outcomes:
+            return False
+        return not self._running or now - self._first_outcome_at >= LINGER_S
+
+    def _free_slots(self) -> int:
+        return self.settings.max_parallel_jobs - len(self._running)
 
     def _drain_inbox(self, block_until: float | None) -> bool:
         """Move finished outcomes out of the inbox; True when a wake-up arrived. With
@@ -230,6 +248,9 @@ class Worker:
                 return woken
             if message is WAKE:
                 woken = True
+            elif isinstance(message, list):
+                for outcome in message:
+                    self._collect(outcome)
             else:
                 self._collect(message)
 
@@ -237,18 +258,27 @@ class Worker:
         running = self._running.get(outcome.job_id)
         if running is None or running.job.lease_token != outcome.lease_token:
             return
-        del self._running[outcome.job_id]
+        self._release(outcome.job_id)
+        self._add_outcome(outcome)
+
+    def _add_outcome(self, outcome: Outcome) -> None:
+        if not self._outcomes:
+            self._first_outcome_at = time.monotonic()
         self._outcomes.append(outcome)
 
+    def _release(self, job_id: int) -> _Running | None:
+        """Free a job's slot (it finished, timed out, lost its lease or was handed back)."""
+        running = self._running.pop(job_id, None)
+        if running is not None:
+            self._busy[running.lane] -= 1
+        return running
+
     def _claim_requests(self) -> list[ClaimRequest]:
-        busy = [0, 0]
-        for running in self._running.values():
-            busy[running.lane] += 1
         cap = self.settings.claim_batch
         return [
-            ClaimRequest(min(cap, slots - used), min_priority)
-            for slots, used, min_priority in zip(
-                self._lane_slots, busy, self._lane_min_priority, strict=True
+            ClaimRequest(min(cap, slots - busy), min_priority)
+            for slots, busy, min_priority in zip(
+                self._lane_slots, self._busy, self._lane_min_priority, strict=True
             )
         ]
 
@@ -264,11 +294,8 @@ class Worker:
             time.sleep(0.5)
             return 0
         self._count(outcomes, set(accepted))
-        total = 0
-        for lane, jobs in enumerate(claimed):
-            for job in jobs:
-                self._dispatch(job, lane)
-            total += len(jobs)
+        self._dispatch_all(claimed)
+        total = sum(len(jobs) for jobs in claimed)
         self.stats.claims += total
         return total
 
@@ -295,28 +322,30 @@ class Worker:
             log.exception("worker %s: heartbeat failed", self.worker_id)
             return
         for job_id in reply.lost:
-            running = self._running.pop(job_id, None)
+            running = self._release(job_id)
             if running is not None:
                 log.warning("job %s: lease lost; stopping its execution", job_id)
                 self.stats.lost_leases += 1
-                running.ctx.cancel_event.set()
+                self._stop_execution(running)
         for job_id in reply.cancel_requested:
             running = self._running.get(job_id)
             if running is not None:
-                running.ctx.cancel_event.set()
+                self._stop_execution(running)
 
     def _enforce_deadlines(self, now: float) -> None:
-        """Sync I/O handlers cannot be interrupted: past their deadline the supervisor
-        records the timeout itself, frees the slot and ignores whatever the thread returns."""
+        """Past an I/O handler's deadline the supervisor records the timeout itself, frees
+        the slot, cancels the execution (an async task is cancelled, a sync handler sees
+        `ctx.cancelled`) and ignores whatever it returns. CPU children are killed by their
+        runner thread."""
         for running in list(self._running.values()):
-            handler = self.registry.get(running.job.type)
             if running.deadline is None or running.deadline > now:
                 continue
-            if handler is None or handler.kind is HandlerKind.CPU or handler.is_async:
-                continue  # those enforce their own deadline
-            running.ctx.cancel_event.set()
-            del self._running[running.job.id]
-            self._outcomes.append(
+            handler = self.registry.get(running.job.type)
+            if handler is None or handler.kind is HandlerKind.CPU:
+                continue
+            self._stop_execution(running)
+            self._release(running.job.id)
+            self._add_outcome(
                 self._failure(
                     running.job,
                     ErrorCode.TIMEOUT,
@@ -342,17 +371,37 @@ class Worker:
 
     def _hand_back_running(self) -> None:
         for running in list(self._running.values()):
-            running.ctx.cancel_event.set()
+            self._stop_execution(running)
             job = running.job
-            self._outcomes.append(Outcome(job.id, job.lease_token, OutcomeKind.RELEASED))
-            del self._running[job.id]
+            self._add_outcome(Outcome(job.id, job.lease_token, OutcomeKind.RELEASED))
+            self._release(job.id)
         if self._outcomes:
             self._exchange([])
 
-    # ---- executing one job ----------------------------------------------------------
+    # ---- executing jobs ---------------------------------------------------------------
 
-    def _dispatch(self, job: ClaimedJob, lane: int) -> None:
-        handler = self.registry.get(job.type)
+    def _dispatch_all(self, claimed: list[list[ClaimedJob]]) -> None:
+        """Start every claimed job: sync and CPU handlers on handler threads, `async def`
+        handlers on the worker's event loop in one hand-off for the whole batch."""
+        on_loop: list[tuple[Handler, _Running]] = []
+        for lane, jobs in enumerate(claimed):
+            for job in jobs:
+                handler = self.registry.get(job.type)
+                running = self._start(job, lane, handler)
+                if handler is None:
+                    known = ", ".join(sorted(self.registry.handlers)) or "none"
+                    message = f"no handler for job type {job.type!r} (known: {known})"
+                    self._inbox.put(
+                        self._failure(job, ErrorCode.UNKNOWN_JOB_TYPE, message, retryable=False)
+                    )
+                elif handler.is_async:
+                    on_loop.append((handler, running))
+                else:
+                    self._threads.submit(self._execute, handler, running)
+        if on_loop:
+            self._event_loop().call_soon_threadsafe(self._start_on_loop, on_loop)
+
+    def _start(self, job: ClaimedJob, lane: int, handler: Handler | None) -> _Running:
         ctx = JobContext(
             job.id,
             job.type,
@@ -365,57 +414,56 @@ class Worker:
         timeout = timeout or self.settings.job_timeout_seconds
         running = _Running(job, lane, ctx, time.monotonic() + timeout)
         self._running[job.id] = running
-        if handler is None:
-            known = ", ".join(sorted(self.registry.handlers)) or "none"
-            self._inbox.put(
-                self._failure(
-                    job,
-                    ErrorCode.UNKNOWN_JOB_TYPE,
-                    f"no handler for job type {job.type!r} (known: {known})",
-                    retryable=False,
-                )
-            )
-            return
-        self._threads.submit(self._execute, handler, running)
+        self._busy[lane] += 1
+        return running
+
+    def _stop_execution(self, running: _Running) -> None:
+        """Cancel a job's execution: CPU children are killed by their runner thread, async
+        tasks are cancelled, sync handlers see `ctx.cancelled`."""
+        running.ctx.cancel_event.set()
+        if self._loop is not None and running.job.id in self._tasks:
+            self._loop.call_soon_threadsafe(self._cancel_task, running.job.id)
 
     def _execute(self, handler: Handler, running: _Running) -> None:
         job, ctx = running.job, running.ctx
-        started = time.monotonic()
         try:
             if handler.kind is HandlerKind.CPU:
                 result = self._run_in_child(handler, running)
-            elif handler.is_async:
-                result = self._run_async(handler, running)
             else:
                 result = handler.fn(ctx, job.payload)
-            if ctx.cancelled:
-                outcome = self._cancelled(job)
-            else:
-                outcome = Outcome(job.id, job.lease_token, OutcomeKind.COMPLETED, result=result)
-        except (JobCancelled, asyncio.CancelledError):
-            outcome = self._cancelled(job)
-        except ChildKilled as exc:
-            if exc.reason == "timeout":
-                outcome = self._failure(
-                    job,
-                    ErrorCode.TIMEOUT,
-                    "the CPU handler ran past its time limit and was killed",
-                    retryable=True,
-                )
-            else:
-                outcome = self._cancelled(job)
-        except TimeoutError:
-            outcome = self._failure(
-                job, ErrorCode.TIMEOUT, "the handler ran past its time limit", retryable=True
-            )
-        except ChildCrashed as exc:
-            outcome = self._failure(job, ErrorCode.WORKER_CRASHED, str(exc), retryable=True)
-        except Exception as exc:
+            outcome = self._settled(job, ctx, result)
+        except BaseException as exc:  # even SystemExit: the slot must come back
             outcome = self._from_exception(handler, job, exc)
-        elapsed = time.monotonic() - started
-        totals = self.stats.per_type_seconds
-        totals[job.type] = totals.get(job.type, 0.0) + elapsed
         self._inbox.put(outcome)
+
+    def _start_on_loop(self, batch: list[tuple[Handler, _Running]]) -> None:
+        for handler, running in batch:
+            task = asyncio.ensure_future(self._execute_async(handler, running))
+            self._tasks[running.job.id] = task
+
+    async def _execute_async(self, handler: Handler, running: _Running) -> None:
+        """Deadlines and cancellation arrive as `task.cancel()` from the supervisor."""
+        job, ctx = running.job, running.ctx
+        try:
+            ctx.check_cancelled()
+            outcome = self._settled(job, ctx, await handler.fn(ctx, job.payload))
+        except BaseException as exc:
+            outcome = self._from_exception(handler, job, exc)
+        finally:
+            self._tasks.pop(job.id, None)
+        if not self._loop_outcomes:
+            asyncio.get_running_loop().call_soon(self._hand_over_loop_outcomes)
+        self._loop_outcomes.append(outcome)
+
+    def _hand_over_loop_outcomes(self) -> None:
+        """One inbox message per event-loop turn, however many async jobs finished in it."""
+        outcomes, self._loop_outcomes = self._loop_outcomes, []
+        self._inbox.put(outcomes)
+
+    def _cancel_task(self, job_id: int) -> None:
+        task = self._tasks.get(job_id)
+        if task is not None:
+            task.cancel()
 
     def _run_in_child(self, handler: Handler, running: _Running) -> Any:
         job = running.job
@@ -433,26 +481,6 @@ class Worker:
             return child.run(task, running.ctx.reporter, running.deadline, running.ctx.cancel_event)
         finally:
             self._cpu.release(child)
-
-    def _run_async(self, handler: Handler, running: _Running) -> Any:
-        loop = self._event_loop()
-        remaining = None if running.deadline is None else running.deadline - time.monotonic()
-
-        async def guarded() -> Any:
-            task = asyncio.ensure_future(handler.fn(running.ctx, running.job.payload))
-            watcher = asyncio.ensure_future(self._watch_cancel(running.ctx, task))
-            try:
-                return await asyncio.wait_for(task, remaining)
-            finally:
-                watcher.cancel()
-
-        return asyncio.run_coroutine_threadsafe(guarded(), loop).result()
-
-    @staticmethod
-    async def _watch_cancel(ctx: JobContext, task: asyncio.Future[Any]) -> None:
-        while not ctx.cancelled:
-            await asyncio.sleep(0.05)
-        task.cancel()
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -476,7 +504,24 @@ class Worker:
 
     # ---- outcomes -------------------------------------------------------------------
 
-    def _from_exception(self, handler: Handler, job: ClaimedJob, exc: Exception) -> Outcome:
+    def _settled(self, job: ClaimedJob, ctx: JobContext, result: Any) -> Outcome:
+        if ctx.cancelled:
+            return self._cancelled(job)
+        return Outcome(job.id, job.lease_token, OutcomeKind.COMPLETED, result=result)
+
+    def _from_exception(self, handler: Handler, job: ClaimedJob, exc: BaseException) -> Outcome:
+        """Map what a handler raised to its job's outcome."""
+        if isinstance(exc, JobCancelled | asyncio.CancelledError):
+            return self._cancelled(job)
+        if isinstance(exc, ChildKilled) and exc.reason != "timeout":
+            return self._cancelled(job)
+        if isinstance(exc, ChildKilled | TimeoutError):
+            message = "the handler ran past its time limit" + (
+                " and its process was killed" if isinstance(exc, ChildKilled) else ""
+            )
+            return self._failure(job, ErrorCode.TIMEOUT, message, retryable=True)
+        if isinstance(exc, ChildCrashed):
+            return self._failure(job, ErrorCode.WORKER_CRASHED, str(exc), retryable=True)
         message = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, JobError):
             code, retryable = exc.code, exc.retryable

@@ -46,9 +46,34 @@ FINISH_SQL = sa.text(
 )
 
 
+EVENTS_SQL = sa.text(
+    """
+    INSERT INTO job_events (created_at, job_id, job_type, kind, status, data)
+    SELECT now(), e.job_id, e.job_type, :kind, e.status, CAST(:data AS jsonb)
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:types AS text[]), CAST(:statuses AS text[]))
+        AS e(job_id, job_type, status)
+    """
+)
+
+
 class PostgresStore(Store):
     def _insert(self, table: sa.Table) -> Any:
         return pg_insert(table)
+
+    def _record_events(
+        self, conn: sa.Connection, rows: Sequence[Any], kind: str = "job", data: Any = None
+    ) -> None:
+        """One statement for the whole batch (psycopg's executemany sends one per row)."""
+        if not rows:
+            return
+        params = {
+            "ids": [r[0] for r in rows],
+            "types": [r[1] for r in rows],
+            "statuses": [r[2] for r in rows],
+            "kind": kind,
+            "data": None if data is None else json.dumps(data),
+        }
+        conn.execute(EVENTS_SQL, params)
 
     def _finish(self, conn: sa.Connection, outcomes: Sequence[Outcome]) -> list[sa.Row[Any]]:
         params = {
@@ -61,7 +86,7 @@ class PostgresStore(Store):
             "delays": [float(o.retry_delay_s) for o in outcomes],
             "released": [o.kind is OutcomeKind.RELEASED for o in outcomes],
         }
-        return list(conn.execute(FINISH_SQL, params))
+        return conn.execute(FINISH_SQL, params).all()
 
     def _notify_work(self, conn: sa.Connection) -> None:
         conn.execute(sa.text(f"NOTIFY {WORK_CHANNEL}"))

@@ -17,8 +17,15 @@ from enlarger.db.types import SQLITE_EPOCH_NOW
 from enlarger.queue.model import Outcome, OutcomeKind
 from enlarger.queue.store import Listener, Store
 
+# MATERIALIZED: left to itself SQLite flattens the JSON subquery and rescans it per row.
 FINISH_SQL = sa.text(
     f"""
+    WITH o AS MATERIALIZED (
+        SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS status,
+               value -> 3 AS result, value ->> 4 AS error_code, value ->> 5 AS error,
+               value ->> 6 AS delay_s, value ->> 7 AS released
+        FROM json_each(:outcomes)
+    )
     UPDATE jobs SET
         status = o.status,
         result = o.result,
@@ -32,12 +39,7 @@ FINISH_SQL = sa.text(
         locked_by = NULL,
         lease_expires_at = NULL,
         updated_at = {SQLITE_EPOCH_NOW}
-    FROM (
-        SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS status,
-               value -> 3 AS result, value ->> 4 AS error_code, value ->> 5 AS error,
-               value ->> 6 AS delay_s, value ->> 7 AS released
-        FROM json_each(:outcomes)
-    ) AS o
+    FROM o
     WHERE jobs.id = o.id AND jobs.lease_token = o.token AND jobs.status = 'running'
     RETURNING jobs.id, jobs.type, jobs.status
     """
@@ -64,7 +66,7 @@ class SqliteStore(Store):
                 for o in outcomes
             ]
         )
-        return list(conn.execute(FINISH_SQL, {"outcomes": encoded}))
+        return conn.execute(FINISH_SQL, {"outcomes": encoded}).all()
 
     def listen(self, on_wake: Callable[[], None], poll_interval_s: float) -> Listener:
         return _DataVersionWatcher(self.engine, on_wake, poll_interval_s)

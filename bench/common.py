@@ -1,0 +1,152 @@
+"""Helpers shared by the benchmarks: scratch databases, worker processes that start on one
+signal, and the output format (a table, then a last line of key=value pairs)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from multiprocessing.synchronize import Event as EventType
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from rich.console import Console
+from rich.table import Table
+
+from enlarger.config import Settings
+from enlarger.db import create_db_engine, migrate
+from enlarger.queue import Registry, Worker, store_for_engine
+
+WORKERS = 2  # worker processes per system in the throughput benchmark
+PG_ADMIN_DSN = os.environ.get("ENLARGER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+SPAWN = multiprocessing.get_context("spawn")
+console = Console(stderr=True)
+
+
+def pg_url(database: str) -> str:
+    return f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{database}"
+
+
+def fresh_pg_database(name: str) -> str:
+    """Drop and create `name`; return its URL."""
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+        durable = conn.execute("SHOW synchronous_commit").fetchone()
+        fsync = conn.execute("SHOW fsync").fetchone()
+    if durable != ("on",) or fsync != ("on",):
+        raise SystemExit(f"PostgreSQL is not durable (synchronous_commit={durable}, fsync={fsync})")
+    return pg_url(name)
+
+
+def pg_engine(url: str) -> sa.Engine:
+    """A plain psycopg engine for peers' databases (no enlarger settings applied)."""
+    return sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+
+
+def until_nothing_left(engine: sa.Engine, exists_query: str) -> Callable[[], bool]:
+    """A check that turns true once `exists_query` (a SELECT EXISTS) finds nothing."""
+
+    def drained() -> bool:
+        with engine.connect() as conn:
+            return not conn.execute(sa.text(exists_query)).scalar()
+
+    return drained
+
+
+def drop_pg_database(name: str) -> None:
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def migrated_engine(url: str) -> Any:
+    engine = create_db_engine(url)
+    migrate.upgrade(engine)
+    return engine
+
+
+@dataclass
+class Fleet:
+    """Processes that set themselves up, say ready, and start work on one `go` signal."""
+
+    processes: list[Any]
+    go: EventType
+
+    @classmethod
+    def start(cls, target: Callable[..., None], args: Sequence[Any], count: int) -> Fleet:
+        go = SPAWN.Event()
+        readies = [SPAWN.Event() for _ in range(count)]
+        processes = [
+            SPAWN.Process(target=target, args=(*args, n, ready, go))
+            for n, ready in enumerate(readies)
+        ]
+        for process in processes:
+            process.start()
+        for ready, process in zip(readies, processes, strict=True):
+            while not ready.wait(0.5):
+                if not process.is_alive():
+                    raise SystemExit(f"{process.name} died while starting")
+        return cls(processes, go)
+
+    def release(self) -> float:
+        self.go.set()
+        return time.perf_counter()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        for process in self.processes:
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self.processes:
+            process.join(max(0.1, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
+def wait_until(done: Callable[[], bool], timeout: float, interval: float = 0.01) -> float:
+    """Poll `done` until true; return the perf_counter time it became true."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"benchmark did not finish within {timeout:.0f} s")
+        time.sleep(interval)
+    return time.perf_counter()
+
+
+def run_enlarger_worker(
+    url: str,
+    registry_spec: str,
+    settings: Settings,
+    _index: int,
+    ready: EventType,
+    go: EventType,
+) -> None:
+    """A worker process for benchmarks: sets up, waits for `go`, runs until SIGTERM."""
+    from enlarger.queue import load_registry
+
+    registry: Registry = load_registry(registry_spec)
+    worker = Worker(store_for_engine(create_db_engine(url)), registry, settings)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop(wait=False))
+    ready.set()
+    go.wait()
+    worker.run()
+
+
+def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="right" if column != columns[0] else "left")
+    for row in rows:
+        table.add_row(*(f"{v:,.1f}" if isinstance(v, float) else str(v) for v in row))
+    Console().print(table)
+
+
+def verdict(**values: Any) -> None:
+    """The last line of every benchmark: key=value pairs."""
+    parts = [f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()]
+    print(" ".join(parts), flush=True)
