@@ -43,7 +43,7 @@ class Settings:
 
     # Engine tuning beyond the reference.
     claim_batch: int = 100
-    poll_interval_ms: int = 50
+    poll_interval_ms: int = 20
     retry_base_seconds: float = 2.0
     retry_cap_seconds: float = 600.0
     job_timeout_seconds: float = 3600.0

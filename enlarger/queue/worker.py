@@ -121,6 +121,7 @@ class Worker:
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._running: dict[int, _Running] = {}
         self._busy = [0, 0]  # running jobs per lane
+        self._hungry = [True, True]  # per lane: may there be ready jobs for it?
         self._outcomes: list[Outcome] = []
         self._first_outcome_at = 0.0
         self._min_claim = max(1, min(settings.claim_batch, settings.max_parallel_jobs) // 4)
@@ -181,19 +182,16 @@ class Worker:
         next_maintenance = now
         next_prune = now + PRUNE_EVERY_S
         next_poll = now
-        want_claim = True
         grace_until: float | None = None
         while True:
-            want_claim = self._drain_inbox(block_until=None) or want_claim
+            self._drain_inbox(block_until=None)
             now = time.monotonic()
             if now >= next_poll:
-                want_claim, next_poll = True, now + IDLE_POLL_S
+                self._hungry, next_poll = [True, True], now + IDLE_POLL_S
             stopping = self._stopping.is_set()
-            requests = self._claim_requests() if want_claim and not stopping else []
-            asked = sum(r.limit for r in requests)
-            if self._exchange_due(now, asked):
-                claimed = self._exchange(requests)
-                want_claim = asked > 0 and claimed == asked
+            requests = [] if stopping else self._claim_requests()
+            if self._exchange_due(now, sum(r.limit for r in requests)):
+                self._exchange(requests)
                 now = time.monotonic()
             if now >= next_heartbeat:
                 self._heartbeat()
@@ -210,14 +208,14 @@ class Worker:
                     self._hand_back_running()
                 if not self._running and not self._outcomes:
                     return
+            elif sum(r.limit for r in self._claim_requests()) >= self._min_claim:
+                continue
             deadline = min(next_heartbeat, next_poll, next_maintenance)
             if self._outcomes:
                 deadline = min(deadline, self._first_outcome_at + LINGER_S)
-            if want_claim and not stopping and self._free_slots() >= self._min_claim:
-                continue
             if stopping and grace_until is not None:
                 deadline = min(deadline, grace_until)
-            want_claim = self._drain_inbox(block_until=deadline) or want_claim
+            self._drain_inbox(block_until=deadline)
 
     def _exchange_due(self, now: float, asked: int) -> bool:
         """Batch the database work: go when enough slots are free to claim a good batch,
@@ -228,13 +226,9 @@ class Worker:
             return False
         return not self._running or now - self._first_outcome_at >= LINGER_S
 
-    def _free_slots(self) -> int:
-        return self.settings.max_parallel_jobs - len(self._running)
-
-    def _drain_inbox(self, block_until: float | None) -> bool:
-        """Move finished outcomes out of the inbox; True when a wake-up arrived. With
-        `block_until`, wait for the first message until then."""
-        woken = False
+    def _drain_inbox(self, block_until: float | None) -> None:
+        """Move finished outcomes out of the inbox; a wake-up makes every lane hungry
+        again. With `block_until`, wait for the first message until then."""
         block = block_until is not None
         while True:
             try:
@@ -245,9 +239,9 @@ class Worker:
                 else:
                     message = self._inbox.get_nowait()
             except queue.Empty:
-                return woken
+                return
             if message is WAKE:
-                woken = True
+                self._hungry = [True, True]
             elif isinstance(message, list):
                 for outcome in message:
                     self._collect(outcome)
@@ -274,15 +268,18 @@ class Worker:
         return running
 
     def _claim_requests(self) -> list[ClaimRequest]:
+        """Per lane: its free slots (capped at `claim_batch`) if it may find ready jobs."""
         cap = self.settings.claim_batch
         return [
-            ClaimRequest(min(cap, slots - busy), min_priority)
-            for slots, busy, min_priority in zip(
-                self._lane_slots, self._busy, self._lane_min_priority, strict=True
+            ClaimRequest(min(cap, slots - busy) if hungry else 0, min_priority)
+            for slots, busy, hungry, min_priority in zip(
+                self._lane_slots, self._busy, self._hungry, self._lane_min_priority, strict=True
             )
         ]
 
-    def _exchange(self, requests: list[ClaimRequest]) -> int:
+    def _exchange(self, requests: list[ClaimRequest]) -> None:
+        """Record outcomes and claim. A lane that got all it asked for may find more; one
+        that came back short has drained what is ready for it, until a wake-up."""
         outcomes, self._outcomes = self._outcomes, []
         try:
             accepted, claimed = self.store.exchange(
@@ -292,12 +289,13 @@ class Worker:
             log.exception("worker %s: database exchange failed; retrying", self.worker_id)
             self._outcomes = outcomes + self._outcomes
             time.sleep(0.5)
-            return 0
+            return
         self._count(outcomes, set(accepted))
         self._dispatch_all(claimed)
-        total = sum(len(jobs) for jobs in claimed)
-        self.stats.claims += total
-        return total
+        self.stats.claims += sum(len(jobs) for jobs in claimed)
+        for lane, (request, jobs) in enumerate(zip(requests, claimed, strict=True)):
+            if request.limit:
+                self._hungry[lane] = len(jobs) == request.limit
 
     def _count(self, outcomes: list[Outcome], accepted: set[int]) -> None:
         for outcome in outcomes:
