@@ -1,0 +1,212 @@
+"""Crash safety under fire: 5,000 jobs (`--quick`: 2,000) run by three `enlarger worker`
+processes with default settings, while a random worker is SIGKILLed every 2 s and
+restarted. Each execution is recorded by the handler in `chaos_runs` (its own commit);
+each accepted completion is the engine's `completed` event, written in the same
+transaction as the fenced finish. Runs on PostgreSQL and on SQLite.
+
+    lost                   jobs that never completed
+    duplicate_completions  jobs whose completion was accepted more than once
+    reexecuted             jobs that ran more than once (expected: killed mid-run)
+    max_rescue_s           longest time from a kill to the next start of a job it held
+
+    python -m bench.queue_chaos [--quick] [--jobs N] [--backend pg|sqlite|both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from bench.common import drop_pg_database, fresh_pg_database, migrated_engine, print_table, verdict
+from enlarger.db import create_db_engine
+from enlarger.queue import JobContext, NewJob, Registry, store_for_engine
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WORKERS = 3
+KILL_EVERY_S = 2.0
+WORK_S = 0.02
+RUNS_DDL = "CREATE TABLE chaos_runs (job_id BIGINT, pid INTEGER, started_at DOUBLE PRECISION)"
+
+registry = Registry()
+_engines: dict[str, sa.Engine] = {}
+
+
+@registry.handler("chaos")
+def chaos(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Record this execution (committed at once), then 'work' for a moment."""
+    url = payload["db"]
+    engine = _engines.get(url) or _engines.setdefault(url, create_db_engine(url, pool_size=2))
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO chaos_runs (job_id, pid, started_at) VALUES (:j, :p, :t)"),
+            {"j": ctx.job_id, "p": os.getpid(), "t": time.time()},
+        )
+    time.sleep(WORK_S)
+
+
+@dataclass
+class Chaos:
+    url: str
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    kills: list[tuple[int, float]] = field(default_factory=list)  # (pid, when)
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), ENLARGER_LOG_LEVEL="ERROR")
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "enlarger",
+                "worker",
+                "--database-url",
+                self.url,
+                "--handlers",
+                "bench.queue_chaos:registry",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def kill_one(self, rng: random.Random) -> None:
+        victim = rng.randrange(len(self.processes))
+        process = self.processes[victim]
+        process.send_signal(signal.SIGKILL)
+        self.kills.append((process.pid, time.time()))
+        process.wait()
+        self.processes[victim] = self.spawn()
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(40)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def run(url: str, jobs: int, seed: int) -> dict[str, Any]:
+    engine = migrated_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(RUNS_DDL)
+    store = store_for_engine(engine)
+    store.enqueue_many([NewJob("chaos", {"db": url}) for _ in range(jobs)])
+    chaos_run = Chaos(url)
+    chaos_run.processes = [chaos_run.spawn() for _ in range(WORKERS)]
+    rng = random.Random(seed)
+    live = sa.text("SELECT count(*) FROM jobs WHERE status IN ('pending', 'running')")
+    started = time.monotonic()
+    next_kill = started + KILL_EVERY_S
+    while True:
+        with engine.connect() as conn:
+            remaining = conn.execute(live).scalar_one()
+        if remaining == 0:
+            break
+        if time.monotonic() - started > 600:
+            raise SystemExit(f"{remaining} jobs still live after 600 s")
+        if time.monotonic() >= next_kill:
+            chaos_run.kill_one(rng)
+            next_kill += KILL_EVERY_S
+        time.sleep(0.05)
+    elapsed = time.monotonic() - started
+    chaos_run.stop()
+    result = _tally(engine, jobs, chaos_run.kills)
+    result["seconds"] = elapsed
+    engine.dispose()
+    return result
+
+
+def _tally(engine: sa.Engine, jobs: int, kills: list[tuple[int, float]]) -> dict[str, Any]:
+    with engine.connect() as conn:
+        completed = conn.execute(
+            sa.text("SELECT count(*) FROM jobs WHERE status = 'completed'")
+        ).scalar_one()
+        accepted = conn.execute(
+            sa.text(
+                "SELECT job_id, count(*) FROM job_events WHERE kind = 'job'"
+                " AND status = 'completed' GROUP BY job_id HAVING count(*) > 1"
+            )
+        ).all()
+        runs = conn.execute(
+            sa.text("SELECT job_id, pid, started_at FROM chaos_runs ORDER BY started_at")
+        ).all()
+    executions: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for job_id, pid, started_at in runs:
+        executions[job_id].append((pid, started_at))
+    killed_at = dict(kills)
+    rescues = [
+        later_start - killed_at[pid]
+        for history in executions.values()
+        for (pid, start), (_, later_start) in itertools.pairwise(history)
+        if pid in killed_at and killed_at[pid] > start
+    ]
+    return {
+        "jobs": jobs,
+        "completed": completed,
+        "lost": jobs - completed,
+        "duplicate_completions": len(accepted),
+        "reexecuted": sum(1 for history in executions.values() if len(history) > 1),
+        "kills": len(kills),
+        "max_rescue_s": max(rescues, default=0.0),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="2,000 jobs instead of 5,000")
+    parser.add_argument("--jobs", type=int)
+    parser.add_argument("--backend", choices=["pg", "sqlite", "both"], default="both")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    jobs = args.jobs or (2000 if args.quick else 5000)
+
+    results: dict[str, dict[str, Any]] = {}
+    if args.backend in ("pg", "both"):
+        try:
+            results["pg"] = run(fresh_pg_database("bench_chaos"), jobs, args.seed)
+        finally:
+            drop_pg_database("bench_chaos")
+    if args.backend in ("sqlite", "both"):
+        path = Path(tempfile.mkdtemp(prefix="enlarger-bench-")) / "chaos.db"
+        results["sqlite"] = run(f"sqlite:///{path}", jobs, args.seed)
+
+    columns = [
+        "jobs",
+        "completed",
+        "lost",
+        "duplicate_completions",
+        "reexecuted",
+        "kills",
+        "max_rescue_s",
+        "seconds",
+    ]
+    print_table(
+        f"{WORKERS} workers, one SIGKILLed every {KILL_EVERY_S:.0f} s and restarted",
+        ["backend", *columns],
+        [(backend, *(r[c] for c in columns)) for backend, r in results.items()],
+    )
+    verdict(
+        jobs=sum(r["jobs"] for r in results.values()),
+        completed=sum(r["completed"] for r in results.values()),
+        lost=sum(r["lost"] for r in results.values()),
+        duplicate_completions=sum(r["duplicate_completions"] for r in results.values()),
+        reexecuted=sum(r["reexecuted"] for r in results.values()),
+        max_rescue_s=max(r["max_rescue_s"] for r in results.values()),
+    )
+
+
+if __name__ == "__main__":
+    main()
