@@ -53,28 +53,46 @@ LINGER_S = 0.002  # how long a finished outcome may wait to share a transaction
 
 
 class _HandlerThreads:
-    """Daemon threads running handlers. Unlike ThreadPoolExecutor's, they never hold up
-    process exit: after a stop, a handler that ignores cancellation must not keep the
-    worker alive (its job was already handed back)."""
+    """Daemon threads running handlers, started on demand up to `size`. Unlike
+    ThreadPoolExecutor's, they never hold up process exit: after a stop, a handler that
+    ignores cancellation must not keep the worker alive (its job was handed back)."""
 
     def __init__(self, size: int) -> None:
         self._tasks: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = (
             queue.SimpleQueue()
         )
         self._size = size
-        for n in range(size):
-            threading.Thread(target=self._serve, name=f"enlarger-job-{n}", daemon=True).start()
+        self._started = 0
+        self._idle = 0  # threads waiting for a task
+        self._queued = 0  # tasks not yet taken by a thread
+        self._lock = threading.Lock()
 
     def _serve(self) -> None:
-        while (task := self._tasks.get()) is not None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            task = self._tasks.get()
+            with self._lock:
+                self._idle -= 1
+            if task is None:
+                return
+            with self._lock:
+                self._queued -= 1
             fn, args = task
             fn(*args)
 
     def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        with self._lock:
+            self._queued += 1
+            grow = self._queued > self._idle and self._started < self._size
+            if grow:
+                self._started += 1
+        if grow:
+            threading.Thread(target=self._serve, name="enlarger-job", daemon=True).start()
         self._tasks.put((fn, args))
 
     def shutdown(self) -> None:
-        for _ in range(self._size):
+        for _ in range(self._started):
             self._tasks.put(None)
 
 
@@ -169,7 +187,7 @@ class Worker:
             if self._loop is not None:
                 self._loop.call_soon_threadsafe(self._loop.stop)
             self._stopped.set()
-            log.info("worker %s stopped", self.worker_id)
+            log.info("worker %s stopped: %s", self.worker_id, self.stats)
 
     def wake(self) -> None:
         self._inbox.put(WAKE)
