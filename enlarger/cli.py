@@ -7,6 +7,7 @@ import logging
 import multiprocessing
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +18,8 @@ from rich.table import Table
 from enlarger.config import Settings, SettingsError, load_settings
 from enlarger.db import create_db_engine, migrate
 from enlarger.queue import Job, JobConflict, Store, Worker, load_registry, store_for_engine
+from enlarger.queue.model import Event
+from enlarger.queue.store import Topic
 
 app = typer.Typer(help="enlarger: a self-hosted image pipeline.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
@@ -371,6 +374,57 @@ def jobs_resume(
     """Let workers start jobs of JOB_TYPE again."""
     _store(_settings(config, data_dir=data_dir, database_url=database_url)).resume(job_type)
     console.print(f"{job_type}: resumed")
+
+
+@jobs_app.command("watch")
+def jobs_watch(
+    from_start: Annotated[
+        bool, typer.Option("--from-start", help="Replay the kept events first.")
+    ] = False,
+    max_events: Annotated[int | None, typer.Option(help="Stop after this many events.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Follow job state changes live (Ctrl-C to stop)."""
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    store = _store(settings)
+    news = threading.Event()
+    listener = store.listen(news.set, settings.poll_interval_ms / 1000, Topic.EVENTS)
+    cursor = 0 if from_start else store.last_event_id()
+    shown = 0
+    try:
+        while max_events is None or shown < max_events:
+            events = store.read_events(after_id=cursor)
+            for event in events[: None if max_events is None else max_events - shown]:
+                _print_event(event, as_json)
+                shown += 1
+            if events:
+                cursor = events[-1].id
+            else:
+                news.wait(1.0)
+                news.clear()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        listener.close()
+
+
+def _print_event(event: Event, as_json: bool) -> None:
+    if as_json:
+        print(
+            json.dumps({**event.__dict__, "created_at": event.created_at.isoformat()}), flush=True
+        )
+        return
+    job = f"job {event.job_id} " if event.job_id is not None else ""
+    detail = "" if event.data is None else f" {json.dumps(event.data)}"
+    style = STATUS_STYLE.get(event.status or "", "")
+    status = f"[{style}]{event.status}[/{style}]" if style else (event.status or "")
+    console.print(
+        f"{event.id:>8} {_fmt_time(event.created_at)} {event.kind:<9} {job}"
+        f"({event.job_type or '-'}) {status}{detail}"
+    )
 
 
 @jobs_app.command("prune")

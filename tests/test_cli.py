@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -10,6 +15,7 @@ from enlarger.cli import app
 from enlarger.queue import JobQueue, JobStatus
 
 runner = CliRunner()
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def invoke(*args: str) -> tuple[int, str]:
@@ -66,3 +72,38 @@ def test_bad_setting_is_a_clear_error(db_url: str) -> None:
         app, ["jobs", "list", "--database-url", db_url], env={"ENLARGER_MAX_PARALLEL_JOBS": "x"}
     )
     assert result.exit_code == 2 and "max_parallel_jobs" in result.output
+
+
+def test_jobs_watch_follows_events(queue: JobQueue, db_url: str, tmp_path: Path) -> None:
+    job_id = queue.enqueue("echo", 1).id
+    queue.store.cancel(job_id)
+    watcher = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "enlarger",
+            "jobs",
+            "watch",
+            "--from-start",
+            "--json",
+            "--max-events",
+            "4",
+            "--database-url",
+            db_url,
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+    )
+    time.sleep(1.0)
+    queue.store.retry(job_id)  # arrives while the watcher waits
+    queue.store.pause("echo")
+    out, _ = watcher.communicate(timeout=30)
+    events = [json.loads(line) for line in out.decode().splitlines()]
+    assert [(e["kind"], e["status"]) for e in events] == [
+        ("job", "pending"),
+        ("job", "cancelled"),
+        ("retry", "pending"),
+        ("paused", None),
+    ]
+    assert watcher.returncode == 0

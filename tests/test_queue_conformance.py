@@ -19,7 +19,9 @@ import pytest
 import sqlalchemy as sa
 
 from enlarger.db import create_db_engine
+from enlarger.db.schema import job_events
 from enlarger.db.schema import jobs as jobs_table
+from enlarger.db.types import db_now
 from enlarger.queue import (
     ErrorCode,
     ItemStatus,
@@ -32,7 +34,8 @@ from enlarger.queue import (
     store_for_engine,
 )
 from enlarger.queue.model import ClaimRequest, Outcome, OutcomeKind
-from tests.conftest import runs, wait_for
+from enlarger.queue.store import EVENT_GAP_GRACE_S, Topic
+from tests.conftest import TEST_RUNS_DDL, runs, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -517,3 +520,84 @@ def test_counts_by_type_and_status(store: Store) -> None:
     store.enqueue_many([NewJob("a"), NewJob("a"), NewJob("b", delay_s=60)])
     assert store.counts() == {("a", "pending"): 2, ("b", "pending"): 1}
     assert store.oldest_ready_age_s() is not None
+
+
+def test_event_listeners_hear_state_changes(store: Store) -> None:
+    heard = threading.Event()
+    listener = store.listen(heard.set, 0.02, Topic.EVENTS)
+    try:
+        time.sleep(0.3)  # listening
+        heard.clear()
+        store.enqueue(NewJob("noop"))
+        assert heard.wait(5), "no wake-up for a recorded event"
+    finally:
+        listener.close()
+
+
+def test_reading_events_waits_at_a_fresh_gap(store: Store, engine: sa.Engine) -> None:
+    store.enqueue(NewJob("noop"))
+    (first,) = store.read_events()
+    with engine.begin() as conn:  # as if id first+1 belonged to a transaction not yet committed
+        conn.execute(
+            job_events.insert().values(
+                id=first.id + 2, created_at=db_now(), kind="job", status="pending"
+            )
+        )
+    assert store.read_events(after_id=first.id) == []
+    with engine.begin() as conn:  # long enough ago: the gap was a rollback
+        conn.execute(
+            job_events.update()
+            .where(job_events.c.id == first.id + 2)
+            .values(created_at=db_now(-EVENT_GAP_GRACE_S - 1))
+        )
+    assert [e.id for e in store.read_events(after_id=first.id)] == [first.id + 2]
+
+
+def test_memory_heavy_cpu_children_are_replaced(queue: JobQueue, make_worker) -> None:
+    ids = [queue.enqueue("cpu_pid").id for _ in range(3)]
+    make_worker(max_parallel_jobs=1, priority_lane_slots=0, cpu_max_rss_mb=1)  # all exceed it
+    for job_id in ids:
+        wait_status(queue.store, job_id, JobStatus.COMPLETED)
+    pids = {queue.store.get_job(job_id).result for job_id in ids}  # type: ignore[union-attr]
+    assert len(pids) == 3
+
+
+def test_serve_migrates_on_start_and_runs_workers(empty_db_url: str, tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), ENLARGER_LOG_LEVEL="WARNING")
+    serve = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "enlarger",
+            "serve",
+            "--workers",
+            "2",
+            "--database-url",
+            empty_db_url,
+            "--handlers",
+            "tests.handlers:registry",
+        ],
+        cwd=tmp_path,
+        env=env,
+    )
+    try:
+        engine = create_db_engine(empty_db_url)
+
+        def migrated() -> bool:
+            return "jobs" in sa.inspect(engine).get_table_names()
+
+        wait_for(migrated, timeout=30)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(TEST_RUNS_DDL)
+        store = store_for_engine(engine)
+        payload = {"db": empty_db_url, "sleep_first": 0.3}
+        ids = [store.enqueue(NewJob("record", payload)).id for _ in range(16)]
+        for job_id in ids:
+            wait_status(store, job_id, JobStatus.COMPLETED)
+        worker_pids = {pid for _, _, pid in runs(engine)}
+        assert len(worker_pids) == 2, "both worker processes should have run jobs"
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(30) == 0
+        engine.dispose()
+    finally:
+        serve.kill()

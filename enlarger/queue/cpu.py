@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import multiprocessing.connection
-import os
 import signal
 import threading
 import time
@@ -133,8 +132,7 @@ class CpuChild:
         return self.process.is_alive()
 
     def kill(self) -> None:
-        if self.process.is_alive():
-            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.kill()  # SIGKILL, unless already reaped (never a recycled pid)
         self.process.join(KILL_WAIT_S)
         self._conn.close()
 

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -62,10 +63,16 @@ CLAIMED_COLUMNS = (
     jobs.c.timeout_s,
 )
 HISTORY_COLUMNS = [c.name for c in job_history.c if c.name != "items_summary"]
+EVENT_GAP_GRACE_S = 5.0
 
 
 class JobConflict(Exception):
     """The operation does not fit the job's state (retrying a running job, say)."""
+
+
+class Topic(StrEnum):
+    WORK = "enlarger_work"
+    EVENTS = "enlarger_events"
 
 
 class Listener(ABC):
@@ -94,8 +101,11 @@ class Store(ABC):
         """Tell idle workers that a job became ready (PostgreSQL NOTIFY; SQLite polls)."""
 
     @abstractmethod
-    def listen(self, on_wake: Callable[[], None], poll_interval_s: float) -> Listener:
-        """Start calling `on_wake` whenever work may have become ready."""
+    def listen(
+        self, on_wake: Callable[[], None], poll_interval_s: float, topic: Topic = Topic.WORK
+    ) -> Listener:
+        """Start calling `on_wake` whenever `topic` may have news: a job became ready
+        (WORK) or events were recorded (EVENTS)."""
 
     # ---- transactions ---------------------------------------------------------------
 
@@ -579,21 +589,34 @@ class Store(ABC):
         return max(0.0, (now - oldest).total_seconds())
 
     def read_events(self, after_id: int = 0, limit: int = 500) -> list[Event]:
+        """Events after `after_id`, oldest first, safe to resume from the last one.
+
+        On PostgreSQL ids are taken at insert and transactions commit in any order, so a
+        missing id may still arrive. Reading stops at such a gap until the event after it
+        is `EVENT_GAP_GRACE_S` old; by then the gap is a rolled-back transaction, unless a
+        caller kept an enqueueing transaction open that long."""
         query = (
-            sa.select(job_events)
+            sa.select(job_events, db_now().label("now"))
             .where(job_events.c.id > after_id)
             .order_by(job_events.c.id)
             .limit(limit)
         )
+        events: list[Event] = []
+        expected = after_id + 1 if after_id else None
         with read_connection(self.engine) as conn:
-            return [
-                Event(r.id, r.created_at, r.kind, r.job_id, r.job_type, r.status, r.data)
-                for r in conn.execute(query)
-            ]
+            for r in conn.execute(query):
+                settled = (r.now - r.created_at).total_seconds() >= EVENT_GAP_GRACE_S
+                if expected is not None and r.id != expected and not settled:
+                    break
+                events.append(
+                    Event(r.id, r.created_at, r.kind, r.job_id, r.job_type, r.status, r.data)
+                )
+                expected = r.id + 1
+        return events
 
-    def now(self) -> Any:
+    def last_event_id(self) -> int:
         with read_connection(self.engine) as conn:
-            return conn.execute(sa.select(db_now())).scalar_one()
+            return conn.execute(sa.select(sa.func.max(job_events.c.id))).scalar() or 0
 
     # ---- schedules ------------------------------------------------------------------
 

@@ -14,11 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from enlarger.queue.model import Outcome, OutcomeKind
-from enlarger.queue.store import Listener, Store
+from enlarger.queue.store import Listener, Store, Topic
 
 log = logging.getLogger(__name__)
 
-WORK_CHANNEL = "enlarger_work"
 
 FINISH_SQL = sa.text(
     """
@@ -46,12 +45,17 @@ FINISH_SQL = sa.text(
 )
 
 
+# The NOTIFY rides along: listeners of the events topic hear of every batch once.
 EVENTS_SQL = sa.text(
-    """
-    INSERT INTO job_events (created_at, job_id, job_type, kind, status, data)
-    SELECT now(), e.job_id, e.job_type, :kind, e.status, CAST(:data AS jsonb)
-    FROM unnest(CAST(:ids AS bigint[]), CAST(:types AS text[]), CAST(:statuses AS text[]))
-        AS e(job_id, job_type, status)
+    f"""
+    WITH inserted AS (
+        INSERT INTO job_events (created_at, job_id, job_type, kind, status, data)
+        SELECT now(), e.job_id, e.job_type, :kind, e.status, CAST(:data AS jsonb)
+        FROM unnest(CAST(:ids AS bigint[]), CAST(:types AS text[]), CAST(:statuses AS text[]))
+            AS e(job_id, job_type, status)
+        RETURNING 1
+    )
+    SELECT pg_notify('{Topic.EVENTS.value}', '') WHERE EXISTS (SELECT 1 FROM inserted)
     """
 )
 
@@ -89,17 +93,20 @@ class PostgresStore(Store):
         return conn.execute(FINISH_SQL, params).all()
 
     def _notify_work(self, conn: sa.Connection) -> None:
-        conn.execute(sa.text(f"NOTIFY {WORK_CHANNEL}"))
+        conn.execute(sa.text(f"NOTIFY {Topic.WORK.value}"))
 
-    def listen(self, on_wake: Callable[[], None], poll_interval_s: float) -> Listener:
-        return _PgListener(self.engine, on_wake)
+    def listen(
+        self, on_wake: Callable[[], None], poll_interval_s: float, topic: Topic = Topic.WORK
+    ) -> Listener:
+        return _PgListener(self.engine, on_wake, topic)
 
 
 class _PgListener(Listener):
     """A thread holding one LISTEN connection; reconnects if the server goes away."""
 
-    def __init__(self, engine: sa.Engine, on_wake: Callable[[], None]) -> None:
+    def __init__(self, engine: sa.Engine, on_wake: Callable[[], None], topic: Topic) -> None:
         url = engine.url.set(drivername="postgresql")
+        self._channel = topic.value
         self._dsn = url.render_as_string(hide_password=False)
         self._on_wake = on_wake
         self._stop = threading.Event()
@@ -112,7 +119,7 @@ class _PgListener(Listener):
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._dsn, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {WORK_CHANNEL}")
+                    conn.execute(f"LISTEN {self._channel}")
                     self._ready.set()
                     self._on_wake()  # anything enqueued while we were not listening
                     while not self._stop.is_set():

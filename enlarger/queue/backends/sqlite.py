@@ -15,7 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from enlarger.db.types import SQLITE_EPOCH_NOW
 from enlarger.queue.model import Outcome, OutcomeKind
-from enlarger.queue.store import Listener, Store
+from enlarger.queue.store import Listener, Store, Topic
 
 # MATERIALIZED: left to itself SQLite flattens the JSON subquery and rescans it per row.
 FINISH_SQL = sa.text(
@@ -68,7 +68,10 @@ class SqliteStore(Store):
         )
         return conn.execute(FINISH_SQL, {"outcomes": encoded}).all()
 
-    def listen(self, on_wake: Callable[[], None], poll_interval_s: float) -> Listener:
+    def listen(
+        self, on_wake: Callable[[], None], poll_interval_s: float, topic: Topic = Topic.WORK
+    ) -> Listener:
+        """Any commit may carry news for either topic: one watcher serves both."""
         return _DataVersionWatcher(self.engine, on_wake, poll_interval_s)
 
 
