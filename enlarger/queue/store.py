@@ -76,7 +76,7 @@ class Topic(StrEnum):
 
 
 class Listener(ABC):
-    """Calls back when work may be ready; `close()` stops it."""
+    """Calls back whenever its topic may have news; `close()` stops it."""
 
     @abstractmethod
     def close(self) -> None: ...
