@@ -7,7 +7,7 @@ transaction as the fenced finish. Runs on PostgreSQL and on SQLite.
     lost                   jobs that never completed
     duplicate_completions  jobs whose completion was accepted more than once
     reexecuted             jobs that ran more than once (expected: killed mid-run)
-    max_rescue_s           longest time from a kill to the next start of a job it held
+    max_rescue_s           longest time from the kill of a job's worker to its next claim
 
     python -m bench.queue_chaos [--quick] [--jobs N] [--backend pg|sqlite|both]
 """
@@ -15,7 +15,7 @@ transaction as the fenced finish. Runs on PostgreSQL and on SQLite.
 from __future__ import annotations
 
 import argparse
-import itertools
+import json
 import os
 import random
 import signal
@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,28 +139,45 @@ def _tally(engine: sa.Engine, jobs: int, kills: list[tuple[int, float]]) -> dict
                 " AND status = 'completed' GROUP BY job_id HAVING count(*) > 1"
             )
         ).all()
-        runs = conn.execute(
-            sa.text("SELECT job_id, pid, started_at FROM chaos_runs ORDER BY started_at")
+        executions = conn.execute(
+            sa.text("SELECT job_id, count(*) FROM chaos_runs GROUP BY job_id HAVING count(*) > 1")
         ).all()
-    executions: dict[int, list[tuple[int, float]]] = defaultdict(list)
-    for job_id, pid, started_at in runs:
-        executions[job_id].append((pid, started_at))
-    killed_at = dict(kills)
-    rescues = [
-        later_start - killed_at[pid]
-        for history in executions.values()
-        for (pid, start), (_, later_start) in itertools.pairwise(history)
-        if pid in killed_at and killed_at[pid] > start
-    ]
+        events = conn.execute(
+            sa.text(
+                "SELECT job_id, kind, status, data, created_at FROM job_events"
+                " WHERE (kind = 'job' AND status = 'running') OR kind = 'rescued' ORDER BY id"
+            )
+        ).all()
     return {
         "jobs": jobs,
         "completed": completed,
         "lost": jobs - completed,
         "duplicate_completions": len(accepted),
-        "reexecuted": sum(1 for history in executions.values() if len(history) > 1),
+        "reexecuted": len(executions),
         "kills": len(kills),
-        "max_rescue_s": max(rescues, default=0.0),
+        "max_rescue_s": max(_rescue_times(events, dict(kills)), default=0.0),
     }
+
+
+def _rescue_times(events: list[Any], killed_at: dict[int, float]) -> list[float]:
+    """Per rescue: from the kill of the worker that held the job (named in its claim
+    event) to the job's next claim."""
+    holder: dict[int, int] = {}  # job -> pid of the worker whose claim is current
+    rescued_from: dict[int, int] = {}  # job -> pid it was rescued from, awaiting a claim
+    times = []
+    for job_id, kind, _status, data, created_at in events:
+        when = created_at if isinstance(created_at, float) else created_at.timestamp()
+        if kind == "rescued":
+            rescued_from[job_id] = holder.pop(job_id)
+            continue
+        worker = data if isinstance(data, dict) else json.loads(data)
+        pid = int(worker["worker"].rsplit(":", 2)[1])
+        if job_id in rescued_from:
+            dead = rescued_from.pop(job_id)
+            if dead in killed_at:
+                times.append(when - killed_at[dead])
+        holder[job_id] = pid
+    return times
 
 
 def main() -> None:

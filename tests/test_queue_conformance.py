@@ -601,3 +601,17 @@ def test_serve_migrates_on_start_and_runs_workers(empty_db_url: str, tmp_path: P
         engine.dispose()
     finally:
         serve.kill()
+
+
+def test_rescued_and_handed_back_jobs_keep_their_place(store: Store, engine: sa.Engine) -> None:
+    oldest, *_ = [r.id for r in store.enqueue_many([NewJob("noop") for _ in range(5)])]
+    _, ((claimed,),) = store.exchange("doomed", [], [ClaimRequest(1)], 30)
+    assert claimed.id == oldest
+    _expire_leases(engine)
+    store.rescue_expired()
+    _, ((again,),) = store.exchange("rescuer", [], [ClaimRequest(1)], 30)
+    assert again.id == oldest, "a rescued job goes back to its place, not to the end"
+
+    handed_back = Outcome(oldest, again.lease_token, OutcomeKind.RELEASED)
+    _, ((third,),) = store.exchange("stopping", [handed_back], [ClaimRequest(1)], 30)
+    assert third.id == oldest and third.attempts == 2

@@ -281,7 +281,8 @@ class Store(ABC):
         )
         claimed = [ClaimedJob(*row) for row in conn.execute(stmt).all()]
         claimed.sort(key=lambda j: (-j.priority, j.id))
-        self._record_events(conn, [(j.id, j.type, JobStatus.RUNNING.value) for j in claimed])
+        rows = [(j.id, j.type, JobStatus.RUNNING.value) for j in claimed]
+        self._record_events(conn, rows, data={"worker": worker_id})
         return claimed
 
     def heartbeat(self, leases: dict[int, int], lease_s: float) -> HeartbeatReply:
@@ -306,7 +307,8 @@ class Store(ABC):
 
     def rescue_expired(self, limit: int = 500) -> list[int]:
         """Hand jobs whose lease lapsed (dead or stalled worker) back to the queue, or fail
-        them when their attempts are spent, or cancel them when a cancel was asked for."""
+        them when their attempts are spent, or cancel them when a cancel was asked for.
+        A job handed back keeps its `run_at`, so it keeps its place in line."""
         expired = (
             sa.select(jobs.c.id)
             .where(jobs.c.status == JobStatus.RUNNING, jobs.c.lease_expires_at < db_now())
@@ -334,7 +336,6 @@ class Store(ABC):
                     (jobs.c.cancel_requested, "cancelled while its worker was gone"),
                     else_="the worker running it stopped renewing its lease (crashed or stalled)",
                 ),
-                run_at=db_now(),
                 finished_at=sa.case((finished, db_now()), else_=None),
                 locked_by=None,
                 lease_expires_at=None,

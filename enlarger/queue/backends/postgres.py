@@ -27,7 +27,7 @@ FINISH_SQL = sa.text(
         error_code = o.error_code,
         last_error = o.error,
         attempts = CASE WHEN o.released THEN j.attempts - 1 ELSE j.attempts END,
-        run_at = CASE WHEN o.status = 'pending'
+        run_at = CASE WHEN o.status = 'pending' AND NOT o.released
                       THEN now() + make_interval(secs => o.delay_s) ELSE j.run_at END,
         finished_at = CASE WHEN o.status = 'pending' THEN NULL ELSE now() END,
         progress = CASE WHEN o.status = 'completed' THEN 1.0 ELSE j.progress END,

@@ -32,7 +32,7 @@ FINISH_SQL = sa.text(
         error_code = o.error_code,
         last_error = o.error,
         attempts = CASE WHEN o.released THEN jobs.attempts - 1 ELSE jobs.attempts END,
-        run_at = CASE WHEN o.status = 'pending'
+        run_at = CASE WHEN o.status = 'pending' AND NOT o.released
                       THEN {SQLITE_EPOCH_NOW} + o.delay_s ELSE jobs.run_at END,
         finished_at = CASE WHEN o.status = 'pending' THEN NULL ELSE {SQLITE_EPOCH_NOW} END,
         progress = CASE WHEN o.status = 'completed' THEN 1.0 ELSE jobs.progress END,
