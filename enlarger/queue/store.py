@@ -12,6 +12,7 @@ changes nothing if the token has moved on, so a rescued job cannot be finished t
 
 from __future__ import annotations
 
+import json
 import math
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -48,6 +49,7 @@ from enlarger.queue.model import (
     JobStatus,
     NewJob,
     Outcome,
+    OutcomeKind,
 )
 from enlarger.queue.registry import Schedule
 
@@ -64,6 +66,26 @@ CLAIMED_COLUMNS = (
 )
 HISTORY_COLUMNS = [c.name for c in job_history.c if c.name != "items_summary"]
 EVENT_GAP_GRACE_S = 5.0
+
+
+def encode_outcomes(outcomes: Sequence[Outcome]) -> str:
+    """A batch of outcomes as one JSON document, unpacked in SQL by either backend (far
+    cheaper than binding one array per column)."""
+    return json.dumps(
+        [
+            {
+                "id": o.job_id,
+                "token": o.lease_token,
+                "status": o.status.value,
+                "result": o.result,
+                "error_code": o.error_code,
+                "error": o.error,
+                "delay_s": float(o.retry_delay_s),
+                "released": o.kind is OutcomeKind.RELEASED,
+            }
+            for o in outcomes
+        ]
+    )
 
 
 class JobConflict(Exception):

@@ -13,8 +13,8 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from enlarger.queue.model import Outcome, OutcomeKind
-from enlarger.queue.store import Listener, Store, Topic
+from enlarger.queue.model import Outcome
+from enlarger.queue.store import Listener, Store, Topic, encode_outcomes
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,10 @@ FINISH_SQL = sa.text(
         locked_by = NULL,
         lease_expires_at = NULL,
         updated_at = now()
-    FROM unnest(
-        CAST(:ids AS bigint[]), CAST(:tokens AS bigint[]), CAST(:statuses AS text[]),
-        CAST(:results AS jsonb[]), CAST(:codes AS text[]), CAST(:errors AS text[]),
-        CAST(:delays AS float8[]), CAST(:released AS boolean[])
-    ) AS o(id, token, status, result, error_code, error, delay_s, released)
+    FROM jsonb_to_recordset(CAST(:outcomes AS jsonb)) AS o(
+        id bigint, token bigint, status text, result jsonb, error_code text, error text,
+        delay_s float8, released boolean
+    )
     WHERE j.id = o.id AND j.lease_token = o.token AND j.status = 'running'
     RETURNING j.id, j.type, j.status
     """
@@ -51,8 +50,8 @@ EVENTS_SQL = sa.text(
     WITH inserted AS (
         INSERT INTO job_events (created_at, job_id, job_type, kind, status, data)
         SELECT now(), e.job_id, e.job_type, :kind, e.status, CAST(:data AS jsonb)
-        FROM unnest(CAST(:ids AS bigint[]), CAST(:types AS text[]), CAST(:statuses AS text[]))
-            AS e(job_id, job_type, status)
+        FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+            AS e(job_id bigint, job_type text, status text)
         RETURNING 1
     )
     SELECT pg_notify('{Topic.EVENTS.value}', '') WHERE EXISTS (SELECT 1 FROM inserted)
@@ -71,26 +70,14 @@ class PostgresStore(Store):
         if not rows:
             return
         params = {
-            "ids": [r[0] for r in rows],
-            "types": [r[1] for r in rows],
-            "statuses": [r[2] for r in rows],
+            "rows": json.dumps([{"job_id": r[0], "job_type": r[1], "status": r[2]} for r in rows]),
             "kind": kind,
             "data": None if data is None else json.dumps(data),
         }
         conn.execute(EVENTS_SQL, params)
 
     def _finish(self, conn: sa.Connection, outcomes: Sequence[Outcome]) -> list[sa.Row[Any]]:
-        params = {
-            "ids": [o.job_id for o in outcomes],
-            "tokens": [o.lease_token for o in outcomes],
-            "statuses": [o.status.value for o in outcomes],
-            "results": [None if o.result is None else json.dumps(o.result) for o in outcomes],
-            "codes": [o.error_code for o in outcomes],
-            "errors": [o.error for o in outcomes],
-            "delays": [float(o.retry_delay_s) for o in outcomes],
-            "released": [o.kind is OutcomeKind.RELEASED for o in outcomes],
-        }
-        return conn.execute(FINISH_SQL, params).all()
+        return conn.execute(FINISH_SQL, {"outcomes": encode_outcomes(outcomes)}).all()
 
     def _notify_work(self, conn: sa.Connection) -> None:
         conn.execute(sa.text(f"NOTIFY {Topic.WORK.value}"))

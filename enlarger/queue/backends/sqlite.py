@@ -4,7 +4,6 @@ connection, in this process or another, commits."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -14,16 +13,17 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from enlarger.db.types import SQLITE_EPOCH_NOW
-from enlarger.queue.model import Outcome, OutcomeKind
-from enlarger.queue.store import Listener, Store, Topic
+from enlarger.queue.model import Outcome
+from enlarger.queue.store import Listener, Store, Topic, encode_outcomes
 
 # MATERIALIZED: left to itself SQLite flattens the JSON subquery and rescans it per row.
 FINISH_SQL = sa.text(
     f"""
     WITH o AS MATERIALIZED (
-        SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS status,
-               value -> 3 AS result, value ->> 4 AS error_code, value ->> 5 AS error,
-               value ->> 6 AS delay_s, value ->> 7 AS released
+        SELECT value ->> 'id' AS id, value ->> 'token' AS token, value ->> 'status' AS status,
+               value -> 'result' AS result, value ->> 'error_code' AS error_code,
+               value ->> 'error' AS error, value ->> 'delay_s' AS delay_s,
+               value ->> 'released' AS released
         FROM json_each(:outcomes)
     )
     UPDATE jobs SET
@@ -51,22 +51,7 @@ class SqliteStore(Store):
         return sqlite_insert(table)
 
     def _finish(self, conn: sa.Connection, outcomes: Sequence[Outcome]) -> list[sa.Row[Any]]:
-        encoded = json.dumps(
-            [
-                [
-                    o.job_id,
-                    o.lease_token,
-                    o.status.value,
-                    o.result,
-                    o.error_code,
-                    o.error,
-                    float(o.retry_delay_s),
-                    o.kind is OutcomeKind.RELEASED,
-                ]
-                for o in outcomes
-            ]
-        )
-        return conn.execute(FINISH_SQL, {"outcomes": encoded}).all()
+        return conn.execute(FINISH_SQL, {"outcomes": encode_outcomes(outcomes)}).all()
 
     def listen(
         self, on_wake: Callable[[], None], poll_interval_s: float, topic: Topic = Topic.WORK
