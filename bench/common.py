@@ -138,12 +138,15 @@ def run_enlarger_worker(
 
 
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    table = Table(title=title)
+    """The title on its own line, then the table, wide enough for every column name."""
+    out = Console(width=200)
+    out.print(title, style="bold")
+    table = Table()
     for column in columns:
         table.add_column(column, justify="right" if column != columns[0] else "left")
     for row in rows:
         table.add_row(*(f"{v:,.1f}" if isinstance(v, float) else str(v) for v in row))
-    Console().print(table)
+    out.print(table)
 
 
 def verdict(**values: Any) -> None:
