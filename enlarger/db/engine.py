@@ -65,4 +65,6 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> sa.Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+    # no pre-ping: it costs a round trip per transaction; a connection found dead is
+    # invalidated on its error and the worker retries the exchange
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=10)

@@ -256,7 +256,9 @@ class Store(ABC):
         """Finish `outcomes` and claim for each request, in one transaction (one commit).
 
         Returns the ids whose outcome was accepted (the rest had lost their lease) and
-        the jobs claimed for each request, in request order."""
+        the jobs claimed for each request, in request order. A request that comes back
+        short has taken every ready job at its priority floor or above, so later
+        requests with the same or a higher floor are not even asked."""
         with self.engine.begin() as conn:
             accepted: list[int] = []
             if outcomes:
@@ -265,10 +267,17 @@ class Store(ABC):
                 accepted = [row[0] for row in finished]
                 if any(row[2] == JobStatus.PENDING for row in finished):
                     self._notify_work(conn)
-            claimed = [
-                self._claim(conn, worker_id, request, lease_s) if request.limit > 0 else []
-                for request in requests
-            ]
+            claimed: list[list[ClaimedJob]] = []
+            drained_from: float | None = None  # lowest priority floor found drained
+            for request in requests:
+                floor = -math.inf if request.min_priority is None else request.min_priority
+                if request.limit <= 0 or (drained_from is not None and floor >= drained_from):
+                    claimed.append([])
+                    continue
+                jobs_claimed = self._claim(conn, worker_id, request, lease_s)
+                if len(jobs_claimed) < request.limit:
+                    drained_from = floor if drained_from is None else min(drained_from, floor)
+                claimed.append(jobs_claimed)
         return accepted, claimed
 
     def _claim(

@@ -4,7 +4,8 @@ process, and executors that run handlers.
 The supervisor loop, in order of what it does each turn:
 1. collect outcomes of finished handlers (sent through `inbox`);
 2. in one transaction, record those outcomes and claim jobs for the free slots of each
-   lane (the priority lane only takes `priority >= priority_threshold`);
+   lane (the normal lane takes any job, highest priority first; the priority lane only
+   `priority >= priority_threshold`, so urgent jobs start even when the normal lane is full);
 3. every heartbeat, renew the leases of running jobs; a lost lease or a cancel request
    stops the execution (a CPU child is killed);
 4. every second, rescue expired leases (any worker's), fire due schedules, and now and
@@ -133,9 +134,11 @@ class Worker:
         self.stats = WorkerStats()
         self.lease_s = settings.stale_seconds
         normal_slots = settings.max_parallel_jobs - settings.priority_lane_slots
-        # lane 0: the priority lane (high priorities only); lane 1: everything, highest first
-        self._lane_slots = (settings.priority_lane_slots, normal_slots)
-        self._lane_min_priority = (settings.priority_threshold, None)
+        # lane 0: everything, highest priority first; lane 1: the priority lane, which
+        # only takes `priority >= priority_threshold` (claimed second: when lane 0 came
+        # back short there is nothing left for it either)
+        self._lane_slots = (normal_slots, settings.priority_lane_slots)
+        self._lane_min_priority = (None, settings.priority_threshold)
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._running: dict[int, _Running] = {}
         self._busy = [0, 0]  # running jobs per lane
