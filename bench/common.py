@@ -96,6 +96,13 @@ class Fleet:
         self.go.set()
         return time.perf_counter()
 
+    def time_until(self, done: Callable[[], bool], timeout: float) -> float:
+        """Release the fleet, wait until `done()`, stop it; the seconds in between."""
+        started = self.release()
+        finished = wait_until(done, timeout, interval=0.02)
+        self.stop()
+        return finished - started
+
     def stop(self, timeout: float = 30.0) -> None:
         for process in self.processes:
             if process.is_alive():

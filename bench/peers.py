@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.common import WORKERS, Fleet, pg_engine, until_nothing_left, wait_until
+from bench.common import WORKERS, Fleet, pg_engine, until_nothing_left
 
 PROCRASTINATE_CONCURRENCY = 4  # its best setting in shared/notes
 
@@ -63,14 +63,10 @@ def pgqueuer_jobs_per_s(url: str, jobs: int, batch: int) -> float:
     asyncio.run(prepare())
     engine = pg_engine(url)
     fleet = Fleet.start(_pgqueuer_worker, (url, batch), WORKERS)
-    started = fleet.release()
     # PgQueuer deletes a job from its table once it is done (and logs it).
-    finished = wait_until(
-        until_nothing_left(engine, "SELECT EXISTS (SELECT 1 FROM pgqueuer)"),
-        timeout=600,
-        interval=0.02,
+    seconds = fleet.time_until(
+        until_nothing_left(engine, "SELECT EXISTS (SELECT 1 FROM pgqueuer)"), timeout=600
     )
-    fleet.stop()
     with engine.connect() as conn:
         done = conn.execute(
             sa.text("SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'")
@@ -78,7 +74,7 @@ def pgqueuer_jobs_per_s(url: str, jobs: int, batch: int) -> float:
     engine.dispose()
     if done < jobs:
         raise SystemExit(f"PgQueuer logged {done} of {jobs} jobs as successful")
-    return jobs / (finished - started)
+    return jobs / seconds
 
 
 # ---- Procrastinate ----------------------------------------------------------------------
@@ -123,18 +119,15 @@ def procrastinate_jobs_per_s(url: str, jobs: int) -> float:
     asyncio.run(prepare())
     engine = pg_engine(url)
     fleet = Fleet.start(_procrastinate_worker, (url,), WORKERS)
-    started = fleet.release()
-    finished = wait_until(
+    seconds = fleet.time_until(
         until_nothing_left(
             engine,
             "SELECT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE status IN ('todo', 'doing'))",
         ),
         timeout=900,
-        interval=0.02,
     )
-    fleet.stop()
     engine.dispose()
-    return jobs / (finished - started)
+    return jobs / seconds
 
 
 # ---- Huey -------------------------------------------------------------------------------
@@ -172,8 +165,6 @@ def huey_jobs_per_s(path: str, jobs: int) -> float:
         return connection.execute("SELECT count(*) FROM kv").fetchone()[0] >= jobs
 
     fleet = Fleet.start(_huey_consumer, (path,), 1)  # one consumer with WORKERS processes
-    started = fleet.release()
-    finished = wait_until(drained, timeout=600, interval=0.02)
-    fleet.stop()
+    seconds = fleet.time_until(drained, timeout=600)
     connection.close()
-    return jobs / (finished - started)
+    return jobs / seconds

@@ -31,7 +31,6 @@ from bench.common import (
     run_enlarger_worker,
     until_nothing_left,
     verdict,
-    wait_until,
 )
 from bench.peers import huey_jobs_per_s, pgqueuer_jobs_per_s, procrastinate_jobs_per_s
 from enlarger.config import Settings
@@ -102,15 +101,12 @@ def enlarger_jobs_per_s(
     fleet = Fleet.start(
         run_enlarger_worker, (url, "bench.queue_throughput:registry", ENLARGER_SETTINGS), WORKERS
     )
-    started = fleet.release()
-    finished = wait_until(
+    seconds = fleet.time_until(
         until_nothing_left(
             engine, "SELECT EXISTS (SELECT 1 FROM jobs WHERE status IN ('pending', 'running'))"
         ),
         timeout=600,
-        interval=0.02,
     )
-    fleet.stop()
     with engine.connect() as conn:
         completed = conn.execute(
             sa.text("SELECT count(*) FROM jobs WHERE status = 'completed'")
@@ -118,7 +114,7 @@ def enlarger_jobs_per_s(
     engine.dispose()
     if completed != jobs:
         raise SystemExit(f"enlarger completed {completed} of {jobs} jobs")
-    return jobs / (finished - started)
+    return jobs / seconds
 
 
 # ---- main -------------------------------------------------------------------------------
