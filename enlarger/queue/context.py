@@ -7,7 +7,6 @@ lease token, so a job that lost its lease cannot write anything.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,22 @@ from typing import Any
 from enlarger.queue.model import ItemStatus
 
 Reporter = Callable[[str, tuple[Any, ...]], None]
+
+
+class CancelFlag:
+    """Set once, read often, from any thread. A plain attribute needs no lock; a
+    threading.Event would allocate a lock and a condition for every job."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
 
 
 class JobCancelled(Exception):
@@ -29,15 +44,15 @@ class JobContext:
     max_attempts: int
     lease_token: int
     reporter: Reporter = field(repr=False)
-    cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    cancel_flag: CancelFlag = field(default_factory=CancelFlag, repr=False)
 
     @property
     def cancelled(self) -> bool:
-        return self.cancel_event.is_set()
+        return self.cancel_flag.is_set()
 
     def check_cancelled(self) -> None:
         """Long-running I/O handlers call this between steps to stop when cancelled."""
-        if self.cancel_event.is_set():
+        if self.cancel_flag.is_set():
             raise JobCancelled(f"job {self.job_id} was cancelled")
 
     def progress(self, fraction: float) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import psutil
 
-from enlarger.queue.context import JobContext, Reporter
+from enlarger.queue.context import CancelFlag, JobContext, Reporter
 
 _MP = multiprocessing.get_context("forkserver")
 _MP.set_forkserver_preload(["enlarger.queue.cpu"])
@@ -96,12 +96,12 @@ class CpuChild:
         task: ChildTask,
         reporter: Reporter,
         deadline: float | None,
-        cancel_event: threading.Event,
+        cancel_flag: CancelFlag,
     ) -> Any:
         """Run one task; raise the handler's exception, ChildKilled or ChildCrashed."""
         self._conn.send(task)
         while True:
-            if cancel_event.is_set():
+            if cancel_flag.is_set():
                 self.kill()
                 raise ChildKilled("cancelled")
             if deadline is not None and time.monotonic() >= deadline:

@@ -30,10 +30,10 @@ class Handler:
     max_attempts: int | None = None
     timeout_s: float | None = None
     permanent_errors: tuple[type[BaseException], ...] = ()
+    is_async: bool = field(init=False)
 
-    @property
-    def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.fn)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.fn))
 
 
 @dataclass(frozen=True)

@@ -439,7 +439,7 @@ class Worker:
     def _stop_execution(self, running: _Running) -> None:
         """Cancel a job's execution: CPU children are killed by their runner thread, async
         tasks are cancelled, sync handlers see `ctx.cancelled`."""
-        running.ctx.cancel_event.set()
+        running.ctx.cancel_flag.set()
         if self._loop is not None and running.job.id in self._tasks:
             self._loop.call_soon_threadsafe(self._cancel_task, running.job.id)
 
@@ -497,7 +497,7 @@ class Worker:
             job.lease_token,
         )
         try:
-            return child.run(task, running.ctx.reporter, running.deadline, running.ctx.cancel_event)
+            return child.run(task, running.ctx.reporter, running.deadline, running.ctx.cancel_flag)
         finally:
             self._cpu.release(child)
 
