@@ -63,7 +63,7 @@ def drop_pg_database(name: str) -> None:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def migrated_engine(url: str) -> Any:
+def migrated_engine(url: str) -> sa.Engine:
     engine = create_db_engine(url)
     migrate.upgrade(engine)
     return engine

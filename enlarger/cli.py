@@ -8,6 +8,7 @@ import multiprocessing
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -59,6 +60,11 @@ def _store(settings: Settings, *, migrate_first: bool = False) -> Store:
         )
         raise typer.Exit(2)
     return store_for_engine(engine, max_attempts_default=settings.max_attempts_default)
+
+
+def _open_store(config: Path | None, data_dir: Path | None, database_url: str | None) -> Store:
+    """The store of an already migrated database, from the commands' common options."""
+    return _store(_settings(config, data_dir=data_dir, database_url=database_url))
 
 
 def _configure_logging(level: str) -> None:
@@ -240,7 +246,7 @@ def jobs_list(
     config: ConfigFile = None,
 ) -> None:
     """List jobs, newest first, with counts by type and status."""
-    store = _store(_settings(config, data_dir=data_dir, database_url=database_url))
+    store = _open_store(config, data_dir, database_url)
     jobs, total = store.list_jobs(status=status, job_type=job_type, limit=limit, offset=offset)
     if as_json:
         for job in jobs:
@@ -291,7 +297,7 @@ def jobs_show(
     config: ConfigFile = None,
 ) -> None:
     """Show one job: state, attempts, lease, error, payload, items."""
-    store = _store(_settings(config, data_dir=data_dir, database_url=database_url))
+    store = _open_store(config, data_dir, database_url)
     job = _load_job(store, job_id)
     data = _job_dict(job)
     if as_json:
@@ -316,10 +322,10 @@ def jobs_show(
         console.print(item_table)
 
 
-def _steer(action: str, job_id: int, settings: Settings) -> None:
-    store = _store(settings)
+def _steer(action: Callable[[int], Job], job_id: int) -> None:
+    """Run `store.retry` or `store.cancel` and say what became of the job."""
     try:
-        job = store.retry(job_id) if action == "retry" else store.cancel(job_id)
+        job = action(job_id)
     except KeyError:
         err_console.print(f"[red]error:[/red] no job {job_id}")
         raise typer.Exit(1) from None
@@ -338,7 +344,7 @@ def jobs_retry(
     config: ConfigFile = None,
 ) -> None:
     """Run a failed or cancelled job again with fresh attempts."""
-    _steer("retry", job_id, _settings(config, data_dir=data_dir, database_url=database_url))
+    _steer(_open_store(config, data_dir, database_url).retry, job_id)
 
 
 @jobs_app.command("cancel")
@@ -349,7 +355,7 @@ def jobs_cancel(
     config: ConfigFile = None,
 ) -> None:
     """Cancel a pending job, or stop a running one (a CPU job's process is killed)."""
-    _steer("cancel", job_id, _settings(config, data_dir=data_dir, database_url=database_url))
+    _steer(_open_store(config, data_dir, database_url).cancel, job_id)
 
 
 @jobs_app.command("pause")
@@ -360,7 +366,7 @@ def jobs_pause(
     config: ConfigFile = None,
 ) -> None:
     """Stop workers from starting jobs of JOB_TYPE (running ones finish)."""
-    _store(_settings(config, data_dir=data_dir, database_url=database_url)).pause(job_type)
+    _open_store(config, data_dir, database_url).pause(job_type)
     console.print(f"{job_type}: paused")
 
 
@@ -372,7 +378,7 @@ def jobs_resume(
     config: ConfigFile = None,
 ) -> None:
     """Let workers start jobs of JOB_TYPE again."""
-    _store(_settings(config, data_dir=data_dir, database_url=database_url)).resume(job_type)
+    _open_store(config, data_dir, database_url).resume(job_type)
     console.print(f"{job_type}: resumed")
 
 
@@ -435,7 +441,7 @@ def jobs_prune(
     config: ConfigFile = None,
 ) -> None:
     """Move finished jobs into history now (workers also do this on their own)."""
-    store = _store(_settings(config, data_dir=data_dir, database_url=database_url))
+    store = _open_store(config, data_dir, database_url)
     total = 0
     while moved := store.prune(older_than):
         total += moved
