@@ -54,9 +54,11 @@ from enlarger.queue.model import (
 from enlarger.queue.registry import Schedule
 
 LIVE_KEY_WHERE = sa.text("idempotency_key IS NOT NULL AND status IN ('pending', 'running')")
+# id, type and status first, as `_update_recording` wants; the rest make a ClaimedJob
 CLAIMED_COLUMNS = (
     jobs.c.id,
     jobs.c.type,
+    jobs.c.status,
     jobs.c.payload,
     jobs.c.lease_token,
     jobs.c.attempts,
@@ -113,11 +115,16 @@ class Store(ABC):
 
     @abstractmethod
     def _finish(self, conn: sa.Connection, outcomes: Sequence[Outcome]) -> list[sa.Row[Any]]:
-        """Apply outcomes whose lease token still matches; return (id, type, status) rows."""
+        """Apply outcomes whose lease token still matches and record an event for each;
+        return (id, type, status) rows."""
 
     @abstractmethod
     def _insert(self, table: sa.Table) -> Any:
         """The dialect's INSERT construct (it has `on_conflict_do_nothing/update`)."""
+
+    def _one_of(self, column: sa.ColumnElement[Any], ids: sa.Select[Any]) -> sa.ColumnElement[bool]:
+        """`column IN (ids)`: the condition that picks the rows a claim or rescue updates."""
+        return column.in_(ids)
 
     def _notify_work(self, conn: sa.Connection) -> None:  # noqa: B027 - optional hook
         """Tell idle workers that a job became ready (PostgreSQL NOTIFY; SQLite polls)."""
@@ -153,6 +160,15 @@ class Store(ABC):
                 for r in rows
             ],
         )
+
+    def _update_recording(
+        self, conn: sa.Connection, stmt: sa.Update, kind: str = "job", data: Any = None
+    ) -> list[sa.Row[Any]]:
+        """Run an UPDATE … RETURNING whose first three columns are id, type and status, and
+        record one event per changed row in the same transaction."""
+        rows = conn.execute(stmt).all()
+        self._record_events(conn, rows, kind, data)
+        return rows
 
     # ---- enqueue --------------------------------------------------------------------
 
@@ -263,7 +279,6 @@ class Store(ABC):
             accepted: list[int] = []
             if outcomes:
                 finished = self._finish(conn, outcomes)
-                self._record_events(conn, finished)
                 accepted = [row[0] for row in finished]
                 if any(row[2] == JobStatus.PENDING for row in finished):
                     self._notify_work(conn)
@@ -294,11 +309,10 @@ class Store(ABC):
             ready.order_by(jobs.c.priority.desc(), jobs.c.run_at, jobs.c.id)
             .limit(request.limit)
             .with_for_update(skip_locked=True)
-            .cte("picked")
         )
         stmt = (
             jobs.update()
-            .where(jobs.c.id == picked.c.id)
+            .where(self._one_of(jobs.c.id, picked))
             .values(
                 status=JobStatus.RUNNING,
                 attempts=jobs.c.attempts + 1,
@@ -310,10 +324,9 @@ class Store(ABC):
             )
             .returning(*CLAIMED_COLUMNS)
         )
-        claimed = [ClaimedJob(*row) for row in conn.execute(stmt).all()]
+        rows = self._update_recording(conn, stmt, data={"worker": worker_id})
+        claimed = [ClaimedJob(row[0], row[1], *row[3:]) for row in rows]
         claimed.sort(key=lambda j: (-j.priority, j.id))
-        rows = [(j.id, j.type, JobStatus.RUNNING.value) for j in claimed]
-        self._record_events(conn, rows, data={"worker": worker_id})
         return claimed
 
     def heartbeat(self, leases: dict[int, int], lease_s: float) -> HeartbeatReply:
@@ -345,7 +358,6 @@ class Store(ABC):
             .where(jobs.c.status == JobStatus.RUNNING, jobs.c.lease_expires_at < db_now())
             .limit(limit)
             .with_for_update(skip_locked=True)
-            .cte("expired")
         )
         spent = jobs.c.attempts >= jobs.c.max_attempts
         new_status = sa.case(
@@ -356,7 +368,7 @@ class Store(ABC):
         finished = sa.or_(jobs.c.cancel_requested, spent)
         stmt = (
             jobs.update()
-            .where(jobs.c.id == expired.c.id)
+            .where(self._one_of(jobs.c.id, expired))
             .values(
                 status=new_status,
                 error_code=sa.case(

@@ -13,33 +13,42 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from enlarger.db.schema import job_events
+from enlarger.db.types import Json
 from enlarger.queue.model import Outcome
 from enlarger.queue.store import Listener, Store, Topic, encode_outcomes
 
 log = logging.getLogger(__name__)
 
 
+# The finished jobs' events are written by the same statement (a data-modifying CTE).
 FINISH_SQL = sa.text(
     """
-    UPDATE jobs AS j SET
-        status = o.status,
-        result = o.result,
-        error_code = o.error_code,
-        last_error = o.error,
-        attempts = CASE WHEN o.released THEN j.attempts - 1 ELSE j.attempts END,
-        run_at = CASE WHEN o.status = 'pending' AND NOT o.released
-                      THEN now() + make_interval(secs => o.delay_s) ELSE j.run_at END,
-        finished_at = CASE WHEN o.status = 'pending' THEN NULL ELSE now() END,
-        progress = CASE WHEN o.status = 'completed' THEN 1.0 ELSE j.progress END,
-        locked_by = NULL,
-        lease_expires_at = NULL,
-        updated_at = now()
-    FROM jsonb_to_recordset(CAST(:outcomes AS jsonb)) AS o(
-        id bigint, token bigint, status text, result jsonb, error_code text, error text,
-        delay_s float8, released boolean
+    WITH finished AS (
+        UPDATE jobs AS j SET
+            status = o.status,
+            result = o.result,
+            error_code = o.error_code,
+            last_error = o.error,
+            attempts = CASE WHEN o.released THEN j.attempts - 1 ELSE j.attempts END,
+            run_at = CASE WHEN o.status = 'pending' AND NOT o.released
+                          THEN now() + make_interval(secs => o.delay_s) ELSE j.run_at END,
+            finished_at = CASE WHEN o.status = 'pending' THEN NULL ELSE now() END,
+            progress = CASE WHEN o.status = 'completed' THEN 1.0 ELSE j.progress END,
+            locked_by = NULL,
+            lease_expires_at = NULL,
+            updated_at = now()
+        FROM jsonb_to_recordset(CAST(:outcomes AS jsonb)) AS o(
+            id bigint, token bigint, status text, result jsonb, error_code text, error text,
+            delay_s float8, released boolean
+        )
+        WHERE j.id = o.id AND j.lease_token = o.token AND j.status = 'running'
+        RETURNING j.id, j.type, j.status
+    ), recorded AS (
+        INSERT INTO job_events (created_at, job_id, job_type, kind, status)
+        SELECT now(), id, type, 'job', status FROM finished
     )
-    WHERE j.id = o.id AND j.lease_token = o.token AND j.status = 'running'
-    RETURNING j.id, j.type, j.status
+    SELECT id, type, status FROM finished
     """
 )
 
@@ -57,11 +66,18 @@ EVENTS_SQL = sa.text(
     SELECT pg_notify('{Topic.EVENTS.value}', '') WHERE EXISTS (SELECT 1 FROM inserted)
     """
 )
+NOTIFY_EVENTS = sa.text(f"NOTIFY {Topic.EVENTS.value}")
 
 
 class PostgresStore(Store):
     def _insert(self, table: sa.Table) -> Any:
         return pg_insert(table)
+
+    def _one_of(self, column: sa.ColumnElement[Any], ids: sa.Select[Any]) -> sa.ColumnElement[bool]:
+        """`column = ANY(ARRAY(ids))`: locks the picked rows first, then reaches each one by
+        primary key. `IN (ids)` lets the planner hash-join against a scan of the whole table,
+        which made every claim cost as much as the backlog was long."""
+        return column == sa.any_(sa.func.array(ids.scalar_subquery()))
 
     def _record_events(
         self, conn: sa.Connection, rows: Sequence[Any], kind: str = "job", data: Any = None
@@ -76,8 +92,33 @@ class PostgresStore(Store):
         }
         conn.execute(EVENTS_SQL, params)
 
+    def _update_recording(
+        self, conn: sa.Connection, stmt: sa.Update, kind: str = "job", data: Any = None
+    ) -> list[sa.Row[Any]]:
+        """The UPDATE and its events in one statement: the events are inserted from the
+        UPDATE's RETURNING rows inside PostgreSQL, not sent back and forth."""
+        changed = stmt.cte("changed")
+        recorded = job_events.insert().from_select(
+            ["created_at", "job_id", "job_type", "kind", "status", "data"],
+            sa.select(
+                sa.func.now(),
+                changed.c.id,
+                changed.c.type,
+                sa.literal(kind),
+                changed.c.status,
+                sa.literal(data, Json),
+            ),
+        )
+        rows = conn.execute(sa.select(changed).add_cte(recorded.cte("recorded"))).all()
+        if rows:
+            conn.execute(NOTIFY_EVENTS)
+        return rows
+
     def _finish(self, conn: sa.Connection, outcomes: Sequence[Outcome]) -> list[sa.Row[Any]]:
-        return conn.execute(FINISH_SQL, {"outcomes": encode_outcomes(outcomes)}).all()
+        rows = conn.execute(FINISH_SQL, {"outcomes": encode_outcomes(outcomes)}).all()
+        if rows:
+            conn.execute(NOTIFY_EVENTS)
+        return rows
 
     def _notify_work(self, conn: sa.Connection) -> None:
         conn.execute(sa.text(f"NOTIFY {Topic.WORK.value}"))

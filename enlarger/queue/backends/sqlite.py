@@ -51,7 +51,9 @@ class SqliteStore(Store):
         return sqlite_insert(table)
 
     def _finish(self, conn: sa.Connection, outcomes: Sequence[Outcome]) -> list[sa.Row[Any]]:
-        return conn.execute(FINISH_SQL, {"outcomes": encode_outcomes(outcomes)}).all()
+        rows = conn.execute(FINISH_SQL, {"outcomes": encode_outcomes(outcomes)}).all()
+        self._record_events(conn, rows)
+        return rows
 
     def listen(
         self, on_wake: Callable[[], None], poll_interval_s: float, topic: Topic = Topic.WORK
