@@ -20,6 +20,7 @@ from typing import Any
 
 import psutil
 
+from enlarger.config import Settings
 from enlarger.queue.context import CancelFlag, JobContext, Reporter
 
 _MP = multiprocessing.get_context("forkserver")
@@ -36,6 +37,7 @@ class ChildTask:
     attempt: int
     max_attempts: int
     lease_token: int
+    settings: Settings | None = None
 
 
 class ChildKilled(Exception):
@@ -61,7 +63,13 @@ def _child_main(conn: multiprocessing.connection.Connection) -> None:
             conn.send(("report", kind, args))
 
         ctx = JobContext(
-            task.job_id, task.job_type, task.attempt, task.max_attempts, task.lease_token, report
+            task.job_id,
+            task.job_type,
+            task.attempt,
+            task.max_attempts,
+            task.lease_token,
+            report,
+            settings=task.settings,
         )
         try:
             result = task.fn(ctx, task.payload)

@@ -92,6 +92,14 @@ class Registry:
     def get(self, name: str) -> Handler | None:
         return self.handlers.get(name)
 
+    def include(self, other: Registry) -> None:
+        """Take over another registry's handlers and schedules (one per domain package)."""
+        for name, handler in other.handlers.items():
+            if name in self.handlers:
+                raise ValueError(f"a handler for job type {name!r} is already registered")
+            self.handlers[name] = handler
+        self.schedules.update(other.schedules)
+
 
 def load_registry(spec: str) -> Registry:
     """Import `package.module:attribute` and check that it is a Registry."""

@@ -428,6 +428,7 @@ class Worker:
             job.max_attempts,
             job.lease_token,
             reporter=lambda kind, args, job=job: self._report(job, kind, args),
+            settings=self.settings,
         )
         timeout = job.timeout_s or (handler.timeout_s if handler else None)
         timeout = timeout or self.settings.job_timeout_seconds
@@ -495,6 +496,7 @@ class Worker:
             job.attempts,
             job.max_attempts,
             job.lease_token,
+            self.settings,
         )
         try:
             return child.run(task, running.ctx.reporter, running.deadline, running.ctx.cancel_flag)
