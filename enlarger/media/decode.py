@@ -1,0 +1,185 @@
+"""Open an image safely: check it against the limits from its header alone, then decode
+it once, already shrunk to the size needed (shrink-on-load), upright and in 8-bit sRGB.
+
+libvips handles JPEG, PNG, WebP, AVIF, TIFF and GIF; pillow-heif handles HEIC (the libvips
+wheel has no HEVC decoder); rawpy (LibRaw) handles camera RAW, preferring the embedded
+preview when it is large enough.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyvips
+
+from enlarger.media.errors import MediaError, MediaErrorCode
+from enlarger.media.sniff import HEAD_BYTES, RAW_FORMATS, SUPPORTED_FORMATS, sniff
+
+pyvips.cache_set_max(0)  # every decode is of a different file: caching only costs memory
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 200 * 1024 * 1024
+    max_pixels: int = 200_000_000
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the header says. `width`/`height` are as displayed (after orientation)."""
+
+    format: str
+    width: int
+    height: int
+    orientation: int
+    size_bytes: int
+
+
+def probe(path: str | Path, limits: Limits) -> Probe:
+    """Identify the file and check the limits without decoding any pixels."""
+    size = os.path.getsize(path)
+    if size == 0:
+        raise MediaError(MediaErrorCode.EMPTY_FILE, "the file is empty")
+    if size > limits.max_bytes:
+        raise MediaError(
+            MediaErrorCode.TOO_LARGE,
+            f"the file is {size:,} bytes; the limit is {limits.max_bytes:,}",
+        )
+    with open(path, "rb") as f:
+        kind = sniff(f.read(HEAD_BYTES))
+    if kind not in SUPPORTED_FORMATS:
+        raise MediaError(
+            MediaErrorCode.UNSUPPORTED_FORMAT,
+            "not a supported image (JPEG, PNG, WebP, AVIF, HEIC, TIFF, GIF or camera RAW)",
+        )
+    try:
+        width, height, orientation = _header(Path(path), kind)
+    except MediaError:
+        raise
+    except Exception as exc:
+        raise _corrupt(kind, exc) from exc
+    if width <= 0 or height <= 0:
+        raise MediaError(MediaErrorCode.CORRUPT_IMAGE, f"the {kind} header has no size")
+    if width * height > limits.max_pixels:
+        raise MediaError(
+            MediaErrorCode.TOO_MANY_PIXELS,
+            f"{width} x {height} is {width * height:,} pixels; the limit is {limits.max_pixels:,}",
+        )
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return Probe(kind, width, height, orientation, size)
+
+
+def load(path: str | Path, found: Probe, long_side: int) -> pyvips.Image:
+    """Decode once at (about) `long_side` on the long edge, never enlarging: upright,
+    8-bit sRGB, alpha kept, first frame of an animation. The result is in memory, so
+    several outputs may be made from it."""
+    try:
+        if found.format == "heic":
+            image = _load_heic(Path(path), long_side)
+        elif found.format in RAW_FORMATS:
+            image = _load_raw(Path(path), long_side)
+        else:
+            image = pyvips.Image.thumbnail_source(
+                pyvips.Source.new_from_file(str(path)),
+                long_side,
+                height=long_side,
+                size="down",
+                export_profile="srgb",
+                option_string="fail_on=error",
+            )
+        return to_srgb8(image).copy_memory()
+    except MediaError:
+        raise
+    except Exception as exc:
+        raise _corrupt(found.format, exc) from exc
+
+
+def to_srgb8(image: pyvips.Image) -> pyvips.Image:
+    """Any interpretation and depth (CMYK, 16-bit, greyscale) to 8-bit sRGB."""
+    if image.interpretation != "srgb" or image.format != "uchar":
+        image = image.colourspace("srgb")
+    if image.format != "uchar":
+        image = image.cast("uchar")
+    return image
+
+
+def _corrupt(kind: str, exc: Exception) -> MediaError:
+    detail = str(exc).strip().splitlines()
+    reason = detail[-1] if detail else type(exc).__name__
+    return MediaError(MediaErrorCode.CORRUPT_IMAGE, f"the {kind} file cannot be decoded: {reason}")
+
+
+def _header(path: Path, kind: str) -> tuple[int, int, int]:
+    if kind == "heic":
+        import pillow_heif
+
+        heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=True)
+        width, height = heif.size
+        return width, height, 1  # libheif applies the rotation itself
+    if kind in RAW_FORMATS:
+        import rawpy
+
+        with rawpy.imread(str(path)) as raw:
+            sizes = raw.sizes
+            # LibRaw reports the upright size through `flip`; 5 and 6 turn by 90°
+            width, height = sizes.width, sizes.height
+            return width, height, {0: 1, 3: 3, 5: 8, 6: 6}.get(sizes.flip, 1)
+    image = pyvips.Image.new_from_file(str(path), access="sequential")
+    orientation = image.get("orientation") if image.get_typeof("orientation") else 1
+    return image.width, image.height, int(orientation)
+
+
+def _load_heic(path: Path, long_side: int) -> pyvips.Image:
+    import pillow_heif
+
+    heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=True)
+    picture = heif.to_pillow()
+    if picture.mode not in ("RGB", "RGBA"):
+        picture = picture.convert("RGBA" if "A" in picture.mode else "RGB")
+    bands = len(picture.getbands())
+    image = pyvips.Image.new_from_memory(
+        picture.tobytes(), picture.width, picture.height, bands, "uchar"
+    )
+    icc = heif.info.get("icc_profile")
+    image = image.thumbnail_image(long_side, height=long_side, size="down")
+    if not icc:
+        return image
+    image = image.copy()
+    image.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc)
+    return image.icc_transform("srgb", embedded=True)
+
+
+def _load_raw(path: Path, long_side: int) -> pyvips.Image:
+    import rawpy
+
+    with rawpy.imread(str(path)) as raw:
+        preview = _raw_preview(raw, long_side)
+        if preview is not None:
+            return preview
+        half = min(raw.sizes.width, raw.sizes.height) // 2 >= long_side
+        rgb: Any = raw.postprocess(use_camera_wb=True, output_bps=8, half_size=half)
+    height, width, bands = rgb.shape
+    image = pyvips.Image.new_from_memory(rgb.tobytes(), width, height, bands, "uchar")
+    return image.thumbnail_image(long_side, height=long_side, size="down")
+
+
+def _raw_preview(raw: Any, long_side: int) -> pyvips.Image | None:
+    """The camera's own JPEG rendering, when it is at least as large as needed."""
+    import rawpy
+
+    try:
+        thumb = raw.extract_thumb()
+    except (rawpy.LibRawNoThumbnailError, rawpy.LibRawUnsupportedThumbnailError):
+        return None
+    if thumb.format != rawpy.ThumbFormat.JPEG:
+        return None
+    header = pyvips.Image.new_from_buffer(thumb.data, "")
+    if max(header.width, header.height) < long_side:
+        return None
+    image = pyvips.Image.thumbnail_buffer(thumb.data, long_side, height=long_side, size="down")
+    turn = {3: "d180", 5: "d270", 6: "d90"}.get(raw.sizes.flip)
+    return image.rot(turn) if turn else image

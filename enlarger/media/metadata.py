@@ -1,0 +1,174 @@
+"""Camera metadata from a file's EXIF, as plain JSON-ready values. It is stored in the
+database and never copied into derivatives (which are saved without metadata)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from PIL import Image as PILImage
+from PIL import ImageCms
+
+_EXIF_IFD = 0x8769
+_GPS_IFD = 0x8825
+TAGS = {
+    "make": 0x010F,
+    "model": 0x0110,
+    "datetime": 0x0132,
+    "exposure_time": 0x829A,
+    "f_number": 0x829D,
+    "iso": 0x8827,
+    "taken_at": 0x9003,
+    "offset": 0x9011,
+    "focal_length": 0x920A,
+    "lens": 0xA434,
+}
+
+
+@dataclass(frozen=True)
+class Metadata:
+    taken_at: str | None = None  # ISO 8601, with its UTC offset when the camera gave one
+    camera_make: str | None = None
+    camera_model: str | None = None
+    lens: str | None = None
+    exposure_time_s: float | None = None
+    f_number: float | None = None
+    iso: int | None = None
+    focal_length_mm: float | None = None
+    gps_latitude: float | None = None
+    gps_longitude: float | None = None
+    gps_altitude_m: float | None = None
+    color_profile: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def read_metadata(path: str | Path, kind: str) -> Metadata:
+    """Best effort: a missing or broken EXIF block gives empty fields, never an error."""
+    exif_blob, icc = _blobs(Path(path), kind)
+    fields: dict[str, Any] = {}
+    if exif_blob:
+        try:
+            fields = _from_exif(exif_blob)
+        except Exception:  # broken EXIF is common and never worth failing an image
+            fields = {}
+    if icc:
+        fields["color_profile"] = _profile_name(icc)
+    return Metadata(**fields)
+
+
+def _blobs(path: Path, kind: str) -> tuple[bytes | None, bytes | None]:
+    if kind == "heic":
+        import pillow_heif
+
+        info = pillow_heif.open_heif(path).info
+        return info.get("exif"), info.get("icc_profile")
+    if kind in ("jpeg", "png", "webp", "avif", "tiff", "gif"):
+        import pyvips
+
+        image = pyvips.Image.new_from_file(str(path), access="sequential")
+        exif = image.get("exif-data") if image.get_typeof("exif-data") else None
+        icc = image.get("icc-profile-data") if image.get_typeof("icc-profile-data") else None
+        return exif, icc
+    with PILImage.open(path) as picture:  # TIFF-shaped RAW files carry EXIF Pillow reads
+        return picture.getexif().tobytes(), None
+
+
+def _from_exif(blob: bytes) -> dict[str, Any]:
+    exif = PILImage.Exif()
+    exif.load(blob[6:] if blob.startswith(b"Exif\x00\x00") else blob)
+    sub = exif.get_ifd(_EXIF_IFD)
+    merged = {**dict(exif), **sub}
+    fields: dict[str, Any] = {
+        "camera_make": _text(merged.get(TAGS["make"])),
+        "camera_model": _text(merged.get(TAGS["model"])),
+        "lens": _text(merged.get(TAGS["lens"])),
+        "exposure_time_s": _number(merged.get(TAGS["exposure_time"])),
+        "f_number": _number(merged.get(TAGS["f_number"])),
+        "iso": _integer(merged.get(TAGS["iso"])),
+        "focal_length_mm": _number(merged.get(TAGS["focal_length"])),
+        "taken_at": _taken_at(
+            merged.get(TAGS["taken_at"]) or merged.get(TAGS["datetime"]),
+            merged.get(TAGS["offset"]),
+        ),
+    }
+    fields.update(_gps(exif.get_ifd(_GPS_IFD)))
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        return None
+    value = value.replace("\x00", "").strip()
+    return value or None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, tuple) and len(value) == 2:  # a rational as (numerator, denominator)
+        value = Fraction(*value) if value[1] else None
+    try:
+        return None if value is None else round(float(value), 6)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, tuple):
+        value = value[0] if value else None
+    number = _number(value)
+    return None if number is None else int(number)
+
+
+def _taken_at(stamp: Any, offset: Any) -> str | None:
+    text = _text(stamp)
+    if not text:
+        return None
+    try:
+        taken = datetime.strptime(text[:19], "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        return None
+    zone = _text(offset)
+    if zone and len(zone) == 6 and zone[0] in "+-":
+        hours, minutes = int(zone[1:3]), int(zone[4:6])
+        sign = 1 if zone[0] == "+" else -1
+        taken = taken.replace(tzinfo=timezone(sign * timedelta(hours=hours, minutes=minutes)))
+    return taken.isoformat()
+
+
+def _gps(gps: dict[int, Any]) -> dict[str, float]:
+    """Degrees/minutes/seconds with N/S/E/W references to signed decimal degrees."""
+    found: dict[str, float] = {}
+    for name, value_tag, ref_tag, negative in (
+        ("gps_latitude", 2, 1, "S"),
+        ("gps_longitude", 4, 3, "W"),
+    ):
+        parts = gps.get(value_tag)
+        if not parts or len(parts) != 3:
+            continue
+        numbers = [_number(p) for p in parts]
+        if any(n is None for n in numbers):
+            continue
+        degrees = numbers[0] + numbers[1] / 60 + numbers[2] / 3600  # type: ignore[operator]
+        if _text(gps.get(ref_tag)) == negative:
+            degrees = -degrees
+        found[name] = round(degrees, 7)
+    altitude = _number(gps.get(6))
+    if altitude is not None:
+        below_sea = gps.get(5) in (1, b"\x01")
+        found["gps_altitude_m"] = -altitude if below_sea else altitude
+    return found
+
+
+def _profile_name(icc: bytes) -> str | None:
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        return _text(ImageCms.getProfileDescription(profile))
+    except Exception:  # an unreadable profile is only a missing label
+        return None

@@ -1,0 +1,99 @@
+"""Derivatives: one decode at the largest size asked for, then each smaller size made
+from the one before it, each encoded without metadata."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pyvips
+import thumbhash
+
+from enlarger.media.decode import Probe, load
+
+FORMATS = ("jpeg", "webp", "avif")
+THUMBHASH_SIDE = 100  # ThumbHash works on images of at most 100 x 100
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one derivative is made; configuration, not code."""
+
+    name: str
+    long_side: int
+    format: str = "jpeg"
+    quality: int = 85
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"recipe {self.name}: format must be one of {', '.join(FORMATS)}")
+        if not 1 <= self.quality <= 100 or self.long_side < 1:
+            raise ValueError(f"recipe {self.name}: quality 1-100 and a positive size, please")
+
+    @property
+    def hash(self) -> str:
+        """Changes whenever the output would: recorded with every derivative so stale ones
+        can be found and remade."""
+        canonical = json.dumps(asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(canonical).hexdigest()[:16]
+
+    @property
+    def extension(self) -> str:
+        return "jpg" if self.format == "jpeg" else self.format
+
+
+@dataclass(frozen=True)
+class Rendition:
+    recipe: Recipe
+    data: bytes
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Rendered:
+    renditions: list[Rendition]  # in the order the recipes were given
+    thumbhash: str  # a ~25-byte placeholder browsers paint while the image loads (base64)
+
+
+def render(path: str | Path, found: Probe, recipes: Sequence[Recipe]) -> Rendered:
+    """Every recipe's output from one decode: each size is made from the one above it."""
+    by_size = sorted(recipes, key=lambda r: r.long_side, reverse=True)
+    image = load(path, found, by_size[0].long_side)
+    made: dict[str, Rendition] = {}
+    for recipe in by_size:
+        image = _shrink(image, recipe.long_side)
+        made[recipe.name] = Rendition(recipe, encode(image, recipe), image.width, image.height)
+    return Rendered([made[r.name] for r in recipes], thumbhash_of(image))
+
+
+def encode(image: pyvips.Image, recipe: Recipe) -> bytes:
+    keep = pyvips.enums.ForeignKeep.NONE
+    if recipe.format == "jpeg":
+        if image.hasalpha():
+            image = image.flatten(background=[255, 255, 255])
+        return image.jpegsave_buffer(Q=recipe.quality, keep=keep, optimize_coding=True)
+    if recipe.format == "webp":
+        return image.webpsave_buffer(Q=recipe.quality, keep=keep)
+    return image.heifsave_buffer(Q=recipe.quality, keep=keep, compression="av1")
+
+
+def thumbhash_of(image: pyvips.Image) -> str:
+    image = _shrink(image, THUMBHASH_SIDE)
+    if image.hasalpha():  # the thumbhash package fails on translucent input (0.1.2)
+        image = image.flatten(background=[255, 255, 255])
+    image = image.bandjoin(255)
+    pixels = list(bytes(image.write_to_memory()))
+    digest = thumbhash.rgba_to_thumb_hash(image.width, image.height, pixels)
+    return base64.b64encode(bytes(digest)).decode()
+
+
+def _shrink(image: pyvips.Image, long_side: int) -> pyvips.Image:
+    """At most `long_side` on the long edge, in memory (a source for the next size)."""
+    if max(image.width, image.height) <= long_side:
+        return image
+    return image.thumbnail_image(long_side, height=long_side, size="down").copy_memory()

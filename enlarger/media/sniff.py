@@ -1,0 +1,94 @@
+"""What a file is, from its first bytes (never from its name)."""
+
+from __future__ import annotations
+
+import struct
+
+HEAD_BYTES = 64 * 1024  # enough for a TIFF's first directory
+
+RAW_FORMATS = frozenset({"dng", "cr2", "cr3", "nef", "arw", "raf", "orf", "rw2"})
+VIPS_FORMATS = frozenset({"jpeg", "png", "webp", "avif", "tiff", "gif"})
+SUPPORTED_FORMATS = VIPS_FORMATS | RAW_FORMATS | {"heic"}
+
+MIME_TYPES = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "avif": "image/avif",
+    "heic": "image/heic",
+    "tiff": "image/tiff",
+    "gif": "image/gif",
+    "dng": "image/x-adobe-dng",
+    "cr2": "image/x-canon-cr2",
+    "cr3": "image/x-canon-cr3",
+    "nef": "image/x-nikon-nef",
+    "arw": "image/x-sony-arw",
+    "raf": "image/x-fuji-raf",
+    "orf": "image/x-olympus-orf",
+    "rw2": "image/x-panasonic-rw2",
+}
+
+_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
+_TIFF_MAKERS = {b"NIKON": "nef", b"SONY": "arw"}  # TIFF-shaped RAW files, told apart by Make
+_DNG_VERSION_TAG = 50706
+_MAKE_TAG = 271
+
+
+def sniff(head: bytes) -> str | None:
+    """The format named by the file's magic bytes, or None when it is not a supported
+    image (text, SVG, PDF and other script-capable formats included)."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head.startswith(b"FUJIFILMCCD-RAW"):
+        return "raf"
+    if head[:4] in (b"IIRO", b"IIRS", b"MMOR"):
+        return "orf"
+    if head[:4] == b"IIU\x00":
+        return "rw2"
+    if head[4:8] == b"ftyp":
+        return _iso_bmff_kind(head)
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return _tiff_kind(head)
+    return None
+
+
+def _iso_bmff_kind(head: bytes) -> str | None:
+    box_size = struct.unpack(">I", head[:4])[0]
+    brands = [head[8:12]] + [head[i : i + 4] for i in range(16, min(box_size, 256), 4)]
+    if b"crx " in brands:
+        return "cr3"
+    if b"avif" in brands or b"avis" in brands:
+        return "avif"
+    if any(brand in _HEIC_BRANDS for brand in brands) or b"mif1" in brands:
+        return "heic"
+    return None
+
+
+def _tiff_kind(head: bytes) -> str:
+    """Plain TIFF, or one of the RAW formats built on TIFF (DNG, CR2, NEF, ARW)."""
+    if head[8:10] == b"CR":
+        return "cr2"
+    endian = "<" if head[:2] == b"II" else ">"
+    try:
+        (ifd_offset,) = struct.unpack(endian + "I", head[4:8])
+        (count,) = struct.unpack(endian + "H", head[ifd_offset : ifd_offset + 2])
+        make = b""
+        for n in range(count):
+            entry = head[ifd_offset + 2 + 12 * n : ifd_offset + 14 + 12 * n]
+            tag, _type, length, value = struct.unpack(endian + "HHII", entry)
+            if tag == _DNG_VERSION_TAG:
+                return "dng"
+            if tag == _MAKE_TAG:
+                make = head[value : value + length] if length > 4 else entry[8 : 8 + length]
+    except struct.error:
+        return "tiff"  # a directory past the sniffed bytes: let the decoder judge
+    for maker, kind in _TIFF_MAKERS.items():
+        if make.upper().startswith(maker):
+            return kind
+    return "tiff"

@@ -1,0 +1,61 @@
+"""The blob store interface: keys are relative, slash-separated paths that never leave
+the store's root; every write is atomic (readers see the old file or the whole new one)."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class StorageError(Exception):
+    """A key or a blob that cannot be used."""
+
+
+def check_key(key: str) -> str:
+    """A normalised key, or StorageError for anything that could escape the root."""
+    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
+        raise StorageError(f"invalid storage key {key!r}")
+    normal = posixpath.normpath(key)
+    if normal != key or normal.startswith("..") or "/../" in f"/{normal}/":
+        raise StorageError(f"invalid storage key {key!r}")
+    return normal
+
+
+def safe_name(name: str, fallback: str = "file") -> str:
+    """A user-given file name as one safe path segment: no directories, no dot-files,
+    only portable characters (the extension kept)."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = _UNSAFE_CHARS.sub("-", base).strip(".-")[:150]
+    return cleaned or fallback
+
+
+class BlobStore(ABC):
+    @abstractmethod
+    def put_file(self, key: str, source: Path) -> None:
+        """Store a local file's bytes under `key`; `source` is left as it was."""
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def local_copy(self, key: str) -> AbstractContextManager[Path]:
+        """A local path holding the blob for as long as the context lasts."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the blob; a missing one is not an error."""
+
+    @abstractmethod
+    def move(self, key: str, new_key: str) -> None: ...
+
+    @abstractmethod
+    def keys(self, prefix: str) -> Iterator[str]: ...

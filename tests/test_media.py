@@ -1,0 +1,187 @@
+"""`enlarger.media` on real files: sniffing, limits, decoding every supported kind to
+upright 8-bit sRGB, derivatives without metadata, and camera metadata."""
+
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+
+import pillow_heif
+import pytest
+import pyvips
+from PIL import Image as PILImage
+
+from enlarger.media import (
+    Limits,
+    MediaError,
+    MediaErrorCode,
+    Recipe,
+    probe,
+    read_metadata,
+    render,
+    sniff,
+)
+from tests.images import jpeg, jpeg_with_exif, photo, png_declaring
+
+THUMBS = [Recipe(f"thumb_{n}", n) for n in (64, 128, 256, 512)]
+
+
+def _error(path: Path, limits: Limits = Limits()) -> MediaErrorCode:
+    with pytest.raises(MediaError) as caught:
+        probe(path, limits)
+    assert caught.value.message
+    return caught.value.code
+
+
+def _decoded(data: bytes) -> pyvips.Image:
+    return pyvips.Image.new_from_buffer(data, "")
+
+
+def test_sniff_reads_content_not_names(tmp_path: Path) -> None:
+    photo(64, 64).pngsave(str(tmp_path / "a.jpg"))  # a PNG under a JPEG name
+    assert probe(tmp_path / "a.jpg", Limits()).format == "png"
+    assert sniff(b"<svg xmlns='http://www.w3.org/2000/svg'>") is None
+    assert sniff(b"%PDF-1.7") is None
+    assert sniff(b"GIF89a....") == "gif"
+
+
+@pytest.mark.parametrize(
+    ("content", "code"),
+    [
+        (b"", MediaErrorCode.EMPTY_FILE),
+        (
+            b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>",
+            MediaErrorCode.UNSUPPORTED_FORMAT,
+        ),
+        (b"just some text", MediaErrorCode.UNSUPPORTED_FORMAT),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 40, MediaErrorCode.CORRUPT_IMAGE),
+    ],
+)
+def test_bad_files_get_their_code(tmp_path: Path, content: bytes, code: MediaErrorCode) -> None:
+    path = tmp_path / "upload"
+    path.write_bytes(content)
+    assert _error(path) is code
+
+
+def test_size_limit(tmp_path: Path) -> None:
+    path = jpeg(tmp_path / "a.jpg", 200, 200)
+    assert _error(path, Limits(max_bytes=100)) is MediaErrorCode.TOO_LARGE
+
+
+def test_pixel_bomb_fails_from_its_header_without_allocating(tmp_path: Path) -> None:
+    bomb = png_declaring(tmp_path / "bomb.png", 40_000, 40_000)  # 1.6 gigapixels
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert _error(bomb) is MediaErrorCode.TOO_MANY_PIXELS
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kb < 100 * 1024  # 1.6 GP of RGB would be 4.8 GB
+
+
+def test_derivatives_from_one_decode(tmp_path: Path) -> None:
+    path = jpeg(tmp_path / "big.jpg", 3000, 2000)
+    rendered = render(path, probe(path, Limits()), [*THUMBS, Recipe("preview", 2000)])
+    for rendition in rendered.renditions:  # long side exact, aspect kept to a pixel
+        assert rendition.width == rendition.recipe.long_side
+        assert abs(rendition.height - rendition.width * 2 / 3) <= 1
+    for rendition in rendered.renditions:
+        image = _decoded(rendition.data)
+        assert (image.width, image.height) == (rendition.width, rendition.height)
+        assert image.get_typeof("exif-data") == 0  # no metadata copied
+    assert len(rendered.thumbhash) > 10
+
+
+def test_small_images_are_never_enlarged(tmp_path: Path) -> None:
+    path = jpeg(tmp_path / "small.jpg", 300, 200)
+    rendered = render(path, probe(path, Limits()), [Recipe("preview", 2000)])
+    assert (rendered.renditions[0].width, rendered.renditions[0].height) == (300, 200)
+
+
+def test_exif_orientation_is_applied_and_metadata_read(tmp_path: Path) -> None:
+    path = jpeg_with_exif(tmp_path / "turned.jpg", orientation=6)  # stored 600x400, shown 400x600
+    found = probe(path, Limits())
+    assert (found.width, found.height, found.orientation) == (400, 600, 6)
+    preview = render(path, found, [Recipe("preview", 300)]).renditions[0]
+    assert (preview.width, preview.height) == (200, 300)
+    assert _decoded(preview.data).get_typeof("exif-data") == 0
+    meta = read_metadata(path, found.format)
+    assert meta.camera_make == "Canon"
+    assert meta.camera_model == "Canon EOS R5"
+    assert meta.taken_at == "2026-07-14T18:30:05+02:00"
+    assert meta.iso == 400
+    assert meta.exposure_time_s == pytest.approx(1 / 250)
+    assert meta.f_number == pytest.approx(2.8)
+    assert meta.focal_length_mm == pytest.approx(35)
+    assert meta.gps_latitude == pytest.approx(48.8583, abs=1e-4)
+    assert meta.gps_longitude == pytest.approx(-2.2945, abs=1e-4)
+
+
+def test_cmyk_becomes_srgb(tmp_path: Path) -> None:
+    path = tmp_path / "cmyk.jpg"
+    PILImage.new("CMYK", (200, 100), (255, 0, 0, 0)).save(path, "JPEG")  # pure cyan ink
+    out = _decoded(render(path, probe(path, Limits()), [Recipe("preview", 100)]).renditions[0].data)
+    assert out.bands == 3 and out.interpretation == "srgb"
+    red, green, blue = (out.extract_band(n).avg() for n in range(3))
+    assert red < green and red < blue  # cyan: little red, by dominance not exact value
+
+
+def test_sixteen_bit_and_alpha_flatten_to_8_bit_rgb_jpeg(tmp_path: Path) -> None:
+    path = tmp_path / "deep.png"
+    rgb16 = (photo(300, 200).cast("ushort") * 256).copy(interpretation="rgb16")
+    alpha = pyvips.Image.black(300, 200).new_from_image(0).cast("ushort")  # fully transparent
+    rgb16.bandjoin(alpha).pngsave(str(path))
+    out = _decoded(render(path, probe(path, Limits()), [Recipe("t", 100)]).renditions[0].data)
+    assert (out.bands, out.format) == (3, "uchar")
+    assert out.min() >= 250  # transparent pixels flattened onto white
+
+
+def test_first_frame_of_an_animation(tmp_path: Path) -> None:
+    path = tmp_path / "anim.gif"
+    frames = [PILImage.new("RGB", (120, 80), colour) for colour in ("red", "blue", "green")]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    out = _decoded(render(path, probe(path, Limits()), [Recipe("t", 120)]).renditions[0].data)
+    assert (out.width, out.height) == (120, 80)
+    assert out.extract_band(0).avg() > 200 and out.extract_band(2).avg() < 60  # red
+
+
+@pytest.mark.parametrize("kind", ["webp", "avif", "tiff"])
+def test_libvips_formats(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / f"image.{kind}"
+    photo(400, 300).write_to_file(str(path))
+    found = probe(path, Limits())
+    assert found.format == kind
+    out = render(path, found, [Recipe("t", 200)]).renditions[0]
+    assert (out.width, out.height) == (200, 150)
+
+
+def test_heic_through_pillow_heif(tmp_path: Path) -> None:
+    path = tmp_path / "iphone.heic"
+    picture = PILImage.frombytes("RGB", (400, 300), photo(400, 300).write_to_memory())
+    pillow_heif.from_pillow(picture).save(path, quality=80)
+    found = probe(path, Limits())
+    assert (found.format, found.width, found.height) == ("heic", 400, 300)
+    out = render(path, found, [Recipe("t", 200)]).renditions[0]
+    assert (out.width, out.height) == (200, 150)
+
+
+@pytest.mark.parametrize("recipe_format", ["webp", "avif"])
+def test_recipe_formats(tmp_path: Path, recipe_format: str) -> None:
+    path = jpeg(tmp_path / "a.jpg", 400, 300)
+    out = render(path, probe(path, Limits()), [Recipe("t", 100, recipe_format, 70)])
+    loader = _decoded(out.renditions[0].data).get("vips-loader")
+    assert loader.startswith("webp" if recipe_format == "webp" else "heif")
+
+
+def test_recipe_hash_follows_the_recipe() -> None:
+    assert Recipe("t", 100).hash == Recipe("t", 100).hash
+    assert Recipe("t", 100).hash != Recipe("t", 100, quality=70).hash
+    with pytest.raises(ValueError, match="format"):
+        Recipe("t", 100, "bmp")
+
+
+def test_truncated_jpeg_is_corrupt(tmp_path: Path) -> None:
+    whole = jpeg(tmp_path / "whole.jpg", 800, 600).read_bytes()
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(whole[: len(whole) // 2])
+    found = probe(path, Limits())  # the header is intact
+    with pytest.raises(MediaError) as caught:
+        render(path, found, [Recipe("t", 400)])
+    assert caught.value.code is MediaErrorCode.CORRUPT_IMAGE
