@@ -53,6 +53,16 @@ class Settings:
     cpu_max_tasks_per_child: int = 200
     cpu_max_rss_mb: int = 1024
 
+    # Photo library: upload limits and derivative recipes.
+    max_upload_bytes: int = 200 * 1024 * 1024
+    max_pixels: int = 200_000_000
+    thumbnail_sizes: str = "64,128,256,512"  # long side in pixels, comma-separated
+    thumbnail_format: str = "jpeg"  # jpeg, webp or avif
+    thumbnail_quality: int = 80
+    preview_size: int = 2000
+    preview_format: str = "jpeg"
+    preview_quality: int = 85
+
     def __post_init__(self) -> None:
         if self.max_parallel_jobs < 1:
             raise SettingsError("max_parallel_jobs must be at least 1")
@@ -62,6 +72,16 @@ class Settings:
             raise SettingsError("stale_seconds must be longer than one heartbeat (heartbeat_ms)")
         if self.max_attempts_default < 1:
             raise SettingsError("max_attempts_default must be at least 1")
+        try:
+            sizes = self.thumbnail_size_list
+        except ValueError:
+            sizes = []
+        if not sizes or min(sizes) < 1:
+            raise SettingsError("thumbnail_sizes must be positive pixel sizes, like 64,128,256")
+
+    @property
+    def thumbnail_size_list(self) -> list[int]:
+        return sorted(int(part) for part in self.thumbnail_sizes.split(",") if part.strip())
 
     @property
     def resolved_database_url(self) -> str:

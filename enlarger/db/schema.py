@@ -155,3 +155,71 @@ job_type_pauses = sa.Table(
     sa.Column("job_type", sa.String(100), primary_key=True),
     sa.Column("paused_at", Timestamp, nullable=False),
 )
+
+# ---- photo library --------------------------------------------------------------------
+# A project is what the photo API calls a collection; its originals live under
+# `projects/<folder>/` in storage.
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("folder", sa.String(200), nullable=False, unique=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+images = sa.Table(
+    "images",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("project_id", sa.BigInteger, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("title", sa.String(500), nullable=True),
+    sa.Column("original_filename", sa.String(500), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("checksum", sa.String(64), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("format", sa.String(16), nullable=True),
+    sa.Column("mime_type", sa.String(64), nullable=True),
+    sa.Column("width", sa.Integer, nullable=True),
+    sa.Column("height", sa.Integer, nullable=True),
+    sa.Column("orientation", sa.Integer, nullable=True),
+    sa.Column("taken_at", sa.String(40), nullable=True),  # ISO 8601, with the camera's offset
+    sa.Column("camera_make", sa.String(200), nullable=True),
+    sa.Column("camera_model", sa.String(200), nullable=True),
+    sa.Column("exif", Json, nullable=True),  # every metadata field read, as JSON
+    sa.Column("thumbhash", sa.String(64), nullable=True),
+    sa.Column("temp_path", sa.String(500), nullable=True),  # the upload, until offloaded
+    sa.Column("original_key", sa.String(700), nullable=True),  # storage key, never rewritten
+    sa.Column("uploaded_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("stored_at", Timestamp, nullable=True),
+    sa.Column("deleted_at", Timestamp, nullable=True),
+    # the same bytes uploaded twice to one project are one image
+    sa.Index(
+        "uq_images_project_checksum",
+        "project_id",
+        "checksum",
+        unique=True,
+        postgresql_where=sa.text("deleted_at IS NULL"),
+        sqlite_where=sa.text("deleted_at IS NULL"),
+    ),
+    sa.Index("ix_images_status", "status"),
+    sa.Index("ix_images_uploaded_at", "uploaded_at"),
+)
+
+derivatives = sa.Table(
+    "derivatives",
+    metadata,
+    sa.Column("image_id", sa.String(32), sa.ForeignKey("images.id"), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),  # thumb_64 … thumb_512, preview
+    sa.Column("storage_key", sa.String(700), nullable=False),
+    sa.Column("format", sa.String(16), nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("recipe_hash", sa.String(32), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)

@@ -1,0 +1,74 @@
+"""The photo library's job handlers: where the queue meets images.
+
+OFFLOAD_ORIGINAL is I/O (a copy into storage); the two derivative jobs are CPU work and
+run in the worker's supervised child processes. A broken image fails its image at once
+with the media error's code (no retries); anything else is retried by the engine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from enlarger.library import service
+from enlarger.library.runtime import Library, library_for
+from enlarger.library.service import JobType
+from enlarger.media import MediaError, Recipe, probe, render
+from enlarger.queue import JobContext, PermanentError, Registry
+
+registry = Registry()
+
+
+def _library(ctx: JobContext) -> Library:
+    if ctx.settings is None:
+        raise RuntimeError("library jobs need a worker started with settings")
+    return library_for(ctx.settings)
+
+
+@registry.handler(JobType.OFFLOAD_ORIGINAL, kind="io", max_attempts=5, timeout_s=600)
+def offload_original(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    key = service.offload_original(_library(ctx), payload["imageId"])
+    return {"originalPath": key}
+
+
+@registry.handler(JobType.THUMBNAIL_GENERATION, kind="cpu", max_attempts=3, timeout_s=600)
+def thumbnail_generation(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    library = _library(ctx)
+    return _derive(library, payload, library.recipes.thumbnails, keep_thumbhash=True)
+
+
+@registry.handler(JobType.PREVIEW_GENERATION, kind="cpu", max_attempts=3, timeout_s=600)
+def preview_generation(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    library = _library(ctx)
+    return _derive(library, payload, (library.recipes.preview,), keep_thumbhash=False)
+
+
+def _derive(
+    library: Library, payload: dict[str, Any], recipes: tuple[Recipe, ...], keep_thumbhash: bool
+) -> dict[str, Any]:
+    image_id = payload["imageId"]
+    try:
+        with library.blobs.local_copy(payload["originalPath"]) as path:
+            rendered = render(path, probe(path, library.limits), recipes)
+    except MediaError as error:
+        service.mark_failed(library, image_id, error.code.value, error.message)
+        raise PermanentError(error.code.value, error.message) from None
+    made = []
+    for rendition in rendered.renditions:
+        recipe = rendition.recipe
+        key = service.derivative_key(image_id, recipe.name, recipe.hash, recipe.extension)
+        library.blobs.put_bytes(key, rendition.data)
+        made.append(
+            {
+                "name": recipe.name,
+                "storage_key": key,
+                "format": recipe.format,
+                "width": rendition.width,
+                "height": rendition.height,
+                "size_bytes": len(rendition.data),
+                "recipe_hash": recipe.hash,
+            }
+        )
+    status = service.record_derivatives(
+        library, image_id, made, rendered.thumbhash if keep_thumbhash else None
+    )
+    return {"derivatives": [m["name"] for m in made], "imageStatus": status.value}

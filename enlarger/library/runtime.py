@@ -1,0 +1,79 @@
+"""What the library needs to work, built once per process from the settings: the
+database engine, the job queue, the blob store, limits and derivative recipes."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from enlarger.config import Settings
+from enlarger.db import create_db_engine
+from enlarger.media import Limits, Recipe
+from enlarger.queue import JobQueue, store_for_engine
+from enlarger.storage import BlobStore, open_blob_store
+
+PREVIEW = "preview"
+
+
+@dataclass(frozen=True)
+class Recipes:
+    thumbnails: tuple[Recipe, ...]
+    preview: Recipe
+
+    @property
+    def all(self) -> tuple[Recipe, ...]:
+        return (*self.thumbnails, self.preview)
+
+
+def recipes_from(settings: Settings) -> Recipes:
+    thumbnails = tuple(
+        Recipe(f"thumb_{size}", size, settings.thumbnail_format, settings.thumbnail_quality)
+        for size in settings.thumbnail_size_list
+    )
+    preview = Recipe(
+        PREVIEW, settings.preview_size, settings.preview_format, settings.preview_quality
+    )
+    return Recipes(thumbnails, preview)
+
+
+@dataclass
+class Library:
+    settings: Settings
+    engine: sa.Engine
+    queue: JobQueue
+    blobs: BlobStore
+    limits: Limits
+    recipes: Recipes
+
+    @property
+    def temp_dir(self) -> Path:
+        """Uploads wait here until offloaded (same file system as local storage)."""
+        path = self.settings.data_dir / "tmp"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def build_library(settings: Settings, engine: sa.Engine | None = None) -> Library:
+    from enlarger.handlers import registry  # the handlers' defaults apply to enqueues
+
+    engine = engine or create_db_engine(settings.resolved_database_url)
+    return Library(
+        settings=settings,
+        engine=engine,
+        queue=JobQueue(
+            store_for_engine(engine, max_attempts_default=settings.max_attempts_default),
+            registry,
+        ),
+        blobs=open_blob_store(settings.resolved_storage_url),
+        limits=Limits(settings.max_upload_bytes, settings.max_pixels),
+        recipes=recipes_from(settings),
+    )
+
+
+@functools.cache
+def library_for(settings: Settings) -> Library:
+    """The process's Library for these settings (handlers in CPU children call this)."""
+    return build_library(settings)

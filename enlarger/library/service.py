@@ -1,0 +1,416 @@
+"""The photo library's operations: ingest a file, move it to permanent storage, record
+derivatives, and read images back. HTTP handlers, the CLI and job handlers call these.
+
+Lifecycle: UPLOADED → INGESTED → PROCESSING → STORED, or FAILED with an error code. An
+image row and the job that carries it forward are always written in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import sqlalchemy as sa
+
+from enlarger.db.schema import derivatives, images, projects
+from enlarger.db.types import db_now
+from enlarger.library.runtime import Library
+from enlarger.media import MIME_TYPES, MediaError, MediaErrorCode, probe, read_metadata
+from enlarger.storage import safe_name
+
+DEFAULT_COLLECTION = "default"
+UPLOAD_PRIORITY = 100  # uploads ride the priority lane: never stuck behind a backfill
+DERIVATIVE_PRIORITY = 95
+CHUNK = 1024 * 1024
+
+
+class ImageStatus(StrEnum):
+    UPLOADED = "UPLOADED"
+    INGESTED = "INGESTED"
+    PROCESSING = "PROCESSING"
+    STORED = "STORED"
+    FAILED = "FAILED"
+
+
+class JobType(StrEnum):
+    OFFLOAD_ORIGINAL = "OFFLOAD_ORIGINAL"
+    THUMBNAIL_GENERATION = "THUMBNAIL_GENERATION"
+    PREVIEW_GENERATION = "PREVIEW_GENERATION"
+
+
+class NotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Received:
+    """An upload written to the temp directory, with what was learnt while writing it."""
+
+    path: Path
+    checksum: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class Ingested:
+    image_id: str
+    status: ImageStatus
+    checksum: str
+    size_bytes: int
+    uploaded_at: Any
+    created: bool  # False: the same bytes were already in this collection
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+# ---- receiving bytes ----------------------------------------------------------------------
+
+
+def receive(library: Library, chunks: Iterable[bytes]) -> Received:
+    """Write chunks to a new temp file while hashing them; stop at the size limit."""
+    path = library.temp_dir / f"{uuid.uuid4().hex}.upload"
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with path.open("wb") as out:
+            for chunk in chunks:
+                size += len(chunk)
+                if size > library.limits.max_bytes:
+                    raise MediaError(
+                        MediaErrorCode.TOO_LARGE,
+                        f"the upload is over the limit of {library.limits.max_bytes:,} bytes",
+                    )
+                digest.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return Received(path, digest.hexdigest(), size)
+
+
+def read_chunks(source: BinaryIO) -> Iterator[bytes]:
+    while chunk := source.read(CHUNK):
+        yield chunk
+
+
+# ---- ingest -------------------------------------------------------------------------------
+
+
+def ingest(
+    library: Library,
+    received: Received,
+    *,
+    filename: str | None,
+    title: str | None = None,
+    collection: str | None = None,
+) -> Ingested:
+    """Check the file by its content, read its metadata, and record it as INGESTED with
+    its OFFLOAD_ORIGINAL job — or as FAILED with an error code, keeping no bytes."""
+    name = (collection or DEFAULT_COLLECTION).strip() or DEFAULT_COLLECTION
+    try:
+        found = probe(received.path, library.limits)
+        meta = read_metadata(received.path, found.format).as_dict()
+    except MediaError as error:
+        received.path.unlink(missing_ok=True)
+        return _record_failed(library, received, filename, title, name, error)
+    image_id = uuid.uuid4().hex
+    row = {
+        "id": image_id,
+        "title": title or (Path(filename).stem if filename else None),
+        "original_filename": filename,
+        "status": ImageStatus.INGESTED.value,
+        "checksum": received.checksum,
+        "size_bytes": received.size_bytes,
+        "format": found.format,
+        "mime_type": MIME_TYPES.get(found.format),
+        "width": found.width,
+        "height": found.height,
+        "orientation": found.orientation,
+        "taken_at": meta.get("taken_at"),
+        "camera_make": meta.get("camera_make"),
+        "camera_model": meta.get("camera_model"),
+        "exif": {k: v for k, v in meta.items() if v is not None},
+        "temp_path": str(received.path),
+    }
+    try:
+        with library.engine.begin() as conn:
+            project_id = project_id_for(conn, name)
+            existing = _live_duplicate(conn, project_id, received.checksum)
+            if existing is None:
+                conn.execute(
+                    images.insert().values(
+                        project_id=project_id,
+                        uploaded_at=db_now(),
+                        updated_at=db_now(),
+                        **row,
+                    )
+                )
+                library.queue.enqueue(
+                    JobType.OFFLOAD_ORIGINAL,
+                    {
+                        "imageId": image_id,
+                        "tempPath": str(received.path),
+                        "checksum": received.checksum,
+                    },
+                    priority=UPLOAD_PRIORITY,
+                    idempotency_key=f"offload:{image_id}",
+                    conn=conn,
+                )
+    except sa.exc.IntegrityError:  # the same bytes, uploaded at the same moment
+        with library.engine.connect() as conn:
+            existing = _live_duplicate(conn, project_id_for(conn, name), received.checksum)
+        if existing is None:
+            raise
+    if existing is not None:
+        received.path.unlink(missing_ok=True)
+        return _ingested(existing, created=False)
+    return _ingested(get_image_row(library, image_id), created=True)
+
+
+def _record_failed(
+    library: Library,
+    received: Received,
+    filename: str | None,
+    title: str | None,
+    collection: str,
+    error: MediaError,
+) -> Ingested:
+    image_id = uuid.uuid4().hex
+    with library.engine.begin() as conn:
+        conn.execute(
+            images.insert().values(
+                id=image_id,
+                project_id=project_id_for(conn, collection),
+                title=title or (Path(filename).stem if filename else None),
+                original_filename=filename,
+                status=ImageStatus.FAILED.value,
+                error_code=error.code.value,
+                error_message=error.message,
+                checksum=received.checksum,
+                size_bytes=received.size_bytes,
+                uploaded_at=db_now(),
+                updated_at=db_now(),
+                deleted_at=db_now(),  # keeps no bytes, so holds no place for the checksum
+            )
+        )
+    return _ingested(get_image_row(library, image_id, include_deleted=True), created=True)
+
+
+def _ingested(row: sa.Row[Any], created: bool) -> Ingested:
+    return Ingested(
+        image_id=row.id,
+        status=ImageStatus(row.status),
+        checksum=row.checksum,
+        size_bytes=row.size_bytes,
+        uploaded_at=row.uploaded_at,
+        created=created,
+        error_code=row.error_code,
+        error_message=row.error_message,
+    )
+
+
+def _live_duplicate(conn: sa.Connection, project_id: int, checksum: str) -> sa.Row[Any] | None:
+    return conn.execute(
+        sa.select(images).where(
+            images.c.project_id == project_id,
+            images.c.checksum == checksum,
+            images.c.deleted_at.is_(None),
+        )
+    ).first()
+
+
+def project_id_for(conn: sa.Connection, name: str) -> int:
+    """The project called `name`, created on first use with a unique, safe folder."""
+    found = conn.execute(sa.select(projects.c.id).where(projects.c.name == name)).scalar()
+    if found is not None:
+        return int(found)
+    base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "project"
+    folder = base
+    for n in range(2, 1000):
+        taken = conn.execute(sa.select(projects.c.id).where(projects.c.folder == folder)).first()
+        if taken is None:
+            break
+        folder = f"{base}-{n}"
+    stmt = (
+        projects.insert()
+        .values(name=name, folder=folder, created_at=db_now())
+        .returning(projects.c.id)
+    )
+    return int(conn.execute(stmt).scalar_one())
+
+
+# ---- offload and derivatives (called by the job handlers) ------------------------------
+
+
+def offload_original(library: Library, image_id: str) -> str:
+    """Copy the upload to its permanent key, mark the image PROCESSING and enqueue its
+    derivatives, then drop the temp file. Safe to run again after a crash at any step."""
+    row = get_image_row(library, image_id)
+    if row.original_key is not None:
+        return str(row.original_key)
+    key = _original_key(library, row)
+    temp = Path(row.temp_path)
+    if temp.is_file():
+        library.blobs.put_file(key, temp)
+    elif not library.blobs.exists(key):
+        raise FileNotFoundError(f"image {image_id}: upload {temp} is gone and was never stored")
+    with library.engine.begin() as conn:
+        conn.execute(
+            images.update()
+            .where(images.c.id == image_id)
+            .values(
+                original_key=key,
+                temp_path=None,
+                status=ImageStatus.PROCESSING.value,
+                updated_at=db_now(),
+            )
+        )
+        enqueue_derivatives(library, conn, image_id, key, priority=DERIVATIVE_PRIORITY)
+    temp.unlink(missing_ok=True)
+    return key
+
+
+def enqueue_derivatives(
+    library: Library, conn: sa.Connection, image_id: str, original_key: str, priority: int
+) -> None:
+    """One thumbnail job and one preview job, each keyed by its recipes so the same work
+    is never queued twice."""
+    for job_type, recipes in (
+        (JobType.THUMBNAIL_GENERATION, library.recipes.thumbnails),
+        (JobType.PREVIEW_GENERATION, (library.recipes.preview,)),
+    ):
+        recipe_key = "+".join(r.hash for r in recipes)
+        library.queue.enqueue(
+            job_type,
+            {
+                "imageId": image_id,
+                "originalPath": original_key,
+                "sizes": [r.long_side for r in recipes],
+            },
+            priority=priority,
+            idempotency_key=f"{job_type.value}:{image_id}:{recipe_key}",
+            conn=conn,
+        )
+
+
+def _original_key(library: Library, row: sa.Row[Any]) -> str:
+    """projects/<folder>/<safe file name>; the checksum joins the name when another image
+    already holds it."""
+    with library.engine.connect() as conn:
+        folder = conn.execute(
+            sa.select(projects.c.folder).where(projects.c.id == row.project_id)
+        ).scalar_one()
+        name = safe_name(row.original_filename or "", fallback=f"{row.id}.{row.format}")
+        key = f"projects/{folder}/{name}"
+        holder = conn.execute(
+            sa.select(images.c.id).where(images.c.original_key == key, images.c.id != row.id)
+        ).first()
+    if holder is None and not _foreign_file(library, key, row.checksum):
+        return key
+    stem, dot, ext = name.rpartition(".")
+    unique = f"{stem}-{row.checksum[:12]}.{ext}" if dot else f"{name}-{row.checksum[:12]}"
+    return f"projects/{folder}/{unique}"
+
+
+def _foreign_file(library: Library, key: str, checksum: str) -> bool:
+    """A file a user dropped there by hand (different bytes) must not be overwritten."""
+    if not library.blobs.exists(key):
+        return False
+    with library.blobs.local_copy(key) as path, path.open("rb") as fh:
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    return digest != checksum
+
+
+def derivative_key(image_id: str, name: str, recipe_hash: str, extension: str) -> str:
+    return f"derivatives/{image_id[:2]}/{image_id}/{name}-{recipe_hash}.{extension}"
+
+
+def record_derivatives(
+    library: Library, image_id: str, made: list[dict[str, Any]], thumbhash: str | None
+) -> ImageStatus:
+    """Record written derivatives; the job that completes the set marks the image STORED.
+    The image row is locked first, so two jobs finishing together cannot both miss it."""
+    with library.engine.begin() as conn:
+        conn.execute(
+            sa.select(images.c.id).where(images.c.id == image_id).with_for_update()
+        ).first()
+        for entry in made:
+            conn.execute(
+                derivatives.delete().where(
+                    derivatives.c.image_id == image_id, derivatives.c.name == entry["name"]
+                )
+            )
+            conn.execute(
+                derivatives.insert().values(image_id=image_id, created_at=db_now(), **entry)
+            )
+        values: dict[str, Any] = {"updated_at": db_now()}
+        if thumbhash is not None:
+            values["thumbhash"] = thumbhash
+        have = {
+            (r.name, r.recipe_hash)
+            for r in conn.execute(
+                sa.select(derivatives.c.name, derivatives.c.recipe_hash).where(
+                    derivatives.c.image_id == image_id
+                )
+            )
+        }
+        status = conn.execute(
+            sa.select(images.c.status).where(images.c.id == image_id)
+        ).scalar_one()
+        if all((r.name, r.hash) in have for r in library.recipes.all):
+            status = ImageStatus.STORED.value
+            values.update(status=status, stored_at=db_now())
+        conn.execute(images.update().where(images.c.id == image_id).values(**values))
+    return ImageStatus(status)
+
+
+def mark_failed(library: Library, image_id: str, code: str, message: str) -> None:
+    with library.engine.begin() as conn:
+        conn.execute(
+            images.update()
+            .where(images.c.id == image_id)
+            .values(
+                status=ImageStatus.FAILED.value,
+                error_code=code,
+                error_message=message,
+                updated_at=db_now(),
+            )
+        )
+
+
+# ---- reading --------------------------------------------------------------------------------
+
+
+def get_image_row(library: Library, image_id: str, include_deleted: bool = False) -> sa.Row[Any]:
+    query = sa.select(images).where(images.c.id == image_id)
+    if not include_deleted:
+        query = query.where(images.c.deleted_at.is_(None))
+    with library.engine.connect() as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        raise NotFound(f"no image {image_id!r}")
+    return row
+
+
+def derivatives_of(library: Library, image_ids: list[str]) -> dict[str, dict[str, sa.Row[Any]]]:
+    found: dict[str, dict[str, sa.Row[Any]]] = {i: {} for i in image_ids}
+    if not image_ids:
+        return found
+    with library.engine.connect() as conn:
+        for row in conn.execute(
+            sa.select(derivatives).where(derivatives.c.image_id.in_(image_ids))
+        ):
+            found[row.image_id][row.name] = row
+    return found
+
+
+def copy_to_temp(library: Library, source: Path) -> Received:
+    """For imports: the user's file is copied (never moved) to the temp directory."""
+    with source.open("rb") as fh:
+        return receive(library, read_chunks(fh))
