@@ -122,7 +122,7 @@ def ingest(
     image_id = uuid.uuid4().hex
     row = {
         "id": image_id,
-        "title": title or (Path(filename).stem if filename else None),
+        "title": _title(title, filename),
         "original_filename": filename,
         "status": ImageStatus.INGESTED.value,
         "checksum": received.checksum,
@@ -187,7 +187,7 @@ def _record_failed(
             images.insert().values(
                 id=image_id,
                 project_id=project_id_for(conn, collection),
-                title=title or (Path(filename).stem if filename else None),
+                title=_title(title, filename),
                 original_filename=filename,
                 status=ImageStatus.FAILED.value,
                 error_code=error.code.value,
@@ -200,6 +200,11 @@ def _record_failed(
             )
         )
     return _ingested(get_image_row(library, image_id, include_deleted=True), created=True)
+
+
+def _title(title: str | None, filename: str | None) -> str | None:
+    """The given title, else the file name without its extension."""
+    return title or (Path(filename).stem if filename else None)
 
 
 def _ingested(row: sa.Row[Any], created: bool) -> Ingested:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import posixpath
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -49,13 +48,3 @@ class BlobStore(ABC):
 
     @abstractmethod
     def exists(self, key: str) -> bool: ...
-
-    @abstractmethod
-    def delete(self, key: str) -> None:
-        """Remove the blob; a missing one is not an error."""
-
-    @abstractmethod
-    def move(self, key: str, new_key: str) -> None: ...
-
-    @abstractmethod
-    def keys(self, prefix: str) -> Iterator[str]: ...

@@ -50,19 +50,3 @@ class LocalBlobStore(BlobStore):
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
-
-    def delete(self, key: str) -> None:
-        self.path(key).unlink(missing_ok=True)
-
-    def move(self, key: str, new_key: str) -> None:
-        target = self.path(new_key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.path(key), target)
-
-    def keys(self, prefix: str) -> Iterator[str]:
-        base = self.path(prefix) if prefix else self.root
-        if not base.exists():
-            return
-        for path in sorted(base.rglob("*")):
-            if path.is_file() and not path.name.startswith(".tmp-"):
-                yield path.relative_to(self.root).as_posix()

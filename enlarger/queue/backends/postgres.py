@@ -110,14 +110,18 @@ class PostgresStore(Store):
             ),
         )
         rows = conn.execute(sa.select(changed).add_cte(recorded.cte("recorded"))).all()
+        self._notify_events(conn, rows)
+        return rows
+
+    @staticmethod
+    def _notify_events(conn: sa.Connection, rows: Sequence[Any]) -> None:
+        """Listeners of the events topic hear once per statement that recorded events."""
         if rows:
             conn.execute(NOTIFY_EVENTS)
-        return rows
 
     def _finish(self, conn: sa.Connection, outcomes: Sequence[Outcome]) -> list[sa.Row[Any]]:
         rows = conn.execute(FINISH_SQL, {"outcomes": encode_outcomes(outcomes)}).all()
-        if rows:
-            conn.execute(NOTIFY_EVENTS)
+        self._notify_events(conn, rows)
         return rows
 
     def _notify_work(self, conn: sa.Connection) -> None:
