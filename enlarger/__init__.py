@@ -1,0 +1,8 @@
+"""enlarger: a self-hosted image pipeline."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("enlarger")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0"

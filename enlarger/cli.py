@@ -8,16 +8,22 @@ import multiprocessing
 import signal
 import sys
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from enlarger.config import Settings, SettingsError, load_settings
 from enlarger.db import create_db_engine, migrate
+from enlarger.library import imports
+from enlarger.library.runtime import Library, build_library
+from enlarger.media import MediaError
 from enlarger.queue import Job, JobConflict, Store, Worker, load_registry, store_for_engine
 from enlarger.queue.model import Event
 from enlarger.queue.store import Topic
@@ -189,29 +195,164 @@ def serve(
     handlers: Handlers = None,
     log_level: LogLevel = None,
 ) -> None:
-    """Migrate the database and run the workers (the HTTP API joins in a later release)."""
+    """Run the HTTP API and WORKERS worker processes; migrates the database first."""
+    import uvicorn
+
+    from enlarger.api import create_app
+
     flags = _worker_flags(max_parallel_jobs, priority_lane_slots, handlers, log_level)
     settings = _settings(config, data_dir=data_dir, database_url=database_url, **flags)
+    _configure_logging(settings.log_level)
     _store(settings, migrate_first=True)
-    err_console.print(
-        f"enlarger: database {settings.resolved_database_url}, {workers} worker process(es); "
-        f"the HTTP API ({host}:{port}) is not part of this release yet"
-    )
-    extra = [
+    app_ = create_app(settings)
+    processes = [
         multiprocessing.get_context("spawn").Process(
             target=run_worker, args=(settings,), name=f"enlarger-worker-{n}"
         )
-        for n in range(1, workers)
+        for n in range(workers)
     ]
-    for process in extra:
+    for process in processes:
         process.start()
+    err_console.print(
+        f"enlarger: http://{host}:{port} (API docs at /docs), database "
+        f"{settings.resolved_database_url}, storage {settings.resolved_storage_url}, "
+        f"{workers} worker process(es)"
+    )
+    # uvicorn handles SIGINT/SIGTERM itself (graceful HTTP shutdown), then re-raises the
+    # signal it caught; these handlers make that a return, so the workers below are
+    # stopped in turn and `serve` exits 0.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: None)
     try:
-        run_worker(settings)
+        uvicorn.run(app_, host=host, port=port, log_level=settings.log_level.lower())
     finally:
-        for process in extra:
-            process.terminate()
-        for process in extra:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: the worker finishes its running jobs
+        for process in processes:
             process.join(settings.shutdown_grace_seconds + 5)
+
+
+# ---- import ---------------------------------------------------------------------------
+
+
+@app.command("import")
+def import_(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders (recursively).")],
+    project: Annotated[
+        str | None, typer.Option(help="Collection to import into (default: 'default').")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Return when every file is STORED or FAILED.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per file on stdout, nothing else.")
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+    max_parallel_jobs: MaxParallel = None,
+    log_level: LogLevel = None,
+) -> None:
+    """Ingest files and folders into the library, with a progress bar.
+
+    Files are copied, never moved. With --wait a worker runs in this process too (next to
+    any others), so the command also works when nothing else is running. Exits 0 when
+    every file was handled, even if some FAILED.
+    """
+    flags = {"max_parallel_jobs": max_parallel_jobs, "log_level": log_level or "WARNING"}
+    settings = _settings(config, data_dir=data_dir, database_url=database_url, **flags)
+    _configure_logging(settings.log_level)
+    store = _store(settings, migrate_first=True)
+    try:
+        files = imports.discover(paths)
+    except FileNotFoundError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    library = build_library(settings, store.engine)
+    worker = Worker(store, load_registry(settings.handlers), settings) if wait else None
+    if worker is not None:
+        worker.start()
+    lines: list[dict[str, Any]] = []
+    try:
+        with _progress() as progress:
+            ids = _import_all(library, files, project, lines, progress)
+            if worker is not None:
+                _wait_until_settled(library, ids, progress)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: imported files stay queued and will be processed")
+        raise typer.Exit(130) from None
+    finally:
+        if worker is not None:
+            worker.stop(timeout=settings.shutdown_grace_seconds)
+    standings = imports.standings(library, ids)
+    for line in lines:
+        if line["image_id"] is not None:
+            standing = standings[line["image_id"]]
+            line.update(
+                imports.report(library, Path(line["path"]), line["image_id"], standing, wait)
+            )
+        if as_json:
+            print(json.dumps(line), flush=True)
+    counts = Counter(line["status"] for line in lines)
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    err_console.print(f"imported {len(lines)} file(s): {summary or 'nothing'}")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<11}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+    )
+
+
+def _import_all(
+    library: Library,
+    files: list[Path],
+    project: str | None,
+    lines: list[dict[str, Any]],
+    progress: Progress,
+) -> list[str]:
+    """Ingest each file; one that cannot be read fails alone with a code."""
+    task = progress.add_task("importing", total=len(files))
+    ids: list[str] = []
+    for path in files:
+        line: dict[str, Any] = {
+            "path": str(path),
+            "image_id": None,
+            "status": "FAILED",
+            "error_code": None,
+            "derivatives": {},
+        }
+        try:
+            ingested = imports.import_file(library, path, project)
+        except MediaError as exc:
+            line["error_code"] = exc.code.value
+            err_console.print(f"{path}: {exc.message}")
+        except OSError as exc:
+            line["error_code"] = "UNREADABLE_FILE"
+            err_console.print(f"{path}: {exc.strerror or exc}")
+        else:
+            line["image_id"] = ingested.image_id
+            ids.append(ingested.image_id)
+        lines.append(line)
+        progress.advance(task)
+    return ids
+
+
+def _wait_until_settled(library: Library, ids: list[str], progress: Progress) -> None:
+    unique = set(ids)
+    task = progress.add_task("processing", total=len(unique))
+    while True:
+        standings = imports.standings(library, unique)
+        done = sum(1 for s in standings.values() if s.status.value in imports.SETTLED)
+        progress.update(task, completed=done)
+        if done == len(unique):
+            return
+        time.sleep(0.2)
 
 
 # ---- jobs -----------------------------------------------------------------------------

@@ -63,6 +63,10 @@ class Settings:
     preview_format: str = "jpeg"
     preview_quality: int = 85
 
+    # Serving: blob URLs are signed with secret_key (created in data_dir when empty).
+    secret_key: str = ""
+    url_expiry_seconds: int = 3600
+
     def __post_init__(self) -> None:
         if self.max_parallel_jobs < 1:
             raise SettingsError("max_parallel_jobs must be at least 1")
@@ -78,6 +82,10 @@ class Settings:
             sizes = []
         if not sizes or min(sizes) < 1:
             raise SettingsError("thumbnail_sizes must be positive pixel sizes, like 64,128,256")
+
+    @property
+    def secret_file(self) -> Path:
+        return self.data_dir / "secret.key"
 
     @property
     def thumbnail_size_list(self) -> list[int]:

@@ -8,6 +8,8 @@ under CI=true, where it must never be skipped.
 from __future__ import annotations
 
 import os
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,11 +19,25 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
+import uvicorn
 
+from enlarger.api import create_app
 from enlarger.config import Settings
 from enlarger.db import create_db_engine, migrate
+from enlarger.handlers import registry as handlers_registry
+from enlarger.library.runtime import Library, build_library
 from enlarger.queue import JobQueue, Store, Worker, store_for_engine
 from tests.handlers import registry as test_registry
+
+# Dummy credentials for moto's S3 server, set at import so that every process the suite
+# starts (workers' CPU children included) has them; no instance-metadata lookups.
+for _name, _value in {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}.items():
+    os.environ.setdefault(_name, _value)
 
 PG_ADMIN_DSN = os.environ.get("ENLARGER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEMPLATE_DB = "enlarger_test_template"
@@ -149,6 +165,39 @@ def make_worker(db_url: str) -> Iterator[Callable[..., Worker]]:
     for worker, engine in started:
         worker.stop(timeout=10)
         engine.dispose()
+
+
+@pytest.fixture
+def library(db_url: str, tmp_path: Path, engine: sa.Engine) -> Library:
+    """The photo library on this test's database, with blobs under tmp_path."""
+    settings = FAST.replace(data_dir=tmp_path / "data", database_url=db_url)
+    return build_library(settings, engine)
+
+
+@pytest.fixture
+def run_worker(make_worker: Callable[..., Worker], library: Library) -> Callable[[], Worker]:
+    """Start a worker running enlarger's own handlers with the library's settings."""
+    settings = library.settings
+    return lambda: make_worker(
+        handlers_registry, data_dir=settings.data_dir, database_url=settings.database_url
+    )
+
+
+@pytest.fixture
+def live_server(library: Library) -> Iterator[str]:
+    """The HTTP API served by uvicorn on a loopback port; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(library.settings, library), log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, timeout=10)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:

@@ -1,4 +1,4 @@
-"""The `enlarger` command on both backends: migrations and steering jobs."""
+"""The `enlarger` command on both backends: migrations, steering jobs, bulk import."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+import pyvips
 from typer.testing import CliRunner
 
 from enlarger.cli import app
 from enlarger.db import create_db_engine, migrate
 from enlarger.queue import JobQueue, JobStatus
+from tests.images import jpeg
 
 runner = CliRunner()
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -109,3 +111,64 @@ def test_jobs_watch_follows_events(queue: JobQueue, db_url: str, tmp_path: Path)
         ("paused", None),
     ]
     assert watcher.returncode == 0
+
+
+def _enlarger(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "enlarger", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+    )
+
+
+def test_import_wait_json(db_url: str, tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    (folder / "day2").mkdir(parents=True)
+    (folder / ".cache").mkdir()
+    jpeg(folder / "a.jpg", 900, 600)
+    jpeg(folder / "day2" / "b.jpg", 400, 800)
+    jpeg(folder / ".cache" / "hidden.jpg", 100, 100)
+    (folder / "day2" / "notes.txt").write_text("not an image")
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(jpeg(tmp_path / "whole.jpg", 1200, 900).read_bytes()[:3000])
+    data = tmp_path / "data"
+
+    done = _enlarger(
+        "import", str(folder), str(cut), "--project", "Holiday", "--wait", "--json",
+        "--data-dir", str(data), "--database-url", db_url, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    by_name = {Path(line["path"]).name: line for line in lines}
+    assert list(by_name) == ["a.jpg", "b.jpg", "notes.txt", "cut.jpg"]
+    assert by_name["a.jpg"]["status"] == by_name["b.jpg"]["status"] == "STORED"
+    assert (by_name["notes.txt"]["status"], by_name["notes.txt"]["error_code"]) == (
+        "FAILED",
+        "UNSUPPORTED_FORMAT",
+    )
+    assert (by_name["cut.jpg"]["status"], by_name["cut.jpg"]["error_code"]) == (
+        "FAILED",
+        "CORRUPT_IMAGE",
+    )
+    derivatives = by_name["b.jpg"]["derivatives"]
+    assert list(derivatives) == ["thumb_64", "thumb_128", "thumb_256", "thumb_512", "preview"]
+    thumb = pyvips.Image.new_from_file(derivatives["thumb_256"])
+    assert (thumb.width, thumb.height) == (128, 256)
+    assert Path(derivatives["preview"]).is_relative_to(data / "library")
+    assert (data / "library" / "projects" / "holiday" / "a.jpg").is_file()
+    assert "imported 4 file(s)" in done.stderr
+
+
+def test_import_without_wait_and_a_missing_path(db_url: str, tmp_path: Path) -> None:
+    source = jpeg(tmp_path / "a.jpg", 300, 200)
+    common = ("--data-dir", str(tmp_path / "data"), "--database-url", db_url)
+    done = _enlarger("import", str(source), str(source), "--json", *common, cwd=tmp_path)
+    first, again = (json.loads(line) for line in done.stdout.splitlines())
+    assert done.returncode == 0 and first["status"] == "INGESTED"
+    assert again["image_id"] == first["image_id"]  # the same bytes are one image
+    missing = _enlarger("import", str(tmp_path / "nope"), "--json", *common, cwd=tmp_path)
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert "no such file or folder" in " ".join(missing.stderr.split())

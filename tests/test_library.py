@@ -6,34 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import pyvips
 import sqlalchemy as sa
 
 from enlarger.db.schema import jobs
-from enlarger.handlers import registry
 from enlarger.library import service
-from enlarger.library.runtime import Library, build_library
+from enlarger.library.runtime import Library
 from enlarger.library.service import ImageStatus, JobType
 from enlarger.queue import Worker
 from tests.conftest import wait_for
 from tests.images import jpeg
-
-
-@pytest.fixture
-def library(db_url: str, tmp_path: Path, engine: sa.Engine) -> Library:
-    from tests.conftest import FAST
-
-    settings = FAST.replace(data_dir=tmp_path / "data", database_url=db_url)
-    return build_library(settings, engine)
-
-
-@pytest.fixture
-def run_worker(make_worker: Callable[..., Worker], library: Library) -> Callable[[], Worker]:
-    settings = library.settings
-    return lambda: make_worker(
-        registry, data_dir=settings.data_dir, database_url=settings.database_url
-    )
 
 
 def _ingest(library: Library, path: Path, collection: str = "Trip") -> service.Ingested:

@@ -570,6 +570,8 @@ def test_serve_migrates_on_start_and_runs_workers(empty_db_url: str, tmp_path: P
             "-m",
             "enlarger",
             "serve",
+            "--port",
+            "0",
             "--workers",
             "2",
             "--database-url",

@@ -26,7 +26,10 @@ def _library(ctx: JobContext) -> Library:
 
 @registry.handler(JobType.OFFLOAD_ORIGINAL, kind="io", max_attempts=5, timeout_s=600)
 def offload_original(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    key = service.offload_original(_library(ctx), payload["imageId"])
+    try:
+        key = service.offload_original(_library(ctx), payload["imageId"])
+    except service.NotFound:
+        return {"skipped": "the image was deleted"}
     return {"originalPath": key}
 
 
@@ -46,6 +49,10 @@ def _derive(
     library: Library, payload: dict[str, Any], recipes: tuple[Recipe, ...], keep_thumbhash: bool
 ) -> dict[str, Any]:
     image_id = payload["imageId"]
+    try:
+        service.get_image_row(library, image_id)
+    except service.NotFound:
+        return {"skipped": "the image was deleted"}
     try:
         with library.blobs.local_copy(payload["originalPath"]) as path:
             rendered = render(path, probe(path, library.limits), recipes)

@@ -13,7 +13,7 @@ from enlarger.config import Settings
 from enlarger.db import create_db_engine
 from enlarger.media import Limits, Recipe
 from enlarger.queue import JobQueue, store_for_engine
-from enlarger.storage import BlobStore, open_blob_store
+from enlarger.storage import BlobStore, UrlSigner, load_or_create_secret, open_blob_store
 
 PREVIEW = "preview"
 
@@ -67,10 +67,22 @@ def build_library(settings: Settings, engine: sa.Engine | None = None) -> Librar
             store_for_engine(engine, max_attempts_default=settings.max_attempts_default),
             registry,
         ),
-        blobs=open_blob_store(settings.resolved_storage_url),
+        blobs=open_blob_store(
+            settings.resolved_storage_url,
+            s3_endpoint_url=settings.s3_endpoint_url,
+            signer=url_signer(settings),
+        ),
         limits=Limits(settings.max_upload_bytes, settings.max_pixels),
         recipes=recipes_from(settings),
     )
+
+
+def url_signer(settings: Settings) -> UrlSigner:
+    """Signs local blob URLs with ENLARGER_SECRET_KEY, or a secret kept in the data
+    directory (servers on several hosts sharing local storage must set the key)."""
+    if settings.secret_key:
+        return UrlSigner(settings.secret_key.encode())
+    return UrlSigner(load_or_create_secret(settings.secret_file))
 
 
 @functools.cache

@@ -7,6 +7,7 @@ image row and the job that carries it forward are always written in one transact
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import uuid
@@ -22,6 +23,7 @@ from enlarger.db.schema import derivatives, images, projects
 from enlarger.db.types import db_now
 from enlarger.library.runtime import Library
 from enlarger.media import MIME_TYPES, MediaError, MediaErrorCode, probe, read_metadata
+from enlarger.queue import Job, JobConflict
 from enlarger.storage import safe_name
 
 DEFAULT_COLLECTION = "default"
@@ -72,26 +74,46 @@ class Ingested:
 # ---- receiving bytes ----------------------------------------------------------------------
 
 
+class UploadWriter:
+    """Writes an upload to a new temp file while hashing it, refusing it past the size
+    limit; fed chunk by chunk, so the HTTP API can write as the bytes arrive."""
+
+    def __init__(self, library: Library) -> None:
+        self.limit = library.limits.max_bytes
+        self.path = library.temp_dir / f"{uuid.uuid4().hex}.upload"
+        self._digest = hashlib.sha256()
+        self._size = 0
+        self._out = self.path.open("wb")
+
+    def write(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size > self.limit:
+            self.discard()
+            raise MediaError(
+                MediaErrorCode.TOO_LARGE, f"the upload is over the limit of {self.limit:,} bytes"
+            )
+        self._digest.update(chunk)
+        self._out.write(chunk)
+
+    def finish(self) -> Received:
+        self._out.close()
+        return Received(self.path, self._digest.hexdigest(), self._size)
+
+    def discard(self) -> None:
+        self._out.close()
+        self.path.unlink(missing_ok=True)
+
+
 def receive(library: Library, chunks: Iterable[bytes]) -> Received:
     """Write chunks to a new temp file while hashing them; stop at the size limit."""
-    path = library.temp_dir / f"{uuid.uuid4().hex}.upload"
-    digest = hashlib.sha256()
-    size = 0
+    writer = UploadWriter(library)
     try:
-        with path.open("wb") as out:
-            for chunk in chunks:
-                size += len(chunk)
-                if size > library.limits.max_bytes:
-                    raise MediaError(
-                        MediaErrorCode.TOO_LARGE,
-                        f"the upload is over the limit of {library.limits.max_bytes:,} bytes",
-                    )
-                digest.update(chunk)
-                out.write(chunk)
+        for chunk in chunks:
+            writer.write(chunk)
     except BaseException:
-        path.unlink(missing_ok=True)
+        writer.discard()
         raise
-    return Received(path, digest.hexdigest(), size)
+    return writer.finish()
 
 
 def read_chunks(source: BinaryIO) -> Iterator[bytes]:
@@ -111,95 +133,85 @@ def ingest(
     collection: str | None = None,
 ) -> Ingested:
     """Check the file by its content, read its metadata, and record it as INGESTED with
-    its OFFLOAD_ORIGINAL job — or as FAILED with an error code, keeping no bytes."""
+    its OFFLOAD_ORIGINAL job, or as FAILED with an error code, keeping no bytes. The same
+    bytes in the same collection are the same image, failed or not."""
     name = (collection or DEFAULT_COLLECTION).strip() or DEFAULT_COLLECTION
+    image_id = uuid.uuid4().hex
+    row: dict[str, Any] = {
+        "id": image_id,
+        "title": _title(title, filename),
+        "original_filename": filename,
+        "checksum": received.checksum,
+        "size_bytes": received.size_bytes,
+    }
     try:
         found = probe(received.path, library.limits)
         meta = read_metadata(received.path, found.format).as_dict()
     except MediaError as error:
+        failed = error
+        row.update(
+            status=ImageStatus.FAILED.value,
+            error_code=error.code.value,
+            error_message=error.message,
+        )
+    else:
+        failed = None
+        row.update(
+            status=ImageStatus.INGESTED.value,
+            format=found.format,
+            mime_type=MIME_TYPES.get(found.format),
+            width=found.width,
+            height=found.height,
+            orientation=found.orientation,
+            taken_at=meta.get("taken_at"),
+            camera_make=meta.get("camera_make"),
+            camera_model=meta.get("camera_model"),
+            exif={k: v for k, v in meta.items() if v is not None},
+            temp_path=str(received.path),
+        )
+    existing = _record_image(library, name, row, enqueue_offload=failed is None)
+    if existing is not None or failed is not None:
         received.path.unlink(missing_ok=True)
-        return _record_failed(library, received, filename, title, name, error)
-    image_id = uuid.uuid4().hex
-    row = {
-        "id": image_id,
-        "title": _title(title, filename),
-        "original_filename": filename,
-        "status": ImageStatus.INGESTED.value,
-        "checksum": received.checksum,
-        "size_bytes": received.size_bytes,
-        "format": found.format,
-        "mime_type": MIME_TYPES.get(found.format),
-        "width": found.width,
-        "height": found.height,
-        "orientation": found.orientation,
-        "taken_at": meta.get("taken_at"),
-        "camera_make": meta.get("camera_make"),
-        "camera_model": meta.get("camera_model"),
-        "exif": {k: v for k, v in meta.items() if v is not None},
-        "temp_path": str(received.path),
-    }
-    try:
-        with library.engine.begin() as conn:
-            project_id = project_id_for(conn, name)
-            existing = _live_duplicate(conn, project_id, received.checksum)
-            if existing is None:
-                conn.execute(
-                    images.insert().values(
-                        project_id=project_id,
-                        uploaded_at=db_now(),
-                        updated_at=db_now(),
-                        **row,
-                    )
-                )
-                library.queue.enqueue(
-                    JobType.OFFLOAD_ORIGINAL,
-                    {
-                        "imageId": image_id,
-                        "tempPath": str(received.path),
-                        "checksum": received.checksum,
-                    },
-                    priority=UPLOAD_PRIORITY,
-                    idempotency_key=f"offload:{image_id}",
-                    conn=conn,
-                )
-    except sa.exc.IntegrityError:  # the same bytes, uploaded at the same moment
-        with library.engine.connect() as conn:
-            existing = _live_duplicate(conn, project_id_for(conn, name), received.checksum)
-        if existing is None:
-            raise
     if existing is not None:
-        received.path.unlink(missing_ok=True)
         return _ingested(existing, created=False)
     return _ingested(get_image_row(library, image_id), created=True)
 
 
-def _record_failed(
-    library: Library,
-    received: Received,
-    filename: str | None,
-    title: str | None,
-    collection: str,
-    error: MediaError,
-) -> Ingested:
-    image_id = uuid.uuid4().hex
+def _record_image(
+    library: Library, collection: str, row: dict[str, Any], enqueue_offload: bool
+) -> sa.Row[Any] | None:
+    """Insert the image (and its OFFLOAD_ORIGINAL job) unless the collection already holds
+    these bytes; then return that image instead. A concurrent upload of the same bytes, or
+    of a new collection's name, makes the first try fail on a unique index; a second try
+    sees the winner's rows."""
+    try:
+        return _insert_image(library, collection, row, enqueue_offload)
+    except sa.exc.IntegrityError:
+        return _insert_image(library, collection, row, enqueue_offload)
+
+
+def _insert_image(
+    library: Library, collection: str, row: dict[str, Any], enqueue_offload: bool
+) -> sa.Row[Any] | None:
     with library.engine.begin() as conn:
+        project_id = project_id_for(conn, collection)
+        existing = _live_duplicate(conn, project_id, row["checksum"])
+        if existing is not None:
+            return existing
         conn.execute(
             images.insert().values(
-                id=image_id,
-                project_id=project_id_for(conn, collection),
-                title=_title(title, filename),
-                original_filename=filename,
-                status=ImageStatus.FAILED.value,
-                error_code=error.code.value,
-                error_message=error.message,
-                checksum=received.checksum,
-                size_bytes=received.size_bytes,
-                uploaded_at=db_now(),
-                updated_at=db_now(),
-                deleted_at=db_now(),  # keeps no bytes, so holds no place for the checksum
+                project_id=project_id, uploaded_at=db_now(), updated_at=db_now(), **row
             )
         )
-    return _ingested(get_image_row(library, image_id, include_deleted=True), created=True)
+        if enqueue_offload:
+            library.queue.enqueue(
+                JobType.OFFLOAD_ORIGINAL,
+                {"imageId": row["id"], "tempPath": row["temp_path"], "checksum": row["checksum"]},
+                priority=UPLOAD_PRIORITY,
+                idempotency_key=f"offload:{row['id']}",
+                conn=conn,
+            )
+        return None
 
 
 def _title(title: str | None, filename: str | None) -> str | None:
@@ -259,7 +271,8 @@ def offload_original(library: Library, image_id: str) -> str:
     row = get_image_row(library, image_id)
     if row.original_key is not None:
         return str(row.original_key)
-    key = _original_key(library, row)
+    with library.engine.connect() as conn:
+        key = _original_key(library, conn, row)
     temp = Path(row.temp_path)
     if temp.is_file():
         library.blobs.put_file(key, temp)
@@ -304,18 +317,19 @@ def enqueue_derivatives(
         )
 
 
-def _original_key(library: Library, row: sa.Row[Any]) -> str:
-    """projects/<folder>/<safe file name>; the checksum joins the name when another image
-    already holds it."""
-    with library.engine.connect() as conn:
-        folder = conn.execute(
-            sa.select(projects.c.folder).where(projects.c.id == row.project_id)
-        ).scalar_one()
-        name = safe_name(row.original_filename or "", fallback=f"{row.id}.{row.format}")
-        key = f"projects/{folder}/{name}"
-        holder = conn.execute(
-            sa.select(images.c.id).where(images.c.original_key == key, images.c.id != row.id)
-        ).first()
+def _original_key(
+    library: Library, conn: sa.Connection, row: sa.Row[Any], project_id: int | None = None
+) -> str:
+    """projects/<folder>/<safe file name> in the image's project (or `project_id`'s); the
+    checksum joins the name when another image already holds it."""
+    folder = conn.execute(
+        sa.select(projects.c.folder).where(projects.c.id == (project_id or row.project_id))
+    ).scalar_one()
+    name = safe_name(row.original_filename or "", fallback=f"{row.id}.{row.format}")
+    key = f"projects/{folder}/{name}"
+    holder = conn.execute(
+        sa.select(images.c.id).where(images.c.original_key == key, images.c.id != row.id)
+    ).first()
     if holder is None and not _foreign_file(library, key, row.checksum):
         return key
     stem, dot, ext = name.rpartition(".")
@@ -392,8 +406,21 @@ def mark_failed(library: Library, image_id: str, code: str, message: str) -> Non
 # ---- reading --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ImagePage:
+    rows: list[sa.Row[Any]]  # images joined with their collection's name as `collection`
+    count: int  # how many match the filters in all
+    collections: list[str]  # every collection's name
+
+
+def _image_query() -> sa.Select[Any]:
+    return sa.select(images, projects.c.name.label("collection"), projects.c.folder).join(
+        projects, projects.c.id == images.c.project_id
+    )
+
+
 def get_image_row(library: Library, image_id: str, include_deleted: bool = False) -> sa.Row[Any]:
-    query = sa.select(images).where(images.c.id == image_id)
+    query = _image_query().where(images.c.id == image_id)
     if not include_deleted:
         query = query.where(images.c.deleted_at.is_(None))
     with library.engine.connect() as conn:
@@ -401,6 +428,39 @@ def get_image_row(library: Library, image_id: str, include_deleted: bool = False
     if row is None:
         raise NotFound(f"no image {image_id!r}")
     return row
+
+
+def list_images(
+    library: Library,
+    *,
+    status: ImageStatus | None = None,
+    collection: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> ImagePage:
+    """Images not deleted, newest upload first."""
+    where: list[sa.ColumnElement[bool]] = [images.c.deleted_at.is_(None)]
+    if status is not None:
+        where.append(images.c.status == status.value)
+    if collection is not None:
+        where.append(projects.c.name == collection)
+    query = (
+        _image_query()
+        .where(*where)
+        .order_by(images.c.uploaded_at.desc(), images.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    count = (
+        sa.select(sa.func.count())
+        .select_from(images.join(projects, projects.c.id == images.c.project_id))
+        .where(*where)
+    )
+    with library.engine.connect() as conn:
+        rows = list(conn.execute(query))
+        total = int(conn.execute(count).scalar_one())
+        names = list(conn.execute(sa.select(projects.c.name).order_by(projects.c.name)).scalars())
+    return ImagePage(rows, total, names)
 
 
 def derivatives_of(library: Library, image_ids: list[str]) -> dict[str, dict[str, sa.Row[Any]]]:
@@ -413,6 +473,79 @@ def derivatives_of(library: Library, image_ids: list[str]) -> dict[str, dict[str
         ):
             found[row.image_id][row.name] = row
     return found
+
+
+def live_jobs_of(library: Library, image_ids: list[str]) -> dict[str, list[Job]]:
+    """Each image's pending and running jobs."""
+    found: dict[str, list[Job]] = {i: [] for i in image_ids}
+    for job in library.queue.store.live_jobs_by_payload("imageId", image_ids):
+        found[job.payload["imageId"]].append(job)
+    return found
+
+
+# ---- changing and deleting ------------------------------------------------------------------
+
+
+class Conflict(Exception):
+    """The change would break a rule (the target collection already holds these bytes)."""
+
+
+def update_image(
+    library: Library, image_id: str, *, title: str | None = None, collection: str | None = None
+) -> sa.Row[Any]:
+    """Rename an image or move it to another collection (its original moves folder too)."""
+    with library.engine.begin() as conn:
+        row = conn.execute(
+            sa.select(images)
+            .where(images.c.id == image_id, images.c.deleted_at.is_(None))
+            .with_for_update()
+        ).first()
+        if row is None:
+            raise NotFound(f"no image {image_id!r}")
+        values: dict[str, Any] = {"updated_at": db_now()}
+        if title is not None:
+            values["title"] = title
+        moved_key = None
+        if collection is not None and collection.strip():
+            project_id = project_id_for(conn, collection.strip())
+            if project_id != row.project_id:
+                if _live_duplicate(conn, project_id, row.checksum) is not None:
+                    raise Conflict(f"collection {collection!r} already holds this image's bytes")
+                values["project_id"] = project_id
+                if row.original_key is not None:
+                    moved_key = _original_key(library, conn, row, project_id)
+                    values["original_key"] = moved_key
+        conn.execute(images.update().where(images.c.id == image_id).values(**values))
+        if moved_key is not None:
+            library.blobs.move(row.original_key, moved_key)  # the row commits only after
+    return get_image_row(library, image_id)
+
+
+def delete_image(library: Library, image_id: str) -> None:
+    """Move the original to its project's trash, remove the derivatives and cancel the
+    image's pending work. The row stays, marked deleted, for the record."""
+    row = get_image_row(library, image_id)
+    for job in library.queue.store.live_jobs_by_payload("imageId", [image_id]):
+        with contextlib.suppress(KeyError, JobConflict):  # it finished meanwhile
+            library.queue.store.cancel(job.id)
+    with library.engine.begin() as conn:
+        made = list(conn.execute(sa.select(derivatives).where(derivatives.c.image_id == image_id)))
+        conn.execute(derivatives.delete().where(derivatives.c.image_id == image_id))
+        trash_key = None
+        if row.original_key is not None:
+            name = row.original_key.rsplit("/", 1)[-1]
+            trash_key = f"projects/{row.folder}/.trash/{image_id}-{name}"
+        conn.execute(
+            images.update()
+            .where(images.c.id == image_id)
+            .values(deleted_at=db_now(), updated_at=db_now(), original_key=trash_key)
+        )
+        if trash_key is not None:
+            library.blobs.move(row.original_key, trash_key)
+    for derivative in made:
+        library.blobs.delete(derivative.storage_key)
+    if row.temp_path:
+        Path(row.temp_path).unlink(missing_ok=True)
 
 
 def copy_to_temp(library: Library, source: Path) -> Received:

@@ -586,6 +586,22 @@ class Store(ABC):
             total = conn.execute(sa.select(sa.func.count()).where(*where).select_from(jobs))
             return [_job_from_row(r) for r in rows], int(total.scalar_one())
 
+    def live_jobs_by_payload(self, field: str, values: Sequence[str]) -> list[Job]:
+        """Pending and running jobs whose payload's `field` is one of `values` (a domain's
+        way to find the work about its objects, without the engine knowing them)."""
+        if not values:
+            return []
+        query = (
+            sa.select(jobs)
+            .where(
+                jobs.c.status.in_(("pending", "running")),
+                jobs.c.payload[field].as_string().in_(list(values)),
+            )
+            .order_by(jobs.c.id)
+        )
+        with read_connection(self.engine) as conn:
+            return [_job_from_row(r) for r in conn.execute(query).mappings()]
+
     def list_items(self, job_id: int) -> list[JobItem]:
         query = sa.select(job_items).where(job_items.c.job_id == job_id).order_by(job_items.c.id)
         with read_connection(self.engine) as conn:

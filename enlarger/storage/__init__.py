@@ -7,20 +7,32 @@ from urllib.parse import urlparse
 
 from enlarger.storage.base import BlobStore, StorageError, check_key, safe_name
 from enlarger.storage.local import LocalBlobStore
+from enlarger.storage.signing import UrlSigner, load_or_create_secret
 
 __all__ = [
     "BlobStore",
     "LocalBlobStore",
     "StorageError",
+    "UrlSigner",
     "check_key",
+    "load_or_create_secret",
     "open_blob_store",
     "safe_name",
 ]
 
 
-def open_blob_store(url: str) -> BlobStore:
-    """`file:///path` for a local directory."""
+def open_blob_store(
+    url: str, *, s3_endpoint_url: str = "", signer: UrlSigner | None = None
+) -> BlobStore:
+    """`file:///path` for a local directory (served by the app with `signer`'s URLs),
+    `s3://bucket/prefix` for S3 (`s3_endpoint_url` for MinIO, moto and the like)."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
-        return LocalBlobStore(Path(parsed.path))
-    raise StorageError(f"unsupported storage URL {url!r} (use file:///path)")
+        return LocalBlobStore(Path(parsed.path), signer)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise StorageError(f"storage URL {url!r} names no bucket (use s3://bucket/prefix)")
+        from enlarger.storage.s3 import S3BlobStore  # boto3 loads only when S3 is used
+
+        return S3BlobStore(parsed.netloc, parsed.path, s3_endpoint_url)
+    raise StorageError(f"unsupported storage URL {url!r} (use file:///path or s3://bucket)")

@@ -48,3 +48,19 @@ class BlobStore(ABC):
 
     @abstractmethod
     def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the blob; a missing one is not an error."""
+
+    @abstractmethod
+    def move(self, key: str, new_key: str) -> None:
+        """Give a blob a new key (an original into the trash, say) without rewriting it."""
+
+    @abstractmethod
+    def location(self, key: str) -> str:
+        """Where the blob is, for people and scripts: a file path, or an s3:// URI."""
+
+    @abstractmethod
+    def url(self, key: str, ttl_s: int) -> str:
+        """A URL that lets whoever holds it read the blob for the next `ttl_s` seconds."""

@@ -1,4 +1,5 @@
-"""Blobs as files under one directory; writes go to a temporary name and are renamed."""
+"""Blobs as files under one directory; writes go to a temporary name and are renamed.
+The app serves them through signed, expiring URLs (see `signing`)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from enlarger.storage.base import BlobStore, StorageError, check_key
+from enlarger.storage.signing import UrlSigner
 
 
 class LocalBlobStore(BlobStore):
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, signer: UrlSigner | None = None) -> None:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self.signer = signer
 
     def path(self, key: str) -> Path:
         """Where `key` lives on disk (users may browse the tree: it is the library)."""
@@ -50,3 +53,19 @@ class LocalBlobStore(BlobStore):
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+    def move(self, key: str, new_key: str) -> None:
+        target = self.path(new_key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.path(key), target)
+
+    def location(self, key: str) -> str:
+        return str(self.path(key))
+
+    def url(self, key: str, ttl_s: int) -> str:
+        if self.signer is None:
+            raise StorageError("this local store has no URL signer")
+        return self.signer.url(check_key(key), ttl_s)

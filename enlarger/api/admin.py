@@ -1,0 +1,99 @@
+"""Admin API over the job engine (reference 001): list and inspect jobs, retry and cancel
+them (which the reference deferred), and start a derivative backfill."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+
+from enlarger.api.deps import LibraryDep
+from enlarger.api.shapes import images_json, job_detail_json, job_json, pagination
+from enlarger.library import service
+from enlarger.library.runtime import Library
+from enlarger.queue import Job, JobConflict, JobStatus
+
+router = APIRouter(prefix="/api/admin", tags=["admin"])
+
+
+def _status_filter(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return JobStatus(value.lower()).value
+    except ValueError:
+        known = ", ".join(s.value.upper() for s in JobStatus)
+        raise HTTPException(422, f"unknown job status {value!r}; use one of {known}") from None
+
+
+def _type_filter(library: Library, value: str | None) -> str | None:
+    if value is None:
+        return None
+    known = sorted(library.queue.registry.handlers)
+    if value not in known:
+        raise HTTPException(422, f"unknown job type {value!r}; use one of {', '.join(known)}")
+    return value
+
+
+@router.get("/jobs", summary="List jobs, newest first")
+def list_jobs(
+    library: LibraryDep,
+    status: Annotated[str | None, Query(description="PENDING, RUNNING, COMPLETED…")] = None,
+    type: Annotated[str | None, Query(description="A job type, like OFFLOAD_ORIGINAL")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    jobs, total = library.queue.store.list_jobs(
+        status=_status_filter(status),
+        job_type=_type_filter(library, type),
+        limit=limit,
+        offset=offset,
+    )
+    return {
+        "jobs": [job_json(job) for job in jobs],
+        "pagination": pagination(total, limit, offset, len(jobs)),
+    }
+
+
+def _job_or_404(library: Library, job_id: int) -> Job:
+    job = library.queue.store.get_job(job_id)
+    if job is None:
+        raise HTTPException(404, f"no job {job_id}")
+    return job
+
+
+def _detail(library: Library, job: Job) -> dict[str, Any]:
+    image = None
+    image_id = job.payload.get("imageId") if isinstance(job.payload, dict) else None
+    if isinstance(image_id, str):
+        with contextlib.suppress(service.NotFound):
+            row = service.get_image_row(library, image_id, include_deleted=True)
+            image = images_json(library, [row])[0]
+    return job_detail_json(job, image)
+
+
+@router.get("/jobs/{job_id}", summary="One job: attempts, lease, retry info, its image")
+def get_job(job_id: int, library: LibraryDep) -> dict[str, Any]:
+    return _detail(library, _job_or_404(library, job_id))
+
+
+def _steer(library: Library, job_id: int, retry: bool) -> dict[str, Any]:
+    store = library.queue.store
+    try:
+        job = store.retry(job_id) if retry else store.cancel(job_id)
+    except KeyError:
+        raise HTTPException(404, f"no job {job_id}") from None
+    except JobConflict as exc:
+        raise HTTPException(409, str(exc)) from None
+    return _detail(library, job)
+
+
+@router.post("/jobs/{job_id}/retry", summary="Run a failed or cancelled job again")
+def retry_job(job_id: int, library: LibraryDep) -> dict[str, Any]:
+    return _steer(library, job_id, retry=True)
+
+
+@router.post("/jobs/{job_id}/cancel", summary="Cancel a pending job or stop a running one")
+def cancel_job(job_id: int, library: LibraryDep) -> dict[str, Any]:
+    return _steer(library, job_id, retry=False)

@@ -1,0 +1,122 @@
+"""The photo library's API (reference documents 000-002): upload, list, read, change and
+delete images, and the signed URLs that serve local blobs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from enlarger.api.deps import LibraryDep
+from enlarger.api.multipart import read_upload_form
+from enlarger.api.shapes import images_json, iso, pagination
+from enlarger.library import service
+from enlarger.library.service import ImageStatus
+from enlarger.storage import LocalBlobStore, StorageError
+
+router = APIRouter()
+
+
+@router.post(
+    "/api/upload",
+    status_code=201,
+    summary="Upload an image (multipart: file, title, collection)",
+    responses={
+        200: {"description": "These bytes were already in the collection: the same image"},
+        413: {"description": "Over the upload size limit"},
+        422: {"description": "Not an image enlarger accepts; recorded as FAILED with a code"},
+    },
+)
+async def upload(request: Request, library: LibraryDep) -> JSONResponse:
+    form = await read_upload_form(request, library, "file")
+    assert form.received is not None
+    ingested = await run_in_threadpool(
+        service.ingest,
+        library,
+        form.received,
+        filename=form.filename,
+        title=form.fields.get("title") or None,
+        collection=form.fields.get("collection") or None,
+    )
+    body: dict[str, Any] = {
+        "imageId": ingested.image_id,
+        "status": ingested.status.value,
+        "checksum": ingested.checksum,
+        "sizeBytes": ingested.size_bytes,
+        "uploadedAt": iso(ingested.uploaded_at),
+        "duplicate": not ingested.created,
+    }
+    if ingested.status is ImageStatus.FAILED:
+        body |= {
+            "errorCode": ingested.error_code,
+            "errorMessage": ingested.error_message,
+            "detail": f"{ingested.error_code}: {ingested.error_message}",
+        }
+        return JSONResponse(body, status_code=422)
+    return JSONResponse(body, status_code=201 if ingested.created else 200)
+
+
+@router.get("/api/images", summary="List images, newest upload first")
+def list_images(
+    library: LibraryDep,
+    status: Annotated[ImageStatus | None, Query(description="Only images in this state")] = None,
+    collection: Annotated[str | None, Query(description="Only this collection")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    page = service.list_images(
+        library, status=status, collection=collection, limit=limit, offset=offset
+    )
+    return {
+        "data": images_json(library, page.rows),
+        "collections": page.collections,
+        "count": page.count,
+        "pagination": pagination(page.count, limit, offset, len(page.rows)),
+    }
+
+
+@router.get("/api/images/{image_id}", summary="One image, with its derivatives and live jobs")
+def get_image(image_id: str, library: LibraryDep) -> dict[str, Any]:
+    return images_json(library, [service.get_image_row(library, image_id)])[0]
+
+
+class ImageChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str | None = Field(None, max_length=500)
+    collection: str | None = Field(None, min_length=1, max_length=200)
+
+
+@router.patch("/api/images/{image_id}", summary="Rename an image or move it to a collection")
+def update_image(image_id: str, change: ImageChange, library: LibraryDep) -> dict[str, Any]:
+    row = service.update_image(library, image_id, title=change.title, collection=change.collection)
+    return images_json(library, [row])[0]
+
+
+@router.delete(
+    "/api/images/{image_id}",
+    status_code=204,
+    summary="Delete an image: its original goes to the collection's trash, derivatives go",
+)
+def delete_image(image_id: str, library: LibraryDep) -> Response:
+    service.delete_image(library, image_id)
+    return Response(status_code=204)
+
+
+@router.get("/files/{key:path}", include_in_schema=False)
+def serve_file(key: str, expires: int, signature: str, library: LibraryDep) -> FileResponse:
+    """A local blob, for whoever holds a signed URL that has not expired."""
+    blobs = library.blobs
+    if not isinstance(blobs, LocalBlobStore) or blobs.signer is None:
+        raise HTTPException(404, "blobs are not served by this server")
+    if not blobs.signer.verify(key, expires, signature):
+        raise HTTPException(403, "the URL's signature is invalid or it has expired")
+    try:
+        path = blobs.path(key)
+    except StorageError:
+        raise HTTPException(404, "no such file") from None
+    if not path.is_file():
+        raise HTTPException(404, "no such file")
+    return FileResponse(path, headers={"Cache-Control": "private, max-age=300"})

@@ -1,0 +1,93 @@
+"""Blobs as objects in an S3 bucket (or any S3-compatible server) under a key prefix.
+
+An S3 PUT is atomic by itself: readers see the old object or the whole new one. URLs are
+presigned GETs, so clients fetch straight from the bucket.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from enlarger.storage.base import BlobStore, StorageError, check_key
+
+
+class S3BlobStore(BlobStore):
+    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.client: Any = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url or None,
+            config=Config(signature_version="s3v4", retries={"mode": "standard"}),
+        )
+
+    def _object(self, key: str) -> str:
+        key = check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put_file(self, key: str, source: Path) -> None:
+        with _errors(key):
+            self.client.upload_file(str(source), self.bucket, self._object(key))
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        with _errors(key):
+            self.client.put_object(Bucket=self.bucket, Key=self._object(key), Body=data)
+
+    @contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        with tempfile.TemporaryDirectory(prefix="enlarger-s3-") as scratch:
+            path = Path(scratch) / "blob"
+            with _errors(key):
+                self.client.download_file(self.bucket, self._object(key), str(path))
+            yield path
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._object(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise StorageError(f"s3://{self.bucket}/{self._object(key)}: {exc}") from None
+        return True
+
+    def delete(self, key: str) -> None:
+        with _errors(key):
+            self.client.delete_object(Bucket=self.bucket, Key=self._object(key))
+
+    def move(self, key: str, new_key: str) -> None:
+        with _errors(key):
+            self.client.copy(
+                {"Bucket": self.bucket, "Key": self._object(key)},
+                self.bucket,
+                self._object(new_key),
+            )
+            self.client.delete_object(Bucket=self.bucket, Key=self._object(key))
+
+    def location(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._object(key)}"
+
+    def url(self, key: str, ttl_s: int) -> str:
+        return str(
+            self.client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": self._object(key)},
+                ExpiresIn=ttl_s,
+            )
+        )
+
+
+@contextmanager
+def _errors(key: str) -> Iterator[None]:
+    """boto's errors as StorageError naming the key (a missing bucket, a missing object)."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise StorageError(f"S3 operation on {key!r} failed: {exc}") from exc

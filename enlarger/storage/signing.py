@@ -1,0 +1,59 @@
+"""Signed, expiring URLs for blobs the app serves itself (local storage).
+
+A URL carries the key, an expiry time and an HMAC-SHA256 of both under the server's
+secret; the check is constant-time, so a forger learns nothing from response timing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+SECRET_BYTES = 32
+
+
+class UrlSigner:
+    def __init__(self, secret: bytes, prefix: str = "/files") -> None:
+        if len(secret) < 16:
+            raise ValueError("the URL signing secret must be at least 16 bytes")
+        self._secret = secret
+        self.prefix = prefix.rstrip("/")
+
+    def signature(self, key: str, expires: int) -> str:
+        message = f"{key}\n{expires}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def url(self, key: str, ttl_s: int) -> str:
+        """A path (relative to the server) that serves `key` for the next `ttl_s` seconds."""
+        expires = int(time.time()) + ttl_s
+        query = urlencode({"expires": expires, "signature": self.signature(key, expires)})
+        return f"{self.prefix}/{quote(key)}?{query}"
+
+    def verify(self, key: str, expires: int, signature: str) -> bool:
+        expected = self.signature(key, expires)
+        valid = hmac.compare_digest(expected.encode(), signature.encode())
+        return valid and expires >= time.time()
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """The secret kept in `path`, created (readable by its owner only) on first use, so
+    URLs stay valid across restarts and every process on this host agrees. The file is
+    written under a temporary name and linked into place: readers never see half of it."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(SECRET_BYTES))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process won the race: use its secret
+        finally:
+            tmp.unlink()
+    return bytes.fromhex(path.read_text().strip())

@@ -1,0 +1,231 @@
+"""The HTTP API on a real uvicorn server over loopback, on both backends: upload to
+STORED, the reference's response shapes, signed URLs, admin jobs, and 4xx for bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pyvips
+
+from enlarger.library.runtime import Library
+from enlarger.queue import Worker
+from tests.conftest import wait_for
+from tests.images import jpeg, png_declaring
+
+
+@pytest.fixture
+def client(live_server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_server, timeout=30) as client:
+        yield client
+
+
+def _upload(
+    client: httpx.Client, path: Path, collection: str | None = "Trip", **fields: str
+) -> httpx.Response:
+    data = dict(fields, **({"collection": collection} if collection else {}))
+    with path.open("rb") as fh:
+        return client.post("/api/upload", files={"file": (path.name, fh)}, data=data)
+
+
+def _settled(client: httpx.Client, image_id: str) -> dict[str, Any] | None:
+    image = client.get(f"/api/images/{image_id}").json()
+    return image if image["status"] in ("STORED", "FAILED") else None
+
+
+def test_upload_to_stored_with_reference_shapes(
+    client: httpx.Client, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    source = jpeg(tmp_path / "Beach Day.jpg", 2400, 1600)
+    response = _upload(client, source, title="Beach")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert set(body) >= {"imageId", "status", "checksum", "sizeBytes", "uploadedAt"}
+    assert body["status"] == "INGESTED"
+    assert body["checksum"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert body["sizeBytes"] == source.stat().st_size
+
+    pending = client.get(f"/api/images/{body['imageId']}").json()
+    assert [job["type"] for job in pending["processingJobs"]] == ["OFFLOAD_ORIGINAL"]
+    assert pending["isProcessing"] is False and pending["isStored"] is False
+
+    run_worker()
+    image = wait_for(lambda: _settled(client, body["imageId"]), timeout=60)
+    assert image["status"] == "STORED" and image["isStored"] is True
+    # the last job marks the image STORED just before the worker records the job finished
+    wait_for(lambda: client.get(f"/api/images/{body['imageId']}").json()["processingJobs"] == [])
+    assert (image["title"], image["collection"], image["width"], image["height"]) == (
+        "Beach",
+        "Trip",
+        2400,
+        1600,
+    )
+    assert set(image["sizes"]) == {"thumb_64", "thumb_128", "thumb_256", "thumb_512", "preview"}
+    assert image["thumbhash"] and image["thumbnailUrl"] == image["sizes"]["thumb_256"]["url"]
+
+    preview = client.get(image["previewUrl"])
+    assert preview.status_code == 200
+    decoded = pyvips.Image.new_from_buffer(preview.content, "")
+    assert (decoded.width, decoded.height) == (2000, 1333)
+    original = client.get(image["originalUrl"])
+    assert original.content == source.read_bytes()
+
+    listing = client.get("/api/images").json()
+    assert listing["count"] == 1 and listing["collections"] == ["Trip"]
+    assert listing["data"][0]["id"] == body["imageId"]
+
+
+def test_signed_urls_refuse_tampering_and_expiry(
+    client: httpx.Client, library: Library, tmp_path: Path
+) -> None:
+    library.blobs.put_bytes("derivatives/x/y.jpg", b"bytes")
+    url = library.blobs.url("derivatives/x/y.jpg", 60)
+    assert client.get(url).content == b"bytes"
+    path, _, query = url.partition("?")
+    signature = query.split("signature=")[1]
+    forged = signature[:-1] + ("0" if signature[-1] != "0" else "1")
+    assert client.get(url.replace(signature, forged)).status_code == 403
+    other = path.replace("y.jpg", "z.jpg") + "?" + query
+    assert client.get(other).status_code == 403  # a signature is for one key only
+    expired = library.blobs.url("derivatives/x/y.jpg", -1)
+    assert client.get(expired).status_code == 403
+    assert client.get("/files/derivatives/x/y.jpg").status_code == 422  # unsigned
+
+
+def test_same_bytes_twice_is_one_image(client: httpx.Client, tmp_path: Path) -> None:
+    source = jpeg(tmp_path / "a.jpg", 300, 200)
+    first = _upload(client, source).json()
+    again = _upload(client, source)
+    assert again.status_code == 200
+    assert again.json()["imageId"] == first["imageId"] and again.json()["duplicate"] is True
+    elsewhere = _upload(client, source, collection="Other").json()
+    assert elsewhere["imageId"] != first["imageId"]
+    listing = client.get("/api/images", params={"collection": "Trip"}).json()
+    assert listing["count"] == 1 and listing["collections"] == ["Other", "Trip"]
+
+
+def test_bad_files_fail_with_a_code_and_are_listed(
+    client: httpx.Client, library: Library, tmp_path: Path
+) -> None:
+    svg = tmp_path / "x.svg"
+    svg.write_bytes(b"<svg xmlns='http://www.w3.org/2000/svg'><script>1</script></svg>")
+    bomb = png_declaring(tmp_path / "bomb.png", 40_000, 40_000)
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    codes = {}
+    for path in (svg, bomb, empty):
+        response = _upload(client, path)
+        assert response.status_code == 422, response.text
+        assert response.json()["status"] == "FAILED" and response.json()["detail"]
+        codes[path.name] = response.json()["errorCode"]
+    assert codes == {
+        "x.svg": "UNSUPPORTED_FORMAT",
+        "bomb.png": "TOO_MANY_PIXELS",
+        "empty.jpg": "EMPTY_FILE",
+    }
+    failed = client.get("/api/images", params={"status": "FAILED"}).json()
+    assert failed["count"] == 3
+    assert {i["errorCode"] for i in failed["data"]} == set(codes.values())
+    assert not list(library.temp_dir.iterdir())  # nothing of them kept
+
+
+def test_an_upload_over_the_limit_is_refused_while_streaming(
+    live_server: str, library: Library
+) -> None:
+    limit = library.limits.max_bytes
+    big = io.BytesIO(b"\xff\xd8\xff" + b"\0" * (limit + 1))
+    with httpx.Client(base_url=live_server, timeout=60) as client:
+        response = client.post("/api/upload", files={"file": ("big.jpg", big)})
+    assert response.status_code == 413
+    assert response.json()["errorCode"] == "TOO_LARGE"
+    assert not list(library.temp_dir.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "kwargs", "status"),
+    [
+        ("post", "/api/upload", {"content": b"just bytes"}, 400),
+        ("post", "/api/upload", {"data": {"title": "no file"}, "files": {"x": b"1"}}, 400),
+        ("get", "/api/images?status=BOGUS", {}, 422),
+        ("get", "/api/images?limit=0", {}, 422),
+        ("get", "/api/images?offset=-1", {}, 422),
+        ("get", "/api/images/nope", {}, 404),
+        ("patch", "/api/images/nope", {"json": {"title": "x"}}, 404),
+        ("delete", "/api/images/nope", {}, 404),
+        ("get", "/api/admin/jobs?status=DONE", {}, 422),
+        ("get", "/api/admin/jobs?type=NOT_A_TYPE", {}, 422),
+        ("get", "/api/admin/jobs/abc", {}, 422),
+        ("get", "/api/admin/jobs/999999", {}, 404),
+        ("post", "/api/admin/jobs/999999/retry", {}, 404),
+        ("post", "/api/admin/jobs/999999/cancel", {}, 404),
+    ],
+)
+def test_malformed_requests_get_a_4xx_with_a_reason(
+    client: httpx.Client, method: str, url: str, kwargs: dict[str, Any], status: int
+) -> None:
+    response = client.request(method.upper(), url, **kwargs)
+    assert response.status_code == status, response.text
+    assert response.json()["detail"]
+
+
+def test_patch_rejects_unknown_fields(client: httpx.Client, tmp_path: Path) -> None:
+    image_id = _upload(client, jpeg(tmp_path / "a.jpg", 300, 200)).json()["imageId"]
+    response = client.patch(f"/api/images/{image_id}", json={"status": "STORED"})
+    assert response.status_code == 422
+
+
+def test_admin_jobs_list_show_cancel_retry(
+    client: httpx.Client, library: Library, tmp_path: Path
+) -> None:
+    ids = [_upload(client, jpeg(tmp_path / f"{n}.jpg", 200 + n, 200)).json() for n in range(3)]
+    listing = client.get("/api/admin/jobs", params={"status": "PENDING", "limit": 2}).json()
+    assert listing["pagination"] == {"total": 3, "limit": 2, "offset": 0, "hasMore": True}
+    assert all(job["type"] == "OFFLOAD_ORIGINAL" for job in listing["jobs"])
+    rest = client.get("/api/admin/jobs", params={"type": "OFFLOAD_ORIGINAL", "offset": 2}).json()
+    assert len(rest["jobs"]) == 1 and rest["pagination"]["hasMore"] is False
+
+    job_id = listing["jobs"][0]["id"]
+    detail = client.get(f"/api/admin/jobs/{job_id}").json()
+    assert detail["attempts"] == 0 and detail["maxAttempts"] == 5
+    assert detail["locked"] is False and detail["retryInfo"]["remainingAttempts"] == 5
+    assert detail["image"]["id"] in {i["imageId"] for i in ids}
+    assert detail["payload"]["imageId"] == detail["image"]["id"]
+
+    cancelled = client.post(f"/api/admin/jobs/{job_id}/cancel").json()
+    assert cancelled["status"] == "CANCELLED"
+    assert client.post(f"/api/admin/jobs/{job_id}/cancel").status_code == 409
+    retried = client.post(f"/api/admin/jobs/{job_id}/retry").json()
+    assert retried["status"] == "PENDING"
+    assert client.post(f"/api/admin/jobs/{job_id}/retry").status_code == 409
+
+
+def test_patch_moves_and_delete_trashes(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    image_id = _upload(client, jpeg(tmp_path / "a.jpg", 600, 400)).json()["imageId"]
+    run_worker()
+    stored = wait_for(lambda: _settled(client, image_id), timeout=60)
+    assert stored["originalPath"] == "projects/trip/a.jpg"
+
+    moved = client.patch(
+        f"/api/images/{image_id}", json={"title": "Renamed", "collection": "Keepers"}
+    ).json()
+    assert (moved["title"], moved["collection"]) == ("Renamed", "Keepers")
+    assert moved["originalPath"] == "projects/keepers/a.jpg"
+    blobs: Any = library.blobs
+    assert blobs.path("projects/keepers/a.jpg").is_file()
+    assert not blobs.path("projects/trip/a.jpg").exists()
+
+    assert client.delete(f"/api/images/{image_id}").status_code == 204
+    assert client.get(f"/api/images/{image_id}").status_code == 404
+    assert [p.name for p in blobs.path("projects/keepers/.trash").iterdir()] == [
+        f"{image_id}-a.jpg"
+    ]
+    for derivative in stored["sizes"].values():
+        assert not blobs.path(derivative["path"]).exists()
+    assert client.get("/api/images").json()["count"] == 0

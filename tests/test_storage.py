@@ -1,0 +1,184 @@
+"""Blob stores: one contract for the local directory and for S3 (moto's S3 server over
+real HTTP), and the photo pipeline running end to end on S3."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+import pyvips
+import sqlalchemy as sa
+from moto.server import ThreadedMotoServer
+
+from enlarger.library import service
+from enlarger.library.runtime import Library, build_library
+from enlarger.library.service import ImageStatus
+from enlarger.queue import Worker
+from enlarger.storage import (
+    BlobStore,
+    LocalBlobStore,
+    StorageError,
+    UrlSigner,
+    check_key,
+    load_or_create_secret,
+    open_blob_store,
+    safe_name,
+)
+from tests.conftest import FAST, wait_for
+from tests.images import jpeg
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on a loopback port (credentials: see conftest)."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str) -> str:
+    name = f"enlarger-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(params=["local", "s3"])
+def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    if request.param == "local":
+        return LocalBlobStore(tmp_path / "blobs", UrlSigner(b"k" * 32))
+    bucket = request.getfixturevalue("bucket")
+    endpoint = request.getfixturevalue("s3_endpoint")
+    return open_blob_store(f"s3://{bucket}/library", s3_endpoint_url=endpoint)
+
+
+def test_blob_store_contract(blobs: BlobStore, tmp_path: Path) -> None:
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"original bytes")
+    blobs.put_file("projects/trip/a.jpg", source)
+    blobs.put_bytes("derivatives/ab/x/thumb.jpg", b"thumb")
+    assert source.read_bytes() == b"original bytes"  # put_file leaves its source alone
+    assert blobs.exists("projects/trip/a.jpg") and not blobs.exists("projects/trip/b.jpg")
+    with blobs.local_copy("derivatives/ab/x/thumb.jpg") as path:
+        assert path.read_bytes() == b"thumb"
+
+    blobs.move("projects/trip/a.jpg", "projects/trip/.trash/a.jpg")
+    assert not blobs.exists("projects/trip/a.jpg")
+    with blobs.local_copy("projects/trip/.trash/a.jpg") as path:
+        assert path.read_bytes() == b"original bytes"
+
+    blobs.delete("derivatives/ab/x/thumb.jpg")
+    blobs.delete("derivatives/ab/x/thumb.jpg")  # deleting what is gone is fine
+    assert not blobs.exists("derivatives/ab/x/thumb.jpg")
+    with pytest.raises(StorageError), blobs.local_copy("derivatives/ab/x/thumb.jpg"):
+        pass
+    for bad in ("../escape", "/abs/path", "a/../../b", "a\\b", ""):
+        with pytest.raises(StorageError):
+            blobs.put_bytes(bad, b"x")
+
+
+def test_presigned_urls_are_served_by_s3(bucket: str, s3_endpoint: str) -> None:
+    """(Local URLs are signed by enlarger and served by the app: see tests/test_api.py.)"""
+    blobs = open_blob_store(f"s3://{bucket}", s3_endpoint_url=s3_endpoint)
+    blobs.put_bytes("derivatives/ab/x/preview.jpg", b"preview bytes")
+    url = blobs.url("derivatives/ab/x/preview.jpg", 60)
+    assert "X-Amz-Signature=" in url and "X-Amz-Expires=60" in url
+    assert httpx.get(url).content == b"preview bytes"
+    assert httpx.get(url.split("?")[0]).status_code == 403  # not public without a signature
+    assert blobs.location("derivatives/ab/x/preview.jpg").startswith("s3://")
+
+
+def test_a_missing_bucket_is_a_clear_error(s3_endpoint: str) -> None:
+    blobs = open_blob_store("s3://no-such-bucket-here", s3_endpoint_url=s3_endpoint)
+    with pytest.raises(StorageError, match=r"NoSuchBucket|does not exist"):
+        blobs.put_bytes("a.jpg", b"x")
+
+
+def test_storage_urls_and_keys_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="unsupported storage URL"):
+        open_blob_store("ftp://host/x")
+    with pytest.raises(StorageError, match="no bucket"):
+        open_blob_store("s3:///prefix")
+    assert check_key("projects/a/b.jpg") == "projects/a/b.jpg"
+    assert safe_name("../../etc/passwd") == "passwd"
+    assert safe_name("..") == "file"
+    assert safe_name("My Photo (1).JPG") == "My-Photo-1-.JPG"
+
+
+def test_url_signer_and_secret_file(tmp_path: Path) -> None:
+    secret = load_or_create_secret(tmp_path / "secret.key")
+    assert len(secret) == 32 and load_or_create_secret(tmp_path / "secret.key") == secret
+    assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
+    signer = UrlSigner(secret)
+    other = UrlSigner(b"another secret of enough length")
+    url = signer.url("derivatives/a.jpg", 60)
+    expires = int(url.split("expires=")[1].split("&")[0])
+    signature = url.split("signature=")[1]
+    assert signer.verify("derivatives/a.jpg", expires, signature)
+    assert not other.verify("derivatives/a.jpg", expires, signature)
+    assert not signer.verify("derivatives/b.jpg", expires, signature)
+    assert not signer.verify("derivatives/a.jpg", expires + 1, signature)
+    with pytest.raises(ValueError):
+        UrlSigner(b"short")
+
+
+@pytest.fixture
+def s3_library(
+    db_url: str, tmp_path: Path, engine: sa.Engine, bucket: str, s3_endpoint: str
+) -> Library:
+    settings = FAST.replace(
+        data_dir=tmp_path / "data",
+        database_url=db_url,
+        storage_url=f"s3://{bucket}/photos",
+        s3_endpoint_url=s3_endpoint,
+    )
+    return build_library(settings, engine)
+
+
+def test_pipeline_on_s3(
+    s3_library: Library,
+    make_worker: Callable[..., Worker],
+    bucket: str,
+    s3_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    from enlarger.handlers import registry
+
+    source = jpeg(tmp_path / "a.jpg", 1600, 1200)
+    ingested = service.ingest(
+        s3_library, service.copy_to_temp(s3_library, source), filename="a.jpg", collection="Trip"
+    )
+    settings = s3_library.settings
+    make_worker(
+        registry,
+        data_dir=settings.data_dir,
+        database_url=settings.database_url,
+        storage_url=settings.storage_url,
+        s3_endpoint_url=settings.s3_endpoint_url,
+    )
+
+    def stored() -> bool:
+        row = service.get_image_row(s3_library, ingested.image_id)
+        return row.status in (ImageStatus.STORED, ImageStatus.FAILED)
+
+    wait_for(stored, timeout=60)
+    row = service.get_image_row(s3_library, ingested.image_id)
+    assert row.status == ImageStatus.STORED, row.error_message
+    keys = {
+        o["Key"]
+        for o in boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket=bucket)[
+            "Contents"
+        ]
+    }
+    assert "photos/projects/trip/a.jpg" in keys
+    made = service.derivatives_of(s3_library, [row.id])[row.id]
+    assert {f"photos/{d.storage_key}" for d in made.values()} <= keys
+    preview = httpx.get(s3_library.blobs.url(made["preview"].storage_key, 60))
+    decoded = pyvips.Image.new_from_buffer(preview.content, "")
+    assert (decoded.width, decoded.height) == (1600, 1200)  # never enlarged
