@@ -78,7 +78,9 @@ def test_pixel_bomb_fails_from_its_header_without_allocating(tmp_path: Path) -> 
 
 def test_derivatives_from_one_decode(tmp_path: Path) -> None:
     path = jpeg(tmp_path / "big.jpg", 3000, 2000)
-    rendered = render(path, probe(path, Limits()), [*THUMBS, Recipe("preview", 2000)])
+    rendered = render(
+        path, probe(path, Limits()), [*THUMBS, Recipe("preview", 2000)], with_thumbhash=True
+    )
     for rendition in rendered.renditions:  # long side exact, aspect kept to a pixel
         assert rendition.width == rendition.recipe.long_side
         assert abs(rendition.height - rendition.width * 2 / 3) <= 1
@@ -121,6 +123,16 @@ def test_cmyk_becomes_srgb(tmp_path: Path) -> None:
     assert out.bands == 3 and out.interpretation == "srgb"
     red, green, blue = (out.extract_band(n).avg() for n in range(3))
     assert red < green and red < blue  # cyan: little red, by dominance not exact value
+
+
+def test_an_embedded_wide_gamut_profile_is_converted_to_srgb(tmp_path: Path) -> None:
+    path = tmp_path / "p3.jpg"
+    srgb_red = pyvips.Image.black(64, 64).new_from_image([200, 30, 30]).cast("uchar")
+    p3 = srgb_red.copy(interpretation="srgb").icc_transform("p3", input_profile="srgb")
+    assert p3.getpoint(5, 5)[1] > 45  # the same colour has other numbers in Display P3
+    p3.jpegsave(str(path), Q=95)
+    out = _decoded(render(path, probe(path, Limits()), [Recipe("t", 64)]).renditions[0].data)
+    assert out.getpoint(5, 5) == pytest.approx([200, 30, 30], abs=4)
 
 
 def test_sixteen_bit_and_alpha_flatten_to_8_bit_rgb_jpeg(tmp_path: Path) -> None:

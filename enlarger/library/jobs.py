@@ -1,6 +1,8 @@
 """The photo library's job handlers: where the queue meets images.
 
-OFFLOAD_ORIGINAL is I/O (a copy into storage); the two derivative jobs are CPU work and
+OFFLOAD_ORIGINAL is I/O (a copy into storage) and enqueues PREVIEW_GENERATION, which
+enqueues THUMBNAIL_GENERATION once the preview exists: thumbnails are made from the
+2000 px preview, so the original is decoded once. The derivative jobs are CPU work and
 run in the worker's supervised child processes. A broken image fails its image at once
 with the media error's code (no retries); anything else is retried by the engine.
 """
@@ -33,20 +35,45 @@ def offload_original(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
     return {"originalPath": key}
 
 
-@registry.handler(JobType.THUMBNAIL_GENERATION, kind="cpu", max_attempts=3, timeout_s=600)
-def thumbnail_generation(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    library = _library(ctx)
-    return _derive(library, payload, library.recipes.thumbnails, keep_thumbhash=True)
-
-
 @registry.handler(JobType.PREVIEW_GENERATION, kind="cpu", max_attempts=3, timeout_s=600)
 def preview_generation(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """The preview from the original; then the thumbnails' job, which reads the preview."""
     library = _library(ctx)
-    return _derive(library, payload, (library.recipes.preview,), keep_thumbhash=False)
+    result = _derive(library, payload, payload["originalPath"], (library.recipes.preview,))
+    if payload.get("thenThumbnails", True) and "skipped" not in result:
+        service.enqueue_thumbnails(
+            library,
+            None,
+            payload["imageId"],
+            payload["originalPath"],
+            result["keys"][0] if _preview_can_feed_thumbnails(library) else None,
+            int(payload.get("priority", service.DERIVATIVE_PRIORITY)),
+        )
+    return result
+
+
+@registry.handler(JobType.THUMBNAIL_GENERATION, kind="cpu", max_attempts=3, timeout_s=600)
+def thumbnail_generation(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """Thumbnails and the thumbhash, from the preview when there is one, else the original."""
+    library = _library(ctx)
+    source = payload.get("sourcePath")
+    if not source or not library.blobs.exists(source):
+        source = payload["originalPath"]
+    return _derive(library, payload, source, library.recipes.thumbnails, keep_thumbhash=True)
+
+
+def _preview_can_feed_thumbnails(library: Library) -> bool:
+    """A preview at least as large as every thumbnail loses them nothing."""
+    largest = max(r.long_side for r in library.recipes.thumbnails)
+    return library.recipes.preview.long_side >= largest
 
 
 def _derive(
-    library: Library, payload: dict[str, Any], recipes: tuple[Recipe, ...], keep_thumbhash: bool
+    library: Library,
+    payload: dict[str, Any],
+    source_key: str,
+    recipes: tuple[Recipe, ...],
+    keep_thumbhash: bool = False,
 ) -> dict[str, Any]:
     image_id = payload["imageId"]
     try:
@@ -54,8 +81,8 @@ def _derive(
     except service.NotFound:
         return {"skipped": "the image was deleted"}
     try:
-        with library.blobs.local_copy(payload["originalPath"]) as path:
-            rendered = render(path, probe(path, library.limits), recipes)
+        with library.blobs.local_copy(source_key) as path:
+            rendered = render(path, probe(path, library.limits), recipes, keep_thumbhash)
     except MediaError as error:
         service.mark_failed(library, image_id, error.code.value, error.message)
         raise PermanentError(error.code.value, error.message) from None
@@ -75,7 +102,10 @@ def _derive(
                 "recipe_hash": recipe.hash,
             }
         )
-    status = service.record_derivatives(
-        library, image_id, made, rendered.thumbhash if keep_thumbhash else None
-    )
-    return {"derivatives": [m["name"] for m in made], "imageStatus": status.value}
+    status = service.record_derivatives(library, image_id, made, rendered.thumbhash)
+    return {
+        "derivatives": [m["name"] for m in made],
+        "keys": [m["storage_key"] for m in made],
+        "source": source_key,
+        "imageStatus": status.value,
+    }

@@ -289,32 +289,61 @@ def offload_original(library: Library, image_id: str) -> str:
                 updated_at=db_now(),
             )
         )
-        enqueue_derivatives(library, conn, image_id, key, priority=DERIVATIVE_PRIORITY)
+        enqueue_preview(library, conn, image_id, key, priority=DERIVATIVE_PRIORITY)
     temp.unlink(missing_ok=True)
     return key
 
 
-def enqueue_derivatives(
-    library: Library, conn: sa.Connection, image_id: str, original_key: str, priority: int
+def enqueue_preview(
+    library: Library,
+    conn: sa.Connection,
+    image_id: str,
+    original_key: str,
+    priority: int,
+    then_thumbnails: bool = True,
 ) -> None:
-    """One thumbnail job and one preview job, each keyed by its recipes so the same work
-    is never queued twice."""
-    for job_type, recipes in (
-        (JobType.THUMBNAIL_GENERATION, library.recipes.thumbnails),
-        (JobType.PREVIEW_GENERATION, (library.recipes.preview,)),
-    ):
-        recipe_key = "+".join(r.hash for r in recipes)
-        library.queue.enqueue(
-            job_type,
-            {
-                "imageId": image_id,
-                "originalPath": original_key,
-                "sizes": [r.long_side for r in recipes],
-            },
-            priority=priority,
-            idempotency_key=f"{job_type.value}:{image_id}:{recipe_key}",
-            conn=conn,
-        )
+    """The preview job; when it is done it enqueues the thumbnails, made from the preview
+    (so a 24 MP original is decoded once, not once per job)."""
+    recipe = library.recipes.preview
+    library.queue.enqueue(
+        JobType.PREVIEW_GENERATION,
+        {
+            "imageId": image_id,
+            "originalPath": original_key,
+            "sizes": [recipe.long_side],
+            "thenThumbnails": then_thumbnails,
+            "priority": priority,
+        },
+        priority=priority,
+        idempotency_key=f"{JobType.PREVIEW_GENERATION.value}:{image_id}:{recipe.hash}",
+        conn=conn,
+    )
+
+
+def enqueue_thumbnails(
+    library: Library,
+    conn: sa.Connection | None,
+    image_id: str,
+    original_key: str,
+    source_key: str | None,
+    priority: int,
+) -> None:
+    """The thumbnail job, from `source_key` (the preview) when given, else the original."""
+    recipes = library.recipes.thumbnails
+    library.queue.enqueue(
+        JobType.THUMBNAIL_GENERATION,
+        {
+            "imageId": image_id,
+            "originalPath": original_key,
+            "sourcePath": source_key,
+            "sizes": [r.long_side for r in recipes],
+        },
+        priority=priority,
+        idempotency_key=(
+            f"{JobType.THUMBNAIL_GENERATION.value}:{image_id}:{'+'.join(r.hash for r in recipes)}"
+        ),
+        conn=conn,
+    )
 
 
 def _original_key(

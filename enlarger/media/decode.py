@@ -60,7 +60,7 @@ def probe(path: str | Path, limits: Limits) -> Probe:
     except MediaError:
         raise
     except Exception as exc:
-        raise _corrupt(kind, exc) from exc
+        raise corrupt_error(kind, exc) from exc
     if width <= 0 or height <= 0:
         raise MediaError(MediaErrorCode.CORRUPT_IMAGE, f"the {kind} header has no size")
     if width * height > limits.max_pixels:
@@ -73,10 +73,11 @@ def probe(path: str | Path, limits: Limits) -> Probe:
     return Probe(kind, width, height, orientation, size)
 
 
-def load(path: str | Path, found: Probe, long_side: int) -> pyvips.Image:
+def load(path: str | Path, found: Probe, long_side: int, in_memory: bool = True) -> pyvips.Image:
     """Decode once at (about) `long_side` on the long edge, never enlarging: upright,
-    8-bit sRGB, alpha kept, first frame of an animation. The result is in memory, so
-    several outputs may be made from it."""
+    8-bit sRGB, alpha kept, first frame of an animation. `in_memory` holds the result in
+    memory, so that several outputs may be made from it; otherwise it is a pipeline that
+    decodes as its one consumer reads (a decode error then surfaces in that consumer)."""
     try:
         if found.format == "heic":
             image = _load_heic(Path(path), long_side)
@@ -88,14 +89,27 @@ def load(path: str | Path, found: Probe, long_side: int) -> pyvips.Image:
                 long_side,
                 height=long_side,
                 size="down",
-                export_profile="srgb",
                 option_string="fail_on=error",
             )
-        return to_srgb8(image).copy_memory()
+            image = _embedded_profile_to_srgb(image)
+        image = to_srgb8(image)
+        return image.copy_memory() if in_memory else image
     except MediaError:
         raise
     except Exception as exc:
-        raise _corrupt(found.format, exc) from exc
+        raise corrupt_error(found.format, exc) from exc
+
+
+def _embedded_profile_to_srgb(image: pyvips.Image) -> pyvips.Image:
+    """Convert from an embedded colour profile (Display P3, Adobe RGB…) after the shrink.
+    Images without one, or tagged sRGB already, are left alone: the transform costs more
+    than the whole decode on a 24 MP photo."""
+    if not image.get_typeof("icc-profile-data"):
+        return image
+    icc = image.get("icc-profile-data")
+    if b"sRGB" in icc or "sRGB".encode("utf-16-be") in icc:
+        return image
+    return image.icc_transform("srgb", embedded=True)
 
 
 def to_srgb8(image: pyvips.Image) -> pyvips.Image:
@@ -107,7 +121,8 @@ def to_srgb8(image: pyvips.Image) -> pyvips.Image:
     return image
 
 
-def _corrupt(kind: str, exc: Exception) -> MediaError:
+def corrupt_error(kind: str, exc: Exception) -> MediaError:
+    """A decoder's failure as CORRUPT_IMAGE, with the decoder's last word as the reason."""
     detail = str(exc).strip().splitlines()
     reason = detail[-1] if detail else type(exc).__name__
     return MediaError(MediaErrorCode.CORRUPT_IMAGE, f"the {kind} file cannot be decoded: {reason}")

@@ -9,6 +9,7 @@ forkserver, never from forking the multi-threaded worker.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import multiprocessing.connection
 import signal
@@ -26,6 +27,8 @@ from enlarger.queue.context import CancelFlag, JobContext, Reporter
 _MP = multiprocessing.get_context("forkserver")
 _MP.set_forkserver_preload(["enlarger.queue.cpu"])
 KILL_WAIT_S = 5.0
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
+MALLOC_ARENAS = 2
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,18 @@ class ChildCrashed(Exception):
     """The child died on its own (a segfault, the OOM killer, `os._exit`)."""
 
 
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
+    """Cap glibc's per-thread malloc arenas in this process. Image libraries run their
+    work on short-lived threads; each may get an arena of its own, which freed memory
+    never leaves (a 24 MP decode loop grew from 110 to 170 MB of RSS). No-op off glibc."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, arenas)
+
+
 def _child_main(conn: multiprocessing.connection.Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    limit_malloc_arenas()
     process = psutil.Process()
     while True:
         task: ChildTask | None = conn.recv()

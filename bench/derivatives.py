@@ -1,0 +1,154 @@
+"""The photo library's full derivative set (thumbnails 64/128/256/512 and the 2000 px
+preview) from 24 MP JPEGs, made three ways, each in its own process pinned to one core:
+
+- enlarger: the kernel exactly as the two jobs call it (PREVIEW_GENERATION renders the
+  preview from the original; THUMBNAIL_GENERATION the four thumbnails and the thumbhash
+  from that preview), files written as the jobs write them;
+- pillow: a straightforward implementation: decode, resize each size with LANCZOS, save;
+- floor: libvips decoding the file at its shrink-on-load scale plus one preview encode,
+  the least any implementation must do.
+
+The images are generated (photographic noise, EXIF-free, quality 90) once per run. Peak
+RSS is each process's high-water mark (`ru_maxrss`), imports included; every process caps
+glibc's malloc arenas as enlarger's CPU children do.
+
+    python -m bench.derivatives [--quick] [--images 6] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import multiprocessing
+import os
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.common import print_table, verdict
+from enlarger.queue.cpu import limit_malloc_arenas
+
+WIDTH, HEIGHT = 6000, 4000
+THUMB_SIDES = (64, 128, 256, 512)
+PREVIEW_SIDE = 2000
+
+
+def make_photo(path: Path, seed: int) -> None:
+    """A 24 MP JPEG that compresses like a photograph: smooth shapes plus sensor noise."""
+    import pyvips
+
+    cells = 48 + seed * 8
+    red = (pyvips.Image.perlin(WIDTH, HEIGHT, cell_size=cells, seed=seed) * 90 + 128).cast("uchar")
+    green = pyvips.Image.perlin(WIDTH, HEIGHT, cell_size=cells // 2, seed=seed + 1) * 90 + 128
+    blue = pyvips.Image.worley(WIDTH, HEIGHT, cell_size=cells, seed=seed + 2)
+    noise = pyvips.Image.gaussnoise(WIDTH, HEIGHT, sigma=6, mean=0)
+    image = red.bandjoin([green.cast("uchar"), blue.cast("uchar")]) + noise
+    image.cast("uchar").copy(interpretation="srgb").jpegsave(str(path), Q=90)
+
+
+def enlarger_set(path: Path) -> int:
+    from enlarger.config import Settings
+    from enlarger.library.runtime import recipes_from
+    from enlarger.media import Limits, probe, render
+
+    recipes = recipes_from(Settings())
+    limits = Limits(200 * 1024 * 1024, 200_000_000)
+    preview = render(path, probe(path, limits), (recipes.preview,)).renditions[0]
+    preview_path = path.with_suffix(".preview.jpg")
+    preview_path.write_bytes(preview.data)
+    thumbs = render(preview_path, probe(preview_path, limits), recipes.thumbnails)
+    return len(preview.data) + sum(len(r.data) for r in thumbs.renditions)
+
+
+def pillow_set(path: Path) -> int:
+    from PIL import Image
+
+    with Image.open(path) as opened:
+        image = opened.convert("RGB")
+    total = 0
+    for side, quality in [(s, 80) for s in THUMB_SIDES] + [(PREVIEW_SIDE, 85)]:
+        scale = side / max(image.size)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        out = io.BytesIO()
+        image.resize(size, Image.Resampling.LANCZOS).save(out, "JPEG", quality=quality)
+        total += out.tell()
+    return total
+
+
+def floor_set(path: Path) -> int:
+    import pyvips
+
+    image = pyvips.Image.thumbnail(str(path), PREVIEW_SIDE, height=PREVIEW_SIDE)
+    return len(image.jpegsave_buffer(Q=85))
+
+
+CONTENDERS: dict[str, Callable[[Path], int]] = {
+    "enlarger": enlarger_set,
+    "pillow": pillow_set,
+    "floor": floor_set,
+}
+
+
+def _measure(name: str, files: list[Path], rounds: int, out: multiprocessing.Queue) -> None:
+    """In a fresh process on core 0: one warm-up, then every file `rounds` times."""
+    os.sched_setaffinity(0, {0})
+    limit_malloc_arenas()  # as in enlarger's CPU children, for every contender alike
+    make = CONTENDERS[name]
+    make(files[0])
+    times = []
+    for _ in range(rounds):
+        for path in files:
+            start = time.perf_counter()
+            make(path)
+            times.append((time.perf_counter() - start) * 1000)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out.put((statistics.median(times), peak_mb))
+
+
+def run(name: str, files: list[Path], rounds: int) -> tuple[float, float]:
+    context = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue = context.Queue()
+    process = context.Process(target=_measure, args=(name, files, rounds, results))
+    process.start()
+    measured = results.get(timeout=1800)
+    process.join()
+    return measured
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 images, 1 round")
+    parser.add_argument("--images", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    count, rounds = (2, 1) if args.quick else (args.images, args.rounds)
+    # libvips may use one thread per core; on one pinned core more threads only contend
+    os.environ["VIPS_CONCURRENCY"] = "1"
+    with tempfile.TemporaryDirectory(prefix="enlarger-bench-") as scratch:
+        files = [Path(scratch) / f"photo-{n}.jpg" for n in range(count)]
+        for n, path in enumerate(files):
+            make_photo(path, seed=n)
+        sizes_mb = statistics.mean(p.stat().st_size for p in files) / 1e6
+        print(f"{count} JPEGs of {WIDTH}x{HEIGHT}, {sizes_mb:.1f} MB each, {rounds} round(s)")
+        measured = {name: run(name, files, rounds) for name in CONTENDERS}
+    print_table(
+        "derivative set per image (median), one core each",
+        ["implementation", "ms per image", "peak RSS MB"],
+        [(name, ms, rss) for name, (ms, rss) in measured.items()],
+    )
+    enlarger_ms, enlarger_rss = measured["enlarger"]
+    verdict(
+        enlarger_ms_per_image=enlarger_ms,
+        pillow_ms_per_image=measured["pillow"][0],
+        floor_ms_per_image=measured["floor"][0],
+        speedup_vs_pillow=measured["pillow"][0] / enlarger_ms,
+        floor_ratio=enlarger_ms / measured["floor"][0],
+        peak_rss_mb=enlarger_rss,
+    )
+
+
+if __name__ == "__main__":
+    main()
