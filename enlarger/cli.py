@@ -21,7 +21,7 @@ from rich.table import Table
 
 from enlarger.config import Settings, SettingsError, load_settings
 from enlarger.db import create_db_engine, migrate
-from enlarger.library import imports
+from enlarger.library import imports, service
 from enlarger.library.runtime import Library, build_library
 from enlarger.media import MediaError
 from enlarger.queue import Job, JobConflict, Store, Worker, load_registry, store_for_engine
@@ -353,6 +353,29 @@ def _wait_until_settled(library: Library, ids: list[str], progress: Progress) ->
         if done == len(unique):
             return
         time.sleep(0.2)
+
+
+@app.command()
+def backfill(
+    missing: Annotated[
+        bool, typer.Option("--missing", help="Only images lacking a current derivative.")
+    ] = False,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Every image, current derivatives included.")
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Queue derivative work for images made before a recipe change (low priority: new
+    uploads go first). Running workers do the work."""
+    if missing == everything:
+        err_console.print("[red]error:[/red] say --missing or --all")
+        raise typer.Exit(2)
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    library = build_library(settings, _store(settings).engine)
+    done = service.backfill(library, everything=everything)
+    console.print(f"queued derivative work for {done.images} image(s)")
 
 
 # ---- jobs -----------------------------------------------------------------------------

@@ -163,6 +163,7 @@ def test_an_upload_over_the_limit_is_refused_while_streaming(
         ("get", "/api/admin/jobs/999999", {}, 404),
         ("post", "/api/admin/jobs/999999/retry", {}, 404),
         ("post", "/api/admin/jobs/999999/cancel", {}, 404),
+        ("post", "/api/admin/backfill?mode=bogus", {}, 422),
     ],
 )
 def test_malformed_requests_get_a_4xx_with_a_reason(
@@ -229,3 +230,8 @@ def test_patch_moves_and_delete_trashes(
     for derivative in stored["sizes"].values():
         assert not blobs.path(derivative["path"]).exists()
     assert client.get("/api/images").json()["count"] == 0
+
+
+def test_admin_backfill(client: httpx.Client, tmp_path: Path) -> None:
+    _upload(client, jpeg(tmp_path / "a.jpg", 300, 200))  # not offloaded yet: nothing to do
+    assert client.post("/api/admin/backfill").json() == {"mode": "missing", "images": 0}

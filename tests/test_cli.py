@@ -172,3 +172,11 @@ def test_import_without_wait_and_a_missing_path(db_url: str, tmp_path: Path) -> 
     missing = _enlarger("import", str(tmp_path / "nope"), "--json", *common, cwd=tmp_path)
     assert missing.returncode == 2 and missing.stdout == ""
     assert "no such file or folder" in " ".join(missing.stderr.split())
+
+
+def test_backfill_command(db_url: str, tmp_path: Path) -> None:
+    common = ("--data-dir", str(tmp_path / "data"), "--database-url", db_url)
+    code, out = invoke("backfill", *common)
+    assert code == 2 and "--missing or --all" in out
+    code, out = invoke("backfill", "--missing", *common)
+    assert code == 0 and "queued derivative work for 0 image(s)" in out

@@ -10,8 +10,9 @@ import pyvips
 import sqlalchemy as sa
 
 from enlarger.db.schema import jobs
+from enlarger.handlers import registry
 from enlarger.library import service
-from enlarger.library.runtime import Library
+from enlarger.library.runtime import Library, build_library
 from enlarger.library.service import ImageStatus, JobType
 from enlarger.queue import Worker
 from tests.conftest import wait_for
@@ -112,3 +113,42 @@ def test_a_hand_dropped_file_is_not_overwritten(library: Library, tmp_path: Path
     key = service.offload_original(library, ingested.image_id)
     assert key.startswith("projects/trip/a-") and key.endswith(".jpg")
     assert library.blobs.path("projects/trip/a.jpg").read_bytes() == b"someone else's file"  # type: ignore[attr-defined]
+
+
+def test_backfill_after_a_recipe_change(
+    library: Library,
+    run_worker: Callable[[], Worker],
+    make_worker: Callable[..., Worker],
+    tmp_path: Path,
+) -> None:
+    image_id = _ingest(library, jpeg(tmp_path / "a.jpg", 2400, 1600)).image_id
+    first = run_worker()
+    wait_for(lambda: _settled(library, image_id), timeout=60)
+    first.stop()
+    assert service.backfill(library).images == 0  # everything current
+
+    old_256 = service.derivatives_of(library, [image_id])[image_id]["thumb_256"].storage_key
+    changed = library.settings.replace(thumbnail_sizes="64,128,256,1024", thumbnail_quality=70)
+    later = build_library(changed, library.engine)
+    assert later.recipes.preview.hash == library.recipes.preview.hash
+    assert service.backfill(later).images == 1
+    assert service.backfill(later).images == 0  # already queued: not queued twice
+    (job,) = [j for j in _jobs_of(later, JobType.THUMBNAIL_GENERATION) if j.status == "pending"]
+    assert job.priority == service.BACKFILL_PRIORITY < later.settings.priority_threshold
+    assert job.payload["sourcePath"].endswith(".jpg") and "/preview-" in job.payload["sourcePath"]
+
+    make_worker(registry, data_dir=changed.data_dir, database_url=changed.database_url,
+                thumbnail_sizes=changed.thumbnail_sizes,
+                thumbnail_quality=changed.thumbnail_quality)  # fmt: skip
+
+    def has_1024() -> bool:
+        return "thumb_1024" in service.derivatives_of(later, [image_id])[image_id]
+
+    wait_for(has_1024, timeout=60)
+    thumb = service.derivatives_of(later, [image_id])[image_id]["thumb_1024"]
+    assert thumb.width == 1024 and abs(thumb.height - 683) <= 1  # from the 2000x1333 preview
+    new_256 = service.derivatives_of(later, [image_id])[image_id]["thumb_256"].storage_key
+    assert new_256 != old_256 and later.blobs.exists(new_256)
+    assert not later.blobs.exists(old_256)  # an older recipe's file is removed
+    wait_for(lambda: service.backfill(later).images == 0 or None, timeout=30)
+    assert service.backfill(later, everything=True).images == 1

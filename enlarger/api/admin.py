@@ -4,7 +4,7 @@ them (which the reference deferred), and start a derivative backfill."""
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
@@ -97,3 +97,15 @@ def retry_job(job_id: int, library: LibraryDep) -> dict[str, Any]:
 @router.post("/jobs/{job_id}/cancel", summary="Cancel a pending job or stop a running one")
 def cancel_job(job_id: int, library: LibraryDep) -> dict[str, Any]:
     return _steer(library, job_id, retry=False)
+
+
+@router.post("/backfill", summary="Queue derivative work for images lacking current ones")
+def backfill(
+    library: LibraryDep,
+    mode: Annotated[
+        Literal["missing", "all"],
+        Query(description="missing: only images lacking a current derivative; all: every one"),
+    ] = "missing",
+) -> dict[str, Any]:
+    done = service.backfill(library, everything=mode == "all")
+    return {"mode": mode, "images": done.images}

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from enlarger.db.schema import derivatives, images, projects
 from enlarger.db.types import db_now
+from enlarger.library.runtime import PREVIEW as PREVIEW_NAME
 from enlarger.library.runtime import Library
 from enlarger.media import MIME_TYPES, MediaError, MediaErrorCode, probe, read_metadata
 from enlarger.queue import Job, JobConflict
@@ -29,6 +30,8 @@ from enlarger.storage import safe_name
 DEFAULT_COLLECTION = "default"
 UPLOAD_PRIORITY = 100  # uploads ride the priority lane: never stuck behind a backfill
 DERIVATIVE_PRIORITY = 95
+BACKFILL_PRIORITY = 10  # below priority_threshold: the normal lane, behind fresh uploads
+BACKFILL_PAGE = 500
 CHUNK = 1024 * 1024
 
 
@@ -301,11 +304,11 @@ def enqueue_preview(
     original_key: str,
     priority: int,
     then_thumbnails: bool = True,
-) -> None:
+) -> bool:
     """The preview job; when it is done it enqueues the thumbnails, made from the preview
     (so a 24 MP original is decoded once, not once per job)."""
     recipe = library.recipes.preview
-    library.queue.enqueue(
+    return library.queue.enqueue(
         JobType.PREVIEW_GENERATION,
         {
             "imageId": image_id,
@@ -317,7 +320,7 @@ def enqueue_preview(
         priority=priority,
         idempotency_key=f"{JobType.PREVIEW_GENERATION.value}:{image_id}:{recipe.hash}",
         conn=conn,
-    )
+    ).created
 
 
 def enqueue_thumbnails(
@@ -327,10 +330,11 @@ def enqueue_thumbnails(
     original_key: str,
     source_key: str | None,
     priority: int,
-) -> None:
-    """The thumbnail job, from `source_key` (the preview) when given, else the original."""
+) -> bool:
+    """The thumbnail job, from `source_key` (the preview) when given, else the original.
+    False when the same work is already queued."""
     recipes = library.recipes.thumbnails
-    library.queue.enqueue(
+    return library.queue.enqueue(
         JobType.THUMBNAIL_GENERATION,
         {
             "imageId": image_id,
@@ -343,7 +347,7 @@ def enqueue_thumbnails(
             f"{JobType.THUMBNAIL_GENERATION.value}:{image_id}:{'+'.join(r.hash for r in recipes)}"
         ),
         conn=conn,
-    )
+    ).created
 
 
 def _original_key(
@@ -388,6 +392,16 @@ def record_derivatives(
         conn.execute(
             sa.select(images.c.id).where(images.c.id == image_id).with_for_update()
         ).first()
+        superseded = [
+            key
+            for key in conn.execute(
+                sa.select(derivatives.c.storage_key).where(
+                    derivatives.c.image_id == image_id,
+                    derivatives.c.name.in_([entry["name"] for entry in made]),
+                )
+            ).scalars()
+            if key not in {entry["storage_key"] for entry in made}
+        ]
         for entry in made:
             conn.execute(
                 derivatives.delete().where(
@@ -415,6 +429,8 @@ def record_derivatives(
             status = ImageStatus.STORED.value
             values.update(status=status, stored_at=db_now())
         conn.execute(images.update().where(images.c.id == image_id).values(**values))
+    for key in superseded:  # made by an older recipe: nothing points at it any more
+        library.blobs.delete(key)
     return ImageStatus(status)
 
 
@@ -575,6 +591,60 @@ def delete_image(library: Library, image_id: str) -> None:
         library.blobs.delete(derivative.storage_key)
     if row.temp_path:
         Path(row.temp_path).unlink(missing_ok=True)
+
+
+# ---- backfill -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backfill:
+    images: int  # images that got a job (work already queued is not queued twice)
+
+
+def backfill(library: Library, everything: bool = False) -> Backfill:
+    """Queue derivative work, in the low-priority lane, for every stored original that
+    lacks a derivative of the current recipes (after a recipe change, or for images from
+    before derivatives existed); with `everything`, for every original. FAILED images are
+    left alone: their file is broken."""
+    current_preview = (PREVIEW_NAME, library.recipes.preview.hash)
+    current_thumbs = {(r.name, r.hash) for r in library.recipes.thumbnails}
+    touched = 0
+    last_id = ""
+    while True:
+        with library.engine.connect() as conn:
+            page = list(
+                conn.execute(
+                    _image_query()
+                    .where(
+                        images.c.deleted_at.is_(None),
+                        images.c.original_key.is_not(None),
+                        images.c.status != ImageStatus.FAILED.value,
+                        images.c.id > last_id,
+                    )
+                    .order_by(images.c.id)
+                    .limit(BACKFILL_PAGE)
+                )
+            )
+        if not page:
+            return Backfill(touched)
+        last_id = page[-1].id
+        made = derivatives_of(library, [row.id for row in page])
+        with library.engine.begin() as conn:
+            for row in page:
+                have = {(d.name, d.recipe_hash) for d in made[row.id].values()}
+                needs_preview = everything or current_preview not in have
+                needs_thumbs = everything or not current_thumbs <= have
+                created = False
+                if needs_preview:
+                    created = enqueue_preview(
+                        library, conn, row.id, row.original_key, BACKFILL_PRIORITY, needs_thumbs
+                    )
+                elif needs_thumbs:
+                    preview_key = made[row.id][PREVIEW_NAME].storage_key
+                    created = enqueue_thumbnails(
+                        library, conn, row.id, row.original_key, preview_key, BACKFILL_PRIORITY
+                    )
+                touched += created
 
 
 def copy_to_temp(library: Library, source: Path) -> Received:
