@@ -392,6 +392,7 @@ def record_derivatives(
         conn.execute(
             sa.select(images.c.id).where(images.c.id == image_id).with_for_update()
         ).first()
+        new_keys = {entry["storage_key"] for entry in made}
         superseded = [
             key
             for key in conn.execute(
@@ -400,7 +401,7 @@ def record_derivatives(
                     derivatives.c.name.in_([entry["name"] for entry in made]),
                 )
             ).scalars()
-            if key not in {entry["storage_key"] for entry in made}
+            if key not in new_keys
         ]
         for entry in made:
             conn.execute(
