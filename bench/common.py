@@ -86,11 +86,13 @@ class Fleet:
         ]
         for process in processes:
             process.start()
+        fleet = cls(processes, go)
         for ready, process in zip(readies, processes, strict=True):
             while not ready.wait(0.5):
                 if not process.is_alive():
+                    fleet.stop()
                     raise SystemExit(f"{process.name} died while starting")
-        return cls(processes, go)
+        return fleet
 
     def release(self) -> float:
         self.go.set()

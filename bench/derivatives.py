@@ -36,15 +36,16 @@ THUMB_SIDES = (64, 128, 256, 512)
 PREVIEW_SIDE = 2000
 
 
-def make_photo(path: Path, seed: int) -> None:
-    """A 24 MP JPEG that compresses like a photograph: smooth shapes plus sensor noise."""
+def make_photo(path: Path, seed: int, width: int = WIDTH, height: int = HEIGHT) -> None:
+    """A JPEG (24 MP by default) that compresses like a photograph: smooth shapes plus
+    sensor noise."""
     import pyvips
 
     cells = 48 + seed * 8
-    red = (pyvips.Image.perlin(WIDTH, HEIGHT, cell_size=cells, seed=seed) * 90 + 128).cast("uchar")
-    green = pyvips.Image.perlin(WIDTH, HEIGHT, cell_size=cells // 2, seed=seed + 1) * 90 + 128
-    blue = pyvips.Image.worley(WIDTH, HEIGHT, cell_size=cells, seed=seed + 2)
-    noise = pyvips.Image.gaussnoise(WIDTH, HEIGHT, sigma=6, mean=0)
+    red = (pyvips.Image.perlin(width, height, cell_size=cells, seed=seed) * 90 + 128).cast("uchar")
+    green = pyvips.Image.perlin(width, height, cell_size=cells // 2, seed=seed + 1) * 90 + 128
+    blue = pyvips.Image.worley(width, height, cell_size=cells, seed=seed + 2)
+    noise = pyvips.Image.gaussnoise(width, height, sigma=6, mean=0)
     image = red.bandjoin([green.cast("uchar"), blue.cast("uchar")]) + noise
     image.cast("uchar").copy(interpretation="srgb").jpegsave(str(path), Q=90)
 
@@ -59,7 +60,7 @@ def enlarger_set(path: Path) -> int:
     preview = render(path, probe(path, limits), (recipes.preview,)).renditions[0]
     preview_path = path.with_suffix(".preview.jpg")
     preview_path.write_bytes(preview.data)
-    thumbs = render(preview_path, probe(preview_path, limits), recipes.thumbnails)
+    thumbs = render(preview_path, probe(preview_path, limits), recipes.thumbnails, True)
     return len(preview.data) + sum(len(r.data) for r in thumbs.renditions)
 
 

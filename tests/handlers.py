@@ -17,6 +17,7 @@ from enlarger.db import create_db_engine
 from enlarger.queue import ItemStatus, JobContext, PermanentError, Registry
 
 registry = Registry()
+IMPORTED_BY_PID = os.getpid()  # the process that imported this module
 
 _engines: dict[str, sa.Engine] = {}
 
@@ -111,6 +112,11 @@ def cpu_items(ctx: JobContext, payload: dict[str, Any]) -> int:
 @registry.handler("cpu_pid", kind="cpu")
 def cpu_pid(ctx: JobContext, payload: Any) -> int:
     return os.getpid()
+
+
+@registry.handler("cpu_where_imported", kind="cpu")
+def cpu_where_imported(ctx: JobContext, payload: Any) -> dict[str, int]:
+    return {"importedBy": IMPORTED_BY_PID, "runsIn": os.getpid()}
 
 
 @registry.handler("cpu_crash", kind="cpu", max_attempts=1)

@@ -553,6 +553,22 @@ def test_reading_events_waits_at_a_fresh_gap(store: Store, engine: sa.Engine) ->
     assert [e.id for e in store.read_events(after_id=first.id)] == [first.id + 2]
 
 
+def test_cpu_children_start_with_the_handler_modules_loaded(
+    queue: JobQueue, db_url: str, tmp_path: Path
+) -> None:
+    """In a fresh worker process the forkserver imports the handlers' module, so a child
+    runs its first job without importing it."""
+    job_id = queue.enqueue("cpu_where_imported", {}).id
+    worker = start_worker_process(db_url, tmp_path)
+    try:
+        wait_status(queue.store, job_id, JobStatus.COMPLETED, timeout=30)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(20)
+    result = queue.store.get_job(job_id).result
+    assert result["importedBy"] not in (result["runsIn"], worker.pid)
+
+
 def test_memory_heavy_cpu_children_are_replaced(queue: JobQueue, make_worker) -> None:
     ids = [queue.enqueue("cpu_pid").id for _ in range(3)]
     make_worker(max_parallel_jobs=1, priority_lane_slots=0, cpu_max_rss_mb=1)  # all exceed it

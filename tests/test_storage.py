@@ -64,7 +64,7 @@ def test_blob_store_contract(blobs: BlobStore, tmp_path: Path) -> None:
     blobs.put_file("projects/trip/a.jpg", source)
     blobs.put_bytes("derivatives/ab/x/thumb.jpg", b"thumb")
     assert source.read_bytes() == b"original bytes"  # put_file leaves its source alone
-    assert blobs.exists("projects/trip/a.jpg") and not blobs.exists("projects/trip/b.jpg")
+    assert blobs.exists("projects/trip/a.jpg") and not blobs.exists("projects/trip/c.jpg")
     with blobs.local_copy("derivatives/ab/x/thumb.jpg") as path:
         assert path.read_bytes() == b"thumb"
 
@@ -72,6 +72,13 @@ def test_blob_store_contract(blobs: BlobStore, tmp_path: Path) -> None:
     assert not blobs.exists("projects/trip/a.jpg")
     with blobs.local_copy("projects/trip/.trash/a.jpg") as path:
         assert path.read_bytes() == b"original bytes"
+
+    upload = tmp_path / "upload.part"
+    upload.write_bytes(b"uploaded bytes")
+    blobs.take_file("projects/trip/b.jpg", upload)
+    assert not upload.exists()  # taken, not copied
+    with blobs.local_copy("projects/trip/b.jpg") as path:
+        assert path.read_bytes() == b"uploaded bytes"
 
     blobs.delete("derivatives/ab/x/thumb.jpg")
     blobs.delete("derivatives/ab/x/thumb.jpg")  # deleting what is gone is fine
@@ -81,6 +88,31 @@ def test_blob_store_contract(blobs: BlobStore, tmp_path: Path) -> None:
     for bad in ("../escape", "/abs/path", "a/../../b", "a\\b", ""):
         with pytest.raises(StorageError):
             blobs.put_bytes(bad, b"x")
+
+
+def test_local_store_takes_a_file_by_renaming_it(tmp_path: Path) -> None:
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    upload = tmp_path / "upload.part"
+    upload.write_bytes(b"uploaded bytes")
+    inode = upload.stat().st_ino
+    blobs.take_file("projects/trip/a.jpg", upload)
+    assert blobs.path("projects/trip/a.jpg").stat().st_ino == inode
+
+
+@pytest.mark.skipif(
+    not Path("/dev/shm").is_dir() or Path("/dev/shm").stat().st_dev == Path("/tmp").stat().st_dev,
+    reason="needs a second file system at /dev/shm",
+)
+def test_local_store_takes_a_file_from_another_file_system(tmp_path: Path) -> None:
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    upload = Path("/dev/shm") / f"enlarger-test-{uuid.uuid4().hex}.part"
+    upload.write_bytes(b"uploaded bytes")
+    try:
+        blobs.take_file("projects/trip/a.jpg", upload)
+    finally:
+        upload.unlink(missing_ok=True)
+    assert not upload.exists()
+    assert blobs.path("projects/trip/a.jpg").read_bytes() == b"uploaded bytes"
 
 
 def test_presigned_urls_are_served_by_s3(bucket: str, s3_endpoint: str) -> None:

@@ -1,15 +1,19 @@
 """The photo library's job handlers: where the queue meets images.
 
-OFFLOAD_ORIGINAL is I/O (a copy into storage) and enqueues PREVIEW_GENERATION, which
-enqueues THUMBNAIL_GENERATION once the preview exists: thumbnails are made from the
-2000 px preview, so the original is decoded once. The derivative jobs are CPU work and
-run in the worker's supervised child processes. A broken image fails its image at once
-with the media error's code (no retries); anything else is retried by the engine.
+OFFLOAD_ORIGINAL is I/O (a move into storage) and enqueues PREVIEW_GENERATION, which
+enqueues THUMBNAIL_GENERATION in the transaction that records the preview: thumbnails
+are made from the 2000 px preview, so the original is decoded once. The derivative jobs
+are CPU work and run in the worker's supervised child processes. A broken image fails
+its image at once with the media error's code (no retries); anything else is retried by
+the engine.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+import sqlalchemy as sa
 
 from enlarger.library import service
 from enlarger.library.runtime import Library, library_for
@@ -39,17 +43,20 @@ def offload_original(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
 def preview_generation(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """The preview from the original; then the thumbnails' job, which reads the preview."""
     library = _library(ctx)
-    result = _derive(library, payload, payload["originalPath"], (library.recipes.preview,))
-    if payload.get("thenThumbnails", True) and "skipped" not in result:
+    preview = library.recipes.preview
+    image_id = payload["imageId"]
+
+    def enqueue_thumbnails(conn: sa.Connection) -> None:
+        source = None
+        if _preview_can_feed_thumbnails(library):
+            source = service.derivative_key(image_id, preview)
+        priority = int(payload.get("priority", service.DERIVATIVE_PRIORITY))
         service.enqueue_thumbnails(
-            library,
-            None,
-            payload["imageId"],
-            payload["originalPath"],
-            result["keys"][0] if _preview_can_feed_thumbnails(library) else None,
-            int(payload.get("priority", service.DERIVATIVE_PRIORITY)),
+            library, conn, image_id, payload["originalPath"], source, priority
         )
-    return result
+
+    then = enqueue_thumbnails if payload.get("thenThumbnails", True) else None
+    return _derive(library, payload, payload["originalPath"], (preview,), then=then)
 
 
 @registry.handler(JobType.THUMBNAIL_GENERATION, kind="cpu", max_attempts=3, timeout_s=600)
@@ -74,7 +81,10 @@ def _derive(
     source_key: str,
     recipes: tuple[Recipe, ...],
     keep_thumbhash: bool = False,
+    then: Callable[[sa.Connection], object] | None = None,
 ) -> dict[str, Any]:
+    """Render `recipes` from `source_key`, store and record them; `then` runs in the
+    transaction that records them."""
     image_id = payload["imageId"]
     try:
         service.get_image_row(library, image_id)
@@ -89,7 +99,7 @@ def _derive(
     made = []
     for rendition in rendered.renditions:
         recipe = rendition.recipe
-        key = service.derivative_key(image_id, recipe.name, recipe.hash, recipe.extension)
+        key = service.derivative_key(image_id, recipe)
         library.blobs.put_bytes(key, rendition.data)
         made.append(
             {
@@ -102,7 +112,7 @@ def _derive(
                 "recipe_hash": recipe.hash,
             }
         )
-    status = service.record_derivatives(library, image_id, made, rendered.thumbhash)
+    status = service.record_derivatives(library, image_id, made, rendered.thumbhash, then)
     return {
         "derivatives": [m["name"] for m in made],
         "keys": [m["storage_key"] for m in made],

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -23,7 +23,7 @@ from enlarger.db.schema import derivatives, images, projects
 from enlarger.db.types import db_now
 from enlarger.library.runtime import PREVIEW as PREVIEW_NAME
 from enlarger.library.runtime import Library
-from enlarger.media import MIME_TYPES, MediaError, MediaErrorCode, probe, read_metadata
+from enlarger.media import MIME_TYPES, MediaError, MediaErrorCode, Recipe, probe, read_metadata
 from enlarger.queue import Job, JobConflict
 from enlarger.storage import safe_name
 
@@ -269,8 +269,8 @@ def project_id_for(conn: sa.Connection, name: str) -> int:
 
 
 def offload_original(library: Library, image_id: str) -> str:
-    """Copy the upload to its permanent key, mark the image PROCESSING and enqueue its
-    derivatives, then drop the temp file. Safe to run again after a crash at any step."""
+    """Move the upload to its permanent key, mark the image PROCESSING and enqueue its
+    derivatives. Safe to run again after a crash at any step."""
     row = get_image_row(library, image_id)
     if row.original_key is not None:
         return str(row.original_key)
@@ -278,7 +278,7 @@ def offload_original(library: Library, image_id: str) -> str:
         key = _original_key(library, conn, row)
     temp = Path(row.temp_path)
     if temp.is_file():
-        library.blobs.put_file(key, temp)
+        library.blobs.take_file(key, temp)
     elif not library.blobs.exists(key):
         raise FileNotFoundError(f"image {image_id}: upload {temp} is gone and was never stored")
     with library.engine.begin() as conn:
@@ -293,7 +293,6 @@ def offload_original(library: Library, image_id: str) -> str:
             )
         )
         enqueue_preview(library, conn, image_id, key, priority=DERIVATIVE_PRIORITY)
-    temp.unlink(missing_ok=True)
     return key
 
 
@@ -379,57 +378,51 @@ def _foreign_file(library: Library, key: str, checksum: str) -> bool:
     return digest != checksum
 
 
-def derivative_key(image_id: str, name: str, recipe_hash: str, extension: str) -> str:
-    return f"derivatives/{image_id[:2]}/{image_id}/{name}-{recipe_hash}.{extension}"
+def derivative_key(image_id: str, recipe: Recipe) -> str:
+    return f"derivatives/{image_id[:2]}/{image_id}/{recipe.name}-{recipe.hash}.{recipe.extension}"
 
 
 def record_derivatives(
-    library: Library, image_id: str, made: list[dict[str, Any]], thumbhash: str | None
+    library: Library,
+    image_id: str,
+    made: list[dict[str, Any]],
+    thumbhash: str | None,
+    then: Callable[[sa.Connection], object] | None = None,
 ) -> ImageStatus:
     """Record written derivatives; the job that completes the set marks the image STORED.
-    The image row is locked first, so two jobs finishing together cannot both miss it."""
+    The image row is locked first, so two jobs finishing together cannot both miss it.
+    `then` (say, enqueueing the next job) commits with the record or not at all."""
+    names = [entry["name"] for entry in made]
+    new_keys = {entry["storage_key"] for entry in made}
     with library.engine.begin() as conn:
-        conn.execute(
-            sa.select(images.c.id).where(images.c.id == image_id).with_for_update()
-        ).first()
-        new_keys = {entry["storage_key"] for entry in made}
+        status = conn.execute(
+            sa.select(images.c.status).where(images.c.id == image_id).with_for_update()
+        ).scalar_one()
+        existing = conn.execute(
+            sa.select(
+                derivatives.c.name, derivatives.c.recipe_hash, derivatives.c.storage_key
+            ).where(derivatives.c.image_id == image_id)
+        ).all()
         superseded = [
-            key
-            for key in conn.execute(
-                sa.select(derivatives.c.storage_key).where(
-                    derivatives.c.image_id == image_id,
-                    derivatives.c.name.in_([entry["name"] for entry in made]),
-                )
-            ).scalars()
-            if key not in new_keys
+            r.storage_key for r in existing if r.name in names and r.storage_key not in new_keys
         ]
-        for entry in made:
-            conn.execute(
-                derivatives.delete().where(
-                    derivatives.c.image_id == image_id, derivatives.c.name == entry["name"]
-                )
+        conn.execute(
+            derivatives.delete().where(
+                derivatives.c.image_id == image_id, derivatives.c.name.in_(names)
             )
-            conn.execute(
-                derivatives.insert().values(image_id=image_id, created_at=db_now(), **entry)
-            )
+        )
+        conn.execute(derivatives.insert().values(image_id=image_id, created_at=db_now()), made)
+        have = {(r.name, r.recipe_hash) for r in existing if r.name not in names}
+        have |= {(entry["name"], entry["recipe_hash"]) for entry in made}
         values: dict[str, Any] = {"updated_at": db_now()}
         if thumbhash is not None:
             values["thumbhash"] = thumbhash
-        have = {
-            (r.name, r.recipe_hash)
-            for r in conn.execute(
-                sa.select(derivatives.c.name, derivatives.c.recipe_hash).where(
-                    derivatives.c.image_id == image_id
-                )
-            )
-        }
-        status = conn.execute(
-            sa.select(images.c.status).where(images.c.id == image_id)
-        ).scalar_one()
         if all((r.name, r.hash) in have for r in library.recipes.all):
             status = ImageStatus.STORED.value
             values.update(status=status, stored_at=db_now())
         conn.execute(images.update().where(images.c.id == image_id).values(**values))
+        if then is not None:
+            then(conn)
     for key in superseded:  # made by an older recipe: nothing points at it any more
         library.blobs.delete(key)
     return ImageStatus(status)

@@ -150,7 +150,10 @@ class Worker:
         self._stopped = threading.Event()
         # a few spare threads: a timed-out sync handler keeps its thread until it returns
         self._threads = _HandlerThreads(settings.max_parallel_jobs + 4)
-        self._cpu = CpuPool(settings.cpu_max_tasks_per_child, settings.cpu_max_rss_mb)
+        cpu_modules = {
+            h.fn.__module__ for h in registry.handlers.values() if h.kind is HandlerKind.CPU
+        }
+        self._cpu = CpuPool(settings.cpu_max_tasks_per_child, settings.cpu_max_rss_mb, cpu_modules)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: dict[int, asyncio.Future[None]] = {}  # async executions, on the loop
         self._loop_outcomes: list[Outcome] = []  # finished on the loop, not yet handed over

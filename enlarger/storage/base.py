@@ -39,6 +39,12 @@ class BlobStore(ABC):
     def put_file(self, key: str, source: Path) -> None:
         """Store a local file's bytes under `key`; `source` is left as it was."""
 
+    def take_file(self, key: str, source: Path) -> None:
+        """Store a local file the caller gives up (an upload's temp file) under `key`;
+        `source` is gone afterwards. Stores that can rename it into place do."""
+        self.put_file(key, source)
+        source.unlink(missing_ok=True)
+
     @abstractmethod
     def put_bytes(self, key: str, data: bytes) -> None: ...
 

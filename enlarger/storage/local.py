@@ -3,6 +3,7 @@ The app serves them through signed, expiring URLs (see `signing`)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -26,6 +27,19 @@ class LocalBlobStore(BlobStore):
 
     def put_file(self, key: str, source: Path) -> None:
         self._atomic(key, lambda tmp: shutil.copyfile(source, tmp))
+
+    def take_file(self, key: str, source: Path) -> None:
+        """Renamed into place when on the same file system: no second copy is written."""
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(source, "rb") as fh:
+            os.fsync(fh.fileno())
+        try:
+            os.replace(source, target)
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise
+            super().take_file(key, source)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self._atomic(key, lambda tmp: Path(tmp).write_bytes(data))

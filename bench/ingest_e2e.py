@@ -1,0 +1,240 @@
+"""Upload to STORED, end to end: 12 MP JPEGs uploaded concurrently over HTTP to a real
+`enlarger serve` (its defaults: one worker process) until every image is STORED, against
+the image kernel alone on the same files and the same cores.
+
+- e2e: `enlarger serve` in its own process group on a fresh data directory (SQLite, or a
+  fresh PostgreSQL database with `--backend pg`); one image is processed first so the
+  worker and its CPU children are warm, then the clock runs from the first upload until
+  `GET /api/images?status=STORED` counts them all. Uploads go through `enlarger.client`
+  from `--concurrency` threads.
+- kernel: the derivative set exactly as the two jobs make it (bench.derivatives'
+  `enlarger_set`: preview from the original, thumbnails and thumbhash from the preview),
+  one process per core, each warmed up on one file, the files shared out between them.
+
+The photographs are generated (8 distinct ones); each file is made unique by a JPEG
+comment segment, so no upload is a duplicate while decoding costs stay those of photos.
+
+    python -m bench.ingest_e2e [--quick] [--images 200] [--concurrency 4] [--backend sqlite|pg]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.synchronize import Event as EventType
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import (
+    SPAWN,
+    Fleet,
+    drop_pg_database,
+    fresh_pg_database,
+    print_table,
+    verdict,
+    wait_until,
+)
+from bench.derivatives import enlarger_set, make_photo
+from enlarger.client import EnlargerClient
+
+WIDTH, HEIGHT = 4240, 2832  # 12 MP
+DISTINCT_PHOTOS = 8
+PG_DATABASE = "enlarger_bench_e2e"
+TIMEOUT_S = 1800
+
+
+def make_files(folder: Path, count: int) -> list[Path]:
+    """`count` distinct JPEG files (by bytes) from DISTINCT_PHOTOS generated photographs,
+    plus one more for the warm-up, which is the last in the list."""
+    bases = []
+    for seed in range(DISTINCT_PHOTOS):
+        path = folder / f"base-{seed}.jpg"
+        make_photo(path, seed, WIDTH, HEIGHT)
+        bases.append(path.read_bytes())
+        path.unlink()
+    files = []
+    for n in range(count + 1):
+        path = folder / f"photo-{n:04d}.jpg"
+        path.write_bytes(_with_comment(bases[n % DISTINCT_PHOTOS], f"enlarger bench {n}"))
+        files.append(path)
+    return files
+
+
+def _with_comment(jpeg: bytes, text: str) -> bytes:
+    """The same JPEG with a COM segment right after the start-of-image marker."""
+    body = text.encode()
+    return jpeg[:2] + b"\xff\xfe" + struct.pack(">H", len(body) + 2) + body + jpeg[2:]
+
+
+# The kernel
+
+
+def _kernel_process(
+    files: list[Path], done: Any, index: int, ready: EventType, go: EventType
+) -> None:
+    mine = files[index :: os.cpu_count() or 1]
+    enlarger_set(mine[0])  # warm-up: imports, libvips start-up
+    ready.set()
+    go.wait()
+    for path in mine:
+        enlarger_set(path)
+        with done.get_lock():
+            done.value += 1
+
+
+def run_kernel(files: list[Path]) -> float:
+    """Seconds for one process per core to make every file's derivative set."""
+    done = SPAWN.Value("i", 0)
+    fleet = Fleet.start(_kernel_process, (files, done), os.cpu_count() or 1)
+    return fleet.time_until(lambda: done.value == len(files), TIMEOUT_S)
+
+
+# End to end
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_serve(data_dir: Path, database_url: str | None, log: Path) -> tuple[Any, str]:
+    port = _free_port()
+    command = [sys.executable, "-m", "enlarger", "serve", "--port", str(port)]
+    command += ["--data-dir", str(data_dir)]
+    if database_url:
+        command += ["--database-url", database_url]
+    with log.open("wb") as out:
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if server.poll() is not None:
+            raise SystemExit(f"enlarger serve exited:\n{log.read_text()}")
+        try:
+            return httpx.get(f"{base_url}/healthz", timeout=1).is_success
+        except httpx.TransportError:
+            return False
+
+    wait_until(healthy, 60, interval=0.1)
+    return server, base_url
+
+
+def _count(http: httpx.Client, status: str) -> int:
+    response = http.get("/api/images", params={"status": status, "limit": 1})
+    response.raise_for_status()
+    return response.json()["count"]
+
+
+def _until_stored(http: httpx.Client, expected: int) -> float:
+    """Poll the API's counts (lightly: the poll itself loads the server being measured)."""
+    polls = 0
+
+    def all_stored() -> bool:
+        nonlocal polls
+        polls += 1
+        if polls % 10 == 0 and (failed := _count(http, "FAILED")):
+            raise SystemExit(f"{failed} image(s) FAILED during the benchmark")
+        return _count(http, "STORED") >= expected
+
+    return wait_until(all_stored, TIMEOUT_S, interval=0.1)
+
+
+def run_e2e(files: list[Path], concurrency: int, database_url: str | None) -> tuple[float, float]:
+    """Seconds from the first upload until the last is acknowledged, and until all are
+    STORED, against a fresh `enlarger serve`."""
+    with tempfile.TemporaryDirectory(prefix="enlarger-bench-serve-") as scratch:
+        log = Path(scratch) / "serve.log"
+        server, base_url = _start_serve(Path(scratch) / "data", database_url, log)
+        try:
+            with httpx.Client(base_url=base_url, timeout=60) as http:
+                with EnlargerClient(base_url) as warm_up:
+                    warm_up.poll_image_status(
+                        warm_up.upload_image(files[-1])["imageId"], interval=0.1, timeout=120
+                    )
+                uploads, stored = _upload_all(base_url, files[:-1], concurrency, http)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        if server.returncode != 0:
+            raise SystemExit(f"enlarger serve exited {server.returncode}:\n{log.read_text()}")
+    return uploads, stored
+
+
+def _upload_all(
+    base_url: str, files: list[Path], concurrency: int, http: httpx.Client
+) -> tuple[float, float]:
+    local = threading.local()
+
+    def upload(path: Path) -> None:
+        if not hasattr(local, "client"):
+            local.client = EnlargerClient(base_url, timeout=120)
+        answer = local.client.upload_image(path, collection="bench")
+        if answer["duplicate"] or answer["status"] == "FAILED":
+            raise SystemExit(f"unexpected upload answer for {path.name}: {answer}")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(upload, files))
+    uploaded = time.perf_counter()
+    stored = _until_stored(http, len(files) + 1)  # the warm-up image is STORED too
+    return uploaded - started, stored - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="50 images")
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=4, help="uploads in flight")
+    parser.add_argument("--backend", choices=("sqlite", "pg"), default="sqlite")
+    args = parser.parse_args()
+    count = 50 if args.quick else args.images
+    database_url = fresh_pg_database(PG_DATABASE) if args.backend == "pg" else None
+    try:
+        with tempfile.TemporaryDirectory(prefix="enlarger-bench-") as scratch:
+            files = make_files(Path(scratch), count)
+            size_mb = sum(p.stat().st_size for p in files[:-1]) / count / 1e6
+            print(
+                f"{count} JPEGs of {WIDTH}x{HEIGHT}, {size_mb:.1f} MB each, "
+                f"{os.cpu_count()} cores, backend {args.backend}, {args.concurrency} uploads "
+                "in flight",
+                flush=True,
+            )
+            kernel_s = run_kernel(files[:-1])
+            for path in Path(scratch).glob("*.preview.jpg"):
+                path.unlink()
+            upload_s, e2e_s = run_e2e(files, args.concurrency, database_url)
+    finally:
+        if database_url:
+            drop_pg_database(PG_DATABASE)
+    print_table(
+        "upload to STORED against the kernel alone",
+        ["run", "seconds", "images per s", "uploads acknowledged after s"],
+        [
+            ("kernel, one process per core", kernel_s, count / kernel_s, "-"),
+            (f"enlarger serve ({args.backend})", e2e_s, count / e2e_s, f"{upload_s:.1f}"),
+        ],
+    )
+    verdict(
+        e2e_images_per_s=count / e2e_s,
+        kernel_images_per_s=count / kernel_s,
+        efficiency=kernel_s / e2e_s,
+    )
+
+
+if __name__ == "__main__":
+    main()
