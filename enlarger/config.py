@@ -52,6 +52,7 @@ class Settings:
     event_retention_seconds: float = 86400.0
     cpu_max_tasks_per_child: int = 200
     cpu_max_rss_mb: int = 1024
+    image_threads: int = 0  # libvips threads per image job; 0: the cores shared out by slot
 
     # Photo library: upload limits and derivative recipes.
     max_upload_bytes: int = 200 * 1024 * 1024
@@ -76,12 +77,27 @@ class Settings:
             raise SettingsError("stale_seconds must be longer than one heartbeat (heartbeat_ms)")
         if self.max_attempts_default < 1:
             raise SettingsError("max_attempts_default must be at least 1")
+        if self.image_threads < 0:
+            raise SettingsError("image_threads must be 0 (automatic) or more")
         try:
             sizes = self.thumbnail_size_list
         except ValueError:
             sizes = []
         if not sizes or min(sizes) < 1:
             raise SettingsError("thumbnail_sizes must be positive pixel sizes, like 64,128,256")
+
+    @property
+    def resolved_image_threads(self) -> int:
+        """Jobs run side by side in `max_parallel_jobs` slots; threads inside each job on
+        top of that contend for the same cores (bench/ingest_e2e.py on two cores: fewer
+        images per second reached STORED with libvips' default of a thread per core)."""
+        if self.image_threads:
+            return self.image_threads
+        if hasattr(os, "sched_getaffinity"):
+            cores = len(os.sched_getaffinity(0))
+        else:
+            cores = os.cpu_count() or 1
+        return max(1, cores // self.max_parallel_jobs)
 
     @property
     def secret_file(self) -> Path:

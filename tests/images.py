@@ -37,6 +37,7 @@ def jpeg_with_exif(path: Path, orientation: int = 1) -> Path:
     sub[0x829A] = (1, 250)
     sub[0x829D] = (28, 10)
     sub[0x920A] = (35, 1)
+    sub[0xA434] = "RF24-70mm F2.8 L IS USM"
     gps = exif.get_ifd(0x8825)
     gps[1] = "N"
     gps[2] = (48.0, 51.0, 29.88)
@@ -59,3 +60,89 @@ def png_declaring(path: Path, width: int, height: int) -> Path:
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
     )
     return path
+
+
+def dng(path: Path, width: int, height: int, preview: bytes | None = None) -> Path:
+    """A camera RAW file: a 12-bit RGGB Bayer mosaic written by pidng, with camera tags, of
+    a scene that is red on the left half and blue on the right, so a demosaic shows which
+    side is which.
+    With `preview` (JPEG bytes) the file also carries it as the camera's own rendering."""
+    import numpy as np
+    from pidng.core import RAW2DNG, DNGTags, Tag
+    from pidng.defs import CFAPattern, DNGVersion, Orientation, PhotometricInterpretation
+
+    white = (1 << 12) - 1
+    scene = np.zeros((height, width, 3))
+    scene[:, : width // 2] = (0.8, 0.1, 0.1)
+    scene[:, width // 2 :] = (0.1, 0.1, 0.8)
+    mosaic = np.empty((height, width), np.uint16)
+    for row, col, channel in ((0, 0, 0), (0, 1, 1), (1, 0, 1), (1, 1, 2)):
+        mosaic[row::2, col::2] = scene[row::2, col::2, channel] * white
+    tags = DNGTags()
+    for tag, value in (
+        (Tag.ImageWidth, width),
+        (Tag.ImageLength, height),
+        (Tag.TileWidth, width),
+        (Tag.TileLength, height),
+        (Tag.Orientation, Orientation.Horizontal),
+        (Tag.PhotometricInterpretation, PhotometricInterpretation.Color_Filter_Array),
+        (Tag.SamplesPerPixel, 1),
+        (Tag.BitsPerSample, 12),
+        (Tag.CFARepeatPatternDim, [2, 2]),
+        (Tag.CFAPattern, CFAPattern.RGGB),
+        (Tag.BlackLevel, 0),
+        (Tag.WhiteLevel, white),
+        (
+            Tag.ColorMatrix1,
+            [[1, 1], [0, 1], [0, 1], [0, 1], [1, 1], [0, 1], [0, 1], [0, 1], [1, 1]],
+        ),
+        (Tag.AsShotNeutral, [[1, 1], [1, 1], [1, 1]]),
+        (Tag.Make, "Enlarger"),
+        (Tag.Model, "Test DNG"),
+        (Tag.EXIFPhotoLensModel, "EF50mm f/1.8 STM"),
+        (Tag.ExposureTime, [[1, 125]]),
+        (Tag.FNumber, [[56, 10]]),
+        (Tag.FocalLength, [[50, 1]]),
+        (Tag.DateTimeOriginal, "2026:03:01 09:15:00"),
+        (Tag.DNGVersion, DNGVersion.V1_4),
+        (Tag.DNGBackwardVersion, DNGVersion.V1_2),
+    ):
+        tags.set(tag, value)
+    writer = RAW2DNG()
+    writer.options(tags, path="", compress=False)
+    data = bytes(writer.convert(mosaic))
+    path.write_bytes(_chain_jpeg_preview(data, preview) if preview else data)
+    return path
+
+
+def _chain_jpeg_preview(dng: bytes, jpeg: bytes) -> bytes:
+    """The DNG with a second IFD after its first: a JPEG preview (NewSubfileType 1), as
+    cameras store their own rendering."""
+    first_ifd = struct.unpack_from("<I", dng, 4)[0]
+    entries = struct.unpack_from("<H", dng, first_ifd)[0]
+    next_ifd_pointer = first_ifd + 2 + entries * 12
+    size = pyvips.Image.new_from_buffer(jpeg, "")
+    out = bytearray(dng) + b"\0" * (len(dng) % 2)
+    jpeg_at = len(out)
+    out += jpeg + b"\0" * (len(jpeg) % 2)
+    preview_ifd = len(out)
+    short, long = 3, 4
+    fields = [
+        (254, long, 1),  # NewSubfileType: a reduced-resolution copy
+        (256, long, size.width),
+        (257, long, size.height),
+        (258, short, 8),  # BitsPerSample
+        (259, short, 7),  # Compression: JPEG
+        (262, short, 6),  # PhotometricInterpretation: YCbCr
+        (273, long, jpeg_at),  # StripOffsets
+        (277, short, 3),  # SamplesPerPixel
+        (278, long, size.height),  # RowsPerStrip
+        (279, long, len(jpeg)),  # StripByteCounts
+    ]
+    out += struct.pack("<H", len(fields))
+    for tag, kind, value in fields:
+        packed = struct.pack("<HH", value, 0) if kind == short else struct.pack("<I", value)
+        out += struct.pack("<HHI", tag, kind, 1) + packed
+    out += struct.pack("<I", 0)
+    struct.pack_into("<I", out, next_ifd_pointer, preview_ifd)
+    return bytes(out)

@@ -16,7 +16,7 @@ import pyvips
 from enlarger.library.runtime import Library
 from enlarger.queue import Worker
 from tests.conftest import wait_for
-from tests.images import jpeg, png_declaring
+from tests.images import dng, jpeg, jpeg_with_exif, png_declaring
 
 
 @pytest.fixture
@@ -230,6 +230,42 @@ def test_patch_moves_and_delete_trashes(
     for derivative in stored["sizes"].values():
         assert not blobs.path(derivative["path"]).exists()
     assert client.get("/api/images").json()["count"] == 0
+
+
+def test_camera_metadata_and_a_raw_file_to_stored(
+    client: httpx.Client, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    from_phone = _upload(client, jpeg_with_exif(tmp_path / "phone.jpg")).json()["imageId"]
+    raw = _upload(client, dng(tmp_path / "IMG_0001.DNG", 1200, 800)).json()["imageId"]
+    run_worker()
+    phone_image = wait_for(lambda: _settled(client, from_phone), timeout=60)
+    assert phone_image["metadata"] == {
+        "takenAt": "2026-07-14T18:30:05+02:00",
+        "cameraMake": "Canon",
+        "cameraModel": "Canon EOS R5",
+        "lens": "RF24-70mm F2.8 L IS USM",
+        "exposureTimeSeconds": 0.004,
+        "aperture": 2.8,
+        "iso": 400,
+        "focalLengthMm": 35.0,
+        "gps": {
+            "latitude": pytest.approx(48.8583, abs=1e-4),
+            "longitude": pytest.approx(-2.2945, abs=1e-4),
+            "altitudeM": None,
+        },
+        "colorProfile": None,
+    }
+    assert (phone_image["cameraMake"], phone_image["cameraModel"]) == ("Canon", "Canon EOS R5")
+
+    raw_image = wait_for(lambda: _settled(client, raw), timeout=60)
+    assert raw_image["status"] == "STORED", raw_image["errorMessage"]
+    assert (raw_image["format"], raw_image["mimeType"]) == ("dng", "image/x-adobe-dng")
+    assert raw_image["metadata"]["lens"] == "EF50mm f/1.8 STM"
+    assert (raw_image["sizes"]["preview"]["width"], raw_image["sizes"]["preview"]["height"]) == (
+        1200,
+        800,
+    )
+    assert client.get(raw_image["thumbnailUrl"]).status_code == 200
 
 
 def test_admin_backfill(client: httpx.Client, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,7 @@ def test_enlarger_table_in_toml_is_read(tmp_path: Path) -> None:
         ("max_paralel_jobs = 2", "unknown setting 'max_paralel_jobs'"),
         ("priority_lane_slots = 9", "priority_lane_slots must be between"),
         ("stale_seconds = 0.5", "stale_seconds must be longer"),
+        ("image_threads = -1", "image_threads must be 0"),
         ("this is = not toml [", "not valid TOML"),
     ],
 )
@@ -67,3 +69,10 @@ def test_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:
 def test_replace_keeps_validation() -> None:
     with pytest.raises(SettingsError):
         Settings().replace(max_parallel_jobs=0)
+
+
+def test_image_threads_share_the_cores_out_among_the_slots() -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert Settings(max_parallel_jobs=1).resolved_image_threads == cores
+    assert Settings(max_parallel_jobs=cores * 2).resolved_image_threads == 1
+    assert Settings(max_parallel_jobs=1, image_threads=3).resolved_image_threads == 3

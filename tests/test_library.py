@@ -152,3 +152,12 @@ def test_backfill_after_a_recipe_change(
     assert not later.blobs.exists(old_256)  # an older recipe's file is removed
     wait_for(lambda: service.backfill(later).images == 0 or None, timeout=30)
     assert service.backfill(later, everything=True).images == 1
+
+
+def test_a_library_sets_the_image_threads_of_its_process(library: Library) -> None:
+    before = pyvips.concurrency_get()
+    try:
+        build_library(library.settings.replace(image_threads=3), library.engine)
+        assert pyvips.concurrency_get() == 3
+    finally:
+        pyvips.concurrency_set(before)

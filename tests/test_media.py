@@ -21,7 +21,7 @@ from enlarger.media import (
     render,
     sniff,
 )
-from tests.images import jpeg, jpeg_with_exif, photo, png_declaring
+from tests.images import dng, jpeg, jpeg_with_exif, photo, png_declaring
 
 THUMBS = [Recipe(f"thumb_{n}", n) for n in (64, 128, 256, 512)]
 
@@ -112,6 +112,7 @@ def test_exif_orientation_is_applied_and_metadata_read(tmp_path: Path) -> None:
     assert meta.exposure_time_s == pytest.approx(1 / 250)
     assert meta.f_number == pytest.approx(2.8)
     assert meta.focal_length_mm == pytest.approx(35)
+    assert meta.lens == "RF24-70mm F2.8 L IS USM"
     assert meta.gps_latitude == pytest.approx(48.8583, abs=1e-4)
     assert meta.gps_longitude == pytest.approx(-2.2945, abs=1e-4)
 
@@ -197,3 +198,65 @@ def test_truncated_jpeg_is_corrupt(tmp_path: Path) -> None:
     with pytest.raises(MediaError) as caught:
         render(path, found, [Recipe("t", 400)])
     assert caught.value.code is MediaErrorCode.CORRUPT_IMAGE
+
+
+def _means(image: pyvips.Image) -> list[float]:
+    """Each band's mean (row 0 of `stats` is every band together)."""
+    stats = image.stats()
+    return [stats(4, band + 1)[0] for band in range(image.bands)]
+
+
+def _red_left_blue_right(data: bytes) -> bool:
+    """The test DNG's scene, as a demosaic renders it."""
+    image = _decoded(data)
+    left = _means(image.crop(0, 0, image.width // 4, image.height))
+    right = _means(image.crop(image.width * 3 // 4, 0, image.width // 4, image.height))
+    return left[0] > 2 * left[2] and right[2] > 2 * right[0]
+
+
+def _green_jpeg(width: int, height: int) -> bytes:
+    green = pyvips.Image.black(width, height).new_from_image([30, 200, 40])
+    return green.cast("uchar").copy(interpretation="srgb").jpegsave_buffer(Q=90)
+
+
+def test_raw_without_a_preview_is_demosaiced(tmp_path: Path) -> None:
+    path = dng(tmp_path / "IMG_0001.DNG", 1200, 800)
+    found = probe(path, Limits())
+    assert (found.format, found.width, found.height) == ("dng", 1200, 800)
+    rendered = render(path, found, [*THUMBS, Recipe("preview", 2000)], with_thumbhash=True)
+    preview = next(r for r in rendered.renditions if r.recipe.name == "preview")
+    assert (preview.width, preview.height) == (1200, 800)
+    assert _red_left_blue_right(preview.data)
+    assert {r.width for r in rendered.renditions if r.recipe.name != "preview"} == {
+        64,
+        128,
+        256,
+        512,
+    }
+    meta = read_metadata(path, found.format)
+    assert (meta.camera_make, meta.camera_model) == ("Enlarger", "Test DNG")
+    assert (meta.lens, meta.taken_at) == ("EF50mm f/1.8 STM", "2026-03-01T09:15:00")
+    assert (meta.exposure_time_s, meta.f_number, meta.focal_length_mm) == (0.008, 5.6, 50)
+
+
+def test_raw_with_a_large_preview_uses_the_cameras_rendering(tmp_path: Path) -> None:
+    path = dng(tmp_path / "IMG_0002.DNG", 3000, 2000, preview=_green_jpeg(2400, 1600))
+    found = probe(path, Limits())
+    assert (found.width, found.height) == (3000, 2000)  # the sensor's size, not the preview's
+    preview = render(path, found, [Recipe("preview", 2000)]).renditions[0]
+    assert (preview.width, preview.height) == (2000, 1333)
+    red, green, blue = _means(_decoded(preview.data))
+    assert green > 150 and red < 80 and blue < 80
+
+
+def test_raw_with_a_small_preview_is_demosaiced(tmp_path: Path) -> None:
+    path = dng(tmp_path / "IMG_0003.DNG", 3000, 2000, preview=_green_jpeg(160, 120))
+    preview = render(path, probe(path, Limits()), [Recipe("preview", 2000)]).renditions[0]
+    assert (preview.width, preview.height) == (2000, 1333)
+    assert _red_left_blue_right(preview.data)
+
+
+def test_metadata_of_a_container_pillow_cannot_read_is_empty(tmp_path: Path) -> None:
+    path = tmp_path / "DSCF0001.RAF"
+    path.write_bytes(b"FUJIFILMCCD-RAW 0201FF383501" + bytes(4096))
+    assert all(value is None for value in read_metadata(path, "raf").as_dict().values())

@@ -83,7 +83,7 @@ class _FormReader:
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._in_file:
             assert self.writer is not None
-            self.writer.write(data[start:end])
+            self.writer.write(memoryview(data)[start:end])  # a view: no copy of the chunk
             return
         self._field_value += data[start:end]
         if len(self._field_value) > MAX_FIELD_BYTES:

@@ -64,7 +64,7 @@ def image_json(
         "takenAt": row.taken_at,
         "cameraMake": row.camera_make,
         "cameraModel": row.camera_model,
-        "metadata": row.exif or {},
+        "metadata": metadata_json(row.exif or {}),
         "thumbhash": row.thumbhash,
         "originalPath": row.original_key,
         "originalUrl": library.blobs.url(row.original_key, ttl) if row.original_key else None,
@@ -77,6 +77,29 @@ def image_json(
         "uploadedAt": iso(row.uploaded_at),
         "updatedAt": iso(row.updated_at),
         "storedAt": iso(row.stored_at),
+    }
+
+
+def metadata_json(exif: dict[str, Any]) -> dict[str, Any]:
+    """The camera metadata read at ingest (`media.Metadata`), units in the names."""
+    latitude, longitude = exif.get("gps_latitude"), exif.get("gps_longitude")
+    return {
+        "takenAt": exif.get("taken_at"),
+        "cameraMake": exif.get("camera_make"),
+        "cameraModel": exif.get("camera_model"),
+        "lens": exif.get("lens"),
+        "exposureTimeSeconds": exif.get("exposure_time_s"),
+        "aperture": exif.get("f_number"),
+        "iso": exif.get("iso"),
+        "focalLengthMm": exif.get("focal_length_mm"),
+        "gps": {
+            "latitude": latitude,
+            "longitude": longitude,
+            "altitudeM": exif.get("gps_altitude_m"),
+        }
+        if latitude is not None and longitude is not None
+        else None,
+        "colorProfile": exif.get("color_profile"),
     }
 
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from enlarger.config import Settings
 from enlarger.db import create_db_engine
-from enlarger.media import Limits, Recipe
+from enlarger.media import Limits, Recipe, set_threads
 from enlarger.queue import JobQueue, store_for_engine
 from enlarger.storage import BlobStore, UrlSigner, load_or_create_secret, open_blob_store
 
@@ -60,6 +60,7 @@ def build_library(settings: Settings, engine: sa.Engine | None = None) -> Librar
     from enlarger.handlers import registry  # the handlers' defaults apply to enqueues
 
     engine = engine or create_db_engine(settings.resolved_database_url)
+    set_threads(settings.resolved_image_threads)
     return Library(
         settings=settings,
         engine=engine,

@@ -88,7 +88,7 @@ class UploadWriter:
         self._size = 0
         self._out = self.path.open("wb")
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         self._size += len(chunk)
         if self._size > self.limit:
             self.discard()

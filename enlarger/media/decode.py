@@ -21,6 +21,11 @@ from enlarger.media.sniff import HEAD_BYTES, RAW_FORMATS, SUPPORTED_FORMATS, sni
 pyvips.cache_set_max(0)  # every decode is of a different file: caching only costs memory
 
 
+def set_threads(count: int) -> None:
+    """How many threads libvips may use for one image operation in this process."""
+    pyvips.concurrency_set(count)
+
+
 @dataclass(frozen=True)
 class Limits:
     max_bytes: int = 200 * 1024 * 1024

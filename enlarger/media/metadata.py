@@ -13,6 +13,8 @@ from typing import Any
 from PIL import Image as PILImage
 from PIL import ImageCms
 
+from enlarger.media.sniff import RAW_FORMATS
+
 _EXIF_IFD = 0x8769
 _GPS_IFD = 0x8825
 TAGS = {
@@ -49,14 +51,22 @@ class Metadata:
 
 
 def read_metadata(path: str | Path, kind: str) -> Metadata:
-    """Best effort: a missing or broken EXIF block gives empty fields, never an error."""
-    exif_blob, icc = _blobs(Path(path), kind)
+    """Best effort: a missing, broken or unreadable EXIF block gives empty fields, never an
+    error (the image itself was checked by `probe`)."""
+    path = Path(path)
     fields: dict[str, Any] = {}
-    if exif_blob:
-        try:
-            fields = _from_exif(exif_blob)
-        except Exception:  # broken EXIF is common and never worth failing an image
-            fields = {}
+    icc = None
+    try:
+        if kind in RAW_FORMATS:
+            fields = _fields(_raw_exif(path))
+        else:
+            exif_blob, icc = _blobs(path, kind)
+            if exif_blob:
+                exif = PILImage.Exif()
+                exif.load(exif_blob[6:] if exif_blob.startswith(b"Exif\x00\x00") else exif_blob)
+                fields = _fields(exif)
+    except Exception:  # broken EXIF is common and never worth failing an image
+        fields = {}
     if icc:
         fields["color_profile"] = _profile_name(icc)
     return Metadata(**fields)
@@ -68,20 +78,27 @@ def _blobs(path: Path, kind: str) -> tuple[bytes | None, bytes | None]:
 
         info = pillow_heif.open_heif(path).info
         return info.get("exif"), info.get("icc_profile")
-    if kind in ("jpeg", "png", "webp", "avif", "tiff", "gif"):
-        import pyvips
+    import pyvips
 
-        image = pyvips.Image.new_from_file(str(path), access="sequential")
-        exif = image.get("exif-data") if image.get_typeof("exif-data") else None
-        icc = image.get("icc-profile-data") if image.get_typeof("icc-profile-data") else None
-        return exif, icc
-    with PILImage.open(path) as picture:  # TIFF-shaped RAW files carry EXIF Pillow reads
-        return picture.getexif().tobytes(), None
+    image = pyvips.Image.new_from_file(str(path), access="sequential")
+    exif = image.get("exif-data") if image.get_typeof("exif-data") else None
+    icc = image.get("icc-profile-data") if image.get_typeof("icc-profile-data") else None
+    return exif, icc
 
 
-def _from_exif(blob: bytes) -> dict[str, Any]:
+def _raw_exif(path: Path) -> PILImage.Exif:
+    """The tags of a TIFF-shaped RAW file (DNG, CR2, NEF, ARW), read where they lie: its
+    12- or 14-bit sensor data is nothing Pillow could open as an image. Containers of
+    other shapes (CR3, RAF, ORF, RW2) raise, and give no metadata."""
     exif = PILImage.Exif()
-    exif.load(blob[6:] if blob.startswith(b"Exif\x00\x00") else blob)
+    with path.open("rb") as fp:
+        exif.load_from_fp(fp)
+        exif.get_ifd(_EXIF_IFD)  # read the sub-directories while the file is open
+        exif.get_ifd(_GPS_IFD)
+    return exif
+
+
+def _fields(exif: PILImage.Exif) -> dict[str, Any]:
     sub = exif.get_ifd(_EXIF_IFD)
     merged = {**dict(exif), **sub}
     fields: dict[str, Any] = {
