@@ -48,7 +48,7 @@ def test_upload_to_stored(
     run_worker()
     row = wait_for(lambda: _settled(library, ingested.image_id), timeout=60)
     assert row.status == ImageStatus.STORED, row.error_message
-    assert row.original_key == "projects/trip/Beach-Day.jpg"
+    assert row.original_key == "projects/trip/Beach Day.jpg"
     assert row.temp_path is None and row.thumbhash
     stored = library.blobs.path(row.original_key)  # type: ignore[attr-defined]
     assert stored.read_bytes() == source.read_bytes()  # the original, untouched

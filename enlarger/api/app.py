@@ -6,9 +6,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from enlarger import __version__
-from enlarger.api import admin, images
+from enlarger.api import admin, images, projects
 from enlarger.api.multipart import MalformedForm
 from enlarger.config import Settings
+from enlarger.library.projects import InvalidName
 from enlarger.library.runtime import Library, build_library
 from enlarger.library.service import Conflict, NotFound
 from enlarger.media import MediaError, MediaErrorCode
@@ -23,6 +24,7 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
     app.state.library = library or build_library(settings)
     app.include_router(images.router)
     app.include_router(admin.router)
+    app.include_router(projects.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -35,6 +37,10 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
     @app.exception_handler(Conflict)
     async def conflict(_request: Request, exc: Conflict) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(InvalidName)
+    async def invalid_name(_request: Request, exc: InvalidName) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.exception_handler(MalformedForm)
     async def malformed(_request: Request, exc: MalformedForm) -> JSONResponse:

@@ -32,12 +32,11 @@ router = APIRouter()
 )
 async def upload(request: Request, library: LibraryDep) -> JSONResponse:
     form = await read_upload_form(request, library, "file")
-    assert form.received is not None
     ingested = await run_in_threadpool(
         service.ingest,
         library,
-        form.received,
-        filename=form.filename,
+        form.file.received,
+        filename=form.file.filename,
         title=form.fields.get("title") or None,
         collection=form.fields.get("collection") or None,
     )

@@ -18,27 +18,40 @@ from enlarger.library.service import Received, UploadWriter
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS = 32
+MAX_FILES = 500
 
 
 class MalformedForm(ValueError):
     """The request is not a form enlarger can read; the message says why."""
 
 
+@dataclass(frozen=True)
+class UploadedFile:
+    filename: str | None
+    received: Received
+
+
 @dataclass
 class UploadForm:
     fields: dict[str, str] = field(default_factory=dict)
-    filename: str | None = None
-    received: Received | None = None
+    files: list[UploadedFile] = field(default_factory=list)
+
+    @property
+    def file(self) -> UploadedFile:
+        """The one file of a single-file form."""
+        return self.files[0]
 
 
 class _FormReader:
     """python-multipart callbacks that route each part to a field or the file writer."""
 
-    def __init__(self, library: Library, file_field: str) -> None:
+    def __init__(self, library: Library, file_field: str, many: bool) -> None:
         self.library = library
         self.file_field = file_field
+        self.many = many
         self.form = UploadForm()
         self.writer: UploadWriter | None = None
+        self._filename: str | None = None
         self._header_name = b""
         self._header_value = b""
         self._headers: dict[bytes, bytes] = {}
@@ -69,10 +82,12 @@ class _FormReader:
             raise MalformedForm("a form part has no Content-Disposition name")
         name = options[b"name"].decode("utf-8", "replace")
         if name == self.file_field:
-            if self.writer is not None:
+            if self.form.files and not self.many:
                 raise MalformedForm(f"send one {self.file_field!r} per request")
+            if len(self.form.files) >= MAX_FILES:
+                raise MalformedForm(f"more than {MAX_FILES} files in one request")
             filename = options.get(b"filename")
-            self.form.filename = filename.decode("utf-8", "replace") if filename else None
+            self._filename = filename.decode("utf-8", "replace") if filename else None
             self.writer = UploadWriter(self.library)
             self._in_file = True
         else:
@@ -92,22 +107,29 @@ class _FormReader:
     def on_part_end(self) -> None:
         if self._in_file:
             assert self.writer is not None
-            self.form.received = self.writer.finish()
+            self.form.files.append(UploadedFile(self._filename, self.writer.finish()))
+            self.writer = None
         elif self._field_name is not None:
             self.form.fields[self._field_name] = self._field_value.decode("utf-8", "replace")
 
     def discard(self) -> None:
+        """Drop every file received so far (the form was refused)."""
         if self.writer is not None:
             self.writer.discard()
+        for uploaded in self.form.files:
+            uploaded.received.path.unlink(missing_ok=True)
 
 
-async def read_upload_form(request: Request, library: Library, file_field: str) -> UploadForm:
-    """The form's text fields and its file, already in the temp directory and hashed.
-    Raises MalformedForm, or MediaError(TOO_LARGE) as soon as the file passes the limit."""
+async def read_upload_form(
+    request: Request, library: Library, file_field: str, many: bool = False
+) -> UploadForm:
+    """The form's text fields and its file (or, with `many`, files), already in the temp
+    directory and hashed. Raises MalformedForm, or MediaError(TOO_LARGE) as soon as a
+    file passes the limit."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise MalformedForm("send the image as multipart/form-data")
-    reader = _FormReader(library, file_field)
+    reader = _FormReader(library, file_field, many)
     callbacks = {
         name: getattr(reader, name)
         for name in (
@@ -131,7 +153,7 @@ async def read_upload_form(request: Request, library: Library, file_field: str) 
     except BaseException:
         reader.discard()
         raise
-    if reader.form.received is None:
-        reader.discard()  # a file part cut off before its end
+    if reader.writer is not None or not reader.form.files:
+        reader.discard()  # no file, or a file part cut off before its end
         raise MalformedForm(f"the form has no complete {file_field!r} file part")
     return reader.form

@@ -12,8 +12,6 @@ from enlarger.library.runtime import PREVIEW, Library
 from enlarger.library.service import ImageStatus
 from enlarger.queue import Job
 
-DEFAULT_THUMBNAIL_SIDE = 256  # `thumbnailUrl` is the thumbnail nearest this size
-
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
@@ -42,7 +40,7 @@ def image_json(
         }
         for name, d in sorted(derivatives.items())
     }
-    thumbnail = _default_thumbnail(library, derivatives)
+    thumbnail = service.default_thumbnail(library, derivatives)
     preview = derivatives.get(PREVIEW)
     return {
         "id": row.id,
@@ -109,13 +107,6 @@ def images_json(library: Library, rows: list[sa.Row[Any]]) -> list[dict[str, Any
     made = service.derivatives_of(library, ids)
     live = service.live_jobs_of(library, ids)
     return [image_json(library, row, made[row.id], live[row.id]) for row in rows]
-
-
-def _default_thumbnail(library: Library, derivatives: dict[str, sa.Row[Any]]) -> sa.Row[Any] | None:
-    made = [derivatives[r.name] for r in library.recipes.thumbnails if r.name in derivatives]
-    if not made:
-        return None
-    return min(made, key=lambda d: abs(max(d.width, d.height) - DEFAULT_THUMBNAIL_SIDE))
 
 
 def job_json(job: Job) -> dict[str, Any]:

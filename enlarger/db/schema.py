@@ -167,6 +167,7 @@ projects = sa.Table(
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     sa.Column("folder", sa.String(200), nullable=False, unique=True),
     sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("title", sa.String(500), nullable=True),
 )
 
 images = sa.Table(
@@ -222,4 +223,32 @@ derivatives = sa.Table(
     sa.Column("size_bytes", sa.BigInteger, nullable=False),
     sa.Column("recipe_hash", sa.String(32), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+)
+
+# ---- projects' photos ----------------------------------------------------------------------
+# A photo is every file of a project sharing a base name (IMG_0001.JPG + IMG_0001.CR2);
+# each file is an image row, linked here with its role. The keep flags are the user's
+# intent, applied to the folder by commit-changes; availability is which files exist.
+
+photos = sa.Table(
+    "photos",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.BigInteger, sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("basename", sa.String(500), nullable=False),
+    sa.Column("keep_jpg", sa.Boolean, nullable=False),
+    sa.Column("keep_raw", sa.Boolean, nullable=False),
+    sa.Column("sidecar_key", sa.String(700), nullable=True),  # an .xmp carried along
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("project_id", "basename", name="uq_photos_project_basename"),
+)
+
+photo_files = sa.Table(
+    "photo_files",
+    metadata,
+    sa.Column("image_id", sa.String(32), sa.ForeignKey("images.id"), primary_key=True),
+    sa.Column("photo_id", sa.BigInteger, sa.ForeignKey("photos.id"), nullable=False),
+    sa.Column("role", sa.String(8), nullable=False),  # jpg (any rendered image) or raw
+    sa.Index("ix_photo_files_photo", "photo_id"),
 )

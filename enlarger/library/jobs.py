@@ -15,11 +15,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from enlarger.library import service
+from enlarger.library import projects, service
 from enlarger.library.runtime import Library, library_for
 from enlarger.library.service import JobType
 from enlarger.media import MediaError, Recipe, probe, render
-from enlarger.queue import JobContext, PermanentError, Registry
+from enlarger.queue import ItemStatus, JobContext, PermanentError, Registry
 
 registry = Registry()
 
@@ -67,6 +67,48 @@ def thumbnail_generation(ctx: JobContext, payload: dict[str, Any]) -> dict[str, 
     if not source or not library.blobs.exists(source):
         source = payload["originalPath"]
     return _derive(library, payload, source, library.recipes.thumbnails, keep_thumbhash=True)
+
+
+@registry.handler(JobType.UPLOAD_POSTPROCESS, kind="cpu", max_attempts=3, timeout_s=3600)
+def upload_postprocess(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """A project upload, one item per file: each is moved into the project's folder and,
+    when its photo is shown by it (its JPG, or a lone RAW), gets its preview and
+    thumbnails. A broken file fails its item and its image; the others go on."""
+    library = _library(ctx)
+    folder, names = payload["folder"], payload["filenames"]
+    failed = 0
+    for done, name in enumerate(names, start=1):
+        ctx.item(name, ItemStatus.RUNNING)
+        try:
+            outcome = _postprocess_file(library, folder, name)
+        except PermanentError as error:
+            failed += 1
+            ctx.item(name, ItemStatus.FAILED, error=f"{error.code}: {error}")
+        else:
+            status = ItemStatus.SKIPPED if outcome is None else ItemStatus.DONE
+            ctx.item(name, status, data=outcome)
+        ctx.progress(done / len(names))
+    return {"files": len(names), "failed": failed}
+
+
+def _postprocess_file(library: Library, folder: str, name: str) -> dict[str, Any] | None:
+    """The item's event data once its file is done; None when it was deleted meanwhile."""
+    try:
+        row = projects.file_row(library, folder, name)
+    except service.NotFound:
+        return None
+    key = service.offload_original(library, row.id, enqueue_derivatives=False)
+    if projects.is_derivative_source(library, row):
+        preview = library.recipes.preview
+        payload = {"imageId": row.id, "originalPath": key}
+        _derive(library, payload, key, (preview,))
+        source = service.derivative_key(row.id, preview)
+        if not _preview_can_feed_thumbnails(library):
+            source = key
+        _derive(library, payload, source, library.recipes.thumbnails, keep_thumbhash=True)
+    else:
+        service.mark_stored(library, row.id)
+    return projects.item_event_data(library, folder, name)
 
 
 def _preview_can_feed_thumbnails(library: Library) -> bool:

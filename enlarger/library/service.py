@@ -25,11 +25,12 @@ from enlarger.library.runtime import PREVIEW as PREVIEW_NAME
 from enlarger.library.runtime import Library
 from enlarger.media import MIME_TYPES, MediaError, MediaErrorCode, Recipe, probe, read_metadata
 from enlarger.queue import Job, JobConflict
-from enlarger.storage import safe_name
+from enlarger.storage import StorageError, check_name, safe_name
 
 DEFAULT_COLLECTION = "default"
 UPLOAD_PRIORITY = 100  # uploads ride the priority lane: never stuck behind a backfill
 DERIVATIVE_PRIORITY = 95
+DEFAULT_THUMBNAIL_SIDE = 256
 BACKFILL_PRIORITY = 10  # below priority_threshold: the normal lane, behind fresh uploads
 BACKFILL_PAGE = 500
 CHUNK = 1024 * 1024
@@ -47,10 +48,15 @@ class JobType(StrEnum):
     OFFLOAD_ORIGINAL = "OFFLOAD_ORIGINAL"
     THUMBNAIL_GENERATION = "THUMBNAIL_GENERATION"
     PREVIEW_GENERATION = "PREVIEW_GENERATION"
+    UPLOAD_POSTPROCESS = "upload_postprocess"  # reference 003's project jobs are lower case
 
 
 class NotFound(LookupError):
     pass
+
+
+class Conflict(Exception):
+    """The change would break a rule (the target collection already holds these bytes)."""
 
 
 @dataclass(frozen=True)
@@ -139,9 +145,23 @@ def ingest(
     its OFFLOAD_ORIGINAL job, or as FAILED with an error code, keeping no bytes. The same
     bytes in the same collection are the same image, failed or not."""
     name = (collection or DEFAULT_COLLECTION).strip() or DEFAULT_COLLECTION
-    image_id = uuid.uuid4().hex
+    row, failed = examine(library, received, filename=filename, title=title)
+    image_id = row["id"]
+    existing = _record_image(library, name, row, enqueue_offload=failed is None)
+    if existing is not None or failed is not None:
+        received.path.unlink(missing_ok=True)
+    if existing is not None:
+        return _ingested(existing, created=False)
+    return _ingested(get_image_row(library, image_id), created=True)
+
+
+def examine(
+    library: Library, received: Received, *, filename: str | None, title: str | None = None
+) -> tuple[dict[str, Any], MediaError | None]:
+    """The new image row for an upload: INGESTED with what its content and metadata say,
+    or FAILED with the error that refused it."""
     row: dict[str, Any] = {
-        "id": image_id,
+        "id": uuid.uuid4().hex,
         "title": _title(title, filename),
         "original_filename": filename,
         "checksum": received.checksum,
@@ -151,33 +171,26 @@ def ingest(
         found = probe(received.path, library.limits)
         meta = read_metadata(received.path, found.format).as_dict()
     except MediaError as error:
-        failed = error
         row.update(
             status=ImageStatus.FAILED.value,
             error_code=error.code.value,
             error_message=error.message,
         )
-    else:
-        failed = None
-        row.update(
-            status=ImageStatus.INGESTED.value,
-            format=found.format,
-            mime_type=MIME_TYPES.get(found.format),
-            width=found.width,
-            height=found.height,
-            orientation=found.orientation,
-            taken_at=meta.get("taken_at"),
-            camera_make=meta.get("camera_make"),
-            camera_model=meta.get("camera_model"),
-            exif={k: v for k, v in meta.items() if v is not None},
-            temp_path=str(received.path),
-        )
-    existing = _record_image(library, name, row, enqueue_offload=failed is None)
-    if existing is not None or failed is not None:
-        received.path.unlink(missing_ok=True)
-    if existing is not None:
-        return _ingested(existing, created=False)
-    return _ingested(get_image_row(library, image_id), created=True)
+        return row, error
+    row.update(
+        status=ImageStatus.INGESTED.value,
+        format=found.format,
+        mime_type=MIME_TYPES.get(found.format),
+        width=found.width,
+        height=found.height,
+        orientation=found.orientation,
+        taken_at=meta.get("taken_at"),
+        camera_make=meta.get("camera_make"),
+        camera_model=meta.get("camera_model"),
+        exif={k: v for k, v in meta.items() if v is not None},
+        temp_path=str(received.path),
+    )
+    return row, None
 
 
 def _record_image(
@@ -268,9 +281,10 @@ def project_id_for(conn: sa.Connection, name: str) -> int:
 # ---- offload and derivatives (called by the job handlers) ------------------------------
 
 
-def offload_original(library: Library, image_id: str) -> str:
-    """Move the upload to its permanent key, mark the image PROCESSING and enqueue its
-    derivatives. Safe to run again after a crash at any step."""
+def offload_original(library: Library, image_id: str, enqueue_derivatives: bool = True) -> str:
+    """Move the upload to its permanent key, mark the image PROCESSING and (unless the
+    caller makes them itself) enqueue its derivatives. Safe to run again after a crash at
+    any step."""
     row = get_image_row(library, image_id)
     if row.original_key is not None:
         return str(row.original_key)
@@ -292,7 +306,8 @@ def offload_original(library: Library, image_id: str) -> str:
                 updated_at=db_now(),
             )
         )
-        enqueue_preview(library, conn, image_id, key, priority=DERIVATIVE_PRIORITY)
+        if enqueue_derivatives:
+            enqueue_preview(library, conn, image_id, key, priority=DERIVATIVE_PRIORITY)
     return key
 
 
@@ -352,21 +367,34 @@ def enqueue_thumbnails(
 def _original_key(
     library: Library, conn: sa.Connection, row: sa.Row[Any], project_id: int | None = None
 ) -> str:
-    """projects/<folder>/<safe file name> in the image's project (or `project_id`'s); the
-    checksum joins the name when another image already holds it."""
+    """projects/<folder>/<file name> in the image's project (or `project_id`'s); when
+    another image or a file dropped in by hand holds that name, the first free of
+    `name-2.ext`, `name-3.ext`…"""
     folder = conn.execute(
         sa.select(projects.c.folder).where(projects.c.id == (project_id or row.project_id))
     ).scalar_one()
-    name = safe_name(row.original_filename or "", fallback=f"{row.id}.{row.format}")
-    key = f"projects/{folder}/{name}"
-    holder = conn.execute(
-        sa.select(images.c.id).where(images.c.original_key == key, images.c.id != row.id)
-    ).first()
-    if holder is None and not _foreign_file(library, key, row.checksum):
-        return key
+    try:
+        name = check_name(row.original_filename or "")
+    except StorageError:  # the photo API takes any name; the file gets a safe one
+        name = safe_name(row.original_filename or "", fallback=f"{row.id}.{row.format}")
+    for candidate in numbered_names(name):
+        key = f"projects/{folder}/{candidate}"
+        holder = conn.execute(
+            sa.select(images.c.id).where(images.c.original_key == key, images.c.id != row.id)
+        ).first()
+        if holder is None and not _foreign_file(library, key, row.checksum):
+            return key
+    raise Conflict(f"no free name like {name!r} in {folder!r}")
+
+
+def numbered_names(name: str, limit: int = 1000) -> Iterator[str]:
+    """`name`, then `stem-2.ext`, `stem-3.ext`… (the extension kept)."""
+    yield name
     stem, dot, ext = name.rpartition(".")
-    unique = f"{stem}-{row.checksum[:12]}.{ext}" if dot else f"{name}-{row.checksum[:12]}"
-    return f"projects/{folder}/{unique}"
+    if not dot or not stem:
+        stem, ext = name, ""
+    for n in range(2, limit):
+        yield f"{stem}-{n}.{ext}" if ext else f"{stem}-{n}"
 
 
 def _foreign_file(library: Library, key: str, checksum: str) -> bool:
@@ -426,6 +454,16 @@ def record_derivatives(
     for key in superseded:  # made by an older recipe: nothing points at it any more
         library.blobs.delete(key)
     return ImageStatus(status)
+
+
+def mark_stored(library: Library, image_id: str) -> None:
+    """STORED without derivatives of its own (a RAW whose photo shows its JPG)."""
+    with library.engine.begin() as conn:
+        conn.execute(
+            images.update()
+            .where(images.c.id == image_id)
+            .values(status=ImageStatus.STORED.value, stored_at=db_now(), updated_at=db_now())
+        )
 
 
 def mark_failed(library: Library, image_id: str, code: str, message: str) -> None:
@@ -514,6 +552,14 @@ def derivatives_of(library: Library, image_ids: list[str]) -> dict[str, dict[str
     return found
 
 
+def default_thumbnail(library: Library, made: dict[str, sa.Row[Any]]) -> sa.Row[Any] | None:
+    """The thumbnail an image is shown by (`thumbnailUrl`): the one nearest 256 px."""
+    thumbnails = [made[r.name] for r in library.recipes.thumbnails if r.name in made]
+    if not thumbnails:
+        return None
+    return min(thumbnails, key=lambda d: abs(max(d.width, d.height) - DEFAULT_THUMBNAIL_SIDE))
+
+
 def live_jobs_of(library: Library, image_ids: list[str]) -> dict[str, list[Job]]:
     """Each image's pending and running jobs."""
     found: dict[str, list[Job]] = {i: [] for i in image_ids}
@@ -523,10 +569,6 @@ def live_jobs_of(library: Library, image_ids: list[str]) -> dict[str, list[Job]]
 
 
 # ---- changing and deleting ------------------------------------------------------------------
-
-
-class Conflict(Exception):
-    """The change would break a rule (the target collection already holds these bytes)."""
 
 
 def update_image(

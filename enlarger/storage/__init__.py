@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlparse
 
-from enlarger.storage.base import BlobStore, StorageError, check_key, safe_name
+from enlarger.storage.base import BlobStore, StorageError, check_key, check_name, safe_name
 from enlarger.storage.local import LocalBlobStore
 from enlarger.storage.signing import UrlSigner, load_or_create_secret
 
@@ -15,6 +15,7 @@ __all__ = [
     "StorageError",
     "UrlSigner",
     "check_key",
+    "check_name",
     "load_or_create_secret",
     "open_blob_store",
     "safe_name",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import unicodedata
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -23,6 +24,25 @@ def check_key(key: str) -> str:
     normal = posixpath.normpath(key)
     if normal != key or normal.startswith("..") or "/../" in f"/{normal}/":
         raise StorageError(f"invalid storage key {key!r}")
+    return normal
+
+
+MAX_NAME_CHARS = 200
+
+
+def check_name(name: str, what: str = "file name") -> str:
+    """A folder or file name to use as it is: one path segment, no control characters,
+    not hidden (dot names are enlarger's own, like `.trash`); Unicode is welcome and
+    normalised to NFC. StorageError says what is wrong."""
+    normal = unicodedata.normalize("NFC", name)
+    if not normal or len(normal) > MAX_NAME_CHARS:
+        raise StorageError(f"a {what} must be 1 to {MAX_NAME_CHARS} characters")
+    if "/" in normal or "\\" in normal:
+        raise StorageError(f"the {what} {name!r} contains a path separator")
+    if any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in normal):
+        raise StorageError(f"the {what} {name!r} contains a control character")
+    if normal.startswith(".") or normal != normal.strip():
+        raise StorageError(f"the {what} {name!r} may not start with a dot or a space")
     return normal
 
 

@@ -1,0 +1,457 @@
+"""Projects and their photos (reference 003): a project is a folder of files under
+`projects/<folder>/`; a photo is every file in it sharing a base name (IMG_0001.JPG and
+IMG_0001.CR2), with the user's intent to keep or drop its JPG and its RAW.
+
+Each file is an image row (so the photo API sees it too), linked to its photo with a
+role: `jpg` for any rendered image, `raw` for camera RAW. A photo's thumbnails and
+preview are made from its JPG when it has one, else from its RAW.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from enlarger.db.schema import images, photo_files, photos, projects
+from enlarger.db.types import db_now
+from enlarger.library import service
+from enlarger.library.runtime import Library
+from enlarger.library.service import Conflict, ImageStatus, JobType, NotFound, Received
+from enlarger.media import MediaError
+from enlarger.media.sniff import RAW_FORMATS
+from enlarger.storage import StorageError, check_name
+
+JPG, RAW = "jpg", "raw"
+SIDECAR_SUFFIXES = (".xmp",)  # carried along with their photo, never decoded
+PENDING, PROCESSING, DONE, FAILED = "pending", "processing", "done", "failed"
+
+
+class InvalidName(ValueError):
+    """A folder or file name enlarger will not use; the message says why."""
+
+
+def check_folder(folder: str) -> str:
+    try:
+        return check_name(folder, "folder name")
+    except StorageError as error:
+        raise InvalidName(str(error)) from None
+
+
+def basename_of(filename: str) -> str:
+    """The name without its last extension: what a JPG and its RAW share."""
+    stem, dot, _ = filename.rpartition(".")
+    return stem if dot and stem else filename
+
+
+def role_of(image_format: str) -> str:
+    return RAW if image_format in RAW_FORMATS else JPG
+
+
+# ---- projects ------------------------------------------------------------------------------
+
+
+def create_project(library: Library, folder: str, title: str | None = None) -> sa.Row[Any]:
+    """A new, empty project; Conflict when the folder (or the title, which is also its
+    collection name in the photo API) is taken."""
+    folder = check_folder(folder)
+    name = (title or folder).strip() or folder
+    try:
+        with library.engine.begin() as conn:
+            conn.execute(
+                projects.insert().values(name=name, folder=folder, title=title, created_at=db_now())
+            )
+    except sa.exc.IntegrityError:
+        raise Conflict(
+            f"a project with the folder {folder!r} or the name {name!r} exists"
+        ) from None
+    return get_project(library, folder)
+
+
+def get_project(library: Library, folder: str) -> sa.Row[Any]:
+    with library.engine.connect() as conn:
+        row = conn.execute(sa.select(projects).where(projects.c.folder == folder)).first()
+    if row is None:
+        raise NotFound(f"no project {folder!r}")
+    return row
+
+
+def list_projects(library: Library) -> list[sa.Row[Any]]:
+    """Every project with how many photos it has, oldest first."""
+    photo_count = (
+        sa.select(sa.func.count())
+        .where(photos.c.project_id == projects.c.id)
+        .scalar_subquery()
+        .label("photo_count")
+    )
+    with library.engine.connect() as conn:
+        return list(conn.execute(sa.select(projects, photo_count).order_by(projects.c.id)))
+
+
+# ---- upload --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What became of one uploaded file."""
+
+    filename: str | None
+    stored_as: str | None = None
+    basename: str | None = None
+    role: str | None = None
+    image_id: str | None = None
+    duplicate: bool = False
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class ProjectUpload:
+    files: list[FileOutcome]
+    job_id: int | None  # the upload_postprocess job, when any file is new
+
+
+def upload(
+    library: Library, folder: str, received: list[tuple[str | None, Received]]
+) -> ProjectUpload:
+    """Record uploaded files as photos of the project and enqueue one `upload_postprocess`
+    job with an item per new file, all in one transaction. A file enlarger refuses (a bad
+    name, not an image) is reported and dropped; the others go on."""
+    project = get_project(library, folder)
+    outcomes: list[FileOutcome] = []
+    accepted: list[tuple[str, dict[str, Any], Received]] = []
+    for filename, upload_ in received:
+        try:
+            name = check_name(filename or "", "file name")
+        except StorageError as error:
+            upload_.path.unlink(missing_ok=True)
+            outcomes.append(
+                FileOutcome(filename, error_code="INVALID_NAME", error_message=str(error))
+            )
+            continue
+        if name.lower().endswith(SIDECAR_SUFFIXES):
+            outcomes.append(_store_sidecar(library, project, name, upload_))
+            continue
+        row, failed = service.examine(library, upload_, filename=name)
+        if failed is not None:
+            upload_.path.unlink(missing_ok=True)
+            outcomes.append(_refused(name, failed))
+            continue
+        accepted.append((name, row, upload_))
+    recorded, job_id = _record(library, project, accepted)
+    return ProjectUpload(outcomes + recorded, job_id)
+
+
+def _refused(filename: str, error: MediaError) -> FileOutcome:
+    return FileOutcome(filename, error_code=error.code.value, error_message=error.message)
+
+
+def _record(
+    library: Library, project: sa.Row[Any], accepted: list[tuple[str, dict[str, Any], Received]]
+) -> tuple[list[FileOutcome], int | None]:
+    outcomes: list[FileOutcome] = []
+    new_names: list[str] = []
+    with library.engine.begin() as conn:
+        for name, row, upload_ in accepted:
+            existing = _same_bytes(conn, project.id, row["checksum"])
+            if existing is not None:
+                upload_.path.unlink(missing_ok=True)
+                outcomes.append(_duplicate(name, existing))
+                continue
+            stored_as = _free_name(conn, project.id, name)
+            role = role_of(row["format"])
+            photo_id = _photo_for(conn, project.id, basename_of(stored_as))
+            now = db_now()
+            conn.execute(
+                images.insert().values(
+                    **(row | {"original_filename": stored_as}),
+                    project_id=project.id,
+                    uploaded_at=now,
+                    updated_at=now,
+                )
+            )
+            conn.execute(
+                photo_files.insert().values(image_id=row["id"], photo_id=photo_id, role=role)
+            )
+            keep = {"keep_jpg": True} if role == JPG else {"keep_raw": True}
+            conn.execute(
+                photos.update().where(photos.c.id == photo_id).values(updated_at=now, **keep)
+            )
+            new_names.append(stored_as)
+            outcomes.append(FileOutcome(name, stored_as, basename_of(stored_as), role, row["id"]))
+        job_id = None
+        if new_names:
+            job_id = library.queue.enqueue(
+                JobType.UPLOAD_POSTPROCESS,
+                {"folder": project.folder, "filenames": new_names},
+                priority=service.UPLOAD_PRIORITY,
+                items=new_names,
+                conn=conn,
+            ).id
+    return outcomes, job_id
+
+
+def _duplicate(filename: str, existing: sa.Row[Any]) -> FileOutcome:
+    """These bytes are already in the project, as `existing`."""
+    stored_as = existing.original_filename
+    return FileOutcome(
+        filename, stored_as, basename_of(stored_as), image_id=existing.id, duplicate=True
+    )
+
+
+def _same_bytes(conn: sa.Connection, project_id: int, checksum: str) -> sa.Row[Any] | None:
+    return conn.execute(
+        sa.select(images.c.id, images.c.original_filename).where(
+            images.c.project_id == project_id,
+            images.c.checksum == checksum,
+            images.c.deleted_at.is_(None),
+        )
+    ).first()
+
+
+def _free_name(conn: sa.Connection, project_id: int, name: str) -> str:
+    """`name`, or the first `name-2.ext`… no live file of the project has."""
+    for candidate in service.numbered_names(name):
+        taken = conn.execute(
+            sa.select(images.c.id).where(
+                images.c.project_id == project_id,
+                images.c.original_filename == candidate,
+                images.c.deleted_at.is_(None),
+            )
+        ).first()
+        if taken is None:
+            return candidate
+    raise Conflict(f"no free name like {name!r}")
+
+
+def _photo_for(conn: sa.Connection, project_id: int, basename: str) -> int:
+    found = conn.execute(
+        sa.select(photos.c.id).where(
+            photos.c.project_id == project_id, photos.c.basename == basename
+        )
+    ).scalar()
+    if found is not None:
+        return int(found)
+    now = db_now()
+    return int(
+        conn.execute(
+            photos.insert()
+            .values(
+                project_id=project_id,
+                basename=basename,
+                keep_jpg=False,
+                keep_raw=False,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(photos.c.id)
+        ).scalar_one()
+    )
+
+
+def _store_sidecar(
+    library: Library, project: sa.Row[Any], name: str, upload_: Received
+) -> FileOutcome:
+    """An .xmp goes next to its photo's files as it is; the photo remembers it."""
+    basename = basename_of(name)
+    key = f"projects/{project.folder}/{name}"
+    library.blobs.take_file(key, upload_.path)
+    with library.engine.begin() as conn:
+        photo_id = _photo_for(conn, project.id, basename)
+        conn.execute(
+            photos.update()
+            .where(photos.c.id == photo_id)
+            .values(sidecar_key=key, updated_at=db_now())
+        )
+    return FileOutcome(name, name, basename, "sidecar")
+
+
+# ---- processing (the upload_postprocess job) -----------------------------------------------
+
+
+def file_row(library: Library, folder: str, filename: str) -> sa.Row[Any]:
+    """A live file of the project, with its photo and role."""
+    query = (
+        sa.select(images, photo_files.c.photo_id, photo_files.c.role)
+        .join(photo_files, photo_files.c.image_id == images.c.id)
+        .join(projects, projects.c.id == images.c.project_id)
+        .where(
+            projects.c.folder == folder,
+            images.c.original_filename == filename,
+            images.c.deleted_at.is_(None),
+        )
+    )
+    with library.engine.connect() as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        raise NotFound(f"no file {filename!r} in project {folder!r}")
+    return row
+
+
+def is_derivative_source(library: Library, row: sa.Row[Any]) -> bool:
+    """The JPG of a photo, or its RAW when it has no JPG."""
+    if row.role == JPG:
+        return True
+    with library.engine.connect() as conn:
+        jpg = conn.execute(
+            sa.select(images.c.id)
+            .join(photo_files, photo_files.c.image_id == images.c.id)
+            .where(
+                photo_files.c.photo_id == row.photo_id,
+                photo_files.c.role == JPG,
+                images.c.deleted_at.is_(None),
+                images.c.status != ImageStatus.FAILED.value,
+            )
+        ).first()
+    return jpg is None
+
+
+# ---- photos --------------------------------------------------------------------------------
+
+
+def list_photos(library: Library, folder: str) -> list[dict[str, Any]]:
+    """Every photo of the project with its files, availability, keep flags and the state
+    of its thumbnails and preview, in base name order."""
+    project = get_project(library, folder)
+    with library.engine.connect() as conn:
+        photo_rows = list(
+            conn.execute(
+                sa.select(photos)
+                .where(photos.c.project_id == project.id)
+                .order_by(photos.c.basename)
+            )
+        )
+        file_rows = list(
+            conn.execute(
+                sa.select(
+                    photo_files.c.photo_id,
+                    photo_files.c.role,
+                    images.c.id,
+                    images.c.original_filename,
+                    images.c.status,
+                    images.c.size_bytes,
+                    images.c.error_code,
+                    images.c.updated_at,
+                )
+                .join(images, images.c.id == photo_files.c.image_id)
+                .where(images.c.project_id == project.id, images.c.deleted_at.is_(None))
+                .order_by(images.c.original_filename)
+            )
+        )
+    files_of: dict[int, list[sa.Row[Any]]] = {}
+    for row in file_rows:
+        files_of.setdefault(row.photo_id, []).append(row)
+    sources = {p.id: _source(files_of.get(p.id, [])) for p in photo_rows}
+    made = service.derivatives_of(library, [s.id for s in sources.values() if s is not None])
+    return [
+        _photo(library, project, p, files_of.get(p.id, []), sources[p.id], made) for p in photo_rows
+    ]
+
+
+def get_photo(library: Library, folder: str, basename: str) -> dict[str, Any]:
+    for photo in list_photos(library, folder):
+        if photo["basename"] == basename:
+            return photo
+    raise NotFound(f"no photo {basename!r} in project {folder!r}")
+
+
+def set_keep(
+    library: Library,
+    folder: str,
+    basename: str,
+    keep_jpg: bool | None = None,
+    keep_raw: bool | None = None,
+) -> dict[str, Any]:
+    """Record the user's intent; nothing moves until commit-changes."""
+    project = get_project(library, folder)
+    values: dict[str, Any] = {"updated_at": db_now()}
+    if keep_jpg is not None:
+        values["keep_jpg"] = keep_jpg
+    if keep_raw is not None:
+        values["keep_raw"] = keep_raw
+    with library.engine.begin() as conn:
+        changed = conn.execute(
+            photos.update()
+            .where(photos.c.project_id == project.id, photos.c.basename == basename)
+            .values(**values)
+        ).rowcount
+    if not changed:
+        raise NotFound(f"no photo {basename!r} in project {folder!r}")
+    return get_photo(library, folder, basename)
+
+
+def _source(files: list[sa.Row[Any]]) -> sa.Row[Any] | None:
+    usable = [f for f in files if f.status != ImageStatus.FAILED.value]
+    jpgs = [f for f in usable if f.role == JPG]
+    raws = [f for f in usable if f.role == RAW]
+    return (jpgs or raws or [None])[0]
+
+
+def _photo(
+    library: Library,
+    project: sa.Row[Any],
+    photo: sa.Row[Any],
+    files: list[sa.Row[Any]],
+    source: sa.Row[Any] | None,
+    made: dict[str, dict[str, sa.Row[Any]]],
+) -> dict[str, Any]:
+    ttl = library.settings.url_expiry_seconds
+    have = made.get(source.id, {}) if source is not None else {}
+    thumbnails = [have[r.name] for r in library.recipes.thumbnails if r.name in have]
+    preview = have.get(library.recipes.preview.name)
+    thumbnail = service.default_thumbnail(library, have)
+    return {
+        "basename": photo.basename,
+        "project_folder": project.folder,
+        "files": [
+            {
+                "filename": f.original_filename,
+                "role": f.role,
+                "imageId": f.id,
+                "status": f.status,
+                "sizeBytes": f.size_bytes,
+                "errorCode": f.error_code,
+            }
+            for f in files
+        ],
+        "sidecar": photo.sidecar_key.rsplit("/", 1)[-1] if photo.sidecar_key else None,
+        "jpg_available": any(f.role == JPG for f in files),
+        "raw_available": any(f.role == RAW for f in files),
+        "keep_jpg": photo.keep_jpg,
+        "keep_raw": photo.keep_raw,
+        "source": source.original_filename if source is not None else None,
+        "thumbnail_status": _status(
+            source, len(thumbnails) == len(library.recipes.thumbnails), files
+        ),
+        "preview_status": _status(source, preview is not None, files),
+        "thumbnailUrl": library.blobs.url(thumbnail.storage_key, ttl) if thumbnail else None,
+        "previewUrl": library.blobs.url(preview.storage_key, ttl) if preview else None,
+        "updated_at": _iso(photo.updated_at),
+    }
+
+
+def _status(source: sa.Row[Any] | None, made: bool, files: list[sa.Row[Any]]) -> str:
+    if made:
+        return DONE
+    if source is None:
+        return FAILED if files else PENDING
+    return PROCESSING if source.status == ImageStatus.PROCESSING.value else PENDING
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def item_event_data(library: Library, folder: str, filename: str) -> dict[str, Any]:
+    """What an item event says about a file's photo (reference 003's SSE `item` shape)."""
+    photo = get_photo(library, folder, basename_of(filename))
+    return {
+        "type": "item",
+        "project_folder": folder,
+        "filename": filename,
+        "thumbnail_status": photo["thumbnail_status"],
+        "preview_status": photo["preview_status"],
+        "updated_at": photo["updated_at"],
+    }

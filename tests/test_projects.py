@@ -1,0 +1,163 @@
+"""Projects and their photos over the HTTP API on a real server, on both backends: JPG +
+RAW pairs, lone RAWs, sidecars, per-file results and keep flags, with real files on disk."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pyvips
+
+from enlarger.library.runtime import Library
+from enlarger.queue import Worker
+from tests.conftest import wait_for
+from tests.images import dng, jpeg
+
+
+@pytest.fixture
+def client(live_server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_server, timeout=30) as client:
+        yield client
+
+
+def _upload(client: httpx.Client, folder: str, *paths: Path, names: list[str] | None = None):
+    names = names or [p.name for p in paths]
+    files = [("files", (name, p.read_bytes())) for name, p in zip(names, paths, strict=True)]
+    return client.post(f"/api/projects/{folder}/upload", files=files)
+
+
+def _photo(client: httpx.Client, folder: str, basename: str) -> dict[str, Any]:
+    photos = client.get(f"/api/projects/{folder}/photos").json()["photos"]
+    return next(p for p in photos if p["basename"] == basename)
+
+
+def _processed(client: httpx.Client, folder: str, basename: str) -> dict[str, Any] | None:
+    photo = _photo(client, folder, basename)
+    done = photo["thumbnail_status"] == photo["preview_status"] == "done"
+    return photo if done and all(f["status"] == "STORED" for f in photo["files"]) else None
+
+
+def _size(client: httpx.Client, url: str) -> tuple[int, int]:
+    image = pyvips.Image.new_from_buffer(client.get(url).content, "")
+    return image.width, image.height
+
+
+def test_projects_are_created_listed_and_named_safely(client: httpx.Client) -> None:
+    created = client.post("/api/projects", json={"folder": "Été 2026", "title": "Summer"})
+    assert created.status_code == 201, created.text
+    assert created.json() | {"createdAt": None} == {
+        "folder": "Été 2026",
+        "title": "Summer",
+        "collection": "Summer",
+        "createdAt": None,
+        "photoCount": 0,
+    }
+    assert client.post("/api/projects", json={"folder": "Été 2026"}).status_code == 409
+    for bad in ("../up", ".trash", "a/b", "tab\there", " padded"):
+        refused = client.post("/api/projects", json={"folder": bad})
+        assert refused.status_code == 422, bad
+        assert refused.json()["detail"]
+    assert client.post("/api/projects", json={"folder": "x", "owner": "me"}).status_code == 422
+    listed = client.get("/api/projects").json()["projects"]
+    assert [(p["folder"], p["photoCount"]) for p in listed] == [("Été 2026", 0)]
+    assert _upload(client, "nope", Path(__file__)).status_code == 404
+
+
+def test_jpg_and_raw_pair_shows_the_jpg(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    client.post("/api/projects", json={"folder": "shoot"})
+    jpg = jpeg(tmp_path / "IMG_0001.JPG", 2400, 1600)
+    raw = dng(tmp_path / "IMG_0001.DNG", 1200, 800)
+    xmp = tmp_path / "IMG_0001.xmp"
+    xmp.write_text("<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
+    response = _upload(client, "shoot", jpg, raw, xmp)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    by_name = {f["filename"]: f for f in body["files"]}
+    assert (by_name["IMG_0001.JPG"]["role"], by_name["IMG_0001.DNG"]["role"]) == ("jpg", "raw")
+    assert by_name["IMG_0001.xmp"]["role"] == "sidecar"
+    assert {f["basename"] for f in body["files"]} == {"IMG_0001"}
+
+    pending = _photo(client, "shoot", "IMG_0001")
+    assert pending["jpg_available"] and pending["raw_available"]
+    assert pending["keep_jpg"] and pending["keep_raw"]
+    assert pending["thumbnail_status"] == "pending" and pending["sidecar"] == "IMG_0001.xmp"
+
+    run_worker()
+    photo = wait_for(lambda: _processed(client, "shoot", "IMG_0001"), timeout=60)
+    assert photo["source"] == "IMG_0001.JPG"
+    assert _size(client, photo["previewUrl"]) == (2000, 1333)  # the JPG's, not the RAW's
+    assert _size(client, photo["thumbnailUrl"]) == (256, 171)
+    raw_image = client.get(f"/api/images/{by_name['IMG_0001.DNG']['image_id']}").json()
+    assert raw_image["status"] == "STORED" and raw_image["sizes"] == {}
+
+    folder = library.blobs.path("projects/shoot")  # type: ignore[attr-defined]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "IMG_0001.DNG",
+        "IMG_0001.JPG",
+        "IMG_0001.xmp",
+    ]
+    assert (folder / "IMG_0001.DNG").read_bytes() == raw.read_bytes()
+    job = client.get(f"/api/admin/jobs/{body['jobId']}").json()
+    assert job["type"] == "upload_postprocess" and job["status"] == "COMPLETED"
+    assert job["itemsSummary"]["done"] == 2
+
+
+def test_a_lone_raw_shows_itself(
+    client: httpx.Client, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    client.post("/api/projects", json={"folder": "raws"})
+    _upload(client, "raws", dng(tmp_path / "DSC_0002.DNG", 1200, 800))
+    run_worker()
+    photo = wait_for(lambda: _processed(client, "raws", "DSC_0002"), timeout=60)
+    assert (photo["source"], photo["jpg_available"], photo["raw_available"]) == (
+        "DSC_0002.DNG",
+        False,
+        True,
+    )
+    assert _size(client, photo["previewUrl"]) == (1200, 800)
+
+
+def test_each_file_gets_its_own_result(client: httpx.Client, tmp_path: Path) -> None:
+    client.post("/api/projects", json={"folder": "mixed"})
+    good = jpeg(tmp_path / "a.jpg", 300, 200)
+    other = jpeg(tmp_path / "b.jpg", 320, 200)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo")
+    response = _upload(
+        client,
+        "mixed",
+        good,
+        notes,
+        good,
+        other,
+        names=["IMG_1.jpg", "notes.txt", "copy.jpg", ".x.jpg"],
+    )
+    assert response.status_code == 201
+    results = response.json()["files"]
+    assert [(r["filename"], r["error_code"], r["duplicate"]) for r in results] == [
+        ("notes.txt", "UNSUPPORTED_FORMAT", False),
+        (".x.jpg", "INVALID_NAME", False),
+        ("IMG_1.jpg", None, False),
+        ("copy.jpg", None, True),
+    ]
+    assert results[3]["stored_as"] == "IMG_1.jpg"  # the same bytes: the file already there
+
+    again = _upload(client, "mixed", other, names=["IMG_1.jpg"])  # same name, other bytes
+    assert again.json()["files"][0]["stored_as"] == "IMG_1-2.jpg"
+    basenames = [p["basename"] for p in client.get("/api/projects/mixed/photos").json()["photos"]]
+    assert basenames == ["IMG_1", "IMG_1-2"]
+
+
+def test_keep_flags_are_recorded(client: httpx.Client, tmp_path: Path) -> None:
+    client.post("/api/projects", json={"folder": "cull"})
+    _upload(client, "cull", jpeg(tmp_path / "P1.jpg", 300, 200), dng(tmp_path / "P1.dng", 600, 400))
+    changed = client.patch("/api/projects/cull/photos/P1", json={"keep_raw": False})
+    assert changed.status_code == 200
+    assert (changed.json()["keep_jpg"], changed.json()["keep_raw"]) == (True, False)
+    assert client.patch("/api/projects/cull/photos/P9", json={"keep_raw": False}).status_code == 404
+    assert client.patch("/api/projects/cull/photos/P1", json={"keep": 1}).status_code == 422
