@@ -161,3 +161,50 @@ def test_keep_flags_are_recorded(client: httpx.Client, tmp_path: Path) -> None:
     assert (changed.json()["keep_jpg"], changed.json()["keep_raw"]) == (True, False)
     assert client.patch("/api/projects/cull/photos/P9", json={"keep_raw": False}).status_code == 404
     assert client.patch("/api/projects/cull/photos/P1", json={"keep": 1}).status_code == 422
+
+
+def test_commit_trashes_what_is_not_kept_and_restore_brings_it_back(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    client.post("/api/projects", json={"folder": "cull"})
+    jpg = jpeg(tmp_path / "P1.JPG", 2400, 1600)
+    raw = dng(tmp_path / "P1.DNG", 1200, 800)
+    _upload(client, "cull", jpg, raw)
+    run_worker()
+    wait_for(lambda: _processed(client, "cull", "P1"), timeout=60)
+    folder = library.blobs.path("projects/cull")  # type: ignore[attr-defined]
+
+    client.patch("/api/projects/cull/photos/P1", json={"keep_raw": False})
+    committed = client.post("/api/projects/cull/commit-changes").json()
+    assert committed == {"trashed": ["P1.DNG"], "regenerating": []}
+    assert not (folder / "P1.DNG").exists()
+    assert [p.name.endswith("-P1.DNG") for p in (folder / ".trash").iterdir()] == [True]
+    photo = _photo(client, "cull", "P1")
+    assert (photo["jpg_available"], photo["raw_available"]) == (True, False)
+    assert photo["thumbnail_status"] == "done"
+
+    restored = client.post(
+        "/api/projects/cull/trash/restore", json={"filenames": ["P1.DNG", "X.DNG"]}
+    )
+    assert restored.json() == {"restored": ["P1.DNG"], "refused": {"X.DNG": "not in the trash"}}
+    assert (folder / "P1.DNG").read_bytes() == raw.read_bytes()
+    assert not list((folder / ".trash").iterdir())
+    assert _photo(client, "cull", "P1")["raw_available"] is True
+
+    client.patch("/api/projects/cull/photos/P1", json={"keep_jpg": False})
+    committed = client.post("/api/projects/cull/commit-changes").json()
+    assert committed == {"trashed": ["P1.JPG"], "regenerating": ["P1.DNG"]}
+    photo = wait_for(lambda: _processed(client, "cull", "P1"), timeout=60)
+    assert photo["source"] == "P1.DNG"
+    assert _size(client, photo["previewUrl"]) == (1200, 800)  # now made from the RAW
+
+
+def test_revert_resets_intent_to_what_is_there(client: httpx.Client, tmp_path: Path) -> None:
+    client.post("/api/projects", json={"folder": "undo"})
+    _upload(client, "undo", jpeg(tmp_path / "Q.jpg", 300, 200))
+    client.patch("/api/projects/undo/photos/Q", json={"keep_jpg": False, "keep_raw": True})
+    assert client.post("/api/projects/undo/revert-changes").json() == {"photosChanged": 1}
+    photo = _photo(client, "undo", "Q")
+    assert (photo["keep_jpg"], photo["keep_raw"]) == (True, False)
+    assert client.post("/api/projects/undo/revert-changes").json() == {"photosChanged": 0}
+    assert client.post("/api/projects/nope/revert-changes").status_code == 404

@@ -81,3 +81,32 @@ def list_photos(folder: str, library: LibraryDep) -> dict[str, Any]:
 )
 def set_keep(folder: str, basename: str, change: KeepChange, library: LibraryDep) -> dict[str, Any]:
     return projects.set_keep(library, folder, basename, change.keep_jpg, change.keep_raw)
+
+
+class RestoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    filenames: list[str] = Field(min_length=1, max_length=1000)
+
+
+@router.post(
+    "/api/projects/{folder}/commit-changes",
+    summary="Apply the keep flags: files not kept go to the project's .trash",
+)
+def commit_changes(folder: str, library: LibraryDep) -> dict[str, Any]:
+    return asdict(projects.commit_changes(library, folder))
+
+
+@router.post(
+    "/api/projects/{folder}/revert-changes",
+    summary="Reset every photo's keep flags to the files it has (nothing moves)",
+)
+def revert_changes(folder: str, library: LibraryDep) -> dict[str, Any]:
+    return {"photosChanged": projects.revert_changes(library, folder)}
+
+
+@router.post(
+    "/api/projects/{folder}/trash/restore",
+    summary="Bring files back from the project's .trash while they are there",
+)
+def restore(folder: str, request: RestoreRequest, library: LibraryDep) -> dict[str, Any]:
+    return asdict(projects.restore_from_trash(library, folder, request.filenames))

@@ -382,6 +382,146 @@ def set_keep(
     return get_photo(library, folder, basename)
 
 
+# ---- culling: commit, revert, restore ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Committed:
+    trashed: list[str]  # file names moved to the project's .trash
+    regenerating: list[str]  # RAWs that now show their photo and get derivatives
+
+
+def commit_changes(library: Library, folder: str) -> Committed:
+    """Apply the keep flags: every JPG or RAW not kept goes to `.trash` (its derivatives
+    are deleted at once); a photo left with only its RAW gets derivatives from it; a
+    photo left with no file takes its sidecar to the trash too."""
+    trashed: list[str] = []
+    regenerating: list[str] = []
+    for photo in list_photos(library, folder):
+        drop = {JPG: not photo["keep_jpg"], RAW: not photo["keep_raw"]}
+        gone = [f for f in photo["files"] if drop[f["role"]]]
+        for file in gone:
+            service.delete_image(library, file["imageId"])
+            trashed.append(file["filename"])
+        left = [f for f in photo["files"] if f not in gone]
+        if not gone:
+            continue
+        if not left:
+            _trash_sidecar(library, folder, photo["basename"])
+        elif photo["source"] in {f["filename"] for f in gone}:
+            shown = sorted(left, key=lambda f: f["role"] != JPG)[0]  # a JPG, else the RAW
+            if _regenerate(library, shown["imageId"]):
+                regenerating.append(shown["filename"])
+    return Committed(trashed, regenerating)
+
+
+def revert_changes(library: Library, folder: str) -> int:
+    """Reset every photo's intent to what is there; returns how many photos changed."""
+    project = get_project(library, folder)
+
+    def available(role: str) -> sa.Exists:
+        return (
+            sa.select(photo_files.c.image_id)
+            .join(images, images.c.id == photo_files.c.image_id)
+            .where(
+                photo_files.c.photo_id == photos.c.id,
+                photo_files.c.role == role,
+                images.c.deleted_at.is_(None),
+            )
+            .exists()
+        )
+
+    with library.engine.begin() as conn:
+        return conn.execute(
+            photos.update()
+            .where(
+                photos.c.project_id == project.id,
+                sa.or_(photos.c.keep_jpg != available(JPG), photos.c.keep_raw != available(RAW)),
+            )
+            .values(keep_jpg=available(JPG), keep_raw=available(RAW), updated_at=db_now())
+        ).rowcount
+
+
+@dataclass(frozen=True)
+class Restored:
+    restored: list[str]
+    refused: dict[str, str]  # file name → why it stays in the trash
+
+
+def restore_from_trash(library: Library, folder: str, filenames: list[str]) -> Restored:
+    """Bring trashed files back under their names while they are still in the trash,
+    marked to be kept; a restored JPG gets its derivatives again."""
+    project = get_project(library, folder)
+    restored: list[str] = []
+    refused: dict[str, str] = {}
+    for name in filenames:
+        with library.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(
+                    images.c.id, images.c.original_key, photo_files.c.role, photo_files.c.photo_id
+                )
+                .join(photo_files, photo_files.c.image_id == images.c.id)
+                .where(
+                    images.c.project_id == project.id,
+                    images.c.original_filename == name,
+                    images.c.deleted_at.is_not(None),
+                    images.c.original_key.like(f"projects/{folder}/.trash/%"),
+                )
+                .order_by(images.c.deleted_at.desc())
+            ).first()
+        if row is None or not library.blobs.exists(row.original_key):
+            refused[name] = "not in the trash"
+            continue
+        try:
+            service.restore_image(library, row.id, f"projects/{folder}/{name}")
+        except Conflict as error:
+            refused[name] = str(error)
+            continue
+        with library.engine.begin() as conn:  # brought back: meant to be kept
+            conn.execute(
+                photos.update()
+                .where(photos.c.id == row.photo_id)
+                .values(updated_at=db_now(), **{f"keep_{row.role}": True})
+            )
+        if row.role == JPG:
+            _regenerate(library, row.id)
+        restored.append(name)
+    return Restored(restored, refused)
+
+
+def _regenerate(library: Library, image_id: str) -> bool:
+    """Queue the preview (then the thumbnails) of the file that now shows its photo;
+    False when it is not stored yet (its upload_postprocess item will see to it)."""
+    row = service.get_image_row(library, image_id)
+    if row.original_key is None:
+        return False
+    with library.engine.begin() as conn:
+        service.enqueue_preview(
+            library, conn, row.id, row.original_key, service.DERIVATIVE_PRIORITY
+        )
+    return True
+
+
+def _trash_sidecar(library: Library, folder: str, basename: str) -> None:
+    project = get_project(library, folder)
+    with library.engine.begin() as conn:
+        key = conn.execute(
+            sa.select(photos.c.sidecar_key).where(
+                photos.c.project_id == project.id, photos.c.basename == basename
+            )
+        ).scalar()
+        if key is None:
+            return
+        trash_key = f"projects/{folder}/.trash/{key.rsplit('/', 1)[-1]}"
+        conn.execute(
+            photos.update()
+            .where(photos.c.project_id == project.id, photos.c.basename == basename)
+            .values(sidecar_key=None, updated_at=db_now())
+        )
+        if library.blobs.exists(key):
+            library.blobs.move(key, trash_key)
+
+
 def _source(files: list[sa.Row[Any]]) -> sa.Row[Any] | None:
     usable = [f for f in files if f.status != ImageStatus.FAILED.value]
     jpgs = [f for f in usable if f.role == JPG]

@@ -629,6 +629,28 @@ def delete_image(library: Library, image_id: str) -> None:
         Path(row.temp_path).unlink(missing_ok=True)
 
 
+def restore_image(library: Library, image_id: str, key: str) -> None:
+    """Bring a deleted image's original back from the trash to `key`; Conflict when a
+    live file holds that name or the project holds these bytes again."""
+    with library.engine.begin() as conn:
+        row = conn.execute(sa.select(images).where(images.c.id == image_id)).one()
+        if _live_duplicate(conn, row.project_id, row.checksum) is not None:
+            raise Conflict("the project holds these bytes again")
+        holder = conn.execute(
+            sa.select(images.c.id).where(
+                images.c.original_key == key, images.c.deleted_at.is_(None)
+            )
+        ).first()
+        if holder is not None or library.blobs.exists(key):
+            raise Conflict(f"{key.rsplit('/', 1)[-1]!r} is taken")
+        conn.execute(
+            images.update()
+            .where(images.c.id == image_id)
+            .values(deleted_at=None, original_key=key, updated_at=db_now())
+        )
+        library.blobs.move(row.original_key, key)
+
+
 # ---- backfill -----------------------------------------------------------------------------
 
 
