@@ -149,7 +149,8 @@ def test_backfill_after_a_recipe_change(
     assert thumb.width == 1024 and abs(thumb.height - 683) <= 1  # from the 2000x1333 preview
     new_256 = service.derivatives_of(later, [image_id])[image_id]["thumb_256"].storage_key
     assert new_256 != old_256 and later.blobs.exists(new_256)
-    assert not later.blobs.exists(old_256)  # an older recipe's file is removed
+    # an older recipe's file is removed, just after the new one is recorded
+    wait_for(lambda: not later.blobs.exists(old_256), timeout=10)
     wait_for(lambda: service.backfill(later).images == 0 or None, timeout=30)
     assert service.backfill(later, everything=True).images == 1
 

@@ -155,7 +155,7 @@ def _record(
     new_names: list[str] = []
     with library.engine.begin() as conn:
         for name, row, upload_ in accepted:
-            existing = _same_bytes(conn, project.id, row["checksum"])
+            existing = service.live_duplicate(conn, project.id, row["checksum"])
             if existing is not None:
                 upload_.path.unlink(missing_ok=True)
                 outcomes.append(_duplicate(name, existing))
@@ -199,16 +199,6 @@ def _duplicate(filename: str, existing: sa.Row[Any]) -> FileOutcome:
     return FileOutcome(
         filename, stored_as, basename_of(stored_as), image_id=existing.id, duplicate=True
     )
-
-
-def _same_bytes(conn: sa.Connection, project_id: int, checksum: str) -> sa.Row[Any] | None:
-    return conn.execute(
-        sa.select(images.c.id, images.c.original_filename).where(
-            images.c.project_id == project_id,
-            images.c.checksum == checksum,
-            images.c.deleted_at.is_(None),
-        )
-    ).first()
 
 
 def _free_name(conn: sa.Connection, project_id: int, name: str) -> str:
@@ -291,55 +281,31 @@ def file_row(library: Library, folder: str, filename: str) -> sa.Row[Any]:
 
 
 def is_derivative_source(library: Library, row: sa.Row[Any]) -> bool:
-    """The JPG of a photo, or its RAW when it has no JPG."""
-    if row.role == JPG:
-        return True
+    """Whether this file is the one its photo is shown by (see `_source`)."""
     with library.engine.connect() as conn:
-        jpg = conn.execute(
-            sa.select(images.c.id)
-            .join(photo_files, photo_files.c.image_id == images.c.id)
-            .where(
-                photo_files.c.photo_id == row.photo_id,
-                photo_files.c.role == JPG,
-                images.c.deleted_at.is_(None),
-                images.c.status != ImageStatus.FAILED.value,
-            )
-        ).first()
-    return jpg is None
+        files = list(conn.execute(_files_query().where(photo_files.c.photo_id == row.photo_id)))
+    source = _source(files)
+    return source is not None and source.id == row.id
 
 
 # ---- photos --------------------------------------------------------------------------------
 
 
-def list_photos(library: Library, folder: str) -> list[dict[str, Any]]:
-    """Every photo of the project with its files, availability, keep flags and the state
-    of its thumbnails and preview, in base name order."""
+def list_photos(library: Library, folder: str, basename: str | None = None) -> list[dict[str, Any]]:
+    """The project's photos (or the one called `basename`) with their files,
+    availability, keep flags and the state of their thumbnails and preview, in base
+    name order."""
     project = get_project(library, folder)
+    photo_query = sa.select(photos).where(photos.c.project_id == project.id)
+    files_query = _files_query().where(images.c.project_id == project.id)
+    if basename is not None:
+        photo_query = photo_query.where(photos.c.basename == basename)
+        files_query = files_query.join(photos, photos.c.id == photo_files.c.photo_id).where(
+            photos.c.basename == basename
+        )
     with library.engine.connect() as conn:
-        photo_rows = list(
-            conn.execute(
-                sa.select(photos)
-                .where(photos.c.project_id == project.id)
-                .order_by(photos.c.basename)
-            )
-        )
-        file_rows = list(
-            conn.execute(
-                sa.select(
-                    photo_files.c.photo_id,
-                    photo_files.c.role,
-                    images.c.id,
-                    images.c.original_filename,
-                    images.c.status,
-                    images.c.size_bytes,
-                    images.c.error_code,
-                    images.c.updated_at,
-                )
-                .join(images, images.c.id == photo_files.c.image_id)
-                .where(images.c.project_id == project.id, images.c.deleted_at.is_(None))
-                .order_by(images.c.original_filename)
-            )
-        )
+        photo_rows = list(conn.execute(photo_query.order_by(photos.c.basename)))
+        file_rows = list(conn.execute(files_query.order_by(images.c.original_filename)))
     files_of: dict[int, list[sa.Row[Any]]] = {}
     for row in file_rows:
         files_of.setdefault(row.photo_id, []).append(row)
@@ -351,10 +317,27 @@ def list_photos(library: Library, folder: str) -> list[dict[str, Any]]:
 
 
 def get_photo(library: Library, folder: str, basename: str) -> dict[str, Any]:
-    for photo in list_photos(library, folder):
-        if photo["basename"] == basename:
-            return photo
-    raise NotFound(f"no photo {basename!r} in project {folder!r}")
+    found = list_photos(library, folder, basename)
+    if not found:
+        raise NotFound(f"no photo {basename!r} in project {folder!r}")
+    return found[0]
+
+
+def _files_query() -> sa.Select[Any]:
+    """Live files with their photo and role."""
+    return (
+        sa.select(
+            photo_files.c.photo_id,
+            photo_files.c.role,
+            images.c.id,
+            images.c.original_filename,
+            images.c.status,
+            images.c.size_bytes,
+            images.c.error_code,
+        )
+        .join(images, images.c.id == photo_files.c.image_id)
+        .where(images.c.deleted_at.is_(None))
+    )
 
 
 def set_keep(
@@ -523,6 +506,7 @@ def _trash_sidecar(library: Library, folder: str, basename: str) -> None:
 
 
 def _source(files: list[sa.Row[Any]]) -> sa.Row[Any] | None:
+    """The file a photo is shown by: its JPG, else its RAW (failed files never)."""
     usable = [f for f in files if f.status != ImageStatus.FAILED.value]
     jpgs = [f for f in usable if f.role == JPG]
     raws = [f for f in usable if f.role == RAW]

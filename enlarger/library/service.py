@@ -211,7 +211,7 @@ def _insert_image(
 ) -> sa.Row[Any] | None:
     with library.engine.begin() as conn:
         project_id = project_id_for(conn, collection)
-        existing = _live_duplicate(conn, project_id, row["checksum"])
+        existing = live_duplicate(conn, project_id, row["checksum"])
         if existing is not None:
             return existing
         conn.execute(
@@ -248,7 +248,8 @@ def _ingested(row: sa.Row[Any], created: bool) -> Ingested:
     )
 
 
-def _live_duplicate(conn: sa.Connection, project_id: int, checksum: str) -> sa.Row[Any] | None:
+def live_duplicate(conn: sa.Connection, project_id: int, checksum: str) -> sa.Row[Any] | None:
+    """The project's live image with these bytes, if any."""
     return conn.execute(
         sa.select(images).where(
             images.c.project_id == project_id,
@@ -590,7 +591,7 @@ def update_image(
         if collection is not None and collection.strip():
             project_id = project_id_for(conn, collection.strip())
             if project_id != row.project_id:
-                if _live_duplicate(conn, project_id, row.checksum) is not None:
+                if live_duplicate(conn, project_id, row.checksum) is not None:
                     raise Conflict(f"collection {collection!r} already holds this image's bytes")
                 values["project_id"] = project_id
                 if row.original_key is not None:
@@ -634,7 +635,7 @@ def restore_image(library: Library, image_id: str, key: str) -> None:
     live file holds that name or the project holds these bytes again."""
     with library.engine.begin() as conn:
         row = conn.execute(sa.select(images).where(images.c.id == image_id)).one()
-        if _live_duplicate(conn, row.project_id, row.checksum) is not None:
+        if live_duplicate(conn, row.project_id, row.checksum) is not None:
             raise Conflict("the project holds these bytes again")
         holder = conn.execute(
             sa.select(images.c.id).where(
