@@ -196,9 +196,7 @@ def serve(
     log_level: LogLevel = None,
 ) -> None:
     """Run the HTTP API and WORKERS worker processes; migrates the database first."""
-    import uvicorn
-
-    from enlarger.api import create_app
+    from enlarger.api.app import create_app, run_server
 
     flags = _worker_flags(max_parallel_jobs, priority_lane_slots, handlers, log_level)
     settings = _settings(config, data_dir=data_dir, database_url=database_url, **flags)
@@ -224,7 +222,7 @@ def serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: None)
     try:
-        uvicorn.run(app_, host=host, port=port, log_level=settings.log_level.lower())
+        run_server(app_, host, port, settings.log_level.lower())
     finally:
         for process in processes:
             if process.is_alive():

@@ -64,6 +64,11 @@ class Settings:
     preview_format: str = "jpeg"
     preview_quality: int = 85
 
+    # Project maintenance (reference 003).
+    trash_retention_days: float = 30.0  # trash_maintenance purges what is older
+    settle_seconds: float = 60.0  # files younger than this are being written: left alone
+    manifest_verify_hashes: bool = True  # manifest_check reads every file to hash it
+
     # Serving: blob URLs are signed with secret_key (created in data_dir when empty).
     secret_key: str = ""
     url_expiry_seconds: int = 3600
@@ -77,6 +82,8 @@ class Settings:
             raise SettingsError("stale_seconds must be longer than one heartbeat (heartbeat_ms)")
         if self.max_attempts_default < 1:
             raise SettingsError("max_attempts_default must be at least 1")
+        if self.trash_retention_days < 0 or self.settle_seconds < 0:
+            raise SettingsError("trash_retention_days and settle_seconds cannot be negative")
         if self.image_threads < 0:
             raise SettingsError("image_threads must be 0 (automatic) or more")
         try:

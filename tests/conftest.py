@@ -16,10 +16,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
+import httpx
 import psycopg
 import pytest
 import sqlalchemy as sa
 import uvicorn
+from moto.server import ThreadedMotoServer
 
 from enlarger.api import create_app
 from enlarger.config import Settings
@@ -154,9 +157,9 @@ def make_worker(db_url: str) -> Iterator[Callable[..., Worker]]:
     """Start workers (each with its own engine, like a separate process); stop them after."""
     started: list[tuple[Worker, sa.Engine]] = []
 
-    def make(registry: Any = test_registry, **changes: Any) -> Worker:
+    def make(registry: Any = test_registry, settings: Settings = FAST, **changes: Any) -> Worker:
         engine = create_db_engine(db_url)
-        worker = Worker(store_for_engine(engine), registry, FAST.replace(**changes))
+        worker = Worker(store_for_engine(engine), registry, settings.replace(**changes))
         worker.start()
         started.append((worker, engine))
         return worker
@@ -167,20 +170,48 @@ def make_worker(db_url: str) -> Iterator[Callable[..., Worker]]:
         engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on a loopback port (credentials: see above)."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
 @pytest.fixture
-def library(db_url: str, tmp_path: Path, engine: sa.Engine) -> Library:
-    """The photo library on this test's database, with blobs under tmp_path."""
-    settings = FAST.replace(data_dir=tmp_path / "data", database_url=db_url)
+def bucket(s3_endpoint: str) -> str:
+    name = f"enlarger-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def storage(request: pytest.FixtureRequest) -> str:
+    """Where `library` keeps its blobs: "local" unless a module parametrizes it, as in
+    `pytestmark = pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)`."""
+    return str(getattr(request, "param", "local"))
+
+
+@pytest.fixture
+def library(
+    storage: str, request: pytest.FixtureRequest, db_url: str, tmp_path: Path, engine: sa.Engine
+) -> Library:
+    """The photo library on this test's database, with blobs under tmp_path or in a fresh
+    bucket of moto's S3 server. Files are never left alone as too young (settle_seconds)."""
+    settings = FAST.replace(data_dir=tmp_path / "data", database_url=db_url, settle_seconds=0)
+    if storage == "s3":
+        bucket = request.getfixturevalue("bucket")
+        endpoint = request.getfixturevalue("s3_endpoint")
+        settings = settings.replace(storage_url=f"s3://{bucket}/photos", s3_endpoint_url=endpoint)
     return build_library(settings, engine)
 
 
 @pytest.fixture
 def run_worker(make_worker: Callable[..., Worker], library: Library) -> Callable[[], Worker]:
     """Start a worker running enlarger's own handlers with the library's settings."""
-    settings = library.settings
-    return lambda: make_worker(
-        handlers_registry, data_dir=settings.data_dir, database_url=settings.database_url
-    )
+    return lambda: make_worker(handlers_registry, library.settings)
 
 
 @pytest.fixture
@@ -198,6 +229,12 @@ def live_server(library: Library) -> Iterator[str]:
     server.should_exit = True
     thread.join(10)
     sock.close()
+
+
+@pytest.fixture
+def client(live_server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_server, timeout=30) as client:
+        yield client
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:

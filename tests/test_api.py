@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,6 @@ from enlarger.library.runtime import Library
 from enlarger.queue import Worker
 from tests.conftest import wait_for
 from tests.images import dng, jpeg, jpeg_with_exif, png_declaring
-
-
-@pytest.fixture
-def client(live_server: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_server, timeout=30) as client:
-        yield client
 
 
 def _upload(

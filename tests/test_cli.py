@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import pyvips
 from typer.testing import CliRunner
 
 from enlarger.cli import app
 from enlarger.db import create_db_engine, migrate
 from enlarger.queue import JobQueue, JobStatus
+from tests.conftest import wait_for
 from tests.images import jpeg
+from tests.streams import EventReader
 
 runner = CliRunner()
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -180,3 +185,38 @@ def test_backfill_command(db_url: str, tmp_path: Path) -> None:
     assert code == 2 and "--missing or --all" in out
     code, out = invoke("backfill", "--missing", *common)
     assert code == 0 and "queued derivative work for 0 image(s)" in out
+
+
+def test_serve_ends_open_event_streams_when_it_stops(tmp_path: Path) -> None:
+    """Streams never end by themselves; SIGTERM must still stop `serve` at once, cleanly."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(os.environ, ENLARGER_LOG_LEVEL="WARNING")
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "enlarger", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(f"{base}/healthz"), timeout=30)
+        reader = EventReader(base)
+        reader.start()
+        assert reader.connected.wait(10)
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(15) == 0
+        reader.join(10)
+        assert not reader.is_alive()  # the server ended the stream; the client saw it end
+        assert "Traceback" not in (serve.stderr.read() if serve.stderr else "")
+    finally:
+        serve.kill()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False

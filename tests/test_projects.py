@@ -1,48 +1,22 @@
-"""Projects and their photos over the HTTP API on a real server, on both backends: JPG +
-RAW pairs, lone RAWs, sidecars, per-file results and keep flags, with real files on disk."""
+"""Projects and their photos over the HTTP API on a real server, on both backends and on
+local disk and S3 (moto): JPG + RAW pairs, lone RAWs, sidecars, per-file results, keep
+flags, commit, revert and restore, with real files."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import pyvips
 
 from enlarger.library.runtime import Library
 from enlarger.queue import Worker
 from tests.conftest import wait_for
 from tests.images import dng, jpeg
+from tests.photos import content, listing, photo_of, processed, size_of, upload
 
-
-@pytest.fixture
-def client(live_server: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_server, timeout=30) as client:
-        yield client
-
-
-def _upload(client: httpx.Client, folder: str, *paths: Path, names: list[str] | None = None):
-    names = names or [p.name for p in paths]
-    files = [("files", (name, p.read_bytes())) for name, p in zip(names, paths, strict=True)]
-    return client.post(f"/api/projects/{folder}/upload", files=files)
-
-
-def _photo(client: httpx.Client, folder: str, basename: str) -> dict[str, Any]:
-    photos = client.get(f"/api/projects/{folder}/photos").json()["photos"]
-    return next(p for p in photos if p["basename"] == basename)
-
-
-def _processed(client: httpx.Client, folder: str, basename: str) -> dict[str, Any] | None:
-    photo = _photo(client, folder, basename)
-    done = photo["thumbnail_status"] == photo["preview_status"] == "done"
-    return photo if done and all(f["status"] == "STORED" for f in photo["files"]) else None
-
-
-def _size(client: httpx.Client, url: str) -> tuple[int, int]:
-    image = pyvips.Image.new_from_buffer(client.get(url).content, "")
-    return image.width, image.height
+pytestmark = pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
 
 
 def test_projects_are_created_listed_and_named_safely(client: httpx.Client) -> None:
@@ -63,7 +37,7 @@ def test_projects_are_created_listed_and_named_safely(client: httpx.Client) -> N
     assert client.post("/api/projects", json={"folder": "x", "owner": "me"}).status_code == 422
     listed = client.get("/api/projects").json()["projects"]
     assert [(p["folder"], p["photoCount"]) for p in listed] == [("Été 2026", 0)]
-    assert _upload(client, "nope", Path(__file__)).status_code == 404
+    assert upload(client, "nope", Path(__file__)).status_code == 404
 
 
 def test_jpg_and_raw_pair_shows_the_jpg(
@@ -74,7 +48,7 @@ def test_jpg_and_raw_pair_shows_the_jpg(
     raw = dng(tmp_path / "IMG_0001.DNG", 1200, 800)
     xmp = tmp_path / "IMG_0001.xmp"
     xmp.write_text("<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
-    response = _upload(client, "shoot", jpg, raw, xmp)
+    response = upload(client, "shoot", jpg, raw, xmp)
     assert response.status_code == 201, response.text
     body = response.json()
     by_name = {f["filename"]: f for f in body["files"]}
@@ -82,26 +56,21 @@ def test_jpg_and_raw_pair_shows_the_jpg(
     assert by_name["IMG_0001.xmp"]["role"] == "sidecar"
     assert {f["basename"] for f in body["files"]} == {"IMG_0001"}
 
-    pending = _photo(client, "shoot", "IMG_0001")
+    pending = photo_of(client, "shoot", "IMG_0001")
     assert pending["jpg_available"] and pending["raw_available"]
     assert pending["keep_jpg"] and pending["keep_raw"]
     assert pending["thumbnail_status"] == "pending" and pending["sidecar"] == "IMG_0001.xmp"
 
     run_worker()
-    photo = wait_for(lambda: _processed(client, "shoot", "IMG_0001"), timeout=60)
+    photo = wait_for(lambda: processed(client, "shoot", "IMG_0001"), timeout=60)
     assert photo["source"] == "IMG_0001.JPG"
-    assert _size(client, photo["previewUrl"]) == (2000, 1333)  # the JPG's, not the RAW's
-    assert _size(client, photo["thumbnailUrl"]) == (256, 171)
+    assert size_of(client, photo["previewUrl"]) == (2000, 1333)  # the JPG's, not the RAW's
+    assert size_of(client, photo["thumbnailUrl"]) == (256, 171)
     raw_image = client.get(f"/api/images/{by_name['IMG_0001.DNG']['image_id']}").json()
     assert raw_image["status"] == "STORED" and raw_image["sizes"] == {}
 
-    folder = library.blobs.path("projects/shoot")  # type: ignore[attr-defined]
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "IMG_0001.DNG",
-        "IMG_0001.JPG",
-        "IMG_0001.xmp",
-    ]
-    assert (folder / "IMG_0001.DNG").read_bytes() == raw.read_bytes()
+    assert listing(library, "projects/shoot") == ["IMG_0001.DNG", "IMG_0001.JPG", "IMG_0001.xmp"]
+    assert content(library, "projects/shoot/IMG_0001.DNG") == raw.read_bytes()
     job = client.get(f"/api/admin/jobs/{body['jobId']}").json()
     assert job["type"] == "upload_postprocess" and job["status"] == "COMPLETED"
     assert job["itemsSummary"]["done"] == 2
@@ -111,15 +80,15 @@ def test_a_lone_raw_shows_itself(
     client: httpx.Client, run_worker: Callable[[], Worker], tmp_path: Path
 ) -> None:
     client.post("/api/projects", json={"folder": "raws"})
-    _upload(client, "raws", dng(tmp_path / "DSC_0002.DNG", 1200, 800))
+    upload(client, "raws", dng(tmp_path / "DSC_0002.DNG", 1200, 800))
     run_worker()
-    photo = wait_for(lambda: _processed(client, "raws", "DSC_0002"), timeout=60)
+    photo = wait_for(lambda: processed(client, "raws", "DSC_0002"), timeout=60)
     assert (photo["source"], photo["jpg_available"], photo["raw_available"]) == (
         "DSC_0002.DNG",
         False,
         True,
     )
-    assert _size(client, photo["previewUrl"]) == (1200, 800)
+    assert size_of(client, photo["previewUrl"]) == (1200, 800)
 
 
 def test_each_file_gets_its_own_result(client: httpx.Client, tmp_path: Path) -> None:
@@ -128,7 +97,7 @@ def test_each_file_gets_its_own_result(client: httpx.Client, tmp_path: Path) -> 
     other = jpeg(tmp_path / "b.jpg", 320, 200)
     notes = tmp_path / "notes.txt"
     notes.write_text("not a photo")
-    response = _upload(
+    response = upload(
         client,
         "mixed",
         good,
@@ -147,7 +116,7 @@ def test_each_file_gets_its_own_result(client: httpx.Client, tmp_path: Path) -> 
     ]
     assert results[3]["stored_as"] == "IMG_1.jpg"  # the same bytes: the file already there
 
-    again = _upload(client, "mixed", other, names=["IMG_1.jpg"])  # same name, other bytes
+    again = upload(client, "mixed", other, names=["IMG_1.jpg"])  # same name, other bytes
     assert again.json()["files"][0]["stored_as"] == "IMG_1-2.jpg"
     basenames = [p["basename"] for p in client.get("/api/projects/mixed/photos").json()["photos"]]
     assert basenames == ["IMG_1", "IMG_1-2"]
@@ -155,7 +124,7 @@ def test_each_file_gets_its_own_result(client: httpx.Client, tmp_path: Path) -> 
 
 def test_keep_flags_are_recorded(client: httpx.Client, tmp_path: Path) -> None:
     client.post("/api/projects", json={"folder": "cull"})
-    _upload(client, "cull", jpeg(tmp_path / "P1.jpg", 300, 200), dng(tmp_path / "P1.dng", 600, 400))
+    upload(client, "cull", jpeg(tmp_path / "P1.jpg", 300, 200), dng(tmp_path / "P1.dng", 600, 400))
     changed = client.patch("/api/projects/cull/photos/P1", json={"keep_raw": False})
     assert changed.status_code == 200
     assert (changed.json()["keep_jpg"], changed.json()["keep_raw"]) == (True, False)
@@ -169,17 +138,19 @@ def test_commit_trashes_what_is_not_kept_and_restore_brings_it_back(
     client.post("/api/projects", json={"folder": "cull"})
     jpg = jpeg(tmp_path / "P1.JPG", 2400, 1600)
     raw = dng(tmp_path / "P1.DNG", 1200, 800)
-    _upload(client, "cull", jpg, raw)
+    upload(client, "cull", jpg, raw)
     run_worker()
-    wait_for(lambda: _processed(client, "cull", "P1"), timeout=60)
-    folder = library.blobs.path("projects/cull")  # type: ignore[attr-defined]
+    wait_for(lambda: processed(client, "cull", "P1"), timeout=60)
 
     client.patch("/api/projects/cull/photos/P1", json={"keep_raw": False})
     committed = client.post("/api/projects/cull/commit-changes").json()
-    assert committed == {"trashed": ["P1.DNG"], "regenerating": []}
-    assert not (folder / "P1.DNG").exists()
-    assert [p.name.endswith("-P1.DNG") for p in (folder / ".trash").iterdir()] == [True]
-    photo = _photo(client, "cull", "P1")
+    assert (committed["trashed"], committed["regenerating"]) == (["P1.DNG"], [])
+    for job_id in committed["jobs"].values():  # the reconciliation it queued: nothing to do
+        wait_for(lambda j=job_id: client.get(f"/api/jobs/{j}").json()["status"] == "COMPLETED")
+        assert client.get(f"/api/jobs/{job_id}").json()["result"]["changes"] == []
+    assert listing(library, "projects/cull") == ["P1.JPG"]
+    assert [n.endswith("-P1.DNG") for n in listing(library, "projects/cull/.trash")] == [True]
+    photo = photo_of(client, "cull", "P1")
     assert (photo["jpg_available"], photo["raw_available"]) == (True, False)
     assert photo["thumbnail_status"] == "done"
 
@@ -187,24 +158,24 @@ def test_commit_trashes_what_is_not_kept_and_restore_brings_it_back(
         "/api/projects/cull/trash/restore", json={"filenames": ["P1.DNG", "X.DNG"]}
     )
     assert restored.json() == {"restored": ["P1.DNG"], "refused": {"X.DNG": "not in the trash"}}
-    assert (folder / "P1.DNG").read_bytes() == raw.read_bytes()
-    assert not list((folder / ".trash").iterdir())
-    assert _photo(client, "cull", "P1")["raw_available"] is True
+    assert content(library, "projects/cull/P1.DNG") == raw.read_bytes()
+    assert listing(library, "projects/cull/.trash") == []
+    assert photo_of(client, "cull", "P1")["raw_available"] is True
 
     client.patch("/api/projects/cull/photos/P1", json={"keep_jpg": False})
     committed = client.post("/api/projects/cull/commit-changes").json()
-    assert committed == {"trashed": ["P1.JPG"], "regenerating": ["P1.DNG"]}
-    photo = wait_for(lambda: _processed(client, "cull", "P1"), timeout=60)
+    assert (committed["trashed"], committed["regenerating"]) == (["P1.JPG"], ["P1.DNG"])
+    photo = wait_for(lambda: processed(client, "cull", "P1"), timeout=60)
     assert photo["source"] == "P1.DNG"
-    assert _size(client, photo["previewUrl"]) == (1200, 800)  # now made from the RAW
+    assert size_of(client, photo["previewUrl"]) == (1200, 800)  # now made from the RAW
 
 
 def test_revert_resets_intent_to_what_is_there(client: httpx.Client, tmp_path: Path) -> None:
     client.post("/api/projects", json={"folder": "undo"})
-    _upload(client, "undo", jpeg(tmp_path / "Q.jpg", 300, 200))
+    upload(client, "undo", jpeg(tmp_path / "Q.jpg", 300, 200))
     client.patch("/api/projects/undo/photos/Q", json={"keep_jpg": False, "keep_raw": True})
     assert client.post("/api/projects/undo/revert-changes").json() == {"photosChanged": 1}
-    photo = _photo(client, "undo", "Q")
+    photo = photo_of(client, "undo", "Q")
     assert (photo["keep_jpg"], photo["keep_raw"]) == (True, False)
     assert client.post("/api/projects/undo/revert-changes").json() == {"photosChanged": 0}
     assert client.post("/api/projects/nope/revert-changes").status_code == 404

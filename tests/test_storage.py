@@ -3,8 +3,10 @@ real HTTP), and the photo pipeline running end to end on S3."""
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -12,7 +14,6 @@ import httpx
 import pytest
 import pyvips
 import sqlalchemy as sa
-from moto.server import ThreadedMotoServer
 
 from enlarger.library import service
 from enlarger.library.runtime import Library, build_library
@@ -30,23 +31,6 @@ from enlarger.storage import (
 )
 from tests.conftest import FAST, wait_for
 from tests.images import jpeg
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server on a loopback port (credentials: see conftest)."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def bucket(s3_endpoint: str) -> str:
-    name = f"enlarger-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
-    return name
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -88,6 +72,31 @@ def test_blob_store_contract(blobs: BlobStore, tmp_path: Path) -> None:
     for bad in ("../escape", "/abs/path", "a/../../b", "a\\b", ""):
         with pytest.raises(StorageError):
             blobs.put_bytes(bad, b"x")
+
+
+def test_blob_store_lists_a_folder_and_dates_moves(blobs: BlobStore, tmp_path: Path) -> None:
+    """What maintenance relies on: a folder's own blobs with sizes and times (never its
+    subfolders), and a move into the trash that dates the blob to the move."""
+    blobs.put_bytes("projects/trip/a.jpg", b"aaaa")
+    blobs.put_bytes("projects/trip/b.nef", b"bb")
+    blobs.put_bytes("projects/trip/.trash/old.jpg", b"old")
+    blobs.put_bytes("projects/trip-2/c.jpg", b"c")
+    listed = {info.name: info.size_bytes for info in blobs.list_folder("projects/trip")}
+    assert listed == {"a.jpg": 4, "b.nef": 2}
+    assert [i.name for i in blobs.list_folder("projects/trip/.trash")] == ["old.jpg"]
+    assert list(blobs.list_folder("projects/none")) == []
+
+    if isinstance(blobs, LocalBlobStore):  # an old file, as a camera card's copy would be
+        old = blobs.path("projects/trip/a.jpg")
+        os.utime(old, (old.stat().st_atime, old.stat().st_mtime - 86400))
+        before = blobs.info("projects/trip/a.jpg")
+        assert before is not None
+        assert datetime.now(UTC) - before.modified_at > timedelta(hours=23)
+    blobs.move("projects/trip/a.jpg", "projects/trip/.trash/a.jpg")
+    moved = blobs.info("projects/trip/.trash/a.jpg")
+    assert moved is not None and moved.size_bytes == 4
+    assert abs(datetime.now(UTC) - moved.modified_at) < timedelta(minutes=1)
+    assert blobs.info("projects/trip/a.jpg") is None
 
 
 def test_local_store_takes_a_file_by_renaming_it(tmp_path: Path) -> None:

@@ -3,21 +3,21 @@ them (which the reference deferred), and start a derivative backfill."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
 from enlarger.api.deps import LibraryDep
-from enlarger.api.shapes import images_json, job_detail_json, job_json, pagination
+from enlarger.api.jobs import job_detail, job_or_404
+from enlarger.api.shapes import job_json, pagination
 from enlarger.library import service
 from enlarger.library.runtime import Library
-from enlarger.queue import Job, JobConflict, JobStatus
+from enlarger.queue import JobConflict, JobStatus
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 
 
-def _status_filter(value: str | None) -> str | None:
+def status_filter(value: str | None) -> str | None:
     if value is None:
         return None
     try:
@@ -45,7 +45,7 @@ def list_jobs(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     jobs, total = library.queue.store.list_jobs(
-        status=_status_filter(status),
+        status=status_filter(status),
         job_type=_type_filter(library, type),
         limit=limit,
         offset=offset,
@@ -56,26 +56,9 @@ def list_jobs(
     }
 
 
-def _job_or_404(library: Library, job_id: int) -> Job:
-    job = library.queue.store.get_job(job_id)
-    if job is None:
-        raise HTTPException(404, f"no job {job_id}")
-    return job
-
-
-def _detail(library: Library, job: Job) -> dict[str, Any]:
-    image = None
-    image_id = job.payload.get("imageId") if isinstance(job.payload, dict) else None
-    if isinstance(image_id, str):
-        with contextlib.suppress(service.NotFound):
-            row = service.get_image_row(library, image_id, include_deleted=True)
-            image = images_json(library, [row])[0]
-    return job_detail_json(job, image)
-
-
 @router.get("/jobs/{job_id}", summary="One job: attempts, lease, retry info, its image")
 def get_job(job_id: int, library: LibraryDep) -> dict[str, Any]:
-    return _detail(library, _job_or_404(library, job_id))
+    return job_detail(library, job_or_404(library, job_id))
 
 
 def _steer(library: Library, job_id: int, retry: bool) -> dict[str, Any]:
@@ -86,7 +69,7 @@ def _steer(library: Library, job_id: int, retry: bool) -> dict[str, Any]:
         raise HTTPException(404, f"no job {job_id}") from None
     except JobConflict as exc:
         raise HTTPException(409, str(exc)) from None
-    return _detail(library, job)
+    return job_detail(library, job)
 
 
 @router.post("/jobs/{job_id}/retry", summary="Run a failed or cancelled job again")

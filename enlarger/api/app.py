@@ -1,14 +1,22 @@
-"""The FastAPI application: routers per domain, and errors mapped to 4xx with a reason."""
+"""The FastAPI application: routers per domain, and errors mapped to 4xx with a reason;
+`run_server` serves it with uvicorn."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import FrameType
+
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from enlarger import __version__
-from enlarger.api import admin, images, projects
+from enlarger.api import admin, images, jobs, projects
+from enlarger.api.jobs import EventHub
 from enlarger.api.multipart import MalformedForm
 from enlarger.config import Settings
+from enlarger.library.project_jobs import InvalidJob
 from enlarger.library.projects import InvalidName
 from enlarger.library.runtime import Library, build_library
 from enlarger.library.service import Conflict, NotFound
@@ -16,15 +24,23 @@ from enlarger.media import MediaError, MediaErrorCode
 
 
 def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.event_hub.close()
+
     app = FastAPI(
         title="enlarger",
         version=__version__,
         description="A self-hosted image pipeline: uploads, derivatives and durable jobs.",
+        lifespan=lifespan,
     )
     app.state.library = library or build_library(settings)
+    app.state.event_hub = EventHub(app.state.library.queue.store, settings.poll_interval_ms / 1000)
     app.include_router(images.router)
     app.include_router(admin.router)
     app.include_router(projects.router)
+    app.include_router(jobs.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -39,7 +55,8 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
     @app.exception_handler(InvalidName)
-    async def invalid_name(_request: Request, exc: InvalidName) -> JSONResponse:
+    @app.exception_handler(InvalidJob)
+    async def invalid_request(_request: Request, exc: ValueError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.exception_handler(MalformedForm)
@@ -53,3 +70,22 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
         return JSONResponse(body, status_code=status)
 
     return app
+
+
+STREAM_SHUTDOWN_S = 5  # a stream still open this long after a shutdown began is cut off
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, telling event streams to end when it is asked to stop: they never end by
+    themselves, and uvicorn waits for open responses."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.config.app.state.event_hub.end_streams()
+        super().handle_exit(sig, frame)
+
+
+def run_server(app: FastAPI, host: str, port: int, log_level: str) -> None:
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=STREAM_SHUTDOWN_S
+    )
+    _Server(config).run()

@@ -1,20 +1,23 @@
 """Projects and their photos (reference 003): create and list projects, upload files into
-one, list its photos and record which of each photo's JPG and RAW to keep."""
+one, list its photos and record which of each photo's JPG and RAW to keep; commit and
+revert that intent; queue a project's jobs (derivatives, maintenance) and list them."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from enlarger.api.admin import status_filter
 from enlarger.api.deps import LibraryDep
 from enlarger.api.multipart import read_upload_form
-from enlarger.api.shapes import iso
-from enlarger.library import projects
+from enlarger.api.shapes import iso, job_json, pagination
+from enlarger.library import maintenance, project_jobs, projects
+from enlarger.library.tasks import Maintenance
 
 router = APIRouter()
 
@@ -110,3 +113,74 @@ def revert_changes(folder: str, library: LibraryDep) -> dict[str, Any]:
 )
 def restore(folder: str, request: RestoreRequest, library: LibraryDep) -> dict[str, Any]:
     return asdict(projects.restore_from_trash(library, folder, request.filenames))
+
+
+class ProcessRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    force: bool = False
+    filenames: list[str] | None = Field(None, max_length=project_jobs.MAX_FILENAMES)
+
+
+class JobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(description=f"one of {', '.join(project_jobs.PROJECT_JOB_TYPES)}")
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.post(
+    "/api/projects/{folder}/process",
+    status_code=202,
+    summary="Queue generate_derivatives for the project's photos (or the named files)",
+)
+def process(folder: str, request: ProcessRequest, library: LibraryDep) -> dict[str, Any]:
+    job = project_jobs.process(library, folder, request.force, request.filenames)
+    return {"jobId": job.id, "job": job_json(job)}
+
+
+@router.post(
+    "/api/projects/{folder}/jobs",
+    status_code=202,
+    summary="Queue any project job; payload.filenames become the job's items",
+)
+def enqueue_job(folder: str, request: JobRequest, library: LibraryDep) -> dict[str, Any]:
+    job = project_jobs.enqueue(library, folder, request.type, request.payload)
+    return {"jobId": job.id, "job": job_json(job)}
+
+
+@router.get("/api/projects/{folder}/jobs", summary="The project's jobs, newest first")
+def list_jobs(
+    folder: str,
+    library: LibraryDep,
+    status: Annotated[str | None, Query(description="PENDING, RUNNING, COMPLETED…")] = None,
+    type: Annotated[str | None, Query(description="A project job type")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    if type is not None and type not in project_jobs.PROJECT_JOB_TYPES:
+        known = ", ".join(project_jobs.PROJECT_JOB_TYPES)
+        raise project_jobs.InvalidJob(f"unknown job type {type!r}; use one of {known}")
+    found, total = project_jobs.list_jobs(
+        library, folder, status_filter(status), type, limit, offset
+    )
+    return {
+        "jobs": [job_json(job) for job in found],
+        "pagination": pagination(total, limit, offset, len(found)),
+    }
+
+
+@router.post(
+    "/api/projects/{folder}/maintenance/{task}",
+    summary="Run a maintenance task now: queued, or with dryRun=true the diff it would apply",
+    responses={202: {"description": "Queued: the job's result will hold the report"}},
+)
+def run_maintenance(
+    folder: str,
+    task: Maintenance,
+    library: LibraryDep,
+    dry_run: Annotated[bool, Query(alias="dryRun")] = False,
+) -> JSONResponse:
+    if dry_run:
+        report = maintenance.run(library, task, folder, dry_run=True)
+        return JSONResponse(report.as_dict())
+    job = project_jobs.enqueue(library, folder, task.value, {})
+    return JSONResponse({"jobId": job.id, "job": job_json(job)}, status_code=202)

@@ -10,14 +10,16 @@ the engine.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 
-from enlarger.library import projects, service
+from enlarger.library import maintenance, projects, service
 from enlarger.library.runtime import Library, library_for
 from enlarger.library.service import JobType
+from enlarger.library.tasks import Maintenance
 from enlarger.media import MediaError, Recipe, probe, render
 from enlarger.queue import ItemStatus, JobContext, PermanentError, Registry
 
@@ -78,7 +80,7 @@ def upload_postprocess(ctx: JobContext, payload: dict[str, Any]) -> dict[str, An
     folder, names = payload["folder"], payload["filenames"]
     failed = 0
     for done, name in enumerate(names, start=1):
-        ctx.item(name, ItemStatus.RUNNING)
+        _start_item(ctx, library, folder, name)
         try:
             outcome = _postprocess_file(library, folder, name)
         except PermanentError as error:
@@ -91,6 +93,17 @@ def upload_postprocess(ctx: JobContext, payload: dict[str, Any]) -> dict[str, An
     return {"files": len(names), "failed": failed}
 
 
+def _start_item(ctx: JobContext, library: Library, folder: str, name: str) -> None:
+    """The item is running; its event says what is being made (reference 003's shape)."""
+    data = None
+    with contextlib.suppress(service.NotFound):
+        data = projects.item_event_data(library, folder, name)
+        for field in ("thumbnail_status", "preview_status"):
+            if data[field] != projects.DONE:
+                data[field] = projects.PROCESSING
+    ctx.item(name, ItemStatus.RUNNING, data=data)
+
+
 def _postprocess_file(library: Library, folder: str, name: str) -> dict[str, Any] | None:
     """The item's event data once its file is done; None when it was deleted meanwhile."""
     try:
@@ -98,17 +111,83 @@ def _postprocess_file(library: Library, folder: str, name: str) -> dict[str, Any
     except service.NotFound:
         return None
     key = service.offload_original(library, row.id, enqueue_derivatives=False)
-    if projects.is_derivative_source(library, row):
-        preview = library.recipes.preview
-        payload = {"imageId": row.id, "originalPath": key}
-        _derive(library, payload, key, (preview,))
-        source = service.derivative_key(row.id, preview)
-        if not _preview_can_feed_thumbnails(library):
-            source = key
-        _derive(library, payload, source, library.recipes.thumbnails, keep_thumbhash=True)
+    if projects.is_derivative_source(library, row.id):
+        _render_photo(library, row.id, key)
     else:
         service.mark_stored(library, row.id)
     return projects.item_event_data(library, folder, name)
+
+
+def _render_photo(library: Library, image_id: str, original_key: str) -> None:
+    """Preview, then thumbnails from it, in this job (one item's whole work)."""
+    preview = library.recipes.preview
+    payload = {"imageId": image_id, "originalPath": original_key}
+    _derive(library, payload, original_key, (preview,))
+    source = service.derivative_key(image_id, preview)
+    if not _preview_can_feed_thumbnails(library):
+        source = original_key
+    _derive(library, payload, source, library.recipes.thumbnails, keep_thumbhash=True)
+
+
+@registry.handler(JobType.GENERATE_DERIVATIVES, kind="cpu", max_attempts=3, timeout_s=3600)
+def generate_derivatives(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """Thumbnails and previews for a project's photos (`filenames`, one item each): made
+    where any is missing or not of the current recipes, or for all with `force`. A file
+    its photo is not shown by (a RAW beside its JPG) is skipped."""
+    library = _library(ctx)
+    folder, names = payload["folder"], payload["filenames"]
+    force = bool(payload.get("force"))
+    current = {(r.name, r.hash) for r in library.recipes.all}
+    rendered = failed = 0
+    for done, name in enumerate(names, start=1):
+        _start_item(ctx, library, folder, name)
+        try:
+            row = projects.file_row(library, folder, name)
+        except service.NotFound:
+            ctx.item(name, ItemStatus.SKIPPED, error="no such file in the project")
+            continue
+        made = service.derivatives_of(library, [row.id])[row.id].values()
+        have = {(d.name, d.recipe_hash) for d in made}
+        shows_photo = row.original_key is not None and projects.is_derivative_source(
+            library, row.id
+        )
+        if not shows_photo or (not force and current <= have):
+            ctx.item(name, ItemStatus.SKIPPED, data=projects.item_event_data(library, folder, name))
+        else:
+            try:
+                _render_photo(library, row.id, row.original_key)
+            except PermanentError as error:
+                failed += 1
+                ctx.item(name, ItemStatus.FAILED, error=f"{error.code}: {error}")
+            else:
+                rendered += 1
+                ctx.item(
+                    name, ItemStatus.DONE, data=projects.item_event_data(library, folder, name)
+                )
+        ctx.progress(done / len(names))
+    return {"files": len(names), "rendered": rendered, "failed": failed}
+
+
+def _run_maintenance(task: Maintenance) -> Callable[[JobContext, dict[str, Any]], dict[str, Any]]:
+    def handle(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            report = maintenance.run(
+                _library(ctx), task, payload["folder"], dry_run=bool(payload.get("dryRun"))
+            )
+        except service.NotFound as error:
+            raise PermanentError("NOT_FOUND", str(error)) from None
+        return report.as_dict()
+
+    handle.__doc__ = (
+        f"The project maintenance task {task.value} (see enlarger.library.maintenance)."
+    )
+    return handle
+
+
+for _task in Maintenance:
+    registry.register(
+        _task.value, _run_maintenance(_task), kind="io", max_attempts=3, timeout_s=3600
+    )
 
 
 def _preview_can_feed_thumbnails(library: Library) -> bool:

@@ -20,6 +20,7 @@ from enlarger.db.types import db_now
 from enlarger.library import service
 from enlarger.library.runtime import Library
 from enlarger.library.service import Conflict, ImageStatus, JobType, NotFound, Received
+from enlarger.library.tasks import AFTER_COMMIT, enqueue_task, schedule_project
 from enlarger.media import MediaError
 from enlarger.media.sniff import RAW_FORMATS
 from enlarger.storage import StorageError, check_name
@@ -63,6 +64,7 @@ def create_project(library: Library, folder: str, title: str | None = None) -> s
             conn.execute(
                 projects.insert().values(name=name, folder=folder, title=title, created_at=db_now())
             )
+            schedule_project(library.queue, conn, folder)
     except sa.exc.IntegrityError:
         raise Conflict(
             f"a project with the folder {folder!r} or the name {name!r} exists"
@@ -161,36 +163,80 @@ def _record(
                 outcomes.append(_duplicate(name, existing))
                 continue
             stored_as = _free_name(conn, project.id, name)
-            role = role_of(row["format"])
-            photo_id = _photo_for(conn, project.id, basename_of(stored_as))
-            now = db_now()
-            conn.execute(
-                images.insert().values(
-                    **(row | {"original_filename": stored_as}),
-                    project_id=project.id,
-                    uploaded_at=now,
-                    updated_at=now,
-                )
-            )
-            conn.execute(
-                photo_files.insert().values(image_id=row["id"], photo_id=photo_id, role=role)
-            )
-            keep = {"keep_jpg": True} if role == JPG else {"keep_raw": True}
-            conn.execute(
-                photos.update().where(photos.c.id == photo_id).values(updated_at=now, **keep)
-            )
+            outcomes.append(_insert_file(conn, project.id, name, stored_as, row))
             new_names.append(stored_as)
-            outcomes.append(FileOutcome(name, stored_as, basename_of(stored_as), role, row["id"]))
-        job_id = None
-        if new_names:
-            job_id = library.queue.enqueue(
-                JobType.UPLOAD_POSTPROCESS,
-                {"folder": project.folder, "filenames": new_names},
-                priority=service.UPLOAD_PRIORITY,
-                items=new_names,
-                conn=conn,
-            ).id
+        job_id = _postprocess(library, conn, project.folder, new_names)
     return outcomes, job_id
+
+
+def _insert_file(
+    conn: sa.Connection, project_id: int, given: str, stored_as: str, row: dict[str, Any]
+) -> FileOutcome:
+    """The file's image row, joined to the photo of its base name, which keeps it."""
+    role = role_of(row["format"])
+    photo_id = _photo_for(conn, project_id, basename_of(stored_as))
+    now = db_now()
+    conn.execute(
+        images.insert().values(
+            **(row | {"original_filename": stored_as}),
+            project_id=project_id,
+            uploaded_at=now,
+            updated_at=now,
+        )
+    )
+    conn.execute(photo_files.insert().values(image_id=row["id"], photo_id=photo_id, role=role))
+    keep = {"keep_jpg": True} if role == JPG else {"keep_raw": True}
+    conn.execute(photos.update().where(photos.c.id == photo_id).values(updated_at=now, **keep))
+    return FileOutcome(given, stored_as, basename_of(stored_as), role, row["id"])
+
+
+def _postprocess(
+    library: Library, conn: sa.Connection, folder: str, filenames: list[str]
+) -> int | None:
+    """One upload_postprocess job with an item per file, in the caller's transaction."""
+    if not filenames:
+        return None
+    return library.queue.enqueue(
+        JobType.UPLOAD_POSTPROCESS,
+        {"folder": folder, "filenames": filenames},
+        priority=service.UPLOAD_PRIORITY,
+        items=filenames,
+        conn=conn,
+    ).id
+
+
+def adopt(
+    library: Library, folder: str, found: list[dict[str, Any]]
+) -> tuple[list[FileOutcome], int | None]:
+    """Files someone put into the project's folder by hand (rows from `service.examine`,
+    with `original_key` where they lie): recorded as the project's photos where they are
+    and post-processed like an upload. A file that turns out to hold the bytes of a file
+    the project has is left out (its outcome says `duplicate`)."""
+    project = get_project(library, folder)
+    outcomes: list[FileOutcome] = []
+    to_process: list[str] = []
+    with library.engine.begin() as conn:
+        for row in found:
+            name = row["original_filename"]
+            existing = service.live_duplicate(conn, project.id, row["checksum"])
+            if existing is not None and existing.original_key == row["original_key"]:
+                continue  # known by now: a restore or an upload put it there meanwhile
+            if existing is not None:
+                outcomes.append(_duplicate(name, existing))
+                continue
+            outcomes.append(_insert_file(conn, project.id, name, name, row))
+            if row["status"] != ImageStatus.FAILED.value:
+                to_process.append(name)
+        job_id = _postprocess(library, conn, folder, to_process)
+    return outcomes, job_id
+
+
+def twin_in(library: Library, folder: str, checksum: str) -> str | None:
+    """The name of the project's live file holding these bytes, if any."""
+    project = get_project(library, folder)
+    with library.engine.connect() as conn:
+        existing = service.live_duplicate(conn, project.id, checksum)
+    return existing.original_filename if existing is not None else None
 
 
 def _duplicate(filename: str, existing: sa.Row[Any]) -> FileOutcome:
@@ -280,12 +326,18 @@ def file_row(library: Library, folder: str, filename: str) -> sa.Row[Any]:
     return row
 
 
-def is_derivative_source(library: Library, row: sa.Row[Any]) -> bool:
-    """Whether this file is the one its photo is shown by (see `_source`)."""
+def is_derivative_source(library: Library, image_id: str) -> bool:
+    """Whether this file is the one its photo is shown by (see `_source`); an image of
+    the photo API, in no photo, shows itself."""
     with library.engine.connect() as conn:
-        files = list(conn.execute(_files_query().where(photo_files.c.photo_id == row.photo_id)))
+        photo_id = conn.execute(
+            sa.select(photo_files.c.photo_id).where(photo_files.c.image_id == image_id)
+        ).scalar()
+        if photo_id is None:
+            return True
+        files = list(conn.execute(_files_query().where(photo_files.c.photo_id == photo_id)))
     source = _source(files)
-    return source is not None and source.id == row.id
+    return source is not None and source.id == image_id
 
 
 # ---- photos --------------------------------------------------------------------------------
@@ -372,12 +424,14 @@ def set_keep(
 class Committed:
     trashed: list[str]  # file names moved to the project's .trash
     regenerating: list[str]  # RAWs that now show their photo and get derivatives
+    jobs: dict[str, int]  # the reconciliation tasks queued after it, by type
 
 
 def commit_changes(library: Library, folder: str) -> Committed:
     """Apply the keep flags: every JPG or RAW not kept goes to `.trash` (its derivatives
     are deleted at once); a photo left with only its RAW gets derivatives from it; a
-    photo left with no file takes its sidecar to the trash too."""
+    photo left with no file takes its sidecar to the trash too. Then manifest_check,
+    folder_check and manifest_cleaning are queued to reconcile the rest."""
     trashed: list[str] = []
     regenerating: list[str] = []
     for photo in list_photos(library, folder):
@@ -395,7 +449,8 @@ def commit_changes(library: Library, folder: str) -> Committed:
             shown = sorted(left, key=lambda f: f["role"] != JPG)[0]  # a JPG, else the RAW
             if _regenerate(library, shown["imageId"]):
                 regenerating.append(shown["filename"])
-    return Committed(trashed, regenerating)
+    jobs = {task.value: enqueue_task(library.queue, folder, task) for task in AFTER_COMMIT}
+    return Committed(trashed, regenerating, jobs)
 
 
 def revert_changes(library: Library, folder: str) -> int:
@@ -495,7 +550,7 @@ def _trash_sidecar(library: Library, folder: str, basename: str) -> None:
         ).scalar()
         if key is None:
             return
-        trash_key = f"projects/{folder}/.trash/{key.rsplit('/', 1)[-1]}"
+        trash_key = free_trash_key(library, folder, key.rsplit("/", 1)[-1])
         conn.execute(
             photos.update()
             .where(photos.c.project_id == project.id, photos.c.basename == basename)
@@ -503,6 +558,15 @@ def _trash_sidecar(library: Library, folder: str, basename: str) -> None:
         )
         if library.blobs.exists(key):
             library.blobs.move(key, trash_key)
+
+
+def free_trash_key(library: Library, folder: str, name: str) -> str:
+    """Where `name` goes in the project's trash without replacing what is there."""
+    for candidate in service.numbered_names(name):
+        key = f"projects/{folder}/.trash/{candidate}"
+        if not library.blobs.exists(key):
+            return key
+    raise Conflict(f"the trash of {folder!r} is full of files like {name!r}")
 
 
 def _source(files: list[sa.Row[Any]]) -> sa.Row[Any] | None:

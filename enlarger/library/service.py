@@ -23,6 +23,7 @@ from enlarger.db.schema import derivatives, images, projects
 from enlarger.db.types import db_now
 from enlarger.library.runtime import PREVIEW as PREVIEW_NAME
 from enlarger.library.runtime import Library
+from enlarger.library.tasks import schedule_project
 from enlarger.media import MIME_TYPES, MediaError, MediaErrorCode, Recipe, probe, read_metadata
 from enlarger.queue import Job, JobConflict
 from enlarger.storage import StorageError, check_name, safe_name
@@ -49,6 +50,7 @@ class JobType(StrEnum):
     THUMBNAIL_GENERATION = "THUMBNAIL_GENERATION"
     PREVIEW_GENERATION = "PREVIEW_GENERATION"
     UPLOAD_POSTPROCESS = "upload_postprocess"  # reference 003's project jobs are lower case
+    GENERATE_DERIVATIVES = "generate_derivatives"
 
 
 class NotFound(LookupError):
@@ -210,7 +212,7 @@ def _insert_image(
     library: Library, collection: str, row: dict[str, Any], enqueue_offload: bool
 ) -> sa.Row[Any] | None:
     with library.engine.begin() as conn:
-        project_id = project_id_for(conn, collection)
+        project_id = project_id_for(library, conn, collection)
         existing = live_duplicate(conn, project_id, row["checksum"])
         if existing is not None:
             return existing
@@ -259,8 +261,9 @@ def live_duplicate(conn: sa.Connection, project_id: int, checksum: str) -> sa.Ro
     ).first()
 
 
-def project_id_for(conn: sa.Connection, name: str) -> int:
-    """The project called `name`, created on first use with a unique, safe folder."""
+def project_id_for(library: Library, conn: sa.Connection, name: str) -> int:
+    """The project called `name`, created on first use with a unique, safe folder (and
+    its maintenance schedules)."""
     found = conn.execute(sa.select(projects.c.id).where(projects.c.name == name)).scalar()
     if found is not None:
         return int(found)
@@ -276,7 +279,9 @@ def project_id_for(conn: sa.Connection, name: str) -> int:
         .values(name=name, folder=folder, created_at=db_now())
         .returning(projects.c.id)
     )
-    return int(conn.execute(stmt).scalar_one())
+    project_id = int(conn.execute(stmt).scalar_one())
+    schedule_project(library.queue, conn, folder)
+    return project_id
 
 
 # ---- offload and derivatives (called by the job handlers) ------------------------------
@@ -402,13 +407,21 @@ def _foreign_file(library: Library, key: str, checksum: str) -> bool:
     """A file a user dropped there by hand (different bytes) must not be overwritten."""
     if not library.blobs.exists(key):
         return False
+    return blob_checksum(library, key) != checksum
+
+
+def blob_checksum(library: Library, key: str) -> str:
+    """The sha256 of a stored blob, as images record it."""
     with library.blobs.local_copy(key) as path, path.open("rb") as fh:
-        digest = hashlib.file_digest(fh, "sha256").hexdigest()
-    return digest != checksum
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def derivative_folder(image_id: str) -> str:
+    return f"derivatives/{image_id[:2]}/{image_id}"
 
 
 def derivative_key(image_id: str, recipe: Recipe) -> str:
-    return f"derivatives/{image_id[:2]}/{image_id}/{recipe.name}-{recipe.hash}.{recipe.extension}"
+    return f"{derivative_folder(image_id)}/{recipe.name}-{recipe.hash}.{recipe.extension}"
 
 
 def record_derivatives(
@@ -589,7 +602,7 @@ def update_image(
             values["title"] = title
         moved_key = None
         if collection is not None and collection.strip():
-            project_id = project_id_for(conn, collection.strip())
+            project_id = project_id_for(library, conn, collection.strip())
             if project_id != row.project_id:
                 if live_duplicate(conn, project_id, row.checksum) is not None:
                     raise Conflict(f"collection {collection!r} already holds this image's bytes")
@@ -603,18 +616,27 @@ def update_image(
     return get_image_row(library, image_id)
 
 
-def delete_image(library: Library, image_id: str) -> None:
+def delete_image(library: Library, image_id: str, original_gone: bool = False) -> bool:
     """Move the original to its project's trash, remove the derivatives and cancel the
-    image's pending work. The row stays, marked deleted, for the record."""
+    image's pending work. The row stays, marked deleted, for the record. With
+    `original_gone` (someone removed the file by hand) there is nothing to move. The row
+    is locked and read again first: False, and nothing done, when it was deleted or moved
+    meanwhile (or, with `original_gone`, when the file is there after all)."""
     row = get_image_row(library, image_id)
-    for job in library.queue.store.live_jobs_by_payload("imageId", [image_id]):
-        with contextlib.suppress(KeyError, JobConflict):  # it finished meanwhile
-            library.queue.store.cancel(job.id)
     with library.engine.begin() as conn:
+        current = conn.execute(
+            sa.select(images.c.original_key, images.c.deleted_at)
+            .where(images.c.id == image_id)
+            .with_for_update()
+        ).one()
+        if current.deleted_at is not None or current.original_key != row.original_key:
+            return False
+        if original_gone and row.original_key and library.blobs.exists(row.original_key):
+            return False
         made = list(conn.execute(sa.select(derivatives).where(derivatives.c.image_id == image_id)))
         conn.execute(derivatives.delete().where(derivatives.c.image_id == image_id))
         trash_key = None
-        if row.original_key is not None:
+        if row.original_key is not None and not original_gone:
             name = row.original_key.rsplit("/", 1)[-1]
             trash_key = f"projects/{row.folder}/.trash/{image_id}-{name}"
         conn.execute(
@@ -624,10 +646,43 @@ def delete_image(library: Library, image_id: str) -> None:
         )
         if trash_key is not None:
             library.blobs.move(row.original_key, trash_key)
+    for job in library.queue.store.live_jobs_by_payload("imageId", [image_id]):
+        with contextlib.suppress(KeyError, JobConflict):  # it finished meanwhile
+            library.queue.store.cancel(job.id)
     for derivative in made:
         library.blobs.delete(derivative.storage_key)
     if row.temp_path:
         Path(row.temp_path).unlink(missing_ok=True)
+    return True
+
+
+def refresh_original(library: Library, image_id: str) -> ImageStatus:
+    """The image's file was changed in place: record what it is now, drop the derivatives
+    made from the old bytes and mark it PROCESSING for new ones (the caller queues them),
+    or FAILED with the media error's code when it no longer decodes. Conflict when the
+    project holds the new bytes already, as another image."""
+    row = get_image_row(library, image_id)
+    with library.blobs.local_copy(row.original_key) as path:
+        received = Received(path, blob_checksum(library, row.original_key), path.stat().st_size)
+        fresh, failed = examine(library, received, filename=row.original_filename)
+    kept = {"id", "title", "original_filename", "temp_path"}
+    values = {k: v for k, v in fresh.items() if k not in kept}
+    if failed is None:
+        values.update(status=ImageStatus.PROCESSING.value, error_code=None, error_message=None)
+    with library.engine.begin() as conn:
+        twin = live_duplicate(conn, row.project_id, received.checksum)
+        if twin is not None and twin.id != image_id:
+            raise Conflict(f"it now holds the same bytes as {twin.original_filename!r}")
+        made = list(conn.execute(sa.select(derivatives).where(derivatives.c.image_id == image_id)))
+        conn.execute(derivatives.delete().where(derivatives.c.image_id == image_id))
+        conn.execute(
+            images.update()
+            .where(images.c.id == image_id)
+            .values(thumbhash=None, stored_at=None, updated_at=db_now(), **values)
+        )
+    for derivative in made:
+        library.blobs.delete(derivative.storage_key)
+    return ImageStatus(values["status"])
 
 
 def restore_image(library: Library, image_id: str, key: str) -> None:

@@ -571,15 +571,21 @@ class Store(ABC):
         *,
         status: str | None = None,
         job_type: str | None = None,
+        payload_match: tuple[str, str] | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[list[Job], int]:
-        """Jobs in the hot table, newest first, and how many match in all."""
+        """Jobs in the hot table, newest first, and how many match in all;
+        `payload_match=(field, value)` keeps those whose payload's field has that value
+        (a domain's jobs about one of its objects)."""
         where = []
         if status:
             where.append(jobs.c.status == status)
         if job_type:
             where.append(jobs.c.type == job_type)
+        if payload_match is not None:
+            field, value = payload_match
+            where.append(jobs.c.payload[field].as_string() == value)
         query = sa.select(jobs).where(*where).order_by(jobs.c.id.desc()).limit(limit)
         with read_connection(self.engine) as conn:
             rows = conn.execute(query.offset(offset)).mappings().all()
@@ -680,11 +686,19 @@ class Store(ABC):
 
     # ---- schedules ------------------------------------------------------------------
 
-    def sync_schedules(self, schedules: Sequence[Schedule]) -> None:
-        """Make the table know every schedule; an existing one keeps its next run time."""
+    def sync_schedules(
+        self,
+        schedules: Sequence[Schedule],
+        conn: sa.Connection | None = None,
+        *,
+        first_run_after_period: bool = False,
+    ) -> None:
+        """Make the table know every schedule; an existing one keeps its next run time. A
+        new one fires at once, or after its first period with `first_run_after_period`
+        (a project's maintenance has nothing to check the moment it is created)."""
         if not schedules:
             return
-        with self.engine.begin() as conn:
+        with self.transaction(conn) as conn:
             for s in schedules:
                 insert = self._insert(job_schedules).values(
                     name=s.name,
@@ -692,7 +706,7 @@ class Store(ABC):
                     payload=s.payload,
                     priority=s.priority,
                     interval_s=s.every_s,
-                    next_run_at=db_now(),
+                    next_run_at=db_now(s.every_s if first_run_after_period else 0),
                     updated_at=db_now(),
                 )
                 conn.execute(

@@ -5,11 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlparse
 
-from enlarger.storage.base import BlobStore, StorageError, check_key, check_name, safe_name
+from enlarger.storage.base import (
+    BlobInfo,
+    BlobStore,
+    StorageError,
+    check_key,
+    check_name,
+    safe_name,
+)
 from enlarger.storage.local import LocalBlobStore
 from enlarger.storage.signing import UrlSigner, load_or_create_secret
 
 __all__ = [
+    "BlobInfo",
     "BlobStore",
     "LocalBlobStore",
     "StorageError",

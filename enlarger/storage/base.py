@@ -7,7 +7,10 @@ import posixpath
 import re
 import unicodedata
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
@@ -54,6 +57,17 @@ def safe_name(name: str, fallback: str = "file") -> str:
     return cleaned or fallback
 
 
+@dataclass(frozen=True)
+class BlobInfo:
+    key: str
+    size_bytes: int
+    modified_at: datetime  # aware; when the blob was written or last moved
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+
 class BlobStore(ABC):
     @abstractmethod
     def put_file(self, key: str, source: Path) -> None:
@@ -81,7 +95,17 @@ class BlobStore(ABC):
 
     @abstractmethod
     def move(self, key: str, new_key: str) -> None:
-        """Give a blob a new key (an original into the trash, say) without rewriting it."""
+        """Give a blob a new key (an original into the trash, say) without rewriting it;
+        its modified time becomes the time of the move (how long it has been in the trash)."""
+
+    @abstractmethod
+    def info(self, key: str) -> BlobInfo | None:
+        """The blob's size and modified time; None when there is no such blob."""
+
+    @abstractmethod
+    def list_folder(self, folder: str) -> Iterator[BlobInfo]:
+        """The blobs directly in `folder` (not in its subfolders), in no set order; writes
+        still in progress are not listed."""
 
     @abstractmethod
     def location(self, key: str) -> str:

@@ -9,10 +9,13 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
-from enlarger.storage.base import BlobStore, StorageError, check_key
+from enlarger.storage.base import BlobInfo, BlobStore, StorageError, check_key
 from enlarger.storage.signing import UrlSigner
+
+TEMP_PREFIX = ".tmp-"  # a write in progress: renamed into place when complete
 
 
 class LocalBlobStore(BlobStore):
@@ -40,6 +43,7 @@ class LocalBlobStore(BlobStore):
             if error.errno != errno.EXDEV:
                 raise
             super().take_file(key, source)
+        os.utime(target)  # dated to its arrival, like every other write
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self._atomic(key, lambda tmp: Path(tmp).write_bytes(data))
@@ -47,7 +51,7 @@ class LocalBlobStore(BlobStore):
     def _atomic(self, key: str, write: Callable[[str], object]) -> None:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX, suffix=".part")
         os.close(fd)
         try:
             write(tmp)
@@ -75,6 +79,28 @@ class LocalBlobStore(BlobStore):
         target = self.path(new_key)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.path(key), target)
+        os.utime(target)
+
+    def info(self, key: str) -> BlobInfo | None:
+        try:
+            stat = self.path(key).stat()
+        except FileNotFoundError:
+            return None
+        return _info(key, stat)
+
+    def list_folder(self, folder: str) -> Iterator[BlobInfo]:
+        folder = check_key(folder)
+        try:
+            entries = list(os.scandir(self.path(folder)))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            if entry.name.startswith(TEMP_PREFIX) or not entry.is_file(follow_symlinks=False):
+                continue
+            try:
+                yield _info(f"{folder}/{entry.name}", entry.stat(follow_symlinks=False))
+            except FileNotFoundError:  # removed since the folder was read
+                continue
 
     def location(self, key: str) -> str:
         return str(self.path(key))
@@ -83,3 +109,7 @@ class LocalBlobStore(BlobStore):
         if self.signer is None:
             raise StorageError("this local store has no URL signer")
         return self.signer.url(check_key(key), ttl_s)
+
+
+def _info(key: str, stat: os.stat_result) -> BlobInfo:
+    return BlobInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))

@@ -16,7 +16,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from enlarger.storage.base import BlobStore, StorageError, check_key
+from enlarger.storage.base import BlobInfo, BlobStore, StorageError, check_key
 
 
 class S3BlobStore(BlobStore):
@@ -50,13 +50,29 @@ class S3BlobStore(BlobStore):
             yield path
 
     def exists(self, key: str) -> bool:
+        return self.info(key) is not None
+
+    def info(self, key: str) -> BlobInfo | None:
         try:
-            self.client.head_object(Bucket=self.bucket, Key=self._object(key))
+            head = self.client.head_object(Bucket=self.bucket, Key=self._object(key))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
-                return False
+                return None
             raise StorageError(f"s3://{self.bucket}/{self._object(key)}: {exc}") from None
-        return True
+        return BlobInfo(key, int(head["ContentLength"]), head["LastModified"])
+
+    def list_folder(self, folder: str) -> Iterator[BlobInfo]:
+        """One ListObjectsV2 page after another, with `/` as the delimiter."""
+        folder = check_key(folder)
+        prefix = self._object(folder) + "/"
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, Delimiter="/"
+        )
+        with _errors(folder):
+            for page in pages:
+                for entry in page.get("Contents", []):
+                    name = entry["Key"][len(prefix) :]
+                    yield BlobInfo(f"{folder}/{name}", int(entry["Size"]), entry["LastModified"])
 
     def delete(self, key: str) -> None:
         with _errors(key):

@@ -1,0 +1,436 @@
+"""Project maintenance (reference 003): the folder (or the S3 prefix) is the truth, and
+these tasks bring the database back in line with it.
+
+- trash_maintenance: purges what has been in `.trash` longer than the retention;
+- manifest_check: files the database knows that are gone or were changed in place;
+- folder_check: files in the folder the database does not know: images and RAWs are
+  taken in as photos, sidecars join their photo, anything else goes to `.trash`;
+- manifest_cleaning: records nothing points at any more and derivatives no record
+  points at; derivatives whose file is gone are made again.
+
+Each task returns a Report of its changes; with `dry_run` it only reports what it would
+change. Files younger than `settle_seconds` are left alone: someone may be writing them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from enlarger.db.schema import derivatives, images, photo_files, photos
+from enlarger.db.types import db_now
+from enlarger.library import projects, service
+from enlarger.library.runtime import Library
+from enlarger.library.service import Conflict, ImageStatus, NotFound, Received
+from enlarger.library.tasks import Maintenance
+from enlarger.media import MediaErrorCode
+from enlarger.media.sniff import HEAD_BYTES, sniff
+from enlarger.storage import BlobInfo, StorageError, check_name
+
+NOT_IMAGES = {MediaErrorCode.UNSUPPORTED_FORMAT, MediaErrorCode.EMPTY_FILE}
+
+
+@dataclass(frozen=True)
+class Change:
+    action: str  # purge, forget, refresh, ingest, attach, trash, drop, regenerate, delete
+    name: str  # the file (or photo, or derivative) it concerns
+    reason: str
+
+
+@dataclass
+class Report:
+    task: str
+    folder: str
+    dry_run: bool
+    changes: list[Change] = field(default_factory=list)
+    jobs: list[int] = field(default_factory=list)  # work it queued (upload_postprocess…)
+
+    def add(self, action: str, name: str, reason: str) -> bool:
+        """Note a change; True when it is to be applied (not a dry run)."""
+        self.changes.append(Change(action, name, reason))
+        return not self.dry_run
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run(library: Library, task: Maintenance, folder: str, *, dry_run: bool = False) -> Report:
+    """Run one task on one project (NotFound when there is no such project)."""
+    project = projects.get_project(library, folder)
+    report = Report(task.value, project.folder, dry_run)
+    TASKS[task](library, project, report)
+    return report
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _settled(library: Library, blob: BlobInfo) -> bool:
+    return _now() - blob.modified_at >= timedelta(seconds=library.settings.settle_seconds)
+
+
+# ---- trash_maintenance ---------------------------------------------------------------------
+
+
+def trash_maintenance(library: Library, project: sa.Row[Any], report: Report) -> None:
+    retention = timedelta(days=library.settings.trash_retention_days)
+    for blob in library.blobs.list_folder(f"projects/{project.folder}/.trash"):
+        age = _now() - blob.modified_at
+        if age < retention:
+            continue
+        reason = f"in the trash for {age.days} days (retention {retention.days} days)"
+        if report.add("purge", blob.name, reason):
+            library.blobs.delete(blob.key)
+
+
+# ---- manifest_check ------------------------------------------------------------------------
+
+
+def manifest_check(library: Library, project: sa.Row[Any], report: Report) -> None:
+    with library.engine.connect() as conn:
+        stored = list(
+            conn.execute(
+                sa.select(images)
+                .where(
+                    images.c.project_id == project.id,
+                    images.c.deleted_at.is_(None),
+                    images.c.original_key.is_not(None),
+                )
+                .order_by(images.c.original_key)
+            )
+        )
+        sidecars = list(
+            conn.execute(
+                sa.select(photos.c.id, photos.c.sidecar_key).where(
+                    photos.c.project_id == project.id, photos.c.sidecar_key.is_not(None)
+                )
+            )
+        )
+    for row in stored:
+        _check_file(library, row, report)
+    for photo in sidecars:
+        if library.blobs.exists(photo.sidecar_key):
+            continue
+        name = photo.sidecar_key.rsplit("/", 1)[-1]
+        if report.add("forget", name, "the sidecar is gone from the folder"):
+            with library.engine.begin() as conn:
+                conn.execute(
+                    photos.update()
+                    .where(photos.c.id == photo.id)
+                    .values(sidecar_key=None, updated_at=db_now())
+                )
+
+
+def _check_file(library: Library, row: sa.Row[Any], report: Report) -> None:
+    """Gone, or changed in place (by size, and by hash unless `manifest_verify_hashes`
+    is off: reading every file is the price of noticing an edit that kept the size)."""
+    name = row.original_key.rsplit("/", 1)[-1]
+    blob = library.blobs.info(row.original_key)
+    if blob is None:
+        if report.add("forget", name, "the file is gone from the folder"):
+            _forget(library, row)
+        return
+    if not _settled(library, blob):
+        return
+    if blob.size_bytes != row.size_bytes:
+        reason = f"its size changed from {row.size_bytes} to {blob.size_bytes} bytes"
+    elif (
+        library.settings.manifest_verify_hashes
+        and service.blob_checksum(library, row.original_key) != row.checksum
+    ):
+        reason = "its content changed (same size, other bytes)"
+    else:
+        return
+    if report.add("refresh", name, reason):
+        try:
+            status = service.refresh_original(library, row.id)
+        except Conflict as error:
+            report.add("trash", name, str(error))
+            service.delete_image(library, row.id)
+            return
+        if status is not ImageStatus.FAILED:
+            _make_derivatives(library, row.id, row.original_key)
+
+
+def _forget(library: Library, row: sa.Row[Any]) -> None:
+    """The file is gone: its image is deleted (derivatives too), unless it moved meanwhile
+    (a commit sending it to the trash, say), which `delete_image` checks under a lock."""
+    with contextlib.suppress(NotFound):
+        service.delete_image(library, row.id, original_gone=True)
+
+
+def _make_derivatives(library: Library, image_id: str, original_key: str) -> None:
+    """New derivatives for the file its photo is shown by; any other file is done."""
+    if not projects.is_derivative_source(library, image_id):
+        service.mark_stored(library, image_id)
+        return
+    with library.engine.begin() as conn:
+        service.enqueue_preview(library, conn, image_id, original_key, service.DERIVATIVE_PRIORITY)
+
+
+# ---- folder_check --------------------------------------------------------------------------
+
+
+def folder_check(library: Library, project: sa.Row[Any], report: Report) -> None:
+    folder = project.folder
+    listed = list(library.blobs.list_folder(f"projects/{folder}"))
+    tracked, in_flight = _tracked(library, project)  # read after listing: see _tracked
+    untracked = sorted(
+        (b for b in listed if b.key not in tracked and _settled(library, b)), key=lambda b: b.name
+    )
+    found: list[dict[str, Any]] = []
+    sidecars: list[BlobInfo] = []
+    for blob in untracked:
+        try:
+            check_name(blob.name)
+        except StorageError as error:
+            _to_trash(library, report, blob, str(error))
+            continue
+        if blob.name.lower().endswith(projects.SIDECAR_SUFFIXES):
+            sidecars.append(blob)
+            continue
+        row, refusal = _examine(library, blob)
+        if refusal is not None:
+            _to_trash(library, report, blob, refusal)
+        elif row["checksum"] in in_flight:
+            continue  # an upload of these very bytes is landing here right now
+        else:
+            found.append(row)
+    new_basenames: set[str] = set()
+    if found:
+        new_basenames = _ingest(library, folder, found, report)
+    for blob in sidecars:
+        _attach_sidecar(library, project, blob, new_basenames, report)
+
+
+def _tracked(library: Library, project: sa.Row[Any]) -> tuple[set[str], set[str]]:
+    """Keys the project knows (its files, their sidecars, and the names uploads still on
+    their way will take) and the checksums of those uploads. Read after the folder is
+    listed, so a file moved in by an upload meanwhile is known by then."""
+    with library.engine.connect() as conn:
+        rows = list(
+            conn.execute(
+                sa.select(
+                    images.c.original_key, images.c.original_filename, images.c.checksum
+                ).where(images.c.project_id == project.id, images.c.deleted_at.is_(None))
+            )
+        )
+        sidecar_keys = set(
+            conn.execute(
+                sa.select(photos.c.sidecar_key).where(
+                    photos.c.project_id == project.id, photos.c.sidecar_key.is_not(None)
+                )
+            ).scalars()
+        )
+    keys = {r.original_key for r in rows if r.original_key is not None}
+    landing = [r for r in rows if r.original_key is None and r.original_filename]
+    keys |= {f"projects/{project.folder}/{r.original_filename}" for r in landing}
+    return keys | sidecar_keys, {r.checksum for r in landing}
+
+
+def _examine(library: Library, blob: BlobInfo) -> tuple[dict[str, Any], str | None]:
+    """The image row for a file found in the folder, or why it is not an image."""
+    with library.blobs.local_copy(blob.key) as path:
+        with path.open("rb") as fh:
+            kind = sniff(fh.read(HEAD_BYTES))
+        checksum = service.blob_checksum(library, blob.key)
+        received = Received(path, checksum, path.stat().st_size)
+        row, failed = service.examine(library, received, filename=blob.name)
+    if failed is not None and (kind is None or failed.code in NOT_IMAGES):
+        return row, f"not an image enlarger takes ({failed.message})"
+    row.update(original_key=blob.key, temp_path=None, format=kind)
+    return row, None
+
+
+def _ingest(library: Library, folder: str, found: list[dict[str, Any]], report: Report) -> set[str]:
+    """Take the files in as the project's photos; returns the base names they give."""
+    if report.dry_run:
+        for row in found:
+            twin = projects.twin_in(library, folder, row["checksum"])
+            if twin is None:
+                report.add("ingest", row["original_filename"], "an image not in the database")
+            else:
+                report.add("trash", row["original_filename"], f"the same bytes as {twin!r}")
+        return {projects.basename_of(row["original_filename"]) for row in found}
+    outcomes, job_id = projects.adopt(library, folder, found)
+    by_name = {row["original_filename"]: row for row in found}
+    for outcome in outcomes:
+        if outcome.duplicate:
+            blob = library.blobs.info(by_name[outcome.filename]["original_key"])
+            if blob is not None:
+                _to_trash(library, report, blob, f"the same bytes as {outcome.stored_as!r}")
+        else:
+            report.add("ingest", outcome.filename or "", "an image not in the database")
+    if job_id is not None:
+        report.jobs.append(job_id)
+    return {o.basename for o in outcomes if not o.duplicate and o.basename}
+
+
+def _attach_sidecar(
+    library: Library,
+    project: sa.Row[Any],
+    blob: BlobInfo,
+    new_basenames: set[str],
+    report: Report,
+) -> None:
+    basename = projects.basename_of(blob.name)
+    with library.engine.connect() as conn:
+        photo = conn.execute(
+            sa.select(photos.c.id, photos.c.sidecar_key).where(
+                photos.c.project_id == project.id, photos.c.basename == basename
+            )
+        ).first()
+    if photo is None and basename not in new_basenames:
+        _to_trash(library, report, blob, f"a sidecar of no photo (no {basename!r} here)")
+    elif photo is not None and photo.sidecar_key is not None:
+        _to_trash(library, report, blob, f"{basename!r} has a sidecar already")
+    elif report.add("attach", blob.name, f"the sidecar of {basename!r}"):
+        with library.engine.begin() as conn:
+            conn.execute(
+                photos.update()
+                .where(photos.c.project_id == project.id, photos.c.basename == basename)
+                .values(sidecar_key=blob.key)
+            )
+
+
+def _to_trash(library: Library, report: Report, blob: BlobInfo, reason: str) -> None:
+    if report.add("trash", blob.name, reason):
+        trash_key = projects.free_trash_key(library, report.folder, blob.name)
+        with contextlib.suppress(StorageError, FileNotFoundError):  # gone meanwhile: fine
+            library.blobs.move(blob.key, trash_key)
+
+
+# ---- manifest_cleaning ---------------------------------------------------------------------
+
+
+def manifest_cleaning(library: Library, project: sa.Row[Any], report: Report) -> None:
+    with library.engine.connect() as conn:
+        rows = list(conn.execute(sa.select(images).where(images.c.project_id == project.id)))
+        recorded = list(
+            conn.execute(
+                sa.select(derivatives)
+                .join(images, images.c.id == derivatives.c.image_id)
+                .where(images.c.project_id == project.id)
+            )
+        )
+    keys_of: dict[str, set[str]] = {}
+    for derivative in recorded:
+        keys_of.setdefault(derivative.image_id, set()).add(derivative.storage_key)
+    for row in rows:
+        _clean_derivative_folder(library, row, keys_of.get(row.id, set()), report)
+    _regenerate_missing(library, rows, recorded, report)
+    dropped: set[str] = set()
+    for row in rows:
+        if not _is_orphaned(library, row):
+            continue
+        name = row.original_filename or row.id
+        applying = report.add("drop", name, "deleted, and its file is gone from the trash")
+        if not applying or _drop_image(library, row):  # a dry run drops it in thought
+            dropped.add(row.id)
+    _drop_empty_photos(library, project, dropped, report)
+
+
+def _clean_derivative_folder(
+    library: Library, row: sa.Row[Any], recorded: set[str], report: Report
+) -> None:
+    """Files in the image's derivatives folder no record points at (left by a job that
+    died between writing and recording, or by an image dropped since)."""
+    for blob in library.blobs.list_folder(service.derivative_folder(row.id)):
+        if blob.key in recorded or not _settled(library, blob):
+            continue
+        if report.add("delete", blob.key, "a derivative no record points at"):
+            library.blobs.delete(blob.key)
+
+
+def _regenerate_missing(
+    library: Library, rows: list[sa.Row[Any]], recorded: list[sa.Row[Any]], report: Report
+) -> None:
+    live = {row.id: row for row in rows if row.deleted_at is None and row.original_key}
+    missing: dict[str, list[sa.Row[Any]]] = {}
+    for derivative in recorded:
+        if derivative.image_id in live and not library.blobs.exists(derivative.storage_key):
+            missing.setdefault(derivative.image_id, []).append(derivative)
+    for image_id, gone in missing.items():
+        row = live[image_id]
+        names = ", ".join(sorted(d.name for d in gone))
+        reason = f"its derivatives are gone ({names})"
+        if report.add("regenerate", row.original_filename or image_id, reason):
+            with library.engine.begin() as conn:
+                conn.execute(
+                    derivatives.delete().where(
+                        derivatives.c.image_id == image_id,
+                        derivatives.c.name.in_([d.name for d in gone]),
+                    )
+                )
+                conn.execute(
+                    images.update()
+                    .where(images.c.id == image_id)
+                    .values(status=ImageStatus.PROCESSING.value, updated_at=db_now())
+                )
+                service.enqueue_preview(
+                    library, conn, image_id, row.original_key, service.DERIVATIVE_PRIORITY
+                )
+
+
+def _is_orphaned(library: Library, row: sa.Row[Any]) -> bool:
+    """A deleted image whose file is no longer in the trash: nothing can bring it back."""
+    if row.deleted_at is None:
+        return False
+    return row.original_key is None or not library.blobs.exists(row.original_key)
+
+
+def _drop_image(library: Library, row: sa.Row[Any]) -> bool:
+    """Forget the image for good, unless it was restored meanwhile: the row is locked and
+    read again first (a restore moves the file inside its own transaction)."""
+    image_id = row.id
+    with library.engine.begin() as conn:
+        current = conn.execute(
+            sa.select(images).where(images.c.id == image_id).with_for_update()
+        ).first()
+        if current is None or not _is_orphaned(library, current):
+            return False
+        conn.execute(derivatives.delete().where(derivatives.c.image_id == image_id))
+        conn.execute(photo_files.delete().where(photo_files.c.image_id == image_id))
+        conn.execute(images.delete().where(images.c.id == image_id))
+    return True
+
+
+def _drop_empty_photos(
+    library: Library, project: sa.Row[Any], dropped: set[str], report: Report
+) -> None:
+    """Photos with no file left (in the folder or the trash) and no sidecar."""
+    with library.engine.connect() as conn:
+        candidates = list(
+            conn.execute(
+                sa.select(photos.c.id, photos.c.basename, photo_files.c.image_id)
+                .outerjoin(photo_files, photo_files.c.photo_id == photos.c.id)
+                .where(photos.c.project_id == project.id, photos.c.sidecar_key.is_(None))
+            )
+        )
+    files: dict[int, set[str]] = {}
+    names: dict[int, str] = {}
+    for c in candidates:
+        names[c.id] = c.basename
+        files.setdefault(c.id, set())
+        if c.image_id is not None:
+            files[c.id].add(c.image_id)
+    for photo_id, image_ids in files.items():
+        if image_ids - dropped:
+            continue
+        if report.add("drop", names[photo_id], "a photo with no file left"):
+            with library.engine.begin() as conn:
+                conn.execute(photos.delete().where(photos.c.id == photo_id))
+
+
+TASKS: dict[Maintenance, Callable[[Library, sa.Row[Any], Report], None]] = {
+    Maintenance.TRASH: trash_maintenance,
+    Maintenance.MANIFEST_CHECK: manifest_check,
+    Maintenance.FOLDER_CHECK: folder_check,
+    Maintenance.MANIFEST_CLEANING: manifest_cleaning,
+}

@@ -1,0 +1,46 @@
+"""Helpers for the project tests: upload through the API, read a photo's state, and look
+at the store the same way on local disk and on S3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyvips
+
+from enlarger.library.runtime import Library
+
+
+def listing(library: Library, folder: str) -> list[str]:
+    """The names of the blobs directly in a folder of the store, sorted."""
+    return sorted(blob.name for blob in library.blobs.list_folder(folder))
+
+
+def content(library: Library, key: str) -> bytes:
+    with library.blobs.local_copy(key) as path:
+        return path.read_bytes()
+
+
+def upload(
+    client: httpx.Client, folder: str, *paths: Path, names: list[str] | None = None
+) -> httpx.Response:
+    names = names or [p.name for p in paths]
+    files = [("files", (name, p.read_bytes())) for name, p in zip(names, paths, strict=True)]
+    return client.post(f"/api/projects/{folder}/upload", files=files)
+
+
+def photo_of(client: httpx.Client, folder: str, basename: str) -> dict[str, Any]:
+    photos = client.get(f"/api/projects/{folder}/photos").json()["photos"]
+    return next(p for p in photos if p["basename"] == basename)
+
+
+def processed(client: httpx.Client, folder: str, basename: str) -> dict[str, Any] | None:
+    photo = photo_of(client, folder, basename)
+    done = photo["thumbnail_status"] == photo["preview_status"] == "done"
+    return photo if done and all(f["status"] == "STORED" for f in photo["files"]) else None
+
+
+def size_of(client: httpx.Client, url: str) -> tuple[int, int]:
+    image = pyvips.Image.new_from_buffer(client.get(url).content, "")
+    return image.width, image.height

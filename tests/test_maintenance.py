@@ -1,0 +1,364 @@
+"""Project maintenance and project jobs end to end, on both backends and on local disk
+and S3 (moto): files dropped in or deleted by hand, files edited in place, the trash's
+retention, orphaned records and derivatives, per-project schedules, `process`, the
+generic job API and the live event stream with its resume."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from enlarger.db.schema import images, job_schedules
+from enlarger.library import maintenance, service
+from enlarger.library.runtime import Library, build_library
+from enlarger.library.tasks import Maintenance
+from enlarger.queue import Worker
+from enlarger.storage import LocalBlobStore
+from tests.conftest import wait_for
+from tests.images import dng, jpeg
+from tests.photos import content, listing, photo_of, processed, size_of, upload
+from tests.streams import EventReader
+
+pytestmark = pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
+
+
+def by_hand(library: Library, key: str, data: bytes | None) -> None:
+    """What a user does outside enlarger: write (or, with None, delete) a file straight on
+    the disk, or PUT (DELETE) the object in the bucket."""
+    if isinstance(library.blobs, LocalBlobStore):
+        path = library.blobs.path(key)
+        if data is None:
+            path.unlink()
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    elif data is None:
+        library.blobs.delete(key)
+    else:
+        library.blobs.put_bytes(key, data)
+
+
+def changes(report: dict[str, Any]) -> list[tuple[str, str]]:
+    return sorted((c["action"], c["name"]) for c in report["changes"])
+
+
+def finished_job(client: httpx.Client, job_id: int, timeout: float = 60) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        return job if job["status"] in ("COMPLETED", "FAILED", "CANCELLED") else None
+
+    job = wait_for(done, timeout=timeout)
+    assert job["status"] == "COMPLETED", job["lastError"]
+    return job
+
+
+def queue_task(client: httpx.Client, folder: str, task: str) -> dict[str, Any]:
+    queued = client.post(f"/api/projects/{folder}/jobs", json={"type": task})
+    assert queued.status_code == 202, queued.text
+    return finished_job(client, queued.json()["jobId"])
+
+
+def with_settings(library: Library, **changes: Any) -> Library:
+    return build_library(library.settings.replace(**changes), library.engine)
+
+
+def test_folder_check_takes_in_dropped_photos_and_trashes_the_rest(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    client.post("/api/projects", json={"folder": "drop"})
+    upload(client, "drop", jpeg(tmp_path / "A.jpg", 600, 400))
+    run_worker()
+    wait_for(lambda: processed(client, "drop", "A"), timeout=60)
+    by_hand(
+        library, "projects/drop/IMG_9.JPG", jpeg(tmp_path / "IMG_9.JPG", 1600, 1200).read_bytes()
+    )
+    by_hand(library, "projects/drop/IMG_9.xmp", b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
+    by_hand(library, "projects/drop/notes.txt", b"not a photo")
+    by_hand(library, "projects/drop/stray.xmp", b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
+    by_hand(library, "projects/drop/A copy.jpg", content(library, "projects/drop/A.jpg"))
+    before = listing(library, "projects/drop")
+
+    settling = with_settings(library, settle_seconds=600)
+    assert maintenance.run(settling, Maintenance.FOLDER_CHECK, "drop").changes == []
+
+    dry = client.post("/api/projects/drop/maintenance/folder_check", params={"dryRun": "true"})
+    assert dry.status_code == 200, dry.text
+    expected = [
+        ("attach", "IMG_9.xmp"),
+        ("ingest", "IMG_9.JPG"),
+        ("trash", "A copy.jpg"),
+        ("trash", "notes.txt"),
+        ("trash", "stray.xmp"),
+    ]
+    assert changes(dry.json()) == expected
+    assert dry.json()["dry_run"] is True
+    assert listing(library, "projects/drop") == before  # a dry run moves nothing
+
+    job = queue_task(client, "drop", "folder_check")
+    assert changes(job["result"]) == expected
+    assert len(job["result"]["jobs"]) == 1  # the upload_postprocess of what it took in
+    photo = wait_for(lambda: processed(client, "drop", "IMG_9"), timeout=60)
+    assert size_of(client, photo["previewUrl"]) == (1600, 1200)
+    assert photo["sidecar"] == "IMG_9.xmp" and photo["keep_jpg"] is True
+    assert listing(library, "projects/drop") == ["A.jpg", "IMG_9.JPG", "IMG_9.xmp"]
+    assert listing(library, "projects/drop/.trash") == ["A copy.jpg", "notes.txt", "stray.xmp"]
+    assert maintenance.run(library, Maintenance.FOLDER_CHECK, "drop").changes == []
+
+
+def test_manifest_check_notices_files_deleted_or_changed_by_hand(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    client.post("/api/projects", json={"folder": "mc"})
+    upload(client, "mc", jpeg(tmp_path / "A.jpg", 600, 400), jpeg(tmp_path / "B.jpg", 800, 600))
+    upload(client, "mc", jpeg(tmp_path / "C.jpg", 640, 480))
+    run_worker()
+    for name in "ABC":
+        wait_for(lambda n=name: processed(client, "mc", n), timeout=60)
+    by_hand(library, "projects/mc/A.jpg", None)
+    by_hand(library, "projects/mc/B.jpg", jpeg(tmp_path / "B2.jpg", 1000, 500).read_bytes())
+    same_size = bytearray(content(library, "projects/mc/C.jpg"))
+    same_size[len(same_size) // 2] ^= 0x55  # one byte edited: the size cannot tell
+    by_hand(library, "projects/mc/C.jpg", bytes(same_size))
+
+    expected = [("forget", "A.jpg"), ("refresh", "B.jpg"), ("refresh", "C.jpg")]
+    dry = client.post("/api/projects/mc/maintenance/manifest_check", params={"dryRun": "true"})
+    assert changes(dry.json()) == expected
+    no_hashes = with_settings(library, manifest_verify_hashes=False)
+    quick = maintenance.run(no_hashes, Maintenance.MANIFEST_CHECK, "mc", dry_run=True)
+    assert sorted((c.action, c.name) for c in quick.changes) == expected[:2]
+
+    assert changes(queue_task(client, "mc", "manifest_check")["result"]) == expected
+    assert photo_of(client, "mc", "A")["jpg_available"] is False
+    photo = wait_for(lambda: processed(client, "mc", "B"), timeout=60)
+    assert size_of(client, photo["previewUrl"]) == (1000, 500)  # made from the new bytes
+    with library.engine.connect() as conn:
+        recorded = dict(
+            conn.execute(
+                sa.select(images.c.original_filename, images.c.checksum).where(
+                    images.c.deleted_at.is_(None)
+                )
+            ).all()
+        )
+    assert recorded["C.jpg"] == service.blob_checksum(library, "projects/mc/C.jpg")
+    wait_for(  # one byte off may or may not still decode; either way C is done with
+        lambda: (
+            processed(client, "mc", "C")
+            or photo_of(client, "mc", "C")["files"][0]["status"] == "FAILED"
+        ),
+        timeout=60,
+    )
+    assert maintenance.run(library, Maintenance.MANIFEST_CHECK, "mc").changes == []
+
+    cleaning = changes(queue_task(client, "mc", "manifest_cleaning")["result"])
+    assert cleaning == [("drop", "A"), ("drop", "A.jpg")]  # the record, then its photo
+    basenames = [p["basename"] for p in client.get("/api/projects/mc/photos").json()["photos"]]
+    assert basenames == ["B", "C"]
+
+
+def test_trash_is_purged_after_its_retention(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    client.post("/api/projects", json={"folder": "keep"})
+    upload(client, "keep", jpeg(tmp_path / "P.jpg", 600, 400), dng(tmp_path / "P.DNG", 600, 400))
+    run_worker()
+    wait_for(lambda: processed(client, "keep", "P"), timeout=60)
+    client.patch("/api/projects/keep/photos/P", json={"keep_raw": False})
+    committed = client.post("/api/projects/keep/commit-changes").json()
+    assert sorted(committed["jobs"]) == ["folder_check", "manifest_check", "manifest_cleaning"]
+    for job_id in committed["jobs"].values():
+        finished_job(client, job_id)
+    (trashed,) = listing(library, "projects/keep/.trash")
+
+    assert maintenance.run(library, Maintenance.TRASH, "keep").changes == []  # 30 days
+    if isinstance(library.blobs, LocalBlobStore):  # a month in the trash
+        path = library.blobs.path(f"projects/keep/.trash/{trashed}")
+        month_ago = time.time() - 31 * 86400
+        os.utime(path, (month_ago, month_ago))
+        aged = library
+    else:  # S3 dates objects itself: a retention of nothing instead
+        aged = with_settings(library, trash_retention_days=0)
+    assert maintenance.run(aged, Maintenance.TRASH, "keep", dry_run=True).changes[0].action == (
+        "purge"
+    )
+    assert listing(library, "projects/keep/.trash") == [trashed]
+    purged = maintenance.run(aged, Maintenance.TRASH, "keep")
+    assert [(c.action, c.name) for c in purged.changes] == [("purge", trashed)]
+    assert listing(library, "projects/keep/.trash") == []
+
+    refused = client.post("/api/projects/keep/trash/restore", json={"filenames": ["P.DNG"]})
+    assert refused.json()["refused"] == {"P.DNG": "not in the trash"}
+    cleaned = maintenance.run(library, Maintenance.MANIFEST_CLEANING, "keep")
+    assert [(c.action, c.name) for c in cleaned.changes] == [("drop", "P.DNG")]
+    assert photo_of(client, "keep", "P")["files"][0]["filename"] == "P.jpg"
+
+
+def test_manifest_cleaning_removes_stray_derivatives_and_remakes_lost_ones(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    client.post("/api/projects", json={"folder": "clean"})
+    image_id = upload(client, "clean", jpeg(tmp_path / "A.jpg", 900, 600)).json()["files"][0][
+        "image_id"
+    ]
+    run_worker()
+    wait_for(lambda: processed(client, "clean", "A"), timeout=60)
+    made = service.derivatives_of(library, [image_id])[image_id]
+    stray = f"{service.derivative_folder(image_id)}/preview-oldrecipe.jpg"
+    library.blobs.put_bytes(stray, b"left by a job that died")
+    library.blobs.delete(made["preview"].storage_key)
+
+    dry = maintenance.run(library, Maintenance.MANIFEST_CLEANING, "clean", dry_run=True)
+    assert sorted((c.action, c.name) for c in dry.changes) == [
+        ("delete", stray),
+        ("regenerate", "A.jpg"),
+    ]
+    assert library.blobs.exists(stray)
+    queue_task(client, "clean", "manifest_cleaning")
+    assert not library.blobs.exists(stray)
+    photo = wait_for(lambda: processed(client, "clean", "A"), timeout=60)
+    assert size_of(client, photo["previewUrl"]) == (900, 600)
+
+
+def test_every_project_gets_its_maintenance_schedules(
+    client: httpx.Client, library: Library
+) -> None:
+    client.post("/api/projects", json={"folder": "sched"})
+    with library.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(job_schedules).where(job_schedules.c.name.like("project:sched:%"))
+        ).all()
+    schedule = {r.job_type: (r.priority, r.interval_s, r.payload) for r in rows}
+    folder = {"folder": "sched"}
+    assert schedule == {
+        "trash_maintenance": (100, 3600.0, folder),
+        "manifest_check": (95, 6 * 3600.0, folder),
+        "folder_check": (95, 6 * 3600.0, folder),
+        "manifest_cleaning": (80, 24 * 3600.0, folder),
+    }
+    soonest = min(r.next_run_at for r in rows)
+    assert soonest > datetime.now(UTC) + timedelta(minutes=55)  # a period from now
+
+    with library.engine.begin() as conn:
+        conn.execute(
+            job_schedules.update()
+            .where(job_schedules.c.name.like("project:sched:%"))
+            .values(next_run_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    fired = library.queue.store.fire_due_schedules()
+    fired_jobs = [library.queue.store.get_job(job_id) for job_id in fired]
+    assert sorted((j.type, j.priority, j.payload["folder"]) for j in fired_jobs if j) == [
+        ("folder_check", 95, "sched"),
+        ("manifest_check", 95, "sched"),
+        ("manifest_cleaning", 80, "sched"),
+        ("trash_maintenance", 100, "sched"),
+    ]
+    assert library.queue.store.fire_due_schedules() == []  # once per period
+
+    # a collection made by the photo API is a project too, with the same schedules
+    client.post("/api/upload", data={"collection": "Holiday"}, files={"file": ("x.jpg", b"x")})
+    with library.engine.connect() as conn:
+        names = conn.execute(
+            sa.select(sa.func.count()).where(job_schedules.c.name.like("project:holiday:%"))
+        ).scalar_one()
+    assert names == 4
+
+
+def test_process_streams_item_events_and_the_stream_resumes(
+    client: httpx.Client, live_server: str, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    client.post("/api/projects", json={"folder": "live"})
+    upload(client, "live", jpeg(tmp_path / "A.jpg", 800, 600), dng(tmp_path / "B.DNG", 600, 400))
+    run_worker()
+    wait_for(lambda: processed(client, "live", "A") and processed(client, "live", "B"), timeout=60)
+
+    reader = EventReader(live_server)
+    reader.start()
+    assert reader.connected.wait(10)
+    queued = client.post("/api/projects/live/process", json={"force": True})
+    assert queued.status_code == 202, queued.text
+    job = finished_job(client, queued.json()["jobId"])
+    assert job["type"] == "generate_derivatives" and job["result"]["rendered"] == 2
+    assert job["itemsSummary"] | {"total": 2} == job["itemsSummary"]
+    assert job["itemsSummary"]["done"] == 2
+    assert [item["key"] for item in job["items"]] == ["A.jpg", "B.DNG"]
+
+    done = wait_for(lambda: [e for e in reader.items("B.DNG") if e["itemStatus"] == "done"])
+    assert done[0] | {"updated_at": None, "at": None, "eventId": None} == {
+        "type": "item",
+        "project_folder": "live",
+        "filename": "B.DNG",
+        "thumbnail_status": "done",
+        "preview_status": "done",
+        "updated_at": None,
+        "at": None,
+        "eventId": None,
+        "jobId": job["id"],
+        "key": "B.DNG",
+        "itemStatus": "done",
+        "error": None,
+    }
+    running = reader.items("A.jpg")[0]
+    assert (running["itemStatus"], running["preview_status"]) == ("running", "done")
+    wait_for(
+        lambda: [e for e in reader.events if e["type"] == "job" and e["status"] == "COMPLETED"]
+    )
+    reader.stopping = True
+
+    resume_after = reader.ids[1]
+    resumed = EventReader(live_server, last_event_id=resume_after)
+    resumed.start()
+    wait_for(lambda: len(resumed.events) >= len(reader.events) - 2)
+    resumed.stopping = True
+    assert resumed.ids[: len(reader.ids) - 2] == reader.ids[2:]  # nothing lost, nothing twice
+    assert resumed.ids == sorted(set(resumed.ids))
+
+    again = finished_job(client, client.post("/api/projects/live/process", json={}).json()["jobId"])
+    assert again["itemsSummary"]["skipped"] == 2  # already current: nothing to make
+
+
+def test_project_job_api_checks_what_it_is_asked(client: httpx.Client, tmp_path: Path) -> None:
+    client.post("/api/projects", json={"folder": "api"})
+    upload(client, "api", jpeg(tmp_path / "A.jpg", 300, 200))
+    refusals = [
+        ("/api/projects/api/jobs", {"type": "explode"}),
+        ("/api/projects/api/jobs", {"type": "OFFLOAD_ORIGINAL"}),
+        ("/api/projects/api/jobs", {"type": "folder_check", "payload": {"filenames": ["A.jpg"]}}),
+        ("/api/projects/api/jobs", {"type": "upload_postprocess"}),
+        ("/api/projects/api/jobs", {"type": "generate_derivatives", "payload": {"filenames": 3}}),
+        ("/api/projects/api/process", {"filenames": ["nope.jpg"]}),
+        ("/api/projects/api/process", {"filenames": ["A.jpg", "A.jpg"]}),
+        ("/api/projects/api/process", {"force": "very"}),
+    ]
+    for path, body in refusals:
+        refused = client.post(path, json=body)
+        assert refused.status_code == 422, (body, refused.text)
+        assert refused.json()["detail"]
+    assert client.post("/api/projects/nope/process", json={}).status_code == 404
+    assert client.post("/api/projects/api/maintenance/explode").status_code == 422
+
+    queued = client.post(
+        "/api/projects/api/jobs",
+        json={"type": "generate_derivatives", "payload": {"filenames": ["A.jpg"]}},
+    ).json()
+    assert queued["job"]["priority"] == 95 and queued["job"]["payload"]["folder"] == "api"
+    detail = client.get(f"/api/jobs/{queued['jobId']}").json()
+    assert detail["itemsSummary"]["pending"] == 1 and detail["items"][0]["key"] == "A.jpg"
+
+    listed = client.get("/api/projects/api/jobs", params={"type": "generate_derivatives"}).json()
+    assert [j["id"] for j in listed["jobs"]] == [queued["jobId"]]
+    everything = client.get("/api/projects/api/jobs").json()["jobs"]
+    assert {j["type"] for j in everything} == {"generate_derivatives", "upload_postprocess"}
+    pending = client.get("/api/projects/api/jobs", params={"status": "pending"}).json()
+    assert len(pending["jobs"]) == 2
+    assert client.get("/api/projects/api/jobs", params={"type": "bogus"}).status_code == 422
+    assert client.get("/api/projects/api/jobs", params={"status": "bogus"}).status_code == 422
+    assert client.get("/api/jobs/987654").status_code == 404
+    stream = client.get("/api/jobs/stream", headers={"Last-Event-ID": "abc"})
+    assert stream.status_code == 400
