@@ -239,12 +239,13 @@ def _examine(library: Library, blob: BlobInfo) -> tuple[dict[str, Any], str | No
     with library.blobs.local_copy(blob.key) as path:
         with path.open("rb") as fh:
             kind = sniff(fh.read(HEAD_BYTES))
-        checksum = service.blob_checksum(library, blob.key)
-        received = Received(path, checksum, path.stat().st_size)
+        received = Received(path, service.file_checksum(path), path.stat().st_size)
         row, failed = service.examine(library, received, filename=blob.name)
     if failed is not None and (kind is None or failed.code in NOT_IMAGES):
         return row, f"not an image enlarger takes ({failed.message})"
     row.update(original_key=blob.key, temp_path=None, format=kind)
+    if failed is None:  # already where it belongs: its processing is all that is left
+        row.update(status=ImageStatus.PROCESSING.value)
     return row, None
 
 

@@ -412,7 +412,12 @@ def _foreign_file(library: Library, key: str, checksum: str) -> bool:
 
 def blob_checksum(library: Library, key: str) -> str:
     """The sha256 of a stored blob, as images record it."""
-    with library.blobs.local_copy(key) as path, path.open("rb") as fh:
+    with library.blobs.local_copy(key) as path:
+        return file_checksum(path)
+
+
+def file_checksum(path: Path) -> str:
+    with path.open("rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
@@ -663,7 +668,7 @@ def refresh_original(library: Library, image_id: str) -> ImageStatus:
     project holds the new bytes already, as another image."""
     row = get_image_row(library, image_id)
     with library.blobs.local_copy(row.original_key) as path:
-        received = Received(path, blob_checksum(library, row.original_key), path.stat().st_size)
+        received = Received(path, file_checksum(path), path.stat().st_size)
         fresh, failed = examine(library, received, filename=row.original_filename)
     kept = {"id", "title", "original_filename", "temp_path"}
     values = {k: v for k, v in fresh.items() if k not in kept}

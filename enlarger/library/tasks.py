@@ -55,14 +55,6 @@ def schedule_project(queue: JobQueue, conn: sa.Connection, folder: str) -> None:
     queue.store.sync_schedules(schedules, conn, first_run_after_period=True)
 
 
-def enqueue_task(
-    queue: JobQueue,
-    folder: str,
-    task: Maintenance,
-    conn: sa.Connection | None = None,
-    **payload: object,
-) -> int:
-    """Run a task now, at its priority (after commit-changes, or by hand)."""
-    return queue.enqueue(
-        task.value, {"folder": folder, **payload}, priority=PRIORITY[task], conn=conn
-    ).id
+def enqueue_task(queue: JobQueue, folder: str, task: Maintenance) -> int:
+    """Run a task now, at its priority (after commit-changes)."""
+    return queue.enqueue(task.value, {"folder": folder}, priority=PRIORITY[task]).id
