@@ -21,8 +21,9 @@ from rich.table import Table
 
 from enlarger.config import Settings, SettingsError, load_settings
 from enlarger.db import create_db_engine, migrate
-from enlarger.library import imports, service
+from enlarger.library import imports, maintenance, service
 from enlarger.library.runtime import Library, build_library
+from enlarger.library.tasks import Maintenance
 from enlarger.media import MediaError
 from enlarger.queue import Job, JobConflict, Store, Worker, load_registry, store_for_engine
 from enlarger.queue.model import Event
@@ -374,6 +375,42 @@ def backfill(
     library = build_library(settings, _store(settings).engine)
     done = service.backfill(library, everything=everything)
     console.print(f"queued derivative work for {done.images} image(s)")
+
+
+@app.command("maintenance")
+def maintenance_(
+    task: Annotated[Maintenance, typer.Argument(help="The task to run on the project.")],
+    project: Annotated[str, typer.Option("--project", help="The project's folder.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only report what the task would change.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as one JSON line.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Run a project maintenance task now, in this process (the schedules run them in the
+    workers): trash_maintenance, manifest_check, folder_check or manifest_cleaning."""
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    library = build_library(settings, _store(settings).engine)
+    try:
+        report = maintenance.run(library, task, project, dry_run=dry_run)
+    except service.NotFound as error:
+        err_console.print(f"[red]error:[/red] {error.args[0]}")
+        raise typer.Exit(2) from None
+    if as_json:
+        console.print_json(json.dumps(report.as_dict()))
+        return
+    table = Table(
+        title=f"{task.value} on {project}" + (" (dry run: nothing changed)" if dry_run else "")
+    )
+    for column in ("action", "file", "reason"):
+        table.add_column(column)
+    for change in report.changes:
+        table.add_row(change.action, change.name, change.reason)
+    console.print(table if report.changes else "nothing to change")
+    for job_id in report.jobs:
+        console.print(f"queued job {job_id} to process what was taken in")
 
 
 # ---- jobs -----------------------------------------------------------------------------

@@ -16,7 +16,10 @@ import pyvips
 from typer.testing import CliRunner
 
 from enlarger.cli import app
+from enlarger.config import Settings
 from enlarger.db import create_db_engine, migrate
+from enlarger.library import projects
+from enlarger.library.runtime import build_library
 from enlarger.queue import JobQueue, JobStatus
 from tests.conftest import wait_for
 from tests.images import jpeg
@@ -220,3 +223,29 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_maintenance_command(db_url: str, tmp_path: Path) -> None:
+    common = ("--data-dir", str(tmp_path / "data"), "--database-url", db_url)
+    settings = Settings(data_dir=tmp_path / "data", database_url=db_url)
+    library = build_library(settings)
+    projects.create_project(library, "shoot")
+    dropped = tmp_path / "data" / "library" / "projects" / "shoot" / "notes.txt"
+    dropped.parent.mkdir(parents=True)
+    dropped.write_text("not a photo")
+    hour_ago = time.time() - 3600  # settled: not a copy still in progress
+    os.utime(dropped, (hour_ago, hour_ago))
+
+    code, out = invoke("maintenance", "folder_check", "--project", "shoot", "--dry-run", *common)
+    assert code == 0 and "notes.txt" in out and "dry run" in out
+    assert dropped.exists()
+    code, out = invoke("maintenance", "folder_check", "--project", "shoot", "--json", *common)
+    report = json.loads(out)
+    assert code == 0 and report["changes"][0]["action"] == "trash"
+    assert not dropped.exists() and (dropped.parent / ".trash" / "notes.txt").exists()
+    code, out = invoke("maintenance", "folder_check", "--project", "shoot", *common)
+    assert code == 0 and "nothing to change" in out
+    code, out = invoke("maintenance", "folder_check", "--project", "nope", *common)
+    assert code == 2 and "no project 'nope'" in out
+    code, out = invoke("maintenance", "explode", "--project", "shoot", *common)
+    assert code == 2
