@@ -50,11 +50,12 @@ def enqueue(library: Library, folder: str, job_type: str, payload: dict[str, Any
         priority = PRIORITY[Maintenance(job_type)]
         return _queue(library, job_type, payload, priority, None)
     filenames = payload.get("filenames")
-    if filenames is None:
-        if job_type == JobType.UPLOAD_POSTPROCESS.value:
-            raise InvalidJob("upload_postprocess needs payload.filenames")
+    if filenames is not None:
+        _check_filenames(library, folder, filenames)
+    elif job_type == JobType.UPLOAD_POSTPROCESS.value:
+        raise InvalidJob("upload_postprocess needs payload.filenames")
+    else:  # every photo, by the file it is shown by
         filenames = [p["source"] for p in projects.list_photos(library, folder) if p["source"]]
-    _check_filenames(library, folder, filenames)
     payload["filenames"] = filenames
     return _queue(library, job_type, payload, ITEMIZED[job_type], filenames)
 
