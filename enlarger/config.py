@@ -69,6 +69,22 @@ class Settings:
     settle_seconds: float = 60.0  # files younger than this are being written: left alone
     manifest_verify_hashes: bool = True  # manifest_check reads every file to hash it
 
+    # Product images (reference 004): intake, fetching, themes and publishing.
+    webhook_secrets: str = ""  # comma-separated; whsec_<base64> or a plain shared secret
+    webhooks_insecure: bool = False  # accept unsigned webhooks (development only)
+    image_max_per_sku: int = 50  # product jobs per SKU (failed ones not counted)
+    fetch_allow_hosts: str = ""  # host:port entries fetched from even on private addresses
+    fetch_max_bytes: int = 50 * 1024 * 1024
+    fetch_timeout_seconds: float = 60.0
+    product_themes_file: str = ""  # a TOML file of themes beside the built-in ones
+    product_external_themes: str = ""  # themes whose jobs an external worker runs
+    product_segmenter: str = "backdrop"  # backdrop, or onnx (with product_onnx_model)
+    product_onnx_model: str = ""  # path of a local .onnx salient-object model
+    product_publishers: str = "folder"  # comma-separated: folder, webhook
+    product_publish_url: str = ""  # folder publisher: file://… or s3://…; default: storage
+    product_webhook_url: str = ""  # webhook publisher: where composites are announced
+    product_webhook_secret: str = ""  # whsec_… signing the announcements
+
     # Serving: blob URLs are signed with secret_key (created in data_dir when empty).
     secret_key: str = ""
     url_expiry_seconds: int = 3600
@@ -86,6 +102,21 @@ class Settings:
             raise SettingsError("trash_retention_days and settle_seconds cannot be negative")
         if self.image_threads < 0:
             raise SettingsError("image_threads must be 0 (automatic) or more")
+        if self.image_max_per_sku < 1 or self.fetch_max_bytes < 1:
+            raise SettingsError("image_max_per_sku and fetch_max_bytes must be at least 1")
+        if self.product_segmenter not in ("backdrop", "onnx"):
+            raise SettingsError("product_segmenter must be backdrop or onnx")
+        if self.product_segmenter == "onnx" and not self.product_onnx_model:
+            raise SettingsError("product_segmenter=onnx needs product_onnx_model (a local path)")
+        unknown = set(self.product_publisher_list) - {"folder", "webhook"}
+        if unknown or not self.product_publisher_list:
+            raise SettingsError("product_publishers takes folder and webhook")
+        if "webhook" in self.product_publisher_list and not (
+            self.product_webhook_url and self.product_webhook_secret
+        ):
+            raise SettingsError(
+                "the webhook publisher needs product_webhook_url and product_webhook_secret"
+            )
         try:
             sizes = self.thumbnail_size_list
         except ValueError:
@@ -105,6 +136,10 @@ class Settings:
         else:
             cores = os.cpu_count() or 1
         return max(1, cores // self.max_parallel_jobs)
+
+    @property
+    def product_publisher_list(self) -> list[str]:
+        return [part.strip() for part in self.product_publishers.split(",") if part.strip()]
 
     @property
     def secret_file(self) -> Path:

@@ -12,9 +12,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from enlarger import __version__
-from enlarger.api import admin, images, jobs, projects
+from enlarger.api import admin, images, jobs, products, projects
 from enlarger.api.jobs import EventHub
 from enlarger.api.multipart import MalformedForm
+from enlarger.catalog.runtime import catalog_from
+from enlarger.catalog.service import LimitReached, UnknownTheme
+from enlarger.catalog.service import NotFound as ProductNotFound
+from enlarger.catalog.states import InvalidTransition
 from enlarger.config import Settings
 from enlarger.library.project_jobs import InvalidJob
 from enlarger.library.projects import InvalidName
@@ -36,26 +40,35 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.library = library or build_library(settings)
+    app.state.catalog = catalog_from(app.state.library)
     app.state.event_hub = EventHub(app.state.library.queue.store, settings.poll_interval_ms / 1000)
     app.include_router(images.router)
     app.include_router(admin.router)
     app.include_router(projects.router)
     app.include_router(jobs.router)
+    app.include_router(products.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.exception_handler(NotFound)
-    async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
+    @app.exception_handler(ProductNotFound)
+    async def not_found(_request: Request, exc: LookupError) -> JSONResponse:
         return JSONResponse({"detail": str(exc.args[0])}, status_code=404)
 
     @app.exception_handler(Conflict)
     async def conflict(_request: Request, exc: Conflict) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
+    @app.exception_handler(LimitReached)
+    @app.exception_handler(InvalidTransition)
+    async def refused(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
     @app.exception_handler(InvalidName)
     @app.exception_handler(InvalidJob)
+    @app.exception_handler(UnknownTheme)
     async def invalid_request(_request: Request, exc: ValueError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 

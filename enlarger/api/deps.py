@@ -1,4 +1,4 @@
-"""What handlers get injected: the process's Library."""
+"""What handlers get injected: the process's Library and Catalog."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from enlarger.catalog.runtime import Catalog
 from enlarger.library.runtime import Library
 
 
@@ -15,3 +16,11 @@ def _library(request: Request) -> Library:
 
 
 LibraryDep = Annotated[Library, Depends(_library)]
+
+
+def _catalog(request: Request) -> Catalog:
+    catalog: Catalog = request.app.state.catalog
+    return catalog
+
+
+CatalogDep = Annotated[Catalog, Depends(_catalog)]

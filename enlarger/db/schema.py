@@ -252,3 +252,60 @@ photo_files = sa.Table(
     sa.Column("role", sa.String(8), nullable=False),  # jpg (any rendered image) or raw
     sa.Index("ix_photo_files_photo", "photo_id"),
 )
+
+# ---- product images (reference 004) -----------------------------------------------------
+# A product job takes one announced image of a SKU through segmentation, backgrounds,
+# composites and publishing; its artifacts live under `products/<sku>/<job id>/`.
+
+product_jobs = sa.Table(
+    "product_jobs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("sku", sa.String(200), nullable=False),
+    sa.Column("image_url", sa.Text, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("theme", sa.String(100), nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),  # builtin or external
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error_code", sa.String(32), nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("original_key", sa.String(700), nullable=True),
+    sa.Column("mask_key", sa.String(700), nullable=True),
+    sa.Column("cutout_key", sa.String(700), nullable=True),
+    sa.Column("bg_keys", Json, nullable=True),  # [key]
+    sa.Column("composite_keys", Json, nullable=True),  # [key]
+    sa.Column("thumb_keys", Json, nullable=True),  # [key], one per composite
+    sa.Column("composites", Json, nullable=True),  # [{key, name, width, height, thumbKey}]
+    sa.Column("media_ids", Json, nullable=True),  # what the publishers gave back
+    sa.Column("published", Json, nullable=True),  # {publisher: details}
+    sa.Column("stage_job_id", sa.BigInteger, nullable=True),  # the queue job of the stage
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("started_at", Timestamp, nullable=True),  # when it was QUEUED
+    sa.Column("completed_at", Timestamp, nullable=True),  # DONE or FAILED
+    sa.UniqueConstraint("sku", "sha256", "theme", name="uq_product_jobs_image"),
+    sa.Index("ix_product_jobs_status", "status"),
+    sa.Index("ix_product_jobs_created_at", "created_at"),
+)
+
+# Costs per provider call, in billionths of a dollar: integers sum exactly.
+product_costs = sa.Table(
+    "product_costs",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("product_job_id", sa.String(32), nullable=False),
+    sa.Column("stage", sa.String(16), nullable=False),
+    sa.Column("provider", sa.String(100), nullable=False),
+    sa.Column("nano_usd", sa.BigInteger, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index("ix_product_costs_job", "product_job_id"),
+)
+
+# Standard Webhooks delivery ids seen, so a redelivery creates nothing.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("webhook_id", sa.String(200), primary_key=True),
+    sa.Column("product_job_id", sa.String(32), nullable=False),
+    sa.Column("received_at", Timestamp, nullable=False),
+)

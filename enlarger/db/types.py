@@ -65,3 +65,22 @@ def _sqlite_now(element: db_now, compiler: Any, **kw: Any) -> str:
     if not element.clauses.clauses:
         return SQLITE_EPOCH_NOW
     return f"({SQLITE_EPOCH_NOW} + {compiler.process(element.clauses, **kw)})"
+
+
+class db_seconds_between(FunctionElement[float]):
+    """Seconds from the first timestamp to the second (`end - start`), as a number."""
+
+    type = sa.Float()
+    inherit_cache = True
+
+
+@compiles(db_seconds_between, "postgresql")
+def _pg_seconds_between(element: db_seconds_between, compiler: Any, **kw: Any) -> str:
+    start, end = (compiler.process(c, **kw) for c in element.clauses)
+    return f"EXTRACT(EPOCH FROM ({end} - {start}))"
+
+
+@compiles(db_seconds_between, "sqlite")
+def _sqlite_seconds_between(element: db_seconds_between, compiler: Any, **kw: Any) -> str:
+    start, end = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({end} - {start})"

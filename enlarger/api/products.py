@@ -1,0 +1,216 @@
+"""Product images (reference 004): the signed intake webhook and the product jobs API.
+
+The reference served product jobs under `/api/jobs`, which the photo projects use;
+enlarger serves them under `/api/product-jobs`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from enlarger.api.deps import CatalogDep
+from enlarger.api.shapes import iso, pagination
+from enlarger.catalog import service
+from enlarger.catalog.publish import composites_of
+from enlarger.catalog.runtime import Catalog
+from enlarger.catalog.states import DESCRIPTIONS, ProductStatus, remaining_seconds
+from enlarger.catalog.themes import DEFAULT_THEME
+from enlarger.catalog.webhooks import WebhookRejected, verify
+
+router = APIRouter(tags=["product images"])
+SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+MAX_WEBHOOK_BYTES = 64 * 1024
+
+
+class AnnouncedImage(BaseModel):
+    """A product system's announcement of an image for a SKU."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    sku: str = Field(min_length=1, max_length=200)
+    imageUrl: str = Field(min_length=8, max_length=4000)
+    sha256: str
+    theme: str = Field(DEFAULT_THEME, min_length=1, max_length=100)
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex_digest(cls, value: str) -> str:
+        if not SHA256.match(value):
+            raise ValueError("sha256 must be the image's 64 hex digit SHA-256")
+        return value.lower()
+
+    @field_validator("imageUrl")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.lower().startswith(("http://", "https://")):
+            raise ValueError("imageUrl must be an http or https URL")
+        return value
+
+
+def _verified_webhook_id(catalog: Catalog, request: Request, body: bytes) -> str | None:
+    """The delivery's id once its signature checks out; 401 with the reason otherwise."""
+    if not catalog.webhook_keys:
+        if not catalog.settings.webhooks_insecure:
+            raise HTTPException(
+                401,
+                "webhooks are refused: no secret is configured (set ENLARGER_WEBHOOK_SECRETS, "
+                "or ENLARGER_WEBHOOKS_INSECURE=1 to accept unsigned webhooks in development)",
+            )
+        return request.headers.get("webhook-id") or None
+    try:
+        return verify(request.headers, body, catalog.webhook_keys).webhook_id
+    except WebhookRejected as exc:
+        raise HTTPException(401, f"webhook signature rejected: {exc}") from None
+
+
+@router.post(
+    "/api/webhooks/images",
+    summary="Announce a product image (signed webhook)",
+    responses={201: {"description": "a job was created"}, 200: {"description": "a duplicate"}},
+)
+async def receive_image(request: Request, catalog: CatalogDep) -> JSONResponse:
+    body = await request.body()
+    if len(body) > MAX_WEBHOOK_BYTES:
+        raise HTTPException(413, f"a webhook body is at most {MAX_WEBHOOK_BYTES:,} bytes")
+    webhook_id = _verified_webhook_id(catalog, request, body)
+    try:
+        announced = AnnouncedImage.model_validate_json(body)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()
+        )
+        raise HTTPException(422, f"invalid announcement: {problems}") from None
+    created = await run_in_threadpool(
+        service.create_job,
+        catalog,
+        announced.sku,
+        announced.imageUrl,
+        announced.sha256,
+        announced.theme,
+        webhook_id,
+    )
+    status = "created" if created.created else "duplicate"
+    return JSONResponse(
+        {"jobId": created.job_id, "status": status}, status_code=201 if created.created else 200
+    )
+
+
+def _status_filter(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return ProductStatus(value.upper()).value
+    except ValueError:
+        known = ", ".join(s.value for s in ProductStatus)
+        raise HTTPException(422, f"unknown status {value!r}; use one of {known}") from None
+
+
+def product_job_json(
+    catalog: Catalog, job: dict[str, Any], costs: list[dict[str, Any]]
+) -> dict[str, Any]:
+    ttl = catalog.settings.url_expiry_seconds
+
+    def url(key: str | None) -> str | None:
+        return catalog.blobs.url(key, ttl) if key else None
+
+    status = ProductStatus(job["status"])
+    composites = (
+        [
+            {**item, "url": url(item["key"]), "thumbUrl": url(item.get("thumbKey"))}
+            for item in composites_of(job)
+        ]
+        if job["composite_keys"]
+        else []
+    )
+    started, completed = job["created_at"], job["completed_at"]
+    return {
+        "id": job["id"],
+        "sku": job["sku"],
+        "imageUrl": job["image_url"],
+        "sha256": job["sha256"],
+        "theme": job["theme"],
+        "mode": job["mode"],
+        "status": status.value,
+        "statusDescription": DESCRIPTIONS[status],
+        "estimatedSecondsRemaining": remaining_seconds(status),
+        "errorCode": job["error_code"],
+        "errorMessage": job["error_message"],
+        "originalKey": job["original_key"],
+        "maskKey": job["mask_key"],
+        "cutoutKey": job["cutout_key"],
+        "bgKeys": job["bg_keys"] or [],
+        "compositeKeys": job["composite_keys"] or [],
+        "thumbKeys": job["thumb_keys"] or [],
+        "composites": composites,
+        "mediaIds": job["media_ids"] or [],
+        "published": job["published"] or {},
+        "urls": {
+            "original": url(job["original_key"]),
+            "mask": url(job["mask_key"]),
+            "cutout": url(job["cutout_key"]),
+            "backgrounds": [url(k) for k in job["bg_keys"] or []],
+            "composites": [url(k) for k in job["composite_keys"] or []],
+            "thumbs": [url(k) for k in job["thumb_keys"] or []],
+        },
+        "costUsd": float(service.from_nano_usd(sum(c["nano_usd"] for c in costs))),
+        "costs": [
+            {
+                "stage": c["stage"],
+                "provider": c["provider"],
+                "amountUsd": float(service.from_nano_usd(c["nano_usd"])),
+                "at": iso(c["created_at"]),
+            }
+            for c in costs
+        ],
+        "createdAt": iso(job["created_at"]),
+        "updatedAt": iso(job["updated_at"]),
+        "startedAt": iso(job["started_at"]),
+        "completedAt": iso(completed),
+        "durationS": round((completed - started).total_seconds(), 3) if completed else None,
+    }
+
+
+@router.get("/api/product-jobs", summary="List product jobs, newest first")
+def list_product_jobs(
+    catalog: CatalogDep,
+    status: str | None = None,
+    sku: str | None = None,
+    theme: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    rows, total = service.list_jobs(
+        catalog, status=_status_filter(status), sku=sku, theme=theme, limit=limit, offset=offset
+    )
+    costs = service.costs_of(catalog, [row["id"] for row in rows])
+    return {
+        "jobs": [product_job_json(catalog, row, costs[row["id"]]) for row in rows],
+        "pagination": pagination(total, limit, offset, len(rows)),
+    }
+
+
+@router.get("/api/product-jobs/stats", summary="Totals: by status, cost, duration, failure rate")
+def product_job_stats(catalog: CatalogDep) -> dict[str, Any]:
+    totals = service.stats(catalog)
+    return {**totals, "totalCostUsd": float(totals["totalCostUsd"])}
+
+
+class Cleanup(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    olderThanDays: float = Field(ge=0)
+
+
+@router.post("/api/product-jobs/cleanup", summary="Delete finished jobs older than N days")
+def cleanup_product_jobs(cleanup: Cleanup, catalog: CatalogDep) -> dict[str, Any]:
+    return {"deleted": service.cleanup(catalog, cleanup.olderThanDays)}
+
+
+@router.get("/api/product-jobs/{job_id}", summary="One product job with its artifacts and costs")
+def get_product_job(job_id: str, catalog: CatalogDep) -> dict[str, Any]:
+    job = service.get_job(catalog, job_id)
+    return product_job_json(catalog, job, service.costs_of(catalog, [job_id])[job_id])

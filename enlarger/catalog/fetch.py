@@ -1,0 +1,185 @@
+"""Download a product image from a URL the product system gave us, safely.
+
+The URL comes from outside, so it is treated as hostile: only http and https; the host's
+addresses must all be public (no loopback, private, link-local, multicast or reserved
+address) unless `host:port` is in the allow list; the connection goes to the address that
+was checked (no second DNS answer can move it); every redirect is checked the same way;
+the body is streamed to disk under a size limit and a total time limit, must be declared
+an image (or a generic binary), and its sha256 must be the one announced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from enlarger.catalog.states import ProductError, StageFailed
+
+ACCEPTED_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
+CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    max_bytes: int = 50 * 1024 * 1024
+    timeout_s: float = 60.0
+    allow_hosts: frozenset[str] = field(default_factory=frozenset)  # "host:port", lower case
+    max_redirects: int = 3
+
+
+@dataclass(frozen=True)
+class Fetched:
+    path: Path
+    size_bytes: int
+    sha256: str
+    content_type: str
+
+
+def parse_allow_hosts(value: str) -> frozenset[str]:
+    """`ENLARGER_FETCH_ALLOW_HOSTS`: comma-separated `host:port` entries."""
+    hosts = set()
+    for part in value.split(","):
+        entry = part.strip().lower()
+        if not entry:
+            continue
+        host, sep, port = entry.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"fetch_allow_hosts entries are host:port, not {part.strip()!r}")
+        hosts.add(entry)
+    return frozenset(hosts)
+
+
+def _failed(message: str, *, retryable: bool = False) -> StageFailed:
+    return StageFailed(ProductError.DOWNLOAD_FAILED, message, retryable=retryable)
+
+
+def fetch(url: str, dest: Path, expected_sha256: str, limits: FetchLimits) -> Fetched:
+    """Download `url` to `dest`; StageFailed (DOWNLOAD_FAILED, INVALID_IMAGE or
+    RATE_LIMITED) says why not and whether a later try may succeed."""
+    deadline = time.monotonic() + limits.timeout_s
+    with httpx.Client(follow_redirects=False, trust_env=False) as client:
+        for _ in range(limits.max_redirects + 1):
+            response = _request(client, url, deadline, limits)
+            try:
+                if response.is_redirect and "location" in response.headers:
+                    url = urljoin(url, response.headers["location"])
+                    continue
+                _check_status(response)
+                return _save(response, dest, expected_sha256, deadline, limits)
+            finally:
+                response.close()
+    raise _failed(f"more than {limits.max_redirects} redirects")
+
+
+def _request(
+    client: httpx.Client, url: str, deadline: float, limits: FetchLimits
+) -> httpx.Response:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _failed(f"only http and https URLs are fetched, not {url!r}")
+    host = parts.hostname.lower()
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise _failed(f"the URL {url!r} has an invalid port") from None
+    address = _checked_address(host, port, limits.allow_hosts)
+    netloc = f"[{address}]" if ":" in address else address
+    pinned = parts._replace(netloc=f"{netloc}:{port}").geturl()
+    headers = {"Host": parts.netloc.rpartition("@")[2], "Accept": "image/*"}
+    timeout = max(0.1, deadline - time.monotonic())
+    try:
+        request = client.build_request(
+            "GET",
+            pinned,
+            headers=headers,
+            timeout=timeout,
+            extensions={"sni_hostname": host},
+        )
+        return client.send(request, stream=True)
+    except httpx.TimeoutException:
+        raise _failed(f"{host} did not answer in time", retryable=True) from None
+    except httpx.HTTPError as exc:
+        raise _failed(f"cannot reach {host}: {exc}", retryable=True) from None
+
+
+def _checked_address(host: str, port: int, allow_hosts: frozenset[str]) -> str:
+    """An address of `host` to connect to: any, for an allowed host; else one of its
+    addresses, all of which must be public."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise _failed(f"cannot resolve {host}: {exc.strerror}", retryable=True) from None
+    addresses = [str(info[4][0]) for info in infos]
+    if f"{host}:{port}" not in allow_hosts:
+        for address in addresses:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+            if not ip.is_global or ip.is_multicast:
+                raise _failed(
+                    f"{host} resolves to {address}, a private, loopback or link-local address; "
+                    "list it in ENLARGER_FETCH_ALLOW_HOSTS as host:port to fetch from it"
+                )
+    return addresses[0]
+
+
+def _check_status(response: httpx.Response) -> None:
+    status = response.status_code
+    if status == 429:
+        raise StageFailed(
+            ProductError.RATE_LIMITED,
+            "the image host answered 429 Too Many Requests",
+            retryable=True,
+        )
+    if status >= 500 or status == 408:
+        raise _failed(f"the image host answered {status}", retryable=True)
+    if status != 200:
+        raise _failed(f"the image host answered {status}")
+    content_type = response.headers.get("content-type", "").lower()
+    if not content_type.startswith(ACCEPTED_TYPES):
+        raise StageFailed(
+            ProductError.INVALID_IMAGE,
+            f"the URL serves {content_type or 'no content type'}, not an image",
+        )
+
+
+def _save(
+    response: httpx.Response, dest: Path, expected_sha256: str, deadline: float, limits: FetchLimits
+) -> Fetched:
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limits.max_bytes:
+        raise _failed(f"the image is {int(declared):,} bytes; the limit is {limits.max_bytes:,}")
+    digest = hashlib.sha256()
+    size = 0
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        with tmp.open("wb") as out:
+            for chunk in response.iter_bytes(CHUNK):
+                size += len(chunk)
+                if size > limits.max_bytes:
+                    raise _failed(f"the image is over the limit of {limits.max_bytes:,} bytes")
+                if time.monotonic() > deadline:
+                    raise _failed("the download took too long", retryable=True)
+                digest.update(chunk)
+                out.write(chunk)
+    except httpx.TimeoutException:
+        tmp.unlink(missing_ok=True)
+        raise _failed("the download stalled", retryable=True) from None
+    except httpx.HTTPError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _failed(f"the download broke off: {exc}", retryable=True) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    checksum = digest.hexdigest()
+    if checksum != expected_sha256:
+        tmp.unlink(missing_ok=True)
+        raise _failed(f"the image's sha256 is {checksum}, not the announced {expected_sha256}")
+    tmp.replace(dest)
+    content_type = response.headers.get("content-type", "")
+    return Fetched(dest, size, checksum, content_type)

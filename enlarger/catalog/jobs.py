@@ -1,0 +1,122 @@
+"""The product pipeline's job handlers: one queue job per stage, so each stage is
+retried on its own (2 s, 4 s, 8 s… by the engine's backoff) and a crash repeats only the
+stage it interrupted.
+
+A stage whose job finds the product job elsewhere (moved on already, failed, deleted)
+does nothing. A stage that fails for good marks the product job FAILED with its code; a
+stage job that dies without saying so (killed past its time limit, its attempts spent)
+is found by `product_reconcile`, which fails the product job it left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NoReturn
+
+from enlarger.catalog import pipeline, service
+from enlarger.catalog.runtime import Catalog, catalog_for
+from enlarger.catalog.states import InvalidTransition, ProductError, ProductStatus, StageFailed
+from enlarger.queue import (
+    ErrorCode,
+    JobContext,
+    JobStatus,
+    PermanentError,
+    Registry,
+    RetryableError,
+)
+
+log = logging.getLogger(__name__)
+registry = Registry()
+RECONCILE_EVERY_S = 30.0
+
+
+def _catalog(ctx: JobContext) -> Catalog:
+    if ctx.settings is None:
+        raise RuntimeError("product jobs need a worker started with settings")
+    return catalog_for(ctx.settings)
+
+
+def run_stage(ctx: JobContext, payload: dict[str, Any], status: ProductStatus) -> dict[str, Any]:
+    catalog = _catalog(ctx)
+    job_id = payload["productJobId"]
+    try:
+        job = service.get_job(catalog, job_id)
+    except service.NotFound:
+        return {"skipped": "the product job was deleted"}
+    if job["status"] != status.value:
+        return {"skipped": f"the product job is {job['status']}"}
+    work, following = pipeline.STAGES[status]
+    try:
+        result = work(catalog, job)
+    except StageFailed as error:
+        _give_up_or_retry(ctx, catalog, job_id, status, error)
+    except Exception as exc:  # a bug or an outage: retried, then INTERNAL_ERROR
+        log.exception("product job %s: %s stage failed", job_id, status.value)
+        error = StageFailed(
+            ProductError.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", retryable=True
+        )
+        _give_up_or_retry(ctx, catalog, job_id, status, error)
+    try:
+        service.advance(catalog, job_id, status, following, result.updates, result.costs)
+    except (InvalidTransition, service.NotFound) as exc:
+        return {"skipped": str(exc)}
+    return {"productJobId": job_id, "status": following.value}
+
+
+def _give_up_or_retry(
+    ctx: JobContext, catalog: Catalog, job_id: str, status: ProductStatus, error: StageFailed
+) -> NoReturn:
+    if error.retryable and ctx.attempt < ctx.max_attempts:
+        raise RetryableError(error.code.value, error.message)
+    service.fail(catalog, job_id, error.code, error.message, expected=status)
+    raise PermanentError(error.code.value, error.message)
+
+
+@registry.handler("product_fetch", kind="io", max_attempts=4, timeout_s=300)
+def product_fetch(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    return run_stage(ctx, payload, ProductStatus.QUEUED)
+
+
+@registry.handler("product_segment", kind="cpu", max_attempts=3, timeout_s=600)
+def product_segment(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    return run_stage(ctx, payload, ProductStatus.SEGMENTING)
+
+
+@registry.handler("product_backgrounds", kind="cpu", max_attempts=3, timeout_s=600)
+def product_backgrounds(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    return run_stage(ctx, payload, ProductStatus.BG_GENERATING)
+
+
+@registry.handler("product_composite", kind="cpu", max_attempts=3, timeout_s=900)
+def product_composite(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    return run_stage(ctx, payload, ProductStatus.COMPOSITING)
+
+
+@registry.handler("product_publish", kind="io", max_attempts=5, timeout_s=600)
+def product_publish(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    return run_stage(ctx, payload, ProductStatus.PUBLISHING)
+
+
+@registry.handler("product_reconcile", kind="io", max_attempts=1, timeout_s=300)
+def product_reconcile(ctx: JobContext, payload: Any) -> dict[str, Any]:
+    """Fail product jobs whose stage job ended without moving them on."""
+    return {"failed": reconcile(_catalog(ctx))}
+
+
+registry.schedule("product_reconcile", "product_reconcile", RECONCILE_EVERY_S, priority=90)
+
+
+def reconcile(catalog: Catalog) -> list[str]:
+    store = catalog.queue.store
+    failed = []
+    for job in service.stalled_candidates(catalog):
+        stage_job = store.get_job(job["stage_job_id"])
+        if stage_job is None or stage_job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+            continue
+        code = ProductError.INTERNAL_ERROR
+        if stage_job.error_code == ErrorCode.TIMEOUT:
+            code = ProductError.PROVIDER_TIMEOUT
+        message = f"the {job['status']} stage ended without finishing: {stage_job.last_error}"
+        if service.fail(catalog, job["id"], code, message, expected=ProductStatus(job["status"])):
+            failed.append(job["id"])
+    return failed

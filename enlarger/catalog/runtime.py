@@ -1,0 +1,57 @@
+"""What the catalog needs to work: the process's database, queue and blob store (shared
+with the photo library), its themes, fetch limits and webhook keys."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from enlarger.catalog.fetch import FetchLimits, parse_allow_hosts
+from enlarger.catalog.themes import Theme, load_themes
+from enlarger.catalog.webhooks import parse_secrets
+from enlarger.config import Settings, SettingsError
+from enlarger.library.runtime import Library, library_for
+from enlarger.queue import JobQueue
+from enlarger.storage import BlobStore
+
+
+@dataclass
+class Catalog:
+    settings: Settings
+    engine: sa.Engine
+    queue: JobQueue
+    blobs: BlobStore
+    themes: dict[str, Theme]
+    fetch_limits: FetchLimits
+    webhook_keys: list[bytes]
+    temp_dir: Path  # downloads wait here (the library's temp directory)
+
+
+def catalog_from(library: Library) -> Catalog:
+    settings = library.settings
+    try:
+        keys = parse_secrets(settings.webhook_secrets)
+        allow_hosts = parse_allow_hosts(settings.fetch_allow_hosts)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    return Catalog(
+        settings=settings,
+        engine=library.engine,
+        queue=library.queue,
+        blobs=library.blobs,
+        themes=load_themes(settings),
+        fetch_limits=FetchLimits(
+            settings.fetch_max_bytes, settings.fetch_timeout_seconds, allow_hosts
+        ),
+        webhook_keys=keys,
+        temp_dir=library.temp_dir,
+    )
+
+
+@functools.cache
+def catalog_for(settings: Settings) -> Catalog:
+    """The process's Catalog for these settings (handlers in CPU children call this)."""
+    return catalog_from(library_for(settings))

@@ -1,0 +1,415 @@
+"""Product jobs: create them from announced images, move them through the state
+machine, record their costs, read them back. HTTP handlers, the CLI and the pipeline's
+job handlers call these.
+
+A status change and the queue job that carries the product job on (for built-in themes)
+are written in one transaction, so a job never waits in a stage with nobody to run it.
+Every change is a compare-and-set on the status: two writers racing cannot both move it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from enlarger.catalog.runtime import Catalog
+from enlarger.catalog.states import (
+    TERMINAL,
+    InvalidTransition,
+    ProductError,
+    ProductStatus,
+    check_fields,
+    check_transition,
+)
+from enlarger.db.engine import is_postgres, read_connection
+from enlarger.db.schema import product_costs, product_jobs, webhook_deliveries
+from enlarger.db.types import db_now, db_seconds_between
+
+STAGE_JOB_TYPES: dict[ProductStatus, str] = {
+    ProductStatus.QUEUED: "product_fetch",
+    ProductStatus.SEGMENTING: "product_segment",
+    ProductStatus.BG_GENERATING: "product_backgrounds",
+    ProductStatus.COMPOSITING: "product_composite",
+    ProductStatus.PUBLISHING: "product_publish",
+}
+STAGE_PRIORITY = 50  # below uploads' priority lane: product work is batch work
+NANO = Decimal("0.000000001")
+
+
+class NotFound(LookupError):
+    pass
+
+
+class LimitReached(Exception):
+    """The SKU already has `image_max_per_sku` product jobs."""
+
+
+class UnknownTheme(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Created:
+    job_id: str
+    created: bool  # False: the same (sku, sha256, theme) or webhook id was seen before
+
+
+@dataclass(frozen=True)
+class Cost:
+    stage: ProductStatus
+    provider: str
+    amount_usd: Decimal
+
+
+def to_nano_usd(amount: Decimal) -> int:
+    """Dollars as billionths, exactly (rounded half-even past nine decimal places)."""
+    return int((amount / NANO).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def from_nano_usd(nano: int) -> Decimal:
+    return (Decimal(nano) * NANO).normalize()
+
+
+# ---- creating ------------------------------------------------------------------------------
+
+
+def create_job(
+    catalog: Catalog,
+    sku: str,
+    image_url: str,
+    sha256: str,
+    theme: str,
+    webhook_id: str | None = None,
+) -> Created:
+    """One job per (sku, sha256, theme) and per webhook id, however many deliveries race.
+    A built-in theme's job is QUEUED at once with its fetch job; an external one waits in
+    NEW for `start`."""
+    if theme not in catalog.themes:
+        known = ", ".join(sorted(catalog.themes))
+        raise UnknownTheme(f"unknown theme {theme!r} (known: {known})")
+    for _ in range(3):  # a racing delivery may win between our read and our insert
+        try:
+            with catalog.engine.begin() as conn:
+                return _create(catalog, conn, sku, image_url, sha256, theme, webhook_id)
+        except sa.exc.IntegrityError:
+            continue
+    raise RuntimeError("a product job kept being created and removed under us")
+
+
+def _create(
+    catalog: Catalog,
+    conn: sa.Connection,
+    sku: str,
+    image_url: str,
+    sha256: str,
+    theme: str,
+    webhook_id: str | None,
+) -> Created:
+    if webhook_id is not None:
+        seen = conn.execute(
+            sa.select(webhook_deliveries.c.product_job_id).where(
+                webhook_deliveries.c.webhook_id == webhook_id
+            )
+        ).scalar()
+        if seen is not None:
+            return Created(seen, False)
+    if is_postgres(catalog.engine):  # SQLite's single writer already serialises this
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(sku))))
+    existing = conn.execute(
+        sa.select(product_jobs.c.id).where(
+            product_jobs.c.sku == sku,
+            product_jobs.c.sha256 == sha256,
+            product_jobs.c.theme == theme,
+        )
+    ).scalar()
+    if existing is None:
+        _check_sku_limit(catalog, conn, sku)
+        existing = _insert(catalog, conn, sku, image_url, sha256, theme)
+        created = True
+    else:
+        created = False
+    if webhook_id is not None:
+        conn.execute(
+            webhook_deliveries.insert().values(
+                webhook_id=webhook_id, product_job_id=existing, received_at=db_now()
+            )
+        )
+    return Created(existing, created)
+
+
+def _check_sku_limit(catalog: Catalog, conn: sa.Connection, sku: str) -> None:
+    limit = catalog.settings.image_max_per_sku
+    count = conn.execute(
+        sa.select(sa.func.count()).where(
+            product_jobs.c.sku == sku, product_jobs.c.status != ProductStatus.FAILED.value
+        )
+    ).scalar_one()
+    if count >= limit:
+        raise LimitReached(
+            f"SKU {sku!r} already has {count} image(s), the limit (ENLARGER_IMAGE_MAX_PER_SKU)"
+        )
+
+
+def _insert(
+    catalog: Catalog, conn: sa.Connection, sku: str, image_url: str, sha256: str, theme: str
+) -> str:
+    job_id = secrets.token_urlsafe(15)
+    external = catalog.themes[theme].external
+    conn.execute(
+        product_jobs.insert().values(
+            id=job_id,
+            sku=sku,
+            image_url=image_url,
+            sha256=sha256,
+            theme=theme,
+            mode="external" if external else "builtin",
+            status=ProductStatus.NEW.value,
+            created_at=db_now(),
+            updated_at=db_now(),
+        )
+    )
+    if not external:
+        _transition(catalog, conn, _locked(conn, job_id), ProductStatus.QUEUED, {})
+    return job_id
+
+
+# ---- moving through the states ---------------------------------------------------------------
+
+
+def advance(
+    catalog: Catalog,
+    job_id: str,
+    expected: ProductStatus,
+    new: ProductStatus,
+    updates: Mapping[str, Any] | None = None,
+    costs: Iterable[Cost] = (),
+) -> dict[str, Any]:
+    """Move a job from `expected` to `new` with `updates` and its costs, in one
+    transaction; InvalidTransition when it is not in `expected` (any more)."""
+    with catalog.engine.begin() as conn:
+        job = _locked(conn, job_id)
+        if job["status"] != expected.value:
+            raise InvalidTransition(f"the job is {job['status']}, not {expected.value}")
+        _record_costs(conn, job_id, costs)
+        return _transition(catalog, conn, job, new, dict(updates or {}))
+
+
+def fail(
+    catalog: Catalog,
+    job_id: str,
+    code: ProductError,
+    message: str,
+    expected: ProductStatus | None = None,
+) -> bool:
+    """Mark a job FAILED (unless final already, or not in `expected`); True if it was."""
+    with catalog.engine.begin() as conn:
+        job = _locked(conn, job_id)
+        status = ProductStatus(job["status"])
+        if status in TERMINAL or (expected is not None and status is not expected):
+            return False
+        updates = {"error_code": ProductError(code).value, "error_message": message[:2000]}
+        _transition(catalog, conn, job, ProductStatus.FAILED, updates)
+        return True
+
+
+def _locked(conn: sa.Connection, job_id: str) -> dict[str, Any]:
+    row = (
+        conn.execute(sa.select(product_jobs).where(product_jobs.c.id == job_id).with_for_update())
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"no product job {job_id!r}")
+    return dict(row)
+
+
+def _transition(
+    catalog: Catalog,
+    conn: sa.Connection,
+    job: dict[str, Any],
+    new: ProductStatus,
+    updates: dict[str, Any],
+) -> dict[str, Any]:
+    """Validate and write one change of status; enqueue the new stage's queue job when the
+    job runs on the built-in providers."""
+    current = ProductStatus(job["status"])
+    check_transition(current, new)
+    after = {**job, **updates}
+    check_fields(new, after)
+    values: dict[str, Any] = {**updates, "status": new.value, "updated_at": db_now()}
+    if new is ProductStatus.QUEUED:
+        values["started_at"] = db_now()
+    if new in TERMINAL:
+        values["completed_at"] = db_now()
+    if job["mode"] == "builtin" and new in STAGE_JOB_TYPES:
+        values["stage_job_id"] = catalog.queue.enqueue(
+            STAGE_JOB_TYPES[new],
+            {"productJobId": job["id"]},
+            conn=conn,
+            priority=STAGE_PRIORITY,
+            idempotency_key=f"product:{job['id']}:{new.value}",
+        ).id
+    changed = conn.execute(
+        product_jobs.update()
+        .where(product_jobs.c.id == job["id"], product_jobs.c.status == current.value)
+        .values(**values)
+    )
+    if changed.rowcount != 1:
+        raise InvalidTransition("the job changed while it was being updated")
+    return {**after, "status": new.value}
+
+
+def _record_costs(conn: sa.Connection, job_id: str, costs: Iterable[Cost]) -> None:
+    rows = [
+        {
+            "product_job_id": job_id,
+            "stage": cost.stage.value,
+            "provider": cost.provider,
+            "nano_usd": to_nano_usd(cost.amount_usd),
+        }
+        for cost in costs
+    ]
+    if rows:
+        conn.execute(product_costs.insert().values(created_at=db_now()), rows)
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+def get_job(catalog: Catalog, job_id: str) -> dict[str, Any]:
+    with read_connection(catalog.engine) as conn:
+        row = conn.execute(sa.select(product_jobs).where(product_jobs.c.id == job_id)).mappings()
+        found = row.first()
+    if found is None:
+        raise NotFound(f"no product job {job_id!r}")
+    return dict(found)
+
+
+def list_jobs(
+    catalog: Catalog,
+    *,
+    status: str | None = None,
+    sku: str | None = None,
+    theme: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """Jobs newest first, and how many match in all."""
+    where = []
+    if status:
+        where.append(product_jobs.c.status == status)
+    if sku:
+        where.append(product_jobs.c.sku == sku)
+    if theme:
+        where.append(product_jobs.c.theme == theme)
+    query = (
+        sa.select(product_jobs)
+        .where(*where)
+        .order_by(product_jobs.c.created_at.desc(), product_jobs.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    count = sa.select(sa.func.count()).select_from(product_jobs).where(*where)
+    with read_connection(catalog.engine) as conn:
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+        return rows, int(conn.execute(count).scalar_one())
+
+
+def costs_of(catalog: Catalog, job_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each job's provider calls with their cost, oldest first."""
+    found: dict[str, list[dict[str, Any]]] = {job_id: [] for job_id in job_ids}
+    if not job_ids:
+        return found
+    query = (
+        sa.select(product_costs)
+        .where(product_costs.c.product_job_id.in_(job_ids))
+        .order_by(product_costs.c.id)
+    )
+    with read_connection(catalog.engine) as conn:
+        for row in conn.execute(query).mappings():
+            found[row["product_job_id"]].append(dict(row))
+    return found
+
+
+def stats(catalog: Catalog) -> dict[str, Any]:
+    """Totals for dashboards: jobs by status, cost, mean time to DONE, failure rate."""
+    done = ProductStatus.DONE.value
+    with read_connection(catalog.engine) as conn:
+        by_status = {
+            status: int(n)
+            for status, n in conn.execute(
+                sa.select(product_jobs.c.status, sa.func.count()).group_by(product_jobs.c.status)
+            )
+        }
+        nano = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(product_costs.c.nano_usd), 0)))
+        total_nano = int(nano.scalar_one())
+        average = conn.execute(
+            sa.select(
+                sa.func.avg(
+                    db_seconds_between(product_jobs.c.created_at, product_jobs.c.completed_at)
+                )
+            ).where(product_jobs.c.status == done)
+        ).scalar()
+    finished = by_status.get(done, 0) + by_status.get(ProductStatus.FAILED.value, 0)
+    failed = by_status.get(ProductStatus.FAILED.value, 0)
+    return {
+        "total": sum(by_status.values()),
+        "byStatus": {status.value: by_status.get(status.value, 0) for status in ProductStatus},
+        "totalCostUsd": from_nano_usd(total_nano),
+        "avgDurationS": None if average is None else round(float(average), 3),
+        "failureRate": round(failed / finished, 4) if finished else 0.0,
+    }
+
+
+def artifact_keys(job: Mapping[str, Any]) -> list[str]:
+    """Every blob the job made or fetched (published copies are not its to remove)."""
+    keys = [job.get(name) for name in ("original_key", "mask_key", "cutout_key")]
+    for name in ("bg_keys", "composite_keys", "thumb_keys"):
+        keys.extend(job.get(name) or [])
+    return [key for key in keys if key]
+
+
+def cleanup(catalog: Catalog, older_than_days: float) -> int:
+    """Delete DONE and FAILED jobs finished more than `older_than_days` ago, with their
+    artifacts, costs and webhook deliveries; the number of jobs deleted."""
+    cutoff = db_now(-timedelta(days=older_than_days).total_seconds())
+    with catalog.engine.begin() as conn:
+        rows = [
+            dict(r)
+            for r in conn.execute(
+                sa.select(product_jobs)
+                .where(
+                    product_jobs.c.status.in_([s.value for s in TERMINAL]),
+                    product_jobs.c.completed_at < cutoff,
+                )
+                .with_for_update()
+            ).mappings()
+        ]
+        ids = [row["id"] for row in rows]
+        if ids:
+            conn.execute(product_costs.delete().where(product_costs.c.product_job_id.in_(ids)))
+            conn.execute(
+                webhook_deliveries.delete().where(webhook_deliveries.c.product_job_id.in_(ids))
+            )
+            conn.execute(product_jobs.delete().where(product_jobs.c.id.in_(ids)))
+    for row in rows:  # after the commit: a rollback must not leave rows without files
+        for key in artifact_keys(row):
+            catalog.blobs.delete(key)
+    return len(rows)
+
+
+def stalled_candidates(catalog: Catalog) -> list[dict[str, Any]]:
+    """Built-in jobs in a stage, with the queue job that should be carrying them."""
+    query = sa.select(product_jobs.c.id, product_jobs.c.status, product_jobs.c.stage_job_id).where(
+        product_jobs.c.mode == "builtin",
+        product_jobs.c.status.in_([s.value for s in STAGE_JOB_TYPES]),
+        product_jobs.c.stage_job_id.is_not(None),
+    )
+    with read_connection(catalog.engine) as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]

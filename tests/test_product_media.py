@@ -1,0 +1,238 @@
+"""The product pipeline's pure parts: the state machine, webhook signatures, backdrop
+removal on generated studio photos with known masks, an ONNX model the test builds, and
+compositing rules (aspect sizes, Amazon's white frame and fill)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import io
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+from PIL import Image
+
+from bench.product_photos import product_photo
+from enlarger.catalog.states import (
+    InvalidTransition,
+    ProductStatus,
+    check_fields,
+    check_transition,
+    remaining_seconds,
+)
+from enlarger.catalog.themes import BUILTIN_THEMES
+from enlarger.catalog.webhooks import WebhookRejected, secret_key, sign_standard, verify
+from enlarger.media.compose import (
+    Background,
+    Placement,
+    canvas_size,
+    compose,
+    draw_background,
+)
+from enlarger.media.segment import (
+    OnnxSegmenter,
+    SegmentationError,
+    bounding_box,
+    iou,
+    remove_backdrop,
+)
+
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+BODY = b'{"sku":"SKU-1","imageUrl":"https://img.example/a.jpg","sha256":"' + b"a" * 64 + b'"}'
+NOW = 1_800_000_000
+
+
+def _rgb(photo_jpeg: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(photo_jpeg)).convert("RGB"))
+
+
+# ---- state machine ------------------------------------------------------------------------
+
+
+def test_transitions_follow_the_pipeline_and_final_states_stay_final() -> None:
+    check_transition(ProductStatus.NEW, ProductStatus.QUEUED)
+    check_transition(ProductStatus.COMPOSITING, ProductStatus.PUBLISHING)
+    check_transition(ProductStatus.SEGMENTING, ProductStatus.FAILED)
+    with pytest.raises(InvalidTransition, match="cannot become"):
+        check_transition(ProductStatus.NEW, ProductStatus.SEGMENTING)
+    with pytest.raises(InvalidTransition, match="cannot become"):
+        check_transition(ProductStatus.PUBLISHING, ProductStatus.COMPOSITING)
+    for final in (ProductStatus.DONE, ProductStatus.FAILED):
+        with pytest.raises(InvalidTransition, match="final"):
+            check_transition(final, ProductStatus.FAILED)
+
+
+def test_each_status_checks_its_required_fields() -> None:
+    with pytest.raises(InvalidTransition, match="mask_key"):
+        check_fields(ProductStatus.BG_GENERATING, {"original_key": "o.jpg"})
+    check_fields(ProductStatus.BG_GENERATING, {"original_key": "o.jpg", "mask_key": "m.png"})
+    with pytest.raises(InvalidTransition, match="error_code"):
+        check_fields(ProductStatus.FAILED, {"error_message": "x"})
+    with pytest.raises(InvalidTransition, match="media_ids"):
+        check_fields(ProductStatus.DONE, {"composite_keys": ["c.jpg"], "media_ids": []})
+    assert remaining_seconds(ProductStatus.QUEUED) > remaining_seconds(ProductStatus.PUBLISHING)
+    assert remaining_seconds(ProductStatus.DONE) == 0
+
+
+# ---- webhook signatures -------------------------------------------------------------------
+
+
+def _standard_headers(body: bytes, secret: str = SECRET, stamp: int = NOW) -> dict[str, str]:
+    signature = sign_standard(secret_key(secret), "msg_1", stamp, body)
+    return {"webhook-id": "msg_1", "webhook-timestamp": str(stamp), "webhook-signature": signature}
+
+
+def test_standard_webhook_signature_is_checked() -> None:
+    keys = [secret_key(SECRET)]
+    assert verify(_standard_headers(BODY), BODY, keys, now=NOW).webhook_id == "msg_1"
+    # the spec's own construction: base64 HMAC-SHA256 of "id.timestamp.body"
+    expected = base64.b64encode(
+        hmac.new(keys[0], b"msg_1.%d." % NOW + BODY, hashlib.sha256).digest()
+    ).decode()
+    assert _standard_headers(BODY)["webhook-signature"] == f"v1,{expected}"
+    with pytest.raises(WebhookRejected, match="does not match"):
+        verify(_standard_headers(BODY), BODY + b" ", keys, now=NOW)
+    with pytest.raises(WebhookRejected, match="five minutes"):
+        verify(_standard_headers(BODY, stamp=NOW - 301), BODY, keys, now=NOW)
+    other = "whsec_" + base64.b64encode(b"another secret of enough bytes!!").decode()
+    with pytest.raises(WebhookRejected, match="does not match"):
+        verify(_standard_headers(BODY, secret=other), BODY, keys, now=NOW)
+    # rotation: either configured secret may sign; several signatures may be offered
+    assert verify(_standard_headers(BODY, secret=other), BODY, [*keys, secret_key(other)], now=NOW)
+    headers = _standard_headers(BODY)
+    headers["webhook-signature"] = "v1,bm9wZQ== " + headers["webhook-signature"]
+    assert verify(headers, BODY, keys, now=NOW).scheme == "standard"
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({}, "missing signature"),
+        ({"webhook-signature": "v1,abc", "webhook-timestamp": str(NOW)}, "webhook-id"),
+        ({"webhook-signature": "v1,abc", "webhook-id": "m", "webhook-timestamp": "x"}, "seconds"),
+        ({"webhook-signature": "garbage", "webhook-id": "m", "webhook-timestamp": str(NOW)}, "v1"),
+        ({"x-webhook-signature": "zz"}, "does not match"),
+    ],
+)
+def test_malformed_signatures_are_rejected_with_a_reason(
+    headers: dict[str, str], reason: str
+) -> None:
+    with pytest.raises(WebhookRejected, match=reason):
+        verify(headers, BODY, [secret_key(SECRET)], now=NOW)
+
+
+@pytest.mark.parametrize("header", ["x-webhook-signature", "x-3jms-signature"])
+def test_reference_hmac_headers_are_accepted(header: str) -> None:
+    plain = "a plain shared secret"
+    digest = hmac.new(plain.encode(), BODY, hashlib.sha256).hexdigest()
+    verified = verify({header: digest}, BODY, [secret_key(plain)])
+    assert verified.webhook_id is None and verified.scheme == header
+    assert verify({header: f"sha256={digest.upper()}"}, BODY, [secret_key(plain)])
+    with pytest.raises(WebhookRejected):
+        verify({header: digest}, BODY + b"x", [secret_key(plain)])
+    with pytest.raises(WebhookRejected, match="no webhook secret"):
+        verify({header: digest}, BODY, [])
+
+
+# ---- segmentation -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_backdrop_removal_recovers_the_known_mask(seed: int) -> None:
+    photo = product_photo(seed, 800, 800)
+    alpha = remove_backdrop(_rgb(photo.jpeg))
+    assert iou(alpha, photo.truth) >= 0.95, (photo.backdrop, photo.shape, photo.colour)
+    # the cast shadow beside the product stays backdrop
+    assert alpha[photo.truth == 0].mean() < 8
+
+
+def test_a_plain_backdrop_has_no_product() -> None:
+    empty = np.full((400, 600, 3), 240, dtype=np.uint8)
+    empty += np.random.default_rng(1).integers(0, 3, empty.shape, dtype=np.uint8)
+    with pytest.raises(SegmentationError, match="no product"):
+        remove_backdrop(empty)
+
+
+def _brightness_model(path: Path, size: int | None) -> Path:
+    """A tiny salient-object model: foreground where the red channel is below 0.5
+    (sigmoid(40 * (0.5 - R))), as a U²-Net-style (1,3,H,W) → (1,1,H,W) graph."""
+    dim: list[int | str] = [size, size] if size else ["h", "w"]
+    pixels = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, *dim])
+    mask = helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, *dim])
+    nodes = [
+        helper.make_node("Slice", ["input", "starts", "ends", "axes"], ["red"]),
+        helper.make_node("Sub", ["half", "red"], ["darker"]),
+        helper.make_node("Mul", ["darker", "gain"], ["logit"]),
+        helper.make_node("Sigmoid", ["logit"], ["mask"]),
+    ]
+    constants = [
+        helper.make_tensor("starts", TensorProto.INT64, [1], [0]),
+        helper.make_tensor("ends", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("axes", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("half", TensorProto.FLOAT, [], [0.5]),
+        helper.make_tensor("gain", TensorProto.FLOAT, [], [40.0]),
+    ]
+    graph = helper.make_graph(nodes, "brightness", [pixels], [mask], constants)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("size", [None, 256])
+def test_onnx_segmenter_runs_a_local_model(tmp_path: Path, size: int | None) -> None:
+    photo = product_photo(1, 640, 480)  # a blue box on grey: its red channel is low
+    segmenter = OnnxSegmenter(_brightness_model(tmp_path / "tiny.onnx", size))
+    alpha = segmenter(_rgb(photo.jpeg))
+    assert alpha.shape == photo.truth.shape
+    assert iou(alpha, photo.truth) >= (0.9 if size else 0.95)
+
+
+def test_onnx_segmenter_refuses_a_missing_or_broken_model(tmp_path: Path) -> None:
+    with pytest.raises(SegmentationError, match="no segmentation model"):
+        OnnxSegmenter(tmp_path / "absent.onnx")
+    (tmp_path / "broken.onnx").write_bytes(b"not a model")
+    with pytest.raises(SegmentationError, match="cannot load"):
+        OnnxSegmenter(tmp_path / "broken.onnx")
+
+
+# ---- compositing --------------------------------------------------------------------------
+
+
+def test_canvas_sizes_of_every_aspect() -> None:
+    assert canvas_size("1:1", 2048) == (2048, 2048)
+    assert canvas_size("4:5", 2048) == (1638, 2048)
+    assert canvas_size("3:4", 2048) == (1536, 2048)
+    assert canvas_size("16:9", 2048) == (2048, 1152)
+
+
+def test_amazon_main_is_pure_white_with_the_product_filling_85_percent() -> None:
+    photo = product_photo(4, 800, 800)
+    rgb = _rgb(photo.jpeg)
+    alpha = remove_backdrop(rgb)
+    white = draw_background(Background("solid", ((255, 255, 255),)), 2000, 2000)
+    pixels, (x, y, width, height) = compose(rgb, alpha, white, Placement(fill=0.9))
+    assert max(width, height) >= 0.85 * 2000
+    assert abs((x + width / 2) - 1000) <= 1 and abs((y + height / 2) - 1000) <= 1
+    corners = [pixels[:40, :40], pixels[:40, -40:], pixels[-40:, :40], pixels[-40:, -40:]]
+    assert all((corner == 255).all() for corner in corners)
+    assert bounding_box(np.where((pixels < 250).any(axis=2), 255, 0))[2] >= 0.85 * 2000 - 2
+
+
+def test_studio_theme_stands_the_product_on_the_floor_with_a_shadow() -> None:
+    photo = product_photo(2, 800, 800)
+    rgb = _rgb(photo.jpeg)
+    alpha = remove_backdrop(rgb)
+    theme = BUILTIN_THEMES["default"]
+    width, height = canvas_size("4:5", 1024)
+    background = draw_background(theme.background, width, height)
+    shadowed, (x, y, w, h) = compose(rgb, alpha, background, theme.placement())
+    plain, _ = compose(rgb, alpha, background, Placement(fill=0.8, on_floor=True))
+    assert y + h == round(height * 0.86)
+    below = np.s_[y + h + 2 : y + h + 10, x + w // 2 - 20 : x + w // 2 + 20]
+    assert shadowed[below].mean() < plain[below].mean() - 10
+    assert background[5].mean() > background[-5].mean()  # wall lighter than the floor

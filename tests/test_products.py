@@ -1,0 +1,424 @@
+"""Product images end to end, on both backends: a signed webhook announces a photo
+served by a real HTTP server on loopback; a real worker fetches it, cuts the product out,
+renders backgrounds and composites and publishes them to a folder with a manifest. Also:
+idempotency (same image, same delivery id, concurrent duplicates), the per-SKU limit,
+401 for bad signatures, safe fetching, failures with their codes, stats and cleanup."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import pyvips
+import sqlalchemy as sa
+
+from bench.product_photos import product_photo
+from enlarger.catalog import jobs as catalog_jobs
+from enlarger.catalog import service
+from enlarger.catalog.fetch import FetchLimits, fetch
+from enlarger.catalog.runtime import Catalog, catalog_from
+from enlarger.catalog.states import ProductError, StageFailed
+from enlarger.catalog.webhooks import secret_key, sign_standard
+from enlarger.db.schema import product_jobs
+from enlarger.library.runtime import Library, build_library
+from enlarger.queue import Worker
+from tests.conftest import FAST, wait_for
+
+SECRET = "whsec_" + base64.b64encode(b"test secret for product webhooks").decode()
+FRAMES = ["1x1", "4x5", "3x4", "16x9", "shopify", "amazon-main"]
+SIZES = {
+    "1x1": (2048, 2048),
+    "4x5": (1638, 2048),
+    "3x4": (1536, 2048),
+    "16x9": (2048, 1152),
+    "shopify": (2048, 2048),
+    "amazon-main": (2000, 2000),
+}
+
+
+class ImageHost:
+    """A loopback HTTP server serving `files` (path → (content type, bytes))."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, tuple[str, bytes]] = {}
+        self.requests: list[str] = []
+        host = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                host.requests.append(self.path)
+                if self.path == "/redirect":
+                    self.send_response(302)
+                    self.send_header("Location", "/photo.jpg")
+                    self.end_headers()
+                    return
+                if self.path == "/busy":
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                found = host.files.get(self.path)
+                if found is None:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", found[0])
+                self.send_header("Content-Length", str(len(found[1])))
+                self.end_headers()
+                self.wfile.write(found[1])
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def add(self, path: str, data: bytes, content_type: str = "image/jpeg") -> str:
+        self.files[path] = (content_type, data)
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+@pytest.fixture
+def image_host() -> Iterator[ImageHost]:
+    host = ImageHost()
+    yield host
+    host.server.shutdown()
+
+
+@pytest.fixture
+def library(db_url: str, tmp_path: Path, engine: sa.Engine, image_host: ImageHost) -> Library:
+    settings = FAST.replace(
+        data_dir=tmp_path / "data",
+        database_url=db_url,
+        webhook_secrets=SECRET,
+        fetch_allow_hosts=f"127.0.0.1:{image_host.port}",
+        image_max_per_sku=3,
+        product_external_themes="",
+    )
+    return build_library(settings, engine)
+
+
+@pytest.fixture
+def catalog(library: Library) -> Catalog:
+    return catalog_from(library)
+
+
+def _signed(body: bytes, webhook_id: str = "msg_1") -> dict[str, str]:
+    stamp = int(time.time())
+    return {
+        "content-type": "application/json",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": sign_standard(secret_key(SECRET), webhook_id, stamp, body),
+    }
+
+
+def _announce(
+    client: httpx.Client,
+    url: str,
+    data: bytes,
+    sku: str = "SKU-1",
+    webhook_id: str = "msg_1",
+    **extra: str,
+) -> httpx.Response:
+    body = json.dumps(
+        {"sku": sku, "imageUrl": url, "sha256": hashlib.sha256(data).hexdigest(), **extra}
+    ).encode()
+    return client.post("/api/webhooks/images", content=body, headers=_signed(body, webhook_id))
+
+
+def _settled(client: httpx.Client, job_id: str) -> dict[str, Any] | None:
+    job = client.get(f"/api/product-jobs/{job_id}").json()
+    return job if job["status"] in ("DONE", "FAILED") else None
+
+
+def test_a_signed_webhook_runs_to_done_with_composites_published(
+    client: httpx.Client,
+    run_worker: Callable[[], Worker],
+    image_host: ImageHost,
+    library: Library,
+) -> None:
+    photo = product_photo(3, 1000, 1000)
+    url = image_host.add("/photo.jpg", photo.jpeg)
+    response = _announce(client, url, photo.jpeg)
+    assert response.status_code == 201, response.text
+    job_id = response.json()["jobId"]
+    assert response.json() == {"jobId": job_id, "status": "created"}
+    queued = client.get(f"/api/product-jobs/{job_id}").json()
+    assert queued["status"] == "QUEUED" and queued["mode"] == "builtin"
+    assert queued["statusDescription"] and queued["estimatedSecondsRemaining"] > 0
+
+    run_worker()
+    job = wait_for(lambda: _settled(client, job_id), timeout=90)
+    assert job["status"] == "DONE", job
+    assert job["errorCode"] is None and job["estimatedSecondsRemaining"] == 0
+    assert [c["name"] for c in job["composites"]] == FRAMES
+    assert len(job["bgKeys"]) == len(job["thumbKeys"]) == len(job["compositeKeys"]) == 6
+    assert job["originalKey"].startswith(f"products/SKU-1/{job_id}/original.jpeg")
+
+    original = client.get(job["urls"]["original"])
+    assert original.content == photo.jpeg
+    mask = pyvips.Image.new_from_buffer(client.get(job["urls"]["mask"]).content, "")
+    alpha = np.ndarray(buffer=mask.write_to_memory(), dtype=np.uint8, shape=(1000, 1000))
+    truth = photo.truth >= 128
+    assert (
+        np.logical_and(alpha >= 128, truth).sum() / np.logical_or(alpha >= 128, truth).sum() >= 0.95
+    )
+    for composite in job["composites"]:
+        image = pyvips.Image.new_from_buffer(client.get(composite["url"]).content, "")
+        assert (image.width, image.height) == SIZES[composite["name"]]
+        thumb = pyvips.Image.new_from_buffer(client.get(composite["thumbUrl"]).content, "")
+        assert max(thumb.width, thumb.height) == 400
+    amazon = next(c for c in job["composites"] if c["name"] == "amazon-main")
+    pixels = pyvips.Image.new_from_buffer(client.get(amazon["url"]).content, "")
+    assert pixels.crop(0, 0, 50, 50).min() == 255 and pixels.crop(1950, 1950, 50, 50).min() == 255
+
+    manifest_key = job["published"]["folder"]["manifestKey"]
+    with library.blobs.local_copy(manifest_key) as path:
+        manifest = json.loads(path.read_bytes())
+    assert manifest["jobId"] == job_id and manifest["sku"] == "SKU-1"
+    assert [f["key"] for f in manifest["files"]] == job["mediaIds"]
+    for entry in manifest["files"]:
+        with library.blobs.local_copy(entry["key"]) as path:
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+    assert {c["stage"] for c in job["costs"]} == {
+        "SEGMENTING",
+        "BG_GENERATING",
+        "COMPOSITING",
+        "PUBLISHING",
+    }
+    assert job["costUsd"] == 0 and job["durationS"] > 0
+
+    stats = client.get("/api/product-jobs/stats").json()
+    assert stats["total"] == 1 and stats["byStatus"]["DONE"] == 1
+    assert stats["failureRate"] == 0 and stats["avgDurationS"] > 0
+
+
+def test_duplicates_and_redeliveries_make_one_job(
+    client: httpx.Client, image_host: ImageHost
+) -> None:
+    data = product_photo(1, 400, 400).jpeg
+    url = image_host.add("/a.jpg", data)
+    first = _announce(client, url, data, webhook_id="msg_a")
+    assert first.status_code == 201
+    job_id = first.json()["jobId"]
+    again = _announce(client, url, data, webhook_id="msg_b")  # same image, new delivery
+    assert (again.status_code, again.json()) == (200, {"jobId": job_id, "status": "duplicate"})
+    redelivered = _announce(client, url, b"other bytes", webhook_id="msg_a")  # same delivery
+    assert (redelivered.status_code, redelivered.json()["jobId"]) == (200, job_id)
+    other_theme = _announce(client, url, data, webhook_id="msg_c", theme="white")
+    assert other_theme.status_code == 201 and other_theme.json()["jobId"] != job_id
+
+    second = product_photo(2, 400, 400).jpeg
+    url2 = image_host.add("/b.jpg", second)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(lambda n: _announce(client, url2, second, webhook_id=f"msg_r{n}"), range(8))
+        )
+    assert sorted(a.status_code for a in answers) == [200] * 7 + [201]
+    assert len({a.json()["jobId"] for a in answers}) == 1
+    assert client.get("/api/product-jobs?sku=SKU-1").json()["pagination"]["total"] == 3
+
+
+def test_the_per_sku_limit_refuses_a_new_image(client: httpx.Client, image_host: ImageHost) -> None:
+    for n in range(3):
+        data = f"image {n}".encode()
+        assert (
+            _announce(client, image_host.add(f"/{n}", data), data, webhook_id=f"m{n}").status_code
+            == 201
+        )
+    refused = _announce(client, image_host.add("/3", b"image 3"), b"image 3", webhook_id="m3")
+    assert refused.status_code == 409 and "limit" in refused.json()["detail"]
+    assert (
+        _announce(
+            client, image_host.add("/4", b"x"), b"x", sku="SKU-2", webhook_id="m4"
+        ).status_code
+        == 201
+    )
+
+
+def test_bad_signatures_and_bodies_are_refused(client: httpx.Client) -> None:
+    body = json.dumps({"sku": "S", "imageUrl": "https://x.test/a.jpg", "sha256": "a" * 64}).encode()
+    headers = _signed(body)
+    assert (
+        client.post("/api/webhooks/images", content=body + b" ", headers=headers).status_code == 401
+    )
+    unsigned = client.post(
+        "/api/webhooks/images", content=body, headers={"content-type": "application/json"}
+    )
+    assert unsigned.status_code == 401 and "missing signature" in unsigned.json()["detail"]
+    stale = dict(headers, **{"webhook-timestamp": str(int(time.time()) - 600)})
+    assert client.post("/api/webhooks/images", content=body, headers=stale).status_code == 401
+    legacy = hashlib.sha256(b"wrong").hexdigest()
+    assert (
+        client.post(
+            "/api/webhooks/images", content=body, headers={"x-3jms-signature": legacy}
+        ).status_code
+        == 401
+    )
+    for bad in (
+        b"not json",
+        json.dumps({"sku": "S", "imageUrl": "ftp://x/a", "sha256": "a" * 64}).encode(),
+        json.dumps({"sku": "S", "imageUrl": "https://x.test/a", "sha256": "abc123def456"}).encode(),
+        json.dumps({"imageUrl": "https://x.test/a", "sha256": "a" * 64}).encode(),
+        json.dumps(
+            {"sku": "S", "imageUrl": "https://x.test/a", "sha256": "a" * 64, "theme": "nope"}
+        ).encode(),
+    ):
+        answer = client.post("/api/webhooks/images", content=bad, headers=_signed(bad))
+        assert answer.status_code == 422, (bad, answer.text)
+    assert client.get("/api/product-jobs").json()["pagination"]["total"] == 0
+    assert client.get("/api/product-jobs/nope").status_code == 404
+    assert client.get("/api/product-jobs?status=SOMETIMES").status_code == 422
+
+
+def test_without_a_secret_webhooks_are_refused_unless_insecure(
+    db_url: str, tmp_path: Path, engine: sa.Engine
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from enlarger.api import create_app
+
+    body = json.dumps({"sku": "S", "imageUrl": "https://x.test/a.jpg", "sha256": "b" * 64}).encode()
+    for insecure, expected in ((False, 401), (True, 201)):
+        settings = FAST.replace(
+            data_dir=tmp_path / "data", database_url=db_url, webhooks_insecure=insecure
+        )
+        with TestClient(create_app(settings, build_library(settings, engine))) as http:
+            answer = http.post("/api/webhooks/images", content=body)
+            assert answer.status_code == expected, answer.text
+            if not insecure:
+                assert "ENLARGER_WEBHOOK_SECRETS" in answer.json()["detail"]
+
+
+def test_failures_carry_their_codes(
+    client: httpx.Client, run_worker: Callable[[], Worker], image_host: ImageHost
+) -> None:
+    corrupt = product_photo(5, 600, 600).jpeg[:3000]
+    cases = {
+        "DOWNLOAD_FAILED": _announce(
+            client, image_host.add("/gone", b"x") + "x", b"x", webhook_id="a"
+        ),
+        "INVALID_IMAGE": _announce(
+            client, image_host.add("/bad.jpg", corrupt), corrupt, webhook_id="b"
+        ),
+    }
+    wrong = product_photo(6, 300, 300).jpeg
+    body = json.dumps(
+        {"sku": "SKU-9", "imageUrl": image_host.add("/w.jpg", wrong), "sha256": "c" * 64}
+    ).encode()
+    cases["DOWNLOAD_FAILED/sha"] = client.post(
+        "/api/webhooks/images", content=body, headers=_signed(body, "c")
+    )
+    run_worker()
+    for expected, answer in cases.items():
+        job = wait_for(lambda a=answer: _settled(client, a.json()["jobId"]), timeout=60)
+        assert job["status"] == "FAILED" and job["errorCode"] == expected.split("/")[0], job
+        assert job["errorMessage"] and job["completedAt"]
+    stats = client.get("/api/product-jobs/stats").json()
+    assert stats["byStatus"]["FAILED"] == 3 and stats["failureRate"] == 1.0
+
+
+def test_fetch_is_refused_from_private_addresses_unless_allowed(
+    image_host: ImageHost, tmp_path: Path
+) -> None:
+    data = b"\xff\xd8\xff" + b"x" * 100
+    url = image_host.add("/p.jpg", data)
+    digest = hashlib.sha256(data).hexdigest()
+    with pytest.raises(StageFailed, match="loopback") as refused:
+        fetch(url, tmp_path / "a", digest, FetchLimits())
+    assert refused.value.code is ProductError.DOWNLOAD_FAILED and not refused.value.retryable
+    allowed = FetchLimits(allow_hosts=frozenset({f"127.0.0.1:{image_host.port}"}))
+    assert fetch(url, tmp_path / "b", digest, allowed).size_bytes == len(data)
+    assert (tmp_path / "b").read_bytes() == data
+    redirected = f"http://127.0.0.1:{image_host.port}/redirect"
+    image_host.add("/photo.jpg", data)
+    assert fetch(redirected, tmp_path / "c", digest, allowed).sha256 == digest
+    with pytest.raises(StageFailed, match="limit"):
+        fetch(
+            url, tmp_path / "d", digest, FetchLimits(max_bytes=50, allow_hosts=allowed.allow_hosts)
+        )
+    page = image_host.add("/page", b"<html>", "text/html")
+    with pytest.raises(StageFailed, match="text/html") as not_image:
+        fetch(page, tmp_path / "e", digest, allowed)
+    assert not_image.value.code is ProductError.INVALID_IMAGE
+    with pytest.raises(StageFailed, match="503") as busy:
+        fetch(f"http://127.0.0.1:{image_host.port}/busy", tmp_path / "f", digest, allowed)
+    assert busy.value.retryable
+    with pytest.raises(StageFailed, match="sha256"):
+        fetch(url, tmp_path / "g", "0" * 64, allowed)
+    assert not (tmp_path / "g").exists() and not list(tmp_path.glob("*.part"))
+    with pytest.raises(StageFailed, match="only http"):
+        fetch("file:///etc/passwd", tmp_path / "h", digest, allowed)
+
+
+def test_list_filters_pagination_and_cleanup(
+    client: httpx.Client, catalog: Catalog, image_host: ImageHost
+) -> None:
+    ids = []
+    for n, theme in enumerate(["default", "white", "default"]):
+        data = f"bytes {n}".encode()
+        answer = _announce(
+            client,
+            image_host.add(f"/{n}", data),
+            data,
+            sku=f"S{n}",
+            webhook_id=f"w{n}",
+            theme=theme,
+        )
+        ids.append(answer.json()["jobId"])
+    page = client.get("/api/product-jobs?theme=default&limit=1").json()
+    assert page["pagination"] == {"total": 2, "limit": 1, "offset": 0, "hasMore": True}
+    assert page["jobs"][0]["id"] == ids[2]
+    assert client.get("/api/product-jobs?status=queued").json()["pagination"]["total"] == 3
+
+    service.fail(catalog, ids[0], ProductError.INTERNAL_ERROR, "test")
+    assert client.post("/api/product-jobs/cleanup", json={"olderThanDays": 1}).json() == {
+        "deleted": 0
+    }
+    with catalog.engine.begin() as conn:  # finished two days ago
+        conn.execute(
+            product_jobs.update()
+            .where(product_jobs.c.id == ids[0])
+            .values(completed_at=datetime.now(UTC) - timedelta(days=2))
+        )
+    assert client.post("/api/product-jobs/cleanup", json={"olderThanDays": 1}).json() == {
+        "deleted": 1
+    }
+    assert client.get(f"/api/product-jobs/{ids[0]}").status_code == 404
+    assert client.post("/api/product-jobs/cleanup", json={"olderThanDays": -1}).status_code == 422
+
+
+def test_reconcile_fails_a_job_whose_stage_job_died(
+    catalog: Catalog, image_host: ImageHost
+) -> None:
+    data = b"some bytes"
+    created = service.create_job(
+        catalog, "SKU-R", image_host.add("/r", data), hashlib.sha256(data).hexdigest(), "default"
+    )
+    job = service.get_job(catalog, created.job_id)
+    store = catalog.queue.store
+    stage_job = store.get_job(job["stage_job_id"])
+    assert stage_job is not None and stage_job.type == "product_fetch"
+    assert catalog_jobs.reconcile(catalog) == []  # still pending: nothing to do
+    with catalog.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE jobs SET status = 'failed', error_code = 'TIMEOUT' WHERE id = :id"),
+            {"id": stage_job.id},
+        )
+    assert catalog_jobs.reconcile(catalog) == [created.job_id]
+    failed = service.get_job(catalog, created.job_id)
+    assert (failed["status"], failed["error_code"]) == ("FAILED", "PROVIDER_TIMEOUT")
