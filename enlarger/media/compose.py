@@ -84,10 +84,11 @@ def compose(
         y = max(0, y)
     else:
         y = (height - product.height) // 2
-    canvas = background.astype(np.float32)
     if placement.shadow:
-        canvas *= _contact_shadow(width, height, x, y, product.width, product.height, placement)
-    base = _vips(canvas.clip(0, 255).astype(np.uint8))
+        canvas = background.astype(np.float32)
+        _contact_shadow(canvas, x, y, product.width, product.height, placement)
+        background = canvas.clip(0, 255).astype(np.uint8)
+    base = _vips(background)
     placed = base.composite2(product, "over", x=x, y=y).extract_band(0, n=3)
     pixels = np.ndarray(
         buffer=placed.cast("uchar").write_to_memory(), dtype=np.uint8, shape=(height, width, 3)
@@ -96,15 +97,22 @@ def compose(
 
 
 def _contact_shadow(
-    width: int, height: int, x: int, y: int, box_w: int, box_h: int, placement: Placement
-) -> np.ndarray:
-    """A multiplier (1: untouched) darkening a soft ellipse under the product's base."""
-    ys, xs = np.ogrid[0:height, 0:width]
+    canvas: np.ndarray, x: int, y: int, box_w: int, box_h: int, placement: Placement
+) -> None:
+    """Darken a soft ellipse under the product's base, in place (only the patch where
+    the shadow is not negligible is touched)."""
+    height, width = canvas.shape[:2]
     centre_x, centre_y = x + box_w / 2, y + box_h
     radius_x, radius_y = box_w * 0.5, max(4.0, box_h * 0.05)
+    top, bottom = (
+        max(0, int(centre_y - 2 * radius_y)),
+        min(height, int(centre_y + 2 * radius_y) + 1),
+    )
+    left, right = max(0, int(centre_x - 2 * radius_x)), min(width, int(centre_x + 2 * radius_x) + 1)
+    ys, xs = np.ogrid[top:bottom, left:right]
     inside = ((xs - centre_x) / radius_x) ** 2 + ((ys - centre_y) / radius_y) ** 2
     shade = np.exp(-2.5 * inside).astype(np.float32)
-    return (1 - placement.shadow_strength * shade)[..., None]
+    canvas[top:bottom, left:right] *= (1 - placement.shadow_strength * shade)[..., None]
 
 
 def _vips(pixels: np.ndarray) -> pyvips.Image:

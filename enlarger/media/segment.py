@@ -88,13 +88,22 @@ def _backdrop_model(pixels: np.ndarray, fraction: float) -> np.ndarray:
         coefficients, *_ = np.linalg.lstsq(terms[keep], samples[keep], rcond=None)
         residual = np.linalg.norm(terms @ coefficients - samples, axis=1)
         keep = residual <= max(6.0, float(np.percentile(residual, 80)) * 2.5)
-    grid_y, grid_x = np.mgrid[0:height, 0:width]
-    full_terms = _surface_terms(grid_x.ravel() / width, grid_y.ravel() / height)
-    return (full_terms @ coefficients).reshape(height, width, 3).clip(1.0, 255.0)
+    return _evaluate_surface(coefficients, width, height).clip(1.0, 255.0)
 
 
 def _surface_terms(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.stack([np.ones_like(x), x, y, x * x, y * y, x * y], axis=1).astype(np.float32)
+
+
+def _evaluate_surface(coefficients: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The fitted surface at every pixel, term by term along rows and columns (no
+    per-pixel design matrix)."""
+    x = (np.arange(width, dtype=np.float32) / width)[None, :, None]
+    y = (np.arange(height, dtype=np.float32) / height)[:, None, None]
+    c0, cx, cy, cxx, cyy, cxy = (row.astype(np.float32) for row in coefficients)
+    across = c0 + cx * x + cxx * x * x  # (1, W, 3)
+    down = cy * y + cyy * y * y  # (H, 1, 3)
+    return across + down + cxy * (y * x)
 
 
 def _shadow_invariant_distance(
