@@ -26,11 +26,11 @@ import sqlalchemy as sa
 
 from bench.product_photos import product_photo
 from enlarger.catalog import jobs as catalog_jobs
-from enlarger.catalog import service
+from enlarger.catalog import pipeline, service
 from enlarger.catalog.fetch import FetchLimits, fetch
 from enlarger.catalog.runtime import Catalog, catalog_from
 from enlarger.catalog.states import ProductError, StageFailed
-from enlarger.catalog.webhooks import secret_key, sign_standard
+from enlarger.catalog.webhooks import secret_key, sign_standard, verify
 from enlarger.db.schema import product_jobs
 from enlarger.library.runtime import Library, build_library
 from enlarger.queue import Worker
@@ -106,7 +106,7 @@ def library(db_url: str, tmp_path: Path, engine: sa.Engine, image_host: ImageHos
         webhook_secrets=SECRET,
         fetch_allow_hosts=f"127.0.0.1:{image_host.port}",
         image_max_per_sku=3,
-        product_external_themes="",
+        product_external_themes="gradient",
     )
     return build_library(settings, engine)
 
@@ -422,3 +422,176 @@ def test_reconcile_fails_a_job_whose_stage_job_died(
     assert catalog_jobs.reconcile(catalog) == [created.job_id]
     failed = service.get_job(catalog, created.job_id)
     assert (failed["status"], failed["error_code"]) == ("FAILED", "PROVIDER_TIMEOUT")
+
+
+def _upload(client: httpx.Client, url: str, data: bytes) -> httpx.Response:
+    return client.put(url, content=data)
+
+
+def test_an_external_worker_runs_the_stages_through_the_api(
+    client: httpx.Client, catalog: Catalog, image_host: ImageHost
+) -> None:
+    photo = product_photo(7, 500, 500)
+    url = image_host.add("/ext.jpg", photo.jpeg)
+    created = _announce(client, url, photo.jpeg, theme="gradient", webhook_id="ext")
+    job_id = created.json()["jobId"]
+    job = client.get(f"/api/product-jobs/{job_id}").json()
+    assert (job["status"], job["mode"]) == ("NEW", "external")
+    assert catalog.queue.store.list_jobs(job_type="product_fetch")[1] == 0
+
+    started = client.post(f"/api/product-jobs/{job_id}/start").json()
+    assert started["status"] == "QUEUED"
+    assert client.post(f"/api/product-jobs/{job_id}/start").json()["status"] == "QUEUED"
+    original, mask = started["uploads"]["original"], started["uploads"]["mask"]
+    assert _upload(client, original["getUrl"], photo.jpeg).status_code == 403  # a GET URL
+    assert _upload(client, original["putUrl"], photo.jpeg).status_code == 200
+    assert client.get(original["getUrl"]).content == photo.jpeg
+
+    segmentation = f"/api/product-jobs/{job_id}/segmentation"
+    missing = client.post(segmentation, json={"maskKey": mask["key"]})
+    assert missing.status_code == 422 and "nothing was uploaded" in missing.json()["detail"]
+    foreign = client.post(segmentation, json={"maskKey": "products/other/x/mask.png"})
+    assert foreign.status_code == 422
+    _upload(client, mask["putUrl"], b"\x89PNG mask bytes")
+    assert (
+        client.post(segmentation, json={"maskKey": mask["key"]}).json()["status"] == "BG_GENERATING"
+    )
+    again = client.post(segmentation, json={"maskKey": mask["key"]})
+    assert (again.status_code, again.json()["status"]) == (200, "BG_GENERATING")
+    other = client.post(segmentation, json={"maskKey": mask["key"] + "x"})
+    assert other.status_code == 409
+
+    def presigned(**request: Any) -> dict[str, Any]:
+        answer = client.post(f"/api/product-jobs/{job_id}/presign", json=request)
+        assert answer.status_code == 200, answer.text
+        _upload(client, answer.json()["putUrl"], b"artifact " + answer.json()["key"].encode())
+        return answer.json()
+
+    background = presigned(kind="bg", variant=1)
+    assert background["key"].endswith(f"{job_id}/bg-1.jpg")
+    moved = client.post(
+        f"/api/product-jobs/{job_id}/backgrounds", json={"bgKeys": [background["key"]]}
+    )
+    assert moved.json()["status"] == "COMPOSITING"
+    composite = presigned(kind="composite", aspect="4:5", variant=2, type="master")
+    thumb = presigned(kind="thumb", aspect="4:5", variant=2)
+    assert composite["key"].endswith("composite-4x5-2-master.jpg")
+    body = {
+        "composites": [composite["key"]],
+        "thumbs": [thumb["key"]],
+        "costUsd": "0.0123",
+        "provider": "replicate",
+    }
+    assert (
+        client.post(f"/api/product-jobs/{job_id}/composite", json=body).json()["status"]
+        == "PUBLISHING"
+    )
+    media = {"mediaIds": ["gid://shopify/MediaImage/1"], "costUsd": 0.0027}
+    done = client.post(f"/api/product-jobs/{job_id}/shopify", json=media).json()
+    assert done["status"] == "DONE" and done["mediaIds"] == ["gid://shopify/MediaImage/1"]
+    assert done["costUsd"] == 0.015 and [c["amountUsd"] for c in done["costs"]] == [0.0123, 0.0027]
+    assert done["composites"][0]["thumbUrl"] and done["urls"]["mask"]
+    assert client.post(f"/api/product-jobs/{job_id}/publish", json=media).status_code == 200
+
+    assert (
+        client.post(
+            f"/api/product-jobs/{job_id}/fail", json={"code": "INTERNAL_ERROR", "message": "x"}
+        ).status_code
+        == 409
+    )
+    assert (
+        client.post(f"/api/product-jobs/{job_id}/presign", json={"kind": "mask"}).status_code == 409
+    )
+    assert client.get("/api/product-jobs/stats").json()["totalCostUsd"] == 0.015
+
+
+def test_external_callbacks_are_validated(client: httpx.Client, image_host: ImageHost) -> None:
+    data = b"external bytes"
+    job_id = _announce(
+        client, image_host.add("/e2", data), data, theme="gradient", webhook_id="e2"
+    ).json()["jobId"]
+    builtin = _announce(client, image_host.add("/b2", data), data, webhook_id="b2").json()["jobId"]
+    presign = f"/api/product-jobs/{job_id}/presign"
+    for bad in (
+        {"kind": "video"},
+        {"kind": "bg", "variant": 0},
+        {"kind": "composite", "aspect": "2:1"},
+        {"kind": "composite", "type": "../x"},
+        {"kind": "mask", "expiresIn": 8 * 86400},
+    ):
+        assert client.post(presign, json=bad).status_code == 422, bad
+    week = client.post(presign, json={"kind": "mask", "expiresIn": 7 * 86400})
+    assert week.status_code == 200 and week.json()["expiresIn"] == 7 * 86400
+    assert (
+        client.post(f"/api/product-jobs/{job_id}/backgrounds", json={"bgKeys": ["k"]}).status_code
+        == 409
+    )
+    assert (
+        client.post(f"/api/product-jobs/{builtin}/segmentation", json={"maskKey": "k"}).status_code
+        == 409
+    )
+    assert client.post(f"/api/product-jobs/{builtin}/start").json()["status"] == "QUEUED"
+    fail = f"/api/product-jobs/{job_id}/fail"
+    assert client.post(fail, json={"code": "NOPE", "message": "x"}).status_code == 422
+    failed = client.post(fail, json={"code": "SEGMENT_FAILED", "message": "model timed out"})
+    assert (failed.json()["status"], failed.json()["errorCode"]) == ("FAILED", "SEGMENT_FAILED")
+    assert (
+        client.post(fail, json={"code": "SEGMENT_FAILED", "message": "model timed out"}).status_code
+        == 200
+    )
+    assert client.post("/api/product-jobs/nope/start").status_code == 404
+
+
+def test_the_webhook_publisher_signs_what_it_sends(
+    db_url: str, tmp_path: Path, engine: sa.Engine
+) -> None:
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["content-length"]))
+            received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(503 if len(received) == 1 else 204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = FAST.replace(
+        data_dir=tmp_path / "data",
+        database_url=db_url,
+        product_publishers="folder,webhook",
+        product_webhook_url=f"http://127.0.0.1:{server.server_address[1]}/hook",
+        product_webhook_secret=SECRET,
+    )
+    catalog = catalog_from(build_library(settings, engine))
+    catalog.blobs.put_bytes("products/S/j1/composite-1x1.jpg", b"jpeg bytes")
+    job = {
+        "id": "j1",
+        "sku": "S",
+        "theme": "default",
+        "sha256": "d" * 64,
+        "composite_keys": ["products/S/j1/composite-1x1.jpg"],
+        "thumb_keys": None,
+        "composites": None,
+        "published": None,
+    }
+    try:
+        with pytest.raises(StageFailed, match="503") as busy:
+            pipeline.publish_composites(catalog, job)
+        assert busy.value.retryable and busy.value.code is ProductError.PUBLISH_FAILED
+        result = pipeline.publish_composites(catalog, job)
+    finally:
+        server.shutdown()
+    headers, body = received[-1]
+    assert verify(headers, body, [secret_key(SECRET)]).webhook_id == "msg_j1_published"
+    assert headers["webhook-id"] == received[0][0]["webhook-id"]  # a retry keeps its id
+    sent = json.loads(body)["data"]
+    assert sent["composites"][0]["name"] == "composite-1x1" and sent["composites"][0]["url"]
+    assert result.updates["media_ids"] == [
+        "products/published/S/j1/composite-1x1.jpg",
+        "msg_j1_published",
+    ]
+    assert set(result.updates["published"]) == {"folder", "webhook"}

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import boto3
 import httpx
@@ -133,6 +134,10 @@ def test_presigned_urls_are_served_by_s3(bucket: str, s3_endpoint: str) -> None:
     assert httpx.get(url).content == b"preview bytes"
     assert httpx.get(url.split("?")[0]).status_code == 403  # not public without a signature
     assert blobs.location("derivatives/ab/x/preview.jpg").startswith("s3://")
+    upload = blobs.upload_url("products/S/j/mask.png", 60)
+    assert httpx.put(upload, content=b"mask bytes").status_code == 200
+    with blobs.local_copy("products/S/j/mask.png") as path:
+        assert path.read_bytes() == b"mask bytes"
 
 
 def test_a_missing_bucket_is_a_clear_error(s3_endpoint: str) -> None:
@@ -165,6 +170,10 @@ def test_url_signer_and_secret_file(tmp_path: Path) -> None:
     assert not other.verify("derivatives/a.jpg", expires, signature)
     assert not signer.verify("derivatives/b.jpg", expires, signature)
     assert not signer.verify("derivatives/a.jpg", expires + 1, signature)
+    assert not signer.verify("derivatives/a.jpg", expires, signature, method="PUT")
+    put = parse_qs(urlparse(signer.url("derivatives/a.jpg", 60, method="PUT")).query)
+    assert signer.verify("derivatives/a.jpg", int(put["expires"][0]), put["signature"][0], "PUT")
+    assert not signer.verify("derivatives/a.jpg", int(put["expires"][0]), put["signature"][0])
     with pytest.raises(ValueError):
         UrlSigner(b"short")
 

@@ -16,7 +16,7 @@ from enlarger.api import admin, images, jobs, products, projects
 from enlarger.api.jobs import EventHub
 from enlarger.api.multipart import MalformedForm
 from enlarger.catalog.runtime import catalog_from
-from enlarger.catalog.service import LimitReached, UnknownTheme
+from enlarger.catalog.service import InvalidReport, LimitReached, UnknownTheme
 from enlarger.catalog.service import NotFound as ProductNotFound
 from enlarger.catalog.states import InvalidTransition
 from enlarger.config import Settings
@@ -69,6 +69,7 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
     @app.exception_handler(InvalidName)
     @app.exception_handler(InvalidJob)
     @app.exception_handler(UnknownTheme)
+    @app.exception_handler(InvalidReport)
     async def invalid_request(_request: Request, exc: ValueError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 

@@ -14,8 +14,9 @@ from enlarger.api.deps import LibraryDep
 from enlarger.api.multipart import read_upload_form
 from enlarger.api.shapes import images_json, iso, pagination
 from enlarger.library import service
+from enlarger.library.runtime import Library
 from enlarger.library.service import ImageStatus
-from enlarger.storage import LocalBlobStore, StorageError
+from enlarger.storage import LocalBlobStore, StorageError, UrlSigner, check_key
 
 router = APIRouter()
 
@@ -104,13 +105,18 @@ def delete_image(image_id: str, library: LibraryDep) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/files/{key:path}", include_in_schema=False)
-def serve_file(key: str, expires: int, signature: str, library: LibraryDep) -> FileResponse:
-    """A local blob, for whoever holds a signed URL that has not expired."""
+def _served_blobs(library: Library) -> tuple[LocalBlobStore, UrlSigner]:
     blobs = library.blobs
     if not isinstance(blobs, LocalBlobStore) or blobs.signer is None:
         raise HTTPException(404, "blobs are not served by this server")
-    if not blobs.signer.verify(key, expires, signature):
+    return blobs, blobs.signer
+
+
+@router.get("/files/{key:path}", include_in_schema=False)
+def serve_file(key: str, expires: int, signature: str, library: LibraryDep) -> FileResponse:
+    """A local blob, for whoever holds a signed URL that has not expired."""
+    blobs, signer = _served_blobs(library)
+    if not signer.verify(key, expires, signature):
         raise HTTPException(403, "the URL's signature is invalid or it has expired")
     try:
         path = blobs.path(key)
@@ -119,3 +125,28 @@ def serve_file(key: str, expires: int, signature: str, library: LibraryDep) -> F
     if not path.is_file():
         raise HTTPException(404, "no such file")
     return FileResponse(path, headers={"Cache-Control": "private, max-age=300"})
+
+
+@router.put("/files/{key:path}", include_in_schema=False)
+async def receive_file(
+    key: str, expires: int, signature: str, request: Request, library: LibraryDep
+) -> dict[str, Any]:
+    """A local blob written by whoever holds a signed upload URL (an external worker):
+    streamed to a temp file under the upload size limit, then moved into place whole."""
+    blobs, signer = _served_blobs(library)
+    if not signer.verify(key, expires, signature, method="PUT"):
+        raise HTTPException(403, "the URL's signature is invalid or it has expired")
+    try:
+        check_key(key)
+    except StorageError as exc:
+        raise HTTPException(400, str(exc)) from None
+    writer = service.UploadWriter(library)
+    try:
+        async for chunk in request.stream():
+            writer.write(chunk)
+    except BaseException:
+        writer.discard()
+        raise
+    received = writer.finish()
+    await run_in_threadpool(blobs.take_file, key, received.path)
+    return {"key": key, "sizeBytes": received.size_bytes, "sha256": received.checksum}

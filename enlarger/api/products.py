@@ -7,7 +7,8 @@ enlarger serves them under `/api/product-jobs`.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -19,7 +20,7 @@ from enlarger.api.shapes import iso, pagination
 from enlarger.catalog import service
 from enlarger.catalog.publish import composites_of
 from enlarger.catalog.runtime import Catalog
-from enlarger.catalog.states import DESCRIPTIONS, ProductStatus, remaining_seconds
+from enlarger.catalog.states import DESCRIPTIONS, ProductError, ProductStatus, remaining_seconds
 from enlarger.catalog.themes import DEFAULT_THEME
 from enlarger.catalog.webhooks import WebhookRejected, verify
 
@@ -212,5 +213,120 @@ def cleanup_product_jobs(cleanup: Cleanup, catalog: CatalogDep) -> dict[str, Any
 
 @router.get("/api/product-jobs/{job_id}", summary="One product job with its artifacts and costs")
 def get_product_job(job_id: str, catalog: CatalogDep) -> dict[str, Any]:
-    job = service.get_job(catalog, job_id)
-    return product_job_json(catalog, job, service.costs_of(catalog, [job_id])[job_id])
+    return _job_with_costs(catalog, service.get_job(catalog, job_id))
+
+
+# ---- external mode -----------------------------------------------------------------------------
+
+
+@router.post(
+    "/api/product-jobs/{job_id}/start",
+    summary="Start an external theme's job: QUEUED, with upload URLs for the original and mask",
+)
+def start_product_job(job_id: str, catalog: CatalogDep) -> dict[str, Any]:
+    job = service.start(catalog, job_id)
+    ttl = catalog.settings.url_expiry_seconds
+    uploads = {
+        kind: service.presign(catalog, job_id, kind, expires_in=ttl)
+        for kind in ("original", "mask")
+    }
+    return {**_job_with_costs(catalog, job), "uploads": uploads}
+
+
+def _job_with_costs(catalog: Catalog, job: dict[str, Any]) -> dict[str, Any]:
+    return product_job_json(catalog, job, service.costs_of(catalog, [job["id"]])[job["id"]])
+
+
+class PresignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["original", "mask", "bg", "composite", "thumb"]
+    variant: int = Field(1, ge=1, le=999)
+    aspect: Literal["1:1", "4:5", "3:4", "16:9"] = "1:1"
+    type: str = Field("master", pattern=r"^[a-z0-9][a-z0-9-]{0,19}$")
+    expiresIn: int = Field(3600, ge=1, le=service.MAX_PRESIGN_S)
+
+
+@router.post(
+    "/api/product-jobs/{job_id}/presign",
+    summary="Signed PUT and GET URLs for one artifact of a job (at most seven days)",
+)
+def presign_artifact(job_id: str, request: PresignRequest, catalog: CatalogDep) -> dict[str, Any]:
+    return service.presign(
+        catalog,
+        job_id,
+        request.kind,
+        variant=request.variant,
+        aspect=request.aspect,
+        kind_type=request.type,
+        expires_in=request.expiresIn,
+    )
+
+
+class CostReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    costUsd: Decimal | None = Field(None, ge=0, le=10_000)
+    provider: str = Field("external", min_length=1, max_length=100)
+
+
+class SegmentationReport(CostReport):
+    maskKey: str = Field(min_length=1, max_length=700)
+
+
+class BackgroundsReport(CostReport):
+    bgKeys: list[str] = Field(min_length=1, max_length=50)
+
+
+class CompositeReport(CostReport):
+    composites: list[str] = Field(min_length=1, max_length=50)
+    thumbs: list[str] = Field(default_factory=list, max_length=50)
+
+
+class PublishReport(CostReport):
+    mediaIds: list[str] = Field(min_length=1, max_length=50)
+
+
+class FailReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: ProductError
+    message: str = Field(min_length=1, max_length=2000)
+
+
+def _report(
+    catalog: Catalog, job_id: str, stage: ProductStatus, body: CostReport, updates: dict[str, Any]
+) -> dict[str, Any]:
+    cost = None
+    if body.costUsd is not None:
+        cost = service.Cost(stage, body.provider, body.costUsd)
+    job = service.report(catalog, job_id, service.Report(stage, updates, cost))
+    return _job_with_costs(catalog, job)
+
+
+@router.post("/api/product-jobs/{job_id}/segmentation", summary="External: the mask is made")
+def report_segmentation(
+    job_id: str, body: SegmentationReport, catalog: CatalogDep
+) -> dict[str, Any]:
+    return _report(catalog, job_id, ProductStatus.SEGMENTING, body, {"mask_key": body.maskKey})
+
+
+@router.post("/api/product-jobs/{job_id}/backgrounds", summary="External: backgrounds are made")
+def report_backgrounds(job_id: str, body: BackgroundsReport, catalog: CatalogDep) -> dict[str, Any]:
+    return _report(catalog, job_id, ProductStatus.BG_GENERATING, body, {"bg_keys": body.bgKeys})
+
+
+@router.post("/api/product-jobs/{job_id}/composite", summary="External: composites are made")
+def report_composite(job_id: str, body: CompositeReport, catalog: CatalogDep) -> dict[str, Any]:
+    if body.thumbs and len(body.thumbs) != len(body.composites):
+        raise HTTPException(422, "thumbs, when given, are one per composite")
+    updates = {"composite_keys": body.composites, "thumb_keys": body.thumbs or None}
+    return _report(catalog, job_id, ProductStatus.COMPOSITING, body, updates)
+
+
+@router.post("/api/product-jobs/{job_id}/publish", summary="External: composites are published")
+@router.post("/api/product-jobs/{job_id}/shopify", summary="External: published (reference name)")
+def report_publish(job_id: str, body: PublishReport, catalog: CatalogDep) -> dict[str, Any]:
+    return _report(catalog, job_id, ProductStatus.PUBLISHING, body, {"media_ids": body.mediaIds})
+
+
+@router.post("/api/product-jobs/{job_id}/fail", summary="Fail a job with an error code")
+def report_failure(job_id: str, body: FailReport, catalog: CatalogDep) -> dict[str, Any]:
+    return _job_with_costs(catalog, service.fail_reported(catalog, job_id, body.code, body.message))

@@ -22,7 +22,7 @@ import numpy as np
 from enlarger.catalog import publish
 from enlarger.catalog.fetch import fetch
 from enlarger.catalog.runtime import Catalog
-from enlarger.catalog.service import Cost
+from enlarger.catalog.service import Cost, artifact_prefix
 from enlarger.catalog.states import ProductError, ProductStatus, StageFailed
 from enlarger.catalog.themes import PRESETS, Theme
 from enlarger.config import Settings
@@ -45,7 +45,6 @@ from enlarger.media.segment import (
     bounding_box,
     remove_backdrop,
 )
-from enlarger.storage import safe_name
 
 WORK_SIDE = 3000  # originals are decoded at most this large: masks and composites agree
 THUMB_SIDE = 400
@@ -57,11 +56,6 @@ FREE = Decimal(0)
 class StageResult:
     updates: dict[str, Any]
     costs: list[Cost]
-
-
-def job_prefix(job: dict[str, Any]) -> str:
-    """Where a job's artifacts live: `products/<sku>/<job id>/`."""
-    return f"products/{safe_name(job['sku'], 'sku')}/{job['id']}/"
 
 
 @dataclass(frozen=True)
@@ -100,7 +94,7 @@ def fetch_original(catalog: Catalog, job: dict[str, Any]) -> StageResult:
             found = probe(download, Limits(catalog.fetch_limits.max_bytes))
         except MediaError as error:
             raise StageFailed(ProductError.INVALID_IMAGE, error.message) from None
-        key = f"{job_prefix(job)}original.{found.format}"
+        key = f"{artifact_prefix(job)}original.{found.format}"
         catalog.blobs.take_file(key, download)
     finally:
         download.unlink(missing_ok=True)
@@ -139,7 +133,7 @@ def segment(catalog: Catalog, job: dict[str, Any]) -> StageResult:
         left, top, width, height = bounding_box(alpha)
     except SegmentationError as error:
         raise StageFailed(ProductError.SEGMENT_FAILED, str(error)) from None
-    prefix = job_prefix(job)
+    prefix = artifact_prefix(job)
     catalog.blobs.put_bytes(f"{prefix}mask.png", mask_png(alpha))
     box = np.s_[top : top + height, left : left + width]
     catalog.blobs.put_bytes(f"{prefix}cutout.png", cutout_png(rgb[box], alpha[box]))
@@ -151,7 +145,7 @@ def segment(catalog: Catalog, job: dict[str, Any]) -> StageResult:
 
 
 def backgrounds(catalog: Catalog, job: dict[str, Any]) -> StageResult:
-    prefix = job_prefix(job)
+    prefix = artifact_prefix(job)
     keys = []
     for frame in frames(catalog.themes[job["theme"]]):
         pixels = draw_background(frame.background, frame.width, frame.height)
@@ -180,7 +174,7 @@ def composite(catalog: Catalog, job: dict[str, Any]) -> StageResult:
         mask_size, photo_size = alpha.shape[::-1], rgb.shape[1::-1]
         message = f"the mask is {mask_size}, the photo {photo_size} (width, height)"
         raise StageFailed(ProductError.COMPOSITE_FAILED, message)
-    prefix = job_prefix(job)
+    prefix = artifact_prefix(job)
     theme_frames = frames(catalog.themes[job["theme"]])
     if len(theme_frames) != len(job["bg_keys"]):
         raise StageFailed(ProductError.COMPOSITE_FAILED, "the backgrounds do not match the theme")

@@ -30,6 +30,7 @@ from enlarger.catalog.states import (
 from enlarger.db.engine import is_postgres, read_connection
 from enlarger.db.schema import product_costs, product_jobs, webhook_deliveries
 from enlarger.db.types import db_now, db_seconds_between
+from enlarger.storage import safe_name
 
 STAGE_JOB_TYPES: dict[ProductStatus, str] = {
     ProductStatus.QUEUED: "product_fetch",
@@ -413,3 +414,149 @@ def stalled_candidates(catalog: Catalog) -> list[dict[str, Any]]:
     )
     with read_connection(catalog.engine) as conn:
         return [dict(r) for r in conn.execute(query).mappings()]
+
+
+# ---- external mode: an outside worker runs the stages ------------------------------------------
+
+
+class InvalidReport(ValueError):
+    """An external worker's report names blobs that are not the job's or do not exist."""
+
+
+@dataclass(frozen=True)
+class Report:
+    """What an external worker reports after one stage (reference 004's callbacks)."""
+
+    stage: ProductStatus  # the status the stage runs in
+    updates: dict[str, Any]  # product_jobs columns: keys or media ids
+    cost: Cost | None = None
+
+
+# Each callback: the statuses it may come from, and the status it leads to.
+REPORT_STEPS: dict[ProductStatus, tuple[tuple[ProductStatus, ...], ProductStatus]] = {
+    ProductStatus.SEGMENTING: (
+        (ProductStatus.QUEUED, ProductStatus.SEGMENTING),
+        ProductStatus.BG_GENERATING,
+    ),
+    ProductStatus.BG_GENERATING: ((ProductStatus.BG_GENERATING,), ProductStatus.COMPOSITING),
+    ProductStatus.COMPOSITING: ((ProductStatus.COMPOSITING,), ProductStatus.PUBLISHING),
+    ProductStatus.PUBLISHING: ((ProductStatus.PUBLISHING,), ProductStatus.DONE),
+}
+
+
+def artifact_prefix(job: Mapping[str, Any]) -> str:
+    """Where a job's artifacts live, whoever makes them: `products/<sku>/<job id>/`."""
+    return f"products/{safe_name(job['sku'], 'sku')}/{job['id']}/"
+
+
+def start(catalog: Catalog, job_id: str) -> dict[str, Any]:
+    """NEW → QUEUED for an external worker; the original is to be written to the job's
+    `original` key. Starting a job that is QUEUED already changes nothing."""
+    with catalog.engine.begin() as conn:
+        job = _locked(conn, job_id)
+        if job["status"] == ProductStatus.QUEUED.value:
+            return job
+        if job["mode"] != "external":
+            raise InvalidTransition("the job runs on the built-in providers; it started itself")
+        return _transition(
+            catalog,
+            conn,
+            job,
+            ProductStatus.QUEUED,
+            {"original_key": artifact_prefix(job) + "original"},
+        )
+
+
+def report(catalog: Catalog, job_id: str, done: Report) -> dict[str, Any]:
+    """Record an external worker's stage: validated, and idempotent (the same report
+    again, once the job moved on, changes nothing; a different one is refused)."""
+    sources, target = REPORT_STEPS[done.stage]
+    with catalog.engine.begin() as conn:
+        job = _locked(conn, job_id)
+        if job["mode"] != "external":
+            raise InvalidTransition(
+                "the job runs on the built-in providers, not an external worker"
+            )
+        status = ProductStatus(job["status"])
+        if status not in sources:
+            if all(job.get(name) == value for name, value in done.updates.items()):
+                return job  # a retried callback: already recorded
+            expected = " or ".join(s.value for s in sources)
+            raise InvalidTransition(f"the job is {status.value}; this report is for {expected}")
+        _check_reported_keys(catalog, job, done.updates)
+        if status is ProductStatus.QUEUED:
+            job = _transition(catalog, conn, job, ProductStatus.SEGMENTING, {})
+        _record_costs(conn, job_id, [done.cost] if done.cost else [])
+        return _transition(catalog, conn, job, target, done.updates)
+
+
+def _check_reported_keys(
+    catalog: Catalog, job: Mapping[str, Any], updates: Mapping[str, Any]
+) -> None:
+    prefix = artifact_prefix(job)
+    for name, value in updates.items():
+        if not name.endswith(("_key", "_keys")):
+            continue
+        for key in value if isinstance(value, list) else [value]:
+            if not isinstance(key, str) or not key.startswith(prefix):
+                raise InvalidReport(f"{name}: {key!r} is not under this job's folder {prefix!r}")
+            if not catalog.blobs.exists(key):
+                raise InvalidReport(f"{name}: nothing was uploaded to {key!r}")
+
+
+def fail_reported(
+    catalog: Catalog, job_id: str, code: ProductError, message: str
+) -> dict[str, Any]:
+    """An external worker gives up: FAILED with its code. The same failure again changes
+    nothing; failing a finished job is refused."""
+    with catalog.engine.begin() as conn:
+        job = _locked(conn, job_id)
+        if job["status"] == ProductStatus.FAILED.value and job["error_code"] == code.value:
+            return job
+        updates = {"error_code": code.value, "error_message": message[:2000]}
+        return _transition(catalog, conn, job, ProductStatus.FAILED, updates)
+
+
+PRESIGN_KINDS = ("original", "mask", "bg", "composite", "thumb")
+MAX_PRESIGN_S = 7 * 86400  # what S3 allows for a presigned URL
+
+
+def presign_key(
+    job: Mapping[str, Any], kind: str, variant: int, aspect: str, kind_type: str
+) -> str:
+    """The key an external worker writes a `kind` of artifact to: the reference's names
+    (`<aspect>_<variant>_<type>`), under the job's folder."""
+    prefix, ratio = artifact_prefix(job), aspect.replace(":", "x")
+    names = {
+        "original": "original",
+        "mask": "mask.png",
+        "bg": f"bg-{variant}.jpg",
+        "composite": f"composite-{ratio}-{variant}-{kind_type}.jpg",
+        "thumb": f"thumb-{ratio}-{variant}.jpg",
+    }
+    return prefix + names[kind]
+
+
+def presign(
+    catalog: Catalog,
+    job_id: str,
+    kind: str,
+    *,
+    variant: int = 1,
+    aspect: str = "1:1",
+    kind_type: str = "master",
+    expires_in: int = 3600,
+) -> dict[str, Any]:
+    """Signed PUT and GET URLs for one of a job's artifacts (presigned on S3, enlarger's
+    own on local storage), valid `expires_in` seconds (at most seven days)."""
+    job = get_job(catalog, job_id)
+    if ProductStatus(job["status"]) in TERMINAL:
+        raise InvalidTransition(f"the job is {job['status']}; it takes no more uploads")
+    key = presign_key(job, kind, variant, aspect, kind_type)
+    return {
+        "kind": kind,
+        "key": key,
+        "putUrl": catalog.blobs.upload_url(key, expires_in),
+        "getUrl": catalog.blobs.url(key, expires_in),
+        "expiresIn": expires_in,
+    }

@@ -114,3 +114,8 @@ class BlobStore(ABC):
     @abstractmethod
     def url(self, key: str, ttl_s: int) -> str:
         """A URL that lets whoever holds it read the blob for the next `ttl_s` seconds."""
+
+    @abstractmethod
+    def upload_url(self, key: str, ttl_s: int) -> str:
+        """A URL that takes an HTTP PUT of the blob's bytes for the next `ttl_s` seconds
+        (for an external worker writing its results)."""

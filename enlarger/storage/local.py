@@ -110,6 +110,11 @@ class LocalBlobStore(BlobStore):
             raise StorageError("this local store has no URL signer")
         return self.signer.url(check_key(key), ttl_s)
 
+    def upload_url(self, key: str, ttl_s: int) -> str:
+        if self.signer is None:
+            raise StorageError("this local store has no URL signer")
+        return self.signer.url(check_key(key), ttl_s, method="PUT")
+
 
 def _info(key: str, stat: os.stat_result) -> BlobInfo:
     return BlobInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))

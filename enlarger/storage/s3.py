@@ -91,13 +91,14 @@ class S3BlobStore(BlobStore):
         return f"s3://{self.bucket}/{self._object(key)}"
 
     def url(self, key: str, ttl_s: int) -> str:
-        return str(
-            self.client.generate_presigned_url(
-                "get_object",
-                Params={"Bucket": self.bucket, "Key": self._object(key)},
-                ExpiresIn=ttl_s,
-            )
-        )
+        return self._presigned("get_object", key, ttl_s)
+
+    def upload_url(self, key: str, ttl_s: int) -> str:
+        return self._presigned("put_object", key, ttl_s)
+
+    def _presigned(self, operation: str, key: str, ttl_s: int) -> str:
+        params = {"Bucket": self.bucket, "Key": self._object(key)}
+        return str(self.client.generate_presigned_url(operation, Params=params, ExpiresIn=ttl_s))
 
 
 @contextmanager

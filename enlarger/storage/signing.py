@@ -24,18 +24,23 @@ class UrlSigner:
         self._secret = secret
         self.prefix = prefix.rstrip("/")
 
-    def signature(self, key: str, expires: int) -> str:
-        message = f"{key}\n{expires}".encode()
+    def signature(self, key: str, expires: int, method: str = "GET") -> str:
+        """A GET signature covers the key and expiry; any other method is signed with its
+        name too, so a URL to read a blob can never be used to write it."""
+        prefix = "" if method == "GET" else f"{method}\n"
+        message = f"{prefix}{key}\n{expires}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
-    def url(self, key: str, ttl_s: int) -> str:
-        """A path (relative to the server) that serves `key` for the next `ttl_s` seconds."""
+    def url(self, key: str, ttl_s: int, method: str = "GET") -> str:
+        """A path (relative to the server) that serves `key` (or, with method PUT, takes
+        its bytes) for the next `ttl_s` seconds."""
         expires = int(time.time()) + ttl_s
-        query = urlencode({"expires": expires, "signature": self.signature(key, expires)})
+        signature = self.signature(key, expires, method)
+        query = urlencode({"expires": expires, "signature": signature})
         return f"{self.prefix}/{quote(key)}?{query}"
 
-    def verify(self, key: str, expires: int, signature: str) -> bool:
-        expected = self.signature(key, expires)
+    def verify(self, key: str, expires: int, signature: str, method: str = "GET") -> bool:
+        expected = self.signature(key, expires, method)
         valid = hmac.compare_digest(expected.encode(), signature.encode())
         return valid and expires >= time.time()
 
