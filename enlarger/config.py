@@ -80,10 +80,13 @@ class Settings:
     product_external_themes: str = ""  # themes whose jobs an external worker runs
     product_segmenter: str = "backdrop"  # backdrop, or onnx (with product_onnx_model)
     product_onnx_model: str = ""  # path of a local .onnx salient-object model
-    product_publishers: str = "folder"  # comma-separated: folder, webhook
+    product_publishers: str = "folder"  # comma-separated: folder, webhook, shopify
     product_publish_url: str = ""  # folder publisher: file://… or s3://…; default: storage
     product_webhook_url: str = ""  # webhook publisher: where composites are announced
     product_webhook_secret: str = ""  # whsec_… signing the announcements
+    shopify_shop: str = ""  # shopify publisher: my-shop.myshopify.com (or a base URL)
+    shopify_access_token: str = ""  # an Admin API token with write_products
+    shopify_api_version: str = "2025-01"
 
     # Serving: blob URLs are signed with secret_key (created in data_dir when empty).
     secret_key: str = ""
@@ -108,9 +111,13 @@ class Settings:
             raise SettingsError("product_segmenter must be backdrop or onnx")
         if self.product_segmenter == "onnx" and not self.product_onnx_model:
             raise SettingsError("product_segmenter=onnx needs product_onnx_model (a local path)")
-        unknown = set(self.product_publisher_list) - {"folder", "webhook"}
+        unknown = set(self.product_publisher_list) - {"folder", "webhook", "shopify"}
         if unknown or not self.product_publisher_list:
-            raise SettingsError("product_publishers takes folder and webhook")
+            raise SettingsError("product_publishers takes folder, webhook and shopify")
+        if "shopify" in self.product_publisher_list and not (
+            self.shopify_shop and self.shopify_access_token
+        ):
+            raise SettingsError("the shopify publisher needs shopify_shop and shopify_access_token")
         if "webhook" in self.product_publisher_list and not (
             self.product_webhook_url and self.product_webhook_secret
         ):

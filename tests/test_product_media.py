@@ -24,8 +24,9 @@ from enlarger.catalog.states import (
     check_transition,
     remaining_seconds,
 )
-from enlarger.catalog.themes import BUILTIN_THEMES
+from enlarger.catalog.themes import BUILTIN_THEMES, load_themes
 from enlarger.catalog.webhooks import WebhookRejected, secret_key, sign_standard, verify
+from enlarger.config import Settings, SettingsError
 from enlarger.media.compose import (
     Background,
     Placement,
@@ -236,3 +237,40 @@ def test_studio_theme_stands_the_product_on_the_floor_with_a_shadow() -> None:
     below = np.s_[y + h + 2 : y + h + 10, x + w // 2 - 20 : x + w // 2 + 20]
     assert shadowed[below].mean() < plain[below].mean() - 10
     assert background[5].mean() > background[-5].mean()  # wall lighter than the floor
+
+
+# ---- settings and themes ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"product_publishers": "folder,ftp"}, "product_publishers"),
+        ({"product_publishers": "shopify"}, "shopify_access_token"),
+        ({"product_publishers": "webhook"}, "product_webhook_url"),
+        ({"product_segmenter": "onnx"}, "product_onnx_model"),
+        ({"image_max_per_sku": 0}, "image_max_per_sku"),
+    ],
+)
+def test_product_settings_are_checked(changes: dict[str, object], reason: str) -> None:
+    with pytest.raises(SettingsError, match=reason):
+        Settings(**changes)  # type: ignore[arg-type]
+
+
+def test_themes_come_from_a_toml_file_and_may_run_externally(tmp_path: Path) -> None:
+    themes_file = tmp_path / "themes.toml"
+    themes_file.write_text(
+        '[themes.summer]\nbackground = "gradient"\ncolours = ["#fdf6e3", [245, 208, 169]]\n'
+        'shadow = false\naspects = ["1:1"]\npresets = ["amazon-main"]\n'
+    )
+    settings = Settings(product_themes_file=str(themes_file), product_external_themes="summer")
+    themes = load_themes(settings)
+    summer = themes["summer"]
+    assert summer.background == Background("gradient", ((253, 246, 227), (245, 208, 169)))
+    assert (summer.aspects, summer.presets, summer.external) == (("1:1",), ("amazon-main",), True)
+    assert not themes["default"].external
+    with pytest.raises(SettingsError, match="unknown themes"):
+        load_themes(Settings(product_external_themes="winter"))
+    themes_file.write_text('[themes.bad]\nbackground = "solid"\naspects = ["2:1"]\n')
+    with pytest.raises(SettingsError, match="unknown aspects"):
+        load_themes(Settings(product_themes_file=str(themes_file)))

@@ -7,6 +7,8 @@
 - `webhook`: a Standard Webhooks signed POST of the job's composites to
   `product_webhook_url`; its `webhook-id` is fixed per job, so a receiver that sees a
   retry can tell it is one.
+- `shopify`: media on the product whose variant has the SKU, through the Admin GraphQL
+  API (see `enlarger.catalog.shopify`).
 
 Each returns the ids it published under (`mediaIds`), details for the job, and a cost.
 """
@@ -24,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from enlarger.catalog import shopify
 from enlarger.catalog.runtime import Catalog
 from enlarger.catalog.states import ProductError, StageFailed
 from enlarger.catalog.webhooks import secret_key, sign_standard
@@ -150,7 +153,24 @@ def publish_to_webhook(catalog: Catalog, job: dict[str, Any]) -> Published:
     return Published([webhook_id], {"webhookId": webhook_id, "status": response.status_code})
 
 
+def publish_to_shopify(catalog: Catalog, job: dict[str, Any]) -> Published:
+    settings = catalog.settings
+    composites = []
+    for item in composites_of(job):
+        with catalog.blobs.local_copy(item["key"]) as path:
+            composites.append((item["name"], path.read_bytes()))
+    client = shopify.ShopifyClient(
+        settings.shopify_shop, settings.shopify_access_token, settings.shopify_api_version
+    )
+    try:
+        media_ids = shopify.publish(client, job["id"], job["sku"], composites)
+    finally:
+        client.close()
+    return Published(media_ids, {"mediaIds": media_ids, "throttled": client.throttled})
+
+
 PUBLISHERS: dict[str, Callable[[Catalog, dict[str, Any]], Published]] = {
     "folder": publish_to_folder,
     "webhook": publish_to_webhook,
+    "shopify": publish_to_shopify,
 }
