@@ -24,11 +24,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import httpx
-
-from enlarger.catalog import shopify
+from enlarger.catalog import calls, shopify
 from enlarger.catalog.runtime import Catalog
-from enlarger.catalog.states import ProductError, StageFailed
 from enlarger.catalog.webhooks import secret_key, sign_standard
 from enlarger.storage import BlobStore, open_blob_store, safe_name
 
@@ -128,28 +125,16 @@ def publish_to_webhook(catalog: Catalog, job: dict[str, Any]) -> Published:
             secret_key(settings.product_webhook_secret), webhook_id, timestamp, body
         ),
     }
-    try:
-        response = httpx.post(
-            settings.product_webhook_url, content=body, headers=headers, timeout=WEBHOOK_TIMEOUT_S
-        )
-    except httpx.TimeoutException:
-        raise StageFailed(
-            ProductError.PROVIDER_TIMEOUT, "the webhook receiver did not answer", retryable=True
-        ) from None
-    except httpx.HTTPError as exc:
-        raise StageFailed(
-            ProductError.PUBLISH_FAILED, f"cannot reach the webhook receiver: {exc}", retryable=True
-        ) from None
-    if response.status_code == 429:
-        raise StageFailed(
-            ProductError.RATE_LIMITED, "the webhook receiver answered 429", retryable=True
-        )
-    if not response.is_success:
-        raise StageFailed(
-            ProductError.PUBLISH_FAILED,
-            f"the webhook receiver answered {response.status_code}",
-            retryable=response.status_code >= 500,
-        )
+    receiver = "the webhook receiver"
+    response = calls.post(
+        None,
+        settings.product_webhook_url,
+        receiver,
+        content=body,
+        headers=headers,
+        timeout=WEBHOOK_TIMEOUT_S,
+    )
+    calls.check_answer(response, receiver)
     return Published([webhook_id], {"webhookId": webhook_id, "status": response.status_code})
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from enlarger.catalog import calls
 from enlarger.catalog.states import ProductError, StageFailed
 
 TIMEOUT_S = 30.0
@@ -110,16 +111,8 @@ class ShopifyClient:
         )
 
     def _post(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        try:
-            response = self.http.post(self.endpoint, json={"query": query, "variables": variables})
-        except httpx.TimeoutException:
-            raise StageFailed(
-                ProductError.PROVIDER_TIMEOUT, "Shopify did not answer in time", retryable=True
-            ) from None
-        except httpx.HTTPError as exc:
-            raise StageFailed(
-                ProductError.PUBLISH_FAILED, f"cannot reach Shopify: {exc}", retryable=True
-            ) from None
+        payload = {"query": query, "variables": variables}
+        response = calls.post(self.http, self.endpoint, "Shopify", json=payload)
         if response.status_code == 429:
             wait = float(response.headers.get("retry-after", "1") or 1)
             time.sleep(min(wait, 10.0))
@@ -129,12 +122,7 @@ class ShopifyClient:
                 ProductError.PUBLISH_FAILED,
                 f"Shopify answered {response.status_code}: check shopify_access_token",
             )
-        if not response.is_success:
-            raise StageFailed(
-                ProductError.PUBLISH_FAILED,
-                f"Shopify answered {response.status_code}",
-                retryable=response.status_code >= 500,
-            )
+        calls.check_answer(response, "Shopify")
         return dict(response.json())
 
     def stage_upload(self, filename: str, data: bytes) -> str:
@@ -156,23 +144,15 @@ class ShopifyClient:
         _user_errors(staged["userErrors"])
         target = staged["stagedTargets"][0]
         fields = {p["name"]: p["value"] for p in target["parameters"]}
-        try:
-            upload = httpx.post(
-                target["url"],
-                data=fields,
-                files={"file": (filename, data, "image/jpeg")},
-                timeout=TIMEOUT_S,
-            )
-        except httpx.HTTPError as exc:
-            raise StageFailed(
-                ProductError.PUBLISH_FAILED, f"the staged upload failed: {exc}", retryable=True
-            ) from None
-        if not upload.is_success:
-            raise StageFailed(
-                ProductError.PUBLISH_FAILED,
-                f"the staged upload answered {upload.status_code}",
-                retryable=upload.status_code >= 500,
-            )
+        upload = calls.post(
+            None,
+            target["url"],
+            "the staged upload target",
+            data=fields,
+            files={"file": (filename, data, "image/jpeg")},
+            timeout=TIMEOUT_S,
+        )
+        calls.check_answer(upload, "the staged upload target")
         return str(target["resourceUrl"])
 
 
