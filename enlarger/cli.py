@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from enlarger.catalog import service as product_service
+from enlarger.catalog.runtime import catalog_from
 from enlarger.config import Settings, SettingsError, load_settings
 from enlarger.db import create_db_engine, migrate
 from enlarger.library import imports, maintenance, service
@@ -34,6 +36,8 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Inspect and steer jobs.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(jobs_app, name="jobs")
+products_app = typer.Typer(help="Product image jobs (reference 004).", no_args_is_help=True)
+app.add_typer(products_app, name="products")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -411,6 +415,46 @@ def maintenance_(
     console.print(table if report.changes else "nothing to change")
     for job_id in report.jobs:
         console.print(f"queued job {job_id} to process what was taken in")
+
+
+# ---- product jobs -------------------------------------------------------------------------
+
+
+@products_app.command("stats")
+def products_stats(
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None
+) -> None:
+    """Product jobs by status, total cost, mean time to DONE and failure rate."""
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    totals = product_service.stats(catalog_from(build_library(settings, _store(settings).engine)))
+    table = Table(title=f"{totals['total']} product job(s)")
+    table.add_column("status")
+    table.add_column("jobs", justify="right")
+    for status, count in totals["byStatus"].items():
+        table.add_row(status, str(count))
+    console.print(table)
+    console.print(
+        f"total cost ${totals['totalCostUsd']}, mean time to DONE "
+        f"{totals['avgDurationS'] if totals['avgDurationS'] is not None else '-'} s, "
+        f"failure rate {totals['failureRate']:.1%}"
+    )
+
+
+@products_app.command("cleanup")
+def products_cleanup(
+    older_than_days: Annotated[
+        float, typer.Option("--older-than-days", min=0, help="Finished at least this long ago.")
+    ],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Delete DONE and FAILED product jobs finished more than N days ago, with their
+    artifacts (published copies stay)."""
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    catalog = catalog_from(build_library(settings, _store(settings).engine))
+    deleted = product_service.cleanup(catalog, older_than_days)
+    console.print(f"deleted {deleted} finished product job(s)")
 
 
 # ---- jobs -----------------------------------------------------------------------------

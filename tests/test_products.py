@@ -28,13 +28,16 @@ from bench.product_photos import product_photo
 from enlarger.catalog import jobs as catalog_jobs
 from enlarger.catalog import pipeline, service
 from enlarger.catalog.fetch import FetchLimits, fetch
+from enlarger.catalog.publish import publish_to_folder
 from enlarger.catalog.runtime import Catalog, catalog_from
 from enlarger.catalog.states import ProductError, StageFailed
 from enlarger.catalog.webhooks import secret_key, sign_standard, verify
 from enlarger.db.schema import product_jobs
 from enlarger.library.runtime import Library, build_library
 from enlarger.queue import Worker
+from enlarger.storage import open_blob_store
 from tests.conftest import FAST, wait_for
+from tests.test_cli import invoke
 
 SECRET = "whsec_" + base64.b64encode(b"test secret for product webhooks").decode()
 FRAMES = ["1x1", "4x5", "3x4", "16x9", "shopify", "amazon-main"]
@@ -99,7 +102,16 @@ def image_host() -> Iterator[ImageHost]:
 
 
 @pytest.fixture
-def library(db_url: str, tmp_path: Path, engine: sa.Engine, image_host: ImageHost) -> Library:
+def library(
+    db_url: str,
+    tmp_path: Path,
+    engine: sa.Engine,
+    image_host: ImageHost,
+    storage: str,
+    request: pytest.FixtureRequest,
+) -> Library:
+    """Blobs on local disk, or in a fresh bucket of moto's S3 server for tests that
+    parametrize `storage` with "s3"."""
     settings = FAST.replace(
         data_dir=tmp_path / "data",
         database_url=db_url,
@@ -108,6 +120,10 @@ def library(db_url: str, tmp_path: Path, engine: sa.Engine, image_host: ImageHos
         image_max_per_sku=3,
         product_external_themes="gradient",
     )
+    if storage == "s3":
+        bucket = request.getfixturevalue("bucket")
+        endpoint = request.getfixturevalue("s3_endpoint")
+        settings = settings.replace(storage_url=f"s3://{bucket}/shop", s3_endpoint_url=endpoint)
     return build_library(settings, engine)
 
 
@@ -145,6 +161,7 @@ def _settled(client: httpx.Client, job_id: str) -> dict[str, Any] | None:
     return job if job["status"] in ("DONE", "FAILED") else None
 
 
+@pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
 def test_a_signed_webhook_runs_to_done_with_composites_published(
     client: httpx.Client,
     run_worker: Callable[[], Worker],
@@ -595,3 +612,55 @@ def test_the_webhook_publisher_signs_what_it_sends(
         "msg_j1_published",
     ]
     assert set(result.updates["published"]) == {"folder", "webhook"}
+
+
+def test_cli_stats_and_cleanup(catalog: Catalog, library: Library, image_host: ImageHost) -> None:
+    data = b"cli bytes"
+    created = service.create_job(
+        catalog, "SKU-C", image_host.add("/c", data), hashlib.sha256(data).hexdigest(), "default"
+    )
+    service.fail(catalog, created.job_id, ProductError.DOWNLOAD_FAILED, "gone")
+    with catalog.engine.begin() as conn:
+        conn.execute(
+            product_jobs.update().values(completed_at=datetime.now(UTC) - timedelta(days=3))
+        )
+    where = [
+        "--data-dir",
+        str(library.settings.data_dir),
+        "--database-url",
+        library.settings.database_url,
+    ]
+    code, output = invoke("products", "stats", *where)
+    assert code == 0 and "FAILED" in output and "failure rate 100.0%" in output
+    code, output = invoke("products", "cleanup", "--older-than-days", "2", *where)
+    assert code == 0 and "deleted 1 finished product job(s)" in output
+    assert service.list_jobs(catalog)[1] == 0
+
+
+def test_the_folder_publisher_writes_to_an_s3_prefix(
+    tmp_path: Path, bucket: str, s3_endpoint: str
+) -> None:
+    settings = FAST.replace(
+        data_dir=tmp_path / "data",
+        product_publish_url=f"s3://{bucket}/catalogue",
+        s3_endpoint_url=s3_endpoint,
+    )
+    catalog = catalog_from(build_library(settings))
+    catalog.blobs.put_bytes("products/S/j2/composite-shopify.jpg", b"composite bytes")
+    job = {
+        "id": "j2",
+        "sku": "S",
+        "theme": "white",
+        "sha256": "e" * 64,
+        "composite_keys": ["products/S/j2/composite-shopify.jpg"],
+        "composites": [{"key": "products/S/j2/composite-shopify.jpg", "name": "shopify"}],
+    }
+    published = publish_to_folder(catalog, job)
+    assert published.media_ids == ["S/j2/shopify.jpg"]
+    assert published.details["location"] == f"s3://{bucket}/catalogue/S/j2/manifest.json"
+    target = open_blob_store(f"s3://{bucket}/catalogue", s3_endpoint_url=s3_endpoint)
+    with target.local_copy("S/j2/manifest.json") as path:
+        manifest = json.loads(path.read_bytes())
+    assert manifest["files"][0]["sha256"] == hashlib.sha256(b"composite bytes").hexdigest()
+    with target.local_copy("S/j2/shopify.jpg") as path:
+        assert path.read_bytes() == b"composite bytes"
