@@ -187,8 +187,8 @@ def main() -> None:
     )
     verdict(
         photos_per_min=per_min,
-        mean_iou=float(np.mean(ious)),
-        min_iou=float(np.min(ious)),
+        mean_iou=f"{np.mean(ious):.4f}",
+        min_iou=f"{np.min(ious):.4f}",
         p95_job_s=float(np.percentile(durations, 95)),
         kernel_photos_per_min=kernel,
         failed=failed,

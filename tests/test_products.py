@@ -297,6 +297,10 @@ def test_bad_signatures_and_bodies_are_refused(client: httpx.Client) -> None:
     ):
         answer = client.post("/api/webhooks/images", content=bad, headers=_signed(bad))
         assert answer.status_code == 422, (bad, answer.text)
+    huge = b"{" + b" " * 70_000 + b"}"
+    assert (
+        client.post("/api/webhooks/images", content=huge, headers=_signed(huge)).status_code == 413
+    )
     assert client.get("/api/product-jobs").json()["pagination"]["total"] == 0
     assert client.get("/api/product-jobs/nope").status_code == 404
     assert client.get("/api/product-jobs?status=SOMETIMES").status_code == 422
@@ -542,6 +546,11 @@ def test_external_callbacks_are_validated(client: httpx.Client, image_host: Imag
     assert (
         client.post(f"/api/product-jobs/{job_id}/backgrounds", json={"bgKeys": ["k"]}).status_code
         == 409
+    )
+    composite = f"/api/product-jobs/{job_id}/composite"
+    assert client.post(composite, json={"composites": ["a"]}).status_code == 422
+    assert (
+        client.post(composite, json={"composites": ["a", "b"], "thumbs": ["t"]}).status_code == 422
     )
     assert (
         client.post(f"/api/product-jobs/{builtin}/segmentation", json={"maskKey": "k"}).status_code

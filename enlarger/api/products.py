@@ -75,9 +75,15 @@ def _verified_webhook_id(catalog: Catalog, request: Request, body: bytes) -> str
     responses={201: {"description": "a job was created"}, 200: {"description": "a duplicate"}},
 )
 async def receive_image(request: Request, catalog: CatalogDep) -> JSONResponse:
-    body = await request.body()
-    if len(body) > MAX_WEBHOOK_BYTES:
-        raise HTTPException(413, f"a webhook body is at most {MAX_WEBHOOK_BYTES:,} bytes")
+    too_large = HTTPException(413, f"a webhook body is at most {MAX_WEBHOOK_BYTES:,} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_WEBHOOK_BYTES:
+        raise too_large
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_WEBHOOK_BYTES:
+            raise too_large
     webhook_id = _verified_webhook_id(catalog, request, body)
     try:
         announced = AnnouncedImage.model_validate_json(body)
@@ -278,7 +284,7 @@ class BackgroundsReport(CostReport):
 
 class CompositeReport(CostReport):
     composites: list[str] = Field(min_length=1, max_length=50)
-    thumbs: list[str] = Field(default_factory=list, max_length=50)
+    thumbs: list[str] = Field(min_length=1, max_length=50)  # one per composite
 
 
 class PublishReport(CostReport):
@@ -315,9 +321,9 @@ def report_backgrounds(job_id: str, body: BackgroundsReport, catalog: CatalogDep
 
 @router.post("/api/product-jobs/{job_id}/composite", summary="External: composites are made")
 def report_composite(job_id: str, body: CompositeReport, catalog: CatalogDep) -> dict[str, Any]:
-    if body.thumbs and len(body.thumbs) != len(body.composites):
-        raise HTTPException(422, "thumbs, when given, are one per composite")
-    updates = {"composite_keys": body.composites, "thumb_keys": body.thumbs or None}
+    if len(body.thumbs) != len(body.composites):
+        raise HTTPException(422, "thumbs are one per composite")
+    updates = {"composite_keys": body.composites, "thumb_keys": body.thumbs}
     return _report(catalog, job_id, ProductStatus.COMPOSITING, body, updates)
 
 

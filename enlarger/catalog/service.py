@@ -39,7 +39,9 @@ STAGE_JOB_TYPES: dict[ProductStatus, str] = {
     ProductStatus.COMPOSITING: "product_composite",
     ProductStatus.PUBLISHING: "product_publish",
 }
-STAGE_PRIORITY = 50  # below uploads' priority lane: product work is batch work
+# Below uploads' priority lane (product work is batch work); each later stage one higher,
+# so jobs already under way finish before new ones start (results arrive early).
+STAGE_PRIORITY = 50
 NANO = Decimal("0.000000001")
 
 
@@ -253,7 +255,7 @@ def _transition(
             STAGE_JOB_TYPES[new],
             {"productJobId": job["id"]},
             conn=conn,
-            priority=STAGE_PRIORITY,
+            priority=STAGE_PRIORITY + list(STAGE_JOB_TYPES).index(new),
             idempotency_key=f"product:{job['id']}:{new.value}",
         ).id
     changed = conn.execute(
