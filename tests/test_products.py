@@ -444,6 +444,23 @@ def test_reconcile_fails_a_job_whose_stage_job_died(
     failed = service.get_job(catalog, created.job_id)
     assert (failed["status"], failed["error_code"]) == ("FAILED", "PROVIDER_TIMEOUT")
 
+    # a stage job already pruned into history is found there
+    other = b"other bytes"
+    second = service.create_job(
+        catalog, "SKU-R", image_host.add("/r2", other), hashlib.sha256(other).hexdigest(), "white"
+    )
+    second_stage = service.get_job(catalog, second.job_id)["stage_job_id"]
+    with catalog.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE jobs SET status = 'cancelled', finished_at = updated_at WHERE id = :id"
+            ),
+            {"id": second_stage},
+        )
+    assert store.prune(0) >= 1 and store.get_job(second_stage).archived
+    assert catalog_jobs.reconcile(catalog) == [second.job_id]
+    assert service.get_job(catalog, second.job_id)["error_code"] == "INTERNAL_ERROR"
+
 
 def _upload(client: httpx.Client, url: str, data: bytes) -> httpx.Response:
     return client.put(url, content=data)

@@ -107,10 +107,11 @@ registry.schedule("product_reconcile", "product_reconcile", RECONCILE_EVERY_S, p
 
 
 def reconcile(catalog: Catalog) -> list[str]:
-    store = catalog.queue.store
+    candidates = service.stalled_candidates(catalog)
+    stage_jobs = catalog.queue.store.jobs_by_id([job["stage_job_id"] for job in candidates])
     failed = []
-    for job in service.stalled_candidates(catalog):
-        stage_job = store.get_job(job["stage_job_id"])
+    for job in candidates:
+        stage_job = stage_jobs.get(job["stage_job_id"])
         if stage_job is None or stage_job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
             continue
         code = ProductError.INTERNAL_ERROR
