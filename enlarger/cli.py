@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import multiprocessing
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from enlarger.access import tokens
 from enlarger.catalog import service as product_service
 from enlarger.catalog.runtime import catalog_from
 from enlarger.config import Settings, SettingsError, load_settings
@@ -38,6 +40,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(jobs_app, name="jobs")
 products_app = typer.Typer(help="Product image jobs (reference 004).", no_args_is_help=True)
 app.add_typer(products_app, name="products")
+tokens_app = typer.Typer(help="API tokens (access control).", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -199,6 +203,12 @@ def serve(
     priority_lane_slots: PrioritySlots = None,
     handlers: Handlers = None,
     log_level: LogLevel = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure", help="Listen beyond loopback although no API token exists (open API)."
+        ),
+    ] = False,
 ) -> None:
     """Run the HTTP API and WORKERS worker processes; migrates the database first."""
     from enlarger.api.app import create_app, run_server
@@ -206,7 +216,19 @@ def serve(
     flags = _worker_flags(max_parallel_jobs, priority_lane_slots, handlers, log_level)
     settings = _settings(config, data_dir=data_dir, database_url=database_url, **flags)
     _configure_logging(settings.log_level)
-    _store(settings, migrate_first=True)
+    store = _store(settings, migrate_first=True)
+    if not tokens.any_created(store.engine):
+        if not _is_loopback(host) and not insecure:
+            err_console.print(
+                f"[red]error:[/red] no API token exists, so the API would be open to anyone "
+                f"who reaches {host}. Create one first (enlarger tokens create --role admin), "
+                "listen on 127.0.0.1, or pass --insecure."
+            )
+            raise typer.Exit(2)
+        err_console.print(
+            "[yellow]open:[/yellow] no API token exists, so the API needs none; "
+            "`enlarger tokens create --role admin` turns access control on"
+        )
     app_ = create_app(settings)
     processes = [
         multiprocessing.get_context("spawn").Process(
@@ -234,6 +256,78 @@ def serve(
                 process.terminate()  # SIGTERM: the worker finishes its running jobs
         for process in processes:
             process.join(settings.shutdown_grace_seconds + 5)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# ---- access tokens -----------------------------------------------------------------------
+
+
+@tokens_app.command("create")
+def tokens_create(
+    role: Annotated[str, typer.Option("--role", help="viewer, uploader or admin.")],
+    name: Annotated[str, typer.Option("--name", help="Who or what the token is for.")] = "",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Create an API token and print it once (only its hash is kept). The first token
+    turns access control on."""
+    try:
+        chosen = tokens.Role.named(role)
+    except ValueError as error:
+        err_console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    record, token = tokens.create(_store(settings, migrate_first=True).engine, chosen, name)
+    err_console.print(
+        f"token {record.id} ({record.name}, {chosen.name.lower()}); it is shown only now:"
+    )
+    console.print(token)
+
+
+@tokens_app.command("list")
+def tokens_list(
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None
+) -> None:
+    """Every token: its id, name, role, first characters and state."""
+    engine = _open_store(config, data_dir, database_url).engine
+    table = Table(title="API tokens")
+    for column in ("id", "name", "role", "starts with", "created", "last used", "state"):
+        table.add_column(column)
+    for t in tokens.list_tokens(engine):
+        state = f"revoked {_fmt_time(t.revoked_at)}" if t.revoked_at else "live"
+        table.add_row(
+            str(t.id),
+            t.name,
+            t.role.name.lower(),
+            t.prefix + "…",
+            _fmt_time(t.created_at),
+            _fmt_time(t.last_used_at),
+            state,
+        )
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's id (see tokens list).")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Revoke a token at once (revoking every token does not open the API again)."""
+    if not tokens.revoke(_open_store(config, data_dir, database_url).engine, token_id):
+        err_console.print(f"[red]error:[/red] no live token {token_id}")
+        raise typer.Exit(2)
+    console.print(f"revoked token {token_id}")
 
 
 # ---- import ---------------------------------------------------------------------------

@@ -78,8 +78,13 @@ class EnlargerClient:
         timeout: float = 30.0,
         headers: dict[str, str] | None = None,
         http: httpx.Client | None = None,
+        token: str | None = None,
     ) -> None:
+        """`token`: an API token (`enlarger tokens create`), sent as a Bearer header."""
         self.base_url = base_url.rstrip("/") + "/"
+        headers = dict(headers or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         self._http = http or httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
 
     def __enter__(self) -> EnlargerClient:

@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 from types import FrameType
 
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from enlarger import __version__
 from enlarger.api import admin, images, jobs, products, projects
+from enlarger.api.auth import authorize
 from enlarger.api.jobs import EventHub
 from enlarger.api.multipart import MalformedForm
 from enlarger.catalog.runtime import catalog_from
@@ -38,6 +39,7 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
         version=__version__,
         description="A self-hosted image pipeline: uploads, derivatives and durable jobs.",
         lifespan=lifespan,
+        dependencies=[Depends(authorize)],
     )
     app.state.library = library or build_library(settings)
     app.state.catalog = catalog_from(app.state.library)

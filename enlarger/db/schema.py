@@ -309,3 +309,19 @@ webhook_deliveries = sa.Table(
     sa.Column("product_job_id", sa.String(32), nullable=False),
     sa.Column("received_at", Timestamp, nullable=False),
 )
+
+# ---- access control ---------------------------------------------------------------------
+# API tokens: only a SHA-256 of each token is kept; the token itself is shown once.
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),  # viewer, uploader or admin
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),  # the token's start, to tell them apart
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("last_used_at", Timestamp, nullable=True),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+)

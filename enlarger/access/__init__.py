@@ -1,0 +1,1 @@
+"""Access control: API tokens with roles (viewer < uploader < admin)."""

@@ -1,0 +1,64 @@
+"""Who may call what: every route's role, checked before the route runs.
+
+The policy is one table, so a route can never be forgotten: the few open routes and the
+uploader's routes are listed; any other read needs a viewer token, and anything else
+(job control, maintenance, product-job callbacks, deleting…) needs an admin token.
+
+Until the first token is created the API is open (`enlarger serve` says so, and refuses
+to listen beyond loopback that way unless told `--insecure`). Webhooks check their own
+signatures and blob URLs their own, so they need no token.
+"""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+
+from enlarger.access.tokens import Role, any_created, authenticate
+
+OPEN_ROUTES = {
+    ("GET", "/healthz"),
+    ("GET", "/files/{key:path}"),
+    ("PUT", "/files/{key:path}"),
+    ("POST", "/api/webhooks/images"),
+}
+UPLOADER_ROUTES = {
+    ("POST", "/api/upload"),
+    ("POST", "/api/projects/{folder}/upload"),
+    ("PATCH", "/api/projects/{folder}/photos/{basename}"),
+}
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def required_role(method: str, path: str) -> Role | None:
+    """The role a request to the route `path` (its template) needs; None: open."""
+    if (method, path) in OPEN_ROUTES:
+        return None
+    if (method, path) in UPLOADER_ROUTES:
+        return Role.UPLOADER
+    if method in ("GET", "HEAD"):
+        return Role.VIEWER
+    return Role.ADMIN
+
+
+async def authorize(request: Request) -> None:
+    """The app-wide dependency: 401 without a valid token, 403 with a weaker one."""
+    needed = required_role(request.method, request.scope["route"].path)
+    if needed is None:
+        return
+    engine = request.app.state.library.engine
+    header = request.headers.get("authorization", "")
+    if not header:
+        if not await run_in_threadpool(any_created, engine):
+            return  # no token was ever created: the API is open
+        raise HTTPException(401, "a token is needed: Authorization: Bearer <token>", CHALLENGE)
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(401, "the Authorization header must be 'Bearer <token>'", CHALLENGE)
+    role = await run_in_threadpool(authenticate, engine, token.strip())
+    if role is None:
+        raise HTTPException(401, "the token is unknown or revoked", CHALLENGE)
+    if role < needed:
+        raise HTTPException(
+            403, f"this needs the {needed.name.lower()} role; the token is {role.name.lower()}"
+        )

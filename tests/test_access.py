@@ -1,0 +1,155 @@
+"""Access control: tokens kept as hashes, shown once, revocable; every route of the app
+refuses a request without a token (401) and with a weaker role (403) once a token
+exists, and takes the right role; the open routes stay open; `serve` will not listen
+beyond loopback with no token."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi.routing import APIRoute
+
+from enlarger.access import tokens
+from enlarger.access.tokens import Role
+from enlarger.api.auth import required_role
+from enlarger.client import EnlargerClient, EnlargerError
+from enlarger.db.schema import api_tokens
+from enlarger.library.runtime import Library
+from tests.test_cli import invoke
+
+NEVER_ENDS = {("GET", "/api/jobs/stream")}  # an event stream: refusals only
+
+
+def _app_routes(library: Library) -> list[tuple[str, str]]:
+    """(method, path template) of every API route: those of each router module, checked
+    against the app's OpenAPI document so that a router added later cannot be missed."""
+    from enlarger.api import admin, create_app, images, jobs, products, projects
+
+    routes = {
+        (method, route.path)
+        for module in (admin, images, jobs, products, projects)
+        for route in module.router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+    app = create_app(library.settings, library)
+    routes |= {
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+    documented = {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+    }
+    assert documented <= routes, documented - routes
+    return sorted(routes)
+
+
+def _filled(template: str) -> str:
+    return re.sub(r"\{[^}]+\}", "x", template)
+
+
+def test_tokens_are_hashed_shown_once_and_revocable(engine: sa.Engine) -> None:
+    assert not tokens.any_created(engine)
+    record, token = tokens.create(engine, Role.UPLOADER, "camera uploads")
+    assert token.startswith("enl_") and len(token) > 40
+    assert (record.name, record.role, record.prefix) == (
+        "camera uploads",
+        Role.UPLOADER,
+        token[:12],
+    )
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(api_tokens.c.token_hash)).scalar_one()
+    assert token not in stored and len(stored) == 64
+    assert tokens.authenticate(engine, token) is Role.UPLOADER
+    assert tokens.list_tokens(engine)[0].last_used_at is not None
+    assert tokens.authenticate(engine, token + "x") is None
+    assert tokens.authenticate(engine, "not-a-token") is None
+    assert tokens.revoke(engine, record.id) and not tokens.revoke(engine, record.id)
+    assert tokens.authenticate(engine, token) is None
+    assert tokens.any_created(engine)  # revoking every token keeps access control on
+    with pytest.raises(ValueError, match="unknown role"):
+        Role.named("owner")
+
+
+def test_every_route_refuses_the_wrong_role(
+    client: httpx.Client, library: Library, engine: sa.Engine
+) -> None:
+    assert client.get("/api/images").status_code == 200  # open: no token exists yet
+    issued = {role: tokens.create(engine, role)[1] for role in Role}
+    revoked, revoked_token = tokens.create(engine, Role.ADMIN, "old")
+    tokens.revoke(engine, revoked.id)
+    routes = _app_routes(library)
+    assert len(routes) >= 40
+    checked = 0
+    for method, template in routes:
+        path, needed = _filled(template), required_role(method, template)
+        bare = client.request(method, path)
+        if needed is None:  # open: refused, if at all, by its own check (signature…)
+            assert "www-authenticate" not in bare.headers, (method, template, bare.text)
+            continue
+        assert bare.status_code == 401, (method, template, bare.status_code)
+        assert bare.headers["www-authenticate"] == "Bearer"
+        stale = client.request(method, path, headers=_bearer(revoked_token))
+        assert stale.status_code == 401, (method, template)
+        if needed > Role.VIEWER:
+            weaker = client.request(method, path, headers=_bearer(issued[Role(needed - 1)]))
+            assert weaker.status_code == 403, (method, template, weaker.text)
+            assert needed.name.lower() in weaker.json()["detail"]
+        if (method, template) not in NEVER_ENDS:
+            allowed = client.request(method, path, headers=_bearer(issued[needed]))
+            assert allowed.status_code not in (401, 403), (method, template, allowed.text)
+        checked += 1
+    assert checked >= 35
+    malformed = client.get("/api/images", headers={"Authorization": f"Token {issued[Role.ADMIN]}"})
+    assert malformed.status_code == 401 and "Bearer" in malformed.json()["detail"]
+
+
+def test_the_policy_names_the_roles_of_the_issue() -> None:
+    assert required_role("GET", "/api/images") is Role.VIEWER
+    assert required_role("POST", "/api/upload") is Role.UPLOADER
+    assert required_role("PATCH", "/api/projects/{folder}/photos/{basename}") is Role.UPLOADER
+    assert required_role("POST", "/api/admin/jobs/{job_id}/retry") is Role.ADMIN
+    assert required_role("POST", "/api/product-jobs/{job_id}/segmentation") is Role.ADMIN
+    assert required_role("POST", "/api/projects/{folder}/commit-changes") is Role.ADMIN
+    assert required_role("POST", "/api/webhooks/images") is None
+    assert required_role("GET", "/healthz") is None
+
+
+def test_token_commands_and_serve_refusing_to_listen_openly(tmp_path: Path) -> None:
+    where = ["--data-dir", str(tmp_path / "data")]
+    code, output = invoke("serve", "--host", "0.0.0.0", *where)
+    assert code == 2 and "no API token exists" in output
+    code, output = invoke("tokens", "create", "--role", "owner", *where)
+    assert code == 2 and "unknown role" in output
+    code, output = invoke("tokens", "create", "--role", "admin", "--name", "ops", *where)
+    token = output.strip().splitlines()[-1]
+    assert code == 0 and token.startswith("enl_")
+    code, output = invoke("tokens", "list", *where)
+    assert code == 0 and "ops" in output and token[:12] in output and token not in output
+    assert invoke("tokens", "revoke", "1", *where)[0] == 0
+    code, output = invoke("tokens", "revoke", "1", *where)
+    assert code == 2 and "no live token 1" in output
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_the_python_client_sends_its_token(live_server: str, engine: sa.Engine) -> None:
+    _, viewer = tokens.create(engine, Role.VIEWER)
+    with EnlargerClient(live_server, token=viewer) as enlarger:
+        assert enlarger.get_images()["count"] == 0
+        with pytest.raises(EnlargerError) as refused:
+            enlarger.retry_job(1)
+        assert refused.value.status_code == 403
+    with EnlargerClient(live_server) as anonymous, pytest.raises(EnlargerError) as missing:
+        anonymous.get_images()
+    assert missing.value.status_code == 401
