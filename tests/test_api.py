@@ -158,6 +158,15 @@ def test_an_upload_over_the_limit_is_refused_while_streaming(
         ("post", "/api/admin/jobs/999999/retry", {}, 404),
         ("post", "/api/admin/jobs/999999/cancel", {}, 404),
         ("post", "/api/admin/backfill?mode=bogus", {}, 422),
+        # numbers past the database's 64-bit integers (found by schemathesis: were 500s)
+        ("get", "/api/images?offset=765328634814448140288", {}, 422),
+        ("get", "/api/admin/jobs/27307643481348747821056", {}, 422),
+        ("post", "/api/admin/jobs/24758326613860294860996608/cancel", {}, 422),
+        ("get", "/api/jobs/27307643481348747821056", {}, 422),
+        ("get", "/api/jobs/stream?after=9223372036854792192", {}, 422),
+        ("get", "/api/jobs/stream", {"headers": {"Last-Event-ID": "9" * 30}}, 400),
+        ("get", "/api/product-jobs?offset=9223372036854775808", {}, 422),
+        ("post", "/api/product-jobs/cleanup", {"json": {"olderThanDays": "INF"}}, 422),
     ],
 )
 def test_malformed_requests_get_a_4xx_with_a_reason(

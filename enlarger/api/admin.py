@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from enlarger.api.deps import LibraryDep
 from enlarger.api.jobs import job_detail, job_or_404
-from enlarger.api.shapes import job_json, pagination
+from enlarger.api.shapes import JobId, Offset, job_json, pagination
 from enlarger.library import service
 from enlarger.library.runtime import Library
 from enlarger.queue import JobConflict, JobStatus
@@ -42,7 +42,7 @@ def list_jobs(
     status: Annotated[str | None, Query(description="PENDING, RUNNING, COMPLETED…")] = None,
     type: Annotated[str | None, Query(description="A job type, like OFFLOAD_ORIGINAL")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     jobs, total = library.queue.store.list_jobs(
         status=status_filter(status),
@@ -57,7 +57,7 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", summary="One job: attempts, lease, retry info, its image")
-def get_job(job_id: int, library: LibraryDep) -> dict[str, Any]:
+def get_job(job_id: JobId, library: LibraryDep) -> dict[str, Any]:
     return job_detail(library, job_or_404(library, job_id))
 
 
@@ -73,12 +73,12 @@ def _steer(library: Library, job_id: int, retry: bool) -> dict[str, Any]:
 
 
 @router.post("/jobs/{job_id}/retry", summary="Run a failed or cancelled job again")
-def retry_job(job_id: int, library: LibraryDep) -> dict[str, Any]:
+def retry_job(job_id: JobId, library: LibraryDep) -> dict[str, Any]:
     return _steer(library, job_id, retry=True)
 
 
 @router.post("/jobs/{job_id}/cancel", summary="Cancel a pending job or stop a running one")
-def cancel_job(job_id: int, library: LibraryDep) -> dict[str, Any]:
+def cancel_job(job_id: JobId, library: LibraryDep) -> dict[str, Any]:
     return _steer(library, job_id, retry=False)
 
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from enlarger.api.deps import LibraryDep
 from enlarger.api.multipart import read_upload_form
-from enlarger.api.shapes import images_json, iso, pagination
+from enlarger.api.shapes import Offset, images_json, iso, pagination
 from enlarger.library import service
 from enlarger.library.runtime import Library
 from enlarger.library.service import ImageStatus
@@ -65,7 +65,7 @@ def list_images(
     status: Annotated[ImageStatus | None, Query(description="Only images in this state")] = None,
     collection: Annotated[str | None, Query(description="Only this collection")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     page = service.list_images(
         library, status=status, collection=collection, limit=limit, offset=offset

@@ -21,7 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from enlarger.api.deps import LibraryDep
-from enlarger.api.shapes import images_json, iso, job_detail_json
+from enlarger.api.shapes import MAX_DB_INT, JobId, images_json, iso, job_detail_json
 from enlarger.library import service
 from enlarger.library.runtime import Library
 from enlarger.queue import Job, Store
@@ -138,12 +138,14 @@ async def stream(
     request: Request,
     library: LibraryDep,
     last_event_id: Annotated[str | None, Header(description="Resume after this event")] = None,
-    after: Annotated[int | None, Query(ge=0, description="Resume after this event id")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_DB_INT, description="Resume after this event id")
+    ] = None,
 ) -> StreamingResponse:
     """Without `Last-Event-ID` or `after`, the stream starts with what happens next."""
     cursor = after
     if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
+        if not last_event_id.strip().isdigit() or int(last_event_id) > MAX_DB_INT:
             raise HTTPException(400, "Last-Event-ID must be an event id (a whole number)")
         cursor = int(last_event_id)
     if cursor is None:
@@ -177,7 +179,7 @@ def job_detail(library: Library, job: Job) -> dict[str, Any]:
 
 @router.get("/api/jobs/{job_id}", summary="One job with its items summary and its items")
 def get_job(
-    job_id: int,
+    job_id: JobId,
     library: LibraryDep,
     items: Annotated[bool, Query(description="List every item too")] = True,
 ) -> dict[str, Any]:

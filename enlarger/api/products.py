@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from enlarger.api.deps import CatalogDep
-from enlarger.api.shapes import iso, pagination
+from enlarger.api.shapes import Offset, iso, pagination
 from enlarger.catalog import service
 from enlarger.catalog.publish import composites_of
 from enlarger.catalog.runtime import Catalog
@@ -189,7 +189,7 @@ def list_product_jobs(
     sku: str | None = None,
     theme: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     rows, total = service.list_jobs(
         catalog, status=_status_filter(status), sku=sku, theme=theme, limit=limit, offset=offset
@@ -209,7 +209,7 @@ def product_job_stats(catalog: CatalogDep) -> dict[str, Any]:
 
 class Cleanup(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    olderThanDays: float = Field(ge=0)
+    olderThanDays: float = Field(ge=0, le=36_500)  # at most a century
 
 
 @router.post("/api/product-jobs/cleanup", summary="Delete finished jobs older than N days")

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from enlarger.api.admin import status_filter
 from enlarger.api.deps import LibraryDep
 from enlarger.api.multipart import read_upload_form
-from enlarger.api.shapes import iso, job_json, pagination
+from enlarger.api.shapes import Offset, iso, job_json, pagination
 from enlarger.library import maintenance, project_jobs, projects
 from enlarger.library.tasks import Maintenance
 
@@ -154,7 +154,7 @@ def list_jobs(
     status: Annotated[str | None, Query(description="PENDING, RUNNING, COMPLETED…")] = None,
     type: Annotated[str | None, Query(description="A project job type")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     if type is not None and type not in project_jobs.PROJECT_JOB_TYPES:
         known = ", ".join(project_jobs.PROJECT_JOB_TYPES)

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
+from fastapi import Path, Query
 
 from enlarger.library import service
 from enlarger.library.runtime import PREVIEW, Library
 from enlarger.library.service import ImageStatus
 from enlarger.queue import Job
+
+# Numbers that reach the database fit its 64-bit integers (a larger one is a 422, not an
+# overflow deep in the driver).
+MAX_DB_INT = 2**63 - 1
+Offset = Annotated[int, Query(ge=0, le=MAX_DB_INT)]
+JobId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
 
 
 def iso(value: datetime | None) -> str | None:
