@@ -195,12 +195,25 @@ def storage(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def library_changes() -> dict[str, Any]:
+    """Settings a test module adds to its library's (override it in the module)."""
+    return {}
+
+
+@pytest.fixture
 def library(
-    storage: str, request: pytest.FixtureRequest, db_url: str, tmp_path: Path, engine: sa.Engine
+    storage: str,
+    request: pytest.FixtureRequest,
+    db_url: str,
+    tmp_path: Path,
+    engine: sa.Engine,
+    library_changes: dict[str, Any],
 ) -> Library:
     """The photo library on this test's database, with blobs under tmp_path or in a fresh
     bucket of moto's S3 server. Files are never left alone as too young (settle_seconds)."""
-    settings = FAST.replace(data_dir=tmp_path / "data", database_url=db_url, settle_seconds=0)
+    settings = FAST.replace(
+        data_dir=tmp_path / "data", database_url=db_url, settle_seconds=0, **library_changes
+    )
     if storage == "s3":
         bucket = request.getfixturevalue("bucket")
         endpoint = request.getfixturevalue("s3_endpoint")

@@ -102,29 +102,13 @@ def image_host() -> Iterator[ImageHost]:
 
 
 @pytest.fixture
-def library(
-    db_url: str,
-    tmp_path: Path,
-    engine: sa.Engine,
-    image_host: ImageHost,
-    storage: str,
-    request: pytest.FixtureRequest,
-) -> Library:
-    """Blobs on local disk, or in a fresh bucket of moto's S3 server for tests that
-    parametrize `storage` with "s3"."""
-    settings = FAST.replace(
-        data_dir=tmp_path / "data",
-        database_url=db_url,
-        webhook_secrets=SECRET,
-        fetch_allow_hosts=f"127.0.0.1:{image_host.port}",
-        image_max_per_sku=3,
-        product_external_themes="gradient",
-    )
-    if storage == "s3":
-        bucket = request.getfixturevalue("bucket")
-        endpoint = request.getfixturevalue("s3_endpoint")
-        settings = settings.replace(storage_url=f"s3://{bucket}/shop", s3_endpoint_url=endpoint)
-    return build_library(settings, engine)
+def library_changes(image_host: ImageHost) -> dict[str, Any]:
+    return {
+        "webhook_secrets": SECRET,
+        "fetch_allow_hosts": f"127.0.0.1:{image_host.port}",
+        "image_max_per_sku": 3,
+        "product_external_themes": "gradient",
+    }
 
 
 @pytest.fixture
