@@ -104,13 +104,18 @@ def fetch_original(catalog: Catalog, job: dict[str, Any]) -> StageResult:
 # ---- SEGMENTING ------------------------------------------------------------------------------
 
 
-def _decoded_original(catalog: Catalog, key: str) -> np.ndarray:
+def _read_image(catalog: Catalog, key: str) -> np.ndarray:
+    """A stored image as RGB, at most WORK_SIDE on its long edge (MediaError if broken)."""
     with catalog.blobs.local_copy(key) as path:
-        try:
-            found = probe(path, Limits(catalog.fetch_limits.max_bytes))
-            return rgb_array(load(path, found, WORK_SIDE))
-        except MediaError as error:
-            raise StageFailed(ProductError.INVALID_IMAGE, error.message) from None
+        found = probe(path, Limits(catalog.fetch_limits.max_bytes))
+        return rgb_array(load(path, found, WORK_SIDE))
+
+
+def _decoded_original(catalog: Catalog, key: str) -> np.ndarray:
+    try:
+        return _read_image(catalog, key)
+    except MediaError as error:
+        raise StageFailed(ProductError.INVALID_IMAGE, error.message) from None
 
 
 @functools.cache
@@ -158,12 +163,6 @@ def backgrounds(catalog: Catalog, job: dict[str, Any]) -> StageResult:
 
 
 # ---- COMPOSITING -----------------------------------------------------------------------------
-
-
-def _read_image(catalog: Catalog, key: str) -> np.ndarray:
-    with catalog.blobs.local_copy(key) as path:
-        found = probe(path, Limits(catalog.fetch_limits.max_bytes))
-        return rgb_array(load(path, found, 10_000))
 
 
 def composite(catalog: Catalog, job: dict[str, Any]) -> StageResult:
