@@ -207,6 +207,20 @@ def test_a_signed_webhook_runs_to_done_with_composites_published(
     assert stats["total"] == 1 and stats["byStatus"]["DONE"] == 1
     assert stats["failureRate"] == 0 and stats["avgDurationS"] > 0
 
+    told = [e for e in library.queue.store.read_events(0, 10_000) if e.kind == "product"]
+    assert [(e.status, e.data["productJobId"], e.data["sku"]) for e in told] == [
+        (status, job_id, "SKU-1")
+        for status in [
+            "NEW",
+            "QUEUED",
+            "SEGMENTING",
+            "BG_GENERATING",
+            "COMPOSITING",
+            "PUBLISHING",
+            "DONE",
+        ]
+    ]
+
 
 def test_duplicates_and_redeliveries_make_one_job(
     client: httpx.Client, image_host: ImageHost

@@ -12,9 +12,9 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from enlarger import __version__
-from enlarger.api import admin, images, jobs, products, projects
+from enlarger.api import admin, events, images, jobs, products, projects
 from enlarger.api.auth import authorize
-from enlarger.api.jobs import EventHub
+from enlarger.api.events import EventHub
 from enlarger.api.multipart import MalformedForm
 from enlarger.catalog.runtime import catalog_from
 from enlarger.catalog.service import InvalidReport, LimitReached, UnknownTheme
@@ -47,6 +47,7 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
     app.include_router(images.router)
     app.include_router(admin.router)
     app.include_router(projects.router)
+    app.include_router(events.router)
     app.include_router(jobs.router)
     app.include_router(products.router)
 

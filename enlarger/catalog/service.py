@@ -177,6 +177,7 @@ def _insert(
             updated_at=db_now(),
         )
     )
+    _announce(catalog, conn, {"id": job_id, "sku": sku, "theme": theme}, ProductStatus.NEW)
     if not external:
         _transition(catalog, conn, _locked(conn, job_id), ProductStatus.QUEUED, {})
     return job_id
@@ -265,7 +266,18 @@ def _transition(
     )
     if changed.rowcount != 1:
         raise InvalidTransition("the job changed while it was being updated")
+    _announce(catalog, conn, after, new)
     return {**after, "status": new.value}
+
+
+def _announce(
+    catalog: Catalog, conn: sa.Connection, job: Mapping[str, Any], status: ProductStatus
+) -> None:
+    """A `product` event on the live stream, committed with the change it tells of."""
+    data = {"productJobId": job["id"], "sku": job["sku"], "theme": job["theme"]}
+    if status is ProductStatus.FAILED:
+        data["errorCode"] = job.get("error_code")
+    catalog.queue.store.record_event(conn, "product", data, status.value)
 
 
 def _record_costs(conn: sa.Connection, job_id: str, costs: Iterable[Cost]) -> None:

@@ -163,14 +163,19 @@ def _record(
                 outcomes.append(_duplicate(name, existing))
                 continue
             stored_as = _free_name(conn, project.id, name)
-            outcomes.append(_insert_file(conn, project.id, name, stored_as, row))
+            outcomes.append(_insert_file(library, conn, project.id, name, stored_as, row))
             new_names.append(stored_as)
         job_id = _postprocess(library, conn, project.folder, new_names)
     return outcomes, job_id
 
 
 def _insert_file(
-    conn: sa.Connection, project_id: int, given: str, stored_as: str, row: dict[str, Any]
+    library: Library,
+    conn: sa.Connection,
+    project_id: int,
+    given: str,
+    stored_as: str,
+    row: dict[str, Any],
 ) -> FileOutcome:
     """The file's image row, joined to the photo of its base name, which keeps it."""
     role = role_of(row["format"])
@@ -187,6 +192,7 @@ def _insert_file(
     conn.execute(photo_files.insert().values(image_id=row["id"], photo_id=photo_id, role=role))
     keep = {"keep_jpg": True} if role == JPG else {"keep_raw": True}
     conn.execute(photos.update().where(photos.c.id == photo_id).values(updated_at=now, **keep))
+    service.announce_image(library, conn, row["id"], row["status"])
     return FileOutcome(given, stored_as, basename_of(stored_as), role, row["id"])
 
 
@@ -224,7 +230,7 @@ def adopt(
             if existing is not None:
                 outcomes.append(_duplicate(name, existing))
                 continue
-            outcomes.append(_insert_file(conn, project.id, name, name, row))
+            outcomes.append(_insert_file(library, conn, project.id, name, name, row))
             if row["status"] != ImageStatus.FAILED.value:
                 to_process.append(name)
         job_id = _postprocess(library, conn, folder, to_process)

@@ -221,6 +221,7 @@ def _insert_image(
                 project_id=project_id, uploaded_at=db_now(), updated_at=db_now(), **row
             )
         )
+        announce_image(library, conn, row["id"], row["status"])
         if enqueue_offload:
             library.queue.enqueue(
                 JobType.OFFLOAD_ORIGINAL,
@@ -312,6 +313,7 @@ def offload_original(library: Library, image_id: str, enqueue_derivatives: bool 
                 updated_at=db_now(),
             )
         )
+        announce_image(library, conn, image_id, ImageStatus.PROCESSING)
         if enqueue_derivatives:
             enqueue_preview(library, conn, image_id, key, priority=DERIVATIVE_PRIORITY)
     return key
@@ -468,6 +470,7 @@ def record_derivatives(
             status = ImageStatus.STORED.value
             values.update(status=status, stored_at=db_now())
         conn.execute(images.update().where(images.c.id == image_id).values(**values))
+        announce_image(library, conn, image_id, status)
         if then is not None:
             then(conn)
     for key in superseded:  # made by an older recipe: nothing points at it any more
@@ -483,6 +486,7 @@ def mark_stored(library: Library, image_id: str) -> None:
             .where(images.c.id == image_id)
             .values(status=ImageStatus.STORED.value, stored_at=db_now(), updated_at=db_now())
         )
+        announce_image(library, conn, image_id, ImageStatus.STORED)
 
 
 def mark_failed(library: Library, image_id: str, code: str, message: str) -> None:
@@ -497,6 +501,19 @@ def mark_failed(library: Library, image_id: str, code: str, message: str) -> Non
                 updated_at=db_now(),
             )
         )
+        announce_image(library, conn, image_id, ImageStatus.FAILED)
+
+
+def announce_image(library: Library, conn: sa.Connection, image_id: str, status: str) -> None:
+    """An `image` event on the live stream (with the image's project, for filtering),
+    committed with the change it tells of."""
+    folder = conn.execute(
+        sa.select(projects.c.folder)
+        .join(images, images.c.project_id == projects.c.id)
+        .where(images.c.id == image_id)
+    ).scalar()
+    data = {"imageId": image_id, "project": folder}
+    library.queue.store.record_event(conn, "image", data, str(status))
 
 
 # ---- reading --------------------------------------------------------------------------------
@@ -569,6 +586,19 @@ def derivatives_of(library: Library, image_ids: list[str]) -> dict[str, dict[str
         ):
             found[row.image_id][row.name] = row
     return found
+
+
+def image_projects(library: Library, image_ids: list[str]) -> dict[str, str]:
+    """Each image's project folder (images that are gone are left out)."""
+    if not image_ids:
+        return {}
+    query = (
+        sa.select(images.c.id, projects.c.folder)
+        .join(projects, images.c.project_id == projects.c.id)
+        .where(images.c.id.in_(image_ids))
+    )
+    with library.engine.connect() as conn:
+        return {row.id: row.folder for row in conn.execute(query)}
 
 
 def default_thumbnail(library: Library, made: dict[str, sa.Row[Any]]) -> sa.Row[Any] | None:

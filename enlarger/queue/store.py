@@ -161,6 +161,13 @@ class Store(ABC):
             ],
         )
 
+    def record_event(
+        self, conn: sa.Connection, kind: str, data: dict[str, Any], status: str | None = None
+    ) -> None:
+        """An event about something other than a job (an image, a product job), written in
+        the caller's transaction so it is seen exactly when the change is."""
+        self._record_events(conn, [(None, None, status)], kind, data)
+
     def _update_recording(
         self, conn: sa.Connection, stmt: sa.Update, kind: str = "job", data: Any = None
     ) -> list[sa.Row[Any]]:
@@ -697,6 +704,11 @@ class Store(ABC):
                 )
                 expected = r.id + 1
         return events
+
+    def first_event_id(self) -> int | None:
+        """The oldest event still kept (older ones are pruned); None when none is."""
+        with read_connection(self.engine) as conn:
+            return conn.execute(sa.select(sa.func.min(job_events.c.id))).scalar()
 
     def last_event_id(self) -> int:
         with read_connection(self.engine) as conn:
