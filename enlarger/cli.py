@@ -7,7 +7,6 @@ import json
 import logging
 import multiprocessing
 import signal
-import sys
 import threading
 import time
 from collections import Counter
@@ -20,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from enlarger import logs
 from enlarger.access import tokens
 from enlarger.catalog import service as product_service
 from enlarger.catalog.runtime import catalog_from
@@ -82,14 +82,6 @@ def _open_store(config: Path | None, data_dir: Path | None, database_url: str | 
     return _store(_settings(config, data_dir=data_dir, database_url=database_url))
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
 # ---- db -----------------------------------------------------------------------------
 
 
@@ -139,7 +131,7 @@ def db_current(
 
 def run_worker(settings: Settings) -> Worker:
     """Migrate, then run one worker in this process until SIGTERM or SIGINT."""
-    _configure_logging(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     store = _store(settings, migrate_first=True)
     worker = Worker(store, load_registry(settings.handlers), settings)
 
@@ -161,12 +153,14 @@ def _worker_flags(
     priority_lane_slots: int | None,
     handlers: str | None,
     log_level: str | None,
+    log_format: str | None = None,
 ) -> WorkerFlags:
     return {
         "max_parallel_jobs": max_parallel_jobs,
         "priority_lane_slots": priority_lane_slots,
         "handlers": handlers,
         "log_level": log_level,
+        "log_format": log_format,
     }
 
 
@@ -174,6 +168,9 @@ MaxParallel = Annotated[int | None, typer.Option(help="Job slots per worker.")]
 PrioritySlots = Annotated[int | None, typer.Option(help="Slots kept for high priorities.")]
 Handlers = Annotated[str | None, typer.Option(help="Handler registry as module:attribute.")]
 LogLevel = Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")]
+LogFormat = Annotated[
+    str | None, typer.Option(help="text, or json: one JSON object per line with request ids.")
+]
 
 
 @app.command()
@@ -185,9 +182,10 @@ def worker(
     priority_lane_slots: PrioritySlots = None,
     handlers: Handlers = None,
     log_level: LogLevel = None,
+    log_format: LogFormat = None,
 ) -> None:
     """Run a standalone worker (scale out: run one per host or core, on PostgreSQL)."""
-    flags = _worker_flags(max_parallel_jobs, priority_lane_slots, handlers, log_level)
+    flags = _worker_flags(max_parallel_jobs, priority_lane_slots, handlers, log_level, log_format)
     run_worker(_settings(config, data_dir=data_dir, database_url=database_url, **flags))
 
 
@@ -203,6 +201,7 @@ def serve(
     priority_lane_slots: PrioritySlots = None,
     handlers: Handlers = None,
     log_level: LogLevel = None,
+    log_format: LogFormat = None,
     insecure: Annotated[
         bool,
         typer.Option(
@@ -213,9 +212,9 @@ def serve(
     """Run the HTTP API and WORKERS worker processes; migrates the database first."""
     from enlarger.api.app import create_app, run_server
 
-    flags = _worker_flags(max_parallel_jobs, priority_lane_slots, handlers, log_level)
+    flags = _worker_flags(max_parallel_jobs, priority_lane_slots, handlers, log_level, log_format)
     settings = _settings(config, data_dir=data_dir, database_url=database_url, **flags)
-    _configure_logging(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     store = _store(settings, migrate_first=True)
     if not tokens.any_created(store.engine):
         if not _is_loopback(host) and not insecure:
@@ -359,7 +358,7 @@ def import_(
     """
     flags = {"max_parallel_jobs": max_parallel_jobs, "log_level": log_level or "WARNING"}
     settings = _settings(config, data_dir=data_dir, database_url=database_url, **flags)
-    _configure_logging(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     store = _store(settings, migrate_first=True)
     try:
         files = imports.discover(paths)

@@ -32,6 +32,7 @@ class Settings:
     s3_endpoint_url: str = ""
     handlers: str = "enlarger.handlers:registry"
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one JSON object per line, with request ids
 
     # Worker pipeline (reference 003's knobs).
     max_parallel_jobs: int = 4
@@ -93,6 +94,8 @@ class Settings:
     url_expiry_seconds: int = 3600
 
     def __post_init__(self) -> None:
+        if self.log_format not in ("text", "json"):
+            raise SettingsError("log_format must be text or json")
         if self.max_parallel_jobs < 1:
             raise SettingsError("max_parallel_jobs must be at least 1")
         if not 0 <= self.priority_lane_slots <= self.max_parallel_jobs:

@@ -190,14 +190,15 @@ def test_backfill_command(db_url: str, tmp_path: Path) -> None:
     assert code == 0 and "queued derivative work for 0 image(s)" in out
 
 
-def test_serve_ends_open_event_streams_when_it_stops(tmp_path: Path) -> None:
-    """Streams never end by themselves; SIGTERM must still stop `serve` at once, cleanly."""
+def test_serve_logs_json_and_ends_open_event_streams_when_it_stops(tmp_path: Path) -> None:
+    """Streams never end by themselves; SIGTERM must still stop `serve` at once, cleanly.
+    With `--log-format json` every log line is a JSON object; a request's carry its id."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = dict(os.environ, ENLARGER_LOG_LEVEL="WARNING")
+    env = dict(os.environ, ENLARGER_LOG_LEVEL="INFO")
     serve = subprocess.Popen(
-        [sys.executable, "-m", "enlarger", "serve", "--port", str(port)],
+        [sys.executable, "-m", "enlarger", "serve", "--port", str(port), "--log-format", "json"],
         cwd=tmp_path,
         env=env,
         stderr=subprocess.PIPE,
@@ -206,6 +207,8 @@ def test_serve_ends_open_event_streams_when_it_stops(tmp_path: Path) -> None:
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: _answers(f"{base}/healthz"), timeout=30)
+        traced = httpx.get(f"{base}/api/images", headers={"X-Request-ID": "trace-42"})
+        assert traced.headers["x-request-id"] == "trace-42"
         reader = EventReader(base)
         reader.start()
         assert reader.connected.wait(10)
@@ -213,9 +216,14 @@ def test_serve_ends_open_event_streams_when_it_stops(tmp_path: Path) -> None:
         assert serve.wait(15) == 0
         reader.join(10)
         assert not reader.is_alive()  # the server ended the stream; the client saw it end
-        assert "Traceback" not in (serve.stderr.read() if serve.stderr else "")
+        output = serve.stderr.read() if serve.stderr else ""
     finally:
         serve.kill()
+    assert "Traceback" not in output
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert {"uvicorn.error", "enlarger.http"} <= {r["logger"] for r in records}
+    access = [r for r in records if r.get("request_id") == "trace-42"]
+    assert access and access[-1]["path"] == "/api/images" and access[-1]["status"] == 200
 
 
 def _answers(url: str) -> bool:

@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from enlarger import __version__
-from enlarger.api import admin, events, images, jobs, products, projects
+from enlarger.api import admin, events, images, jobs, ops, products, projects
 from enlarger.api.auth import authorize
 from enlarger.api.events import EventHub
 from enlarger.api.multipart import MalformedForm
@@ -44,16 +44,15 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
     app.state.library = library or build_library(settings)
     app.state.catalog = catalog_from(app.state.library)
     app.state.event_hub = EventHub(app.state.library.queue.store, settings.poll_interval_ms / 1000)
+    app.state.metrics = ops.metrics_registry(app.state.library)
+    app.add_middleware(ops.RequestObserver, registry=app.state.metrics)
+    app.include_router(ops.router)
     app.include_router(images.router)
     app.include_router(admin.router)
     app.include_router(projects.router)
     app.include_router(events.router)
     app.include_router(jobs.router)
     app.include_router(products.router)
-
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     @app.exception_handler(NotFound)
     @app.exception_handler(ProductNotFound)
@@ -103,6 +102,12 @@ class _Server(uvicorn.Server):
 
 def run_server(app: FastAPI, host: str, port: int, log_level: str) -> None:
     config = uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=STREAM_SHUTDOWN_S
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=None,  # keep enlarger's logging (text or JSON, with request ids)
+        access_log=False,  # ops.RequestObserver logs each request, with its id
+        timeout_graceful_shutdown=STREAM_SHUTDOWN_S,
     )
     _Server(config).run()

@@ -18,6 +18,7 @@ from enlarger.access.tokens import Role, any_created, authenticate
 
 OPEN_ROUTES = {
     ("GET", "/healthz"),
+    ("GET", "/readyz"),
     ("GET", "/files/{key:path}"),
     ("PUT", "/files/{key:path}"),
     ("POST", "/api/webhooks/images"),

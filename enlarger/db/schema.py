@@ -10,6 +10,7 @@ Job engine tables:
 - `job_schedules`: periodic jobs; `next_run_at` is advanced by compare-and-set so one
   period fires once whatever the number of workers.
 - `job_type_pauses`: job types that workers must not claim.
+- `worker_stats`: each worker's cumulative counts (outcomes, run times), for `/metrics`.
 """
 
 from __future__ import annotations
@@ -154,6 +155,14 @@ job_type_pauses = sa.Table(
     metadata,
     sa.Column("job_type", sa.String(100), primary_key=True),
     sa.Column("paused_at", Timestamp, nullable=False),
+)
+
+worker_stats = sa.Table(
+    "worker_stats",
+    metadata,
+    sa.Column("worker_id", sa.String(200), primary_key=True),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("stats", Json, nullable=False),  # queue/telemetry.py's snapshot
 )
 
 # ---- photo library --------------------------------------------------------------------

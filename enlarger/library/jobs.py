@@ -58,7 +58,7 @@ def preview_generation(ctx: JobContext, payload: dict[str, Any]) -> dict[str, An
         )
 
     then = enqueue_thumbnails if payload.get("thenThumbnails", True) else None
-    return _derive(library, payload, payload["originalPath"], (preview,), then=then)
+    return _derive(ctx, library, payload, payload["originalPath"], (preview,), then=then)
 
 
 @registry.handler(JobType.THUMBNAIL_GENERATION, kind="cpu", max_attempts=3, timeout_s=600)
@@ -68,7 +68,7 @@ def thumbnail_generation(ctx: JobContext, payload: dict[str, Any]) -> dict[str, 
     source = payload.get("sourcePath")
     if not source or not library.blobs.exists(source):
         source = payload["originalPath"]
-    return _derive(library, payload, source, library.recipes.thumbnails, keep_thumbhash=True)
+    return _derive(ctx, library, payload, source, library.recipes.thumbnails, keep_thumbhash=True)
 
 
 @registry.handler(JobType.UPLOAD_POSTPROCESS, kind="cpu", max_attempts=3, timeout_s=3600)
@@ -82,7 +82,7 @@ def upload_postprocess(ctx: JobContext, payload: dict[str, Any]) -> dict[str, An
     for done, name in enumerate(names, start=1):
         _start_item(ctx, library, folder, name)
         try:
-            outcome = _postprocess_file(library, folder, name)
+            outcome = _postprocess_file(ctx, library, folder, name)
         except PermanentError as error:
             failed += 1
             ctx.item(name, ItemStatus.FAILED, error=f"{error.code}: {error}")
@@ -104,7 +104,9 @@ def _start_item(ctx: JobContext, library: Library, folder: str, name: str) -> No
     ctx.item(name, ItemStatus.RUNNING, data=data)
 
 
-def _postprocess_file(library: Library, folder: str, name: str) -> dict[str, Any] | None:
+def _postprocess_file(
+    ctx: JobContext, library: Library, folder: str, name: str
+) -> dict[str, Any] | None:
     """The item's event data once its file is done; None when it was deleted meanwhile."""
     try:
         row = projects.file_row(library, folder, name)
@@ -112,21 +114,21 @@ def _postprocess_file(library: Library, folder: str, name: str) -> dict[str, Any
         return None
     key = service.offload_original(library, row.id, enqueue_derivatives=False)
     if projects.is_derivative_source(library, row.id):
-        _render_photo(library, row.id, key)
+        _render_photo(ctx, library, row.id, key)
     else:
         service.mark_stored(library, row.id)
     return projects.item_event_data(library, folder, name)
 
 
-def _render_photo(library: Library, image_id: str, original_key: str) -> None:
+def _render_photo(ctx: JobContext, library: Library, image_id: str, original_key: str) -> None:
     """Preview, then thumbnails from it, in this job (one item's whole work)."""
     preview = library.recipes.preview
     payload = {"imageId": image_id, "originalPath": original_key}
-    _derive(library, payload, original_key, (preview,))
+    _derive(ctx, library, payload, original_key, (preview,))
     source = service.derivative_key(image_id, preview)
     if not _preview_can_feed_thumbnails(library):
         source = original_key
-    _derive(library, payload, source, library.recipes.thumbnails, keep_thumbhash=True)
+    _derive(ctx, library, payload, source, library.recipes.thumbnails, keep_thumbhash=True)
 
 
 @registry.handler(JobType.GENERATE_DERIVATIVES, kind="cpu", max_attempts=3, timeout_s=3600)
@@ -155,7 +157,7 @@ def generate_derivatives(ctx: JobContext, payload: dict[str, Any]) -> dict[str, 
             ctx.item(name, ItemStatus.SKIPPED, data=projects.item_event_data(library, folder, name))
         else:
             try:
-                _render_photo(library, row.id, row.original_key)
+                _render_photo(ctx, library, row.id, row.original_key)
             except PermanentError as error:
                 failed += 1
                 ctx.item(name, ItemStatus.FAILED, error=f"{error.code}: {error}")
@@ -197,6 +199,7 @@ def _preview_can_feed_thumbnails(library: Library) -> bool:
 
 
 def _derive(
+    ctx: JobContext,
     library: Library,
     payload: dict[str, Any],
     source_key: str,
@@ -234,6 +237,8 @@ def _derive(
             }
         )
     status = service.record_derivatives(library, image_id, made, rendered.thumbhash, then)
+    ctx.count("derivatives_written", len(made))
+    ctx.count("derivative_bytes_written", sum(m["size_bytes"] for m in made))
     return {
         "derivatives": [m["name"] for m in made],
         "keys": [m["storage_key"] for m in made],

@@ -588,6 +588,32 @@ def derivatives_of(library: Library, image_ids: list[str]) -> dict[str, dict[str
     return found
 
 
+@dataclass(frozen=True)
+class StorageTotals:
+    original_bytes: int
+    derivative_bytes: int
+    derivatives: int
+    images_by_status: dict[str, int]
+
+
+def storage_totals(library: Library) -> StorageTotals:
+    """What storage holds, for `/metrics` (three aggregate queries)."""
+    live = images.c.deleted_at.is_(None)
+    with library.engine.connect() as conn:
+        originals = conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(images.c.size_bytes), 0)).where(
+                live, images.c.original_key.is_not(None)
+            )
+        ).scalar_one()
+        made, count = conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(derivatives.c.size_bytes), 0), sa.func.count())
+        ).one()
+        by_status = conn.execute(
+            sa.select(images.c.status, sa.func.count()).where(live).group_by(images.c.status)
+        ).all()
+    return StorageTotals(int(originals), int(made), int(count), {s: int(n) for s, n in by_status})
+
+
 def image_projects(library: Library, image_ids: list[str]) -> dict[str, str]:
     """Each image's project folder (images that are gone are left out)."""
     if not image_ids:

@@ -71,3 +71,8 @@ class JobContext:
         data: Any = None,
     ) -> None:
         self.reporter("item", (key, ItemStatus(status), progress, error, data))
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add `n` to the worker's counter `name` (exported by `/metrics` as
+        `enlarger_<name>_total`): what a handler made, beyond its job's outcome."""
+        self.reporter("count", (name, n))

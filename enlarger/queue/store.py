@@ -34,6 +34,7 @@ from enlarger.db.schema import (
     job_schedules,
     job_type_pauses,
     jobs,
+    worker_stats,
 )
 from enlarger.db.types import db_now
 from enlarger.queue.model import (
@@ -67,6 +68,7 @@ CLAIMED_COLUMNS = (
     jobs.c.timeout_s,
 )
 HISTORY_COLUMNS = [c.name for c in job_history.c if c.name != "items_summary"]
+WORKER_STATS_KEEP_S = 7 * 86400  # a worker's counts outlive it a week, then reset
 EVENT_GAP_GRACE_S = 5.0
 
 
@@ -551,6 +553,33 @@ class Store(ABC):
     def paused_types(self) -> list[str]:
         with read_connection(self.engine) as conn:
             return list(conn.execute(sa.select(job_type_pauses.c.job_type)).scalars())
+
+    # ---- worker telemetry -----------------------------------------------------------
+
+    def save_worker_stats(self, worker_id: str, stats: dict[str, Any]) -> None:
+        """Replace a worker's saved counts; forget workers silent for `WORKER_STATS_KEEP_S`."""
+        insert = self._insert(worker_stats)
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert.values(
+                    worker_id=worker_id, updated_at=db_now(), stats=stats
+                ).on_conflict_do_update(
+                    index_elements=["worker_id"],
+                    set_={"updated_at": db_now(), "stats": insert.excluded.stats},
+                )
+            )
+            conn.execute(
+                worker_stats.delete().where(
+                    worker_stats.c.updated_at < db_now(-WORKER_STATS_KEEP_S)
+                )
+            )
+
+    def worker_stats(self) -> list[tuple[str, float, dict[str, Any]]]:
+        """(worker id, seconds since it saved, its counts) for every worker remembered."""
+        with read_connection(self.engine) as conn:
+            now = conn.execute(sa.select(db_now())).scalar_one()
+            rows = conn.execute(sa.select(worker_stats).order_by(worker_stats.c.worker_id))
+            return [(r.worker_id, (now - r.updated_at).total_seconds(), r.stats) for r in rows]
 
     # ---- reading --------------------------------------------------------------------
 

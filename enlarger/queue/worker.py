@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from enlarger.config import Settings
@@ -43,6 +43,7 @@ from enlarger.queue.model import (
 from enlarger.queue.registry import Handler, HandlerKind, Registry
 from enlarger.queue.retry import RetryPolicy
 from enlarger.queue.store import Store
+from enlarger.queue.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ WAKE = object()
 MAINTENANCE_EVERY_S = 1.0
 PRUNE_EVERY_S = 30.0
 IDLE_POLL_S = 0.5
+TELEMETRY_EVERY_S = 5.0
 LINGER_S = 0.002  # how long a finished outcome may wait to share a transaction
 
 
@@ -103,6 +105,7 @@ class _Running:
     lane: int
     ctx: JobContext
     deadline: float | None
+    started: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -132,6 +135,8 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.retry_policy = RetryPolicy(settings.retry_base_seconds, settings.retry_cap_seconds)
         self.stats = WorkerStats()
+        self.telemetry = Telemetry()
+        self._telemetry_saved_at = 0.0
         self.lease_s = settings.stale_seconds
         normal_slots = settings.max_parallel_jobs - settings.priority_lane_slots
         # lane 0: everything, highest priority first; lane 1: the priority lane, which
@@ -186,6 +191,7 @@ class Worker:
         )
         try:
             self._supervise()
+            self._save_telemetry(force=True)
         finally:
             listener.close()
             self._threads.shutdown()
@@ -277,6 +283,8 @@ class Worker:
         if running is None or running.job.lease_token != outcome.lease_token:
             return
         self._release(outcome.job_id)
+        seconds = time.monotonic() - running.started
+        self.telemetry.finished(running.job.type, outcome.kind.value, seconds)
         self._add_outcome(outcome)
 
     def _add_outcome(self, outcome: Outcome) -> None:
@@ -381,8 +389,10 @@ class Worker:
             rescued = self.store.rescue_expired()
             if rescued:
                 self.stats.rescued += len(rescued)
+                self.telemetry.add("jobs_rescued", len(rescued))
                 log.warning("rescued %d job(s) with expired leases: %s", len(rescued), rescued)
             self.store.fire_due_schedules()
+            self._save_telemetry()
             if prune:
                 self.store.prune(
                     self.settings.prune_after_seconds,
@@ -390,6 +400,12 @@ class Worker:
                 )
         except Exception:
             log.exception("worker %s: maintenance failed", self.worker_id)
+
+    def _save_telemetry(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._telemetry_saved_at >= TELEMETRY_EVERY_S:
+            self.store.save_worker_stats(self.worker_id, self.telemetry.snapshot())
+            self._telemetry_saved_at = now
 
     def _hand_back_running(self) -> None:
         for running in list(self._running.values()):
@@ -523,6 +539,8 @@ class Worker:
                 self.store.update_item(
                     job.id, job.lease_token, key, status, progress=progress, error=error, data=data
                 )
+            elif kind == "count":
+                self.telemetry.add(*args)
         except Exception:
             log.exception("job %s: could not record %s", job.id, kind)
 

@@ -1,0 +1,247 @@
+"""The operational surface: `/healthz`, `/readyz`, `/metrics`, and the middleware that
+gives every request an id (`X-Request-ID`, in the response and in every log line made
+while it is handled), logs it, and counts it by route and status."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from enlarger import logs
+from enlarger.db import migrate
+from enlarger.library import service
+from enlarger.library.runtime import Library
+from enlarger.queue.telemetry import RUN_SECONDS_BUCKETS
+
+router = APIRouter(tags=["operations"])
+access_log = logging.getLogger("enlarger.http")
+
+GOOD_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+WORKER_ALIVE_S = 30.0  # a worker that saved its counts this recently counts as running
+
+
+# ---- request ids, access log, HTTP metrics --------------------------------------------
+
+
+class RequestObserver:
+    """ASGI middleware (streams pass straight through, unbuffered): a request id for each
+    request, one access-log line, and the HTTP metrics."""
+
+    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.requests = Counter(
+            "enlarger_http_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "enlarger_http_request_seconds",
+            "Time to the response's headers, by route template",
+            ["route"],
+            registry=registry,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        rid = given if GOOD_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        token = logs.request_id.set(rid)
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                self._observe(scope, message["status"], time.perf_counter() - started)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            logs.request_id.reset(token)
+
+    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        self.requests.labels(template, scope["method"], str(status)).inc()
+        self.seconds.labels(template).observe(seconds)
+        access_log.info(
+            "%s %s %s %.1f ms",
+            scope["method"],
+            scope["path"],
+            status,
+            seconds * 1000,
+            extra={"method": scope["method"], "path": scope["path"], "status": status},
+        )
+
+
+# ---- the state of the engine and the library, read at each scrape ---------------------
+
+
+class StateCollector(Collector):
+    """Gauges read from the database at scrape time (any host sees every host's work):
+    jobs by status and type, queue lag, stored bytes; and counters summed over every
+    worker's saved telemetry: outcomes, run times, rescues, derivatives written."""
+
+    def __init__(self, library: Library) -> None:
+        self.library = library
+
+    def collect(self) -> Iterator[Metric]:
+        store = self.library.queue.store
+        jobs = GaugeMetricFamily(
+            "enlarger_jobs", "Jobs by type and status", labels=["type", "status"]
+        )
+        for (job_type, status), n in sorted(store.counts().items()):
+            jobs.add_metric([job_type, status], n)
+        yield jobs
+        lag = store.oldest_ready_age_s()
+        yield GaugeMetricFamily(
+            "enlarger_queue_lag_seconds", "Age of the oldest job ready to run", value=lag or 0.0
+        )
+        yield from _worker_metrics(store.worker_stats())
+        stored = GaugeMetricFamily(
+            "enlarger_bytes_stored", "Bytes in storage by kind", labels=["kind"]
+        )
+        images = GaugeMetricFamily("enlarger_images", "Images by status", labels=["status"])
+        totals = service.storage_totals(self.library)
+        stored.add_metric(["original"], totals.original_bytes)
+        stored.add_metric(["derivative"], totals.derivative_bytes)
+        for status, n in sorted(totals.images_by_status.items()):
+            images.add_metric([status], n)
+        yield stored
+        yield images
+        yield GaugeMetricFamily(
+            "enlarger_derivatives_stored", "Derivatives in storage", value=totals.derivatives
+        )
+
+
+def _worker_metrics(saved: list[tuple[str, float, dict[str, Any]]]) -> Iterator[Metric]:
+    outcomes: dict[tuple[str, str], float] = {}
+    runs: dict[str, list[float]] = {}
+    counters: dict[str, float] = {}
+    for _worker, _age, stats in saved:
+        for job_type, outcome, n in stats.get("outcomes", []):
+            outcomes[(job_type, outcome)] = outcomes.get((job_type, outcome), 0) + n
+        for job_type, buckets in stats.get("runs", {}).items():
+            if len(buckets) == len(RUN_SECONDS_BUCKETS) + 2:
+                total = runs.setdefault(job_type, [0.0] * len(buckets))
+                runs[job_type] = [a + b for a, b in zip(total, buckets, strict=True)]
+        for name, n in stats.get("counters", {}).items():
+            counters[name] = counters.get(name, 0) + n
+    alive = sum(1 for _, age, _ in saved if age <= WORKER_ALIVE_S)
+    yield GaugeMetricFamily("enlarger_workers", "Workers that reported in the last 30 s", alive)
+    done = CounterMetricFamily(
+        "enlarger_job_outcomes",
+        "Job executions by type and outcome (completed, retry, failed, cancelled, released)",
+        labels=["type", "outcome"],
+    )
+    for (job_type, outcome), n in sorted(outcomes.items()):
+        done.add_metric([job_type, outcome], n)
+    yield done
+    run_time = HistogramMetricFamily(
+        "enlarger_job_run_seconds", "Run time of job executions by type", labels=["type"]
+    )
+    for job_type, buckets in sorted(runs.items()):
+        cumulative, total = [], 0.0
+        for bound, n in zip((*RUN_SECONDS_BUCKETS, float("inf")), buckets, strict=False):
+            total += n
+            cumulative.append((_le(bound), total))
+        run_time.add_metric([job_type], cumulative, sum_value=buckets[-1])
+    yield run_time
+    for name in ("jobs_rescued", "derivatives_written", "derivative_bytes_written"):
+        counters.setdefault(name, 0)
+    for name, n in sorted(counters.items()):
+        yield CounterMetricFamily(f"enlarger_{name}", f"Counted by workers: {name}", value=n)
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)
+
+
+def metrics_registry(library: Library) -> CollectorRegistry:
+    """One registry per app (tests run several apps in one process)."""
+    registry = CollectorRegistry(auto_describe=False)  # no database read at start
+    registry.register(StateCollector(library))
+    return registry
+
+
+@router.get("/metrics", summary="Prometheus metrics (text exposition format)")
+async def metrics(request: Request) -> Response:
+    registry: CollectorRegistry = request.app.state.metrics
+    body = await run_in_threadpool(generate_latest, registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+# ---- health ---------------------------------------------------------------------------
+
+
+@router.get("/healthz", summary="The process is up (no other check)")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+READINESS_KEY = ".readyz/probe"
+
+
+def readiness(library: Library) -> dict[str, str]:
+    """Each check's result: "ok" or what is wrong."""
+    checks: dict[str, str] = {}
+    try:
+        with library.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        current = migrate.current_revision(library.engine)
+        head = migrate.head_revision(library.engine)
+        checks["database"] = "ok"
+        checks["migrations"] = (
+            "ok"
+            if current == head
+            else f"at {current or 'base'}, not {head}: run enlarger db upgrade"
+        )
+    except sa.exc.SQLAlchemyError as exc:
+        checks["database"] = f"unreachable: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        checks["migrations"] = "unknown: the database is unreachable"
+    try:
+        library.blobs.put_bytes(READINESS_KEY, uuid.uuid4().bytes)
+        library.blobs.delete(READINESS_KEY)
+        checks["storage"] = "ok"
+    except Exception as exc:  # any failure to write means not ready, whatever the backend
+        checks["storage"] = f"not writable: {type(exc).__name__}: {exc}"
+    return checks
+
+
+@router.get(
+    "/readyz",
+    summary="Ready for traffic: database reachable, migrations current, storage writable",
+    responses={503: {"description": "A check failed; the body says which"}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    checks = await run_in_threadpool(readiness, request.app.state.library)
+    ready = all(result == "ok" for result in checks.values())
+    body = {"status": "ready" if ready else "not ready", "checks": checks}
+    return JSONResponse(body, status_code=200 if ready else 503)
