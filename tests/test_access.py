@@ -27,11 +27,21 @@ NEVER_ENDS = {("GET", "/api/jobs/stream")}  # an event stream: refusals only
 def _app_routes(library: Library) -> list[tuple[str, str]]:
     """(method, path template) of every API route: those of each router module, checked
     against the app's OpenAPI document so that a router added later cannot be missed."""
-    from enlarger.api import admin, create_app, events, images, jobs, ops, products, projects
+    from enlarger.api import (
+        admin,
+        create_app,
+        events,
+        images,
+        jobs,
+        ops,
+        products,
+        projects,
+        web,
+    )
 
     routes = {
         (method, route.path)
-        for module in (admin, events, images, jobs, ops, products, projects)
+        for module in (admin, events, images, jobs, ops, products, projects, web)
         for route in module.router.routes
         if isinstance(route, APIRoute)
         for method in route.methods

@@ -28,12 +28,16 @@ def status_filter(value: str | None) -> str | None:
 
 
 def _type_filter(library: Library, value: str | None) -> str | None:
-    if value is None:
-        return None
+    return None if value is None else _known_type(library, value, 422)
+
+
+def _known_type(library: Library, job_type: str, status_code: int = 404) -> str:
     known = sorted(library.queue.registry.handlers)
-    if value not in known:
-        raise HTTPException(422, f"unknown job type {value!r}; use one of {', '.join(known)}")
-    return value
+    if job_type not in known:
+        raise HTTPException(
+            status_code, f"unknown job type {job_type!r}; use one of {', '.join(known)}"
+        )
+    return job_type
 
 
 @router.get("/jobs", summary="List jobs, newest first")
@@ -54,6 +58,43 @@ def list_jobs(
         "jobs": [job_json(job) for job in jobs],
         "pagination": pagination(total, limit, offset, len(jobs)),
     }
+
+
+@router.get("/jobs/stats", summary="Counts by type, status and lane; throughput; pauses")
+def job_stats(library: LibraryDep) -> dict[str, Any]:
+    """What the dashboard's jobs page shows, from cheap counts (no scan of history)."""
+    store = library.queue.store
+    by_type: dict[str, dict[str, int]] = {
+        name: {status.value.upper(): 0 for status in JobStatus}
+        for name in library.queue.registry.handlers
+    }
+    for (job_type, status), n in store.counts().items():
+        by_type.setdefault(job_type, {s.value.upper(): 0 for s in JobStatus})[status.upper()] = n
+    lanes = {lane: {"PENDING": 0, "RUNNING": 0} for lane in ("normal", "priority")}
+    for (lane, status), n in store.live_counts_by_lane(library.settings.priority_threshold).items():
+        lanes[lane][status.upper()] = n
+    finished = store.finished_since(60)
+    return {
+        "byType": dict(sorted(by_type.items())),
+        "lanes": lanes,
+        "priorityThreshold": library.settings.priority_threshold,
+        "paused": sorted(store.paused_types()),
+        "completedLastMinute": finished.get(JobStatus.COMPLETED.value, 0),
+        "failedLastMinute": finished.get(JobStatus.FAILED.value, 0),
+        "queueLagSeconds": store.oldest_ready_age_s(),
+    }
+
+
+@router.post("/job-types/{job_type}/pause", summary="Stop workers claiming jobs of a type")
+def pause_type(job_type: str, library: LibraryDep) -> dict[str, Any]:
+    library.queue.store.pause(_known_type(library, job_type))
+    return {"paused": sorted(library.queue.store.paused_types())}
+
+
+@router.post("/job-types/{job_type}/resume", summary="Let workers claim jobs of a type again")
+def resume_type(job_type: str, library: LibraryDep) -> dict[str, Any]:
+    library.queue.store.resume(_known_type(library, job_type))
+    return {"paused": sorted(library.queue.store.paused_types())}
 
 
 @router.get("/jobs/{job_id}", summary="One job: attempts, lease, retry info, its image")

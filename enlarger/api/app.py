@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from enlarger import __version__
-from enlarger.api import admin, events, images, jobs, ops, products, projects
+from enlarger.api import admin, events, images, jobs, ops, products, projects, web
 from enlarger.api.auth import authorize
 from enlarger.api.events import EventHub
 from enlarger.api.multipart import MalformedForm
@@ -53,6 +53,8 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(jobs.router)
     app.include_router(products.router)
+    app.include_router(web.router)
+    app.mount("/static", web.static_files, name="static")
 
     @app.exception_handler(NotFound)
     @app.exception_handler(ProductNotFound)

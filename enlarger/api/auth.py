@@ -4,12 +4,18 @@ The policy is one table, so a route can never be forgotten: the few open routes 
 uploader's routes are listed; any other read needs a viewer token, and anything else
 (job control, maintenance, product-job callbacks, deleting…) needs an admin token.
 
+The dashboard signs in once (`/login`) and keeps the token in an HttpOnly, SameSite=Strict
+cookie, which every route accepts like the header: a browser's EventSource cannot send
+headers, and a cross-site page cannot make the browser send the cookie.
+
 Until the first token is created the API is open (`enlarger serve` says so, and refuses
 to listen beyond loopback that way unless told `--insecure`). Webhooks check their own
 signatures and blob URLs their own, so they need no token.
 """
 
 from __future__ import annotations
+
+from urllib.parse import quote
 
 from fastapi import HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -22,6 +28,9 @@ OPEN_ROUTES = {
     ("GET", "/files/{key:path}"),
     ("PUT", "/files/{key:path}"),
     ("POST", "/api/webhooks/images"),
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("POST", "/logout"),
 }
 UPLOADER_ROUTES = {
     ("POST", "/api/upload"),
@@ -29,6 +38,7 @@ UPLOADER_ROUTES = {
     ("PATCH", "/api/projects/{folder}/photos/{basename}"),
 }
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
+TOKEN_COOKIE = "enlarger_token"
 
 
 def required_role(method: str, path: str) -> Role | None:
@@ -42,23 +52,34 @@ def required_role(method: str, path: str) -> Role | None:
     return Role.ADMIN
 
 
+def _wants_page(request: Request) -> bool:
+    return request.method == "GET" and "text/html" in request.headers.get("accept", "")
+
+
 async def authorize(request: Request) -> None:
-    """The app-wide dependency: 401 without a valid token, 403 with a weaker one."""
+    """The app-wide dependency: 401 without a valid token, 403 with a weaker one; a
+    browser asking for a page without one is sent to sign in instead."""
     needed = required_role(request.method, request.scope["route"].path)
     if needed is None:
         return
     engine = request.app.state.library.engine
     header = request.headers.get("authorization", "")
-    if not header:
-        if not await run_in_threadpool(any_created, engine):
-            return  # no token was ever created: the API is open
-        raise HTTPException(401, "a token is needed: Authorization: Bearer <token>", CHALLENGE)
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise HTTPException(401, "the Authorization header must be 'Bearer <token>'", CHALLENGE)
-    role = await run_in_threadpool(authenticate, engine, token.strip())
+    token = request.cookies.get(TOKEN_COOKIE, "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise HTTPException(401, "the Authorization header must be 'Bearer <token>'", CHALLENGE)
+    elif not await run_in_threadpool(any_created, engine):
+        return  # no token was ever created: the API is open
+    role = await run_in_threadpool(authenticate, engine, token.strip()) if token else None
     if role is None:
-        raise HTTPException(401, "the token is unknown or revoked", CHALLENGE)
+        if _wants_page(request):
+            target = quote(
+                request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            )
+            raise HTTPException(303, "sign in first", {"Location": f"/login?next={target}"})
+        reason = "the token is unknown or revoked" if token else "a token is needed"
+        raise HTTPException(401, f"{reason}: Authorization: Bearer <token>", CHALLENGE)
     if role < needed:
         raise HTTPException(
             403, f"this needs the {needed.name.lower()} role; the token is {role.name.lower()}"

@@ -107,6 +107,11 @@ def revert_changes(folder: str, library: LibraryDep) -> dict[str, Any]:
     return {"photosChanged": projects.revert_changes(library, folder)}
 
 
+@router.get("/api/projects/{folder}/trash", summary="Files in the project's .trash, restorable")
+def list_trash(folder: str, library: LibraryDep) -> dict[str, Any]:
+    return {"files": projects.list_trash(library, folder)}
+
+
 @router.post(
     "/api/projects/{folder}/trash/restore",
     summary="Bring files back from the project's .trash while they are there",

@@ -492,6 +492,41 @@ class Restored:
     refused: dict[str, str]  # file name → why it stays in the trash
 
 
+def list_trash(library: Library, folder: str) -> list[dict[str, Any]]:
+    """The project's files in its `.trash` that can still be restored, newest first."""
+    project = get_project(library, folder)
+    query = (
+        sa.select(
+            images.c.original_filename,
+            images.c.original_key,
+            images.c.size_bytes,
+            images.c.deleted_at,
+        )
+        .where(
+            images.c.project_id == project.id,
+            images.c.deleted_at.is_not(None),
+            images.c.original_key.like(f"projects/{folder}/.trash/%"),
+        )
+        .order_by(images.c.deleted_at.desc())
+    )
+    with library.engine.connect() as conn:
+        rows = list(conn.execute(query))
+    seen: set[str] = set()
+    found = []
+    for row in rows:
+        if row.original_filename in seen or not library.blobs.exists(row.original_key):
+            continue
+        seen.add(row.original_filename)
+        found.append(
+            {
+                "filename": row.original_filename,
+                "sizeBytes": row.size_bytes,
+                "trashedAt": _iso(row.deleted_at),
+            }
+        )
+    return found
+
+
 def restore_from_trash(library: Library, folder: str, filenames: list[str]) -> Restored:
     """Bring trashed files back under their names while they are still in the trash,
     marked to be kept; a restored JPG gets its derivatives again."""

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from enlarger.db.engine import read_connection
 from enlarger.db.schema import (
     FINISHED_STATUSES,
+    LIVE_STATUSES,
     job_events,
     job_history,
     job_history_counts,
@@ -695,6 +696,29 @@ class Store(ABC):
                 for job_type, status, count in conn.execute(query):
                     totals[(job_type, status)] += int(count)
         return dict(totals)
+
+    def live_counts_by_lane(self, priority_threshold: int) -> dict[tuple[str, str], int]:
+        """(lane, status) → pending and running jobs; lane is `priority` for jobs at or
+        above the threshold (reference 003's priority lane), else `normal`."""
+        lane = sa.case((jobs.c.priority >= priority_threshold, "priority"), else_="normal")
+        query = (
+            sa.select(lane, jobs.c.status, sa.func.count())
+            .where(jobs.c.status.in_(LIVE_STATUSES))
+            .group_by(lane, jobs.c.status)
+        )
+        with read_connection(self.engine) as conn:
+            return {(str(name), str(status)): int(n) for name, status, n in conn.execute(query)}
+
+    def finished_since(self, seconds: float) -> dict[str, int]:
+        """Status → jobs that finished in the last `seconds` (the hot table keeps the
+        last `prune_after_seconds`): the throughput a dashboard shows."""
+        query = (
+            sa.select(jobs.c.status, sa.func.count())
+            .where(jobs.c.finished_at.is_not(None), jobs.c.finished_at >= db_now(-seconds))
+            .group_by(jobs.c.status)
+        )
+        with read_connection(self.engine) as conn:
+            return {str(status): int(n) for status, n in conn.execute(query)}
 
     def oldest_ready_age_s(self) -> float | None:
         """Age of the oldest job that is ready to run: the queue's lag."""

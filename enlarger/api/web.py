@@ -1,0 +1,114 @@
+"""The dashboard: server-rendered page shells (Jinja2) whose plain JS reads the JSON API
+and the live event stream. Signing in stores a token in a cookie (see `auth.py`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from enlarger import __version__
+from enlarger.access.tokens import any_created, authenticate
+from enlarger.api.auth import TOKEN_COOKIE
+from enlarger.library import projects
+from enlarger.web import STATIC, TEMPLATES
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=TEMPLATES)
+static_files = StaticFiles(directory=STATIC)
+COOKIE_MAX_AGE_S = 30 * 86400
+
+
+def _page(request: Request, template: str, page: str, title: str, **context: object) -> Response:
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "page": page,
+            "title": title,
+            "version": __version__,
+            "signed_in": bool(request.cookies.get(TOKEN_COOKIE)),
+            **context,
+        },
+    )
+
+
+# path → (template and page name, title) of the pages that need nothing but their shell
+SHELLS = {
+    "/": ("gallery", "Gallery"),
+    "/projects": ("projects", "Projects"),
+    "/jobs": ("jobs", "Jobs"),
+    "/products": ("products", "Product jobs"),
+}
+
+
+def _shell(name: str, title: str) -> Callable[[Request], Response]:
+    def show(request: Request) -> Response:
+        return _page(request, f"{name}.html", name, title)
+
+    return show
+
+
+for path, (name, title) in SHELLS.items():
+    router.add_api_route(path, _shell(name, title), methods=["GET"], response_class=HTMLResponse)
+
+
+@router.get("/projects/{folder}", response_class=HTMLResponse)
+def project_page(request: Request, folder: str) -> Response:
+    project = projects.get_project(request.app.state.library, folder)
+    return _page(
+        request, "project.html", "projects", project.title or project.folder, folder=project.folder
+    )
+
+
+def _safe_next(target: str) -> str:
+    """Only a path of this site: never an open redirect to another one."""
+    return target if target.startswith("/") and not target.startswith("//") else "/"
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = "/") -> Response:
+    return _page(request, "login.html", "login", "Sign in", next=_safe_next(next), error=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(
+    request: Request, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/"
+) -> Response:
+    engine = request.app.state.library.engine
+    if not await run_in_threadpool(any_created, engine):
+        return RedirectResponse(_safe_next(next), status_code=303)  # open: nothing to sign in
+    role = await run_in_threadpool(authenticate, engine, token.strip()) if token else None
+    if role is None:
+        response = _page(
+            request,
+            "login.html",
+            "login",
+            "Sign in",
+            next=_safe_next(next),
+            error="That token is unknown or revoked.",
+        )
+        response.status_code = 401
+        return response
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(
+        TOKEN_COOKIE,
+        token.strip(),
+        max_age=COOKIE_MAX_AGE_S,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/logout")
+def logout() -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(TOKEN_COOKIE)
+    return response

@@ -1,0 +1,156 @@
+// Gallery: every image, newest first, with live status badges, a viewer and uploads.
+"use strict";
+(() => {
+  const { el, badge, api, live, uploader, placeholder, debounce } = enlarger;
+  const grid = document.getElementById("grid");
+  const more = document.getElementById("more");
+  const count = document.getElementById("image-count");
+  const byCollection = document.getElementById("filter-collection");
+  const byStatus = document.getElementById("filter-status");
+  const names = document.getElementById("collection-names");
+  const PAGE = 48;
+  let images = []; // in grid order
+  let total = 0;
+
+  function card(image) {
+    const img = el("img", {
+      alt: image.title || image.originalFilename || "image",
+      loading: "lazy",
+      decoding: "async",
+      width: 256,
+      height: 256,
+    });
+    img.addEventListener("load", () => img.classList.add("loaded"));
+    if (image.thumbnailUrl) img.src = image.thumbnailUrl;
+    const hash = placeholder(image.thumbhash);
+    const open = el(
+      "button",
+      { type: "button", class: "thumb", "aria-label": `Open ${image.title || image.id}`, onclick: () => view(image.id) },
+      img,
+    );
+    if (hash) open.style.backgroundImage = `url(${hash})`;
+    const caption = el(
+      "div",
+      { class: "caption" },
+      el("span", { class: "title", title: image.title || "" }, image.title || image.originalFilename || image.id),
+      badge(image.status),
+      image.errorCode ? el("span", { class: "error" }, image.errorCode) : null,
+    );
+    return el("li", { class: "card", dataset: { id: image.id, status: image.status } }, open, caption);
+  }
+
+  function render() {
+    grid.replaceChildren(...images.map(card));
+    count.textContent = `(${total})`;
+    more.hidden = images.length >= total;
+  }
+
+  function query(offset) {
+    const params = new URLSearchParams({ limit: PAGE, offset });
+    if (byCollection.value) params.set("collection", byCollection.value);
+    if (byStatus.value) params.set("status", byStatus.value);
+    return `/api/images?${params}`;
+  }
+
+  async function load(append = false) {
+    const page = await api(query(append ? images.length : 0));
+    images = append ? images.concat(page.data) : page.data;
+    total = page.count;
+    const chosen = byCollection.value;
+    byCollection.replaceChildren(el("option", { value: "" }, "all"), ...page.collections.map((c) => el("option", { value: c, selected: c === chosen }, c)));
+    names.replaceChildren(...page.collections.map((c) => el("option", { value: c })));
+    render();
+  }
+
+  function matches(image) {
+    return (!byCollection.value || image.collection === byCollection.value) && (!byStatus.value || image.status === byStatus.value);
+  }
+
+  // An image changed: refresh its card in place (or add it at the top when new).
+  async function refresh(imageId) {
+    let image;
+    try {
+      image = await api(`/api/images/${encodeURIComponent(imageId)}`);
+    } catch {
+      return; // deleted meanwhile
+    }
+    const at = images.findIndex((i) => i.id === imageId);
+    if (at >= 0 && !matches(image)) {
+      images.splice(at, 1);
+      total--;
+      grid.querySelector(`[data-id="${CSS.escape(imageId)}"]`)?.remove();
+    } else if (at >= 0) {
+      images[at] = image;
+      grid.querySelector(`[data-id="${CSS.escape(imageId)}"]`)?.replaceWith(card(image));
+    } else if (matches(image)) {
+      images.unshift(image);
+      total++;
+      grid.prepend(card(image));
+    }
+    count.textContent = `(${total})`;
+    for (const row of document.querySelectorAll(`#uploads li[data-image-id="${CSS.escape(imageId)}"]`)) {
+      row.querySelector(".state").replaceChildren(badge(image.status), image.errorCode ? ` ${image.errorCode}` : "");
+    }
+  }
+
+  // ---- the viewer -----------------------------------------------------------------------
+  const viewer = document.getElementById("viewer");
+  let viewing = null;
+
+  async function view(imageId) {
+    viewing = imageId;
+    const image = await api(`/api/images/${encodeURIComponent(imageId)}`);
+    document.getElementById("viewer-title").textContent = image.title || image.originalFilename || image.id;
+    const shown = document.getElementById("viewer-img");
+    shown.alt = image.title || "image";
+    shown.src = image.previewUrl || image.thumbnailUrl || image.originalUrl || "";
+    const facts = [
+      ["Status", image.status + (image.errorCode ? ` (${image.errorCode}: ${image.errorMessage})` : "")],
+      ["File", image.originalFilename],
+      ["Collection", image.collection],
+      ["Size", image.width ? `${image.width} × ${image.height}, ${enlarger.bytes(image.sizeBytes)}` : enlarger.bytes(image.sizeBytes)],
+      ["Format", image.format],
+      ["Taken", image.takenAt],
+      ["Camera", [image.cameraMake, image.cameraModel].filter(Boolean).join(" ")],
+    ].filter(([, v]) => v);
+    document.getElementById("viewer-meta").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+    if (!viewer.open) viewer.showModal();
+  }
+
+  function step(by) {
+    const at = images.findIndex((i) => i.id === viewing);
+    const next = images[at + by];
+    if (next) view(next.id);
+  }
+
+  document.getElementById("viewer-prev").addEventListener("click", () => step(-1));
+  document.getElementById("viewer-next").addEventListener("click", () => step(1));
+  document.getElementById("viewer-close").addEventListener("click", () => viewer.close());
+  viewer.addEventListener("keydown", (e) => {
+    if (e.key === "ArrowLeft") step(-1);
+    if (e.key === "ArrowRight") step(1);
+  });
+  viewer.addEventListener("close", () => grid.querySelector(`[data-id="${CSS.escape(viewing || "")}"] .thumb`)?.focus());
+
+  // ---- uploads --------------------------------------------------------------------------
+  uploader({
+    zone: document.getElementById("dropzone"),
+    input: document.getElementById("files"),
+    list: document.getElementById("uploads"),
+    url: "/api/upload",
+    field: "file",
+    fields: () => ({ collection: document.getElementById("upload-collection").value.trim() }),
+    onDone: (entry, body) => {
+      entry.row.dataset.imageId = body.imageId;
+      entry.state.replaceChildren(badge(body.status));
+      refresh(body.imageId);
+    },
+  });
+
+  more.addEventListener("click", () => load(true));
+  byCollection.addEventListener("change", () => load());
+  byStatus.addEventListener("change", () => load());
+  const reload = debounce(() => load(), 300);
+  live({ type: "image" }, (event) => refresh(event.imageId), reload);
+  load();
+})();

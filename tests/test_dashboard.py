@@ -1,0 +1,299 @@
+"""The dashboard in a real browser (Debian's chromium driven by Playwright) against a
+real server and worker: uploads reaching STORED live, keep/commit/restore, a failed
+job's reason and its retry, product jobs, sign-in, and every page usable on a phone and
+by keyboard. Screenshots of each page go to `test-artifacts/screenshots/`."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import thumbhash
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from enlarger.access import tokens
+from enlarger.access.tokens import Role
+from enlarger.catalog import service as products
+from enlarger.catalog.runtime import catalog_from
+from enlarger.catalog.states import ProductError
+from enlarger.library.runtime import Library
+from enlarger.queue import Worker
+from tests.conftest import wait_for
+from tests.images import dng, jpeg
+from tests.photos import photo_of, processed, upload
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+PAGES = ["/", "/projects", "/projects/shoot", "/jobs", "/products"]
+
+
+@pytest.fixture
+def backend() -> str:
+    """The pages read the same API on both backends (tested there); SQLite suffices."""
+    return "sqlite"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: scripts/test installs Debian's chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, live_server: str) -> Iterator[Page]:
+    """A fresh browser context on the live server; any script error fails the test."""
+    context = browser.new_context(base_url=live_server)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on(
+        "console",
+        lambda m: errors.append(m.text) if m.type == "error" and "401" not in m.text else None,
+    )
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def _shoot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+def _drop(page: Page, target: str, path: Path) -> None:
+    """Drop a file on `target` as a user's drag from the desktop would (a DataTransfer)."""
+    page.evaluate(
+        """([target, name, data]) => {
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, { type: "image/jpeg" }));
+            const zone = document.querySelector(target);
+            const init = { dataTransfer: transfer, bubbles: true, cancelable: true };
+            zone.dispatchEvent(new DragEvent("dragover", init));
+            zone.dispatchEvent(new DragEvent("drop", init));
+        }""",
+        [target, path.name, base64.b64encode(path.read_bytes()).decode()],
+    )
+
+
+def test_uploads_through_the_page_reach_stored_without_a_reload(
+    page: Page, client: httpx.Client, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    page.goto("/")
+    expect(page.locator("#live")).to_have_text("live")
+    page.evaluate("window.notReloaded = true")
+    page.set_input_files("#files", str(jpeg(tmp_path / "first.jpg", 1200, 800)))
+    _drop(page, "#dropzone", jpeg(tmp_path / "second.jpg", 700, 1000))
+
+    rows = page.locator("#uploads li")
+    expect(rows).to_have_count(2)
+    for name in ("first.jpg", "second.jpg"):
+        row = page.locator(f'#uploads li[data-name="{name}"]')
+        expect(row.locator(".badge")).to_have_text("INGESTED")
+        assert row.locator("progress").evaluate("bar => bar.value") == 100
+    expect(page.locator("#grid li")).to_have_count(2)
+
+    run_worker()
+    expect(page.locator('#grid li[data-status="STORED"]')).to_have_count(2, timeout=60_000)
+    expect(page.locator("#uploads .badge", has_text="STORED")).to_have_count(2)
+    assert page.evaluate("window.notReloaded") is True
+    page.wait_for_function(
+        "[...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    placeholders = page.locator("#grid .thumb").evaluate_all(
+        "buttons => buttons.map(b => b.style.backgroundImage)"
+    )
+    assert all(p.startswith('url("data:image/png') for p in placeholders), placeholders
+
+    image = client.get("/api/images").json()["data"][0]
+    decoded = page.evaluate(
+        """data => {
+            const hash = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            const out = enlarger.thumbhashToRGBA(hash);
+            return [out.w, out.h, Array.from(out.rgba)];
+        }""",
+        image["thumbhash"],
+    )
+    width, height, rgba = thumbhash.thumb_hash_to_rgba(base64.b64decode(image["thumbhash"]))
+    assert decoded[:2] == [width, height]
+    assert max(abs(a - b) for a, b in zip(decoded[2], rgba, strict=True)) <= 1
+
+    shown = page.locator("#grid .caption .title").all_inner_texts()
+    assert sorted(shown) == ["first", "second"]
+    page.locator("#grid .thumb").first.focus()
+    page.keyboard.press("Enter")
+    viewer = page.locator("#viewer")
+    expect(viewer).to_be_visible()
+    expect(page.locator("#viewer-title")).to_have_text(shown[0])
+    page.wait_for_function("document.getElementById('viewer-img').naturalWidth > 0")
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#viewer-title")).to_have_text(shown[1])
+    _shoot(page, "gallery-viewer")
+    page.keyboard.press("Escape")
+    expect(viewer).to_be_hidden()
+    _shoot(page, "gallery")
+
+
+def test_keep_toggles_commit_restore_and_revert(
+    page: Page, client: httpx.Client, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    client.post("/api/projects", json={"folder": "shoot", "title": "Shoot"})
+    upload(client, "shoot", jpeg(tmp_path / "A.jpg", 800, 600), dng(tmp_path / "A.DNG", 600, 400))
+    upload(client, "shoot", jpeg(tmp_path / "B.jpg", 600, 800))
+    run_worker()
+    wait_for(lambda: processed(client, "shoot", "A") and processed(client, "shoot", "B"), 60)
+
+    page.goto("/projects")
+    page.get_by_role("link", name="Shoot").click()
+    expect(page.locator("#photos li")).to_have_count(2)
+    keep_raw = page.get_by_label("Keep RAW").first
+    expect(keep_raw).to_be_checked()
+    keep_raw.focus()
+    page.keyboard.press("Space")
+    expect(page.get_by_label("Keep RAW").first).not_to_be_checked()
+    wait_for(lambda: photo_of(client, "shoot", "A")["keep_raw"] is False)
+    expect(page.locator("#pending-changes")).to_have_text("1 file(s) marked to go to the trash")
+
+    page.get_by_role("button", name="Commit changes…").click()
+    dialog = page.locator("#confirm")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("1 file(s) will move to the project's trash")
+    expect(dialog.locator("li")).to_have_text(["A.DNG"])
+    _shoot(page, "project-commit-confirmation")
+    dialog.get_by_role("button", name="Move 1 file(s) to the trash").click()
+    expect(page.locator("#trash li")).to_have_count(1)
+    expect(page.locator("#trash li")).to_contain_text("A.DNG")
+    assert [f["filename"] for f in photo_of(client, "shoot", "A")["files"]] == ["A.jpg"]
+    _shoot(page, "project")
+
+    page.get_by_role("button", name="Restore A.DNG").click()
+    expect(page.locator("#trash-empty")).to_be_visible()
+    wait_for(lambda: len(photo_of(client, "shoot", "A")["files"]) == 2)
+    expect(page.get_by_label("Keep RAW").first).to_be_checked()
+
+    keep_jpg = page.get_by_label("Keep JPG").nth(1)
+    keep_jpg.uncheck()
+    wait_for(lambda: photo_of(client, "shoot", "B")["keep_jpg"] is False)
+    page.get_by_role("button", name="Revert…").click()
+    expect(page.locator("#confirm")).to_contain_text("will no longer be marked for the trash")
+    page.locator("#confirm").get_by_role("button", name="Revert").click()
+    expect(page.get_by_label("Keep JPG").nth(1)).to_be_checked()
+    assert photo_of(client, "shoot", "B")["keep_jpg"] is True
+
+
+def test_a_failed_jobs_reason_is_shown_and_it_can_be_retried(
+    page: Page, library: Library, run_worker: Callable[[], Worker], client: httpx.Client
+) -> None:
+    job_id = library.queue.enqueue("mystery_type", {"what": "nobody handles this"}).id
+    run_worker()
+    wait_for(lambda: client.get(f"/api/admin/jobs/{job_id}").json()["status"] == "FAILED")
+
+    page.goto("/jobs")
+    failure = page.locator(f'#failed li[data-job-id="{job_id}"]')
+    expect(failure.locator(".reason")).to_contain_text("UNKNOWN_JOB_TYPE")
+    expect(failure.locator(".reason")).to_contain_text("mystery_type")
+    _shoot(page, "jobs")
+    failure.get_by_role("button", name=f"Retry job {job_id}").click()
+    wait_for(
+        lambda: (
+            [
+                e.kind for e in library.queue.store.read_events(0, 10_000) if e.job_id == job_id
+            ].count("retry")
+            == 1
+        )
+    )
+    expect(page.locator(f'#failed li[data-job-id="{job_id}"]')).to_have_count(1)  # failed again
+
+    row = page.locator('#type-rows tr[data-type="OFFLOAD_ORIGINAL"]')
+    row.get_by_role("button", name="Pause OFFLOAD_ORIGINAL").click()
+    expect(row.locator(".badge")).to_have_text("paused")
+    assert library.queue.store.paused_types() == ["OFFLOAD_ORIGINAL"]
+    row.get_by_role("button", name="Resume OFFLOAD_ORIGINAL").click()
+    expect(row.locator(".badge")).to_have_count(0)
+    assert library.queue.store.paused_types() == []
+    expect(page.locator("#throughput")).to_have_text(re.compile(r"^\d+ jobs$"))
+
+
+def test_product_jobs_show_their_stage_live(page: Page, library: Library) -> None:
+    catalog = catalog_from(library)
+    digest = hashlib.sha256(b"x").hexdigest()
+    created = products.create_job(catalog, "SKU-9", "https://example.com/9.jpg", digest, "default")
+    page.goto("/products")
+    job = page.locator(f'#product-jobs li[data-job-id="{created.job_id}"]')
+    expect(job).to_have_attribute("data-status", "QUEUED")
+    expect(job.locator(".stages li.current")).to_have_text("QUEUED")
+    expect(page.locator("#total")).to_have_text("1")
+
+    products.fail(catalog, created.job_id, ProductError.DOWNLOAD_FAILED, "the host said 404")
+    expect(job).to_have_attribute("data-status", "FAILED")
+    expect(job.locator(".stages li.failed")).to_have_text("FAILED: DOWNLOAD_FAILED")
+    job.get_by_role("button", name="Details").click()
+    expect(page.locator(f"#details-{created.job_id}")).to_contain_text("the host said 404")
+    expect(page.locator("#failure-rate")).to_have_text("100.0 %")
+    _shoot(page, "products")
+
+
+def test_signing_in_with_a_token_opens_the_dashboard(
+    page: Page, library: Library, live_server: str
+) -> None:
+    _, token = tokens.create(library.engine, Role.VIEWER, "browser")
+    page.goto("/jobs")
+    expect(page).to_have_url(f"{live_server}/login?next=/jobs")
+    page.get_by_label("API token").fill("enl_not-a-real-token")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("That token is unknown or revoked.")
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{live_server}/jobs")
+    expect(page.locator("#live")).to_have_text("live")  # the event stream took the cookie
+    expect(page.locator("#type-rows tr").first).to_be_visible()
+    cookie = next(c for c in page.context.cookies() if c["name"] == "enlarger_token")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(f"{live_server}/login")
+
+
+UNNAMED_CONTROLS = """() => [
+    ...document.querySelectorAll('a[href], button, input:not([type=hidden]), select')
+].filter((node) => {
+        const labelled = node.labels && [...node.labels].some((l) => l.textContent.trim());
+        const named = node.getAttribute('aria-label') || node.textContent.trim() || node.title;
+        return !(labelled || named);
+    })
+    .map((node) => node.outerHTML.slice(0, 120))"""
+
+
+def test_every_page_fits_a_phone_and_names_its_controls(
+    browser: Browser, live_server: str, client: httpx.Client, tmp_path: Path
+) -> None:
+    client.post("/api/projects", json={"folder": "shoot"})
+    upload(client, "shoot", jpeg(tmp_path / "P.jpg", 400, 300))
+    client.post("/api/upload", files={"file": ("g.jpg", jpeg(tmp_path / "g.jpg").read_bytes())})
+    context = browser.new_context(
+        base_url=live_server, viewport={"width": 390, "height": 844}, is_mobile=True
+    )
+    page = context.new_page()
+    try:
+        for path in PAGES:
+            page.goto(path)
+            expect(page.locator("#live")).to_have_text("live")
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, (path, overflow)
+            assert page.evaluate(UNNAMED_CONTROLS) == [], path
+            page.keyboard.press("Tab")
+            assert page.evaluate("document.activeElement.className") == "skip", path
+            name = "gallery" if path == "/" else path.strip("/").replace("/", "-")
+            _shoot(page, f"phone-{name}")
+    finally:
+        context.close()
