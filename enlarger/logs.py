@@ -47,15 +47,18 @@ class _TextFormatter(logging.Formatter):
 
 
 def configure(level: str, log_format: str = "text") -> None:
-    """Send every logger's records (uvicorn's too) to stderr in the chosen format."""
+    """Send every logger's records (uvicorn's too) to stderr in the chosen format, unless
+    logging was set up already (by a program embedding enlarger, or a test runner)."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RequestIdFilter())
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(_TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.addHandler(handler)
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
