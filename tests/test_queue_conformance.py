@@ -250,11 +250,17 @@ def test_timeouts(queue: JobQueue, make_worker) -> None:
     io_job = queue.enqueue("sleep", {"seconds": 30}, timeout_s=0.5, max_attempts=1).id
     cpu_job = queue.enqueue("cpu_spin", {"seconds": 30}, timeout_s=1.0, max_attempts=1).id
     async_job = queue.enqueue("async_sleep", {"seconds": 30}, timeout_s=0.5, max_attempts=1).id
-    make_worker()
+    worker = make_worker()
     for job_id in (io_job, cpu_job, async_job):
         wait_status(queue.store, job_id, JobStatus.FAILED, timeout=20)
         job = queue.store.get_job(job_id)
         assert job is not None and job.error_code == ErrorCode.TIMEOUT
+    counted = {(t, o): n for t, o, n in worker.telemetry.snapshot()["outcomes"]}
+    assert counted == {
+        ("sleep", "failed"): 1,
+        ("cpu_spin", "failed"): 1,
+        ("async_sleep", "failed"): 1,
+    }
 
 
 def test_crashing_cpu_child_fails_the_job_not_the_worker(queue: JobQueue, make_worker) -> None:

@@ -282,7 +282,11 @@ class Worker:
         running = self._running.get(outcome.job_id)
         if running is None or running.job.lease_token != outcome.lease_token:
             return
-        self._release(outcome.job_id)
+        self._finish(running, outcome)
+
+    def _finish(self, running: _Running, outcome: Outcome) -> None:
+        """Free the job's slot, count its execution and queue its outcome for recording."""
+        self._release(running.job.id)
         seconds = time.monotonic() - running.started
         self.telemetry.finished(running.job.type, outcome.kind.value, seconds)
         self._add_outcome(outcome)
@@ -374,15 +378,13 @@ class Worker:
             if handler is None or handler.kind is HandlerKind.CPU:
                 continue
             self._stop_execution(running)
-            self._release(running.job.id)
-            self._add_outcome(
-                self._failure(
-                    running.job,
-                    ErrorCode.TIMEOUT,
-                    "the handler ran past its time limit",
-                    retryable=True,
-                )
+            timeout = self._failure(
+                running.job,
+                ErrorCode.TIMEOUT,
+                "the handler ran past its time limit",
+                retryable=True,
             )
+            self._finish(running, timeout)
 
     def _maintenance(self, prune: bool) -> None:
         try:
@@ -411,8 +413,7 @@ class Worker:
         for running in list(self._running.values()):
             self._stop_execution(running)
             job = running.job
-            self._add_outcome(Outcome(job.id, job.lease_token, OutcomeKind.RELEASED))
-            self._release(job.id)
+            self._finish(running, Outcome(job.id, job.lease_token, OutcomeKind.RELEASED))
         if self._outcomes:
             self._exchange([])
 
