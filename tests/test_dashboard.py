@@ -145,6 +145,23 @@ def test_uploads_through_the_page_reach_stored_without_a_reload(
     _shoot(page, "gallery")
 
 
+def test_a_burst_of_images_all_show_stored(
+    page: Page, client: httpx.Client, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    """A bulk import's flood of events: the gallery keeps up (it reloads its page
+    rather than asking for each image) and misses none."""
+    page.goto("/")
+    expect(page.locator("#live")).to_have_text("live")
+    for n in range(16):
+        photo = jpeg(tmp_path / f"burst-{n}.jpg", 320 + n, 240)
+        assert client.post(
+            "/api/upload", files={"file": (photo.name, photo.read_bytes())}
+        ).is_success
+    run_worker()
+    expect(page.locator('#grid li[data-status="STORED"]')).to_have_count(16, timeout=90_000)
+    expect(page.locator("#image-count")).to_have_text("(16)")
+
+
 def test_keep_toggles_commit_restore_and_revert(
     page: Page, client: httpx.Client, run_worker: Callable[[], Worker], tmp_path: Path
 ) -> None:

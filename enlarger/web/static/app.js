@@ -37,6 +37,29 @@ const enlarger = (() => {
     };
   }
 
+  // At most one run per `ms`, and always one after the last call: a busy event stream
+  // (thousands of events a second) refreshes a page steadily instead of never.
+  function throttle(fn, ms) {
+    let timer = null;
+    let again = false;
+    return () => {
+      if (timer) {
+        again = true;
+        return;
+      }
+      fn();
+      timer = setTimeout(function tick() {
+        if (again) {
+          again = false;
+          fn();
+          timer = setTimeout(tick, ms);
+        } else {
+          timer = null;
+        }
+      }, ms);
+    };
+  }
+
   function when(iso) {
     return iso ? new Date(iso).toLocaleString() : "–";
   }
@@ -288,5 +311,5 @@ const enlarger = (() => {
     return placeholders.get(base64);
   }
 
-  return { el, badge, toast, debounce, when, bytes, api, act, confirm, live, uploader, thumbhashToRGBA, placeholder };
+  return { el, badge, toast, debounce, throttle, when, bytes, api, act, confirm, live, uploader, thumbhashToRGBA, placeholder };
 })();

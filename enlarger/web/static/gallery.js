@@ -1,7 +1,7 @@
 // Gallery: every image, newest first, with live status badges, a viewer and uploads.
 "use strict";
 (() => {
-  const { el, badge, api, live, uploader, placeholder, debounce } = enlarger;
+  const { el, badge, api, live, uploader, placeholder, throttle } = enlarger;
   const grid = document.getElementById("grid");
   const more = document.getElementById("more");
   const count = document.getElementById("image-count");
@@ -60,6 +60,7 @@
     byCollection.replaceChildren(el("option", { value: "" }, "all"), ...page.collections.map((c) => el("option", { value: c, selected: c === chosen }, c)));
     names.replaceChildren(...page.collections.map((c) => el("option", { value: c })));
     render();
+    images.forEach(showUploadStatus);
   }
 
   function matches(image) {
@@ -88,7 +89,12 @@
       grid.prepend(card(image));
     }
     count.textContent = `(${total})`;
-    for (const row of document.querySelectorAll(`#uploads li[data-image-id="${CSS.escape(imageId)}"]`)) {
+    showUploadStatus(image);
+  }
+
+  // An upload's row follows its image to STORED (or FAILED, with the reason).
+  function showUploadStatus(image) {
+    for (const row of document.querySelectorAll(`#uploads li[data-image-id="${CSS.escape(image.id)}"]`)) {
       row.querySelector(".state").replaceChildren(badge(image.status), image.errorCode ? ` ${image.errorCode}` : "");
     }
   }
@@ -150,7 +156,15 @@
   more.addEventListener("click", () => load(true));
   byCollection.addEventListener("change", () => load());
   byStatus.addEventListener("change", () => load());
-  const reload = debounce(() => load(), 300);
-  live({ type: "image" }, (event) => refresh(event.imageId), reload);
+  // Changed images are refreshed one by one, a few at a time; a burst (a bulk import)
+  // reloads the page instead of asking for each image.
+  const changed = new Set();
+  const flush = throttle(() => {
+    const ids = [...changed];
+    changed.clear();
+    if (ids.length > 12) load();
+    else ids.forEach(refresh);
+  }, 400);
+  live({ type: "image" }, (event) => { changed.add(event.imageId); flush(); }, () => load());
   load();
 })();

@@ -2,7 +2,7 @@
 // with their reasons; retry, cancel, pause/resume per type, backfill. All live.
 "use strict";
 (() => {
-  const { el, badge, api, act, confirm, live, debounce, when } = enlarger;
+  const { el, badge, api, act, confirm, live, throttle, when } = enlarger;
   const STATUSES = ["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"];
 
   async function loadStats() {
@@ -92,7 +92,7 @@
   function refresh() {
     return Promise.all([loadStats(), loadRunning(), loadFailed()]);
   }
-  const soon = debounce(refresh, 400);
+  const soon = throttle(refresh, 500);
   live({}, (event) => { if (event.type !== "image" && event.type !== "product") soon(); }, soon);
   setInterval(loadStats, 5000); // throughput and lag move with time, not only with events
   refresh();

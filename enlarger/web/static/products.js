@@ -1,7 +1,7 @@
 // Product jobs: each job's stage, its composites and costs, and the totals. Live.
 "use strict";
 (() => {
-  const { el, badge, api, live, debounce, when } = enlarger;
+  const { el, badge, api, live, debounce, throttle, when } = enlarger;
   const STAGES = ["NEW", "QUEUED", "SEGMENTING", "BG_GENERATING", "COMPOSITING", "PUBLISHING", "DONE"];
   const list = document.getElementById("product-jobs");
   const byStatus = document.getElementById("filter-status");
@@ -72,7 +72,7 @@
 
   byStatus.addEventListener("change", load);
   bySku.addEventListener("input", debounce(load, 300));
-  const refresh = debounce(() => { load(); loadStats(); }, 300);
+  const refresh = throttle(() => { load(); loadStats(); }, 500);
   live({ type: "product" }, refresh, refresh);
   loadStats().then(load);
 })();

@@ -2,7 +2,7 @@
 // confirmed with what it will do), uploads, and the trash with restore.
 "use strict";
 (() => {
-  const { el, badge, api, act, confirm, live, uploader, debounce, toast, when, bytes } = enlarger;
+  const { el, badge, api, act, confirm, live, uploader, throttle, toast, when, bytes } = enlarger;
   const folder = document.getElementById("project").dataset.folder;
   const base = `/api/projects/${encodeURIComponent(folder)}`;
   const list = document.getElementById("photos");
@@ -124,7 +124,7 @@
     },
   });
 
-  const refresh = debounce(() => { load(); loadTrash(); }, 250);
+  const refresh = throttle(() => { load(); loadTrash(); }, 500);
   live({ project: folder }, refresh, refresh);
   load();
   loadTrash();
