@@ -52,6 +52,16 @@ def required_role(method: str, path: str) -> Role | None:
     return Role.ADMIN
 
 
+async def access_control_on(request: Request) -> bool:
+    """Whether any token was ever created; once one was, it stays so (tokens are revoked,
+    never deleted), so the answer is remembered instead of asked for on every request."""
+    state = request.app.state
+    if not getattr(state, "access_control_on", False):
+        engine = state.library.engine
+        state.access_control_on = await run_in_threadpool(any_created, engine)
+    return bool(state.access_control_on)
+
+
 def _wants_page(request: Request) -> bool:
     return request.method == "GET" and "text/html" in request.headers.get("accept", "")
 
@@ -69,7 +79,7 @@ async def authorize(request: Request) -> None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise HTTPException(401, "the Authorization header must be 'Bearer <token>'", CHALLENGE)
-    elif not await run_in_threadpool(any_created, engine):
+    elif not await access_control_on(request):
         return  # no token was ever created: the API is open
     role = await run_in_threadpool(authenticate, engine, token.strip()) if token else None
     if role is None:

@@ -13,8 +13,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from enlarger import __version__
-from enlarger.access.tokens import any_created, authenticate
-from enlarger.api.auth import TOKEN_COOKIE
+from enlarger.access.tokens import authenticate
+from enlarger.api.auth import TOKEN_COOKIE, access_control_on
 from enlarger.library import projects
 from enlarger.web import STATIC, TEMPLATES
 
@@ -81,7 +81,7 @@ async def login(
     request: Request, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/"
 ) -> Response:
     engine = request.app.state.library.engine
-    if not await run_in_threadpool(any_created, engine):
+    if not await access_control_on(request):
         return RedirectResponse(_safe_next(next), status_code=303)  # open: nothing to sign in
     role = await run_in_threadpool(authenticate, engine, token.strip()) if token else None
     if role is None:
