@@ -314,3 +314,15 @@ def test_every_page_fits_a_phone_and_names_its_controls(
             _shoot(page, f"phone-{name}")
     finally:
         context.close()
+
+
+def test_signing_in_never_redirects_to_another_site(client: httpx.Client, library: Library) -> None:
+    _, token = tokens.create(library.engine, Role.VIEWER, "browser")
+    for target, expected in [
+        ("/jobs?x=1", "/jobs?x=1"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example/", "/"),
+        ("https://evil.example/", "/"),
+    ]:
+        answer = client.post("/login", data={"token": token, "next": target})
+        assert answer.status_code == 303 and answer.headers["location"] == expected, target

@@ -67,8 +67,10 @@ def project_page(request: Request, folder: str) -> Response:
 
 
 def _safe_next(target: str) -> str:
-    """Only a path of this site: never an open redirect to another one."""
-    return target if target.startswith("/") and not target.startswith("//") else "/"
+    """Only a path of this site: never an open redirect to another one (browsers read
+    `//host` and `/\\host` as another site)."""
+    local = target.startswith("/") and not target.startswith("//") and "\\" not in target
+    return target if local else "/"
 
 
 @router.get("/login", response_class=HTMLResponse)
