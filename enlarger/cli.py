@@ -238,7 +238,7 @@ def serve(
     for process in processes:
         process.start()
     err_console.print(
-        f"enlarger: http://{host}:{port} (API docs at /docs), database "
+        f"enlarger: dashboard at http://{host}:{port}/ (API docs at /docs), database "
         f"{settings.resolved_database_url}, storage {settings.resolved_storage_url}, "
         f"{workers} worker process(es)"
     )
