@@ -232,13 +232,13 @@ def live_server(library: Library) -> Iterator[str]:
     """The HTTP API served by uvicorn on a loopback port; yields its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(library.settings, library), log_level="warning")
-    )
+    app = create_app(library.settings, library)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     wait_for(lambda: server.started, timeout=10)
     yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    app.state.event_hub.end_streams()  # open event streams end, as `serve` ends them
     server.should_exit = True
     thread.join(10)
     sock.close()

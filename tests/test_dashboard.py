@@ -232,6 +232,12 @@ def test_a_failed_jobs_reason_is_shown_and_it_can_be_retried(
     )
     expect(page.locator(f'#failed li[data-job-id="{job_id}"]')).to_have_count(1)  # failed again
 
+    waiting = library.queue.enqueue("OFFLOAD_ORIGINAL", {"imageId": "later"}, delay_s=3600).id
+    pending = page.locator(f'#pending li[data-job-id="{waiting}"]')
+    pending.get_by_role("button", name=f"Cancel job {waiting}").click()
+    expect(pending).to_have_count(0)
+    assert client.get(f"/api/admin/jobs/{waiting}").json()["status"] == "CANCELLED"
+
     row = page.locator('#type-rows tr[data-type="OFFLOAD_ORIGINAL"]')
     row.get_by_role("button", name="Pause OFFLOAD_ORIGINAL").click()
     expect(row.locator(".badge")).to_have_text("paused")

@@ -95,9 +95,13 @@ def test_broken_files_fail_alone(
     assert service.get_image_row(library, results["good.jpg"].image_id).status == "STORED"
     cut_row = service.get_image_row(library, results["cut.jpg"].image_id)
     assert (cut_row.status, cut_row.error_code) == ("FAILED", "CORRUPT_IMAGE")
-    failed = [j for j in _jobs_of(library, JobType.PREVIEW_GENERATION) if j.status == "failed"]
-    failed += [j for j in _jobs_of(library, JobType.THUMBNAIL_GENERATION) if j.status == "failed"]
-    assert failed and all(j.attempts == 1 and j.error_code == "CORRUPT_IMAGE" for j in failed)
+
+    def failed_jobs() -> list[sa.Row]:  # the image fails inside its job, before its outcome
+        made_by = (JobType.PREVIEW_GENERATION, JobType.THUMBNAIL_GENERATION)
+        return [j for t in made_by for j in _jobs_of(library, t) if j.status == "failed"]
+
+    failed = wait_for(failed_jobs)
+    assert all(j.attempts == 1 and j.error_code == "CORRUPT_IMAGE" for j in failed)
 
 
 def test_offload_is_safe_to_repeat(library: Library, tmp_path: Path) -> None:

@@ -56,6 +56,21 @@
     );
   }
 
+  async function loadPending() {
+    const { jobs } = await api("/api/admin/jobs?status=PENDING&limit=20");
+    document.getElementById("pending-empty").hidden = jobs.length > 0;
+    document.getElementById("pending").replaceChildren(
+      ...jobs.map((job) =>
+        el(
+          "li",
+          { dataset: { jobId: job.id } },
+          el("span", { class: "grow" }, el("strong", {}, `#${job.id} ${job.type}`), ` priority ${job.priority}, runs from ${when(job.runAt)}`, job.attempts ? `, attempt ${job.attempts + 1} of ${job.maxAttempts}` : ""),
+          steer(job, "cancel"),
+        ),
+      ),
+    );
+  }
+
   async function loadFailed() {
     const { jobs } = await api("/api/admin/jobs?status=FAILED&limit=100");
     document.getElementById("failed-empty").hidden = jobs.length > 0;
@@ -90,7 +105,7 @@
   document.getElementById("backfill-all").addEventListener("click", backfill("all"));
 
   function refresh() {
-    return Promise.all([loadStats(), loadRunning(), loadFailed()]);
+    return Promise.all([loadStats(), loadRunning(), loadPending(), loadFailed()]);
   }
   const soon = throttle(refresh, 500);
   live({}, (event) => { if (event.type !== "image" && event.type !== "product") soon(); }, soon);
