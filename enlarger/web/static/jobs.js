@@ -40,59 +40,45 @@
     return button;
   }
 
-  async function loadRunning() {
-    const { jobs } = await api("/api/admin/jobs?status=RUNNING&limit=100");
-    document.getElementById("running-empty").hidden = jobs.length > 0;
-    document.getElementById("running").replaceChildren(
-      ...jobs.map((job) =>
-        el(
-          "li",
-          { dataset: { jobId: job.id } },
-          el("span", { class: "grow" }, el("strong", {}, `#${job.id} ${job.type}`), ` on ${job.lockedBy || "?"} since ${when(job.lockedAt)}`),
-          el("progress", { class: "meter", max: 1, value: job.progress ?? 0, "aria-label": `Progress of job ${job.id}` }),
-          steer(job, "cancel"),
-        ),
-      ),
+  // One list of jobs in a status: `<status>` holds the rows, `<status>-empty` the note.
+  async function loadList(status, limit, describe, action) {
+    const { jobs } = await api(`/api/admin/jobs?status=${status}&limit=${limit}`);
+    const id = status.toLowerCase();
+    document.getElementById(`${id}-empty`).hidden = jobs.length > 0;
+    document.getElementById(id).replaceChildren(
+      ...jobs.map((job) => el("li", { dataset: { jobId: job.id } }, el("span", { class: "grow" }, ...describe(job)), ...action(job))),
     );
   }
 
-  async function loadPending() {
-    const { jobs } = await api("/api/admin/jobs?status=PENDING&limit=20");
-    document.getElementById("pending-empty").hidden = jobs.length > 0;
-    document.getElementById("pending").replaceChildren(
-      ...jobs.map((job) =>
-        el(
-          "li",
-          { dataset: { jobId: job.id } },
-          el("span", { class: "grow" }, el("strong", {}, `#${job.id} ${job.type}`), ` priority ${job.priority}, runs from ${when(job.runAt)}`, job.attempts ? `, attempt ${job.attempts + 1} of ${job.maxAttempts}` : ""),
-          steer(job, "cancel"),
-        ),
-      ),
+  const loadRunning = () =>
+    loadList(
+      "RUNNING",
+      100,
+      (job) => [el("strong", {}, `#${job.id} ${job.type}`), ` on ${job.lockedBy || "?"} since ${when(job.lockedAt)}`],
+      (job) => [el("progress", { class: "meter", max: 1, value: job.progress ?? 0, "aria-label": `Progress of job ${job.id}` }), steer(job, "cancel")],
     );
-  }
 
-  async function loadFailed() {
-    const { jobs } = await api("/api/admin/jobs?status=FAILED&limit=100");
-    document.getElementById("failed-empty").hidden = jobs.length > 0;
-    document.getElementById("failed").replaceChildren(
-      ...jobs.map((job) =>
-        el(
-          "li",
-          { dataset: { jobId: job.id } },
-          el(
-            "span",
-            { class: "grow" },
-            el("strong", {}, `#${job.id} ${job.type} `),
-            badge(job.status),
-            ` attempt ${job.attempts} of ${job.maxAttempts}, ${when(job.finishedAt)}`,
-            el("br"),
-            el("span", { class: "error reason" }, `${job.errorCode || "ERROR"}: ${job.lastError || "no message"}`),
-          ),
-          job.archived ? el("span", { class: "muted" }, "archived") : steer(job, "retry"),
-        ),
-      ),
+  const loadPending = () =>
+    loadList(
+      "PENDING",
+      20,
+      (job) => [el("strong", {}, `#${job.id} ${job.type}`), ` priority ${job.priority}, runs from ${when(job.runAt)}`, job.attempts ? `, attempt ${job.attempts + 1} of ${job.maxAttempts}` : ""],
+      (job) => [steer(job, "cancel")],
     );
-  }
+
+  const loadFailed = () =>
+    loadList(
+      "FAILED",
+      100,
+      (job) => [
+        el("strong", {}, `#${job.id} ${job.type} `),
+        badge(job.status),
+        ` attempt ${job.attempts} of ${job.maxAttempts}, ${when(job.finishedAt)}`,
+        el("br"),
+        el("span", { class: "error reason" }, `${job.errorCode || "ERROR"}: ${job.lastError || "no message"}`),
+      ],
+      (job) => [job.archived ? el("span", { class: "muted" }, "archived") : steer(job, "retry")],
+    );
 
   function backfill(mode) {
     return async (e) => {
