@@ -13,10 +13,12 @@ import httpx
 import pytest
 import pyvips
 
+from enlarger.handlers import registry as handlers_registry
 from enlarger.library.runtime import Library
 from enlarger.queue import Worker
 from tests.conftest import wait_for
 from tests.images import dng, jpeg, jpeg_with_exif, png_declaring
+from tests.photos import processed
 
 
 def _upload(
@@ -274,3 +276,25 @@ def test_camera_metadata_and_a_raw_file_to_stored(
 def test_admin_backfill(client: httpx.Client, tmp_path: Path) -> None:
     _upload(client, jpeg(tmp_path / "a.jpg", 300, 200))  # not offloaded yet: nothing to do
     assert client.post("/api/admin/backfill").json() == {"mode": "missing", "images": 0}
+
+
+@pytest.mark.parametrize("storage", ["s3"], indirect=True)
+def test_on_remote_storage_a_worker_on_another_host_takes_the_uploads(
+    client: httpx.Client, library: Library, make_worker: Callable[..., Worker], tmp_path: Path
+) -> None:
+    """Uploads wait in the bucket, not on the disk of the host that took them: a worker
+    with a data_dir of its own (another host) stores them all."""
+    source = jpeg(tmp_path / "far.jpg", 900, 600)
+    image_id = _upload(client, source).json()["imageId"]
+    assert _upload(client, source).json()["imageId"] == image_id  # same bytes: same image
+    client.post("/api/projects", json={"folder": "far"})
+    pair = [("files", ("P.jpg", jpeg(tmp_path / "P.jpg", 600, 400).read_bytes()))]
+    assert client.post("/api/projects/far/upload", files=pair).status_code == 201
+    assert not list(library.temp_dir.iterdir())  # nothing waits on this host's disk
+
+    make_worker(handlers_registry, library.settings.replace(data_dir=tmp_path / "other-host"))
+    image = wait_for(lambda: _settled(client, image_id), timeout=60)
+    assert image["status"] == "STORED"
+    assert client.get(image["originalUrl"]).content == source.read_bytes()
+    wait_for(lambda: processed(client, "far", "P"), timeout=60)
+    assert not list(library.blobs.list_folder("uploads"))  # every staged upload moved on

@@ -141,6 +141,7 @@ def upload(
             upload_.path.unlink(missing_ok=True)
             outcomes.append(_refused(name, failed))
             continue
+        service.stage_upload(library, row["id"], upload_)
         accepted.append((name, row, upload_))
     recorded, job_id = _record(library, project, accepted)
     return ProjectUpload(outcomes + recorded, job_id)
@@ -160,6 +161,7 @@ def _record(
             existing = service.live_duplicate(conn, project.id, row["checksum"])
             if existing is not None:
                 upload_.path.unlink(missing_ok=True)
+                service.discard_staged(library, row["id"])
                 outcomes.append(_duplicate(name, existing))
                 continue
             stored_as = _free_name(conn, project.id, name)

@@ -29,6 +29,7 @@ from enlarger.queue import Job, JobConflict
 from enlarger.storage import StorageError, check_name, safe_name
 
 DEFAULT_COLLECTION = "default"
+STAGING_PREFIX = "uploads/"  # remote storage: uploads waiting for OFFLOAD_ORIGINAL
 UPLOAD_PRIORITY = 100  # uploads ride the priority lane: never stuck behind a backfill
 DERIVATIVE_PRIORITY = 95
 DEFAULT_THUMBNAIL_SIDE = 256
@@ -149,12 +150,33 @@ def ingest(
     name = (collection or DEFAULT_COLLECTION).strip() or DEFAULT_COLLECTION
     row, failed = examine(library, received, filename=filename, title=title)
     image_id = row["id"]
+    if failed is None:
+        stage_upload(library, image_id, received)
     existing = _record_image(library, name, row, enqueue_offload=failed is None)
     if existing is not None or failed is not None:
         received.path.unlink(missing_ok=True)
     if existing is not None:
+        discard_staged(library, image_id)
         return _ingested(existing, created=False)
     return _ingested(get_image_row(library, image_id), created=True)
+
+
+def staging_key(image_id: str) -> str:
+    return f"{STAGING_PREFIX}{image_id}"
+
+
+def stage_upload(library: Library, image_id: str, received: Received) -> None:
+    """On remote storage an upload waits there, not on the disk of the host that took
+    it, so OFFLOAD_ORIGINAL can run on a worker on any host. Local storage keeps it in
+    the temp directory (a rename away from its place)."""
+    if library.blobs.remote:
+        library.blobs.take_file(staging_key(image_id), received.path)
+
+
+def discard_staged(library: Library, image_id: str) -> None:
+    """An upload that was not kept (the same bytes were there already)."""
+    if library.blobs.remote:
+        library.blobs.delete(staging_key(image_id))
 
 
 def examine(
@@ -300,8 +322,14 @@ def offload_original(library: Library, image_id: str, enqueue_derivatives: bool 
     temp = Path(row.temp_path)
     if temp.is_file():
         library.blobs.take_file(key, temp)
+    elif library.blobs.remote and library.blobs.exists(staging_key(image_id)):
+        library.blobs.move(staging_key(image_id), key)
     elif not library.blobs.exists(key):
-        raise FileNotFoundError(f"image {image_id}: upload {temp} is gone and was never stored")
+        raise FileNotFoundError(
+            f"image {image_id}: its upload is neither at {temp} on this host nor staged in "
+            "storage, and was never stored (a worker must see the API host's data_dir "
+            "when storage is local)"
+        )
     with library.engine.begin() as conn:
         conn.execute(
             images.update()
@@ -714,6 +742,7 @@ def delete_image(library: Library, image_id: str, original_gone: bool = False) -
         library.blobs.delete(derivative.storage_key)
     if row.temp_path:
         Path(row.temp_path).unlink(missing_ok=True)
+        discard_staged(library, image_id)
     return True
 
 

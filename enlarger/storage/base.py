@@ -69,6 +69,10 @@ class BlobInfo:
 
 
 class BlobStore(ABC):
+    # Blobs live on another machine that every host reaches (S3), not on this host's
+    # disk: uploads wait there, so a worker on any host can take them on.
+    remote: bool = False
+
     @abstractmethod
     def put_file(self, key: str, source: Path) -> None:
         """Store a local file's bytes under `key`; `source` is left as it was."""

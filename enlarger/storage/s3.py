@@ -20,6 +20,8 @@ from enlarger.storage.base import BlobInfo, BlobStore, StorageError, check_key
 
 
 class S3BlobStore(BlobStore):
+    remote = True
+
     def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
