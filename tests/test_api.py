@@ -14,7 +14,9 @@ import pytest
 import pyvips
 
 from enlarger.handlers import registry as handlers_registry
+from enlarger.library import service
 from enlarger.library.runtime import Library
+from enlarger.library.service import JobType
 from enlarger.queue import Worker
 from tests.conftest import wait_for
 from tests.images import dng, jpeg, jpeg_with_exif, png_declaring
@@ -298,3 +300,15 @@ def test_on_remote_storage_a_worker_on_another_host_takes_the_uploads(
     assert client.get(image["originalUrl"]).content == source.read_bytes()
     wait_for(lambda: processed(client, "far", "P"), timeout=60)
     assert not list(library.blobs.list_folder("uploads"))  # every staged upload moved on
+
+
+@pytest.mark.parametrize("storage", ["s3"], indirect=True)
+def test_staged_uploads_no_image_waits_for_are_swept(
+    client: httpx.Client, library: Library, tmp_path: Path
+) -> None:
+    waiting = _upload(client, jpeg(tmp_path / "wait.jpg", 300, 200)).json()["imageId"]
+    library.blobs.put_bytes("uploads/0123abcd", b"left by an API process that died")
+    assert service.sweep_staged(library) == []  # both are younger than a day
+    assert service.sweep_staged(library, older_than_s=0) == ["0123abcd"]
+    assert [blob.name for blob in library.blobs.list_folder("uploads")] == [waiting]
+    assert JobType.STAGING_SWEEP in handlers_registry.schedules

@@ -131,6 +131,15 @@ def _render_photo(ctx: JobContext, library: Library, image_id: str, original_key
     _derive(ctx, library, payload, source, library.recipes.thumbnails, keep_thumbhash=True)
 
 
+@registry.handler(JobType.STAGING_SWEEP, kind="io", max_attempts=1, timeout_s=600)
+def staging_sweep(ctx: JobContext, payload: Any) -> dict[str, Any]:
+    """Staged uploads on remote storage that no image waits for (see `sweep_staged`)."""
+    return {"swept": service.sweep_staged(_library(ctx))}
+
+
+registry.schedule(JobType.STAGING_SWEEP, JobType.STAGING_SWEEP, 3600, priority=10)
+
+
 @registry.handler(JobType.GENERATE_DERIVATIVES, kind="cpu", max_attempts=3, timeout_s=3600)
 def generate_derivatives(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """Thumbnails and previews for a project's photos (`filenames`, one item each): made

@@ -13,6 +13,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -30,6 +31,7 @@ from enlarger.storage import StorageError, check_name, safe_name
 
 DEFAULT_COLLECTION = "default"
 STAGING_PREFIX = "uploads/"  # remote storage: uploads waiting for OFFLOAD_ORIGINAL
+STAGED_ORPHAN_AFTER_S = 86400  # a staged upload no image waits for is swept this old
 UPLOAD_PRIORITY = 100  # uploads ride the priority lane: never stuck behind a backfill
 DERIVATIVE_PRIORITY = 95
 DEFAULT_THUMBNAIL_SIDE = 256
@@ -52,6 +54,7 @@ class JobType(StrEnum):
     PREVIEW_GENERATION = "PREVIEW_GENERATION"
     UPLOAD_POSTPROCESS = "upload_postprocess"  # reference 003's project jobs are lower case
     GENERATE_DERIVATIVES = "generate_derivatives"
+    STAGING_SWEEP = "staging_sweep"
 
 
 class NotFound(LookupError):
@@ -177,6 +180,31 @@ def discard_staged(library: Library, image_id: str) -> None:
     """An upload that was not kept (the same bytes were there already)."""
     if library.blobs.remote:
         library.blobs.delete(staging_key(image_id))
+
+
+def sweep_staged(library: Library, older_than_s: float = STAGED_ORPHAN_AFTER_S) -> list[str]:
+    """Delete staged uploads no image waits for any more (an API process died between
+    staging an upload and recording its image), once they are `older_than_s` old."""
+    if not library.blobs.remote:
+        return []
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+    old = [
+        b for b in library.blobs.list_folder(STAGING_PREFIX.rstrip("/")) if b.modified_at <= cutoff
+    ]
+    if not old:
+        return []
+    with library.engine.connect() as conn:
+        waiting = set(
+            conn.execute(
+                sa.select(images.c.id).where(
+                    images.c.id.in_([b.name for b in old]), images.c.original_key.is_(None)
+                )
+            ).scalars()
+        )
+    swept = [b for b in old if b.name not in waiting]
+    for blob in swept:
+        library.blobs.delete(blob.key)
+    return [b.name for b in swept]
 
 
 def examine(
