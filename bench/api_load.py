@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,11 +22,19 @@ import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pyvips
 
-from bench.common import drop_pg_database, fresh_pg_database, print_table, verdict
+from bench.common import (
+    drop_pg_database,
+    fresh_pg_database,
+    percentile,
+    print_table,
+    start_serve,
+    verdict,
+)
 
 DATABASE = "enlarger_bench_api"
 DRAIN_TIMEOUT_S = 600
@@ -133,19 +139,6 @@ def _settled(base: str, accepted: list[str]) -> tuple[dict[str, str], float]:
         time.sleep(1)
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="15 s of load instead of 60 s")
@@ -156,22 +149,10 @@ def main() -> None:
 
     pool = _photo_pool(40, 640)
     url = fresh_pg_database(DATABASE)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory(prefix="enlarger-api-load-") as data_dir:
-        env = dict(os.environ, ENLARGER_LOG_LEVEL="WARNING")
-        serve = subprocess.Popen(
-            [
-                sys.executable, "-m", "enlarger", "serve", "--port", str(port),
-                "--database-url", url, "--data-dir", data_dir,
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="enlarger-api-load-") as scratch:
+        log = Path(scratch) / "serve.log"
+        serve, base = start_serve(Path(scratch) / "data", url, log, log_level="WARNING")
         try:
-            _wait_ready(base, serve)
             print(f"{args.clients} clients for {seconds:.0f} s against {base} (PostgreSQL)")
             started = time.monotonic()
             tally = asyncio.run(_load(base, args.clients, seconds, pool))
@@ -180,10 +161,10 @@ def main() -> None:
         finally:
             serve.terminate()
             try:
-                _, errors = serve.communicate(timeout=60)
+                serve.wait(60)
             except subprocess.TimeoutExpired:
                 serve.kill()
-                _, errors = serve.communicate()
+            errors = log.read_text()
         drop_pg_database(DATABASE)
 
     stored = sum(1 for i in tally.accepted if statuses.get(i) == "STORED")
@@ -195,7 +176,7 @@ def main() -> None:
             len(values),
             f"{len(values) / elapsed:.1f}",
             statistics.median(values),
-            _percentile(values, 0.99),
+            percentile(values, 99),
             ", ".join(f"{code}: {n}" for code, n in sorted(tally.statuses[kind].items())),
         )
         for kind, values in sorted(tally.latencies_ms.items())
@@ -206,31 +187,15 @@ def main() -> None:
         ["request", "count", "per s", "p50 ms", "p99 ms", "statuses"],
         rows,
     )
-    if "Traceback" in (errors or ""):
+    if "Traceback" in errors:
         print(errors, file=sys.stderr)
     verdict(
         uploads=len(tally.accepted),
         stored=stored,
         lost=lost,
         http_5xx=tally.server_errors,
-        p99_ms=_percentile(everything, 0.99),
+        p99_ms=percentile(everything, 99),
     )
-
-
-def _wait_ready(base: str, serve: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if serve.poll() is not None:
-            raise SystemExit(
-                f"enlarger serve exited: {serve.stderr.read() if serve.stderr else ''}"
-            )
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("enlarger serve did not become ready within 60 s")
 
 
 if __name__ == "__main__":

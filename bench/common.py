@@ -6,12 +6,18 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import socket
+import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from multiprocessing.synchronize import Event as EventType
+from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import sqlalchemy as sa
 from rich.console import Console
@@ -125,6 +131,43 @@ def wait_until(done: Callable[[], bool], timeout: float, interval: float = 0.01)
             raise SystemExit(f"benchmark did not finish within {timeout:.0f} s")
         time.sleep(interval)
     return time.perf_counter()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_serve(
+    data_dir: Path, database_url: str | None, log: Path, log_level: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`enlarger serve` in a process of its own, its output in `log`; returns it and its
+    base URL once it answers."""
+    port = free_port()
+    command = [sys.executable, "-m", "enlarger", "serve", "--port", str(port)]
+    command += ["--data-dir", str(data_dir)]
+    if database_url:
+        command += ["--database-url", database_url]
+    env = dict(os.environ, ENLARGER_LOG_LEVEL=log_level) if log_level else None
+    with log.open("wb") as out:
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    base_url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if server.poll() is not None:
+            raise SystemExit(f"enlarger serve exited:\n{log.read_text()}")
+        try:
+            return httpx.get(f"{base_url}/healthz", timeout=1).is_success
+        except httpx.TransportError:
+            return False
+
+    wait_until(healthy, 60, interval=0.1)
+    return server, base_url
+
+
+def percentile(values: list[float], p: float) -> float:
+    return statistics.quantiles(values, n=1000, method="inclusive")[int(p * 10) - 1]
 
 
 def run_enlarger_worker(

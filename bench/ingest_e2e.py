@@ -22,10 +22,8 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -42,6 +40,7 @@ from bench.common import (
     drop_pg_database,
     fresh_pg_database,
     print_table,
+    start_serve,
     verdict,
     wait_until,
 )
@@ -103,34 +102,6 @@ def run_kernel(files: list[Path]) -> float:
 # End to end
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start_serve(data_dir: Path, database_url: str | None, log: Path) -> tuple[Any, str]:
-    port = _free_port()
-    command = [sys.executable, "-m", "enlarger", "serve", "--port", str(port)]
-    command += ["--data-dir", str(data_dir)]
-    if database_url:
-        command += ["--database-url", database_url]
-    with log.open("wb") as out:
-        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if server.poll() is not None:
-            raise SystemExit(f"enlarger serve exited:\n{log.read_text()}")
-        try:
-            return httpx.get(f"{base_url}/healthz", timeout=1).is_success
-        except httpx.TransportError:
-            return False
-
-    wait_until(healthy, 60, interval=0.1)
-    return server, base_url
-
-
 def _count(http: httpx.Client, status: str) -> int:
     response = http.get("/api/images", params={"status": status, "limit": 1})
     response.raise_for_status()
@@ -156,7 +127,7 @@ def run_e2e(files: list[Path], concurrency: int, database_url: str | None) -> tu
     STORED, against a fresh `enlarger serve`."""
     with tempfile.TemporaryDirectory(prefix="enlarger-bench-serve-") as scratch:
         log = Path(scratch) / "serve.log"
-        server, base_url = _start_serve(Path(scratch) / "data", database_url, log)
+        server, base_url = start_serve(Path(scratch) / "data", database_url, log)
         try:
             with httpx.Client(base_url=base_url, timeout=60) as http:
                 with EnlargerClient(base_url) as warm_up:

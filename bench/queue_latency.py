@@ -11,7 +11,6 @@ on one clock (the same machine).
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from bench.common import (
     drop_pg_database,
     fresh_pg_database,
     migrated_engine,
+    percentile,
     print_table,
     run_enlarger_worker,
     verdict,
@@ -67,10 +67,6 @@ def latencies_ms(url: str, rate: float, seconds: float) -> list[float]:
         results = list(conn.execute(sa.text("SELECT result FROM jobs")).scalars())
     engine.dispose()
     return [float(r) for r in results]
-
-
-def percentile(values: list[float], p: float) -> float:
-    return statistics.quantiles(values, n=1000, method="inclusive")[int(p * 10) - 1]
 
 
 def main() -> None:
