@@ -25,7 +25,7 @@ from rich.table import Table
 
 from enlarger.config import Settings
 from enlarger.db import create_db_engine, migrate
-from enlarger.queue import Registry, Worker, store_for_engine
+from enlarger.queue import Registry, Worker, settle_heap, store_for_engine
 
 WORKERS = 2  # worker processes per system in the throughput benchmark
 PG_ADMIN_DSN = os.environ.get("ENLARGER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -184,6 +184,7 @@ def run_enlarger_worker(
     registry: Registry = load_registry(registry_spec)
     worker = Worker(store_for_engine(create_db_engine(url)), registry, settings)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop(wait=False))
+    settle_heap()  # as `enlarger worker` does
     ready.set()
     go.wait()
     worker.run()

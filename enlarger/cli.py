@@ -29,7 +29,15 @@ from enlarger.library import imports, maintenance, service
 from enlarger.library.runtime import Library, build_library
 from enlarger.library.tasks import Maintenance
 from enlarger.media import MediaError
-from enlarger.queue import Job, JobConflict, Store, Worker, load_registry, store_for_engine
+from enlarger.queue import (
+    Job,
+    JobConflict,
+    Store,
+    Worker,
+    load_registry,
+    settle_heap,
+    store_for_engine,
+)
 from enlarger.queue.model import Event
 from enlarger.queue.store import Topic
 
@@ -141,6 +149,7 @@ def run_worker(settings: Settings) -> Worker:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    settle_heap()
     worker.run()
     return worker
 

@@ -32,7 +32,7 @@ from enlarger.queue.model import (
 )
 from enlarger.queue.registry import Handler, HandlerKind, Registry, Schedule, load_registry
 from enlarger.queue.store import JobConflict, Store
-from enlarger.queue.worker import Worker
+from enlarger.queue.worker import Worker, settle_heap
 
 
 class JobQueue:
@@ -104,5 +104,6 @@ __all__ = [
     "Worker",
     "load_registry",
     "open_store",
+    "settle_heap",
     "store_for_engine",
 ]

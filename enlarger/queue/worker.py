@@ -17,6 +17,7 @@ Handlers never touch leases, so a CPU-bound handler cannot starve its heartbeat.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import queue
@@ -53,6 +54,15 @@ PRUNE_EVERY_S = 30.0
 IDLE_POLL_S = 0.5
 TELEMETRY_EVERY_S = 5.0
 LINGER_S = 0.002  # how long a finished outcome may wait to share a transaction
+
+
+def settle_heap() -> None:
+    """For a process that is about to become a worker: move everything allocated so far
+    (modules, SQLAlchemy's caches…) out of the garbage collector's reach. The supervisor
+    allocates a few objects per job, and each full collection would otherwise rescan that
+    whole startup heap: a quarter of a worker's CPU on short jobs, measured."""
+    gc.collect()
+    gc.freeze()
 
 
 class _HandlerThreads:
@@ -224,7 +234,7 @@ class Worker:
                 self._exchange(requests)
                 now = time.monotonic()
             if now >= next_heartbeat:
-                self._heartbeat()
+                self._heartbeat(now)
                 self._enforce_deadlines(now)
                 next_heartbeat = now + self.settings.heartbeat_ms / 1000
             if now >= next_maintenance and not stopping:
@@ -346,8 +356,16 @@ class Worker:
             elif outcome.kind is OutcomeKind.CANCELLED:
                 self.stats.cancelled += 1
 
-    def _heartbeat(self) -> None:
-        leases = {job_id: r.job.lease_token for job_id, r in self._running.items()}
+    def _heartbeat(self, now: float) -> None:
+        """Renew the leases of jobs that have run half a heartbeat or longer (a claim has
+        just granted the others a whole lease), and hear of lost leases and cancel requests.
+        Short jobs then finish without a heartbeat ever writing to their rows."""
+        started_by = now - self.settings.heartbeat_ms / 2000
+        leases = {
+            job_id: r.job.lease_token
+            for job_id, r in self._running.items()
+            if r.started <= started_by
+        }
         if not leases:
             return
         try:
