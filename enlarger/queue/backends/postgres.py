@@ -15,15 +15,17 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from enlarger.db.schema import job_events
 from enlarger.db.types import Json
-from enlarger.queue.model import Outcome
+from enlarger.queue.model import ClaimedJob, ClaimRequest, Outcome
 from enlarger.queue.store import Listener, Store, Topic, encode_outcomes
 
 log = logging.getLogger(__name__)
 
 
-# The finished jobs' events are written by the same statement (a data-modifying CTE).
+# The finished jobs' events are written by the same statement (a data-modifying CTE), and
+# one NOTIFY tells the events topic (`notified` has one row when anything finished, so the
+# final SELECT returns every finished job exactly when that NOTIFY was sent).
 FINISH_SQL = sa.text(
-    """
+    f"""
     WITH finished AS (
         UPDATE jobs AS j SET
             status = o.status,
@@ -38,19 +40,59 @@ FINISH_SQL = sa.text(
             locked_by = NULL,
             lease_expires_at = NULL,
             updated_at = now()
-        FROM jsonb_to_recordset(CAST(:outcomes AS jsonb)) AS o(
-            id bigint, token bigint, status text, result jsonb, error_code text, error text,
-            delay_s float8, released boolean
-        )
+        FROM (
+            SELECT (r ->> 0)::bigint AS id, (r ->> 1)::bigint AS token, r ->> 2 AS status,
+                   NULLIF(r -> 3, 'null') AS result, r ->> 4 AS error_code, r ->> 5 AS error,
+                   (r ->> 6)::float8 AS delay_s, (r ->> 7)::boolean AS released
+            FROM jsonb_array_elements(CAST(:outcomes AS jsonb)) AS r
+        ) AS o
         WHERE j.id = o.id AND j.lease_token = o.token AND j.status = 'running'
         RETURNING j.id, j.type, j.status
     ), recorded AS (
         INSERT INTO job_events (created_at, job_id, job_type, kind, status)
         SELECT now(), id, type, 'job', status FROM finished
+    ), notified AS (
+        SELECT pg_notify('{Topic.EVENTS.value}', '') WHERE EXISTS (SELECT 1 FROM finished)
     )
-    SELECT id, type, status FROM finished
+    SELECT id, type, status FROM finished, notified
     """
 )
+
+
+# The ready jobs are locked first (SKIP LOCKED: never two workers on one job), then each
+# is reached by primary key; `= ANY(ARRAY(…))` keeps the planner from hash-joining the
+# whole table against them. Priority `>= :min_priority` stays an index condition.
+CLAIM_SQL = sa.text(
+    f"""
+    WITH claimed AS (
+        UPDATE jobs SET
+            status = 'running',
+            attempts = attempts + 1,
+            lease_token = lease_token + 1,
+            locked_by = :worker,
+            locked_at = now(),
+            lease_expires_at = now() + make_interval(secs => :lease_s),
+            updated_at = now()
+        WHERE id = ANY(ARRAY(
+            SELECT id FROM jobs
+            WHERE status = 'pending' AND run_at <= now() AND priority >= :min_priority
+              AND type NOT IN (SELECT job_type FROM job_type_pauses)
+            ORDER BY priority DESC, run_at, id
+            LIMIT :limit
+            FOR UPDATE SKIP LOCKED
+        ))
+        RETURNING id, type, payload, lease_token, attempts, max_attempts, priority, timeout_s
+    ), recorded AS (
+        INSERT INTO job_events (created_at, job_id, job_type, kind, status, data)
+        SELECT now(), id, type, 'job', 'running', jsonb_build_object('worker', :worker)
+        FROM claimed
+    ), notified AS (
+        SELECT pg_notify('{Topic.EVENTS.value}', '') WHERE EXISTS (SELECT 1 FROM claimed)
+    )
+    SELECT claimed.* FROM claimed, notified
+    """
+)
+LOWEST_PRIORITY = -(2**31)  # PostgreSQL's smallest integer: "any priority"
 
 
 # The NOTIFY rides along: listeners of the events topic hear of every batch once.
@@ -120,9 +162,22 @@ class PostgresStore(Store):
             conn.execute(NOTIFY_EVENTS)
 
     def _finish(self, conn: sa.Connection, outcomes: Sequence[Outcome]) -> list[sa.Row[Any]]:
-        rows = conn.execute(FINISH_SQL, {"outcomes": encode_outcomes(outcomes)}).all()
-        self._notify_events(conn, rows)
-        return rows
+        return conn.execute(FINISH_SQL, {"outcomes": encode_outcomes(outcomes)}).all()
+
+    def _claim(
+        self, conn: sa.Connection, worker_id: str, request: ClaimRequest, lease_s: float
+    ) -> list[ClaimedJob]:
+        params = {
+            "worker": worker_id,
+            "lease_s": lease_s,
+            "limit": request.limit,
+            "min_priority": (
+                LOWEST_PRIORITY if request.min_priority is None else request.min_priority
+            ),
+        }
+        claimed = [ClaimedJob(*row) for row in conn.execute(CLAIM_SQL, params).all()]
+        claimed.sort(key=lambda j: (-j.priority, j.id))
+        return claimed
 
     def _notify_work(self, conn: sa.Connection) -> None:
         conn.execute(sa.text(f"NOTIFY {Topic.WORK.value}"))
