@@ -74,20 +74,21 @@ EVENT_GAP_GRACE_S = 5.0
 
 
 def encode_outcomes(outcomes: Sequence[Outcome]) -> str:
-    """A batch of outcomes as one JSON document, unpacked in SQL by either backend (far
-    cheaper than binding one array per column)."""
+    """A batch of outcomes as one JSON array of rows, unpacked in SQL by either backend
+    (far cheaper than binding one array per column, and than one object per outcome):
+    [id, lease token, status, result, error code, error, retry delay in s, released]."""
     return json.dumps(
         [
-            {
-                "id": o.job_id,
-                "token": o.lease_token,
-                "status": o.status.value,
-                "result": o.result,
-                "error_code": o.error_code,
-                "error": o.error,
-                "delay_s": float(o.retry_delay_s),
-                "released": o.kind is OutcomeKind.RELEASED,
-            }
+            (
+                o.job_id,
+                o.lease_token,
+                o.status.value,
+                o.result,
+                o.error_code,
+                o.error,
+                o.retry_delay_s,
+                o.kind is OutcomeKind.RELEASED,
+            )
             for o in outcomes
         ]
     )

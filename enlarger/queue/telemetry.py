@@ -6,6 +6,7 @@ worker on every host, and no job's own transaction pays for it."""
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections import Counter
 from typing import Any
 
@@ -26,11 +27,7 @@ class Telemetry:
         with self._lock:
             self._outcomes[(job_type, outcome)] += 1
             runs = self._runs.setdefault(job_type, [0.0] * (len(RUN_SECONDS_BUCKETS) + 2))
-            bucket = next(
-                (i for i, bound in enumerate(RUN_SECONDS_BUCKETS) if seconds <= bound),
-                len(RUN_SECONDS_BUCKETS),
-            )
-            runs[bucket] += 1
+            runs[bisect_left(RUN_SECONDS_BUCKETS, seconds)] += 1  # first bound >= seconds
             runs[-1] += seconds
 
     def add(self, name: str, n: float = 1) -> None:

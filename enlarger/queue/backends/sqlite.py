@@ -20,10 +20,9 @@ from enlarger.queue.store import Listener, Store, Topic, encode_outcomes
 FINISH_SQL = sa.text(
     f"""
     WITH o AS MATERIALIZED (
-        SELECT value ->> 'id' AS id, value ->> 'token' AS token, value ->> 'status' AS status,
-               value -> 'result' AS result, value ->> 'error_code' AS error_code,
-               value ->> 'error' AS error, value ->> 'delay_s' AS delay_s,
-               value ->> 'released' AS released
+        SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS status,
+               value -> 3 AS result, value ->> 4 AS error_code, value ->> 5 AS error,
+               value ->> 6 AS delay_s, value ->> 7 AS released
         FROM json_each(:outcomes)
     )
     UPDATE jobs SET
