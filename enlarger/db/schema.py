@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from enlarger.db.types import BigId, Json, Timestamp
+from enlarger.db.types import BigId, Json, NullableJson, Timestamp
 
 metadata = sa.MetaData()
 
@@ -29,7 +29,7 @@ jobs = sa.Table(
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     sa.Column("type", sa.String(100), nullable=False),
-    sa.Column("payload", Json, nullable=True),
+    sa.Column("payload", NullableJson, nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
     sa.Column("run_at", Timestamp, nullable=False),
@@ -101,7 +101,7 @@ job_history = sa.Table(
     metadata,
     sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("type", sa.String(100), nullable=False),
-    sa.Column("payload", Json, nullable=True),
+    sa.Column("payload", NullableJson, nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("priority", sa.Integer, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
@@ -142,7 +142,7 @@ job_schedules = sa.Table(
     metadata,
     sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("job_type", sa.String(100), nullable=False),
-    sa.Column("payload", Json, nullable=True),
+    sa.Column("payload", NullableJson, nullable=True),
     sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
     sa.Column("interval_s", sa.Float, nullable=False),
     sa.Column("next_run_at", Timestamp, nullable=False),

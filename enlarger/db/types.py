@@ -43,6 +43,9 @@ class Timestamp(TypeDecorator[datetime]):
 
 
 Json = sa.JSON().with_variant(JSONB(), "postgresql")
+# None stored as SQL NULL rather than JSON null: read back as None all the same, but a
+# claim has nothing to decode for the many jobs without a payload
+NullableJson = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 

@@ -93,7 +93,9 @@ class ClaimRequest:
     min_priority: int | None = None
 
 
-@dataclass(frozen=True)
+# ClaimedJob and Outcome are made once per job execution: plain slotted dataclasses, as a
+# frozen one costs five times as much to build. Neither is changed once made.
+@dataclass(slots=True)
 class ClaimedJob:
     id: int
     type: str
@@ -113,7 +115,7 @@ class OutcomeKind(StrEnum):
     RELEASED = "released"  # handed back at shutdown: not the job's fault, attempt not counted
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outcome:
     job_id: int
     lease_token: int

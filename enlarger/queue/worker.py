@@ -495,8 +495,9 @@ class Worker:
         self._inbox.put(outcome)
 
     def _start_on_loop(self, batch: list[tuple[Handler, _Running]]) -> None:
+        loop = asyncio.get_running_loop()
         for handler, running in batch:
-            task = asyncio.ensure_future(self._execute_async(handler, running))
+            task = loop.create_task(self._execute_async(handler, running))
             self._tasks[running.job.id] = task
 
     async def _execute_async(self, handler: Handler, running: _Running) -> None:
