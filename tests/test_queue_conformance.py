@@ -502,6 +502,21 @@ def test_events_have_monotonic_ids_and_cover_the_lifecycle(queue: JobQueue, make
     assert queue.store.read_events(after_id=ids[-1]) == []
 
 
+def test_heartbeats_keep_a_job_that_outlives_its_lease(
+    queue: JobQueue, make_worker, engine: sa.Engine
+) -> None:
+    """Leases last `stale_seconds` (2 s here); a 3 s job is renewed by heartbeats, never
+    rescued, and runs once."""
+    job_id = queue.enqueue("sleep", {"seconds": 3.0}).id
+    worker = make_worker()
+    wait_status(queue.store, job_id, JobStatus.COMPLETED, timeout=20)
+    job = queue.store.get_job(job_id)
+    assert job is not None and job.attempts == 1
+    assert (worker.stats.rescued, worker.stats.lost_leases) == (0, 0)
+    kinds = [e.kind for e in queue.store.read_events() if e.job_id == job_id]
+    assert "rescued" not in kinds
+
+
 def test_rescue_fails_a_job_whose_attempts_are_spent(store: Store, engine: sa.Engine) -> None:
     job_id = store.enqueue(NewJob("noop", max_attempts=1)).id
     store.exchange("doomed", [], [ClaimRequest(1)], 30)
