@@ -7,6 +7,7 @@ def resize(ctx: JobContext, payload: dict) -> dict: ...
 
 queue = JobQueue(open_store(url), registry)
 queue.enqueue("resize", {"path": "a.jpg"}, priority=10, conn=connection)
+settle_heap()  # in a process that is only a worker
 Worker(queue.store, registry, settings).run()
 """
 
