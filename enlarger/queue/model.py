@@ -127,9 +127,17 @@ class Outcome:
 
     @property
     def status(self) -> JobStatus:
-        if self.kind in (OutcomeKind.RETRY, OutcomeKind.RELEASED):
-            return JobStatus.PENDING
-        return JobStatus(self.kind.value)
+        """The job's status once this outcome is recorded."""
+        return STATUS_AFTER[self.kind]
+
+
+STATUS_AFTER = {
+    OutcomeKind.COMPLETED: JobStatus.COMPLETED,
+    OutcomeKind.RETRY: JobStatus.PENDING,
+    OutcomeKind.FAILED: JobStatus.FAILED,
+    OutcomeKind.CANCELLED: JobStatus.CANCELLED,
+    OutcomeKind.RELEASED: JobStatus.PENDING,  # back in line
+}
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,9 @@ class Telemetry:
     def finished(self, job_type: str, outcome: str, seconds: float) -> None:
         with self._lock:
             self._outcomes[(job_type, outcome)] += 1
-            runs = self._runs.setdefault(job_type, [0.0] * (len(RUN_SECONDS_BUCKETS) + 2))
+            runs = self._runs.get(job_type)
+            if runs is None:
+                runs = self._runs[job_type] = [0.0] * (len(RUN_SECONDS_BUCKETS) + 2)
             runs[bisect_left(RUN_SECONDS_BUCKETS, seconds)] += 1  # first bound >= seconds
             runs[-1] += seconds
 
