@@ -2,7 +2,8 @@
 
 `Store` holds the operations that are the same SQL on both databases (written once in
 SQLAlchemy Core); each backend module (`backends/postgres.py`, `backends/sqlite.py`)
-adds what differs: the batched, fenced finish of jobs and how idle workers are woken.
+adds what differs: the batched, fenced finish of jobs, how idle workers are woken, and
+on PostgreSQL the claim (one statement with its events, the busiest query there is).
 The worker only ever talks to this interface.
 
 Fencing: every claim increments a job's `lease_token`; every write a worker makes about
@@ -309,6 +310,8 @@ class Store(ABC):
     def _claim(
         self, conn: sa.Connection, worker_id: str, request: ClaimRequest, lease_s: float
     ) -> list[ClaimedJob]:
+        """Lock up to `request.limit` ready jobs, mark them running under a new lease
+        token, record their events; highest priority first, then oldest."""
         ready = sa.select(jobs.c.id).where(
             jobs.c.status == JobStatus.PENDING,
             jobs.c.run_at <= db_now(),

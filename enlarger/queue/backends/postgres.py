@@ -1,5 +1,6 @@
-"""PostgreSQL: claims with FOR UPDATE SKIP LOCKED (in `Store`), batched finishes through
-arrays, and LISTEN/NOTIFY so idle workers wake the moment a job is ready."""
+"""PostgreSQL: the hot path (claim and finish) as one hand-written statement each, with
+their events and NOTIFY inside; claims with FOR UPDATE SKIP LOCKED; LISTEN/NOTIFY so idle
+workers wake the moment a job is ready."""
 
 from __future__ import annotations
 
