@@ -3,7 +3,8 @@
 PostgreSQL (one server, durable commits): enlarger vs PgQueuer vs Procrastinate.
 SQLite (synchronous=FULL for both): enlarger vs Huey's SqliteHuey.
 Each system is measured from the moment its already-started workers are released until
-the last job is recorded as done; the median of `--repeats` runs is reported. PgQueuer
+the last job is recorded as done; the systems take turns, one run each per round, and
+the median of `--repeats` runs is reported. PgQueuer
 runs at several batch sizes and its best is the comparison. `--history N` also runs
 enlarger with N finished jobs in history, to show what a large history costs.
 
@@ -120,12 +121,21 @@ def enlarger_jobs_per_s(
 # ---- main -------------------------------------------------------------------------------
 
 
-def _median_rate(name: str, measure: Callable[[], float], repeats: int) -> float:
-    rates = [measure() for _ in range(repeats)]
-    rate = statistics.median(rates)
-    runs = ", ".join(f"{r:,.0f}" for r in rates)
-    print(f"{name}: {rate:,.0f} jobs/s (runs: {runs})", flush=True)
-    return rate
+def _median_rates(plan: list[tuple[str, Callable[[], float], int]]) -> dict[str, float]:
+    """Run the plan in rounds, each system once per round (a system asked for fewer runs
+    sits the later rounds out), so that the machine drifting during the benchmark weighs
+    on every system alike; the median of each system's runs."""
+    rates: dict[str, list[float]] = {name: [] for name, _, _ in plan}
+    for round_number in range(max(n for _, _, n in plan)):
+        for name, measure, n in plan:
+            if round_number < n:
+                rates[name].append(measure())
+    medians = {}
+    for name, runs in rates.items():
+        medians[name] = statistics.median(runs)
+        listed = ", ".join(f"{r:,.0f}" for r in runs)
+        print(f"{name}: {medians[name]:,.0f} jobs/s (runs: {listed})", flush=True)
+    return medians
 
 
 def on_pg(database: str, measure: Callable[[str], float]) -> Callable[[], float]:
@@ -155,13 +165,16 @@ def main() -> None:
     def on_sqlite(measure: Callable[[str], float]) -> Callable[[], float]:
         return lambda: measure(str(next(sqlite_files)))
 
-    plan: list[tuple[str, Callable[[], float], int]] = [
-        (
-            "enlarger_pg",
-            on_pg("bench_enlarger", lambda url: enlarger_jobs_per_s(url, jobs)),
-            repeats,
-        )
-    ]
+    def enlarger_pg(history: int) -> Callable[[], float]:
+        return on_pg("bench_enlarger", lambda url: enlarger_jobs_per_s(url, jobs, history))
+
+    def enlarger_sqlite(history: int) -> Callable[[], float]:
+        return on_sqlite(lambda path: enlarger_jobs_per_s(f"sqlite:///{path}", jobs, history))
+
+    # with --history, each history run goes right after its plain twin
+    plan: list[tuple[str, Callable[[], float], int]] = [("enlarger_pg", enlarger_pg(0), repeats)]
+    if args.history:
+        plan.append(("enlarger_pg_history", enlarger_pg(args.history), repeats))
     for batch in PGQUEUER_BATCHES:
         plan.append(
             (
@@ -170,35 +183,18 @@ def main() -> None:
                 repeats,
             )
         )
-    plan += [
+    plan.append(
         (
             "procrastinate",
             on_pg("bench_procrastinate", lambda url: procrastinate_jobs_per_s(url, jobs)),
             1,
-        ),
-        (
-            "enlarger_sqlite",
-            on_sqlite(lambda path: enlarger_jobs_per_s(f"sqlite:///{path}", jobs)),
-            repeats,
-        ),
-        ("huey_sqlite", on_sqlite(lambda path: huey_jobs_per_s(path, jobs)), repeats),
-    ]
+        )
+    )
+    plan.append(("enlarger_sqlite", enlarger_sqlite(0), repeats))
     if args.history:
-        plan += [
-            (
-                "enlarger_pg_history",
-                on_pg("bench_enlarger", lambda url: enlarger_jobs_per_s(url, jobs, args.history)),
-                repeats,
-            ),
-            (
-                "enlarger_sqlite_history",
-                on_sqlite(
-                    lambda path: enlarger_jobs_per_s(f"sqlite:///{path}", jobs, args.history)
-                ),
-                repeats,
-            ),
-        ]
-    results = {name: _median_rate(name, measure, n) for name, measure, n in plan}
+        plan.append(("enlarger_sqlite_history", enlarger_sqlite(args.history), repeats))
+    plan.append(("huey_sqlite", on_sqlite(lambda path: huey_jobs_per_s(path, jobs)), repeats))
+    results = _median_rates(plan)
 
     pgqueuer_best = max(results[f"pgqueuer_batch{b}"] for b in PGQUEUER_BATCHES)
     print_table(
