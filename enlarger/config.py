@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import urlsplit
 
 ENV_PREFIX = "ENLARGER_"
 CONFIG_FILE_ENV = "ENLARGER_CONFIG"
@@ -92,6 +93,7 @@ class Settings:
     # Serving: blob URLs are signed with secret_key (created in data_dir when empty).
     secret_key: str = ""
     url_expiry_seconds: int = 3600
+    public_url: str = ""  # https://photos.example.com: local blob URLs become absolute
 
     def __post_init__(self) -> None:
         if self.log_format not in ("text", "json"):
@@ -110,6 +112,11 @@ class Settings:
             raise SettingsError("image_threads must be 0 (automatic) or more")
         if self.image_max_per_sku < 1 or self.fetch_max_bytes < 1:
             raise SettingsError("image_max_per_sku and fetch_max_bytes must be at least 1")
+        public = urlsplit(self.public_url)
+        if self.public_url and (
+            public.scheme not in ("http", "https") or not public.netloc or public.query
+        ):
+            raise SettingsError("public_url must be an http(s) address such as https://host")
         if self.product_segmenter not in ("backdrop", "onnx"):
             raise SettingsError("product_segmenter must be backdrop or onnx")
         if self.product_segmenter == "onnx" and not self.product_onnx_model:

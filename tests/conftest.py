@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -227,21 +228,35 @@ def run_worker(make_worker: Callable[..., Worker], library: Library) -> Callable
     return lambda: make_worker(handlers_registry, library.settings)
 
 
-@pytest.fixture
-def live_server(library: Library) -> Iterator[str]:
-    """The HTTP API served by uvicorn on a loopback port; yields its base URL."""
+def loopback_socket() -> socket.socket:
+    """A socket bound to a free loopback port (its address known before serving on it)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@contextmanager
+def serving(library: Library, sock: socket.socket) -> Iterator[str]:
+    """The HTTP API served by uvicorn on `sock`; yields its base URL."""
     app = create_app(library.settings, library)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     wait_for(lambda: server.started, timeout=10)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    app.state.event_hub.end_streams()  # open event streams end, as `serve` ends them
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        app.state.event_hub.end_streams()  # open event streams end, as `serve` ends them
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture
+def live_server(library: Library) -> Iterator[str]:
+    """The HTTP API served by uvicorn on a loopback port; yields its base URL."""
+    with serving(library, loopback_socket()) as base_url:
+        yield base_url
 
 
 @pytest.fixture

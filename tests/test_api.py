@@ -12,13 +12,14 @@ from typing import Any
 import httpx
 import pytest
 import pyvips
+import sqlalchemy as sa
 
 from enlarger.handlers import registry as handlers_registry
 from enlarger.library import service
-from enlarger.library.runtime import Library
+from enlarger.library.runtime import Library, build_library
 from enlarger.library.service import JobType
 from enlarger.queue import Worker
-from tests.conftest import wait_for
+from tests.conftest import FAST, loopback_socket, serving, wait_for
 from tests.images import dng, jpeg, jpeg_with_exif, png_declaring
 from tests.photos import processed
 
@@ -93,6 +94,24 @@ def test_signed_urls_refuse_tampering_and_expiry(
     expired = library.blobs.url("derivatives/x/y.jpg", -1)
     assert client.get(expired).status_code == 403
     assert client.get("/files/derivatives/x/y.jpg").status_code == 422  # unsigned
+
+
+def test_with_a_public_url_blob_urls_are_absolute_and_fetchable(
+    db_url: str, tmp_path: Path, engine: sa.Engine
+) -> None:
+    """For whoever does not talk to this server already (a webhook receiver, an external
+    worker), a blob URL must name the server: `public_url` makes it absolute."""
+    sock = loopback_socket()
+    public_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = FAST.replace(data_dir=tmp_path / "data", database_url=db_url)
+    library = build_library(settings.replace(public_url=f"{public_url}/"), engine)
+    library.blobs.put_bytes("derivatives/x/y.jpg", b"bytes")
+    url = library.blobs.url("derivatives/x/y.jpg", 60)
+    assert url.startswith(f"{public_url}/files/derivatives/x/y.jpg?expires=")
+    with serving(library, sock):
+        assert httpx.get(url).content == b"bytes"
+    relative = build_library(settings, engine).blobs.url("derivatives/x/y.jpg", 60)
+    assert relative.startswith("/files/derivatives/x/y.jpg?expires=")
 
 
 def test_same_bytes_twice_is_one_image(client: httpx.Client, tmp_path: Path) -> None:

@@ -51,6 +51,8 @@ def test_enlarger_table_in_toml_is_read(tmp_path: Path) -> None:
         ("priority_lane_slots = 9", "priority_lane_slots must be between"),
         ("stale_seconds = 0.5", "stale_seconds must be longer"),
         ("image_threads = -1", "image_threads must be 0"),
+        ("public_url = 'photos.example.com'", "public_url must be an http"),
+        ("public_url = 'ftp://photos.example.com'", "public_url must be an http"),
         ("this is = not toml [", "not valid TOML"),
     ],
 )

@@ -606,6 +606,7 @@ def test_the_webhook_publisher_signs_what_it_sends(
         product_publishers="folder,webhook",
         product_webhook_url=f"http://127.0.0.1:{server.server_address[1]}/hook",
         product_webhook_secret=SECRET,
+        public_url="https://photos.example.com",
     )
     catalog = catalog_from(build_library(settings, engine))
     catalog.blobs.put_bytes("products/S/j1/composite-1x1.jpg", b"jpeg bytes")
@@ -630,7 +631,10 @@ def test_the_webhook_publisher_signs_what_it_sends(
     assert verify(headers, body, [secret_key(SECRET)]).webhook_id == "msg_j1_published"
     assert headers["webhook-id"] == received[0][0]["webhook-id"]  # a retry keeps its id
     sent = json.loads(body)["data"]
-    assert sent["composites"][0]["name"] == "composite-1x1" and sent["composites"][0]["url"]
+    assert sent["composites"][0]["name"] == "composite-1x1"
+    assert sent["composites"][0]["url"].startswith(  # absolute: the receiver can fetch it
+        "https://photos.example.com/files/products/S/j1/composite-1x1.jpg?expires="
+    )
     assert result.updates["media_ids"] == [
         "products/published/S/j1/composite-1x1.jpg",
         "msg_j1_published",

@@ -80,10 +80,13 @@ def build_library(settings: Settings, engine: sa.Engine | None = None) -> Librar
 
 def url_signer(settings: Settings) -> UrlSigner:
     """Signs local blob URLs with ENLARGER_SECRET_KEY, or a secret kept in the data
-    directory (servers on several hosts sharing local storage must set the key)."""
+    directory (servers on several hosts sharing local storage must set the key). With
+    `public_url` the URLs are absolute, for whoever is not talking to this server already
+    (webhook receivers, external workers); otherwise they are paths on this server."""
+    prefix = f"{settings.public_url.rstrip('/')}/files"
     if settings.secret_key:
-        return UrlSigner(settings.secret_key.encode())
-    return UrlSigner(load_or_create_secret(settings.secret_file))
+        return UrlSigner(settings.secret_key.encode(), prefix)
+    return UrlSigner(load_or_create_secret(settings.secret_file), prefix)
 
 
 @functools.cache
