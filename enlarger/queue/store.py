@@ -95,6 +95,13 @@ def encode_outcomes(outcomes: Sequence[Outcome]) -> str:
     )
 
 
+def in_start_order(claimed: list[ClaimedJob]) -> list[ClaimedJob]:
+    """Claimed jobs in the order a worker starts them: highest priority first, then
+    oldest (an UPDATE … RETURNING hands them back in no set order)."""
+    claimed.sort(key=lambda j: (-j.priority, j.id))
+    return claimed
+
+
 class JobConflict(Exception):
     """The operation does not fit the job's state (retrying a running job, say)."""
 
@@ -339,9 +346,7 @@ class Store(ABC):
             .returning(*CLAIMED_COLUMNS)
         )
         rows = self._update_recording(conn, stmt, data={"worker": worker_id})
-        claimed = [ClaimedJob(row[0], row[1], *row[3:]) for row in rows]
-        claimed.sort(key=lambda j: (-j.priority, j.id))
-        return claimed
+        return in_start_order([ClaimedJob(row[0], row[1], *row[3:]) for row in rows])
 
     def heartbeat(self, leases: dict[int, int], lease_s: float) -> HeartbeatReply:
         """Extend the leases still held; report lost ones and cancel requests."""

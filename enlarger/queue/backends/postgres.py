@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from enlarger.db.schema import job_events
 from enlarger.db.types import Json
 from enlarger.queue.model import ClaimedJob, ClaimRequest, Outcome
-from enlarger.queue.store import Listener, Store, Topic, encode_outcomes
+from enlarger.queue.store import Listener, Store, Topic, encode_outcomes, in_start_order
 
 log = logging.getLogger(__name__)
 
@@ -176,9 +176,7 @@ class PostgresStore(Store):
                 LOWEST_PRIORITY if request.min_priority is None else request.min_priority
             ),
         }
-        claimed = [ClaimedJob(*row) for row in conn.execute(CLAIM_SQL, params).all()]
-        claimed.sort(key=lambda j: (-j.priority, j.id))
-        return claimed
+        return in_start_order([ClaimedJob(*row) for row in conn.execute(CLAIM_SQL, params).all()])
 
     def _notify_work(self, conn: sa.Connection) -> None:
         conn.execute(sa.text(f"NOTIFY {Topic.WORK.value}"))
