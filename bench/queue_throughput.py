@@ -4,9 +4,9 @@ PostgreSQL (one server, durable commits): enlarger vs PgQueuer vs Procrastinate.
 SQLite (synchronous=FULL for both): enlarger vs Huey's SqliteHuey.
 Each system is measured from the moment its already-started workers are released until
 the last job is recorded as done; the systems take turns, one run each per round, and
-the median of `--repeats` runs is reported. PgQueuer
-runs at several batch sizes and its best is the comparison. `--history N` also runs
-enlarger with N finished jobs in history, to show what a large history costs.
+the median of `--repeats` runs is reported. PgQueuer runs at several batch sizes and its
+best is the comparison. `--history N` also runs enlarger with N finished jobs in
+history, to show what a large history costs.
 
     python -m bench.queue_throughput [--quick] [--jobs N] [--repeats N] [--history 1000000]
 """

@@ -502,9 +502,7 @@ def test_events_have_monotonic_ids_and_cover_the_lifecycle(queue: JobQueue, make
     assert queue.store.read_events(after_id=ids[-1]) == []
 
 
-def test_heartbeats_keep_a_job_that_outlives_its_lease(
-    queue: JobQueue, make_worker, engine: sa.Engine
-) -> None:
+def test_heartbeats_keep_a_job_that_outlives_its_lease(queue: JobQueue, make_worker) -> None:
     """Leases last `stale_seconds` (2 s here); a 3 s job is renewed by heartbeats, never
     rescued, and runs once."""
     job_id = queue.enqueue("sleep", {"seconds": 3.0}).id
