@@ -3,6 +3,7 @@ delete images, and the signed URLs that serve local blobs."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
@@ -16,6 +17,7 @@ from enlarger.api.shapes import Offset, images_json, iso, pagination
 from enlarger.library import service
 from enlarger.library.runtime import Library
 from enlarger.library.service import ImageStatus
+from enlarger.media.sniff import HEAD_BYTES, MIME_TYPES, sniff
 from enlarger.storage import LocalBlobStore, StorageError, UrlSigner, check_key
 
 router = APIRouter()
@@ -112,9 +114,27 @@ def _served_blobs(library: Library) -> tuple[LocalBlobStore, UrlSigner]:
     return blobs, blobs.signer
 
 
+# A served blob is data, never a page: even a file that is both a JPEG and an HTML page
+# (a polyglot) must not run script on this origin, where the dashboard's cookie lives.
+BLOB_HEADERS = {
+    "Cache-Control": "private, max-age=300",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+}
+
+
+def served_type(path: Path) -> str:
+    """The type a blob is served as: the image format its bytes are (as sniffed at
+    ingest), never what its name says; anything else is opaque bytes."""
+    with path.open("rb") as fh:
+        kind = sniff(fh.read(HEAD_BYTES))
+    return MIME_TYPES.get(kind or "", "application/octet-stream")
+
+
 @router.get("/files/{key:path}", include_in_schema=False)
 def serve_file(key: str, expires: int, signature: str, library: LibraryDep) -> FileResponse:
-    """A local blob, for whoever holds a signed URL that has not expired."""
+    """A local blob, for whoever holds a signed URL that has not expired. Derivatives are
+    shown inline; originals and sidecars are downloads."""
     blobs, signer = _served_blobs(library)
     if not signer.verify(key, expires, signature):
         raise HTTPException(403, "the URL's signature is invalid or it has expired")
@@ -124,7 +144,14 @@ def serve_file(key: str, expires: int, signature: str, library: LibraryDep) -> F
         raise HTTPException(404, "no such file") from None
     if not path.is_file():
         raise HTTPException(404, "no such file")
-    return FileResponse(path, headers={"Cache-Control": "private, max-age=300"})
+    inline = key.startswith(f"{service.DERIVATIVES_FOLDER}/")
+    return FileResponse(
+        path,
+        media_type=served_type(path),
+        filename=path.name,
+        content_disposition_type="inline" if inline else "attachment",
+        headers=BLOB_HEADERS,
+    )
 
 
 @router.put("/files/{key:path}", include_in_schema=False)

@@ -479,8 +479,11 @@ def file_checksum(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
+DERIVATIVES_FOLDER = "derivatives"
+
+
 def derivative_folder(image_id: str) -> str:
-    return f"derivatives/{image_id[:2]}/{image_id}"
+    return f"{DERIVATIVES_FOLDER}/{image_id[:2]}/{image_id}"
 
 
 def derivative_key(image_id: str, recipe: Recipe) -> str:

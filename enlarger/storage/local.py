@@ -1,5 +1,9 @@
 """Blobs as files under one directory; writes go to a temporary name and are renamed.
-The app serves them through signed, expiring URLs (see `signing`)."""
+The app serves them through signed, expiring URLs (see `signing`).
+
+Users may browse and change the tree (it is the library), so a key that passes through a
+symbolic link is refused: a link could point anywhere on the host, and following it
+would let maintenance delete, or the server serve, files outside the root."""
 
 from __future__ import annotations
 
@@ -25,8 +29,11 @@ class LocalBlobStore(BlobStore):
         self.signer = signer
 
     def path(self, key: str) -> Path:
-        """Where `key` lives on disk (users may browse the tree: it is the library)."""
-        return self.root / check_key(key)
+        """Where `key` lives on disk; StorageError when the way there is a symbolic link."""
+        path = self.root / check_key(key)
+        if path.resolve() != path:
+            raise StorageError(f"{key!r} goes through a symbolic link; links are not followed")
+        return path
 
     def put_file(self, key: str, source: Path) -> None:
         self._atomic(key, lambda tmp: shutil.copyfile(source, tmp))
@@ -70,7 +77,10 @@ class LocalBlobStore(BlobStore):
         yield path
 
     def exists(self, key: str) -> bool:
-        return self.path(key).is_file()
+        try:
+            return self.path(key).is_file()
+        except StorageError:
+            return False
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
@@ -84,7 +94,7 @@ class LocalBlobStore(BlobStore):
     def info(self, key: str) -> BlobInfo | None:
         try:
             stat = self.path(key).stat()
-        except FileNotFoundError:
+        except (FileNotFoundError, StorageError):
             return None
         return _info(key, stat)
 
@@ -92,7 +102,7 @@ class LocalBlobStore(BlobStore):
         folder = check_key(folder)
         try:
             entries = list(os.scandir(self.path(folder)))
-        except (FileNotFoundError, NotADirectoryError):
+        except (FileNotFoundError, NotADirectoryError, StorageError):
             return
         for entry in entries:
             if entry.name.startswith(TEMP_PREFIX) or not entry.is_file(follow_symlinks=False):

@@ -1,0 +1,94 @@
+"""Attacks that once worked, kept closed (issue 16): each test here failed before its fix.
+Real servers on loopback, both backends, real files on disk."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from enlarger.library import maintenance, projects
+from enlarger.library.runtime import Library
+from enlarger.library.tasks import Maintenance
+from enlarger.queue import Worker
+from tests.conftest import wait_for
+from tests.images import jpeg
+
+SCRIPT = b"<html><body><script>fetch('/api/tokens',{method:'POST'})</script></body></html>"
+
+
+def test_a_polyglot_original_is_served_as_its_image_type_never_as_a_page(
+    client: httpx.Client, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    polyglot = jpeg(tmp_path / "photo.jpg", 64, 48).read_bytes() + SCRIPT
+    uploaded = client.post(
+        "/api/upload", files={"file": ("poly.html", polyglot)}, data={"collection": "c"}
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    image_id = uploaded.json()["imageId"]
+    run_worker()
+    image = wait_for(
+        lambda: (i := client.get(f"/api/images/{image_id}").json())["status"] == "STORED" and i,
+        timeout=60,
+    )
+
+    original = client.get(image["originalUrl"])
+    assert original.status_code == 200 and original.content == polyglot
+    assert original.headers["content-type"] == "image/jpeg"
+    assert original.headers["x-content-type-options"] == "nosniff"
+    assert original.headers["content-disposition"].startswith("attachment")
+    assert "sandbox" in original.headers["content-security-policy"]
+
+    thumbnail = client.get(image["thumbnailUrl"])
+    assert thumbnail.headers["content-type"] in ("image/jpeg", "image/webp", "image/avif")
+    assert thumbnail.headers["content-disposition"].startswith("inline")
+    assert thumbnail.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_blob_that_is_no_image_is_served_as_opaque_bytes(
+    client: httpx.Client, library: Library
+) -> None:
+    library.blobs.put_bytes("projects/p/notes.html", SCRIPT)
+    served = client.get(library.blobs.url("projects/p/notes.html", 60))
+    assert served.headers["content-type"] == "application/octet-stream"
+    assert served.headers["content-disposition"].startswith("attachment")
+
+
+def test_maintenance_never_follows_a_symlinked_trash_out_of_the_library(
+    library: Library, tmp_path: Path
+) -> None:
+    projects.create_project(library, "Links")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "precious.jpg"
+    victim.write_bytes(b"not yours")
+    long_ago = time.time() - 400 * 86400
+    os.utime(victim, (long_ago, long_ago))
+    folder = library.blobs.path("projects/Links")
+    folder.mkdir(parents=True)
+    (folder / ".trash").symlink_to(outside)
+
+    report = maintenance.run(library, Maintenance.TRASH, "Links")
+    assert victim.read_bytes() == b"not yours"
+    assert report.changes == []
+
+
+def test_a_symlinked_photo_is_neither_listed_nor_served(
+    client: httpx.Client, library: Library, tmp_path: Path
+) -> None:
+    projects.create_project(library, "Links")
+    secret = tmp_path / "secret.jpg"
+    jpeg(secret, 32, 32)
+    library.blobs.put_bytes("projects/Links/real.jpg", jpeg(tmp_path / "r.jpg").read_bytes())
+    (library.blobs.path("projects/Links") / "leak.jpg").symlink_to(secret)
+
+    assert [b.name for b in library.blobs.list_folder("projects/Links")] == ["real.jpg"]
+    assert not library.blobs.exists("projects/Links/leak.jpg")
+    served = client.get(library.blobs.url("projects/Links/leak.jpg", 60))
+    assert served.status_code == 404
+    assert library.blobs.signer is not None  # a signature for a key that climbs out
+    climbing = library.blobs.signer.url("projects/Links/../../../../secret.jpg", 60)
+    assert client.get(climbing).status_code in (403, 404)
