@@ -10,6 +10,9 @@ from pathlib import Path
 
 import httpx
 
+from enlarger.access import tokens
+from enlarger.access.tokens import Role
+from enlarger.api.auth import TOKEN_COOKIE
 from enlarger.library import maintenance, projects
 from enlarger.library.runtime import Library
 from enlarger.library.tasks import Maintenance
@@ -92,3 +95,25 @@ def test_a_symlinked_photo_is_neither_listed_nor_served(
     assert library.blobs.signer is not None  # a signature for a key that climbs out
     climbing = library.blobs.signer.url("projects/Links/../../../../secret.jpg", 60)
     assert client.get(climbing).status_code in (403, 404)
+
+
+def test_a_cookie_signed_change_from_another_origin_is_refused(
+    client: httpx.Client, library: Library
+) -> None:
+    _, token = tokens.create(library.engine, Role.ADMIN, "browser")
+    assert client.post("/login", data={"token": token}).status_code == 303
+    assert TOKEN_COOKIE in client.cookies
+    other_port = {"Origin": "http://127.0.0.1:1", "Sec-Fetch-Site": "same-site"}
+    for headers in (other_port, {"Origin": "http://127.0.0.1:1"}, {"Sec-Fetch-Site": "cross-site"}):
+        refused = client.post("/api/projects", json={"folder": "Evil"}, headers=headers)
+        assert refused.status_code == 403, headers
+        assert "another origin" in refused.json()["detail"]
+    signed_out = client.post("/logout", headers=other_port)
+    assert signed_out.status_code == 403
+    assert client.get("/api/projects").json()["projects"] == []
+
+    own = {"Origin": str(client.base_url).rstrip("/"), "Sec-Fetch-Site": "same-origin"}
+    assert client.post("/api/projects", json={"folder": "Mine"}, headers=own).status_code == 201
+    assert client.post("/api/projects", json={"folder": "Script"}).status_code == 201
+    bearer = {"Authorization": f"Bearer {token}", **other_port}
+    assert client.post("/api/projects", json={"folder": "Api"}, headers=bearer).status_code == 201

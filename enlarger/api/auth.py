@@ -6,7 +6,9 @@ uploader's routes are listed; any other read needs a viewer token, and anything 
 
 The dashboard signs in once (`/login`) and keeps the token in an HttpOnly, SameSite=Strict
 cookie, which every route accepts like the header: a browser's EventSource cannot send
-headers, and a cross-site page cannot make the browser send the cookie.
+headers, and a cross-site page cannot make the browser send the cookie. A page of the
+same site on another port can, so a change the cookie would authorise (and signing in or
+out) is refused unless the browser says it comes from this origin (CSRF).
 
 Until the first token is created the API is open (`enlarger serve` says so, and refuses
 to listen beyond loopback that way unless told `--insecure`). Webhooks check their own
@@ -15,7 +17,7 @@ signatures and blob URLs their own, so they need no token.
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -39,6 +41,8 @@ UPLOADER_ROUTES = {
 }
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 TOKEN_COOKIE = "enlarger_token"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+COOKIE_ROUTES = {("POST", "/login"), ("POST", "/logout")}
 
 
 def required_role(method: str, path: str) -> Role | None:
@@ -66,14 +70,37 @@ def _wants_page(request: Request) -> bool:
     return request.method == "GET" and "text/html" in request.headers.get("accept", "")
 
 
+def from_another_origin(request: Request, public_url: str | None) -> bool:
+    """Whether a browser sent this request from a page of another origin. Browsers say
+    so in Sec-Fetch-Site; older ones only in Origin. A request with neither did not come
+    from another origin's page (it is a program's, or a same-origin form's)."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    own = {f"{request.url.scheme}://{request.headers.get('host', '')}"}
+    if public_url:
+        parts = urlsplit(public_url)
+        own.add(f"{parts.scheme}://{parts.netloc}")
+    return origin not in own
+
+
 async def authorize(request: Request) -> None:
     """The app-wide dependency: 401 without a valid token, 403 with a weaker one; a
     browser asking for a page without one is sent to sign in instead."""
-    needed = required_role(request.method, request.scope["route"].path)
+    route = (request.method, request.scope["route"].path)
+    header = request.headers.get("authorization", "")
+    by_cookie = not header and (TOKEN_COOKIE in request.cookies or route in COOKIE_ROUTES)
+    if by_cookie and request.method not in SAFE_METHODS:
+        public_url = request.app.state.library.settings.public_url
+        if from_another_origin(request, public_url):
+            raise HTTPException(403, "refused: a change sent from another origin's page")
+    needed = required_role(*route)
     if needed is None:
         return
     engine = request.app.state.library.engine
-    header = request.headers.get("authorization", "")
     token = request.cookies.get(TOKEN_COOKIE, "")
     if header:
         scheme, _, token = header.partition(" ")
