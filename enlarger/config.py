@@ -54,6 +54,7 @@ class Settings:
     event_retention_seconds: float = 86400.0
     cpu_max_tasks_per_child: int = 200
     cpu_max_rss_mb: int = 1024
+    cpu_kill_rss_mb: int = 2048  # a CPU child past this while running is killed
     image_threads: int = 0  # libvips threads per image job; 0: the cores shared out by slot
 
     # Photo library: upload limits and derivative recipes.

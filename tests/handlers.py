@@ -122,3 +122,13 @@ def cpu_where_imported(ctx: JobContext, payload: Any) -> dict[str, int]:
 @registry.handler("cpu_crash", kind="cpu", max_attempts=1)
 def cpu_crash(ctx: JobContext, payload: Any) -> None:
     os._exit(3)
+
+
+@registry.handler("cpu_hog", kind="cpu")
+def cpu_hog(ctx: JobContext, payload: dict[str, Any]) -> int:
+    """Take `mb` megabytes (touched, so resident) and hold them for `seconds`."""
+    hoard = bytearray(payload["mb"] * 1024 * 1024)
+    for offset in range(0, len(hoard), 4096):
+        hoard[offset] = 1
+    time.sleep(payload["seconds"])
+    return len(hoard)

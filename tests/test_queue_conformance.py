@@ -597,6 +597,19 @@ def test_memory_heavy_cpu_children_are_replaced(queue: JobQueue, make_worker) ->
     assert len(pids) == 3
 
 
+def test_a_cpu_child_over_the_memory_ceiling_is_killed_and_its_job_fails_for_good(
+    queue: JobQueue, make_worker
+) -> None:
+    hog = queue.enqueue("cpu_hog", {"mb": 400, "seconds": 5}).id
+    small = queue.enqueue("cpu_hog", {"mb": 1, "seconds": 0}).id
+    make_worker(max_parallel_jobs=1, priority_lane_slots=0, cpu_kill_rss_mb=250)
+    wait_status(queue.store, hog, JobStatus.FAILED, timeout=4)
+    job = queue.store.get_job(hog)
+    assert job is not None and job.error_code == ErrorCode.MEMORY_LIMIT and job.attempts == 1
+    assert "250 MB" in (job.last_error or "")
+    wait_status(queue.store, small, JobStatus.COMPLETED)
+
+
 def test_serve_migrates_on_start_and_runs_workers(empty_db_url: str, tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), ENLARGER_LOG_LEVEL="WARNING")
     serve = subprocess.Popen(

@@ -9,6 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import PIL.Image
+import pillow_heif
+import pytest
+import pyvips
 
 from enlarger.access import tokens
 from enlarger.access.tokens import Role
@@ -16,6 +20,7 @@ from enlarger.api.auth import TOKEN_COOKIE
 from enlarger.library import maintenance, projects
 from enlarger.library.runtime import Library
 from enlarger.library.tasks import Maintenance
+from enlarger.media import probe, whole_decode_pixels
 from enlarger.queue import Worker
 from tests.conftest import wait_for
 from tests.images import jpeg
@@ -117,3 +122,32 @@ def test_a_cookie_signed_change_from_another_origin_is_refused(
     assert client.post("/api/projects", json={"folder": "Script"}).status_code == 201
     bearer = {"Authorization": f"Bearer {token}", **other_port}
     assert client.post("/api/projects", json={"folder": "Api"}, headers=bearer).status_code == 201
+
+
+def _bombs(folder: Path, side: int) -> list[Path]:
+    """A tiny AVIF and a tiny HEIC that each declare `side` x `side` flat pixels."""
+    flat = (pyvips.Image.black(side, side, bands=3) + 90).cast("uchar")
+    avif = folder / "bomb.avif"
+    flat.heifsave(str(avif), compression="av1", effort=0, Q=20)
+    heic = folder / "bomb.heic"
+    picture = PIL.Image.new("RGB", (side, side), (90, 90, 90))
+    pillow_heif.from_pillow(picture).save(heic, quality=20)
+    return [avif, heic]
+
+
+@pytest.mark.parametrize("library_changes", [{"cpu_kill_rss_mb": 400}])
+def test_heic_and_avif_bombs_are_refused_from_the_header_by_what_decoding_would_take(
+    client: httpx.Client, library: Library, tmp_path: Path
+) -> None:
+    assert library.limits.max_whole_decode_pixels == whole_decode_pixels(400) < 4000 * 4000
+    for bomb in _bombs(tmp_path, 4000):
+        assert bomb.stat().st_size < 20_000
+        answer = client.post(
+            "/api/upload", files={"file": (bomb.name, bomb.read_bytes())}, data={"collection": "c"}
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errorCode"] == "TOO_MANY_PIXELS"
+        assert "decoded whole" in answer.json()["errorMessage"]
+    fine = tmp_path / "fine.avif"
+    pyvips.Image.black(1000, 1000, bands=3).cast("uchar").heifsave(str(fine), compression="av1")
+    assert probe(fine, library.limits).width == 1000

@@ -17,7 +17,8 @@ from enlarger.api.shapes import Offset, images_json, iso, pagination
 from enlarger.library import service
 from enlarger.library.runtime import Library
 from enlarger.library.service import ImageStatus
-from enlarger.media.sniff import HEAD_BYTES, MIME_TYPES, sniff
+from enlarger.media import MIME_TYPES, sniff
+from enlarger.media.sniff import HEAD_BYTES
 from enlarger.storage import LocalBlobStore, StorageError, UrlSigner, check_key
 
 router = APIRouter()

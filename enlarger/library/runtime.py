@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from enlarger.config import Settings
 from enlarger.db import create_db_engine
-from enlarger.media import Limits, Recipe, set_threads
+from enlarger.media import Limits, Recipe, set_threads, whole_decode_pixels
 from enlarger.queue import JobQueue, store_for_engine
 from enlarger.storage import BlobStore, UrlSigner, load_or_create_secret, open_blob_store
 
@@ -73,7 +73,11 @@ def build_library(settings: Settings, engine: sa.Engine | None = None) -> Librar
             s3_endpoint_url=settings.s3_endpoint_url,
             signer=url_signer(settings),
         ),
-        limits=Limits(settings.max_upload_bytes, settings.max_pixels),
+        limits=Limits(
+            settings.max_upload_bytes,
+            settings.max_pixels,
+            whole_decode_pixels(settings.cpu_kill_rss_mb),
+        ),
         recipes=recipes_from(settings),
     )
 

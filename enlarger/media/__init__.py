@@ -1,7 +1,7 @@
 """Pure image operations: files and settings in, results out. No database, no jobs, no
 HTTP; safe to call from any process."""
 
-from enlarger.media.decode import Limits, Probe, load, probe, set_threads
+from enlarger.media.decode import Limits, Probe, load, probe, set_threads, whole_decode_pixels
 from enlarger.media.errors import MediaError, MediaErrorCode
 from enlarger.media.metadata import Metadata, read_metadata
 from enlarger.media.render import Recipe, Rendered, Rendition, encode, render, thumbhash_of
@@ -26,4 +26,5 @@ __all__ = [
     "set_threads",
     "sniff",
     "thumbhash_of",
+    "whole_decode_pixels",
 ]

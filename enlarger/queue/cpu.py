@@ -1,9 +1,9 @@
 """Supervised child processes for CPU handlers.
 
 Each child runs one job at a time, sent over a pipe; the supervisor side (`CpuChild.run`)
-relays the child's progress reports, enforces the time limit and cancellation by killing
-the process, and recycles children that ran many jobs or grew large. Children come from a
-forkserver, never from forking the multi-threaded worker.
+relays the child's progress reports, enforces the time limit, cancellation and a memory
+ceiling by killing the process, and recycles children that ran many jobs or grew large.
+Children come from a forkserver, never from forking the multi-threaded worker.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from enlarger.queue.context import CancelFlag, JobContext, Reporter
 
 _MP = multiprocessing.get_context("forkserver")
 KILL_WAIT_S = 5.0
+MEMORY_CHECK_S = 0.2  # how often a running child's resident memory is read
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 MALLOC_ARENAS = 2
 
@@ -107,6 +108,7 @@ class CpuChild:
         self.process = _MP.Process(target=_child_main, args=(child_conn,), daemon=True)
         self.process.start()
         child_conn.close()
+        self._usage = psutil.Process(self.process.pid)
         self.tasks_done = 0
         self.last_rss = 0
 
@@ -116,16 +118,26 @@ class CpuChild:
         reporter: Reporter,
         deadline: float | None,
         cancel_flag: CancelFlag,
+        kill_rss: int | None = None,
     ) -> Any:
-        """Run one task; raise the handler's exception, ChildKilled or ChildCrashed."""
+        """Run one task; raise the handler's exception, ChildKilled or ChildCrashed. A
+        child whose resident memory passes `kill_rss` bytes is killed ("memory"): one
+        hostile file must not take the host's memory."""
         self._conn.send(task)
+        next_check = time.monotonic() + MEMORY_CHECK_S
         while True:
             if cancel_flag.is_set():
                 self.kill()
                 raise ChildKilled("cancelled")
-            if deadline is not None and time.monotonic() >= deadline:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
                 self.kill()
                 raise ChildKilled("timeout")
+            if kill_rss is not None and now >= next_check:
+                next_check = now + MEMORY_CHECK_S
+                if self._rss() > kill_rss:
+                    self.kill()
+                    raise ChildKilled("memory")
             try:
                 ready = self._conn.poll(0.05)
             except (EOFError, OSError):
@@ -146,6 +158,12 @@ class CpuChild:
                 return message[1]
             raise message[1]
 
+    def _rss(self) -> int:
+        try:
+            return int(self._usage.memory_info().rss)
+        except psutil.Error:  # it exited: the pipe says how
+            return 0
+
     @property
     def alive(self) -> bool:
         return self.process.is_alive()
@@ -164,19 +182,23 @@ class CpuChild:
 
 class CpuPool:
     """Idle children kept for reuse; a child is recycled after `max_tasks` jobs or once its
-    resident memory passes `max_rss_mb`, so leaks and fragmentation do not accumulate.
+    resident memory passes `max_rss_mb`, so leaks and fragmentation do not accumulate. A
+    child that passes `kill_rss_mb` while it runs is killed.
 
     The forkserver imports `preload` (the CPU handlers' modules) before it forks, so a new
     child starts with them loaded instead of importing them on its first job (a quarter
     of a second of CPU for the photo handlers). The forkserver is one per process and
     started by the first child: modules named by later pools are imported by children."""
 
-    def __init__(self, max_tasks: int, max_rss_mb: int, preload: Iterable[str] = ()) -> None:
+    def __init__(
+        self, max_tasks: int, max_rss_mb: int, kill_rss_mb: int, preload: Iterable[str] = ()
+    ) -> None:
         _MP.set_forkserver_preload(sorted({"enlarger.queue.cpu", *preload}))
         self._idle: list[CpuChild] = []
         self._lock = threading.Lock()
         self._max_tasks = max_tasks
         self._max_rss = max_rss_mb * 1024 * 1024
+        self.kill_rss = kill_rss_mb * 1024 * 1024
         self.recycled = 0
 
     def acquire(self) -> CpuChild:

@@ -33,6 +33,7 @@ class ErrorCode(StrEnum):
     LEASE_EXPIRED = "LEASE_EXPIRED"
     CANCELLED = "CANCELLED"
     WORKER_CRASHED = "WORKER_CRASHED"
+    MEMORY_LIMIT = "MEMORY_LIMIT"
 
 
 class JobError(Exception):

@@ -168,7 +168,12 @@ class Worker:
         cpu_modules = {
             h.fn.__module__ for h in registry.handlers.values() if h.kind is HandlerKind.CPU
         }
-        self._cpu = CpuPool(settings.cpu_max_tasks_per_child, settings.cpu_max_rss_mb, cpu_modules)
+        self._cpu = CpuPool(
+            settings.cpu_max_tasks_per_child,
+            settings.cpu_max_rss_mb,
+            settings.cpu_kill_rss_mb,
+            cpu_modules,
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: dict[int, asyncio.Future[None]] = {}  # async executions, on the loop
         self._loop_outcomes: list[Outcome] = []  # finished on the loop, not yet handed over
@@ -538,7 +543,13 @@ class Worker:
             self.settings,
         )
         try:
-            return child.run(task, running.ctx.reporter, running.deadline, running.ctx.cancel_flag)
+            return child.run(
+                task,
+                running.ctx.reporter,
+                running.deadline,
+                running.ctx.cancel_flag,
+                kill_rss=self._cpu.kill_rss,
+            )
         finally:
             self._cpu.release(child)
 
@@ -575,6 +586,10 @@ class Worker:
         """Map what a handler raised to its job's outcome."""
         if isinstance(exc, JobCancelled | asyncio.CancelledError):
             return self._cancelled(job)
+        if isinstance(exc, ChildKilled) and exc.reason == "memory":
+            limit_mb = self.settings.cpu_kill_rss_mb
+            message = f"the handler's process passed {limit_mb} MB of memory and was killed"
+            return self._failure(job, ErrorCode.MEMORY_LIMIT, message, retryable=False)
         if isinstance(exc, ChildKilled) and exc.reason != "timeout":
             return self._cancelled(job)
         if isinstance(exc, ChildKilled | TimeoutError):
