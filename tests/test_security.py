@@ -151,3 +151,69 @@ def test_heic_and_avif_bombs_are_refused_from_the_header_by_what_decoding_would_
     fine = tmp_path / "fine.avif"
     pyvips.Image.black(1000, 1000, bands=3).cast("uchar").heifsave(str(fine), compression="av1")
     assert probe(fine, library.limits).width == 1000
+
+
+LONG_ACCENTED = "é" * 150  # 150 characters, 300 bytes in UTF-8
+EMOJI_NAME = "📷" * 60 + ".jpg"  # 64 characters, 244 bytes
+
+
+def test_names_are_limited_in_bytes_and_what_passes_can_be_stored_trashed_and_numbered(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    refused = client.post("/api/projects", json={"folder": LONG_ACCENTED})
+    assert refused.status_code == 422 and "bytes" in refused.json()["detail"], refused.text
+    too_long_title = client.post("/api/projects", json={"folder": "Ok", "title": "t" * 300})
+    assert too_long_title.status_code == 422
+    assert client.post("/api/projects", json={"folder": "é" * 100}).status_code == 201
+
+    photo = jpeg(tmp_path / "a.jpg").read_bytes()
+    files = [("files", (EMOJI_NAME, photo)), ("files", ("ok.jpg", photo))]
+    answer = client.post(f"/api/projects/{'é' * 100}/upload", files=files)
+    assert answer.status_code == 201, answer.text
+    outcomes = {f["filename"]: f for f in answer.json()["files"]}
+    assert outcomes[EMOJI_NAME]["error_code"] == "INVALID_NAME"
+    assert "bytes" in outcomes[EMOJI_NAME]["error_message"]
+
+    longest = "ä" * 98 + ".jpg"  # 200 bytes: the longest name, numbered and trashed
+    other = jpeg(tmp_path / "b.jpg", 640, 480).read_bytes()
+    by_api = client.post(
+        "/api/upload", files={"file": (EMOJI_NAME, other)}, data={"collection": "c" * 200}
+    )
+    assert by_api.status_code == 201, by_api.text
+    too_long = client.post(
+        "/api/upload", files={"file": ("x.jpg", other)}, data={"collection": "c" * 201}
+    )
+    assert too_long.status_code == 422 and "collection" in too_long.json()["detail"]
+    ids = [by_api.json()["imageId"]]
+    for data in (photo, other):
+        sent = client.post("/api/upload", files={"file": (longest, data)}, data={"collection": "L"})
+        ids.append(sent.json()["imageId"])
+    run_worker()
+    for image_id in ids:
+        wait_for(lambda i=image_id: client.get(f"/api/images/{i}").json()["status"] == "STORED")
+    keys = [client.get(f"/api/images/{i}").json()["originalPath"] for i in ids]
+    assert {k.rsplit("/", 1)[-1] for k in keys[1:]} == {longest, longest[:-4] + "-2.jpg"}
+    for image_id in ids:
+        assert client.delete(f"/api/images/{image_id}").status_code == 204
+    assert list(library.temp_dir.iterdir()) == []
+
+
+def test_an_original_that_cannot_be_stored_fails_its_image_and_drops_the_upload(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    blocker = library.blobs.path("projects") / "blocked"  # type: ignore[attr-defined]
+    blocker.parent.mkdir(parents=True)
+    blocker.write_bytes(b"a file where the project's folder would be")
+    photo = jpeg(tmp_path / "a.jpg").read_bytes()
+    sent = client.post(
+        "/api/upload", files={"file": ("a.jpg", photo)}, data={"collection": "Blocked"}
+    )
+    image_id = sent.json()["imageId"]
+    run_worker()
+    image = wait_for(
+        lambda: (i := client.get(f"/api/images/{image_id}").json())["status"] == "FAILED" and i,
+        timeout=30,
+    )
+    assert image["errorCode"] == "STORAGE_ERROR"
+    assert str(tmp_path) not in image["errorMessage"]
+    assert list(library.temp_dir.iterdir()) == []

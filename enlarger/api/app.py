@@ -22,9 +22,8 @@ from enlarger.catalog.service import NotFound as ProductNotFound
 from enlarger.catalog.states import InvalidTransition
 from enlarger.config import Settings
 from enlarger.library.project_jobs import InvalidJob
-from enlarger.library.projects import InvalidName
 from enlarger.library.runtime import Library, build_library
-from enlarger.library.service import Conflict, NotFound
+from enlarger.library.service import Conflict, InvalidName, NotFound
 from enlarger.media import MediaError, MediaErrorCode
 
 

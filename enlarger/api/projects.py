@@ -25,7 +25,7 @@ router = APIRouter()
 class NewProject(BaseModel):
     model_config = ConfigDict(extra="forbid")
     folder: str = Field(min_length=1, max_length=200)
-    title: str | None = Field(None, max_length=500)
+    title: str | None = Field(None, max_length=200)  # it is the collection's name too
 
 
 class KeepChange(BaseModel):

@@ -22,6 +22,7 @@ from enlarger.library.service import JobType
 from enlarger.library.tasks import Maintenance
 from enlarger.media import MediaError, Recipe, probe, render
 from enlarger.queue import ItemStatus, JobContext, PermanentError, Registry
+from enlarger.storage import StorageError
 
 registry = Registry()
 
@@ -32,12 +33,24 @@ def _library(ctx: JobContext) -> Library:
     return library_for(ctx.settings)
 
 
+STORAGE_ERROR = "STORAGE_ERROR"
+
+
 @registry.handler(JobType.OFFLOAD_ORIGINAL, kind="io", max_attempts=5, timeout_s=600)
 def offload_original(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """Storage errors are retried; on the last attempt the image is marked FAILED with
+    STORAGE_ERROR, so it never waits as INGESTED for an offload that will not come."""
+    library = _library(ctx)
     try:
-        key = service.offload_original(_library(ctx), payload["imageId"])
+        key = service.offload_original(library, payload["imageId"])
     except service.NotFound:
         return {"skipped": "the image was deleted"}
+    except (OSError, StorageError) as error:
+        if ctx.attempt < ctx.max_attempts:
+            raise
+        message = f"the original could not be stored: {type(error).__name__}"
+        service.fail_offload(library, payload["imageId"], STORAGE_ERROR, message)
+        raise PermanentError(STORAGE_ERROR, message) from None
     return {"originalPath": key}
 
 

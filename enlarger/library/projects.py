@@ -19,7 +19,14 @@ from enlarger.db.schema import images, photo_files, photos, projects
 from enlarger.db.types import db_now
 from enlarger.library import service
 from enlarger.library.runtime import Library
-from enlarger.library.service import Conflict, ImageStatus, JobType, NotFound, Received
+from enlarger.library.service import (
+    Conflict,
+    ImageStatus,
+    InvalidName,
+    JobType,
+    NotFound,
+    Received,
+)
 from enlarger.library.tasks import AFTER_COMMIT, enqueue_task, schedule_project
 from enlarger.media import MediaError
 from enlarger.media.sniff import RAW_FORMATS
@@ -28,10 +35,6 @@ from enlarger.storage import StorageError, check_name
 JPG, RAW = "jpg", "raw"
 SIDECAR_SUFFIXES = (".xmp",)  # carried along with their photo, never decoded
 PENDING, PROCESSING, DONE, FAILED = "pending", "processing", "done", "failed"
-
-
-class InvalidName(ValueError):
-    """A folder or file name enlarger will not use; the message says why."""
 
 
 def check_folder(folder: str) -> str:

@@ -139,6 +139,29 @@ def read_chunks(source: BinaryIO) -> Iterator[bytes]:
 # ---- ingest -------------------------------------------------------------------------------
 
 
+class InvalidName(ValueError):
+    """A folder, file, title or collection name enlarger will not use; the message says
+    why."""
+
+
+# the longest names the database keeps (projects.name, images.title, original_filename)
+MAX_COLLECTION_CHARS = 200
+MAX_TITLE_CHARS = 500
+
+
+def check_upload_names(filename: str | None, title: str | None, collection: str) -> None:
+    """InvalidName for an upload's names that cannot be kept as given."""
+    for what, value, limit in (
+        ("collection", collection, MAX_COLLECTION_CHARS),
+        ("title", title, MAX_TITLE_CHARS),
+        ("file name", filename, MAX_TITLE_CHARS),
+    ):
+        if value and len(value) > limit:
+            raise InvalidName(f"the {what} is {len(value)} characters; the most is {limit}")
+        if value and "\x00" in value:
+            raise InvalidName(f"the {what} contains a NUL character")
+
+
 def ingest(
     library: Library,
     received: Received,
@@ -151,6 +174,11 @@ def ingest(
     its OFFLOAD_ORIGINAL job, or as FAILED with an error code, keeping no bytes. The same
     bytes in the same collection are the same image, failed or not."""
     name = (collection or DEFAULT_COLLECTION).strip() or DEFAULT_COLLECTION
+    try:
+        check_upload_names(filename, title, name)
+    except InvalidName:
+        received.path.unlink(missing_ok=True)
+        raise
     row, failed = examine(library, received, filename=filename, title=title)
     image_id = row["id"]
     if failed is None:
@@ -312,13 +340,16 @@ def live_duplicate(conn: sa.Connection, project_id: int, checksum: str) -> sa.Ro
     ).first()
 
 
+FOLDER_CHARS = 100  # a folder made from a collection's name keeps this much of it
+
+
 def project_id_for(library: Library, conn: sa.Connection, name: str) -> int:
     """The project called `name`, created on first use with a unique, safe folder (and
     its maintenance schedules)."""
     found = conn.execute(sa.select(projects.c.id).where(projects.c.name == name)).scalar()
     if found is not None:
         return int(found)
-    base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "project"
+    base = re.sub(r"[^a-z0-9]+", "-", name.lower())[:FOLDER_CHARS].strip("-") or "project"
     folder = base
     for n in range(2, 1000):
         taken = conn.execute(sa.select(projects.c.id).where(projects.c.folder == folder)).first()
@@ -345,20 +376,19 @@ def offload_original(library: Library, image_id: str, enqueue_derivatives: bool 
     row = get_image_row(library, image_id)
     if row.original_key is not None:
         return str(row.original_key)
-    with library.engine.connect() as conn:
-        key = _original_key(library, conn, row)
-    temp = Path(row.temp_path)
-    if temp.is_file():
-        library.blobs.take_file(key, temp)
-    elif library.blobs.remote and library.blobs.exists(staging_key(image_id)):
-        library.blobs.move(staging_key(image_id), key)
-    elif not library.blobs.exists(key):
-        raise FileNotFoundError(
-            f"image {image_id}: its upload is neither at {temp} on this host nor staged in "
-            "storage, and was never stored (a worker must see the API host's data_dir "
-            "when storage is local)"
-        )
     with library.engine.begin() as conn:
+        key = _original_key(library, conn, row)  # the project stays locked until commit
+        temp = Path(row.temp_path)
+        if temp.is_file():
+            library.blobs.take_file(key, temp)
+        elif library.blobs.remote and library.blobs.exists(staging_key(image_id)):
+            library.blobs.move(staging_key(image_id), key)
+        elif not library.blobs.exists(key):
+            raise FileNotFoundError(
+                f"image {image_id}: its upload is neither in this host's temp folder nor "
+                "staged in storage, and was never stored (a worker must see the API host's "
+                "data_dir when storage is local)"
+            )
         conn.execute(
             images.update()
             .where(images.c.id == image_id)
@@ -373,6 +403,15 @@ def offload_original(library: Library, image_id: str, enqueue_derivatives: bool 
         if enqueue_derivatives:
             enqueue_preview(library, conn, image_id, key, priority=DERIVATIVE_PRIORITY)
     return key
+
+
+def fail_offload(library: Library, image_id: str, code: str, message: str) -> None:
+    """An original that will never be stored: its image FAILED, its upload dropped."""
+    row = get_image_row(library, image_id)
+    mark_failed(library, image_id, code, message)
+    if row.temp_path:
+        Path(row.temp_path).unlink(missing_ok=True)
+    discard_staged(library, image_id)
 
 
 def enqueue_preview(
@@ -433,9 +472,13 @@ def _original_key(
 ) -> str:
     """projects/<folder>/<file name> in the image's project (or `project_id`'s); when
     another image or a file dropped in by hand holds that name, the first free of
-    `name-2.ext`, `name-3.ext`…"""
+    `name-2.ext`, `name-3.ext`… The project's row is locked, so two images given the
+    same name at once cannot both take it: call it in the transaction that records the
+    key, and move the file before that commits."""
     folder = conn.execute(
-        sa.select(projects.c.folder).where(projects.c.id == (project_id or row.project_id))
+        sa.select(projects.c.folder)
+        .where(projects.c.id == (project_id or row.project_id))
+        .with_for_update()
     ).scalar_one()
     try:
         name = check_name(row.original_filename or "")

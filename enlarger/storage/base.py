@@ -30,7 +30,10 @@ def check_key(key: str) -> str:
     return normal
 
 
-MAX_NAME_CHARS = 200
+# File systems limit a name to 255 bytes (not characters: an "é" is two in UTF-8, an
+# emoji four). The rest is room for what enlarger adds: an image id before a name in the
+# trash (33 bytes), a number after it (`-999`).
+MAX_NAME_BYTES = 200
 
 
 def check_name(name: str, what: str = "file name") -> str:
@@ -38,8 +41,11 @@ def check_name(name: str, what: str = "file name") -> str:
     not hidden (dot names are enlarger's own, like `.trash`); Unicode is welcome and
     normalised to NFC. StorageError says what is wrong."""
     normal = unicodedata.normalize("NFC", name)
-    if not normal or len(normal) > MAX_NAME_CHARS:
-        raise StorageError(f"a {what} must be 1 to {MAX_NAME_CHARS} characters")
+    size = len(normal.encode("utf-8", "surrogatepass"))
+    if not normal or size > MAX_NAME_BYTES:
+        raise StorageError(
+            f"a {what} must be 1 to {MAX_NAME_BYTES} bytes in UTF-8; this one is {size}"
+        )
     if "/" in normal or "\\" in normal:
         raise StorageError(f"the {what} {name!r} contains a path separator")
     if any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in normal):
