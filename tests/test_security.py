@@ -3,9 +3,13 @@ Real servers on loopback, both backends, real files on disk."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -13,18 +17,21 @@ import PIL.Image
 import pillow_heif
 import pytest
 import pyvips
+import sqlalchemy as sa
 
 from enlarger.access import tokens
 from enlarger.access.tokens import Role
 from enlarger.api.auth import TOKEN_COOKIE
 from enlarger.library import maintenance, projects
-from enlarger.library.runtime import Library
+from enlarger.library.runtime import Library, build_library
 from enlarger.library.tasks import Maintenance
 from enlarger.media import probe, whole_decode_pixels
 from enlarger.queue import Worker
-from tests.conftest import wait_for
+from tests.conftest import FAST, loopback_socket, serving, wait_for
 from tests.images import jpeg
+from tests.photos import processed
 
+JSON = {"content-type": "application/json"}
 SCRIPT = b"<html><body><script>fetch('/api/tokens',{method:'POST'})</script></body></html>"
 
 
@@ -217,3 +224,119 @@ def test_an_original_that_cannot_be_stored_fails_its_image_and_drops_the_upload(
     assert image["errorCode"] == "STORAGE_ERROR"
     assert str(tmp_path) not in image["errorMessage"]
     assert list(library.temp_dir.iterdir()) == []
+
+
+def _at_once(count: int, send: Callable[[], httpx.Response]) -> list[httpx.Response]:
+    """`count` requests sent together (each on its own connection), their answers."""
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(lambda _: send(), range(count)))
+
+
+def test_twenty_requests_racing_on_one_project_get_no_server_error(
+    live_server: str, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    limits = httpx.Limits(max_connections=40)
+    with httpx.Client(base_url=live_server, timeout=60, limits=limits) as client:
+        assert client.post("/api/projects", json={"folder": "race"}).status_code == 201
+        same = jpeg(tmp_path / "same.jpg").read_bytes()
+        uploads = _at_once(
+            20, lambda: client.post("/api/projects/race/upload", files={"files": ("S.jpg", same)})
+        )
+        assert sorted({u.status_code for u in uploads}) == [200, 201], [u.text for u in uploads]
+        outcomes = [u.json()["files"][0] for u in uploads]
+        assert sum(not o["duplicate"] for o in outcomes) == 1
+        assert len({o["image_id"] for o in outcomes}) == 1
+
+        others = [
+            ("files", (f"P{n}.jpg", jpeg(tmp_path / f"{n}.jpg", 300 + n).read_bytes()))
+            for n in range(4)
+        ]
+        assert client.post("/api/projects/race/upload", files=others).status_code == 201
+        run_worker()
+        wait_for(
+            lambda: all(processed(client, "race", b) for b in ("S", "P0", "P1", "P2", "P3")),
+            timeout=60,
+        )
+        for basename in ("S", "P0", "P1", "P2", "P3"):
+            kept = client.patch(f"/api/projects/race/photos/{basename}", json={"keep_jpg": False})
+            assert kept.status_code == 200, kept.text
+
+        commits = _at_once(20, lambda: client.post("/api/projects/race/commit-changes"))
+        assert {c.status_code for c in commits} == {200}, [c.text for c in commits]
+        trashed = [name for c in commits for name in c.json()["trashed"]]
+        assert sorted(trashed) == ["P0.jpg", "P1.jpg", "P2.jpg", "P3.jpg", "S.jpg"]
+
+        restores = _at_once(
+            20,
+            lambda: client.post("/api/projects/race/trash/restore", json={"filenames": ["S.jpg"]}),
+        )
+        assert {r.status_code for r in restores} == {200}, [r.text for r in restores]
+        assert sum(r.json()["restored"] == ["S.jpg"] for r in restores) == 1
+        photos = client.get("/api/projects/race/photos").json()["photos"]
+        assert [p["basename"] for p in photos if p["files"]] == ["S"]
+
+
+def test_nul_characters_and_nan_get_a_4xx_never_a_server_error(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    assert client.post("/api/projects", json={"folder": "nul"}).status_code == 201
+    photo = jpeg(tmp_path / "a.jpg").read_bytes()
+    image_id = client.post("/api/upload", files={"file": ("a.jpg", photo)}).json()["imageId"]
+    requests = [
+        ("GET", "/api/images?collection=a%00b", None),
+        ("GET", "/api/images/a%00b", None),
+        ("PATCH", f"/api/images/{image_id}", {"title": "a\x00b"}),
+        ("PATCH", f"/api/images/{image_id}", {"collection": "a\x00b"}),
+        ("POST", "/api/projects", {"folder": "a\x00b"}),
+        ("POST", "/api/projects", {"folder": "x", "title": "a\x00b"}),
+        ("GET", "/api/projects/a%00b/photos", None),
+        ("PATCH", "/api/projects/nul/photos/a%00b", {"keep_jpg": False}),
+        ("POST", "/api/projects/nul/trash/restore", {"filenames": ["a\x00b"]}),
+        ("POST", "/api/projects/nul/process", {"filenames": ["a\x00b"]}),
+        ("GET", "/api/jobs?type=a%00b", None),
+        ("GET", "/api/admin/jobs?type=a%00b", None),
+        ("POST", "/api/admin/job-types/a%00b/pause", None),
+        ("GET", "/api/product-jobs?sku=a%00b", None),
+        ("POST", "/api/product-jobs/cleanup", '{"olderThanDays": NaN}'),
+    ]
+    for method, path, body in requests:
+        sent = body if isinstance(body, str) else json.dumps(body)
+        answer = client.request(method, path, content=sent, headers=JSON)
+        assert 400 <= answer.status_code < 500, (method, path, answer.status_code, answer.text)
+    form = {"title": "a\x00b"}
+    answer = client.post("/api/upload", files={"file": ("b.jpg", photo + b"x")}, data=form)
+    assert answer.status_code == 422, answer.text
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MB file system of its own (tmpfs), to fill up."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_a_full_disk_is_a_507_in_json_with_the_request_id_logged_and_counted(
+    db_url: str, engine: sa.Engine, small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="enlarger.http")
+    settings = FAST.replace(data_dir=small_disk / "data", database_url=db_url)
+    library = build_library(settings, engine)
+    big = os.urandom(3 * 1024 * 1024)
+    with serving(library, loopback_socket()) as base, httpx.Client(base_url=base) as client:
+        answer = client.post("/api/upload", files={"file": ("big.jpg", big)})
+        assert answer.status_code == 507, answer.text
+        body = answer.json()
+        assert body["requestId"] == answer.headers["x-request-id"]
+        assert "full" in body["detail"]
+        assert list(library.temp_dir.iterdir()) == []
+        metrics = client.get("/metrics").text
+    assert 'route="/api/upload",status="507"' in metrics
+    logged = [r for r in caplog.records if r.name == "enlarger.http" and "507" in r.getMessage()]
+    assert logged, "no access-log line for the 507"

@@ -3,18 +3,23 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from fastapi import Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from enlarger import __version__
 from enlarger.api import admin, events, images, jobs, ops, products, projects, web
 from enlarger.api.auth import authorize
 from enlarger.api.events import EventHub
+from enlarger.api.guards import RefuseNul
 from enlarger.api.multipart import MalformedForm
 from enlarger.catalog.runtime import catalog_from
 from enlarger.catalog.service import InvalidReport, LimitReached, UnknownTheme
@@ -44,7 +49,8 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
     app.state.catalog = catalog_from(app.state.library)
     app.state.event_hub = EventHub(app.state.library.queue.store, settings.poll_interval_ms / 1000)
     app.state.metrics = ops.metrics_registry(app.state.library)
-    app.add_middleware(ops.RequestObserver, registry=app.state.metrics)
+    app.add_middleware(RefuseNul)
+    app.add_middleware(ops.RequestObserver, registry=app.state.metrics)  # the outermost
     app.include_router(ops.router)
     app.include_router(images.router)
     app.include_router(admin.router)
@@ -80,6 +86,11 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
     async def malformed(_request: Request, exc: MalformedForm) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_input(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's own answer, minus what JSON cannot carry (a NaN that was sent)."""
+        return JSONResponse({"detail": json_safe(jsonable_encoder(exc.errors()))}, 422)
+
     @app.exception_handler(MediaError)
     async def media_error(_request: Request, exc: MediaError) -> JSONResponse:
         status = 413 if exc.code is MediaErrorCode.TOO_LARGE else 422
@@ -87,6 +98,17 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
         return JSONResponse(body, status_code=status)
 
     return app
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with NaN and infinities as strings: JSON has no number for them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_safe(item) for item in value]
+    return value
 
 
 STREAM_SHUTDOWN_S = 5  # a stream still open this long after a shutdown began is cut off

@@ -1,9 +1,13 @@
 """The operational surface: `/healthz`, `/readyz`, `/metrics`, and the middleware that
 gives every request an id (`X-Request-ID`, in the response and in every log line made
-while it is handled), logs it, and counts it by route and status."""
+while it is handled), logs it, and counts it by route and status. An error no route
+handled is answered here too, as JSON naming the request id (507 when the disk is full),
+so it is logged, counted and traceable like any other answer."""
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
 import re
 import time
@@ -74,15 +78,31 @@ class RequestObserver:
         rid = given if GOOD_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         token = logs.request_id.set(rid)
         started = time.perf_counter()
+        answered = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal answered
             if message["type"] == "http.response.start":
+                answered = True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
                 self._observe(scope, message["status"], time.perf_counter() - started)
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as error:
+            if answered:
+                raise  # the answer is under way: the server can only cut it off
+            status, body = error_answer(error, rid)
+            if status == 507:
+                access_log.error("%s %s: %s", scope["method"], scope["path"], error)
+            else:
+                access_log.exception("%s %s failed", scope["method"], scope["path"])
+            headers = [(b"content-type", b"application/json")]
+            await send_with_id(
+                {"type": "http.response.start", "status": status, "headers": headers}
+            )
+            await send({"type": "http.response.body", "body": body})
         finally:
             logs.request_id.reset(token)
 
@@ -99,6 +119,15 @@ class RequestObserver:
             seconds * 1000,
             extra={"method": scope["method"], "path": scope["path"], "status": status},
         )
+
+
+def error_answer(error: Exception, request_id: str) -> tuple[int, bytes]:
+    """The status and JSON body for an error no route handled."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        status, detail = 507, "the server's storage is full; nothing was kept of this request"
+    else:
+        status, detail = 500, "internal error; the server's log has it under this request id"
+    return status, json.dumps({"detail": detail, "requestId": request_id}).encode()
 
 
 # ---- the state of the engine and the library, read at each scrape ---------------------

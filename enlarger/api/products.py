@@ -209,7 +209,7 @@ def product_job_stats(catalog: CatalogDep) -> dict[str, Any]:
 
 class Cleanup(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    olderThanDays: float = Field(ge=0, le=36_500)  # at most a century
+    olderThanDays: float = Field(ge=0, le=36_500, allow_inf_nan=False)  # at most a century
 
 
 @router.post("/api/product-jobs/cleanup", summary="Delete finished jobs older than N days")

@@ -140,7 +140,7 @@ job_events = sa.Table(
 job_schedules = sa.Table(
     "job_schedules",
     metadata,
-    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(300), primary_key=True),  # project:<folder>:<task>
     sa.Column("job_type", sa.String(100), nullable=False),
     sa.Column("payload", NullableJson, nullable=True),
     sa.Column("priority", sa.Integer, nullable=False, server_default="0"),

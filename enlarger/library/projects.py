@@ -160,6 +160,7 @@ def _record(
     outcomes: list[FileOutcome] = []
     new_names: list[str] = []
     with library.engine.begin() as conn:
+        service.lock_project(conn, project.id)
         for name, row, upload_ in accepted:
             existing = service.live_duplicate(conn, project.id, row["checksum"])
             if existing is not None:
@@ -449,8 +450,12 @@ def commit_changes(library: Library, folder: str) -> Committed:
         drop = {JPG: not photo["keep_jpg"], RAW: not photo["keep_raw"]}
         gone = [f for f in photo["files"] if drop[f["role"]]]
         for file in gone:
-            service.delete_image(library, file["imageId"])
-            trashed.append(file["filename"])
+            try:
+                moved = service.delete_image(library, file["imageId"])
+            except NotFound:  # another commit, running at once, trashed it
+                moved = False
+            if moved:
+                trashed.append(file["filename"])
         left = [f for f in photo["files"] if f not in gone]
         if not gone:
             continue

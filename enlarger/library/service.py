@@ -115,7 +115,8 @@ class UploadWriter:
         return Received(self.path, self._digest.hexdigest(), self._size)
 
     def discard(self) -> None:
-        self._out.close()
+        with contextlib.suppress(OSError):  # closing flushes: on a full disk that fails too
+            self._out.close()
         self.path.unlink(missing_ok=True)
 
 
@@ -329,6 +330,18 @@ def _ingested(row: sa.Row[Any], created: bool) -> Ingested:
     )
 
 
+def lock_project(conn: sa.Connection, project_id: int) -> str:
+    """Lock the project's row until the transaction ends (SQLite's write transactions
+    hold the whole database already) and return its folder. Whoever picks a free name or
+    checks for duplicates in a project takes it first, so two requests at once cannot
+    both find the same name free or the same bytes new."""
+    return str(
+        conn.execute(
+            sa.select(projects.c.folder).where(projects.c.id == project_id).with_for_update()
+        ).scalar_one()
+    )
+
+
 def live_duplicate(conn: sa.Connection, project_id: int, checksum: str) -> sa.Row[Any] | None:
     """The project's live image with these bytes, if any."""
     return conn.execute(
@@ -475,11 +488,7 @@ def _original_key(
     `name-2.ext`, `name-3.ext`… The project's row is locked, so two images given the
     same name at once cannot both take it: call it in the transaction that records the
     key, and move the file before that commits."""
-    folder = conn.execute(
-        sa.select(projects.c.folder)
-        .where(projects.c.id == (project_id or row.project_id))
-        .with_for_update()
-    ).scalar_one()
+    folder = lock_project(conn, project_id or row.project_id)
     try:
         name = check_name(row.original_filename or "")
     except StorageError:  # the photo API takes any name; the file gets a safe one
@@ -854,6 +863,10 @@ def restore_image(library: Library, image_id: str, key: str) -> None:
     live file holds that name or the project holds these bytes again."""
     with library.engine.begin() as conn:
         row = conn.execute(sa.select(images).where(images.c.id == image_id)).one()
+        lock_project(conn, row.project_id)
+        row = conn.execute(sa.select(images).where(images.c.id == image_id)).one()
+        if row.deleted_at is None or row.original_key is None:
+            raise Conflict("not in the trash (restored meanwhile)")
         if live_duplicate(conn, row.project_id, row.checksum) is not None:
             raise Conflict("the project holds these bytes again")
         holder = conn.execute(

@@ -1,0 +1,88 @@
+"""Checks on the raw request, before any route: what no route could take.
+
+A NUL character cannot be stored by PostgreSQL and is never a meaningful name, so a
+request carrying one in its path, its query or a JSON string is refused with 422 here,
+rather than each route meeting it as a database error."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+NUL_REFUSED = json.dumps({"detail": "the request contains a NUL character (U+0000)"}).encode()
+
+
+class RefuseNul:
+    """ASGI middleware: 422 for NUL in the path, the query or a JSON body's strings. JSON
+    bodies (small: uploads are multipart) are read whole to be checked, then replayed."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if "\x00" in scope["path"] or b"\x00" in unquote_to_bytes(scope["query_string"]):
+            await _refuse(send)
+            return
+        content_type = dict(scope["headers"]).get(b"content-type", b"")
+        if not content_type.startswith(b"application/json"):
+            await self.app(scope, receive, send)
+            return
+        body, more = await _read_body(receive)
+        if b"\\u0000" in body.lower() and _has_nul(body):
+            await _refuse(send)
+            return
+        await self.app(scope, _replay(body, more, receive), send)
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, list[Message]]:
+    """The whole body, and any message that came after it (a disconnect)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), [message]
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks), []
+
+
+def _replay(body: bytes, more: list[Message], receive: Receive) -> Receive:
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}, *more]
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
+
+
+def _has_nul(body: bytes) -> bool:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return False  # not JSON after all: the route says what is wrong with it
+    return _any_nul(document)
+
+
+def _any_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_any_nul(k) or _any_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_any_nul(item) for item in value)
+    return False
+
+
+async def _refuse(send: Send) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(NUL_REFUSED)),
+    ]
+    await send({"type": "http.response.start", "status": 422, "headers": headers})
+    await send({"type": "http.response.body", "body": NUL_REFUSED})
