@@ -67,6 +67,16 @@ class ImageHost:
                     self.send_header("Location", "/photo.jpg")
                     self.end_headers()
                     return
+                if self.path == "/drip":  # one byte every 0.1 s of a declared 1000
+                    self.send_response(200)
+                    self.send_header("Content-Type", "image/jpeg")
+                    self.send_header("Content-Length", "1000")
+                    self.end_headers()
+                    for _ in range(1000):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(0.1)
+                    return
                 if self.path == "/busy":
                     self.send_response(503)
                     self.end_headers()
@@ -382,6 +392,36 @@ def test_fetch_is_refused_from_private_addresses_unless_allowed(
     assert not (tmp_path / "g").exists() and not list(tmp_path.glob("*.part"))
     with pytest.raises(StageFailed, match="only http"):
         fetch("file:///etc/passwd", tmp_path / "h", digest, allowed)
+
+
+def test_fetch_keeps_its_time_limit_against_a_drip(image_host: ImageHost, tmp_path: Path) -> None:
+    allowed = FetchLimits(timeout_s=1.5, allow_hosts=frozenset({f"127.0.0.1:{image_host.port}"}))
+    started = time.monotonic()
+    with pytest.raises(StageFailed, match="too long") as slow:
+        fetch(f"http://127.0.0.1:{image_host.port}/drip", tmp_path / "d", "0" * 64, allowed)
+    assert slow.value.retryable
+    assert time.monotonic() - started < 10  # not the 100 s the drip would take
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::ffff:127.0.0.1",  # IPv4-mapped
+        "64:ff9b::7f00:1",  # NAT64
+        "2002:7f00:1::1",  # 6to4
+        "::7f00:1",  # IPv4-compatible
+        "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo, client 10.0.0.1
+        "::1",
+        "fe80::1",
+    ],
+)
+def test_fetch_judges_ipv6_addresses_by_the_ipv4_address_they_carry(
+    address: str, tmp_path: Path
+) -> None:
+    with pytest.raises(StageFailed, match="private, loopback") as refused:
+        fetch(f"http://[{address}]:9/p.jpg", tmp_path / "x", "0" * 64, FetchLimits())
+    assert not refused.value.retryable
 
 
 def test_list_filters_pagination_and_cleanup(

@@ -4,8 +4,9 @@ The URL comes from outside, so it is treated as hostile: only http and https; th
 addresses must all be public (no loopback, private, link-local, multicast or reserved
 address) unless `host:port` is in the allow list; the connection goes to the address that
 was checked (no second DNS answer can move it); every redirect is checked the same way;
-the body is streamed to disk under a size limit and a total time limit, must be declared
-an image (or a generic binary), and its sha256 must be the one announced.
+the body is streamed to disk under a size limit and a total time limit (checked at every
+read, and no read waits long), must be declared an image (or a generic binary), and its
+sha256 must be the one announced.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import httpx
 from enlarger.catalog.states import ProductError, StageFailed
 
 ACCEPTED_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
-CHUNK = 256 * 1024
+STALL_S = 30.0  # the longest one read may wait for bytes (the total limit still applies)
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,8 @@ def _request(
     netloc = f"[{address}]" if ":" in address else address
     pinned = parts._replace(netloc=f"{netloc}:{port}").geturl()
     headers = {"Host": parts.netloc.rpartition("@")[2], "Accept": "image/*"}
-    timeout = max(0.1, deadline - time.monotonic())
+    remaining = max(0.1, deadline - time.monotonic())
+    timeout = httpx.Timeout(remaining, read=min(remaining, STALL_S))
     try:
         request = client.build_request(
             "GET",
@@ -119,13 +123,25 @@ def _checked_address(host: str, port: int, allow_hosts: frozenset[str]) -> str:
     addresses = [str(info[4][0]) for info in infos]
     if f"{host}:{port}" not in allow_hosts:
         for address in addresses:
-            ip = ipaddress.ip_address(address.split("%", 1)[0])
-            if not ip.is_global or ip.is_multicast:
+            if not _public(ipaddress.ip_address(address.split("%", 1)[0])):
                 raise _failed(
                     f"{host} resolves to {address}, a private, loopback or link-local address; "
                     "list it in ENLARGER_FETCH_ALLOW_HOSTS as host:port to fetch from it"
                 )
     return addresses[0]
+
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether `ip` is a public unicast address. An IPv6 address that carries an IPv4
+    one (mapped, 6to4, NAT64, Teredo, IPv4-compatible) is judged by that IPv4 address: a
+    gateway would take `64:ff9b::7f00:1` to 127.0.0.1."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if ip in NAT64 or (ip in IPV4_COMPATIBLE and int(ip) > 1):
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            return _public(embedded)
+    return ip.is_global and not ip.is_multicast
 
 
 def _check_status(response: httpx.Response) -> None:
@@ -159,7 +175,7 @@ def _save(
     tmp = dest.with_name(dest.name + ".part")
     try:
         with tmp.open("wb") as out:
-            for chunk in response.iter_bytes(CHUNK):
+            for chunk in response.iter_bytes():  # each read as it comes: a drip cannot hide
                 size += len(chunk)
                 if size > limits.max_bytes:
                     raise _failed(f"the image is over the limit of {limits.max_bytes:,} bytes")
