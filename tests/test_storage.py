@@ -30,6 +30,7 @@ from enlarger.storage import (
     open_blob_store,
     safe_name,
 )
+from enlarger.storage.s3 import S3BlobStore
 from tests.conftest import FAST, wait_for
 from tests.images import jpeg
 
@@ -82,6 +83,10 @@ def test_blob_store_lists_a_folder_and_dates_moves(blobs: BlobStore, tmp_path: P
     blobs.put_bytes("projects/trip/b.nef", b"bb")
     blobs.put_bytes("projects/trip/.trash/old.jpg", b"old")
     blobs.put_bytes("projects/trip-2/c.jpg", b"c")
+    if isinstance(blobs, S3BlobStore):  # folder markers, as the S3 console makes them
+        for marker in ("projects/trip/", "projects/trip/.trash/"):
+            key = f"{blobs.prefix}/{marker}" if blobs.prefix else marker
+            blobs.client.put_object(Bucket=blobs.bucket, Key=key, Body=b"")
     listed = {info.name: info.size_bytes for info in blobs.list_folder("projects/trip")}
     assert listed == {"a.jpg": 4, "b.nef": 2}
     assert [i.name for i in blobs.list_folder("projects/trip/.trash")] == ["old.jpg"]

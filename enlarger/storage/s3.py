@@ -64,7 +64,8 @@ class S3BlobStore(BlobStore):
         return BlobInfo(key, int(head["ContentLength"]), head["LastModified"])
 
     def list_folder(self, folder: str) -> Iterator[BlobInfo]:
-        """One ListObjectsV2 page after another, with `/` as the delimiter."""
+        """One ListObjectsV2 page after another, with `/` as the delimiter. Folder
+        markers (empty objects named `folder/`, as consoles make) are not blobs."""
         folder = check_key(folder)
         prefix = self._object(folder) + "/"
         pages = self.client.get_paginator("list_objects_v2").paginate(
@@ -74,6 +75,8 @@ class S3BlobStore(BlobStore):
             for page in pages:
                 for entry in page.get("Contents", []):
                     name = entry["Key"][len(prefix) :]
+                    if not name:
+                        continue
                     yield BlobInfo(f"{folder}/{name}", int(entry["Size"]), entry["LastModified"])
 
     def delete(self, key: str) -> None:
