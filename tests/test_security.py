@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import PIL.Image
@@ -29,7 +30,7 @@ from enlarger.media import probe, whole_decode_pixels
 from enlarger.queue import Worker
 from tests.conftest import FAST, loopback_socket, serving, wait_for
 from tests.images import jpeg
-from tests.photos import processed
+from tests.photos import content, processed
 
 JSON = {"content-type": "application/json"}
 SCRIPT = b"<html><body><script>fetch('/api/tokens',{method:'POST'})</script></body></html>"
@@ -340,3 +341,28 @@ def test_a_full_disk_is_a_507_in_json_with_the_request_id_logged_and_counted(
     assert 'route="/api/upload",status="507"' in metrics
     logged = [r for r in caplog.records if r.name == "enlarger.http" and "507" in r.getMessage()]
     assert logged, "no access-log line for the 507"
+
+
+def test_a_sidecar_never_overwrites_another_file_and_replaces_its_own_into_the_trash(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    assert client.post("/api/projects", json={"folder": "side"}).status_code == 201
+    original = jpeg(tmp_path / "a.jpg").read_bytes()
+    sent = client.post(
+        "/api/upload", files={"file": ("IMG.xmp", original)}, data={"collection": "side"}
+    )
+    image_id = sent.json()["imageId"]
+    run_worker()
+    wait_for(lambda: client.get(f"/api/images/{image_id}").json()["status"] == "STORED")
+
+    def sidecar(text: bytes) -> dict[str, Any]:
+        answer = client.post("/api/projects/side/upload", files={"files": ("IMG.xmp", text)})
+        assert answer.status_code in (200, 201), answer.text
+        return answer.json()["files"][0]
+
+    assert sidecar(b"<x:xmpmeta>1</x:xmpmeta>")["stored_as"] == "IMG-2.xmp"
+    assert content(library, "projects/side/IMG.xmp") == original
+    assert sidecar(b"<x:xmpmeta>2</x:xmpmeta>")["stored_as"] == "IMG-2.xmp"
+    assert content(library, "projects/side/IMG-2.xmp") == b"<x:xmpmeta>2</x:xmpmeta>"
+    trashed = [content(library, b.key) for b in library.blobs.list_folder("projects/side/.trash")]
+    assert trashed == [b"<x:xmpmeta>1</x:xmpmeta>"]

@@ -302,18 +302,42 @@ def _photo_for(conn: sa.Connection, project_id: int, basename: str) -> int:
 def _store_sidecar(
     library: Library, project: sa.Row[Any], name: str, upload_: Received
 ) -> FileOutcome:
-    """An .xmp goes next to its photo's files as it is; the photo remembers it."""
+    """An .xmp goes next to its photo's files and the photo remembers it. It replaces
+    the photo's own sidecar (the old one goes to the trash) but never another file: a
+    name that is taken gets the next number, as originals do."""
     basename = basename_of(name)
-    key = f"projects/{project.folder}/{name}"
-    library.blobs.take_file(key, upload_.path)
     with library.engine.begin() as conn:
+        service.lock_project(conn, project.id)
         photo_id = _photo_for(conn, project.id, basename)
+        own = conn.execute(sa.select(photos.c.sidecar_key).where(photos.c.id == photo_id)).scalar()
+        key = _free_sidecar_key(library, conn, project.folder, name, own)
+        if key == own and library.blobs.exists(key):
+            library.blobs.move(key, free_trash_key(library, project.folder, name))
+        library.blobs.take_file(key, upload_.path)
         conn.execute(
             photos.update()
             .where(photos.c.id == photo_id)
             .values(sidecar_key=key, updated_at=db_now())
         )
-    return FileOutcome(name, name, basename, "sidecar")
+    return FileOutcome(name, key.rsplit("/", 1)[-1], basename, "sidecar")
+
+
+def _free_sidecar_key(
+    library: Library, conn: sa.Connection, folder: str, name: str, own: str | None
+) -> str:
+    """The first of `name`, `name-2`… that is the photo's own sidecar or nobody's file."""
+    for candidate in service.numbered_names(name):
+        key = f"projects/{folder}/{candidate}"
+        if key == own:
+            return key
+        held = conn.execute(
+            sa.select(images.c.original_key)
+            .where(images.c.original_key == key)
+            .union_all(sa.select(photos.c.sidecar_key).where(photos.c.sidecar_key == key))
+        ).first()
+        if held is None and not library.blobs.exists(key):
+            return key
+    raise Conflict(f"no free name like {name!r} in {folder!r}")
 
 
 # ---- processing (the upload_postprocess job) -----------------------------------------------
