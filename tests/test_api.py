@@ -331,3 +331,16 @@ def test_staged_uploads_no_image_waits_for_are_swept(
     assert service.sweep_staged(library, older_than_s=0) == ["0123abcd"]
     assert [blob.name for blob in library.blobs.list_folder("uploads")] == [waiting]
     assert JobType.STAGING_SWEEP in handlers_registry.schedules
+
+
+def test_on_local_storage_temp_files_no_image_waits_for_are_swept(
+    client: httpx.Client, library: Library, tmp_path: Path
+) -> None:
+    """A server killed while an upload was arriving leaves its temp file behind."""
+    waiting = _upload(client, jpeg(tmp_path / "wait.jpg", 300, 200)).json()["imageId"]
+    left = library.temp_dir / "0123abcd.upload"
+    left.write_bytes(b"half an upload")
+    assert service.sweep_staged(library) == []  # both are younger than a day
+    assert service.sweep_staged(library, older_than_s=0) == ["0123abcd.upload"]
+    temp_path = service.get_image_row(library, waiting).temp_path
+    assert [str(p) for p in library.temp_dir.iterdir()] == [temp_path]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -366,3 +367,32 @@ def test_a_sidecar_never_overwrites_another_file_and_replaces_its_own_into_the_t
     assert content(library, "projects/side/IMG-2.xmp") == b"<x:xmpmeta>2</x:xmpmeta>"
     trashed = [content(library, b.key) for b in library.blobs.list_folder("projects/side/.trash")]
     assert trashed == [b"<x:xmpmeta>1</x:xmpmeta>"]
+
+
+def test_a_client_gone_mid_upload_is_logged_as_such_and_leaves_no_file(
+    live_server: str, library: Library, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    port = int(live_server.rsplit(":", 1)[1])
+    head = (
+        b"POST /api/upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10000000\r\n"
+        b"Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'
+    )
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(head + b"\xff\xd8\xff" + b"x" * 200_000)
+        wait_for(lambda: any(library.temp_dir.iterdir()))  # the upload is being written
+    wait_for(lambda: any("went away" in r.getMessage() for r in caplog.records))
+    wait_for(lambda: not any(library.temp_dir.iterdir()))
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_a_line_break_in_a_path_cannot_forge_a_log_line(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="enlarger.http")
+    forged = "/api/images/x%0A127.0.0.1 GET /api/admin 200"
+    assert client.get(forged).status_code == 404
+    lines = [r.getMessage() for r in caplog.records if r.name == "enlarger.http"]
+    assert lines and all("\n" not in line and "\r" not in line for line in lines), lines
+    assert any("%0A" in line for line in lines), lines

@@ -33,6 +33,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from enlarger import logs
@@ -45,6 +46,8 @@ router = APIRouter(tags=["operations"])
 access_log = logging.getLogger("enlarger.http")
 
 GOOD_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+CLIENT_GONE = 499  # nginx's code for a client that closed the connection before the answer
 WORKER_ALIVE_S = 30.0  # a worker that saved its counts this recently counts as running
 
 
@@ -90,14 +93,18 @@ class RequestObserver:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            if answered:
+                raise
+            self._observe(scope, CLIENT_GONE, time.perf_counter() - started, "the client went away")
         except Exception as error:
             if answered:
                 raise  # the answer is under way: the server can only cut it off
             status, body = error_answer(error, rid)
             if status == 507:
-                access_log.error("%s %s: %s", scope["method"], scope["path"], error)
+                access_log.error("%s %s: %s", scope["method"], loggable_path(scope), error)
             else:
-                access_log.exception("%s %s failed", scope["method"], scope["path"])
+                access_log.exception("%s %s failed", scope["method"], loggable_path(scope))
             headers = [(b"content-type", b"application/json")]
             await send_with_id(
                 {"type": "http.response.start", "status": status, "headers": headers}
@@ -106,19 +113,27 @@ class RequestObserver:
         finally:
             logs.request_id.reset(token)
 
-    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+    def _observe(self, scope: Scope, status: int, seconds: float, note: str = "") -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         self.requests.labels(template, scope["method"], str(status)).inc()
         self.seconds.labels(template).observe(seconds)
+        path = loggable_path(scope)
         access_log.info(
-            "%s %s %s %.1f ms",
+            "%s %s %s %.1f ms%s",
             scope["method"],
-            scope["path"],
+            path,
             status,
             seconds * 1000,
-            extra={"method": scope["method"], "path": scope["path"], "status": status},
+            f" ({note})" if note else "",
+            extra={"method": scope["method"], "path": path, "status": status},
         )
+
+
+def loggable_path(scope: Scope) -> str:
+    """The request's path with control characters percent-encoded again: a `%0A` in a
+    URL must not start a new, forged line in a text log."""
+    return CONTROL_CHARS.sub(lambda m: f"%{ord(m.group()):02X}", scope["path"])
 
 
 def error_answer(error: Exception, request_id: str) -> tuple[int, bytes]:

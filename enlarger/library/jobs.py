@@ -146,7 +146,7 @@ def _render_photo(ctx: JobContext, library: Library, image_id: str, original_key
 
 @registry.handler(JobType.STAGING_SWEEP, kind="io", max_attempts=1, timeout_s=600)
 def staging_sweep(ctx: JobContext, payload: Any) -> dict[str, Any]:
-    """Staged uploads on remote storage that no image waits for (see `sweep_staged`)."""
+    """Uploads, staged or in the temp folder, that no image waits for (`sweep_staged`)."""
     return {"swept": service.sweep_staged(_library(ctx))}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -212,10 +213,12 @@ def discard_staged(library: Library, image_id: str) -> None:
 
 
 def sweep_staged(library: Library, older_than_s: float = STAGED_ORPHAN_AFTER_S) -> list[str]:
-    """Delete staged uploads no image waits for any more (an API process died between
-    staging an upload and recording its image), once they are `older_than_s` old."""
+    """Delete uploads no image waits for any more, once they are `older_than_s` old:
+    staged on remote storage (an API process died between staging an upload and
+    recording its image), or left in this host's temp folder (a server killed while a
+    request was still arriving)."""
     if not library.blobs.remote:
-        return []
+        return _sweep_temp(library, older_than_s)
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
     old = [
         b for b in library.blobs.list_folder(STAGING_PREFIX.rstrip("/")) if b.modified_at <= cutoff
@@ -234,6 +237,25 @@ def sweep_staged(library: Library, older_than_s: float = STAGED_ORPHAN_AFTER_S) 
     for blob in swept:
         library.blobs.delete(blob.key)
     return [b.name for b in swept]
+
+
+def _sweep_temp(library: Library, older_than_s: float) -> list[str]:
+    cutoff = time.time() - older_than_s
+    old = [p for p in library.temp_dir.iterdir() if p.is_file() and p.stat().st_mtime <= cutoff]
+    if not old:
+        return []
+    with library.engine.connect() as conn:
+        waiting = set(
+            conn.execute(
+                sa.select(images.c.temp_path).where(
+                    images.c.temp_path.in_([str(p) for p in old]), images.c.original_key.is_(None)
+                )
+            ).scalars()
+        )
+    swept = [p for p in old if str(p) not in waiting]
+    for path in swept:
+        path.unlink(missing_ok=True)
+    return [p.name for p in swept]
 
 
 def examine(
