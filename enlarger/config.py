@@ -94,6 +94,7 @@ class Settings:
     # Serving: blob URLs are signed with secret_key (created in data_dir when empty).
     secret_key: str = ""
     url_expiry_seconds: int = 3600
+    docs_public: bool = False  # /docs and /openapi.json without a token, once tokens exist
     public_url: str = ""  # https://photos.example.com: local blob URLs become absolute
 
     def __post_init__(self) -> None:

@@ -396,3 +396,30 @@ def test_a_line_break_in_a_path_cannot_forge_a_log_line(
     lines = [r.getMessage() for r in caplog.records if r.name == "enlarger.http"]
     assert lines and all("\n" not in line and "\r" not in line for line in lines), lines
     assert any("%0A" in line for line in lines), lines
+
+
+def test_a_stream_of_an_unknown_type_is_a_422(client: httpx.Client) -> None:
+    refused = client.get("/api/jobs/stream", params={"type": "nope"})
+    assert refused.status_code == 422 and "OFFLOAD_ORIGINAL" in refused.json()["detail"]
+    with client.stream("GET", "/api/jobs/stream", params={"type": "image"}) as accepted:
+        assert accepted.status_code == 200
+
+
+def test_the_api_description_needs_a_token_once_tokens_exist_unless_made_public(
+    db_url: str, engine: sa.Engine, tmp_path: Path
+) -> None:
+    for public, expected in ((False, 401), (True, 200)):
+        settings = FAST.replace(
+            data_dir=tmp_path / str(public), database_url=db_url, docs_public=public
+        )
+        library = build_library(settings, engine)
+        with serving(library, loopback_socket()) as base, httpx.Client(base_url=base) as client:
+            assert client.get("/openapi.json").status_code == 200  # no token yet: all open
+            if not public:
+                _, token = tokens.create(engine, Role.VIEWER, "reader")
+            for path in ("/openapi.json", "/docs"):
+                assert client.get(path).status_code == expected, (public, path)
+            viewer = {"Authorization": f"Bearer {token}"}
+            described = client.get("/openapi.json", headers=viewer)
+            assert described.status_code == 200 and "/api/upload" in described.json()["paths"]
+            assert "swagger" in client.get("/docs", headers=viewer).text.lower()

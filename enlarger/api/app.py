@@ -44,6 +44,9 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
         description="A self-hosted image pipeline: uploads, derivatives and durable jobs.",
         lifespan=lifespan,
         dependencies=[Depends(authorize)],
+        docs_url=None,  # served by `web`, through `authorize` like every route
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.library = library or build_library(settings)
     app.state.catalog = catalog_from(app.state.library)

@@ -10,6 +10,9 @@ headers, and a cross-site page cannot make the browser send the cookie. A page o
 same site on another port can, so a change the cookie would authorise (and signing in or
 out) is refused unless the browser says it comes from this origin (CSRF).
 
+The API's description (`/docs`, `/openapi.json`) needs a viewer token too, unless the
+`docs_public` setting opens it.
+
 Until the first token is created the API is open (`enlarger serve` says so, and refuses
 to listen beyond loopback that way unless told `--insecure`). Webhooks check their own
 signatures and blob URLs their own, so they need no token.
@@ -41,6 +44,7 @@ UPLOADER_ROUTES = {
 }
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 TOKEN_COOKIE = "enlarger_token"
+DOCS_ROUTES = {("GET", "/docs"), ("GET", "/openapi.json")}  # open with `docs_public`
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 COOKIE_ROUTES = {("POST", "/login"), ("POST", "/logout")}
 
@@ -92,13 +96,13 @@ async def authorize(request: Request) -> None:
     browser asking for a page without one is sent to sign in instead."""
     route = (request.method, request.scope["route"].path)
     header = request.headers.get("authorization", "")
+    settings = request.app.state.library.settings
     by_cookie = not header and (TOKEN_COOKIE in request.cookies or route in COOKIE_ROUTES)
-    if by_cookie and request.method not in SAFE_METHODS:
-        public_url = request.app.state.library.settings.public_url
-        if from_another_origin(request, public_url):
-            raise HTTPException(403, "refused: a change sent from another origin's page")
+    unsafe = request.method not in SAFE_METHODS
+    if by_cookie and unsafe and from_another_origin(request, settings.public_url):
+        raise HTTPException(403, "refused: a change sent from another origin's page")
     needed = required_role(*route)
-    if needed is None:
+    if needed is None or (route in DOCS_ROUTES and settings.docs_public):
         return
     engine = request.app.state.library.engine
     token = request.cookies.get(TOKEN_COOKIE, "")

@@ -217,6 +217,13 @@ async def _stream(
             await asyncio.wait_for(ticket.wait(), WAIT_S)
 
 
+def _stream_types(library: Library) -> set[str]:
+    """What `type` may name: the registered job types, any type that has jobs (custom
+    handlers' too), and the image and product events."""
+    queue = library.queue
+    return {*queue.registry.handlers, *(t for t, _ in queue.store.counts()), "image", "product"}
+
+
 @router.get(
     "/api/jobs/stream",
     summary="Live job, item, progress, image and product-job events (Server-Sent Events)",
@@ -247,6 +254,10 @@ async def stream(
         if not last_event_id.strip().isdigit() or int(last_event_id) > MAX_DB_INT:
             raise HTTPException(400, "Last-Event-ID must be an event id (a whole number)")
         cursor = int(last_event_id)
+    if type is not None:
+        known = await run_in_threadpool(_stream_types, library)
+        if type not in known:
+            raise HTTPException(422, f"unknown type {type!r}; one of {', '.join(sorted(known))}")
     if cursor is None:
         cursor = await run_in_threadpool(library.queue.store.last_event_id)
     hub: EventHub = request.app.state.event_hub

@@ -8,7 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -71,6 +72,17 @@ def _safe_next(target: str) -> str:
     `//host` and `/\\host` as another site)."""
     local = target.startswith("/") and not target.startswith("//") and "\\" not in target
     return target if local else "/"
+
+
+@router.get("/openapi.json")
+def openapi(request: Request) -> JSONResponse:
+    """The API's description; behind a viewer token unless `docs_public` (see `auth`)."""
+    return JSONResponse(request.app.openapi())
+
+
+@router.get("/docs", response_class=HTMLResponse)
+def api_docs() -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="enlarger API")
 
 
 @router.get("/login", response_class=HTMLResponse)
