@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import ipaddress
 import json
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -154,6 +157,19 @@ def run_worker(settings: Settings) -> Worker:
     return worker
 
 
+PR_SET_PDEATHSIG = 1  # prctl option: the signal this process gets when its parent dies
+
+
+def run_serve_worker(settings: Settings, serve_pid: int) -> None:
+    """A worker process of `serve`: it stops (SIGTERM, handing back running jobs) when
+    `serve` dies, even by SIGKILL, instead of living on as an orphan."""
+    with contextlib.suppress(OSError, AttributeError):  # Linux only
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != serve_pid:  # serve died before the line above
+        return
+    run_worker(settings)
+
+
 WorkerFlags = dict[str, Any]
 
 
@@ -240,7 +256,7 @@ def serve(
     app_ = create_app(settings)
     processes = [
         multiprocessing.get_context("spawn").Process(
-            target=run_worker, args=(settings,), name=f"enlarger-worker-{n}"
+            target=run_serve_worker, args=(settings, os.getpid()), name=f"enlarger-worker-{n}"
         )
         for n in range(workers)
     ]

@@ -610,47 +610,59 @@ def test_a_cpu_child_over_the_memory_ceiling_is_killed_and_its_job_fails_for_goo
     wait_status(queue.store, small, JobStatus.COMPLETED)
 
 
-def test_serve_migrates_on_start_and_runs_workers(empty_db_url: str, tmp_path: Path) -> None:
+def _serve_with_two_workers(db_url: str, cwd: Path) -> subprocess.Popen[bytes]:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), ENLARGER_LOG_LEVEL="WARNING")
-    serve = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "enlarger",
-            "serve",
-            "--port",
-            "0",
-            "--workers",
-            "2",
-            "--database-url",
-            empty_db_url,
-            "--handlers",
-            "tests.handlers:registry",
-        ],
-        cwd=tmp_path,
-        env=env,
-    )
+    command = ["serve", "--port", "0", "--workers", "2", "--database-url", db_url]
+    command += ["--handlers", "tests.handlers:registry"]
+    return subprocess.Popen([sys.executable, "-m", "enlarger", *command], cwd=cwd, env=env)
+
+
+def _worker_pids(db_url: str, jobs: int) -> set[int]:
+    """Once `serve` has migrated: run `jobs` jobs, and the pids of the processes that ran
+    them."""
+    engine = create_db_engine(db_url)
+    wait_for(lambda: "jobs" in sa.inspect(engine).get_table_names(), timeout=30)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(TEST_RUNS_DDL)
+    store = store_for_engine(engine)
+    payload = {"db": db_url, "sleep_first": 0.3}
+    ids = [store.enqueue(NewJob("record", payload)).id for _ in range(jobs)]
+    for job_id in ids:
+        wait_status(store, job_id, JobStatus.COMPLETED)
+    pids = {pid for _, _, pid in runs(engine)}
+    engine.dispose()
+    return pids
+
+
+def test_serve_migrates_on_start_and_runs_workers(empty_db_url: str, tmp_path: Path) -> None:
+    serve = _serve_with_two_workers(empty_db_url, tmp_path)
     try:
-        engine = create_db_engine(empty_db_url)
-
-        def migrated() -> bool:
-            return "jobs" in sa.inspect(engine).get_table_names()
-
-        wait_for(migrated, timeout=30)
-        with engine.begin() as conn:
-            conn.exec_driver_sql(TEST_RUNS_DDL)
-        store = store_for_engine(engine)
-        payload = {"db": empty_db_url, "sleep_first": 0.3}
-        ids = [store.enqueue(NewJob("record", payload)).id for _ in range(16)]
-        for job_id in ids:
-            wait_status(store, job_id, JobStatus.COMPLETED)
-        worker_pids = {pid for _, _, pid in runs(engine)}
+        worker_pids = _worker_pids(empty_db_url, 16)
         assert len(worker_pids) == 2, "both worker processes should have run jobs"
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(30) == 0
-        engine.dispose()
     finally:
         serve.kill()
+
+
+def test_workers_of_a_killed_serve_stop_instead_of_living_on(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    serve = _serve_with_two_workers(empty_db_url, tmp_path)
+    try:
+        worker_pids = _worker_pids(empty_db_url, 8)
+        assert worker_pids and serve.pid not in worker_pids
+    finally:
+        serve.kill()  # SIGKILL: serve cannot stop them itself
+        serve.wait(10)
+
+    def gone(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_for(lambda: all(gone(pid) for pid in worker_pids), timeout=20)
 
 
 def test_rescued_and_handed_back_jobs_keep_their_place(store: Store, engine: sa.Engine) -> None:
