@@ -60,6 +60,9 @@ class Settings:
     # Photo library: upload limits and derivative recipes.
     max_upload_bytes: int = 200 * 1024 * 1024
     max_pixels: int = 200_000_000
+    max_form_bytes: int = 2 * 1024**3  # one upload request, all its files together
+    upload_idle_seconds: float = 60.0  # a request body that stops this long is refused (408)
+    upload_max_seconds: float = 3600.0  # and one that takes longer than this in all
     thumbnail_sizes: str = "64,128,256,512"  # long side in pixels, comma-separated
     thumbnail_format: str = "jpeg"  # jpeg, webp or avif
     thumbnail_quality: int = 80

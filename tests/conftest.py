@@ -26,6 +26,7 @@ import uvicorn
 from moto.server import ThreadedMotoServer
 
 from enlarger.api import create_app
+from enlarger.api.app import server_config
 from enlarger.config import Settings
 from enlarger.db import create_db_engine, migrate
 from enlarger.handlers import registry as handlers_registry
@@ -239,7 +240,7 @@ def loopback_socket() -> socket.socket:
 def serving(library: Library, sock: socket.socket) -> Iterator[str]:
     """The HTTP API served by uvicorn on `sock`; yields its base URL."""
     app = create_app(library.settings, library)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server = uvicorn.Server(server_config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     wait_for(lambda: server.started, timeout=10)

@@ -423,3 +423,60 @@ def test_the_api_description_needs_a_token_once_tokens_exist_unless_made_public(
             described = client.get("/openapi.json", headers=viewer)
             assert described.status_code == 200 and "/api/upload" in described.json()["paths"]
             assert "swagger" in client.get("/docs", headers=viewer).text.lower()
+
+
+def _send_raw(base_url: str, data: bytes) -> socket.socket:
+    port = int(base_url.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(data)
+    return sock
+
+
+def _answer_of(sock: socket.socket) -> bytes:
+    sock.settimeout(10)
+    with sock:
+        return sock.recv(4096)
+
+
+UPLOAD_HEAD = (
+    b"POST /api/upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n"
+    b"Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+    b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n\xff\xd8\xff'
+)
+
+
+@pytest.mark.parametrize("library_changes", [{"upload_idle_seconds": 1.0}])
+def test_a_request_body_that_stops_arriving_is_a_408_and_leaves_nothing(
+    live_server: str, library: Library
+) -> None:
+    sock = _send_raw(live_server, UPLOAD_HEAD)
+    assert _answer_of(sock).startswith(b"HTTP/1.1 408")
+    assert list(library.temp_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("library_changes", [{"max_form_bytes": 100_000}])
+def test_an_upload_request_over_the_form_limit_is_a_413(
+    client: httpx.Client, library: Library, tmp_path: Path
+) -> None:
+    assert client.post("/api/projects", json={"folder": "many"}).status_code == 201
+    parts = [("files", (f"{n}.jpg", b"\xff\xd8\xff" + os.urandom(40_000))) for n in range(3)]
+    answer = client.post("/api/projects/many/upload", files=parts)
+    assert answer.status_code == 413 and "100,000" in answer.json()["detail"]
+    assert list(library.temp_dir.iterdir()) == []
+    padded = (
+        b"--b\r\nX-Pad: " + b"p" * 20_000 + b"\r\n"
+        b'Content-Disposition: form-data; name="files"; filename="a.jpg"\r\n\r\n'
+        b"\xff\xd8\xff\r\n--b--\r\n"
+    )
+    form = {"content-type": "multipart/form-data; boundary=b"}
+    refused = client.post("/api/projects/many/upload", content=padded, headers=form)
+    assert refused.status_code == 400 and "header size" in refused.json()["detail"]
+
+
+def test_an_oversized_request_head_is_refused_and_the_server_goes_on(client: httpx.Client) -> None:
+    sock = _send_raw(
+        str(client.base_url),
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n",
+    )
+    assert _answer_of(sock).startswith(b"HTTP/1.1 400")
+    assert client.get("/healthz").status_code == 200

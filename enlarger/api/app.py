@@ -126,14 +126,23 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def run_server(app: FastAPI, host: str, port: int, log_level: str) -> None:
-    config = uvicorn.Config(
+# The request line and headers together: h11 refuses (400, and the connection closed) a
+# head still incomplete past this size. httptools, uvicorn's other parser, took 50 MB.
+MAX_HEAD_BYTES = 64 * 1024
+
+
+def server_config(app: FastAPI, **options: Any) -> uvicorn.Config:
+    """uvicorn's settings for the API, with limits on what a client may send."""
+    return uvicorn.Config(
         app,
-        host=host,
-        port=port,
-        log_level=log_level,
+        http="h11",
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         log_config=None,  # keep enlarger's logging (text or JSON, with request ids)
         access_log=False,  # ops.RequestObserver logs each request, with its id
         timeout_graceful_shutdown=STREAM_SHUTDOWN_S,
+        **options,
     )
-    _Server(config).run()
+
+
+def run_server(app: FastAPI, host: str, port: int, log_level: str) -> None:
+    _Server(server_config(app, host=host, port=port, log_level=log_level)).run()

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from enlarger.api.deps import LibraryDep
-from enlarger.api.multipart import read_upload_form
+from enlarger.api.multipart import body_within_time, read_upload_form
 from enlarger.api.shapes import Offset, images_json, iso, pagination
 from enlarger.library import service
 from enlarger.library.runtime import Library
@@ -170,7 +170,7 @@ async def receive_file(
         raise HTTPException(400, str(exc)) from None
     writer = service.UploadWriter(library)
     try:
-        async for chunk in request.stream():
+        async for chunk in body_within_time(request, library):
             writer.write(chunk)
     except BaseException:
         writer.discard()

@@ -7,14 +7,18 @@ Text fields are small and kept in memory, within limits.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from enlarger.library.runtime import Library
 from enlarger.library.service import Received, UploadWriter
+from enlarger.media import MediaError, MediaErrorCode
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS = 32
@@ -120,6 +124,24 @@ class _FormReader:
             uploaded.received.path.unlink(missing_ok=True)
 
 
+async def body_within_time(request: Request, library: Library) -> AsyncIterator[bytes]:
+    """The request body as it arrives; 408 when it stops arriving for
+    `upload_idle_seconds`, or is still arriving after `upload_max_seconds`: a client that
+    sends a byte a minute must not hold a connection and a temp file for ever."""
+    settings = library.settings
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.upload_max_seconds
+    chunks = request.stream().__aiter__()
+    while True:
+        wait = min(settings.upload_idle_seconds, deadline - loop.time())
+        try:
+            yield await asyncio.wait_for(anext(chunks), max(wait, 0))
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise HTTPException(408, "the request body arrived too slowly") from None
+
+
 async def read_upload_form(
     request: Request, library: Library, file_field: str, many: bool = False
 ) -> UploadForm:
@@ -143,8 +165,15 @@ async def read_upload_form(
         )
     }
     parser = MultipartParser(params[b"boundary"], callbacks)  # type: ignore[arg-type]
+    limit = library.settings.max_form_bytes
+    size = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in body_within_time(request, library):
+            size += len(chunk)
+            if size > limit:
+                raise MediaError(
+                    MediaErrorCode.TOO_LARGE, f"the request is over the limit of {limit:,} bytes"
+                )
             parser.write(chunk)
         parser.finalize()
     except MultipartParseError as exc:
