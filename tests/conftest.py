@@ -8,6 +8,7 @@ under CI=true, where it must never be skipped.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 import time
@@ -79,10 +80,28 @@ def pg_template() -> str:
     return TEMPLATE_DB
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite database with `test_runs`, copied for each test (a copy takes
+    well under a millisecond; migrating, 85 ms)."""
+    path = tmp_path_factory.mktemp("template") / "enlarger.db"
+    engine = create_db_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(TEST_RUNS_DDL)
+    engine.dispose()  # the last connection checkpoints the WAL into the file
+    return path
+
+
 def _new_pg_database(template: str | None) -> str:
+    """A new database, a copy of `template` when given. PostgreSQL 15+ copies a small
+    template's files faster than it logs them (FILE_COPY: 0.16 s to create and drop, not
+    0.31 s, which adds up over the suite's few hundred databases)."""
     name = f"enlarger_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
         clause = f" TEMPLATE {template}" if template else ""
+        if template and conn.info.server_version >= 150000:
+            clause += " STRATEGY FILE_COPY"
         conn.execute(f"CREATE DATABASE {name}{clause}")
     return name
 
@@ -113,13 +132,9 @@ def empty_db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
 def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """A migrated database with the `test_runs` table the test handlers write to."""
     if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'enlarger.db'}"
-        engine = create_db_engine(url)
-        migrate.upgrade(engine)
-        with engine.begin() as conn:
-            conn.exec_driver_sql(TEST_RUNS_DDL)
-        engine.dispose()
-        yield url
+        path = tmp_path / "enlarger.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
         return
     name = _new_pg_database(request.getfixturevalue("pg_template"))
     yield _pg_url(name)

@@ -1,5 +1,7 @@
 """schemathesis against the live server's /openapi.json, on both backends: no generated
-request, valid or not (NUL characters included), gets a 5xx."""
+request, valid or not (NUL characters included), gets a 5xx. The event stream is left
+out: a stream it accepts never ends, so each case would wait out a timeout (30 s of the
+run); its parameters are checked in test_events and test_security."""
 
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ def test_no_generated_request_gets_a_server_error(live_server: str) -> None:
             "1",
             "--generation-allow-x00",
             "true",
+            "--exclude-path",
+            "/api/jobs/stream",
         ],
         capture_output=True,
         text=True,
