@@ -125,8 +125,8 @@ BLOB_HEADERS = {
 
 
 def served_type(path: Path) -> str:
-    """The type a blob is served as: the image format its bytes are (as sniffed at
-    ingest), never what its name says; anything else is opaque bytes."""
+    """The type a blob is served as: the image format its bytes are (sniffed as ingest
+    sniffs them), never what its name says; anything else is opaque bytes."""
     with path.open("rb") as fh:
         kind = sniff(fh.read(HEAD_BYTES))
     return MIME_TYPES.get(kind or "", "application/octet-stream")

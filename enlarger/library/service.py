@@ -149,6 +149,7 @@ class InvalidName(ValueError):
 # the longest names the database keeps (projects.name, images.title, original_filename)
 MAX_COLLECTION_CHARS = 200
 MAX_TITLE_CHARS = 500
+MAX_FILENAME_CHARS = 500
 
 
 def check_upload_names(filename: str | None, title: str | None, collection: str) -> None:
@@ -156,7 +157,7 @@ def check_upload_names(filename: str | None, title: str | None, collection: str)
     for what, value, limit in (
         ("collection", collection, MAX_COLLECTION_CHARS),
         ("title", title, MAX_TITLE_CHARS),
-        ("file name", filename, MAX_TITLE_CHARS),
+        ("file name", filename, MAX_FILENAME_CHARS),
     ):
         if value and len(value) > limit:
             raise InvalidName(f"the {what} is {len(value)} characters; the most is {limit}")
