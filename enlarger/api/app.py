@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from enlarger import __version__
 from enlarger.api import admin, events, images, jobs, ops, products, projects, web
@@ -126,17 +127,44 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-# The request line and headers together: h11 refuses (400, and the connection closed) a
-# head still incomplete past this size. httptools, uvicorn's other parser, took 50 MB.
+# The request line and headers together. uvicorn's httptools parser has no limit of its
+# own (it took a 50 MB header); its h11 parser has one, but made uploads about 6 % slower.
 MAX_HEAD_BYTES = 64 * 1024
+
+
+class BoundedHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol, answering 400 and closing the connection once a
+    request's head passes MAX_HEAD_BYTES (counted in whole reads while the head lasts, so
+    at most one read more is held)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True
+        self._head_bytes = 0
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_bytes = 0
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self._in_head or self.transport.is_closing():
+            return
+        self._head_bytes += len(data)
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self.send_400_response(f"the request head is over {MAX_HEAD_BYTES} bytes")
 
 
 def server_config(app: FastAPI, **options: Any) -> uvicorn.Config:
     """uvicorn's settings for the API, with limits on what a client may send."""
     return uvicorn.Config(
         app,
-        http="h11",
-        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        http=BoundedHttpTools,
         log_config=None,  # keep enlarger's logging (text or JSON, with request ids)
         access_log=False,  # ops.RequestObserver logs each request, with its id
         timeout_graceful_shutdown=STREAM_SHUTDOWN_S,
