@@ -305,6 +305,8 @@ def test_nul_characters_and_nan_get_a_4xx_never_a_server_error(
         sent = body if isinstance(body, str) else json.dumps(body)
         answer = client.request(method, path, content=sent, headers=JSON)
         assert 400 <= answer.status_code < 500, (method, path, answer.status_code, answer.text)
+    huge = json.dumps({"folder": "x", "title": "t" * 9_000_000})
+    assert client.post("/api/projects", content=huge, headers=JSON).status_code == 413
     form = {"title": "a\x00b"}
     answer = client.post("/api/upload", files={"file": ("b.jpg", photo + b"x")}, data=form)
     assert answer.status_code == 422, answer.text

@@ -20,7 +20,7 @@ from enlarger import __version__
 from enlarger.api import admin, events, images, jobs, ops, products, projects, web
 from enlarger.api.auth import authorize
 from enlarger.api.events import EventHub
-from enlarger.api.guards import RefuseNul
+from enlarger.api.guards import RequestGuards
 from enlarger.api.multipart import MalformedForm
 from enlarger.catalog.runtime import catalog_from
 from enlarger.catalog.service import InvalidReport, LimitReached, UnknownTheme
@@ -53,7 +53,7 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
     app.state.catalog = catalog_from(app.state.library)
     app.state.event_hub = EventHub(app.state.library.queue.store, settings.poll_interval_ms / 1000)
     app.state.metrics = ops.metrics_registry(app.state.library)
-    app.add_middleware(RefuseNul)
+    app.add_middleware(RequestGuards)
     app.add_middleware(ops.RequestObserver, registry=app.state.metrics)  # the outermost
     app.include_router(ops.router)
     app.include_router(images.router)
