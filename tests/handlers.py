@@ -132,3 +132,10 @@ def cpu_hog(ctx: JobContext, payload: dict[str, Any]) -> int:
         hoard[offset] = 1
     time.sleep(payload["seconds"])
     return len(hoard)
+
+
+@registry.handler("open_missing", max_attempts=1)
+def open_missing(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Fails as code that opens a file often does: with the file's path in the error."""
+    with open(payload["path"], "rb"):
+        pass

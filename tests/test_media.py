@@ -260,3 +260,26 @@ def test_metadata_of_a_container_pillow_cannot_read_is_empty(tmp_path: Path) -> 
     path = tmp_path / "DSCF0001.RAF"
     path.write_bytes(b"FUJIFILMCCD-RAW 0201FF383501" + bytes(4096))
     assert all(value is None for value in read_metadata(path, "raf").as_dict().values())
+
+
+def test_bigtiff_is_a_tiff(tmp_path: Path) -> None:
+    path = tmp_path / "scan.tif"
+    photo(300, 200).tiffsave(str(path), bigtiff=True)
+    assert path.read_bytes()[:4] == b"II+\x00"
+    found = probe(path, Limits())
+    assert found.format == "tiff"
+    out = render(path, found, [Recipe("t", 150)]).renditions[0]
+    assert (out.width, out.height) == (150, 100)
+
+
+def test_a_decoder_error_never_shows_the_servers_path(tmp_path: Path) -> None:
+    folder = tmp_path / "server-only-folder"
+    folder.mkdir()
+    path = folder / "3f0c9a.upload"
+    path.write_bytes(b"II*\x00\x08\x00\x00\x00" + b"\x00" * 50)
+    with pytest.raises(MediaError) as caught:
+        probe(path, Limits())
+    assert caught.value.code is MediaErrorCode.CORRUPT_IMAGE
+    assert "server-only-folder" not in caught.value.message
+    assert "3f0c9a" not in caught.value.message
+    assert "the file" in caught.value.message

@@ -263,6 +263,17 @@ def test_timeouts(queue: JobQueue, make_worker) -> None:
     }
 
 
+def test_a_failed_jobs_error_never_shows_a_path_of_the_server(
+    queue: JobQueue, make_worker, tmp_path: Path
+) -> None:
+    missing = tmp_path / "server-only-folder" / "upload.tmp"
+    job_id = queue.enqueue("open_missing", {"path": str(missing)}).id
+    make_worker()
+    wait_status(queue.store, job_id, JobStatus.FAILED)
+    job = queue.store.get_job(job_id)
+    assert job is not None and job.last_error == "FileNotFoundError: No such file or directory"
+
+
 def test_crashing_cpu_child_fails_the_job_not_the_worker(queue: JobQueue, make_worker) -> None:
     crash = queue.enqueue("cpu_crash").id
     make_worker()

@@ -79,7 +79,7 @@ def probe(path: str | Path, limits: Limits) -> Probe:
     except MediaError:
         raise
     except Exception as exc:
-        raise corrupt_error(kind, exc) from exc
+        raise corrupt_error(kind, exc, path) from exc
     if width <= 0 or height <= 0:
         raise MediaError(MediaErrorCode.CORRUPT_IMAGE, f"the {kind} header has no size")
     pixels = width * height
@@ -123,7 +123,7 @@ def load(path: str | Path, found: Probe, long_side: int, in_memory: bool = True)
     except MediaError:
         raise
     except Exception as exc:
-        raise corrupt_error(found.format, exc) from exc
+        raise corrupt_error(found.format, exc, path) from exc
 
 
 def _embedded_profile_to_srgb(image: pyvips.Image) -> pyvips.Image:
@@ -147,10 +147,14 @@ def to_srgb8(image: pyvips.Image) -> pyvips.Image:
     return image
 
 
-def corrupt_error(kind: str, exc: Exception) -> MediaError:
-    """A decoder's failure as CORRUPT_IMAGE, with the decoder's last word as the reason."""
+def corrupt_error(kind: str, exc: Exception, path: str | Path) -> MediaError:
+    """A decoder's failure as CORRUPT_IMAGE, with the decoder's last word as the reason.
+    Decoders name the file they read; that is a path of the server (a temp file), which
+    the message must not show, so it becomes "the file"."""
     detail = str(exc).strip().splitlines()
-    reason = detail[-1] if detail else type(exc).__name__
+    reason = detail[-1].strip() if detail else type(exc).__name__
+    for name in (str(path), Path(path).name):
+        reason = reason.replace(f'"{name}"', "the file").replace(name, "the file")
     return MediaError(MediaErrorCode.CORRUPT_IMAGE, f"the {kind} file cannot be decoded: {reason}")
 
 

@@ -77,7 +77,7 @@ def render(
     except pyvips.Error as exc:
         if reused:  # decoded already: the encoder itself failed
             raise
-        raise corrupt_error(found.format, exc) from exc
+        raise corrupt_error(found.format, exc, path) from exc
     digest = thumbhash_of(image) if with_thumbhash else None
     return Rendered([made[r.name] for r in recipes], digest)
 

@@ -55,6 +55,8 @@ def sniff(head: bytes) -> str | None:
         return _iso_bmff_kind(head)
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return _tiff_kind(head)
+    if head[:4] in (b"II+\x00", b"MM\x00+"):  # BigTIFF: 64-bit offsets, as libvips reads
+        return "tiff"
     return None
 
 

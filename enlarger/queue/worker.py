@@ -600,6 +600,8 @@ class Worker:
         if isinstance(exc, ChildCrashed):
             return self._failure(job, ErrorCode.WORKER_CRASHED, str(exc), retryable=True)
         message = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, OSError) and exc.filename is not None:  # no server path shown
+            message = f"{type(exc).__name__}: {exc.strerror or 'error'}"
         if isinstance(exc, JobError):
             code, retryable = exc.code, exc.retryable
         else:
