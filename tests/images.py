@@ -146,3 +146,23 @@ def _chain_jpeg_preview(dng: bytes, jpeg: bytes) -> bytes:
     out += struct.pack("<I", 0)
     struct.pack_into("<I", out, next_ifd_pointer, preview_ifd)
     return bytes(out)
+
+
+def png_with_late_exif(path: Path, orientation: int) -> Path:
+    """A 300 x 200 PNG, red on its left third, whose EXIF orientation comes in an eXIf
+    chunk after the image data (the PNG specification allows it there)."""
+    picture = PILImage.new("RGB", (300, 200), (40, 40, 200))
+    picture.paste((220, 30, 30), (0, 0, 100, 200))
+    exif = PILImage.Exif()
+    exif[0x0112] = orientation
+    picture.save(path, exif=exif.tobytes())
+    data = path.read_bytes()
+    chunks, at = [], 8
+    while at < len(data):
+        (size,) = struct.unpack(">I", data[at : at + 4])
+        chunks.append(data[at : at + 12 + size])
+        at += 12 + size
+    late = [c for c in chunks if c[4:8] == b"eXIf"]
+    rest = [c for c in chunks if c[4:8] != b"eXIf"]
+    path.write_bytes(data[:8] + b"".join(rest[:-1] + late + rest[-1:]))
+    return path

@@ -21,7 +21,7 @@ from enlarger.media import (
     render,
     sniff,
 )
-from tests.images import dng, jpeg, jpeg_with_exif, photo, png_declaring
+from tests.images import dng, jpeg, jpeg_with_exif, photo, png_declaring, png_with_late_exif
 
 THUMBS = [Recipe(f"thumb_{n}", n) for n in (64, 128, 256, 512)]
 
@@ -283,3 +283,32 @@ def test_a_decoder_error_never_shows_the_servers_path(tmp_path: Path) -> None:
     assert "server-only-folder" not in caught.value.message
     assert "3f0c9a" not in caught.value.message
     assert "the file" in caught.value.message
+
+
+def test_a_png_exif_orientation_after_the_image_data_is_applied(tmp_path: Path) -> None:
+    path = png_with_late_exif(tmp_path / "phone.png", orientation=6)
+    assert path.read_bytes().index(b"eXIf") > path.read_bytes().index(b"IDAT")
+    found = probe(path, Limits())
+    assert (found.width, found.height, found.orientation) == (200, 300, 6)
+    out = render(path, found, [Recipe("t", 150)]).renditions[0]
+    assert (out.width, out.height) == (100, 150)
+    upright = _decoded(out.data)
+    top, bottom = upright.crop(0, 0, 100, 30), upright.crop(0, 120, 100, 30)
+    assert top.extract_band(0).avg() > 180 and bottom.extract_band(0).avg() < 80  # red on top
+
+
+@pytest.mark.parametrize("codec", [b"avc1", b"jpeg", b"j2k1", b"vvc1"])
+def test_a_heif_in_a_codec_without_a_decoder_is_unsupported_not_corrupt(
+    tmp_path: Path, codec: bytes
+) -> None:
+    """A HEIC whose primary item is declared in another codec, as cameras that write
+    AVC or JPEG inside HEIF do."""
+    made = tmp_path / "hevc.heic"
+    picture = PILImage.frombytes("RGB", (64, 48), photo(64, 48).write_to_memory())
+    pillow_heif.from_pillow(picture).save(made, quality=60)
+    assert probe(made, Limits()).format == "heic"
+    other = tmp_path / "other.heic"
+    other.write_bytes(made.read_bytes().replace(b"hvc1", codec, 1))
+    with pytest.raises(MediaError) as caught:
+        probe(other, Limits())
+    assert caught.value.code is MediaErrorCode.UNSUPPORTED_FORMAT

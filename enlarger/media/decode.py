@@ -16,7 +16,14 @@ from typing import Any
 import pyvips
 
 from enlarger.media.errors import MediaError, MediaErrorCode
-from enlarger.media.sniff import HEAD_BYTES, RAW_FORMATS, SUPPORTED_FORMATS, sniff
+from enlarger.media.sniff import (
+    HEAD_BYTES,
+    RAW_FORMATS,
+    SUPPORTED_FORMATS,
+    UNDECODABLE_HEIF_CODECS,
+    heif_primary_codec,
+    sniff,
+)
 
 pyvips.cache_set_max(0)  # every decode is of a different file: caching only costs memory
 
@@ -68,11 +75,19 @@ def probe(path: str | Path, limits: Limits) -> Probe:
             f"the file is {size:,} bytes; the limit is {limits.max_bytes:,}",
         )
     with open(path, "rb") as f:
-        kind = sniff(f.read(HEAD_BYTES))
+        head = f.read(HEAD_BYTES)
+    kind = sniff(head)
     if kind not in SUPPORTED_FORMATS:
         raise MediaError(
             MediaErrorCode.UNSUPPORTED_FORMAT,
             "not a supported image (JPEG, PNG, WebP, AVIF, HEIC, TIFF, GIF or camera RAW)",
+        )
+    codec = heif_primary_codec(head) if kind in ("heic", "avif") else None
+    if codec in UNDECODABLE_HEIF_CODECS:
+        raise MediaError(
+            MediaErrorCode.UNSUPPORTED_FORMAT,
+            f"a HEIF file whose image is coded as {UNDECODABLE_HEIF_CODECS[codec]}; "
+            "HEVC (HEIC) and AV1 (AVIF) are supported",
         )
     try:
         width, height, orientation = _header(Path(path), kind)
@@ -118,12 +133,21 @@ def load(path: str | Path, found: Probe, long_side: int, in_memory: bool = True)
                 option_string="fail_on=error",
             )
             image = _embedded_profile_to_srgb(image)
+            if found.format == "png" and found.orientation != 1 and not _vips_orientation(path):
+                image = _turn_upright(image, found.orientation)  # libvips did not see it
         image = to_srgb8(image)
         return image.copy_memory() if in_memory else image
     except MediaError:
         raise
     except Exception as exc:
         raise corrupt_error(found.format, exc, path) from exc
+
+
+def _turn_upright(image: pyvips.Image, orientation: int) -> pyvips.Image:
+    """Apply an EXIF orientation libvips did not read itself (see `_png_late_orientation`)."""
+    image = image.copy()
+    image.set_type(pyvips.GValue.gint_type, "orientation", orientation)
+    return image.autorot()
 
 
 def _embedded_profile_to_srgb(image: pyvips.Image) -> pyvips.Image:
@@ -174,8 +198,44 @@ def _header(path: Path, kind: str) -> tuple[int, int, int]:
             width, height = sizes.width, sizes.height
             return width, height, {0: 1, 3: 3, 5: 8, 6: 6}.get(sizes.flip, 1)
     image = pyvips.Image.new_from_file(str(path), access="sequential")
-    orientation = image.get("orientation") if image.get_typeof("orientation") else 1
+    orientation = _vips_orientation(path, image) or 1
+    if kind == "png" and orientation == 1:
+        orientation = _png_late_orientation(path)
     return image.width, image.height, int(orientation)
+
+
+def _vips_orientation(path: str | Path, image: pyvips.Image | None = None) -> int | None:
+    """The orientation libvips reads from the file's header (it turns images by it)."""
+    if image is None:
+        image = pyvips.Image.new_from_file(str(path), access="sequential")
+    return int(image.get("orientation")) if image.get_typeof("orientation") else None
+
+
+PNG_CHUNKS_START = 8  # after the signature
+ORIENTATION_TAG = 0x0112
+
+
+def _png_late_orientation(path: Path) -> int:
+    """The orientation in an eXIf chunk that comes after the image data, where the PNG
+    specification allows it and libvips does not look; 1 when there is none."""
+    import PIL.Image
+
+    with path.open("rb") as fh:
+        fh.seek(PNG_CHUNKS_START)
+        while header := fh.read(8):
+            if len(header) < 8:
+                break
+            size, kind = int.from_bytes(header[:4], "big"), header[4:]
+            if kind == b"IEND":
+                break
+            if kind != b"eXIf":
+                fh.seek(size + 4, os.SEEK_CUR)  # the data and its CRC
+                continue
+            exif = PIL.Image.Exif()
+            exif.load(fh.read(size))
+            value = exif.get(ORIENTATION_TAG, 1)
+            return value if value in range(1, 9) else 1
+    return 1
 
 
 def _load_heic(path: Path, long_side: int) -> pyvips.Image:

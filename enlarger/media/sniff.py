@@ -72,6 +72,55 @@ def _iso_bmff_kind(head: bytes) -> str | None:
     return None
 
 
+# HEIF item types whose codec libheif here has no decoder for (AVC, JPEG, JPEG 2000, VVC)
+UNDECODABLE_HEIF_CODECS = {b"avc1": "AVC", b"jpeg": "JPEG", b"j2k1": "JPEG 2000", b"vvc1": "VVC"}
+
+
+def heif_primary_codec(head: bytes) -> bytes | None:
+    """The item type (`hvc1`, `av01`, `avc1`, `grid`…) of a HEIF file's primary image,
+    read from its `meta` box; None when the head does not hold it."""
+    meta = _box(head, 0, len(head), b"meta")
+    if meta is None:
+        return None
+    children = meta[0] + 4  # a full box: version and flags come first
+    pitm = _box(head, children, meta[1], b"pitm")
+    iinf = _box(head, children, meta[1], b"iinf")
+    if pitm is None or iinf is None:
+        return None
+    version = head[pitm[0]]
+    id_size = 2 if version == 0 else 4
+    primary = int.from_bytes(head[pitm[0] + 4 : pitm[0] + 4 + id_size], "big")
+    count_size = 2 if head[iinf[0]] == 0 else 4
+    at = iinf[0] + 4 + count_size
+    while (infe := _box(head, at, iinf[1], b"infe")) is not None:
+        version = head[infe[0]]
+        id_size = 2 if version == 2 else 4
+        item = int.from_bytes(head[infe[0] + 4 : infe[0] + 4 + id_size], "big")
+        kind_at = infe[0] + 4 + id_size + 2  # after the protection index
+        if version >= 2 and item == primary:
+            return head[kind_at : kind_at + 4]
+        at = infe[1]
+    return None
+
+
+def _box(data: bytes, start: int, end: int, wanted: bytes) -> tuple[int, int] | None:
+    """The (content start, end) of the first box of type `wanted` among the boxes from
+    `start` to `end`; None when it is not there whole."""
+    at = start
+    while at + 8 <= end:
+        size = int.from_bytes(data[at : at + 4], "big")
+        kind = data[at + 4 : at + 8]
+        header = 8
+        if size == 1 and at + 16 <= end:
+            size, header = int.from_bytes(data[at + 8 : at + 16], "big"), 16
+        if size < header or at + size > end:
+            return None
+        if kind == wanted:
+            return at + header, at + size
+        at += size
+    return None
+
+
 def _tiff_kind(head: bytes) -> str:
     """Plain TIFF, or one of the RAW formats built on TIFF (DNG, CR2, NEF, ARW)."""
     if head[8:10] == b"CR":
