@@ -312,3 +312,17 @@ def test_a_heif_in_a_codec_without_a_decoder_is_unsupported_not_corrupt(
     with pytest.raises(MediaError) as caught:
         probe(other, Limits())
     assert caught.value.code is MediaErrorCode.UNSUPPORTED_FORMAT
+
+
+def test_an_avif_sequence_gives_its_first_frame(tmp_path: Path) -> None:
+    """libvips refuses AVIF sequences (`avis`); Pillow reads them, and any file libvips
+    refuses that Pillow decodes."""
+    path = tmp_path / "burst.avif"
+    frames = [PILImage.new("RGB", (64, 48), (red, 40, 40)) for red in (220, 30, 120)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
+    assert path.read_bytes()[8:12] == b"avis"
+    found = probe(path, Limits())
+    assert (found.format, found.width, found.height) == ("avif", 64, 48)
+    out = _decoded(render(path, found, [Recipe("t", 32)]).renditions[0].data)
+    assert (out.width, out.height) == (32, 24)
+    assert out.extract_band(0).avg() > 180 and out.extract_band(1).avg() < 80  # the first

@@ -62,6 +62,7 @@ class Probe:
     height: int
     orientation: int
     size_bytes: int
+    by_pillow: bool = False  # libvips refused the file and Pillow reads it
 
 
 def probe(path: str | Path, limits: Limits) -> Probe:
@@ -90,7 +91,7 @@ def probe(path: str | Path, limits: Limits) -> Probe:
             "HEVC (HEIC) and AV1 (AVIF) are supported",
         )
     try:
-        width, height, orientation = _header(Path(path), kind)
+        width, height, orientation, by_pillow = _header(Path(path), kind)
     except MediaError:
         raise
     except Exception as exc:
@@ -103,15 +104,16 @@ def probe(path: str | Path, limits: Limits) -> Probe:
             MediaErrorCode.TOO_MANY_PIXELS,
             f"{width} x {height} is {pixels:,} pixels; the limit is {limits.max_pixels:,}",
         )
-    if kind in WHOLE_DECODE_FORMATS and pixels > limits.max_whole_decode_pixels:
+    whole = kind in WHOLE_DECODE_FORMATS or by_pillow
+    if whole and pixels > limits.max_whole_decode_pixels:
         raise MediaError(
             MediaErrorCode.TOO_MANY_PIXELS,
-            f"{width} x {height} is {pixels:,} pixels; a {kind.upper()} is decoded whole, "
+            f"{width} x {height} is {pixels:,} pixels; this {kind.upper()} is decoded whole, "
             f"and its limit is {limits.max_whole_decode_pixels:,}",
         )
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    return Probe(kind, width, height, orientation, size)
+    return Probe(kind, width, height, orientation, size, by_pillow)
 
 
 def load(path: str | Path, found: Probe, long_side: int, in_memory: bool = True) -> pyvips.Image:
@@ -122,6 +124,8 @@ def load(path: str | Path, found: Probe, long_side: int, in_memory: bool = True)
     try:
         if found.format == "heic":
             image = _load_heic(Path(path), long_side)
+        elif found.by_pillow:
+            image = _load_pillow(Path(path), long_side, found.orientation)
         elif found.format in RAW_FORMATS:
             image = _load_raw(Path(path), long_side)
         else:
@@ -182,13 +186,14 @@ def corrupt_error(kind: str, exc: Exception, path: str | Path) -> MediaError:
     return MediaError(MediaErrorCode.CORRUPT_IMAGE, f"the {kind} file cannot be decoded: {reason}")
 
 
-def _header(path: Path, kind: str) -> tuple[int, int, int]:
+def _header(path: Path, kind: str) -> tuple[int, int, int, bool]:
+    """Width, height and orientation as stored, and whether Pillow is the decoder."""
     if kind == "heic":
         import pillow_heif
 
         heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=True)
         width, height = heif.size
-        return width, height, 1  # libheif applies the rotation itself
+        return width, height, 1, False  # libheif applies the rotation itself
     if kind in RAW_FORMATS:
         import rawpy
 
@@ -196,12 +201,32 @@ def _header(path: Path, kind: str) -> tuple[int, int, int]:
             sizes = raw.sizes
             # LibRaw reports the upright size through `flip`; 5 and 6 turn by 90°
             width, height = sizes.width, sizes.height
-            return width, height, {0: 1, 3: 3, 5: 8, 6: 6}.get(sizes.flip, 1)
-    image = pyvips.Image.new_from_file(str(path), access="sequential")
+            return width, height, {0: 1, 3: 3, 5: 8, 6: 6}.get(sizes.flip, 1), False
+    try:
+        image = pyvips.Image.new_from_file(str(path), access="sequential")
+    except pyvips.Error:
+        found = _pillow_header(path)  # an AVIF sequence, say
+        if found is None:
+            raise
+        return (*found, True)
     orientation = _vips_orientation(path, image) or 1
     if kind == "png" and orientation == 1:
         orientation = _png_late_orientation(path)
-    return image.width, image.height, int(orientation)
+    return image.width, image.height, int(orientation), False
+
+
+def _pillow_header(path: Path) -> tuple[int, int, int] | None:
+    """What Pillow reads of a file libvips refused; None when it cannot read it either."""
+    import PIL.Image
+
+    try:
+        with PIL.Image.open(path) as picture:
+            orientation = picture.getexif().get(ORIENTATION_TAG, 1)
+            return picture.width, picture.height, orientation if orientation in range(1, 9) else 1
+    except PIL.Image.DecompressionBombError as exc:
+        raise MediaError(MediaErrorCode.TOO_MANY_PIXELS, str(exc)) from None
+    except (OSError, ValueError, SyntaxError):
+        return None
 
 
 def _vips_orientation(path: str | Path, image: pyvips.Image | None = None) -> int | None:
@@ -242,14 +267,27 @@ def _load_heic(path: Path, long_side: int) -> pyvips.Image:
     import pillow_heif
 
     heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=True)
-    picture = heif.to_pillow()
+    return _from_pillow(heif.to_pillow(), heif.info.get("icc_profile"), long_side)
+
+
+def _load_pillow(path: Path, long_side: int, orientation: int) -> pyvips.Image:
+    """The first frame (an AVIF sequence's primary image) of a file only Pillow reads."""
+    import PIL.Image
+
+    with PIL.Image.open(path) as picture:
+        picture.seek(0)
+        image = _from_pillow(picture, picture.info.get("icc_profile"), long_side)
+    return _turn_upright(image, orientation) if orientation != 1 else image
+
+
+def _from_pillow(picture: Any, icc: bytes | None, long_side: int) -> pyvips.Image:
+    """A decoded Pillow image as a libvips one at `long_side`, in sRGB."""
     if picture.mode not in ("RGB", "RGBA"):
         picture = picture.convert("RGBA" if "A" in picture.mode else "RGB")
     bands = len(picture.getbands())
     image = pyvips.Image.new_from_memory(
         picture.tobytes(), picture.width, picture.height, bands, "uchar"
     )
-    icc = heif.info.get("icc_profile")
     image = image.thumbnail_image(long_side, height=long_side, size="down")
     if not icc:
         return image
