@@ -3,7 +3,8 @@ it once, already shrunk to the size needed (shrink-on-load), upright and in 8-bi
 
 libvips handles JPEG, PNG, WebP, AVIF, TIFF and GIF; pillow-heif handles HEIC (the libvips
 wheel has no HEVC decoder); rawpy (LibRaw) handles camera RAW, preferring the embedded
-preview when it is large enough.
+preview when it is large enough. A file libvips refuses but Pillow reads (an AVIF
+sequence) is decoded by Pillow, whole, so it is limited like HEIC.
 """
 
 from __future__ import annotations
@@ -181,8 +182,9 @@ def corrupt_error(kind: str, exc: Exception, path: str | Path) -> MediaError:
     the message must not show, so it becomes "the file"."""
     detail = str(exc).strip().splitlines()
     reason = detail[-1].strip() if detail else type(exc).__name__
-    for name in (str(path), Path(path).name):
-        reason = reason.replace(f'"{name}"', "the file").replace(name, "the file")
+    full = str(path)
+    for shown in (f'"{full}"', full, f'"{Path(path).name}"'):  # a bare name may be a word
+        reason = reason.replace(shown, "the file")
     return MediaError(MediaErrorCode.CORRUPT_IMAGE, f"the {kind} file cannot be decoded: {reason}")
 
 
