@@ -224,16 +224,7 @@ def sweep_staged(library: Library, older_than_s: float = STAGED_ORPHAN_AFTER_S) 
     old = [
         b for b in library.blobs.list_folder(STAGING_PREFIX.rstrip("/")) if b.modified_at <= cutoff
     ]
-    if not old:
-        return []
-    with library.engine.connect() as conn:
-        waiting = set(
-            conn.execute(
-                sa.select(images.c.id).where(
-                    images.c.id.in_([b.name for b in old]), images.c.original_key.is_(None)
-                )
-            ).scalars()
-        )
+    waiting = _still_awaited(library, images.c.id, [b.name for b in old])
     swept = [b for b in old if b.name not in waiting]
     for blob in swept:
         library.blobs.delete(blob.key)
@@ -243,20 +234,20 @@ def sweep_staged(library: Library, older_than_s: float = STAGED_ORPHAN_AFTER_S) 
 def _sweep_temp(library: Library, older_than_s: float) -> list[str]:
     cutoff = time.time() - older_than_s
     old = [p for p in library.temp_dir.iterdir() if p.is_file() and p.stat().st_mtime <= cutoff]
-    if not old:
-        return []
-    with library.engine.connect() as conn:
-        waiting = set(
-            conn.execute(
-                sa.select(images.c.temp_path).where(
-                    images.c.temp_path.in_([str(p) for p in old]), images.c.original_key.is_(None)
-                )
-            ).scalars()
-        )
+    waiting = _still_awaited(library, images.c.temp_path, [str(p) for p in old])
     swept = [p for p in old if str(p) not in waiting]
     for path in swept:
         path.unlink(missing_ok=True)
     return [p.name for p in swept]
+
+
+def _still_awaited(library: Library, column: sa.Column[Any], values: list[str]) -> set[str]:
+    """Those of `values` (image ids, temp paths) whose image still waits for its upload."""
+    if not values:
+        return set()
+    with library.engine.connect() as conn:
+        query = sa.select(column).where(column.in_(values), images.c.original_key.is_(None))
+        return set(conn.execute(query).scalars())
 
 
 def examine(
@@ -885,8 +876,10 @@ def restore_image(library: Library, image_id: str, key: str) -> None:
     """Bring a deleted image's original back from the trash to `key`; Conflict when a
     live file holds that name or the project holds these bytes again."""
     with library.engine.begin() as conn:
-        row = conn.execute(sa.select(images).where(images.c.id == image_id)).one()
-        lock_project(conn, row.project_id)
+        project_id = conn.execute(
+            sa.select(images.c.project_id).where(images.c.id == image_id)
+        ).scalar_one()
+        lock_project(conn, project_id)
         row = conn.execute(sa.select(images).where(images.c.id == image_id)).one()
         if row.deleted_at is None or row.original_key is None:
             raise Conflict("not in the trash (restored meanwhile)")
