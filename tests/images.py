@@ -6,15 +6,17 @@ from __future__ import annotations
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pyvips
 from PIL import Image as PILImage
 
 
 def photo(width: int = 1200, height: int = 800) -> pyvips.Image:
-    red = (pyvips.Image.perlin(width, height, cell_size=64) * 100 + 128).cast("uchar")
-    green = (pyvips.Image.perlin(width, height, cell_size=32) * 100 + 128).cast("uchar")
-    blue = pyvips.Image.worley(width, height, cell_size=48).cast("uchar")
+    """The same pixels on every call (the noise is seeded)."""
+    red = (pyvips.Image.perlin(width, height, cell_size=64, seed=1) * 100 + 128).cast("uchar")
+    green = (pyvips.Image.perlin(width, height, cell_size=32, seed=2) * 100 + 128).cast("uchar")
+    blue = pyvips.Image.worley(width, height, cell_size=48, seed=3).cast("uchar")
     return red.bandjoin([green, blue]).copy(interpretation="srgb")
 
 
@@ -62,22 +64,19 @@ def png_declaring(path: Path, width: int, height: int) -> Path:
     return path
 
 
-def dng(path: Path, width: int, height: int, preview: bytes | None = None) -> Path:
+def dng(
+    path: Path, width: int, height: int, preview: bytes | None = None, blank: bool = False
+) -> Path:
     """A camera RAW file: a 12-bit RGGB Bayer mosaic written by pidng, with camera tags, of
     a scene that is red on the left half and blue on the right, so a demosaic shows which
     side is which.
-    With `preview` (JPEG bytes) the file also carries it as the camera's own rendering."""
-    import numpy as np
+    With `preview` (JPEG bytes) the file also carries it as the camera's own rendering;
+    `blank` gives every sensor pixel 0, as a DNG holding metadata only."""
     from pidng.core import RAW2DNG, DNGTags, Tag
     from pidng.defs import CFAPattern, DNGVersion, Orientation, PhotometricInterpretation
 
     white = (1 << 12) - 1
-    scene = np.zeros((height, width, 3))
-    scene[:, : width // 2] = (0.8, 0.1, 0.1)
-    scene[:, width // 2 :] = (0.1, 0.1, 0.8)
-    mosaic = np.empty((height, width), np.uint16)
-    for row, col, channel in ((0, 0, 0), (0, 1, 1), (1, 0, 1), (1, 1, 2)):
-        mosaic[row::2, col::2] = scene[row::2, col::2, channel] * white
+    mosaic = _red_blue_mosaic(width, height, white, blank)
     tags = DNGTags()
     for tag, value in (
         (Tag.ImageWidth, width),
@@ -112,6 +111,57 @@ def dng(path: Path, width: int, height: int, preview: bytes | None = None) -> Pa
     writer.options(tags, path="", compress=False)
     data = bytes(writer.convert(mosaic))
     path.write_bytes(_chain_jpeg_preview(data, preview) if preview else data)
+    return path
+
+
+def _red_blue_mosaic(width: int, height: int, white: int, blank: bool = False) -> Any:
+    """An RGGB Bayer mosaic of a scene red on the left half and blue on the right."""
+    import numpy as np
+
+    scene = np.zeros((height, width, 3))
+    scene[:, : width // 2] = (0.8, 0.1, 0.1)
+    scene[:, width // 2 :] = (0.1, 0.1, 0.8)
+    if blank:
+        scene[:] = 0
+    mosaic = np.empty((height, width), np.uint16)
+    for row, col, channel in ((0, 0, 0), (0, 1, 1), (1, 0, 1), (1, 1, 2)):
+        mosaic[row::2, col::2] = scene[row::2, col::2, channel] * white
+    return mosaic
+
+
+def tiff_wrapped_raw(path: Path, make: str, width: int, height: int) -> Path:
+    """A RAW as Pentax, Samsung, Hasselblad and Kodak write them: a TIFF whose first
+    directory is a 96 x 64 thumbnail, with the 12-bit sensor mosaic (red left, blue right)
+    in a child directory, and the maker's name in Make."""
+    import numpy as np
+    import tifffile
+
+    thumbnail = np.full((64, 96, 3), 128, np.uint8)
+    with tifffile.TiffWriter(path) as tiff:
+        tiff.write(thumbnail, photometric="rgb", subifds=1, extratags=[(271, "s", 0, make, True)])
+        tiff.write(
+            _red_blue_mosaic(width, height, (1 << 12) - 1),
+            photometric=32803,  # colour filter array
+            extratags=[(33421, "H", 2, (2, 2), True), (33422, "B", 4, (0, 1, 1, 2), True)],
+        )
+    return path
+
+
+def phase_one_raw(path: Path, width: int, height: int) -> Path:
+    """A RAW in Phase One's own container (IIQ): "IIII", "Raw" and a directory of sizes
+    and offsets, then 16-bit sensor values; no TIFF magic for a sniffer to know."""
+    import numpy as np
+
+    sensor = np.random.default_rng(7).integers(500, 4000, (height, width)).astype("<u2")
+    directory_at = 16
+    tags = [(0x108, width), (0x109, height), (0x10C, width), (0x10D, height), (0x10E, 0)]
+    data_at = directory_at + 8 + 16 * (len(tags) + 1)
+    tags.append((0x10F, data_at))  # where the sensor data starts
+    directory = struct.pack("<II", len(tags), 0) + b"".join(
+        struct.pack("<IIII", tag, 1, 4, value) for tag, value in tags
+    )
+    header = b"IIII\x00waR" + struct.pack("<I", directory_at) + bytes(4)
+    path.write_bytes(header + directory + sensor.tobytes())
     return path
 
 
@@ -165,4 +215,69 @@ def png_with_late_exif(path: Path, orientation: int) -> Path:
     late = [c for c in chunks if c[4:8] == b"eXIf"]
     rest = [c for c in chunks if c[4:8] != b"eXIf"]
     path.write_bytes(data[:8] + b"".join(rest[:-1] + late + rest[-1:]))
+    return path
+
+
+TIFF_VARIANTS = (
+    "tiled-planar",
+    "planar-16-bit",
+    "lzma",
+    "zstd",
+    "cielab",
+    "12-bit",
+    "32-bit",
+    "signed-16-bit",
+    "jpeg-2000",
+    "child-ifd",
+    "multi-page",
+    "lzma-cmyk",
+    "lzma-16-bit-grey",
+)
+
+
+def tiff_variant(path: Path, variant: str, width: int = 600, height: int = 400) -> Path:
+    """`photo(width, height)` in one of the TIFF layouts scanners, microscopes and
+    archives write (`TIFF_VARIANTS`), by tifffile; each must decode to that photo.
+    "child-ifd" and "multi-page" put a tenth-size copy first and the photo after it."""
+    import numpy as np
+    import tifffile
+
+    image = photo(width, height)
+    rgb = np.ndarray((height, width, 3), np.uint8, image.write_to_memory())
+    wide = rgb.astype(np.uint16) * 257
+    cmyk = np.ndarray((height, width, 4), np.uint8, image.colourspace("cmyk").write_to_memory())
+    grey = np.ndarray((height, width), np.uint16, image.colourspace("grey16").write_to_memory())
+    kinds: dict[str, dict[str, Any]] = {
+        "tiled-planar": {
+            "data": np.moveaxis(rgb, 2, 0),
+            "planarconfig": "separate",
+            "tile": (64, 64),
+        },
+        "planar-16-bit": {"data": np.moveaxis(wide, 2, 0), "planarconfig": "separate"},
+        "lzma": {"data": rgb, "compression": "lzma"},
+        "zstd": {"data": rgb, "compression": "zstd"},
+        "12-bit": {"data": wide >> 4, "bitspersample": 12},
+        "32-bit": {"data": rgb.astype(np.uint32) * 0x01010101},
+        "signed-16-bit": {"data": (wide >> 1).astype(np.int16)},
+        "jpeg-2000": {"data": rgb, "compression": "jpeg2000"},
+        "lzma-cmyk": {"data": cmyk, "compression": "lzma", "photometric": "separated"},
+        "lzma-16-bit-grey": {"data": grey, "compression": "lzma", "photometric": "minisblack"},
+    }
+    if variant == "cielab":  # L* scaled to 0-255, a* and b* as signed bytes
+        lab = np.ndarray((height, width, 3), np.float32, image.colourspace("lab").write_to_memory())
+        stored = np.empty((height, width, 3), np.uint8)
+        stored[..., 0] = np.clip(lab[..., 0] * 255 / 100, 0, 255)
+        stored[..., 1:] = np.clip(lab[..., 1:], -128, 127).astype(np.int8).view(np.uint8)
+        tifffile.imwrite(path, stored, photometric="cielab")
+    elif variant in ("child-ifd", "multi-page"):
+        small = np.ndarray(
+            (height // 10, width // 10, 3), np.uint8, image.resize(0.1).write_to_memory()
+        )
+        with tifffile.TiffWriter(path) as tiff:
+            children = 1 if variant == "child-ifd" else 0
+            tiff.write(small, photometric="rgb", subifds=children)
+            tiff.write(rgb, photometric="rgb")
+    else:
+        options = {"photometric": "rgb", **kinds[variant]}
+        tifffile.imwrite(path, np.ascontiguousarray(options.pop("data")), **options)
     return path

@@ -21,7 +21,18 @@ from enlarger.media import (
     render,
     sniff,
 )
-from tests.images import dng, jpeg, jpeg_with_exif, photo, png_declaring, png_with_late_exif
+from tests.images import (
+    TIFF_VARIANTS,
+    dng,
+    jpeg,
+    jpeg_with_exif,
+    phase_one_raw,
+    photo,
+    png_declaring,
+    png_with_late_exif,
+    tiff_variant,
+    tiff_wrapped_raw,
+)
 
 THUMBS = [Recipe(f"thumb_{n}", n) for n in (64, 128, 256, 512)]
 
@@ -326,3 +337,63 @@ def test_an_avif_sequence_gives_its_first_frame(tmp_path: Path) -> None:
     out = _decoded(render(path, found, [Recipe("t", 32)]).renditions[0].data)
     assert (out.width, out.height) == (32, 24)
     assert out.extract_band(0).avg() > 180 and out.extract_band(1).avg() < 80  # the first
+
+
+@pytest.mark.parametrize("make", ["PENTAX Corporation", "SAMSUNG", "Hasselblad", "KODAK"])
+def test_a_raw_in_a_tiff_wrapper_is_known_by_libraw_not_rendered_from_its_thumbnail(
+    tmp_path: Path, make: str
+) -> None:
+    path = tiff_wrapped_raw(tmp_path / "IMGP0001.PEF", make, 600, 400)
+    assert sniff(path.read_bytes()) == "tiff"  # the magic bytes alone say TIFF
+    found = probe(path, Limits())
+    assert (found.format, found.width, found.height) == ("raw", 600, 400)
+    preview = render(path, found, [Recipe("preview", 2000)]).renditions[0]
+    assert (preview.width, preview.height) == (600, 400)
+    assert _red_left_blue_right(preview.data)
+
+
+def test_a_raw_in_its_makers_own_container_is_known_by_libraw(tmp_path: Path) -> None:
+    path = phase_one_raw(tmp_path / "CF000001.IIQ", 600, 400)
+    assert sniff(path.read_bytes()) is None
+    found = probe(path, Limits())
+    assert (found.format, found.width, found.height) == ("raw", 600, 400)
+    preview = render(path, found, [Recipe("preview", 2000)]).renditions[0]
+    assert (preview.width, preview.height) == (600, 400)
+
+
+def test_a_scanners_tiff_bearing_a_camera_makers_name_is_a_tiff(tmp_path: Path) -> None:
+    """Nikon's film scanners write plain TIFF with Make "Nikon"; LibRaw refuses it."""
+    path = tmp_path / "scan.tif"
+    picture = PILImage.frombytes("RGB", (300, 200), photo(300, 200).write_to_memory())
+    picture.save(path, tiffinfo={0x010F: "NIKON"})
+    assert sniff(path.read_bytes()) == "nef"
+    found = probe(path, Limits())
+    assert (found.format, found.width, found.height) == ("tiff", 300, 200)
+
+
+def test_a_raw_with_no_sensor_data_is_corrupt_not_a_black_preview(tmp_path: Path) -> None:
+    path = dng(tmp_path / "metadata-only.dng", 600, 400, blank=True)
+    found = probe(path, Limits())
+    with pytest.raises(MediaError) as caught:
+        render(path, found, [Recipe("preview", 2000)])
+    assert caught.value.code is MediaErrorCode.CORRUPT_IMAGE
+    assert "no sensor data" in caught.value.message
+
+
+@pytest.mark.parametrize("variant", TIFF_VARIANTS)
+def test_every_tiff_layout_decodes_to_its_photo(tmp_path: Path, variant: str) -> None:
+    """libvips, then Pillow (LZMA, tiled planes, CIELAB), then tifffile (12-bit, JPEG
+    2000); 32-bit and signed samples scaled by their range; the largest page taken."""
+    path = tiff_variant(tmp_path / f"{variant}.tif", variant)
+    found = probe(path, Limits())
+    assert (found.format, found.width, found.height) == ("tiff", 600, 400)
+    out = render(path, found, [Recipe("preview", 2000, format="webp", quality=100)])
+    rendition = out.renditions[0]
+    assert (rendition.width, rendition.height) == (600, 400)
+    expected = photo(600, 400)
+    if variant.endswith("grey"):
+        expected = expected.colourspace("b-w").colourspace("srgb")
+    if variant.endswith("cmyk"):  # out of gamut colours are clipped on the way in
+        expected = expected.colourspace("cmyk").colourspace("srgb")
+    difference = (_decoded(rendition.data) - expected).abs().avg()
+    assert difference < 3  # CIELAB and CMYK round through 8 bits; lossy WebP adds a little

@@ -3,8 +3,9 @@ it once, already shrunk to the size needed (shrink-on-load), upright and in 8-bi
 
 libvips handles JPEG, PNG, WebP, AVIF, TIFF and GIF; pillow-heif handles HEIC (the libvips
 wheel has no HEVC decoder); rawpy (LibRaw) handles camera RAW, preferring the embedded
-preview when it is large enough. A file libvips refuses but Pillow reads (an AVIF
-sequence) is decoded by Pillow, whole, so it is limited like HEIC.
+preview when it is large enough, and decides which TIFF-shaped files are RAW. A file
+libvips refuses but Pillow reads (an AVIF sequence, an LZMA TIFF) is decoded by Pillow,
+and a TIFF only tifffile reads (12-bit) by tifffile: both whole, so limited like HEIC.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from enlarger.media.sniff import (
     HEAD_BYTES,
     RAW_FORMATS,
     SUPPORTED_FORMATS,
+    TIFF_SHAPED,
     UNDECODABLE_HEIF_CODECS,
     heif_primary_codec,
     sniff,
@@ -63,7 +65,8 @@ class Probe:
     height: int
     orientation: int
     size_bytes: int
-    by_pillow: bool = False  # libvips refused the file and Pillow reads it
+    fallback: str | None = None  # "pillow" or "tifffile": libvips refused the file
+    tiff_page: tuple[tuple[str, int], ...] = ()  # the largest TIFF page: (("page", 2),)
 
 
 def probe(path: str | Path, limits: Limits) -> Probe:
@@ -79,6 +82,8 @@ def probe(path: str | Path, limits: Limits) -> Probe:
     with open(path, "rb") as f:
         head = f.read(HEAD_BYTES)
     kind = sniff(head)
+    if kind is None or kind in TIFF_SHAPED:
+        kind = _libraw_kind(Path(path), kind)
     if kind not in SUPPORTED_FORMATS:
         raise MediaError(
             MediaErrorCode.UNSUPPORTED_FORMAT,
@@ -92,7 +97,10 @@ def probe(path: str | Path, limits: Limits) -> Probe:
             "HEVC (HEIC) and AV1 (AVIF) are supported",
         )
     try:
-        width, height, orientation, by_pillow = _header(Path(path), kind)
+        width, height, orientation, fallback = _header(Path(path), kind)
+        tiff_page: tuple[tuple[str, int], ...] = ()
+        if kind == "tiff" and fallback is None and (page := _largest_tiff_page(Path(path))):
+            tiff_page, width, height = page
     except MediaError:
         raise
     except Exception as exc:
@@ -105,7 +113,7 @@ def probe(path: str | Path, limits: Limits) -> Probe:
             MediaErrorCode.TOO_MANY_PIXELS,
             f"{width} x {height} is {pixels:,} pixels; the limit is {limits.max_pixels:,}",
         )
-    whole = kind in WHOLE_DECODE_FORMATS or by_pillow
+    whole = kind in WHOLE_DECODE_FORMATS or fallback is not None
     if whole and pixels > limits.max_whole_decode_pixels:
         raise MediaError(
             MediaErrorCode.TOO_MANY_PIXELS,
@@ -114,7 +122,7 @@ def probe(path: str | Path, limits: Limits) -> Probe:
         )
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    return Probe(kind, width, height, orientation, size, by_pillow)
+    return Probe(kind, width, height, orientation, size, fallback, tiff_page)
 
 
 def load(path: str | Path, found: Probe, long_side: int, in_memory: bool = True) -> pyvips.Image:
@@ -125,27 +133,39 @@ def load(path: str | Path, found: Probe, long_side: int, in_memory: bool = True)
     try:
         if found.format == "heic":
             image = _load_heic(Path(path), long_side)
-        elif found.by_pillow:
+        elif found.fallback == "pillow":
             image = _load_pillow(Path(path), long_side, found.orientation)
+        elif found.fallback == "tifffile":
+            image = _load_tifffile(Path(path), long_side, found.orientation)
         elif found.format in RAW_FORMATS:
             image = _load_raw(Path(path), long_side)
         else:
-            image = pyvips.Image.thumbnail_source(
-                pyvips.Source.new_from_file(str(path)),
-                long_side,
-                height=long_side,
-                size="down",
-                option_string="fail_on=error",
-            )
-            image = _embedded_profile_to_srgb(image)
-            if found.format == "png" and found.orientation != 1 and not _vips_orientation(path):
-                image = _turn_upright(image, found.orientation)  # libvips did not see it
+            image = _load_vips(Path(path), found, long_side)
         image = to_srgb8(image)
         return image.copy_memory() if in_memory else image
     except MediaError:
         raise
     except Exception as exc:
         raise corrupt_error(found.format, exc, path) from exc
+
+
+def _load_vips(path: Path, found: Probe, long_side: int) -> pyvips.Image:
+    page = dict(found.tiff_page)
+    header = pyvips.Image.new_from_file(str(path), fail_on="error", **page)
+    if header.format in _INTEGER_FULL_SCALE:  # 32-bit or signed: `thumbnail` would clip it
+        image = to_srgb8(header).thumbnail_image(long_side, height=long_side, size="down")
+        return image.autorot()
+    image = pyvips.Image.thumbnail_source(
+        pyvips.Source.new_from_file(str(path)),
+        long_side,
+        height=long_side,
+        size="down",
+        option_string=",".join(["fail_on=error", *(f"{k}={v}" for k, v in page.items())]),
+    )
+    image = _embedded_profile_to_srgb(image)
+    if found.format == "png" and found.orientation != 1 and not _vips_orientation(path):
+        image = _turn_upright(image, found.orientation)  # libvips did not see it
+    return image
 
 
 def _turn_upright(image: pyvips.Image, orientation: int) -> pyvips.Image:
@@ -167,8 +187,17 @@ def _embedded_profile_to_srgb(image: pyvips.Image) -> pyvips.Image:
     return image.icc_transform("srgb", embedded=True)
 
 
+# integer depths libvips does not scale itself, by their largest value
+_INTEGER_FULL_SCALE = {"char": 127, "short": 32767, "uint": 2**32 - 1, "int": 2**31 - 1}
+
+
 def to_srgb8(image: pyvips.Image) -> pyvips.Image:
-    """Any interpretation and depth (CMYK, 16-bit, greyscale) to 8-bit sRGB."""
+    """Any interpretation and depth (CMYK, CIELAB, 16- or 32-bit, greyscale) to 8-bit
+    sRGB."""
+    if image.format in _INTEGER_FULL_SCALE:
+        colour = "srgb" if image.bands >= 3 else "b-w"
+        scaled = image.cast("double") * (255 / _INTEGER_FULL_SCALE[image.format])
+        image = scaled.copy(interpretation=colour)
     if image.interpretation != "srgb" or image.format != "uchar":
         image = image.colourspace("srgb")
     if image.format != "uchar":
@@ -188,14 +217,31 @@ def corrupt_error(kind: str, exc: Exception, path: str | Path) -> MediaError:
     return MediaError(MediaErrorCode.CORRUPT_IMAGE, f"the {kind} file cannot be decoded: {reason}")
 
 
-def _header(path: Path, kind: str) -> tuple[int, int, int, bool]:
-    """Width, height and orientation as stored, and whether Pillow is the decoder."""
+def _libraw_kind(path: Path, sniffed: str | None) -> str | None:
+    """What a file whose magic bytes say TIFF, or nothing known, is. Camera makers wrap
+    their RAW in TIFF (Pentax PEF, Samsung SRW, Hasselblad 3FR, Kodak DCR…) or in headers
+    of their own (Phase One IIQ): LibRaw, which knows them all, is asked rather than a
+    list of magic bytes. A TIFF it refuses is a plain TIFF, whatever its Make says."""
+    import rawpy
+
+    try:
+        with rawpy.imread(str(path)):
+            pass
+    except rawpy.LibRawFileUnsupportedError:
+        return None if sniffed is None else "tiff"
+    except rawpy.LibRawError:  # a short file read past its end: LibRaw did not know it
+        return sniffed
+    return sniffed if sniffed in RAW_FORMATS else "raw"
+
+
+def _header(path: Path, kind: str) -> tuple[int, int, int, str | None]:
+    """Width, height and orientation as stored, and the fallback decoder if any."""
     if kind == "heic":
         import pillow_heif
 
         heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=True)
         width, height = heif.size
-        return width, height, 1, False  # libheif applies the rotation itself
+        return width, height, 1, None  # libheif applies the rotation itself
     if kind in RAW_FORMATS:
         import rawpy
 
@@ -203,18 +249,21 @@ def _header(path: Path, kind: str) -> tuple[int, int, int, bool]:
             sizes = raw.sizes
             # LibRaw reports the upright size through `flip`; 5 and 6 turn by 90°
             width, height = sizes.width, sizes.height
-            return width, height, {0: 1, 3: 3, 5: 8, 6: 6}.get(sizes.flip, 1), False
+            return width, height, {0: 1, 3: 3, 5: 8, 6: 6}.get(sizes.flip, 1), None
     try:
-        image = pyvips.Image.new_from_file(str(path), access="sequential")
+        image = pyvips.Image.new_from_file(str(path), access="sequential", fail_on="error")
+        if kind == "tiff":  # libvips reads headers of TIFFs it cannot decode: try a pixel
+            image.crop(0, 0, 1, 1).avg()
     except pyvips.Error:
-        found = _pillow_header(path)  # an AVIF sequence, say
-        if found is None:
-            raise
-        return (*found, True)
+        if (found := _pillow_header(path)) is not None:  # an AVIF sequence, an LZMA TIFF
+            return (*found, "pillow")
+        if kind == "tiff" and (found := _tifffile_header(path)) is not None:  # 12-bit
+            return (*found, "tifffile")
+        raise
     orientation = _vips_orientation(path, image) or 1
     if kind == "png" and orientation == 1:
         orientation = _png_late_orientation(path)
-    return image.width, image.height, int(orientation), False
+    return image.width, image.height, int(orientation), None
 
 
 def _pillow_header(path: Path) -> tuple[int, int, int] | None:
@@ -228,6 +277,49 @@ def _pillow_header(path: Path) -> tuple[int, int, int] | None:
     except PIL.Image.DecompressionBombError as exc:
         raise MediaError(MediaErrorCode.TOO_MANY_PIXELS, str(exc)) from None
     except (OSError, ValueError, SyntaxError):
+        return None
+
+
+TIFF_PAGES_LOOKED_AT = 32
+
+
+def _largest_tiff_page(path: Path) -> tuple[tuple[tuple[str, int], ...], int, int] | None:
+    """The libvips load option, width and height of the largest image in a TIFF that holds
+    several: pages, or child directories (SubIFDs) of the first, where scanners and
+    cameras put the full image behind a small first one. None when the first is largest."""
+    first = pyvips.Image.new_from_file(str(path), access="sequential")
+    pages = int(first.get("n-pages")) if first.get_typeof("n-pages") else 1
+    children = int(first.get("n-subifds")) if first.get_typeof("n-subifds") else 0
+    options = [("page", n) for n in range(1, min(pages, TIFF_PAGES_LOOKED_AT))]
+    options += [("subifd", n) for n in range(min(children, TIFF_PAGES_LOOKED_AT))]
+    best, best_area = None, first.width * first.height
+    for option in options:
+        try:
+            image = pyvips.Image.new_from_file(str(path), access="sequential", **dict([option]))
+        except pyvips.Error:
+            continue  # a page libvips cannot read is no candidate
+        if image.width * image.height > best_area:
+            best, best_area = ((option,), image.width, image.height), image.width * image.height
+    return best
+
+
+def _tifffile_header(path: Path) -> tuple[int, int, int] | None:
+    """What tifffile reads of a TIFF libvips and Pillow refused (12- or 14-bit samples,
+    JPEG 2000 or JPEG XL tiles); None when it cannot read it either."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            page = tiff.pages.first
+            if page.imagewidth <= 0 or page.imagelength <= 0:
+                return None  # libvips' own complaint says more
+            orientation = page.tags.valueof(ORIENTATION_TAG, 1)
+            return (
+                page.imagewidth,
+                page.imagelength,
+                orientation if orientation in range(1, 9) else 1,
+            )
+    except (tifffile.TiffFileError, OSError, ValueError):
         return None
 
 
@@ -282,20 +374,63 @@ def _load_pillow(path: Path, long_side: int, orientation: int) -> pyvips.Image:
     return _turn_upright(image, orientation) if orientation != 1 else image
 
 
+def _load_tifffile(path: Path, long_side: int, orientation: int) -> pyvips.Image:
+    """The first page of a TIFF only tifffile reads, its samples scaled from their stored
+    bits (12, say) to the full range of the 16 bits they are held in."""
+    import numpy as np
+    import tifffile
+
+    with tifffile.TiffFile(path) as tiff:
+        page = tiff.pages.first
+        pixels = page.asarray()
+        if page.axes.startswith("S"):  # planes stored one after another
+            pixels = np.moveaxis(pixels, 0, -1)
+        bits = page.bitspersample
+    if pixels.dtype.kind == "u" and bits < pixels.dtype.itemsize * 8:
+        top = np.iinfo(pixels.dtype).max
+        pixels = (pixels.astype(np.float64) * (top / ((1 << bits) - 1))).astype(pixels.dtype)
+    image = pyvips.Image.new_from_array(np.ascontiguousarray(pixels))
+    if image.format == "ushort":
+        image = image.copy(interpretation="rgb16" if image.bands >= 3 else "grey16")
+    elif image.bands >= 3:
+        image = image.copy(interpretation="srgb")
+    image = image.thumbnail_image(long_side, height=long_side, size="down")
+    return _turn_upright(image, orientation) if orientation != 1 else image
+
+
 def _from_pillow(picture: Any, icc: bytes | None, long_side: int) -> pyvips.Image:
-    """A decoded Pillow image as a libvips one at `long_side`, in sRGB."""
-    if picture.mode not in ("RGB", "RGBA"):
-        picture = picture.convert("RGBA" if "A" in picture.mode else "RGB")
-    bands = len(picture.getbands())
-    image = pyvips.Image.new_from_memory(
-        picture.tobytes(), picture.width, picture.height, bands, "uchar"
-    )
+    """A decoded Pillow image as a libvips one at `long_side`, in sRGB (its depth is
+    brought to 8 bits by `to_srgb8`)."""
+    image = _pillow_pixels(picture)
     image = image.thumbnail_image(long_side, height=long_side, size="down")
     if not icc:
         return image
     image = image.copy()
     image.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc)
     return image.icc_transform("srgb", embedded=True)
+
+
+def _pillow_pixels(picture: Any) -> pyvips.Image:
+    """Pillow's pixels as libvips ones, with their colour space and depth: CIELAB and
+    CMYK are converted by colour science, not by Pillow's `convert`, and 16-bit grey
+    keeps its range."""
+    import numpy as np
+
+    if picture.mode == "LAB":  # as the TIFF stores it: L* scaled to 0-255, a* b* signed
+        stored = np.ascontiguousarray(np.asarray(picture))
+        lab = np.empty(stored.shape, np.float32)
+        lab[..., 0] = stored[..., 0] * (100 / 255)
+        lab[..., 1:] = stored[..., 1:].view(np.int8)
+        return pyvips.Image.new_from_array(lab, interpretation="lab")
+    if picture.mode == "CMYK":
+        return pyvips.Image.new_from_array(np.asarray(picture), interpretation="cmyk")
+    if picture.mode.startswith("I;16"):
+        grey = np.asarray(picture)
+        grey = grey.astype(grey.dtype.newbyteorder("="))
+        return pyvips.Image.new_from_array(grey, interpretation="grey16")
+    if picture.mode not in ("RGB", "RGBA"):
+        picture = picture.convert("RGBA" if "A" in picture.mode else "RGB")
+    return pyvips.Image.new_from_array(np.asarray(picture), interpretation="srgb")
 
 
 def _load_raw(path: Path, long_side: int) -> pyvips.Image:
@@ -305,6 +440,12 @@ def _load_raw(path: Path, long_side: int) -> pyvips.Image:
         preview = _raw_preview(raw, long_side)
         if preview is not None:
             return preview
+        sensor = raw.raw_image_visible
+        if sensor.size == 0 or sensor.min() == sensor.max():  # a sensor is never that even
+            raise MediaError(
+                MediaErrorCode.CORRUPT_IMAGE,
+                "the RAW file holds no sensor data: every pixel has the same value",
+            )
         half = min(raw.sizes.width, raw.sizes.height) // 2 >= long_side
         rgb: Any = raw.postprocess(use_camera_wb=True, output_bps=8, half_size=half)
     height, width, bands = rgb.shape

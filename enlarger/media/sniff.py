@@ -6,7 +6,11 @@ import struct
 
 HEAD_BYTES = 64 * 1024  # enough for a TIFF's first directory
 
-RAW_FORMATS = frozenset({"dng", "cr2", "cr3", "nef", "arw", "raf", "orf", "rw2"})
+# "raw" is any other camera RAW: one LibRaw opens (see `decode.probe`), in a TIFF wrapper
+# (Pentax PEF, Samsung SRW, Hasselblad 3FR, Kodak DCR/KDC) or a header of its own (IIQ)
+RAW_FORMATS = frozenset({"dng", "cr2", "cr3", "nef", "arw", "raf", "orf", "rw2", "raw"})
+# formats whose magic bytes are a TIFF's: LibRaw decides whether they are RAW
+TIFF_SHAPED = frozenset({"tiff", "nef", "arw"})
 VIPS_FORMATS = frozenset({"jpeg", "png", "webp", "avif", "tiff", "gif"})
 SUPPORTED_FORMATS = VIPS_FORMATS | RAW_FORMATS | {"heic"}
 
@@ -26,10 +30,11 @@ MIME_TYPES = {
     "raf": "image/x-fuji-raf",
     "orf": "image/x-olympus-orf",
     "rw2": "image/x-panasonic-rw2",
+    "raw": "image/x-dcraw",
 }
 
 _HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
-_TIFF_MAKERS = {b"NIKON": "nef", b"SONY": "arw"}  # TIFF-shaped RAW files, told apart by Make
+_TIFF_MAKERS = {b"NIKON": "nef", b"SONY": "arw"}  # names of TIFF-shaped RAW, by Make
 _DNG_VERSION_TAG = 50706
 _MAKE_TAG = 271
 
@@ -122,7 +127,8 @@ def _box(data: bytes, start: int, end: int, wanted: bytes) -> tuple[int, int] | 
 
 
 def _tiff_kind(head: bytes) -> str:
-    """Plain TIFF, or one of the RAW formats built on TIFF (DNG, CR2, NEF, ARW)."""
+    """Plain TIFF, or one of the RAW formats built on TIFF (DNG, CR2, NEF, ARW). NEF and
+    ARW are only a Make's guess (a Nikon film scanner writes plain TIFF); LibRaw checks."""
     if head[8:10] == b"CR":
         return "cr2"
     endian = "<" if head[:2] == b"II" else ">"
