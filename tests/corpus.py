@@ -1,0 +1,81 @@
+"""A folder of files as cameras, phones, scanners and archives write them, each with
+the outcome enlarger must reach: the files of issue 17's real-world run, made here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pillow_heif
+from PIL import Image as PILImage
+
+from tests.images import (
+    TIFF_VARIANTS,
+    dng,
+    jpeg,
+    jpeg_with_exif,
+    phase_one_raw,
+    photo,
+    png_with_late_exif,
+    tiff_variant,
+    tiff_wrapped_raw,
+)
+
+
+@dataclass(frozen=True)
+class Expected:
+    status: str  # STORED or FAILED
+    preview: tuple[int, int] | None = None  # the preview's width and height when STORED
+    error_code: str | None = None
+
+
+def build(folder: Path) -> dict[str, Expected]:
+    """Write the corpus into `folder`; the outcome expected of each file, by name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stored_600 = Expected("STORED", (600, 400))
+    expected: dict[str, Expected] = {}
+
+    jpeg_with_exif(folder / "phone-portrait.jpg", orientation=6)
+    expected["phone-portrait.jpg"] = Expected("STORED", (400, 600))
+    png_with_late_exif(folder / "screenshot.png", orientation=6)
+    expected["screenshot.png"] = Expected("STORED", (200, 300))
+    photo(600, 400).tiffsave(str(folder / "archive-bigtiff.tif"), bigtiff=True)
+    expected["archive-bigtiff.tif"] = stored_600
+    for variant in TIFF_VARIANTS:
+        tiff_variant(folder / f"scan-{variant}.tif", variant)
+        expected[f"scan-{variant}.tif"] = stored_600
+
+    for name, make in (
+        ("IMGP0001.PEF", "PENTAX Corporation"),
+        ("SAM_0001.SRW", "SAMSUNG"),
+        ("B0000001.3FR", "Hasselblad"),
+        ("DCS_0001.DCR", "KODAK"),
+    ):
+        tiff_wrapped_raw(folder / name, make, 600, 400)
+        expected[name] = stored_600
+    phase_one_raw(folder / "CF000001.IIQ", 600, 400)
+    expected["CF000001.IIQ"] = stored_600
+    dng(folder / "IMG_0001.DNG", 600, 400)
+    expected["IMG_0001.DNG"] = stored_600
+    dng(folder / "metadata-only.DNG", 600, 400, blank=True)
+    expected["metadata-only.DNG"] = Expected("FAILED", error_code="CORRUPT_IMAGE")
+
+    picture = PILImage.frombytes("RGB", (600, 400), photo(600, 400).write_to_memory())
+    pillow_heif.from_pillow(picture).save(folder / "iphone.heic", quality=70)
+    expected["iphone.heic"] = stored_600
+    heic = (folder / "iphone.heic").read_bytes()
+    (folder / "camera-avc.heif").write_bytes(heic.replace(b"hvc1", b"avc1", 1))
+    expected["camera-avc.heif"] = Expected("FAILED", error_code="UNSUPPORTED_FORMAT")
+    frames = [PILImage.new("RGB", (600, 400), (red, 40, 40)) for red in (220, 30)]
+    frames[0].save(folder / "burst.avif", save_all=True, append_images=frames[1:], duration=100)
+    expected["burst.avif"] = stored_600
+
+    whole = jpeg(folder / "whole.jpg", 600, 400).read_bytes()
+    (folder / "whole.jpg").unlink()
+    (folder / "cut-off.jpg").write_bytes(whole[: len(whole) // 3])
+    expected["cut-off.jpg"] = Expected("FAILED", error_code="CORRUPT_IMAGE")
+    (folder / "notes.txt").write_text("not an image")
+    expected["notes.txt"] = Expected("FAILED", error_code="UNSUPPORTED_FORMAT")
+    (folder / "empty.jpg").write_bytes(b"")
+    expected["empty.jpg"] = Expected("FAILED", error_code="EMPTY_FILE")
+    return expected
