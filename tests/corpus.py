@@ -12,6 +12,7 @@ from PIL import Image as PILImage
 from tests.images import (
     TIFF_VARIANTS,
     dng,
+    hdr_heic,
     jpeg,
     jpeg_with_exif,
     phase_one_raw,
@@ -63,6 +64,9 @@ def build(folder: Path) -> dict[str, Expected]:
     picture = PILImage.frombytes("RGB", (600, 400), photo(600, 400).write_to_memory())
     pillow_heif.from_pillow(picture).save(folder / "iphone.heic", quality=70)
     expected["iphone.heic"] = stored_600
+    for transfer, name in ((16, "hdr-pq.heic"), (18, "hdr-hlg.heic")):
+        hdr_heic(folder / name, transfer)
+        expected[name] = Expected("STORED", (300, 200))
     heic = (folder / "iphone.heic").read_bytes()
     (folder / "camera-avc.heif").write_bytes(heic.replace(b"hvc1", b"avc1", 1))
     expected["camera-avc.heif"] = Expected("FAILED", error_code="UNSUPPORTED_FORMAT")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import resource
 from pathlib import Path
 
+import numpy as np
 import pillow_heif
 import pytest
 import pyvips
@@ -24,6 +25,7 @@ from enlarger.media import (
 from tests.images import (
     TIFF_VARIANTS,
     dng,
+    hdr_heic,
     jpeg,
     jpeg_with_exif,
     phase_one_raw,
@@ -397,3 +399,15 @@ def test_every_tiff_layout_decodes_to_its_photo(tmp_path: Path, variant: str) ->
         expected = expected.colourspace("cmyk").colourspace("srgb")
     difference = (_decoded(rendition.data) - expected).abs().avg()
     assert difference < 3  # CIELAB and CMYK round through 8 bits; lossy WebP adds a little
+
+
+@pytest.mark.parametrize("transfer", [16, 18], ids=["PQ", "HLG"])
+def test_an_hdr_heic_is_tone_mapped_to_srgb_not_washed_out(tmp_path: Path, transfer: int) -> None:
+    path = hdr_heic(tmp_path / "hdr.heic", transfer)
+    found = probe(path, Limits())
+    assert found.hdr_transfer == transfer
+    out = _decoded(render(path, found, [Recipe("t", 300, quality=100)]).renditions[0].data)
+    as_stored = np.asarray(pillow_heif.open_heif(path))  # the coded values, shown as SDR
+    washed_out = pyvips.Image.new_from_array(as_stored, interpretation="srgb")
+    assert (washed_out - photo(300, 200)).abs().avg() > 15
+    assert (out - photo(300, 200)).abs().avg() < 4

@@ -24,6 +24,7 @@ from enlarger.media.sniff import (
     SUPPORTED_FORMATS,
     TIFF_SHAPED,
     UNDECODABLE_HEIF_CODECS,
+    heif_hdr_transfer,
     heif_primary_codec,
     sniff,
 )
@@ -67,6 +68,7 @@ class Probe:
     size_bytes: int
     fallback: str | None = None  # "pillow" or "tifffile": libvips refused the file
     tiff_page: tuple[tuple[str, int], ...] = ()  # the largest TIFF page: (("page", 2),)
+    hdr_transfer: int | None = None  # PQ (16) or HLG (18): an HDR HEIC or AVIF
 
 
 def probe(path: str | Path, limits: Limits) -> Probe:
@@ -122,7 +124,8 @@ def probe(path: str | Path, limits: Limits) -> Probe:
         )
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    return Probe(kind, width, height, orientation, size, fallback, tiff_page)
+    hdr = heif_hdr_transfer(head) if kind in WHOLE_DECODE_FORMATS else None
+    return Probe(kind, width, height, orientation, size, fallback, tiff_page, hdr)
 
 
 def load(path: str | Path, found: Probe, long_side: int, in_memory: bool = True) -> pyvips.Image:
@@ -132,7 +135,10 @@ def load(path: str | Path, found: Probe, long_side: int, in_memory: bool = True)
     decodes as its one consumer reads (a decode error then surfaces in that consumer)."""
     try:
         if found.format == "heic":
-            image = _load_heic(Path(path), long_side)
+            image = _load_heic(Path(path), long_side, found.hdr_transfer)
+        elif found.hdr_transfer and not found.fallback:  # an HDR AVIF, read at 16 bits
+            deep = pyvips.Image.new_from_file(str(path), fail_on="error")
+            image = hdr_to_srgb(_shrunk_deep(deep, long_side), found.hdr_transfer)
         elif found.fallback == "pillow":
             image = _load_pillow(Path(path), long_side, found.orientation)
         elif found.fallback == "tifffile":
@@ -357,11 +363,56 @@ def _png_late_orientation(path: Path) -> int:
     return 1
 
 
-def _load_heic(path: Path, long_side: int) -> pyvips.Image:
+def _load_heic(path: Path, long_side: int, hdr_transfer: int | None) -> pyvips.Image:
+    import numpy as np
     import pillow_heif
 
-    heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=True)
-    return _from_pillow(heif.to_pillow(), heif.info.get("icc_profile"), long_side)
+    heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=hdr_transfer is None)
+    if hdr_transfer is None:
+        return _from_pillow(heif.to_pillow(), heif.info.get("icc_profile"), long_side)
+    deep = pyvips.Image.new_from_array(np.asarray(heif), interpretation="rgb16")
+    return hdr_to_srgb(_shrunk_deep(deep, long_side), hdr_transfer)
+
+
+def _shrunk_deep(image: pyvips.Image, long_side: int) -> pyvips.Image:
+    """Shrunk to `long_side`, never enlarged, keeping 16 bits (`thumbnail_image` would
+    bring it to 8-bit sRGB, as if it were SDR)."""
+    scale = long_side / max(image.width, image.height)
+    return image.resize(scale) if scale < 1 else image
+
+
+# BT.2020 to BT.709 (sRGB) primaries, on linear light (ITU-R BT.2087)
+_BT2020_TO_BT709 = [
+    [1.6605, -0.5876, -0.0728],
+    [-0.1246, 1.1329, -0.0083],
+    [-0.0182, -0.1006, 1.1187],
+]
+SDR_WHITE_NITS = 203  # ITU-R BT.2408: HDR reference white, shown as SDR white
+HLG_PEAK_NITS = 1000
+TONE_KNEE = 0.75  # below this (of SDR white) light is kept as it is
+
+
+def hdr_to_srgb(image: pyvips.Image, transfer: int) -> pyvips.Image:
+    """A 16-bit BT.2020 image coded in PQ (16) or HLG (18) as 8-bit sRGB: decoded to
+    light, HDR reference white put at SDR white, highlights rolled off smoothly instead
+    of clipped, and the wider gamut mapped in. Shown as stored, it looks washed out."""
+    import numpy as np
+
+    colour = image.extract_band(0, n=3) if image.bands > 3 else image
+    signal = np.asarray(colour.numpy(), np.float64) / 65535
+    if transfer == 16:  # SMPTE ST 2084: absolute, 1.0 is 10,000 nits
+        m1, m2, c1, c2, c3 = 0.1593017578125, 78.84375, 0.8359375, 18.8515625, 18.6875
+        power = signal ** (1 / m2)
+        nits = 10000 * (np.maximum(power - c1, 0) / (c2 - c3 * power)) ** (1 / m1)
+    else:  # ARIB STD-B67 (HLG): scene light, shown on a 1,000-nit display
+        a, b, c = 0.17883277, 0.28466892, 0.55991073
+        scene = np.where(signal <= 0.5, signal**2 / 3, (np.exp((signal - c) / a) + b) / 12)
+        nits = HLG_PEAK_NITS * scene**1.2
+    light = np.clip(nits / SDR_WHITE_NITS @ np.array(_BT2020_TO_BT709).T, 0, None)
+    over = np.maximum(light - TONE_KNEE, 0) / (1 - TONE_KNEE)
+    light = np.where(light > TONE_KNEE, TONE_KNEE + (1 - TONE_KNEE) * over / (1 + over), light)
+    linear = pyvips.Image.new_from_array(light.astype(np.float32), interpretation="scrgb")
+    return linear.colourspace("srgb").cast("uchar")
 
 
 def _load_pillow(path: Path, long_side: int, orientation: int) -> pyvips.Image:

@@ -108,6 +108,26 @@ def heif_primary_codec(head: bytes) -> bytes | None:
     return None
 
 
+HDR_TRANSFERS = {16: "PQ", 18: "HLG"}  # ITU-T H.273 transfer characteristics
+
+
+def heif_hdr_transfer(head: bytes) -> int | None:
+    """The HDR transfer (16, PQ or 18, HLG) a HEIF file's `nclx` colour box declares;
+    None for SDR, or when the head does not hold the box."""
+    meta = _box(head, 0, len(head), b"meta")
+    iprp = meta and _box(head, meta[0] + 4, meta[1], b"iprp")
+    ipco = iprp and _box(head, iprp[0], iprp[1], b"ipco")
+    if not ipco:
+        return None
+    at = ipco[0]
+    while (colr := _box(head, at, ipco[1], b"colr")) is not None:
+        if head[colr[0] : colr[0] + 4] == b"nclx":
+            transfer = int.from_bytes(head[colr[0] + 6 : colr[0] + 8], "big")
+            return transfer if transfer in HDR_TRANSFERS else None
+        at = colr[1]
+    return None
+
+
 def _box(data: bytes, start: int, end: int, wanted: bytes) -> tuple[int, int] | None:
     """The (content start, end) of the first box of type `wanted` among the boxes from
     `start` to `end`; None when it is not there whole."""
