@@ -1,7 +1,7 @@
 """Fixtures: every engine test runs on SQLite and on a real PostgreSQL server.
 
 Each PostgreSQL test gets its own database, cloned from a template that was migrated
-once. Without a reachable server the PostgreSQL half is skipped locally and fails
+once per test process. Without a reachable server the PostgreSQL half is skipped locally and fails
 under CI=true, where it must never be skipped.
 """
 
@@ -46,7 +46,9 @@ for _name, _value in {
     os.environ.setdefault(_name, _value)
 
 PG_ADMIN_DSN = os.environ.get("ENLARGER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-TEMPLATE_DB = "enlarger_test_template"
+# one template per pytest-xdist worker: PostgreSQL copies a template only while no other
+# session is connected to it
+TEMPLATE_DB = f"enlarger_test_template_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 TEST_RUNS_DDL = "CREATE TABLE IF NOT EXISTS test_runs (job_id BIGINT, what TEXT, pid INTEGER)"
 
 
