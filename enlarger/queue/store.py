@@ -494,7 +494,7 @@ class Store(ABC):
                 self._record_events(conn, [(job_id, job.type, job.status.value)], "cancel")
             else:
                 raise JobConflict(f"job {job_id} is {job.status.value}; only live jobs cancel")
-        return self.get_job(job_id)  # type: ignore[return-value]
+            return self._locked_job(conn, job_id)  # as cancelled, before a worker moves on
 
     def retry(self, job_id: int) -> Job:
         """Run a failed or cancelled job again, with a fresh set of attempts."""
@@ -528,7 +528,7 @@ class Store(ABC):
                 ) from None
             self._record_events(conn, [(job_id, job.type, JobStatus.PENDING.value)], "retry")
             self._notify_work(conn)
-        return self.get_job(job_id)  # type: ignore[return-value]
+            return self._locked_job(conn, job_id)  # as retried, before a worker claims it
 
     def _locked_job(self, conn: sa.Connection, job_id: int) -> Job:
         row = (
