@@ -73,6 +73,9 @@ def build(folder: Path) -> dict[str, Expected]:
     frames = [PILImage.new("RGB", (600, 400), (red, 40, 40)) for red in (220, 30)]
     frames[0].save(folder / "burst.avif", save_all=True, append_images=frames[1:], duration=100)
     expected["burst.avif"] = stored_600
+    grey = PILImage.frombytes("RGB", (600, 400), photo(600, 400).write_to_memory()).convert("L")
+    grey.save(folder / "mono-limited.avif", subsampling="4:0:0", range="limited")
+    expected["mono-limited.avif"] = stored_600
 
     whole = jpeg(folder / "whole.jpg", 600, 400).read_bytes()
     (folder / "whole.jpg").unlink()

@@ -411,3 +411,17 @@ def test_an_hdr_heic_is_tone_mapped_to_srgb_not_washed_out(tmp_path: Path, trans
     washed_out = pyvips.Image.new_from_array(as_stored, interpretation="srgb")
     assert (washed_out - photo(300, 200)).abs().avg() > 15
     assert (out - photo(300, 200)).abs().avg() < 4
+
+
+@pytest.mark.parametrize("coded_range", ["limited", "full"])
+def test_a_monochrome_avif_keeps_its_levels(tmp_path: Path, coded_range: str) -> None:
+    """libheif reads a limited-range 4:0:0 AVIF's levels wrong (16 as 30, 235 as 218);
+    such files go to Pillow's libavif."""
+    path = tmp_path / "mono.avif"
+    picture = PILImage.new("L", (256, 256), 16)
+    picture.paste(235, (128, 0, 256, 256))
+    picture.save(path, "AVIF", subsampling="4:0:0", range=coded_range, quality=100)
+    found = probe(path, Limits())
+    out = _decoded(render(path, found, [Recipe("t", 256, quality=100)]).renditions[0].data)
+    dark, light = out.crop(8, 8, 100, 240), out.crop(148, 8, 100, 240)
+    assert abs(dark.avg() - 16) < 2 and abs(light.avg() - 235) < 2

@@ -24,6 +24,7 @@ from enlarger.media.sniff import (
     SUPPORTED_FORMATS,
     TIFF_SHAPED,
     UNDECODABLE_HEIF_CODECS,
+    avif_is_monochrome,
     heif_hdr_transfer,
     heif_primary_codec,
     sniff,
@@ -99,7 +100,13 @@ def probe(path: str | Path, limits: Limits) -> Probe:
             "HEVC (HEIC) and AV1 (AVIF) are supported",
         )
     try:
-        width, height, orientation, fallback = _header(Path(path), kind)
+        if kind == "avif" and avif_is_monochrome(head):  # libheif misreads its range
+            found = _pillow_header(Path(path))
+            if found is None:
+                raise MediaError(MediaErrorCode.CORRUPT_IMAGE, "the avif file cannot be read")
+            width, height, orientation, fallback = (*found, "pillow")
+        else:
+            width, height, orientation, fallback = _header(Path(path), kind)
         tiff_page: tuple[tuple[str, int], ...] = ()
         if kind == "tiff" and fallback is None and (page := _largest_tiff_page(Path(path))):
             tiff_page, width, height = page

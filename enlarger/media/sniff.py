@@ -114,9 +114,7 @@ HDR_TRANSFERS = {16: "PQ", 18: "HLG"}  # ITU-T H.273 transfer characteristics
 def heif_hdr_transfer(head: bytes) -> int | None:
     """The HDR transfer (16, PQ or 18, HLG) a HEIF file's `nclx` colour box declares;
     None for SDR, or when the head does not hold the box."""
-    meta = _box(head, 0, len(head), b"meta")
-    iprp = meta and _box(head, meta[0] + 4, meta[1], b"iprp")
-    ipco = iprp and _box(head, iprp[0], iprp[1], b"ipco")
+    ipco = _item_properties(head)
     if not ipco:
         return None
     at = ipco[0]
@@ -126,6 +124,23 @@ def heif_hdr_transfer(head: bytes) -> int | None:
             return transfer if transfer in HDR_TRANSFERS else None
         at = colr[1]
     return None
+
+
+AV1_MONOCHROME = 0x10  # in the third byte of the AV1 codec configuration (`av1C`)
+
+
+def avif_is_monochrome(head: bytes) -> bool:
+    """Whether an AVIF's image is coded as luma only (4:0:0)."""
+    ipco = _item_properties(head)
+    config = ipco and _box(head, ipco[0], ipco[1], b"av1C")
+    return bool(config) and len(head) > config[0] + 2 and bool(head[config[0] + 2] & AV1_MONOCHROME)
+
+
+def _item_properties(head: bytes) -> tuple[int, int] | None:
+    """Where the item properties (`meta/iprp/ipco`) of a HEIF file lie in its head."""
+    meta = _box(head, 0, len(head), b"meta")
+    iprp = meta and _box(head, meta[0] + 4, meta[1], b"iprp")
+    return (iprp and _box(head, iprp[0], iprp[1], b"ipco")) or None
 
 
 def _box(data: bytes, start: int, end: int, wanted: bytes) -> tuple[int, int] | None:
