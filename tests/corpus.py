@@ -15,6 +15,7 @@ from tests.images import (
     hdr_heic,
     jpeg,
     jpeg_with_exif,
+    old_style_jpeg_tiff,
     phase_one_raw,
     photo,
     png_with_late_exif,
@@ -45,6 +46,11 @@ def build(folder: Path) -> dict[str, Expected]:
     for variant in TIFF_VARIANTS:
         tiff_variant(folder / f"scan-{variant}.tif", variant)
         expected[f"scan-{variant}.tif"] = stored_600
+
+    old_style_jpeg_tiff(folder / "scan-old-jpeg.tif", tiled=False)
+    expected["scan-old-jpeg.tif"] = Expected("STORED", (256, 256))
+    old_style_jpeg_tiff(folder / "scan-old-jpeg-tiled.tif", tiled=True)
+    expected["scan-old-jpeg-tiled.tif"] = Expected("FAILED", error_code="CORRUPT_IMAGE")
 
     for name, make in (
         ("IMGP0001.PEF", "PENTAX Corporation"),

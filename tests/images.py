@@ -315,3 +315,61 @@ def hdr_heic(path: Path, transfer: int, width: int = 300, height: int = 200) -> 
         full_range_flag=1,
     )
     return path
+
+
+def old_style_jpeg_tiff(path: Path, tiled: bool, width: int = 256, height: int = 256) -> Path:
+    """`photo` in a TIFF of the long-deprecated old-style JPEG compression (6), as early
+    scanners and cameras wrote it: one JFIF stream as the strip, or a stream per 128 px
+    tile. libtiff decodes the strip; the tiled file gives it zero pixels, without error."""
+    image = photo(width, height)
+    side = 128
+    streams = (
+        [
+            image.crop(x, y, side, side).jpegsave_buffer(Q=90, subsample_mode="on")
+            for y in range(0, height, side)
+            for x in range(0, width, side)
+        ]
+        if tiled
+        else [image.jpegsave_buffer(Q=90, subsample_mode="on")]
+    )
+    out = bytearray(8)
+
+    def put(data: bytes) -> int:
+        at = len(out)
+        out.extend(data + b"\0" * (len(data) % 2))
+        return at
+
+    offsets = [put(stream) for stream in streams]
+    counts = [len(stream) for stream in streams]
+    short, long = 3, 4
+    fields: dict[int, tuple[int, int, int]] = {
+        256: (long, 1, width),
+        257: (long, 1, height),
+        258: (short, 3, put(struct.pack("<3H", 8, 8, 8))),  # BitsPerSample
+        259: (short, 1, 6),  # Compression: old-style JPEG
+        262: (short, 1, 6),  # PhotometricInterpretation: YCbCr
+        277: (short, 1, 3),  # SamplesPerPixel
+        513: (long, 1, offsets[0]),  # JPEGInterchangeFormat: where the tables are
+        514: (long, 1, counts[0]),
+    }
+    if tiled:
+        fields[322] = fields[323] = (long, 1, side)  # TileWidth, TileLength
+        fields[324] = (long, len(offsets), put(struct.pack(f"<{len(offsets)}I", *offsets)))
+        fields[325] = (long, len(counts), put(struct.pack(f"<{len(counts)}I", *counts)))
+    else:
+        fields[273] = (long, 1, offsets[0])  # StripOffsets
+        fields[278] = (long, 1, height)  # RowsPerStrip
+        fields[279] = (long, 1, counts[0])  # StripByteCounts
+    directory = len(out)
+    out += struct.pack("<H", len(fields))
+    for tag, (kind, count, value) in sorted(fields.items()):
+        packed = (
+            struct.pack("<HH", value, 0)
+            if kind == short and count == 1
+            else struct.pack("<I", value)
+        )
+        out += struct.pack("<HHI", tag, kind, count) + packed
+    out += struct.pack("<I", 0)
+    out[:8] = b"II*\x00" + struct.pack("<I", directory)
+    path.write_bytes(bytes(out))
+    return path

@@ -28,6 +28,7 @@ from tests.images import (
     hdr_heic,
     jpeg,
     jpeg_with_exif,
+    old_style_jpeg_tiff,
     phase_one_raw,
     photo,
     png_declaring,
@@ -425,3 +426,17 @@ def test_a_monochrome_avif_keeps_its_levels(tmp_path: Path, coded_range: str) ->
     out = _decoded(render(path, found, [Recipe("t", 256, quality=100)]).renditions[0].data)
     dark, light = out.crop(8, 8, 100, 240), out.crop(148, 8, 100, 240)
     assert abs(dark.avg() - 16) < 2 and abs(light.avg() - 235) < 2
+
+
+def test_an_old_style_jpeg_tiff_decodes_or_fails_never_to_black(tmp_path: Path) -> None:
+    """libvips decodes the tiled one to zero pixels without an error; Pillow decodes the
+    strip one right and refuses the tiled one, which is then CORRUPT_IMAGE."""
+    strip = old_style_jpeg_tiff(tmp_path / "strip.tif", tiled=False)
+    found = probe(strip, Limits())
+    out = _decoded(render(strip, found, [Recipe("t", 256, quality=100)]).renditions[0].data)
+    assert (out - photo(256, 256)).abs().avg() < 3
+    tiled = old_style_jpeg_tiff(tmp_path / "tiled.tif", tiled=True)
+    assert pyvips.Image.new_from_file(str(tiled), fail_on="error").max() == 0  # the old way
+    with pytest.raises(MediaError) as caught:
+        render(tiled, probe(tiled, Limits()), [Recipe("t", 256)])
+    assert caught.value.code is MediaErrorCode.CORRUPT_IMAGE

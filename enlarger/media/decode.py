@@ -100,13 +100,7 @@ def probe(path: str | Path, limits: Limits) -> Probe:
             "HEVC (HEIC) and AV1 (AVIF) are supported",
         )
     try:
-        if kind == "avif" and avif_is_monochrome(head):  # libheif misreads its range
-            found = _pillow_header(Path(path))
-            if found is None:
-                raise MediaError(MediaErrorCode.CORRUPT_IMAGE, "the avif file cannot be read")
-            width, height, orientation, fallback = (*found, "pillow")
-        else:
-            width, height, orientation, fallback = _header(Path(path), kind)
+        width, height, orientation, fallback = _header(Path(path), kind, head)
         tiff_page: tuple[tuple[str, int], ...] = ()
         if kind == "tiff" and fallback is None and (page := _largest_tiff_page(Path(path))):
             tiff_page, width, height = page
@@ -247,7 +241,7 @@ def _libraw_kind(path: Path, sniffed: str | None) -> str | None:
     return sniffed if sniffed in RAW_FORMATS else "raw"
 
 
-def _header(path: Path, kind: str) -> tuple[int, int, int, str | None]:
+def _header(path: Path, kind: str, head: bytes) -> tuple[int, int, int, str | None]:
     """Width, height and orientation as stored, and the fallback decoder if any."""
     if kind == "heic":
         import pillow_heif
@@ -263,6 +257,10 @@ def _header(path: Path, kind: str) -> tuple[int, int, int, str | None]:
             # LibRaw reports the upright size through `flip`; 5 and 6 turn by 90°
             width, height = sizes.width, sizes.height
             return width, height, {0: 1, 3: 3, 5: 8, 6: 6}.get(sizes.flip, 1), None
+    if _libvips_misreads(path, kind, head):
+        if (found := _pillow_header(path)) is None:
+            raise MediaError(MediaErrorCode.CORRUPT_IMAGE, f"the {kind} file cannot be read")
+        return (*found, "pillow")
     try:
         image = pyvips.Image.new_from_file(str(path), access="sequential", fail_on="error")
         if kind == "tiff":  # libvips reads headers of TIFFs it cannot decode: try a pixel
@@ -277,6 +275,26 @@ def _header(path: Path, kind: str) -> tuple[int, int, int, str | None]:
     if kind == "png" and orientation == 1:
         orientation = _png_late_orientation(path)
     return image.width, image.height, int(orientation), None
+
+
+OLD_STYLE_JPEG = 6  # a TIFF Compression value, long deprecated
+
+
+def _libvips_misreads(path: Path, kind: str, head: bytes) -> bool:
+    """Files libvips decodes wrong without an error, which Pillow reads right or refuses:
+    a monochrome AVIF (libheif reads a limited-range 16 as 30 and 235 as 218) and a TIFF
+    in old-style JPEG (a tiled one decodes to zero pixels)."""
+    if kind == "avif":
+        return avif_is_monochrome(head)
+    if kind != "tiff":
+        return False
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            return int(tiff.pages.first.compression) == OLD_STYLE_JPEG
+    except (tifffile.TiffFileError, OSError, ValueError):
+        return False
 
 
 def _pillow_header(path: Path) -> tuple[int, int, int] | None:
