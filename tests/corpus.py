@@ -12,6 +12,7 @@ from PIL import Image as PILImage
 from tests.images import (
     TIFF_VARIANTS,
     dng,
+    hdr_avif,
     hdr_heic,
     jpeg,
     jpeg_with_exif,
@@ -73,6 +74,8 @@ def build(folder: Path) -> dict[str, Expected]:
     for transfer, name in ((16, "hdr-pq.heic"), (18, "hdr-hlg.heic")):
         hdr_heic(folder / name, transfer)
         expected[name] = Expected("STORED", (300, 200))
+    hdr_avif(folder / "hdr-pq.avif", 16)
+    expected["hdr-pq.avif"] = Expected("STORED", (300, 200))
     heic = (folder / "iphone.heic").read_bytes()
     (folder / "camera-avc.heif").write_bytes(heic.replace(b"hvc1", b"avc1", 1))
     expected["camera-avc.heif"] = Expected("FAILED", error_code="UNSUPPORTED_FORMAT")

@@ -289,6 +289,37 @@ def hdr_heic(path: Path, transfer: int, width: int = 300, height: int = 200) -> 
     import numpy as np
     import pillow_heif
 
+    deep = (_hdr_signal(width, height, transfer) * 65535).astype(np.uint16)
+    heif = pillow_heif.from_bytes(mode="RGB;16", size=(width, height), data=deep.tobytes())
+    heif.save(
+        path,
+        quality=95,
+        color_primaries=9,
+        transfer_characteristics=transfer,
+        matrix_coefficients=9,
+        full_range_flag=1,
+    )
+    return path
+
+
+def hdr_avif(path: Path, transfer: int, width: int = 300, height: int = 200) -> Path:
+    """The same as an 8-bit AVIF (Pillow's encoder writes no deeper), its `nclx` box
+    then set to BT.2020 primaries and the HDR transfer."""
+    import numpy as np
+
+    coded = np.round(_hdr_signal(width, height, transfer) * 255).astype(np.uint8)
+    PILImage.fromarray(coded).save(path, "AVIF", quality=100, subsampling="4:4:4")
+    data = bytearray(path.read_bytes())
+    at = data.index(b"colrnclx") + 8
+    data[at : at + 4] = struct.pack(">HH", 9, transfer)  # primaries, transfer
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _hdr_signal(width: int, height: int, transfer: int) -> Any:
+    """`photo` in BT.2020, coded in PQ (16) or HLG (18), from 0 to 1."""
+    import numpy as np
+
     linear = np.asarray(photo(width, height).colourspace("scrgb").numpy(), np.float64)
     bt709_to_bt2020 = np.array(
         [[0.6274, 0.3293, 0.0433], [0.0691, 0.9195, 0.0114], [0.0164, 0.0880, 0.8956]]
@@ -304,17 +335,7 @@ def hdr_heic(path: Path, transfer: int, width: int = 300, height: int = 200) -> 
         signal = np.where(
             scene <= 1 / 12, np.sqrt(3 * scene), a * np.log(np.maximum(12 * scene - b, 1e-9)) + c
         )
-    deep = (np.clip(signal, 0, 1) * 65535).astype(np.uint16)
-    heif = pillow_heif.from_bytes(mode="RGB;16", size=(width, height), data=deep.tobytes())
-    heif.save(
-        path,
-        quality=95,
-        color_primaries=9,
-        transfer_characteristics=transfer,
-        matrix_coefficients=9,
-        full_range_flag=1,
-    )
-    return path
+    return np.clip(signal, 0, 1)
 
 
 def old_style_jpeg_tiff(path: Path, tiled: bool, width: int = 256, height: int = 256) -> Path:

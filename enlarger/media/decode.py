@@ -137,7 +137,7 @@ def load(path: str | Path, found: Probe, long_side: int, in_memory: bool = True)
     try:
         if found.format == "heic":
             image = _load_heic(Path(path), long_side, found.hdr_transfer)
-        elif found.hdr_transfer and not found.fallback:  # an HDR AVIF, read at 16 bits
+        elif found.hdr_transfer and not found.fallback:  # an HDR AVIF, read at its depth
             deep = pyvips.Image.new_from_file(str(path), fail_on="error")
             image = hdr_to_srgb(_shrunk_deep(deep, long_side), found.hdr_transfer)
         elif found.fallback == "pillow":
@@ -418,13 +418,13 @@ TONE_KNEE = 0.75  # below this (of SDR white) light is kept as it is
 
 
 def hdr_to_srgb(image: pyvips.Image, transfer: int) -> pyvips.Image:
-    """A 16-bit BT.2020 image coded in PQ (16) or HLG (18) as 8-bit sRGB: decoded to
+    """A BT.2020 image (16-bit, or 8) coded in PQ (16) or HLG (18) as 8-bit sRGB: decoded to
     light, HDR reference white put at SDR white, highlights rolled off smoothly instead
     of clipped, and the wider gamut mapped in. Shown as stored, it looks washed out."""
     import numpy as np
 
     colour = image.extract_band(0, n=3) if image.bands > 3 else image
-    signal = np.asarray(colour.numpy(), np.float64) / 65535
+    signal = np.asarray(colour.numpy(), np.float64) / (65535 if colour.format == "ushort" else 255)
     if transfer == 16:  # SMPTE ST 2084: absolute, 1.0 is 10,000 nits
         m1, m2, c1, c2, c3 = 0.1593017578125, 78.84375, 0.8359375, 18.8515625, 18.6875
         power = signal ** (1 / m2)
