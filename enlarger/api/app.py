@@ -12,13 +12,15 @@ from typing import Any
 import uvicorn
 from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from enlarger import __version__
 from enlarger.api import admin, events, images, jobs, ops, products, projects, web
-from enlarger.api.auth import authorize
+from enlarger.api.auth import authorize, wants_page
 from enlarger.api.events import EventHub
 from enlarger.api.guards import RequestGuards
 from enlarger.api.multipart import MalformedForm
@@ -64,10 +66,20 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
     app.include_router(products.router)
     app.include_router(web.router)
     app.mount("/static", web.static_files, name="static")
+    app.mount(web.DOCS_ASSETS, web.docs_assets, name="docs-assets")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """FastAPI's answer, but a page for a browser that asked for one that is not here."""
+        if exc.status_code == 404 and wants_page(request) and _page_path(request):
+            return web.not_found_page(request, f"There is no page at {request.url.path}.")
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(NotFound)
     @app.exception_handler(ProductNotFound)
-    async def not_found(_request: Request, exc: LookupError) -> JSONResponse:
+    async def not_found(request: Request, exc: LookupError) -> Response:
+        if wants_page(request) and _page_path(request):  # /projects/<a folder not there>
+            return web.not_found_page(request, str(exc.args[0]))
         return JSONResponse({"detail": str(exc.args[0])}, status_code=404)
 
     @app.exception_handler(Conflict)
@@ -102,6 +114,12 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
         return JSONResponse(body, status_code=status)
 
     return app
+
+
+def _page_path(request: Request) -> bool:
+    """A path of the dashboard's, not of the API, the files or the assets."""
+    api = ("/api/", "/files/", "/static/", web.DOCS_ASSETS + "/")
+    return not request.url.path.startswith(api)
 
 
 def json_safe(value: Any) -> Any:

@@ -70,7 +70,8 @@ async def access_control_on(request: Request) -> bool:
     return bool(state.access_control_on)
 
 
-def _wants_page(request: Request) -> bool:
+def wants_page(request: Request) -> bool:
+    """A browser navigating to a page (not a script asking the API for JSON)."""
     return request.method == "GET" and "text/html" in request.headers.get("accept", "")
 
 
@@ -114,7 +115,7 @@ async def authorize(request: Request) -> None:
         return  # no token was ever created: the API is open
     role = await run_in_threadpool(authenticate, engine, token.strip()) if token else None
     if role is None:
-        if _wants_page(request):
+        if wants_page(request):
             target = quote(
                 request.url.path + (f"?{request.url.query}" if request.url.query else "")
             )

@@ -4,6 +4,7 @@ and the live event stream. Signing in stores a token in a cookie (see `auth.py`)
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib.resources import files
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -22,6 +23,9 @@ from enlarger.web import STATIC, TEMPLATES
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=TEMPLATES)
 static_files = StaticFiles(directory=STATIC)
+# Swagger UI's own files, as the fastapi-offline package ships them: /docs works offline
+docs_assets = StaticFiles(directory=str(files("fastapi_offline") / "static"))
+DOCS_ASSETS = "/docs-assets"
 COOKIE_MAX_AGE_S = 30 * 86400
 
 
@@ -82,7 +86,20 @@ def openapi(request: Request) -> JSONResponse:
 
 @router.get("/docs", response_class=HTMLResponse)
 def api_docs() -> HTMLResponse:
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="enlarger API")
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="enlarger API",
+        swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+        swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+    )
+
+
+def not_found_page(request: Request, reason: str) -> Response:
+    """A page saying what was not found, where a browser would otherwise show raw JSON."""
+    response = _page(request, "not_found.html", "missing", "Not found", reason=reason)
+    response.status_code = 404
+    return response
 
 
 @router.get("/login", response_class=HTMLResponse)
