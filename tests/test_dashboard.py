@@ -9,6 +9,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -381,3 +382,36 @@ def test_an_unknown_page_is_a_page_not_json(page: Page) -> None:
         expect(page.locator("main h1")).to_have_text("Not found")
         expect(page.locator("main")).to_contain_text(says)
         expect(page.locator("nav a", has_text="Projects")).to_be_visible()
+
+
+@pytest.mark.parametrize("library_changes", [{"url_expiry_seconds": 4}])
+def test_an_open_page_renews_its_signed_urls_before_they_expire(
+    page: Page, client: httpx.Client, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    """A tab left open keeps working thumbnails: each page asks for fresh URLs shortly
+    before the first of its URLs expires (here after 4 s, not the default hour)."""
+    client.post("/api/projects", json={"folder": "shoot", "title": "Shoot"})
+    upload(client, "shoot", jpeg(tmp_path / "A.jpg", 800, 600))
+    run_worker()
+    wait_for(lambda: processed(client, "shoot", "A"), 60)
+
+    for path, thumbnail, links in (
+        ("/", "#grid li img", None),
+        ("/projects/shoot", "#photos li img", "#photos li a.thumb"),
+    ):
+        page.goto(path)
+        image = page.locator(thumbnail).first
+        expect(image).to_have_class(re.compile("loaded"))
+        first = image.get_attribute("src")
+        page.wait_for_timeout(6_000)  # past the first URLs' expiry
+        assert client.get(first).status_code == 403  # which the server now refuses
+        renewed = page.locator(thumbnail).first.get_attribute("src")
+        assert renewed and renewed != first
+        assert client.get(renewed).status_code == 200
+        if links:
+            assert client.get(page.locator(links).first.get_attribute("href")).status_code == 200
+    s3_url = (
+        "http://s3.test/b/k.jpg?X-Amz-Date=20261203T010000Z&X-Amz-Expires=3600&X-Amz-Signature=0"
+    )
+    expiry = page.evaluate(f"enlarger.urlExpiry({s3_url!r})")
+    assert expiry == datetime(2026, 12, 3, 2, 0, tzinfo=UTC).timestamp() * 1000

@@ -311,5 +311,27 @@ const enlarger = (() => {
     return placeholders.get(base64);
   }
 
-  return { el, badge, toast, debounce, throttle, when, bytes, api, act, confirm, live, uploader, thumbhashToRGBA, placeholder };
+  // ---- signed URLs ------------------------------------------------------------------------
+  // Blob URLs are signed and expire (url_expiry_seconds), so a page left open asks for fresh
+  // ones shortly before the first of them does. Ours carry `expires` (Unix seconds); S3's
+  // carry X-Amz-Date and X-Amz-Expires.
+  function urlExpiry(url) {
+    const query = new URL(url, location.href).searchParams;
+    if (query.has("expires")) return Number(query.get("expires")) * 1000;
+    const signedAt = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(query.get("X-Amz-Date") || "");
+    if (!signedAt || !query.has("X-Amz-Expires")) return Infinity;
+    const [, y, mo, d, h, mi, s] = signedAt.map(Number);
+    return Date.UTC(y, mo - 1, d, h, mi, s) + Number(query.get("X-Amz-Expires")) * 1000;
+  }
+
+  const renewals = new Map(); // a page's renew function → its timer
+  function renewBeforeExpiry(urls, renew) {
+    clearTimeout(renewals.get(renew));
+    const first = Math.min(...urls.filter(Boolean).map(urlExpiry));
+    if (!Number.isFinite(first)) return;
+    const left = first - Date.now();
+    renewals.set(renew, setTimeout(renew, Math.max(1000, left - Math.min(60_000, left / 4))));
+  }
+
+  return { el, badge, toast, debounce, throttle, when, bytes, api, act, confirm, live, uploader, thumbhashToRGBA, placeholder, urlExpiry, renewBeforeExpiry };
 })();

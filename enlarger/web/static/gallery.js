@@ -1,7 +1,7 @@
 // Gallery: every image, newest first, with live status badges, a viewer and uploads.
 "use strict";
 (() => {
-  const { el, badge, api, live, uploader, placeholder, throttle } = enlarger;
+  const { el, badge, api, live, uploader, placeholder, throttle, renewBeforeExpiry } = enlarger;
   const grid = document.getElementById("grid");
   const more = document.getElementById("more");
   const count = document.getElementById("image-count");
@@ -43,10 +43,11 @@
     grid.replaceChildren(...images.map(card));
     count.textContent = `(${total})`;
     more.hidden = images.length >= total;
+    renewBeforeExpiry(images.map((i) => i.thumbnailUrl), renew);
   }
 
-  function query(offset) {
-    const params = new URLSearchParams({ limit: PAGE, offset });
+  function query(offset, limit = PAGE) {
+    const params = new URLSearchParams({ limit, offset });
     if (byCollection.value) params.set("collection", byCollection.value);
     if (byStatus.value) params.set("status", byStatus.value);
     return `/api/images?${params}`;
@@ -61,6 +62,14 @@
     names.replaceChildren(...page.collections.map((c) => el("option", { value: c })));
     render();
     images.forEach(showUploadStatus);
+  }
+
+  // The images shown, again, with thumbnail URLs that have not expired.
+  async function renew() {
+    const page = await api(query(0, Math.max(images.length, PAGE)));
+    images = page.data;
+    total = page.count;
+    render();
   }
 
   function matches(image) {

@@ -2,7 +2,7 @@
 // confirmed with what it will do), uploads, and the trash with restore.
 "use strict";
 (() => {
-  const { el, badge, api, act, confirm, live, uploader, throttle, toast, when, bytes } = enlarger;
+  const { el, badge, api, act, confirm, live, uploader, throttle, toast, when, bytes, renewBeforeExpiry } = enlarger;
   const folder = document.getElementById("project").dataset.folder;
   const base = `/api/projects/${encodeURIComponent(folder)}`;
   const list = document.getElementById("photos");
@@ -57,6 +57,7 @@
     document.getElementById("photo-count").textContent = `(${photos.length})`;
     const gone = leaving();
     pending.textContent = gone.length ? `${gone.length} file(s) marked to go to the trash` : "no pending changes";
+    renewBeforeExpiry(photos.flatMap((p) => [p.thumbnailUrl, p.previewUrl]), load);
   }
 
   async function load() {
