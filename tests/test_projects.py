@@ -174,6 +174,15 @@ def test_commit_trashes_what_is_not_kept_and_restore_brings_it_back(
     assert photo["source"] == "P1.DNG"
     assert size_of(client, photo["previewUrl"]) == (1200, 800)  # now made from the RAW
 
+    client.patch("/api/projects/cull/photos/P1", json={"keep_raw": False})
+    assert client.post("/api/projects/cull/commit-changes").json()["trashed"] == ["P1.DNG"]
+    photo = photo_of(client, "cull", "P1")  # no file left: not "pending" forever
+    assert (photo["files"], photo["thumbnail_status"], photo["preview_status"]) == (
+        [],
+        "none",
+        "none",
+    )
+
 
 def test_revert_resets_intent_to_what_is_there(client: httpx.Client, tmp_path: Path) -> None:
     client.post("/api/projects", json={"folder": "undo"})

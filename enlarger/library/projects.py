@@ -35,6 +35,7 @@ from enlarger.storage import StorageError, check_name
 JPG, RAW = "jpg", "raw"
 SIDECAR_SUFFIXES = (".xmp",)  # carried along with their photo, never decoded
 PENDING, PROCESSING, DONE, FAILED = "pending", "processing", "done", "failed"
+NO_FILE = "none"  # every file of the photo is in the trash: nothing to make anything from
 
 
 def check_folder(folder: str) -> str:
@@ -699,7 +700,7 @@ def _status(source: sa.Row[Any] | None, made: bool, files: list[sa.Row[Any]]) ->
     if made:
         return DONE
     if source is None:
-        return FAILED if files else PENDING
+        return FAILED if files else NO_FILE
     return PROCESSING if source.status == ImageStatus.PROCESSING.value else PENDING
 
 

@@ -47,7 +47,7 @@
       "li",
       { class: dropped ? "card photo dropped" : "card photo", dataset: { basename: photo.basename } },
       el("a", { class: "thumb", href: photo.previewUrl || "#", "aria-label": `Preview of ${photo.basename}`, target: "_blank", rel: "noopener" }, img),
-      el("div", { class: "caption" }, el("strong", { class: "title" }, photo.basename), ...files, el("span", { class: "muted" }, `thumbnail ${photo.thumbnail_status}, preview ${photo.preview_status}`)),
+      el("div", { class: "caption" }, el("strong", { class: "title" }, photo.basename), ...files, el("span", { class: "muted" }, photo.files.length ? `thumbnail ${photo.thumbnail_status}, preview ${photo.preview_status}` : "no file left: restore one from the trash")),
       el("div", { class: "keep" }, toggle(photo, "jpg"), toggle(photo, "raw")),
     );
   }
