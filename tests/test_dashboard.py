@@ -415,3 +415,30 @@ def test_an_open_page_renews_its_signed_urls_before_they_expire(
     )
     expiry = page.evaluate(f"enlarger.urlExpiry({s3_url!r})")
     assert expiry == datetime(2026, 12, 3, 2, 0, tzinfo=UTC).timestamp() * 1000
+
+
+def test_a_failed_upload_can_be_removed_and_any_image_deleted_from_the_viewer(
+    page: Page, client: httpx.Client, tmp_path: Path
+) -> None:
+    failed = client.post("/api/upload", files={"file": ("notes.txt", b"not an image")})
+    assert failed.status_code == 422
+    kept = client.post(
+        "/api/upload", files={"file": ("a.jpg", jpeg(tmp_path / "a.jpg").read_bytes())}
+    )
+    page.goto("/")
+    expect(page.locator("#grid li")).to_have_count(2)
+    card = page.locator('#grid li[data-status="FAILED"]')
+    card.get_by_role("button", name="Remove notes").click()
+    expect(page.locator("#confirm")).to_contain_text("UNSUPPORTED_FORMAT")
+    page.locator("#confirm-ok").click()
+    expect(page.locator("#grid li")).to_have_count(1)
+    expect(page.locator("#image-count")).to_have_text("(1)")
+
+    page.locator("#grid li .thumb").first.click()
+    expect(page.locator("#viewer")).to_be_visible()
+    page.get_by_role("button", name="Delete…").click()
+    page.locator("#confirm-ok").click()
+    expect(page.locator("#viewer")).to_be_hidden()
+    expect(page.locator("#grid li")).to_have_count(0)
+    assert client.get(f"/api/images/{kept.json()['imageId']}").status_code == 404
+    assert client.get("/api/images").json()["count"] == 0

@@ -1,7 +1,7 @@
 // Gallery: every image, newest first, with live status badges, a viewer and uploads.
 "use strict";
 (() => {
-  const { el, badge, api, live, uploader, placeholder, throttle, renewBeforeExpiry } = enlarger;
+  const { el, badge, api, act, confirm, toast, live, uploader, placeholder, throttle, renewBeforeExpiry } = enlarger;
   const grid = document.getElementById("grid");
   const more = document.getElementById("more");
   const count = document.getElementById("image-count");
@@ -35,6 +35,9 @@
       el("span", { class: "title", title: image.title || "" }, image.title || image.originalFilename || image.id),
       badge(image.status),
       image.errorCode ? el("span", { class: "error" }, image.errorCode) : null,
+      image.status === "FAILED"
+        ? el("button", { type: "button", class: "quiet", "aria-label": `Remove ${image.title || image.originalFilename || image.id}`, onclick: (e) => remove(image, e.currentTarget) }, "Remove")
+        : null,
     );
     return el("li", { class: "card", dataset: { id: image.id, status: image.status } }, open, caption);
   }
@@ -132,6 +135,23 @@
     if (!viewer.open) viewer.showModal();
   }
 
+  // Delete an image (its original goes to the project's trash), after asking.
+  async function remove(image, button) {
+    const name = image.title || image.originalFilename || image.id;
+    const body = el("p", {}, image.status === "FAILED" ? `${name} failed (${image.errorCode}); its file goes to the project's trash.` : `${name}'s original goes to the project's trash; its thumbnails and preview are deleted.`);
+    if (!(await confirm(`Delete ${name}?`, body, "Delete", true))) return;
+    const deleted = () => api(`/api/images/${encodeURIComponent(image.id)}`, { method: "DELETE" }).then(() => true);
+    if (!(await act(button, deleted, `${name} deleted`))) return;
+    if (viewing === image.id && viewer.open) viewer.close();
+    const at = images.findIndex((i) => i.id === image.id);
+    if (at >= 0) {
+      images.splice(at, 1);
+      total--;
+    }
+    grid.querySelector(`[data-id="${CSS.escape(image.id)}"]`)?.remove();
+    count.textContent = `(${total})`;
+  }
+
   function step(by) {
     const at = images.findIndex((i) => i.id === viewing);
     const next = images[at + by];
@@ -141,6 +161,10 @@
   document.getElementById("viewer-prev").addEventListener("click", () => step(-1));
   document.getElementById("viewer-next").addEventListener("click", () => step(1));
   document.getElementById("viewer-close").addEventListener("click", () => viewer.close());
+  document.getElementById("viewer-delete").addEventListener("click", (e) => {
+    const image = images.find((i) => i.id === viewing);
+    if (image) remove(image, e.currentTarget);
+  });
   viewer.addEventListener("keydown", (e) => {
     if (e.key === "ArrowLeft") step(-1);
     if (e.key === "ArrowRight") step(1);
