@@ -482,3 +482,23 @@ def test_an_oversized_request_head_is_refused_and_the_server_goes_on(client: htt
     )
     assert _answer_of(sock).startswith(b"HTTP/1.1 400")
     assert client.get("/healthz").status_code == 200
+
+
+def test_no_answer_names_the_servers_upload_folder(
+    client: httpx.Client, library: Library, tmp_path: Path
+) -> None:
+    """A waiting upload's job carries where the upload lies (its `tempPath`); the image
+    and the job lists show the job without it."""
+    image_id = client.post(
+        "/api/upload", files={"file": ("a.jpg", jpeg(tmp_path / "a.jpg").read_bytes())}
+    ).json()["imageId"]
+    image = client.get(f"/api/images/{image_id}")
+    job = image.json()["processingJobs"][0]
+    assert job["type"] == "OFFLOAD_ORIGINAL" and job["payload"]["imageId"] == image_id
+    for answer in (
+        image,
+        client.get("/api/admin/jobs"),
+        client.get(f"/api/admin/jobs/{job['id']}"),
+    ):
+        assert answer.status_code == 200
+        assert str(library.temp_dir) not in answer.text and "tempPath" not in answer.text

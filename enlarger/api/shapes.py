@@ -116,8 +116,13 @@ def images_json(library: Library, rows: list[sa.Row[Any]]) -> list[dict[str, Any
     return [image_json(library, row, made[row.id], live[row.id]) for row in rows]
 
 
+# payload keys that name a place on the server's disk: the API never shows them
+SERVER_PATH_KEYS = frozenset({"tempPath"})
+
+
 def job_json(job: Job) -> dict[str, Any]:
     payload = job.payload if isinstance(job.payload, dict) else {}
+    shown = {k: v for k, v in payload.items() if k not in SERVER_PATH_KEYS}
     return {
         "id": job.id,
         "type": job.type,
@@ -126,7 +131,7 @@ def job_json(job: Job) -> dict[str, Any]:
         "attempts": job.attempts,
         "maxAttempts": job.max_attempts,
         "progress": job.progress,
-        "payload": job.payload,
+        "payload": shown if isinstance(job.payload, dict) else job.payload,
         "imageId": payload.get("imageId"),
         "lockedBy": job.locked_by,
         "lockedAt": iso(job.locked_at),
