@@ -361,7 +361,11 @@ def tokens_revoke(
 def import_(
     paths: Annotated[list[Path], typer.Argument(help="Files and folders (recursively).")],
     project: Annotated[
-        str | None, typer.Option(help="Collection to import into (default: 'default').")
+        str | None,
+        typer.Option(
+            help="Project (its name, folder or title) to add to; a new name makes a new "
+            "one (default: 'default')."
+        ),
     ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Return when every file is STORED or FAILED.")

@@ -193,3 +193,25 @@ def test_revert_resets_intent_to_what_is_there(client: httpx.Client, tmp_path: P
     assert (photo["keep_jpg"], photo["keep_raw"]) == (True, False)
     assert client.post("/api/projects/undo/revert-changes").json() == {"photosChanged": 0}
     assert client.post("/api/projects/nope/revert-changes").status_code == 404
+
+
+def test_a_collection_naming_a_projects_folder_or_title_joins_that_project(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    """Never a silent `wedding-2026-2`: the folder, the title and any name that makes the
+    same folder all mean the project that exists."""
+    client.post("/api/projects", json={"folder": "wedding-2026", "title": "Wedding 2026"})
+    for n, collection in enumerate(("wedding-2026", "Wedding 2026", "WEDDING 2026!")):
+        photo = jpeg(tmp_path / f"{n}.jpg", 300 + n, 200)
+        answer = client.post(
+            "/api/upload",
+            data={"collection": collection},
+            files={"file": (photo.name, photo.read_bytes())},
+        )
+        assert answer.status_code == 201, answer.text
+    assert [p["folder"] for p in client.get("/api/projects").json()["projects"]] == ["wedding-2026"]
+    shown = client.get("/api/images").json()["data"]
+    assert [image["collection"] for image in shown] == ["Wedding 2026"] * 3
+    client.post("/api/upload", data={"collection": "Holiday"}, files={"file": ("h.jpg", b"x")})
+    folders = sorted(p["folder"] for p in client.get("/api/projects").json()["projects"])
+    assert folders == ["holiday", "wedding-2026"]  # a new name still makes a new project

@@ -371,18 +371,25 @@ FOLDER_CHARS = 100  # a folder made from a collection's name keeps this much of 
 
 
 def project_id_for(library: Library, conn: sa.Connection, name: str) -> int:
-    """The project called `name`, created on first use with a unique, safe folder (and
-    its maintenance schedules)."""
-    found = conn.execute(sa.select(projects.c.id).where(projects.c.name == name)).scalar()
-    if found is not None:
-        return int(found)
-    base = re.sub(r"[^a-z0-9]+", "-", name.lower())[:FOLDER_CHARS].strip("-") or "project"
-    folder = base
-    for n in range(2, 1000):
-        taken = conn.execute(sa.select(projects.c.id).where(projects.c.folder == folder)).first()
-        if taken is None:
-            break
-        folder = f"{base}-{n}"
+    """The project a collection name means: the one of that name, folder or title, or the
+    one whose folder the name makes ("Wedding 2026" is wedding-2026's), never a copy of
+    it; created on first use otherwise (with its maintenance schedules)."""
+    folder = re.sub(r"[^a-z0-9]+", "-", name.lower())[:FOLDER_CHARS].strip("-")
+    for column, value in (
+        (projects.c.name, name),
+        (projects.c.folder, name),
+        (projects.c.title, name),
+        (projects.c.folder, folder),
+    ):
+        query = sa.select(projects.c.id).where(column == value).order_by(projects.c.id)
+        found = conn.execute(query.limit(1)).scalar()
+        if found is not None:
+            return int(found)
+    if not folder:  # nothing of the name makes a folder: the first free "project-N"
+        like = projects.c.folder.like("project%")
+        taken = set(conn.execute(sa.select(projects.c.folder).where(like)).scalars())
+        candidates = ("project", *(f"project-{n}" for n in range(2, len(taken) + 2)))
+        folder = next(f for f in candidates if f not in taken)
     stmt = (
         projects.insert()
         .values(name=name, folder=folder, created_at=db_now())
