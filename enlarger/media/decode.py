@@ -73,7 +73,9 @@ class Probe:
 
 
 def probe(path: str | Path, limits: Limits) -> Probe:
-    """Identify the file and check the limits without decoding any pixels."""
+    """Identify the file and check the limits without decoding the image: headers only,
+    LibRaw's word on TIFF-shaped and unknown files, and one pixel of a TIFF (libvips reads
+    the headers of TIFFs whose pixels it cannot decode)."""
     size = os.path.getsize(path)
     if size == 0:
         raise MediaError(MediaErrorCode.EMPTY_FILE, "the file is empty")
