@@ -1,7 +1,7 @@
 // Gallery: every image, newest first, with live status badges, a viewer and uploads.
 "use strict";
 (() => {
-  const { el, badge, api, act, confirm, toast, live, uploader, placeholder, throttle, renewBeforeExpiry } = enlarger;
+  const { el, badge, api, act, confirm, live, uploader, placeholder, throttle, renewBeforeExpiry } = enlarger;
   const grid = document.getElementById("grid");
   const more = document.getElementById("more");
   const count = document.getElementById("image-count");
@@ -138,7 +138,7 @@
   // Delete an image (its original goes to the project's trash), after asking.
   async function remove(image, button) {
     const name = image.title || image.originalFilename || image.id;
-    const body = el("p", {}, image.status === "FAILED" ? `${name} failed (${image.errorCode}); its file goes to the project's trash.` : `${name}'s original goes to the project's trash; its thumbnails and preview are deleted.`);
+    const body = el("p", {}, image.status === "FAILED" ? `${name} failed (${image.errorCode}); it leaves the gallery, and any file it kept goes to the project's trash.` : `${name}'s original goes to the project's trash; its thumbnails and preview are deleted.`);
     if (!(await confirm(`Delete ${name}?`, body, "Delete", true))) return;
     const deleted = () => api(`/api/images/${encodeURIComponent(image.id)}`, { method: "DELETE" }).then(() => true);
     if (!(await act(button, deleted, `${name} deleted`))) return;
