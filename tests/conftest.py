@@ -1,8 +1,8 @@
 """Fixtures: every engine test runs on SQLite and on a real PostgreSQL server.
 
 Each PostgreSQL test gets its own database, cloned from a template that was migrated
-once per test process. Without a reachable server the PostgreSQL half is skipped locally and fails
-under CI=true, where it must never be skipped.
+once per test process. Without a reachable server the PostgreSQL half is skipped
+locally and fails under CI=true, where it must never be skipped.
 """
 
 from __future__ import annotations
