@@ -71,14 +71,14 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         """FastAPI's answer, but a page for a browser that asked for one that is not here."""
-        if exc.status_code == 404 and wants_page(request) and _page_path(request):
+        if exc.status_code == 404 and _wants_dashboard_page(request):
             return web.not_found_page(request, f"There is no page at {request.url.path}.")
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(NotFound)
     @app.exception_handler(ProductNotFound)
     async def not_found(request: Request, exc: LookupError) -> Response:
-        if wants_page(request) and _page_path(request):  # /projects/<a folder not there>
+        if _wants_dashboard_page(request):  # /projects/<a folder not there>
             return web.not_found_page(request, str(exc.args[0]))
         return JSONResponse({"detail": str(exc.args[0])}, status_code=404)
 
@@ -116,10 +116,11 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
     return app
 
 
-def _page_path(request: Request) -> bool:
-    """A path of the dashboard's, not of the API, the files or the assets."""
+def _wants_dashboard_page(request: Request) -> bool:
+    """A browser asking for a page at a path of the dashboard's, not of the API, the
+    files or the assets."""
     api = ("/api/", "/files/", "/static/", web.DOCS_ASSETS + "/")
-    return not request.url.path.startswith(api)
+    return wants_page(request) and not request.url.path.startswith(api)
 
 
 def json_safe(value: Any) -> Any:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyvips
 
@@ -68,7 +68,7 @@ class Probe:
     orientation: int
     size_bytes: int
     fallback: str | None = None  # "pillow" or "tifffile": libvips refused the file
-    tiff_page: tuple[tuple[str, int], ...] = ()  # the largest TIFF page: (("page", 2),)
+    tiff_page: tuple[str, int] | None = None  # the largest TIFF page: ("page", 2)
     hdr_transfer: int | None = None  # PQ (16) or HLG (18): an HDR HEIC or AVIF
 
 
@@ -102,10 +102,7 @@ def probe(path: str | Path, limits: Limits) -> Probe:
             "HEVC (HEIC) and AV1 (AVIF) are supported",
         )
     try:
-        width, height, orientation, fallback = _header(Path(path), kind, head)
-        tiff_page: tuple[tuple[str, int], ...] = ()
-        if kind == "tiff" and fallback is None and (page := _largest_tiff_page(Path(path))):
-            tiff_page, width, height = page
+        width, height, orientation, fallback, tiff_page = _header(Path(path), kind, head)
     except MediaError:
         raise
     except Exception as exc:
@@ -159,11 +156,12 @@ def load(path: str | Path, found: Probe, long_side: int, in_memory: bool = True)
 
 
 def _load_vips(path: Path, found: Probe, long_side: int) -> pyvips.Image:
-    page = dict(found.tiff_page)
-    header = pyvips.Image.new_from_file(str(path), fail_on="error", **page)
-    if header.format in _INTEGER_FULL_SCALE:  # 32-bit or signed: `thumbnail` would clip it
-        image = to_srgb8(header).thumbnail_image(long_side, height=long_side, size="down")
-        return image.autorot()
+    page = dict([found.tiff_page] if found.tiff_page else [])
+    if found.format == "tiff":  # 32-bit or signed samples, which `thumbnail` would clip
+        whole = pyvips.Image.new_from_file(str(path), fail_on="error", **page)
+        if whole.format in _INTEGER_FULL_SCALE:
+            image = to_srgb8(whole).thumbnail_image(long_side, height=long_side, size="down")
+            return image.autorot()
     image = pyvips.Image.thumbnail_source(
         pyvips.Source.new_from_file(str(path)),
         long_side,
@@ -243,14 +241,21 @@ def _libraw_kind(path: Path, sniffed: str | None) -> str | None:
     return sniffed if sniffed in RAW_FORMATS else "raw"
 
 
-def _header(path: Path, kind: str, head: bytes) -> tuple[int, int, int, str | None]:
-    """Width, height and orientation as stored, and the fallback decoder if any."""
+class Header(NamedTuple):
+    width: int  # as stored, before orientation
+    height: int
+    orientation: int
+    fallback: str | None = None  # see Probe
+    tiff_page: tuple[str, int] | None = None
+
+
+def _header(path: Path, kind: str, head: bytes) -> Header:
     if kind == "heic":
         import pillow_heif
 
         heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=True)
         width, height = heif.size
-        return width, height, 1, None  # libheif applies the rotation itself
+        return Header(width, height, 1)  # libheif applies the rotation itself
     if kind in RAW_FORMATS:
         import rawpy
 
@@ -258,25 +263,28 @@ def _header(path: Path, kind: str, head: bytes) -> tuple[int, int, int, str | No
             sizes = raw.sizes
             # LibRaw reports the upright size through `flip`; 5 and 6 turn by 90°
             width, height = sizes.width, sizes.height
-            return width, height, {0: 1, 3: 3, 5: 8, 6: 6}.get(sizes.flip, 1), None
+            return Header(width, height, {0: 1, 3: 3, 5: 8, 6: 6}.get(sizes.flip, 1))
     if _libvips_misreads(path, kind, head):
         if (found := _pillow_header(path)) is None:
             raise MediaError(MediaErrorCode.CORRUPT_IMAGE, f"the {kind} file cannot be read")
-        return (*found, "pillow")
+        return Header(*found, "pillow")
     try:
         image = pyvips.Image.new_from_file(str(path), access="sequential", fail_on="error")
         if kind == "tiff":  # libvips reads headers of TIFFs it cannot decode: try a pixel
             image.crop(0, 0, 1, 1).avg()
     except pyvips.Error:
         if (found := _pillow_header(path)) is not None:  # an AVIF sequence, an LZMA TIFF
-            return (*found, "pillow")
+            return Header(*found, "pillow")
         if kind == "tiff" and (found := _tifffile_header(path)) is not None:  # 12-bit
-            return (*found, "tifffile")
+            return Header(*found, "tifffile")
         raise
     orientation = _vips_orientation(path, image) or 1
     if kind == "png" and orientation == 1:
         orientation = _png_late_orientation(path)
-    return image.width, image.height, int(orientation), None
+    if kind == "tiff" and (largest := _largest_tiff_page(path, image)) is not None:
+        width, height, page = largest
+        return Header(width, height, int(orientation), tiff_page=page)
+    return Header(image.width, image.height, int(orientation))
 
 
 OLD_STYLE_JPEG = 6  # a TIFF Compression value, long deprecated
@@ -290,7 +298,7 @@ def _libvips_misreads(path: Path, kind: str, head: bytes) -> bool:
         return avif_is_monochrome(head)
     if kind != "tiff":
         return False
-    import tifffile
+    import tifffile  # reads the directory wherever it lies (libtiff writes it last)
 
     try:
         with tifffile.TiffFile(path) as tiff:
@@ -316,11 +324,10 @@ def _pillow_header(path: Path) -> tuple[int, int, int] | None:
 TIFF_PAGES_LOOKED_AT = 32
 
 
-def _largest_tiff_page(path: Path) -> tuple[tuple[tuple[str, int], ...], int, int] | None:
-    """The libvips load option, width and height of the largest image in a TIFF that holds
-    several: pages, or child directories (SubIFDs) of the first, where scanners and
-    cameras put the full image behind a small first one. None when the first is largest."""
-    first = pyvips.Image.new_from_file(str(path), access="sequential")
+def _largest_tiff_page(path: Path, first: pyvips.Image) -> tuple[int, int, tuple[str, int]] | None:
+    """The width, height and libvips load option of the largest image in a TIFF that
+    holds several: pages, or child directories (SubIFDs) of the `first`, where scanners
+    and cameras put the full image behind a small first one. None when it is largest."""
     pages = int(first.get("n-pages")) if first.get_typeof("n-pages") else 1
     children = int(first.get("n-subifds")) if first.get_typeof("n-subifds") else 0
     options = [("page", n) for n in range(1, min(pages, TIFF_PAGES_LOOKED_AT))]
@@ -332,7 +339,7 @@ def _largest_tiff_page(path: Path) -> tuple[tuple[tuple[str, int], ...], int, in
         except pyvips.Error:
             continue  # a page libvips cannot read is no candidate
         if image.width * image.height > best_area:
-            best, best_area = ((option,), image.width, image.height), image.width * image.height
+            best, best_area = (image.width, image.height, option), image.width * image.height
     return best
 
 

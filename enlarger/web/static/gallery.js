@@ -56,8 +56,9 @@
     return `/api/images?${params}`;
   }
 
-  async function load(append = false) {
-    const page = await api(query(append ? images.length : 0));
+  // The first page, the next one (`append`), or every image shown again (`limit`).
+  async function load(append = false, limit = PAGE) {
+    const page = await api(query(append ? images.length : 0, limit));
     images = append ? images.concat(page.data) : page.data;
     total = page.count;
     const chosen = byCollection.value;
@@ -68,12 +69,7 @@
   }
 
   // The images shown, again, with thumbnail URLs that have not expired.
-  async function renew() {
-    const page = await api(query(0, Math.max(images.length, PAGE)));
-    images = page.data;
-    total = page.count;
-    render();
-  }
+  const renew = () => load(false, Math.max(images.length, PAGE));
 
   function matches(image) {
     return (!byCollection.value || image.collection === byCollection.value) && (!byStatus.value || image.status === byStatus.value);
