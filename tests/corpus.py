@@ -16,6 +16,7 @@ from tests.images import (
     hdr_heic,
     jpeg,
     jpeg_with_exif,
+    layered_avif,
     old_style_jpeg_tiff,
     phase_one_raw,
     photo,
@@ -85,6 +86,8 @@ def build(folder: Path) -> dict[str, Expected]:
     grey = PILImage.frombytes("RGB", (600, 400), photo(600, 400).write_to_memory()).convert("L")
     grey.save(folder / "mono-limited.avif", subsampling="4:0:0", range="limited")
     expected["mono-limited.avif"] = stored_600
+    layered_avif(folder / "progressive.avif", qualities=(0, 90), width=600, height=400)
+    expected["progressive.avif"] = stored_600
 
     whole = jpeg(folder / "whole.jpg", 600, 400).read_bytes()
     (folder / "whole.jpg").unlink()

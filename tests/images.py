@@ -394,3 +394,53 @@ def old_style_jpeg_tiff(path: Path, tiled: bool, width: int = 256, height: int =
     out[:8] = b"II*\x00" + struct.pack("<I", directory)
     path.write_bytes(bytes(out))
     return path
+
+
+def layered_avif(
+    path: Path, qualities: tuple[int, ...], width: int = 300, height: int = 200
+) -> Path:
+    """`photo` as a layered (progressive) AVIF: one item whose AV1 stream holds one layer
+    per quality, coarsest first, with an `a1lx` box. No Python binding writes these, so
+    libavif's experimental `extraLayerCount` is set through the libavif that Pillow
+    bundles; its `avifEncoder` layout is fixed since 1.0, and checked here before use."""
+    import ctypes
+    import ctypes.util
+    import io
+
+    import PIL
+
+    bundled = sorted((Path(PIL.__file__).parent.parent / "pillow.libs").glob("libavif-*.so*"))
+    avif = ctypes.CDLL(str(bundled[0]) if bundled else ctypes.util.find_library("avif"))
+    for name in ("avifEncoderCreate", "avifDecoderCreate", "avifImageCreateEmpty"):
+        getattr(avif, name).restype = ctypes.c_void_p
+    avif.avifVersion.restype = ctypes.c_char_p
+    assert int(avif.avifVersion().split(b".")[0]) >= 1, "layered encoding needs libavif 1.0"
+
+    class RWData(ctypes.Structure):
+        _fields_ = [("data", ctypes.POINTER(ctypes.c_uint8)), ("size", ctypes.c_size_t)]
+
+    source = io.BytesIO()
+    picture = PILImage.frombytes("RGB", (width, height), photo(width, height).write_to_memory())
+    picture.save(source, "AVIF", quality=100, subsampling="4:4:4")
+    data = source.getvalue()
+    image = ctypes.c_void_p(avif.avifImageCreateEmpty())
+    decoder = ctypes.c_void_p(avif.avifDecoderCreate())
+    assert avif.avifDecoderReadMemory(decoder, image, data, ctypes.c_size_t(len(data))) == 0
+    encoder = avif.avifEncoderCreate()
+    # codecChoice, maxThreads, speed, keyframeInterval, timescale (u64), repetitionCount,
+    # extraLayerCount, quality: their defaults say the layout is the one expected.
+    settings = (ctypes.c_int32 * 9).from_address(encoder)
+    assert list(settings[1:3]) + list(settings[6:9]) == [1, -1, -1, 0, -1]
+    settings[7] = len(qualities) - 1
+    for quality in qualities:
+        settings[8] = quality
+        added = avif.avifEncoderAddImage(ctypes.c_void_p(encoder), image, ctypes.c_uint64(1), 0)
+        assert added == 0
+    written = RWData()
+    assert avif.avifEncoderFinish(ctypes.c_void_p(encoder), ctypes.byref(written)) == 0
+    path.write_bytes(ctypes.string_at(written.data, written.size))
+    avif.avifRWDataFree(ctypes.byref(written))
+    avif.avifEncoderDestroy(ctypes.c_void_p(encoder))
+    avif.avifDecoderDestroy(decoder)
+    avif.avifImageDestroy(image)
+    return path

@@ -30,6 +30,7 @@ from tests.images import (
     hdr_heic,
     jpeg,
     jpeg_with_exif,
+    layered_avif,
     old_style_jpeg_tiff,
     phase_one_raw,
     photo,
@@ -342,6 +343,22 @@ def test_an_avif_sequence_gives_its_first_frame(tmp_path: Path) -> None:
     out = _decoded(render(path, found, [Recipe("t", 32)]).renditions[0].data)
     assert (out.width, out.height) == (32, 24)
     assert out.extract_band(0).avg() > 180 and out.extract_band(1).avg() < 80  # the first
+
+
+def test_a_layered_avif_gives_its_finest_layer(tmp_path: Path) -> None:
+    """A progressive AVIF holds a coarse layer then a fine one in one item; the preview is
+    made from the fine one, not the first layer a progressive reader could show."""
+    path = layered_avif(tmp_path / "layered.avif", qualities=(0, 90))
+    assert b"a1lx" in path.read_bytes()
+    found = probe(path, Limits())
+    assert (found.format, found.width, found.height) == ("avif", 300, 200)
+    out = _decoded(render(path, found, [Recipe("t", 300, quality=100)]).renditions[0].data)
+    coarse_only = layered_avif(tmp_path / "coarse.avif", qualities=(0,))
+    coarse = _decoded(
+        render(coarse_only, probe(coarse_only, Limits()), [Recipe("t", 300)]).renditions[0].data
+    )
+    assert (coarse - photo(300, 200)).abs().avg() > 4  # what the first layer alone looks like
+    assert (out - photo(300, 200)).abs().avg() < 2
 
 
 @pytest.mark.parametrize("make", ["PENTAX Corporation", "SAMSUNG", "Hasselblad", "KODAK"])
