@@ -31,12 +31,22 @@ def upload(
 
 
 def photo_of(client: httpx.Client, folder: str, basename: str) -> dict[str, Any]:
+    photo = _photo_or_none(client, folder, basename)
+    assert photo is not None, f"no photo {basename!r} in {folder!r}"
+    return photo
+
+
+def _photo_or_none(client: httpx.Client, folder: str, basename: str) -> dict[str, Any] | None:
     photos = client.get(f"/api/projects/{folder}/photos").json()["photos"]
-    return next(p for p in photos if p["basename"] == basename)
+    return next((p for p in photos if p["basename"] == basename), None)
 
 
 def processed(client: httpx.Client, folder: str, basename: str) -> dict[str, Any] | None:
-    photo = photo_of(client, folder, basename)
+    """The photo once it and all its files are done; None before (or while it is not a
+    photo of the project yet)."""
+    photo = _photo_or_none(client, folder, basename)
+    if photo is None:
+        return None
     done = photo["thumbnail_status"] == photo["preview_status"] == "done"
     return photo if done and all(f["status"] == "STORED" for f in photo["files"]) else None
 

@@ -247,6 +247,13 @@ def test_patch_moves_and_delete_trashes(
     blobs: Any = library.blobs
     assert blobs.path("projects/keepers/a.jpg").is_file()
     assert not blobs.path("projects/trip/a.jpg").exists()
+    photos_in = {
+        folder: [
+            p["basename"] for p in client.get(f"/api/projects/{folder}/photos").json()["photos"]
+        ]
+        for folder in ("trip", "keepers")
+    }
+    assert photos_in == {"trip": [], "keepers": ["a"]}  # it took its photo along
 
     assert client.delete(f"/api/images/{image_id}").status_code == 204
     assert client.get(f"/api/images/{image_id}").status_code == 404

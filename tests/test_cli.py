@@ -13,11 +13,13 @@ from pathlib import Path
 
 import httpx
 import pyvips
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from enlarger.cli import app
 from enlarger.config import Settings
 from enlarger.db import create_db_engine, migrate
+from enlarger.db.schema import photos
 from enlarger.library import projects
 from enlarger.library.runtime import build_library
 from enlarger.queue import JobQueue, JobStatus
@@ -168,6 +170,11 @@ def test_import_wait_json(db_url: str, tmp_path: Path) -> None:
     assert Path(derivatives["preview"]).is_relative_to(data / "library")
     assert (data / "library" / "projects" / "holiday" / "a.jpg").is_file()
     assert "imported 4 file(s)" in done.stderr
+    engine = create_db_engine(db_url)
+    with engine.connect() as conn:  # the files stored in its folder are the project's photos
+        found = conn.execute(sa.select(photos.c.basename).order_by(photos.c.basename))
+        assert list(found.scalars()) == ["a", "b", "cut"]  # cut.jpg failed only once stored
+    engine.dispose()
 
 
 def test_import_without_wait_and_a_missing_path(db_url: str, tmp_path: Path) -> None:

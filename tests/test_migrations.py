@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from enlarger.db import create_db_engine, migrate
-from enlarger.db.schema import metadata
+from enlarger.db.schema import images, metadata, photo_files, photos, projects
 from enlarger.queue import NewJob, store_for_engine
 
 
@@ -53,4 +55,65 @@ def test_upgrade_is_idempotent(empty_db_url: str) -> None:
     migrate.upgrade(engine)
     migrate.upgrade(engine)
     assert migrate.current_revision(engine) == migrate.head_revision(engine)
+    engine.dispose()
+
+
+def test_one_library_links_stored_images_to_their_projects_photos(empty_db_url: str) -> None:
+    """0009: images of the photo API, stored before it, become photos under the name their
+    original has in the folder; a JPG and its RAW make one photo, a project's own photo
+    keeps its files, and images not stored (failed, trashed) stay out."""
+    engine = create_db_engine(empty_db_url)
+    migrate.upgrade(engine, "0008_schedule_names")
+    now = datetime.now(UTC)
+    common = {"size_bytes": 1, "uploaded_at": now, "updated_at": now}
+    with engine.begin() as conn:
+        conn.execute(
+            projects.insert().values(id=1, name="Wedding", folder="wedding", created_at=now)
+        )
+        stored = [
+            ("jpg", "IMG_1.JPG", "projects/wedding/IMG_1.JPG", "jpeg", "STORED", None),
+            ("raw", "IMG_1.CR2", "projects/wedding/IMG_1.CR2", "cr2", "STORED", None),
+            ("again", "IMG_1.JPG", "projects/wedding/IMG_1-2.JPG", "jpeg", "STORED", None),
+            ("failed", "bad.jpg", None, None, "FAILED", None),
+            ("gone", "old.jpg", "projects/wedding/.trash/old.jpg", "jpeg", "STORED", now),
+            ("own", "DSC_9.JPG", "projects/wedding/DSC_9.JPG", "jpeg", "STORED", None),
+        ]
+        for image_id, name, key, image_format, status, deleted_at in stored:
+            conn.execute(
+                images.insert().values(
+                    id=image_id,
+                    project_id=1,
+                    original_filename=name,
+                    original_key=key,
+                    format=image_format,
+                    status=status,
+                    deleted_at=deleted_at,
+                    checksum=image_id.ljust(64, "0"),
+                    **common,
+                )
+            )
+        own = {"project_id": 1, "keep_jpg": False, "keep_raw": False}  # marked to be dropped
+        conn.execute(
+            photos.insert().values(id=9, basename="DSC_9", **own, created_at=now, updated_at=now)
+        )
+        conn.execute(photo_files.insert().values(image_id="own", photo_id=9, role="jpg"))
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        linked = conn.execute(
+            sa.select(photos.c.basename, photo_files.c.role, images.c.original_filename)
+            .join(photo_files, photo_files.c.photo_id == photos.c.id)
+            .join(images, images.c.id == photo_files.c.image_id)
+        )
+        assert sorted(tuple(row) for row in linked) == [
+            ("DSC_9", "jpg", "DSC_9.JPG"),
+            ("IMG_1", "jpg", "IMG_1.JPG"),
+            ("IMG_1", "raw", "IMG_1.CR2"),
+            ("IMG_1-2", "jpg", "IMG_1-2.JPG"),
+        ]
+        kept = conn.execute(sa.select(photos.c.basename, photos.c.keep_jpg, photos.c.keep_raw))
+        assert sorted(tuple(row) for row in kept) == [
+            ("DSC_9", False, False),
+            ("IMG_1", True, True),
+            ("IMG_1-2", True, False),
+        ]
     engine.dispose()

@@ -215,3 +215,43 @@ def test_a_collection_naming_a_projects_folder_or_title_joins_that_project(
     client.post("/api/upload", data={"collection": "Holiday"}, files={"file": ("h.jpg", b"x")})
     folders = sorted(p["folder"] for p in client.get("/api/projects").json()["projects"])
     assert folders == ["holiday", "wedding-2026"]  # a new name still makes a new project
+
+
+def test_photos_from_the_photo_api_join_their_project(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    """One library: an upload to a collection is a photo of its project, named as its
+    original lies in the folder (a name taken by other bytes gets the next number), and
+    a JPG and its RAW sent apart make one photo."""
+    client.post("/api/projects", json={"folder": "wedding-2026", "title": "Wedding 2026"})
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    sent = [
+        jpeg(tmp_path / "a" / "IMG_0001.JPG", 600, 400),
+        dng(tmp_path / "a" / "IMG_0001.DNG", 600, 400),
+        jpeg(tmp_path / "b" / "IMG_0001.JPG", 640, 400),  # the same name, other bytes
+    ]
+    for path in sent:
+        answer = client.post(
+            "/api/upload",
+            data={"collection": "Wedding 2026"},
+            files={"file": (path.name, path.read_bytes())},
+        )
+        assert answer.status_code == 201, answer.text
+    run_worker()
+    wait_for(lambda: processed(client, "wedding-2026", "IMG_0001-2"), timeout=60)
+    pair = wait_for(lambda: processed(client, "wedding-2026", "IMG_0001"), timeout=60)
+    assert sorted((f["filename"], f["role"]) for f in pair["files"]) == [
+        ("IMG_0001.DNG", "raw"),
+        ("IMG_0001.JPG", "jpg"),
+    ]
+    assert pair["keep_jpg"] and pair["keep_raw"] and pair["source"] == "IMG_0001.JPG"
+    shown = client.get("/api/projects").json()["projects"]
+    assert [(p["folder"], p["photoCount"]) for p in shown] == [("wedding-2026", 2)]
+    assert listing(library, "projects/wedding-2026") == [
+        "IMG_0001-2.JPG",
+        "IMG_0001.DNG",
+        "IMG_0001.JPG",
+    ]
+    names = sorted(image["originalFilename"] for image in client.get("/api/images").json()["data"])
+    assert names == ["IMG_0001-2.JPG", "IMG_0001.DNG", "IMG_0001.JPG"]

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from enlarger.db.schema import images, photo_files, photos, projects
 from enlarger.db.types import db_now
 from enlarger.library import service
+from enlarger.library.photos import JPG, RAW, basename_of, join_photo, photo_for
 from enlarger.library.runtime import Library
 from enlarger.library.service import (
     Conflict,
@@ -29,10 +30,8 @@ from enlarger.library.service import (
 )
 from enlarger.library.tasks import AFTER_COMMIT, enqueue_task, schedule_project
 from enlarger.media import MediaError
-from enlarger.media.sniff import RAW_FORMATS
 from enlarger.storage import StorageError, check_name
 
-JPG, RAW = "jpg", "raw"
 SIDECAR_SUFFIXES = (".xmp",)  # carried along with their photo, never decoded
 PENDING, PROCESSING, DONE, FAILED = "pending", "processing", "done", "failed"
 NO_FILE = "none"  # every file of the photo is in the trash: nothing to make anything from
@@ -43,16 +42,6 @@ def check_folder(folder: str) -> str:
         return check_name(folder, "folder name")
     except StorageError as error:
         raise InvalidName(str(error)) from None
-
-
-def basename_of(filename: str) -> str:
-    """The name without its last extension: what a JPG and its RAW share."""
-    stem, dot, _ = filename.rpartition(".")
-    return stem if dot and stem else filename
-
-
-def role_of(image_format: str) -> str:
-    return RAW if image_format in RAW_FORMATS else JPG
 
 
 # ---- projects ------------------------------------------------------------------------------
@@ -185,8 +174,6 @@ def _insert_file(
     row: dict[str, Any],
 ) -> FileOutcome:
     """The file's image row, joined to the photo of its base name, which keeps it."""
-    role = role_of(row["format"])
-    photo_id = _photo_for(conn, project_id, basename_of(stored_as))
     now = db_now()
     conn.execute(
         images.insert().values(
@@ -196,9 +183,7 @@ def _insert_file(
             updated_at=now,
         )
     )
-    conn.execute(photo_files.insert().values(image_id=row["id"], photo_id=photo_id, role=role))
-    keep = {"keep_jpg": True} if role == JPG else {"keep_raw": True}
-    conn.execute(photos.update().where(photos.c.id == photo_id).values(updated_at=now, **keep))
+    role = join_photo(conn, project_id, row["id"], stored_as, row["format"])
     service.announce_image(library, conn, row["id"], row["status"])
     return FileOutcome(given, stored_as, basename_of(stored_as), role, row["id"])
 
@@ -275,31 +260,6 @@ def _free_name(conn: sa.Connection, project_id: int, name: str) -> str:
     raise Conflict(f"no free name like {name!r}")
 
 
-def _photo_for(conn: sa.Connection, project_id: int, basename: str) -> int:
-    found = conn.execute(
-        sa.select(photos.c.id).where(
-            photos.c.project_id == project_id, photos.c.basename == basename
-        )
-    ).scalar()
-    if found is not None:
-        return int(found)
-    now = db_now()
-    return int(
-        conn.execute(
-            photos.insert()
-            .values(
-                project_id=project_id,
-                basename=basename,
-                keep_jpg=False,
-                keep_raw=False,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(photos.c.id)
-        ).scalar_one()
-    )
-
-
 def _store_sidecar(
     library: Library, project: sa.Row[Any], name: str, upload_: Received
 ) -> FileOutcome:
@@ -309,7 +269,7 @@ def _store_sidecar(
     basename = basename_of(name)
     with library.engine.begin() as conn:
         service.lock_project(conn, project.id)
-        photo_id = _photo_for(conn, project.id, basename)
+        photo_id = photo_for(conn, project.id, basename)
         own = conn.execute(sa.select(photos.c.sidecar_key).where(photos.c.id == photo_id)).scalar()
         key = _free_sidecar_key(library, conn, project.folder, name, own)
         if key == own and library.blobs.exists(key):

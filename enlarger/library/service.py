@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from enlarger.db.schema import derivatives, images, projects
 from enlarger.db.types import db_now
+from enlarger.library.photos import in_photo, join_photo, leave_photo
 from enlarger.library.runtime import PREVIEW as PREVIEW_NAME
 from enlarger.library.runtime import Library
 from enlarger.library.tasks import schedule_project
@@ -405,13 +406,18 @@ def project_id_for(library: Library, conn: sa.Connection, name: str) -> int:
 
 def offload_original(library: Library, image_id: str, enqueue_derivatives: bool = True) -> str:
     """Move the upload to its permanent key, mark the image PROCESSING and (unless the
-    caller makes them itself) enqueue its derivatives. Safe to run again after a crash at
-    any step."""
+    caller makes them itself) enqueue its derivatives. An image not yet in a photo (an
+    upload of the photo API, an import) takes the name it got in the folder and joins the
+    photo of that name. Safe to run again after a crash at any step."""
     row = get_image_row(library, image_id)
     if row.original_key is not None:
         return str(row.original_key)
     with library.engine.begin() as conn:
         key = _original_key(library, conn, row)  # the project stays locked until commit
+        named: dict[str, str] = {}
+        if not in_photo(conn, image_id):
+            named["original_filename"] = key.rsplit("/", 1)[-1]
+            join_photo(conn, row.project_id, image_id, named["original_filename"], row.format)
         temp = Path(row.temp_path)
         if temp.is_file():
             library.blobs.take_file(key, temp)
@@ -431,6 +437,7 @@ def offload_original(library: Library, image_id: str, enqueue_derivatives: bool 
                 temp_path=None,
                 status=ImageStatus.PROCESSING.value,
                 updated_at=db_now(),
+                **named,
             )
         )
         announce_image(library, conn, image_id, ImageStatus.PROCESSING)
@@ -781,7 +788,9 @@ def live_jobs_of(library: Library, image_ids: list[str]) -> dict[str, list[Job]]
 def update_image(
     library: Library, image_id: str, *, title: str | None = None, collection: str | None = None
 ) -> sa.Row[Any]:
-    """Rename an image or move it to another collection (its original moves folder too)."""
+    """Rename an image or move it to another collection: its original moves folder too,
+    and it leaves its photo for the photo of its name in the new project. A file of a
+    project upload moves only once stored (its upload job looks for it where it was)."""
     with library.engine.begin() as conn:
         row = conn.execute(
             sa.select(images)
@@ -802,7 +811,14 @@ def update_image(
                 values["project_id"] = project_id
                 if row.original_key is not None:
                     moved_key = _original_key(library, conn, row, project_id)
-                    values["original_key"] = moved_key
+                    moved_name = moved_key.rsplit("/", 1)[-1]
+                    values.update(original_key=moved_key, original_filename=moved_name)
+                    leave_photo(conn, image_id)
+                    join_photo(conn, project_id, image_id, moved_name, row.format)
+                elif in_photo(conn, image_id):
+                    raise Conflict(
+                        "the image is still being stored in its project; move it once stored"
+                    )
         conn.execute(images.update().where(images.c.id == image_id).values(**values))
         if moved_key is not None:
             library.blobs.move(row.original_key, moved_key)  # the row commits only after

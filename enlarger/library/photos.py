@@ -1,0 +1,85 @@
+"""A photo is every file of a project sharing a base name (IMG_0001.JPG + IMG_0001.CR2).
+These are the few rules that put a file into its photo, shared by every way a file
+arrives: a project upload or a dropped file joins at once, an upload of the photo API or
+`enlarger import` when its original is stored and so has its name in the folder."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from enlarger.db.schema import photo_files, photos
+from enlarger.db.types import db_now
+from enlarger.media.sniff import RAW_FORMATS
+
+JPG, RAW = "jpg", "raw"
+
+
+def basename_of(filename: str) -> str:
+    """The name without its last extension: what a JPG and its RAW share."""
+    stem, dot, _ = filename.rpartition(".")
+    return stem if dot and stem else filename
+
+
+def role_of(image_format: str | None) -> str:
+    return RAW if image_format in RAW_FORMATS else JPG
+
+
+def photo_for(conn: sa.Connection, project_id: int, basename: str) -> int:
+    """The id of the project's photo of this base name, made (keeping nothing yet) if new."""
+    found = conn.execute(
+        sa.select(photos.c.id).where(
+            photos.c.project_id == project_id, photos.c.basename == basename
+        )
+    ).scalar()
+    if found is not None:
+        return int(found)
+    now = db_now()
+    return int(
+        conn.execute(
+            photos.insert()
+            .values(
+                project_id=project_id,
+                basename=basename,
+                keep_jpg=False,
+                keep_raw=False,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(photos.c.id)
+        ).scalar_one()
+    )
+
+
+def join_photo(
+    conn: sa.Connection, project_id: int, image_id: str, filename: str, image_format: str | None
+) -> str:
+    """Link the image to the photo of its file name's base name, which now keeps it (as
+    a file the user brought in is meant to be kept); returns its role."""
+    role = role_of(image_format)
+    photo_id = photo_for(conn, project_id, basename_of(filename))
+    conn.execute(photo_files.insert().values(image_id=image_id, photo_id=photo_id, role=role))
+    conn.execute(
+        photos.update()
+        .where(photos.c.id == photo_id)
+        .values(updated_at=db_now(), **{f"keep_{role}": True})
+    )
+    return role
+
+
+def in_photo(conn: sa.Connection, image_id: str) -> bool:
+    found = sa.select(photo_files.c.image_id).where(photo_files.c.image_id == image_id)
+    return conn.execute(found).first() is not None
+
+
+def leave_photo(conn: sa.Connection, image_id: str) -> None:
+    """Unlink the image from its photo (it moves to another project); a photo left with
+    no file and no sidecar is gone with it."""
+    photo_id = conn.execute(
+        sa.select(photo_files.c.photo_id).where(photo_files.c.image_id == image_id)
+    ).scalar()
+    if photo_id is None:
+        return
+    conn.execute(photo_files.delete().where(photo_files.c.image_id == image_id))
+    files_left = sa.select(photo_files.c.image_id).where(photo_files.c.photo_id == photo_id)
+    if conn.execute(files_left).first() is None:
+        conn.execute(photos.delete().where(photos.c.id == photo_id, photos.c.sidecar_key.is_(None)))
