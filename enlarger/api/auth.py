@@ -41,6 +41,7 @@ UPLOADER_ROUTES = {
     ("POST", "/api/upload"),
     ("POST", "/api/projects/{folder}/upload"),
     ("PATCH", "/api/projects/{folder}/photos/{basename}"),
+    ("PATCH", "/api/projects/{folder}/photos"),
 }
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 TOKEN_COOKIE = "enlarger_token"

@@ -1,11 +1,12 @@
 """Projects and their photos (reference 003): create and list projects, upload files into
-one, list its photos and record which of each photo's JPG and RAW to keep; commit and
-revert that intent; queue a project's jobs (derivatives, maintenance) and list them."""
+one, list its photos and record which of each photo's JPG and RAW to keep and the
+culling decisions (pick or reject, stars, a colour label); commit and revert that
+intent; queue a project's jobs (derivatives, maintenance) and list them."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -28,10 +29,24 @@ class NewProject(BaseModel):
     title: str | None = Field(None, max_length=200)  # it is the collection's name too
 
 
-class KeepChange(BaseModel):
+class PhotoChange(BaseModel):
+    """What to record of a photo; a field left out (or a null keep flag) is unchanged, and
+    a null `label` clears it."""
+
     model_config = ConfigDict(extra="forbid")
     keep_jpg: bool | None = None
     keep_raw: bool | None = None
+    flag: Literal["pick", "reject", "unflagged"] | None = None
+    rating: int | None = Field(None, ge=0, le=5)
+    label: Literal["red", "yellow", "green", "blue", "purple"] | None = None
+
+    def changes(self) -> dict[str, Any]:
+        given = {name: getattr(self, name) for name in self.model_fields_set}
+        return {k: v for k, v in given.items() if v is not None or k == "label"}
+
+
+class PhotosChange(PhotoChange):
+    basenames: list[str] = Field(min_length=1, max_length=5000)
 
 
 def _project_json(row: Any, photo_count: int) -> dict[str, Any]:
@@ -80,10 +95,23 @@ def list_photos(folder: str, library: LibraryDep) -> dict[str, Any]:
 
 @router.patch(
     "/api/projects/{folder}/photos/{basename}",
-    summary="Record whether to keep a photo's JPG and RAW (applied by commit-changes)",
+    summary="Record a photo's keep flags and decisions (applied by commit-changes)",
 )
-def set_keep(folder: str, basename: str, change: KeepChange, library: LibraryDep) -> dict[str, Any]:
-    return projects.set_keep(library, folder, basename, change.keep_jpg, change.keep_raw)
+def change_photo(
+    folder: str, basename: str, change: PhotoChange, library: LibraryDep
+) -> dict[str, Any]:
+    return projects.change_photo(library, folder, basename, change.changes())
+
+
+@router.patch(
+    "/api/projects/{folder}/photos",
+    summary="Record the same keep flags or decisions on many photos at once",
+)
+def change_photos(folder: str, change: PhotosChange, library: LibraryDep) -> dict[str, Any]:
+    changes = change.changes()
+    changes.pop("basenames")
+    unknown = projects.change_photos(library, folder, change.basenames, changes)
+    return {"changed": len(set(change.basenames)) - len(unknown), "unknown": unknown}
 
 
 class RestoreRequest(BaseModel):

@@ -236,8 +236,9 @@ derivatives = sa.Table(
 
 # ---- projects' photos ----------------------------------------------------------------------
 # A photo is every file of a project sharing a base name (IMG_0001.JPG + IMG_0001.CR2);
-# each file is an image row, linked here with its role. The keep flags are the user's
-# intent, applied to the folder by commit-changes; availability is which files exist.
+# each file is an image row, linked here with its role. The keep flags and the decisions
+# are the user's intent, applied to the folder (and its .xmp sidecars) by commit-changes;
+# availability is which files exist.
 
 photos = sa.Table(
     "photos",
@@ -250,6 +251,10 @@ photos = sa.Table(
     sa.Column("sidecar_key", sa.String(700), nullable=True),  # an .xmp carried along
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+    # culling decisions (media/xmp.py): pick, reject or unflagged; 0-5 stars; a colour
+    sa.Column("flag", sa.String(9), nullable=False, server_default="unflagged"),
+    sa.Column("rating", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("label", sa.String(8), nullable=True),
     sa.UniqueConstraint("project_id", "basename", name="uq_photos_project_basename"),
 )
 

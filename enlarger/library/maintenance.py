@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from enlarger.db.schema import derivatives, images, photo_files, photos
 from enlarger.db.types import db_now
 from enlarger.library import projects, service
+from enlarger.library.photos import has_photo, sidecar_basename
 from enlarger.library.runtime import Library
 from enlarger.library.service import Conflict, ImageStatus, NotFound, Received
 from enlarger.library.tasks import Maintenance
@@ -280,8 +281,9 @@ def _attach_sidecar(
     new_basenames: set[str],
     report: Report,
 ) -> None:
-    basename = projects.basename_of(blob.name)
     with library.engine.connect() as conn:
+        in_database = has_photo(conn, project.id)
+        basename = sidecar_basename(blob.name, lambda b: b in new_basenames or in_database(b))
         photo = conn.execute(
             sa.select(photos.c.id, photos.c.sidecar_key).where(
                 photos.c.project_id == project.id, photos.c.basename == basename
@@ -292,11 +294,13 @@ def _attach_sidecar(
     elif photo is not None and photo.sidecar_key is not None:
         _to_trash(library, report, blob, f"{basename!r} has a sidecar already")
     elif report.add("attach", blob.name, f"the sidecar of {basename!r}"):
+        with library.blobs.local_copy(blob.key) as path:
+            decisions = projects.sidecar_decisions(path.read_bytes())
         with library.engine.begin() as conn:
             conn.execute(
                 photos.update()
                 .where(photos.c.project_id == project.id, photos.c.basename == basename)
-                .values(sidecar_key=blob.key)
+                .values(sidecar_key=blob.key, **decisions)
             )
 
 

@@ -5,11 +5,15 @@ arrives: a project upload or a dropped file joins at once, an upload of the phot
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import sqlalchemy as sa
 
 from enlarger.db.schema import photo_files, photos
 from enlarger.db.types import db_now
 from enlarger.media.sniff import RAW_FORMATS
+from enlarger.media.xmp import UNFLAGGED
 
 JPG, RAW = "jpg", "raw"
 
@@ -18,6 +22,27 @@ def basename_of(filename: str) -> str:
     """The name without its last extension: what a JPG and its RAW share."""
     stem, dot, _ = filename.rpartition(".")
     return stem if dot and stem else filename
+
+
+def sidecar_basename(name: str, has_photo: Callable[[str], bool]) -> str:
+    """The photo an `.xmp` belongs to: `IMG_1.xmp` (Lightroom's naming) is IMG_1's, and
+    so is `IMG_1.CR2.xmp` (darktable's and digiKam's) when there is a photo IMG_1 and
+    none called IMG_1.CR2."""
+    stem = basename_of(name)
+    inner = basename_of(stem)
+    if inner != stem and not has_photo(stem) and has_photo(inner):
+        return inner
+    return stem
+
+
+def has_photo(conn: sa.Connection, project_id: int) -> Callable[[str], bool]:
+    def check(basename: str) -> bool:
+        query = sa.select(photos.c.id).where(
+            photos.c.project_id == project_id, photos.c.basename == basename
+        )
+        return conn.execute(query).first() is not None
+
+    return check
 
 
 def role_of(image_format: str | None) -> str:
@@ -51,19 +76,33 @@ def photo_for(conn: sa.Connection, project_id: int, basename: str) -> int:
 
 
 def join_photo(
-    conn: sa.Connection, project_id: int, image_id: str, filename: str, image_format: str | None
+    conn: sa.Connection,
+    project_id: int,
+    image_id: str,
+    filename: str,
+    image_format: str | None,
+    metadata: dict[str, Any] | None = None,
 ) -> str:
     """Link the image to the photo of its file name's base name, which now keeps it (as
-    a file the user brought in is meant to be kept); returns its role."""
+    a file the user brought in is meant to be kept); returns its role. A photo nobody has
+    decided on yet takes the decisions the file's own XMP records (`metadata`)."""
     role = role_of(image_format)
     photo_id = photo_for(conn, project_id, basename_of(filename))
     conn.execute(photo_files.insert().values(image_id=image_id, photo_id=photo_id, role=role))
-    conn.execute(
-        photos.update()
-        .where(photos.c.id == photo_id)
-        .values(updated_at=db_now(), **{f"keep_{role}": True})
-    )
+    values: dict[str, Any] = {"updated_at": db_now(), f"keep_{role}": True}
+    conn.execute(photos.update().where(photos.c.id == photo_id).values(**values))
+    recorded = {k: v for k, v in (metadata or {}).items() if k in DECISION_FIELDS}
+    if recorded:
+        conn.execute(photos.update().where(photos.c.id == photo_id, undecided()).values(**recorded))
     return role
+
+
+DECISION_FIELDS = ("flag", "rating", "label")
+
+
+def undecided() -> sa.ColumnElement[bool]:
+    """A photo with no flag, no stars and no label."""
+    return sa.and_(photos.c.flag == UNFLAGGED, photos.c.rating == 0, photos.c.label.is_(None))
 
 
 def in_photo(conn: sa.Connection, image_id: str) -> bool:

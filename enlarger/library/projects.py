@@ -9,7 +9,7 @@ preview are made from its JPG when it has one, else from its RAW.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +18,16 @@ import sqlalchemy as sa
 from enlarger.db.schema import images, photo_files, photos, projects
 from enlarger.db.types import db_now
 from enlarger.library import service
-from enlarger.library.photos import JPG, RAW, basename_of, join_photo, photo_for
+from enlarger.library.photos import (
+    DECISION_FIELDS,
+    JPG,
+    RAW,
+    basename_of,
+    has_photo,
+    join_photo,
+    photo_for,
+    sidecar_basename,
+)
 from enlarger.library.runtime import Library
 from enlarger.library.service import (
     Conflict,
@@ -30,6 +39,7 @@ from enlarger.library.service import (
 )
 from enlarger.library.tasks import AFTER_COMMIT, enqueue_task, schedule_project
 from enlarger.media import MediaError
+from enlarger.media.xmp import REJECT, Decisions, XmpError, read_decisions, write_decisions
 from enlarger.storage import StorageError, check_name
 
 SIDECAR_SUFFIXES = (".xmp",)  # carried along with their photo, never decoded
@@ -117,6 +127,7 @@ def upload(
     project = get_project(library, folder)
     outcomes: list[FileOutcome] = []
     accepted: list[tuple[str, dict[str, Any], Received]] = []
+    sidecars: list[tuple[str, Received]] = []  # stored after the files, to find their photo
     for filename, upload_ in received:
         try:
             name = check_name(filename or "", "file name")
@@ -127,7 +138,7 @@ def upload(
             )
             continue
         if name.lower().endswith(SIDECAR_SUFFIXES):
-            outcomes.append(_store_sidecar(library, project, name, upload_))
+            sidecars.append((name, upload_))
             continue
         row, failed = service.examine(library, upload_, filename=name)
         if failed is not None:
@@ -137,7 +148,8 @@ def upload(
         service.stage_upload(library, row["id"], upload_)
         accepted.append((name, row, upload_))
     recorded, job_id = _record(library, project, accepted)
-    return ProjectUpload(outcomes + recorded, job_id)
+    stored = [_store_sidecar(library, project, name, file) for name, file in sidecars]
+    return ProjectUpload(outcomes + recorded + stored, job_id)
 
 
 def _refused(filename: str, error: MediaError) -> FileOutcome:
@@ -183,7 +195,7 @@ def _insert_file(
             updated_at=now,
         )
     )
-    role = join_photo(conn, project_id, row["id"], stored_as, row["format"])
+    role = join_photo(conn, project_id, row["id"], stored_as, row["format"], row.get("exif"))
     service.announce_image(library, conn, row["id"], row["status"])
     return FileOutcome(given, stored_as, basename_of(stored_as), role, row["id"])
 
@@ -266,21 +278,29 @@ def _store_sidecar(
     """An .xmp goes next to its photo's files and the photo remembers it. It replaces
     the photo's own sidecar (the old one goes to the trash) but never another file: a
     name that is taken gets the next number, as originals do."""
-    basename = basename_of(name)
     with library.engine.begin() as conn:
         service.lock_project(conn, project.id)
+        basename = sidecar_basename(name, has_photo(conn, project.id))
         photo_id = photo_for(conn, project.id, basename)
         own = conn.execute(sa.select(photos.c.sidecar_key).where(photos.c.id == photo_id)).scalar()
         key = _free_sidecar_key(library, conn, project.folder, name, own)
         if key == own and library.blobs.exists(key):
             library.blobs.move(key, free_trash_key(library, project.folder, name))
+        decisions = sidecar_decisions(upload_.path.read_bytes())
         library.blobs.take_file(key, upload_.path)
         conn.execute(
             photos.update()
             .where(photos.c.id == photo_id)
-            .values(sidecar_key=key, updated_at=db_now())
+            .values(sidecar_key=key, updated_at=db_now(), **decisions)
         )
     return FileOutcome(name, key.rsplit("/", 1)[-1], basename, "sidecar")
+
+
+def sidecar_decisions(packet: bytes) -> dict[str, Any]:
+    """The photo columns a sidecar's decisions set (none when it records none): the
+    sidecar is what the user's editor last said, so it wins over the files' own XMP."""
+    decisions = read_decisions(packet)
+    return asdict(decisions) if decisions is not None else {}
 
 
 def _free_sidecar_key(
@@ -389,27 +409,39 @@ def _files_query() -> sa.Select[Any]:
     )
 
 
-def set_keep(
-    library: Library,
-    folder: str,
-    basename: str,
-    keep_jpg: bool | None = None,
-    keep_raw: bool | None = None,
-) -> dict[str, Any]:
-    """Record the user's intent; nothing moves until commit-changes."""
+def change_photos(
+    library: Library, folder: str, basenames: list[str], changes: dict[str, Any]
+) -> list[str]:
+    """Record the user's intent on these photos: keep flags (`keep_jpg`, `keep_raw`) and
+    decisions (`flag`, `rating`, `label`, None clearing the label). Nothing moves until
+    commit-changes. Returns the base names that are no photo of the project."""
     project = get_project(library, folder)
-    values: dict[str, Any] = {"updated_at": db_now()}
-    if keep_jpg is not None:
-        values["keep_jpg"] = keep_jpg
-    if keep_raw is not None:
-        values["keep_raw"] = keep_raw
+    unknown = set(changes) - {"keep_jpg", "keep_raw", *DECISION_FIELDS}
+    if unknown:
+        raise ValueError(f"not a change of a photo: {sorted(unknown)}")
+    wanted = set(basenames)
     with library.engine.begin() as conn:
-        changed = conn.execute(
-            photos.update()
-            .where(photos.c.project_id == project.id, photos.c.basename == basename)
-            .values(**values)
-        ).rowcount
-    if not changed:
+        found = set(
+            conn.execute(
+                sa.select(photos.c.basename).where(
+                    photos.c.project_id == project.id, photos.c.basename.in_(wanted)
+                )
+            ).scalars()
+        )
+        if found and changes:
+            conn.execute(
+                photos.update()
+                .where(photos.c.project_id == project.id, photos.c.basename.in_(found))
+                .values(updated_at=db_now(), **changes)
+            )
+    return sorted(wanted - found)
+
+
+def change_photo(
+    library: Library, folder: str, basename: str, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """`change_photos` for one photo; returns it as `list_photos` shows it."""
+    if change_photos(library, folder, [basename], changes):
         raise NotFound(f"no photo {basename!r} in project {folder!r}")
     return get_photo(library, folder, basename)
 
@@ -422,17 +454,30 @@ class Committed:
     trashed: list[str]  # file names moved to the project's .trash
     regenerating: list[str]  # RAWs that now show their photo and get derivatives
     jobs: dict[str, int]  # the reconciliation tasks queued after it, by type
+    sidecars: list[str]  # .xmp files written with the photos' decisions
+    sidecars_refused: dict[str, str]  # sidecar → why it was left as it is (not XMP)
 
 
 def commit_changes(library: Library, folder: str) -> Committed:
-    """Apply the keep flags: every JPG or RAW not kept goes to `.trash` (its derivatives
-    are deleted at once); a photo left with only its RAW gets derivatives from it; a
-    photo left with no file takes its sidecar to the trash too. Then manifest_check,
+    """Apply the intent. Each photo's decisions go into its `.xmp` sidecar (made when it
+    has decisions and no sidecar; rewritten only when they changed). Every JPG or RAW not
+    kept, and every file of a rejected photo, goes to `.trash` (its derivatives are
+    deleted at once); a photo left with only its RAW gets derivatives from it; a photo
+    left with no file takes its sidecar to the trash too. Then manifest_check,
     folder_check and manifest_cleaning are queued to reconcile the rest."""
     trashed: list[str] = []
     regenerating: list[str] = []
+    written: list[str] = []
+    refused: dict[str, str] = {}
     for photo in list_photos(library, folder):
-        drop = {JPG: not photo["keep_jpg"], RAW: not photo["keep_raw"]}
+        try:
+            sidecar = _record_decisions(library, folder, photo)
+        except XmpError as error:
+            refused[photo["sidecar"]] = str(error)
+        else:
+            written += [sidecar] if sidecar else []
+        rejected = photo["flag"] == REJECT
+        drop = {JPG: rejected or not photo["keep_jpg"], RAW: rejected or not photo["keep_raw"]}
         gone = [f for f in photo["files"] if drop[f["role"]]]
         for file in gone:
             try:
@@ -451,7 +496,38 @@ def commit_changes(library: Library, folder: str) -> Committed:
             if _regenerate(library, shown["imageId"]):
                 regenerating.append(shown["filename"])
     jobs = {task.value: enqueue_task(library.queue, folder, task) for task in AFTER_COMMIT}
-    return Committed(trashed, regenerating, jobs)
+    return Committed(trashed, regenerating, jobs, written, refused)
+
+
+def _record_decisions(library: Library, folder: str, photo: dict[str, Any]) -> str | None:
+    """Write the photo's decisions into its sidecar when the sidecar says otherwise (or
+    there is none and there is something to say); returns the sidecar's name if written.
+    XmpError when the sidecar is not XMP: it is never overwritten. A photo with no file
+    left (all in the trash) gets none."""
+    if not photo["files"]:
+        return None
+    decisions = Decisions(photo["flag"], photo["rating"], photo["label"])
+    own = f"projects/{folder}/{photo['sidecar']}" if photo["sidecar"] else None
+    existing = None
+    if own is not None and library.blobs.exists(own):
+        with library.blobs.local_copy(own) as path:
+            existing = path.read_bytes()
+    if existing is None and decisions == Decisions():
+        return None
+    if existing is not None and (read_decisions(existing) or Decisions()) == decisions:
+        return None
+    packet = write_decisions(existing, decisions)
+    project = get_project(library, folder)
+    with library.engine.begin() as conn:
+        service.lock_project(conn, project.id)
+        key = own or _free_sidecar_key(library, conn, folder, f"{photo['basename']}.xmp", None)
+        library.blobs.put_bytes(key, packet)
+        conn.execute(
+            photos.update()
+            .where(photos.c.project_id == project.id, photos.c.basename == photo["basename"])
+            .values(sidecar_key=key)
+        )
+    return key.rsplit("/", 1)[-1]
 
 
 def revert_changes(library: Library, folder: str) -> int:
@@ -645,6 +721,9 @@ def _photo(
         "raw_available": any(f.role == RAW for f in files),
         "keep_jpg": photo.keep_jpg,
         "keep_raw": photo.keep_raw,
+        "flag": photo.flag,
+        "rating": photo.rating,
+        "label": photo.label,
         "source": source.original_filename if source is not None else None,
         "thumbnail_status": _status(
             source, len(thumbnails) == len(library.recipes.thumbnails), files

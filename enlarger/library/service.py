@@ -417,7 +417,8 @@ def offload_original(library: Library, image_id: str, enqueue_derivatives: bool 
         named: dict[str, str] = {}
         if not in_photo(conn, image_id):
             named["original_filename"] = key.rsplit("/", 1)[-1]
-            join_photo(conn, row.project_id, image_id, named["original_filename"], row.format)
+            name = named["original_filename"]
+            join_photo(conn, row.project_id, image_id, name, row.format, row.exif)
         temp = Path(row.temp_path)
         if temp.is_file():
             library.blobs.take_file(key, temp)
@@ -814,7 +815,7 @@ def update_image(
                     moved_name = moved_key.rsplit("/", 1)[-1]
                     values.update(original_key=moved_key, original_filename=moved_name)
                     leave_photo(conn, image_id)
-                    join_photo(conn, project_id, image_id, moved_name, row.format)
+                    join_photo(conn, project_id, image_id, moved_name, row.format, row.exif)
                 elif in_photo(conn, image_id):
                     raise Conflict(
                         "the image is still being stored in its project; move it once stored"

@@ -1,5 +1,7 @@
-"""Camera metadata from a file's EXIF, as plain JSON-ready values. It is stored in the
-database and never copied into derivatives (which are saved without metadata)."""
+"""Camera metadata from a file's EXIF, and the culling decisions of its own XMP (a rating
+or label set in the camera or in Lightroom before export), as plain JSON-ready values.
+It is stored in the database and never copied into derivatives (which are saved without
+metadata)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ from PIL import Image as PILImage
 from PIL import ImageCms
 
 from enlarger.media.sniff import RAW_FORMATS
+from enlarger.media.xmp import read_decisions
 
 _EXIF_IFD = 0x8769
 _GPS_IFD = 0x8825
+_XMP_TAG = 700  # where TIFF-shaped files (DNG among them) keep their XMP packet
 TAGS = {
     "make": 0x010F,
     "model": 0x0110,
@@ -45,6 +49,9 @@ class Metadata:
     gps_longitude: float | None = None
     gps_altitude_m: float | None = None
     color_profile: str | None = None
+    flag: str | None = None  # pick, reject or unflagged: set only when the XMP says so
+    rating: int | None = None
+    label: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,12 +62,13 @@ def read_metadata(path: str | Path, kind: str) -> Metadata:
     error (the image itself was checked by `probe`)."""
     path = Path(path)
     fields: dict[str, Any] = {}
-    icc = None
+    icc = xmp = None
     try:
         if kind in RAW_FORMATS:
-            fields = _fields(_raw_exif(path))
+            exif = _raw_exif(path)
+            fields, xmp = _fields(exif), exif.get(_XMP_TAG)
         else:
-            exif_blob, icc = _blobs(path, kind)
+            exif_blob, icc, xmp = _blobs(path, kind)
             if exif_blob:
                 exif = PILImage.Exif()
                 exif.load(exif_blob[6:] if exif_blob.startswith(b"Exif\x00\x00") else exif_blob)
@@ -69,21 +77,27 @@ def read_metadata(path: str | Path, kind: str) -> Metadata:
         fields = {}
     if icc:
         fields["color_profile"] = _profile_name(icc)
+    decisions = read_decisions(xmp) if isinstance(xmp, bytes) else None
+    if decisions is not None:
+        fields.update(flag=decisions.flag, rating=decisions.rating, label=decisions.label)
     return Metadata(**fields)
 
 
-def _blobs(path: Path, kind: str) -> tuple[bytes | None, bytes | None]:
+def _blobs(path: Path, kind: str) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """The file's EXIF, ICC profile and XMP packet, each when it has one."""
     if kind == "heic":
         import pillow_heif
 
         info = pillow_heif.open_heif(path).info
-        return info.get("exif"), info.get("icc_profile")
+        return info.get("exif"), info.get("icc_profile"), info.get("xmp")
     import pyvips
 
     image = pyvips.Image.new_from_file(str(path), access="sequential")
-    exif = image.get("exif-data") if image.get_typeof("exif-data") else None
-    icc = image.get("icc-profile-data") if image.get_typeof("icc-profile-data") else None
-    return exif, icc
+    found = [
+        image.get(name) if image.get_typeof(name) else None
+        for name in ("exif-data", "icc-profile-data", "xmp-data")
+    ]
+    return found[0], found[1], found[2]
 
 
 def _raw_exif(path: Path) -> PILImage.Exif:

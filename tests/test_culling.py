@@ -1,0 +1,200 @@
+"""Culling decisions over the HTTP API on a real server: pick / reject / stars / colour
+labels per photo and in bulk; read from a file's own XMP and from Lightroom's and
+darktable's sidecars on ingest; written to `.xmp` sidecars on commit in the form exiv2
+(the library behind digiKam and exiftool-compatible tools) reads back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pyexiv2
+import pytest
+import pyvips
+
+from enlarger.library.runtime import Library
+from enlarger.media.xmp import Decisions, write_decisions
+from enlarger.queue import Worker
+from tests.conftest import wait_for
+from tests.images import dng, jpeg, photo
+from tests.photos import content, listing, photo_of, processed, upload
+
+pytestmark = pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
+
+# A sidecar as darktable writes it (darktable's documented XMP: a rating, its colour labels
+# as numbers in an rdf:Seq, and its edit history, which enlarger must keep).
+DARKTABLE_SIDECAR = b"""<?xml version="1.0" encoding="UTF-8"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0-Exiv2">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about=""
+    xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+    xmlns:xmpMM="http://ns.adobe.com/xap/1.0/mm/"
+    xmlns:darktable="http://darktable.sf.net/"
+   xmp:Rating="3"
+   xmpMM:DerivedFrom="IMG_0002.DNG"
+   darktable:xmp_version="5"
+   darktable:history_end="1">
+   <darktable:colorlabels>
+    <rdf:Seq>
+     <rdf:li>3</rdf:li>
+    </rdf:Seq>
+   </darktable:colorlabels>
+   <darktable:history>
+    <rdf:Seq>
+     <rdf:li darktable:num="0" darktable:operation="exposure" darktable:enabled="1"/>
+    </rdf:Seq>
+   </darktable:history>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+"""
+
+
+def _sidecar_fields(library: Library, key: str, tmp_path: Path) -> dict[str, object]:
+    """What exiv2 reads from a sidecar enlarger stored."""
+    copy = tmp_path / key.rsplit("/", 1)[-1]
+    copy.write_bytes(content(library, key))
+    image = pyexiv2.Image(str(copy))
+    try:
+        return image.read_xmp()
+    finally:
+        image.close()
+
+
+def test_decisions_are_recorded_per_photo_and_in_bulk(client: httpx.Client, tmp_path: Path) -> None:
+    client.post("/api/projects", json={"folder": "cull"})
+    upload(client, "cull", *(jpeg(tmp_path / f"P{n}.jpg", 300, 200 + n) for n in range(3)))
+    fresh = photo_of(client, "cull", "P0")
+    assert (fresh["flag"], fresh["rating"], fresh["label"]) == ("unflagged", 0, None)
+
+    one = client.patch("/api/projects/cull/photos/P0", json={"flag": "pick", "rating": 4})
+    assert one.status_code == 200, one.text
+    assert (one.json()["flag"], one.json()["rating"], one.json()["label"]) == ("pick", 4, None)
+    labelled = client.patch("/api/projects/cull/photos/P0", json={"label": "green"}).json()
+    assert (labelled["flag"], labelled["rating"], labelled["label"]) == ("pick", 4, "green")
+
+    many = client.patch(
+        "/api/projects/cull/photos",
+        json={"basenames": ["P1", "P2", "P9"], "rating": 2, "label": "red"},
+    )
+    assert many.json() == {"changed": 2, "unknown": ["P9"]}
+    assert [
+        (photo_of(client, "cull", b)["rating"], photo_of(client, "cull", b)["label"])
+        for b in ("P1", "P2")
+    ] == [(2, "red"), (2, "red")]
+    cleared = client.patch("/api/projects/cull/photos/P1", json={"label": None}).json()
+    assert (cleared["rating"], cleared["label"]) == (2, None)  # a null label clears only it
+
+    for bad in ({"rating": 6}, {"rating": -1}, {"flag": "maybe"}, {"label": "orange"}):
+        refused = client.patch("/api/projects/cull/photos/P0", json=bad)
+        assert refused.status_code == 422, bad
+    assert client.patch("/api/projects/cull/photos", json={"basenames": []}).status_code == 422
+    assert client.patch("/api/projects/cull/photos/P9", json={"rating": 1}).status_code == 404
+
+
+def test_commit_writes_sidecars_exiv2_reads_and_trashes_rejected_photos(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    client.post("/api/projects", json={"folder": "cull"})
+    upload(
+        client,
+        "cull",
+        jpeg(tmp_path / "A.JPG", 600, 400),
+        jpeg(tmp_path / "B.JPG", 640, 400),
+        dng(tmp_path / "B.DNG", 600, 400),
+        jpeg(tmp_path / "C.JPG", 660, 400),
+    )
+    run_worker()
+    for basename in ("A", "B", "C"):
+        wait_for(lambda b=basename: processed(client, "cull", b), timeout=60)
+    client.patch(
+        "/api/projects/cull/photos/A", json={"flag": "pick", "rating": 5, "label": "purple"}
+    )
+    client.patch("/api/projects/cull/photos/B", json={"flag": "reject", "rating": 1})
+
+    committed = client.post("/api/projects/cull/commit-changes").json()
+    assert sorted(committed["sidecars"]) == ["A.xmp", "B.xmp"]  # C has nothing to say
+    assert sorted(committed["trashed"]) == ["B.DNG", "B.JPG"]  # a rejection drops both files
+    assert committed["sidecars_refused"] == {}
+    assert listing(library, "projects/cull") == ["A.JPG", "A.xmp", "C.JPG"]
+    picked = _sidecar_fields(library, "projects/cull/A.xmp", tmp_path)
+    assert picked["Xmp.xmp.Rating"] == "5" and picked["Xmp.xmp.Label"] == "Purple"
+    assert picked["Xmp.darktable.colorlabels"] == ["4"]
+    assert (picked["Xmp.digiKam.PickLabel"], picked["Xmp.digiKam.ColorLabel"]) == ("3", "6")
+    trashed = listing(library, "projects/cull/.trash")
+    assert [name for name in trashed if name.endswith(".xmp")] == ["B.xmp"]
+    rejected = _sidecar_fields(library, "projects/cull/.trash/B.xmp", tmp_path)
+    assert (rejected["Xmp.xmp.Rating"], rejected["Xmp.digiKam.PickLabel"]) == ("-1", "1")
+
+    again = client.post("/api/projects/cull/commit-changes").json()
+    assert (again["sidecars"], again["trashed"]) == ([], [])  # nothing changed: nothing written
+    client.patch("/api/projects/cull/photos/A", json={"label": None, "rating": 3})
+    assert client.post("/api/projects/cull/commit-changes").json()["sidecars"] == ["A.xmp"]
+    relabelled = _sidecar_fields(library, "projects/cull/A.xmp", tmp_path)
+    assert relabelled["Xmp.xmp.Rating"] == "3"
+    assert "Xmp.xmp.Label" not in relabelled and "Xmp.darktable.colorlabels" not in relabelled
+
+
+def test_decisions_are_read_from_a_files_xmp_and_from_sidecars(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    """A camera JPEG rated in camera (its own XMP), a RAW with darktable's sidecar named
+    `IMG_0002.DNG.xmp`, and a Lightroom sidecar beside a photo uploaded through the
+    photo API; darktable's history survives enlarger's rewrite."""
+    client.post("/api/projects", json={"folder": "shoot"})
+    rated = photo(600, 400).copy()
+    in_camera = write_decisions(None, Decisions("unflagged", 3, "red"))
+    rated.set_type(pyvips.GValue.blob_type, "xmp-data", in_camera)
+    rated.jpegsave(str(tmp_path / "IMG_0001.JPG"))
+    darktable = tmp_path / "IMG_0002.DNG.xmp"
+    darktable.write_bytes(DARKTABLE_SIDECAR)
+    lightroom = tmp_path / "IMG_0003.xmp"
+    lightroom.write_bytes(write_decisions(None, Decisions("reject", 0, "yellow")))
+    raw = dng(tmp_path / "IMG_0002.DNG", 600, 400)
+    answer = upload(client, "shoot", tmp_path / "IMG_0001.JPG", darktable, raw)
+    assert answer.status_code == 201, answer.text
+    by_name = {f["filename"]: f for f in answer.json()["files"]}
+    assert by_name["IMG_0002.DNG.xmp"]["basename"] == "IMG_0002"  # sent before its RAW
+
+    later = jpeg(tmp_path / "IMG_0003.JPG", 600, 400)
+    client.post(
+        "/api/upload",
+        data={"collection": "shoot"},
+        files={"file": (later.name, later.read_bytes())},
+    )
+    run_worker()
+    wait_for(lambda: processed(client, "shoot", "IMG_0003"), timeout=60)
+    upload(client, "shoot", lightroom)
+
+    decided = {
+        basename: (p["flag"], p["rating"], p["label"], p["sidecar"])
+        for basename in ("IMG_0001", "IMG_0002", "IMG_0003")
+        for p in [photo_of(client, "shoot", basename)]
+    }
+    assert decided == {
+        "IMG_0001": ("unflagged", 3, "red", None),
+        "IMG_0002": ("unflagged", 3, "blue", "IMG_0002.DNG.xmp"),
+        "IMG_0003": ("reject", 0, "yellow", "IMG_0003.xmp"),
+    }
+
+    client.patch("/api/projects/shoot/photos/IMG_0002", json={"rating": 5})
+    committed = client.post("/api/projects/shoot/commit-changes").json()
+    assert sorted(committed["sidecars"]) == ["IMG_0001.xmp", "IMG_0002.DNG.xmp"]
+    kept = _sidecar_fields(library, "projects/shoot/IMG_0002.DNG.xmp", tmp_path)
+    assert kept["Xmp.xmp.Rating"] == "5" and kept["Xmp.darktable.colorlabels"] == ["3"]
+    assert kept["Xmp.darktable.history[1]/darktable:operation"] == "exposure"
+    assert kept["Xmp.xmpMM.DerivedFrom"] == "IMG_0002.DNG"
+
+
+def test_a_sidecar_that_is_not_xmp_is_never_overwritten(
+    client: httpx.Client, library: Library, tmp_path: Path
+) -> None:
+    client.post("/api/projects", json={"folder": "odd"})
+    broken = tmp_path / "P.xmp"
+    broken.write_bytes(b"<not-xmp>notes</not-xmp>")
+    upload(client, "odd", jpeg(tmp_path / "P.jpg", 300, 200), broken)
+    client.patch("/api/projects/odd/photos/P", json={"rating": 2})
+    committed = client.post("/api/projects/odd/commit-changes").json()
+    assert committed["sidecars"] == [] and list(committed["sidecars_refused"]) == ["P.xmp"]
+    assert content(library, "projects/odd/P.xmp") == b"<not-xmp>notes</not-xmp>"
