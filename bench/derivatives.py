@@ -2,11 +2,14 @@
 preview) from 24 MP JPEGs, made three ways, each in its own process pinned to one core:
 
 - enlarger: the kernel exactly as the two jobs call it (PREVIEW_GENERATION renders the
-  preview from the original; THUMBNAIL_GENERATION the four thumbnails and the thumbhash
-  from that preview), files written as the jobs write them;
+  preview from the original and measures it for culling; THUMBNAIL_GENERATION the four
+  thumbnails and the thumbhash from that preview), files written as the jobs write them;
 - pillow: a straightforward implementation: decode, resize each size with LANCZOS, save;
 - floor: libvips decoding the file at its shrink-on-load scale plus one preview encode,
   the least any implementation must do.
+
+Beside them, the culling assessment alone (`media.assess` on the 2000 px preview held in
+memory, as the preview job calls it), to give its share of enlarger's time per image.
 
 The images are generated (photographic noise, EXIF-free, quality 90) once per run. Peak
 RSS is each process's high-water mark (`ru_maxrss`), imports included; every process caps
@@ -57,7 +60,8 @@ def enlarger_set(path: Path) -> int:
 
     recipes = recipes_from(Settings())
     limits = Limits(200 * 1024 * 1024, 200_000_000)
-    preview = render(path, probe(path, limits), (recipes.preview,)).renditions[0]
+    found = probe(path, limits)
+    preview = render(path, found, (recipes.preview,), with_assessment=True).renditions[0]
     preview_path = path.with_suffix(".preview.jpg")
     preview_path.write_bytes(preview.data)
     thumbs = render(preview_path, probe(preview_path, limits), recipes.thumbnails, True)
@@ -79,6 +83,18 @@ def pillow_set(path: Path) -> int:
     return total
 
 
+def assessment_alone(path: Path) -> float:
+    """Milliseconds of `assess` on the file's 2000 px preview, decoded beforehand."""
+    import pyvips
+
+    from enlarger.media.assess import assess
+
+    image = pyvips.Image.thumbnail(str(path), PREVIEW_SIDE, height=PREVIEW_SIDE).copy_memory()
+    start = time.perf_counter()
+    assess(image)
+    return (time.perf_counter() - start) * 1000
+
+
 def floor_set(path: Path) -> int:
     import pyvips
 
@@ -86,15 +102,17 @@ def floor_set(path: Path) -> int:
     return len(image.jpegsave_buffer(Q=85))
 
 
-CONTENDERS: dict[str, Callable[[Path], int]] = {
+CONTENDERS: dict[str, Callable[[Path], int | float]] = {
     "enlarger": enlarger_set,
     "pillow": pillow_set,
     "floor": floor_set,
+    "assessment alone": assessment_alone,
 }
 
 
 def _measure(name: str, files: list[Path], rounds: int, out: multiprocessing.Queue) -> None:
-    """In a fresh process on core 0: one warm-up, then every file `rounds` times."""
+    """In a fresh process on core 0: one warm-up, then every file `rounds` times. A
+    contender that returns a float has timed its own part (milliseconds)."""
     os.sched_setaffinity(0, {0})
     limit_malloc_arenas()  # as in enlarger's CPU children, for every contender alike
     make = CONTENDERS[name]
@@ -103,8 +121,9 @@ def _measure(name: str, files: list[Path], rounds: int, out: multiprocessing.Que
     for _ in range(rounds):
         for path in files:
             start = time.perf_counter()
-            make(path)
-            times.append((time.perf_counter() - start) * 1000)
+            own = make(path)
+            elapsed = (time.perf_counter() - start) * 1000
+            times.append(own if isinstance(own, float) else elapsed)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out.put((statistics.median(times), peak_mb))
 
@@ -148,6 +167,8 @@ def main() -> None:
         speedup_vs_pillow=measured["pillow"][0] / enlarger_ms,
         floor_ratio=enlarger_ms / measured["floor"][0],
         peak_rss_mb=enlarger_rss,
+        assessment_ms_per_image=measured["assessment alone"][0],
+        assessment_share=measured["assessment alone"][0] / enlarger_ms,
     )
 
 

@@ -74,6 +74,8 @@ class Settings:
     trash_retention_days: float = 30.0  # trash_maintenance purges what is older
     settle_seconds: float = 60.0  # files younger than this are being written: left alone
     manifest_verify_hashes: bool = True  # manifest_check reads every file to hash it
+    blur_threshold: float = 40.0  # culling: a photo whose sharpest region is below is blurry
+    burst_gap_seconds: float = 2.0  # culling: frames of a burst are at most this far apart
 
     # Product images (reference 004): intake, fetching, themes and publishing.
     webhook_secrets: str = ""  # comma-separated; whsec_<base64> or a plain shared secret
@@ -113,6 +115,8 @@ class Settings:
             raise SettingsError("max_attempts_default must be at least 1")
         if self.trash_retention_days < 0 or self.settle_seconds < 0:
             raise SettingsError("trash_retention_days and settle_seconds cannot be negative")
+        if self.blur_threshold < 0 or self.burst_gap_seconds < 0:
+            raise SettingsError("blur_threshold and burst_gap_seconds cannot be negative")
         if self.image_threads < 0:
             raise SettingsError("image_threads must be 0 (automatic) or more")
         if self.image_max_per_sku < 1 or self.fetch_max_bytes < 1:

@@ -16,6 +16,7 @@ import pyvips
 from enlarger.library.runtime import Library
 from enlarger.media.xmp import Decisions, write_decisions
 from enlarger.queue import Worker
+from tests import culling_set
 from tests.conftest import wait_for
 from tests.images import dng, jpeg, photo
 from tests.photos import content, listing, photo_of, processed, upload
@@ -198,3 +199,38 @@ def test_a_sidecar_that_is_not_xmp_is_never_overwritten(
     committed = client.post("/api/projects/odd/commit-changes").json()
     assert committed["sidecars"] == [] and list(committed["sidecars_refused"]) == ["P.xmp"]
     assert content(library, "projects/odd/P.xmp") == b"<not-xmp>notes</not-xmp>"
+
+
+def test_assistance_finds_bursts_their_best_frames_and_blurry_photos(
+    client: httpx.Client, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    """On the labelled set (`tests/culling_set.py`): burst grouping F1 and blur precision
+    of at least 0.9, and each burst's crisp frame suggested."""
+    labels = culling_set.make(tmp_path)
+    client.post("/api/projects", json={"folder": "day"})
+    answer = upload(client, "day", *sorted(tmp_path.glob("*.jpg")))
+    assert answer.status_code == 201, answer.text
+    run_worker()
+    every = wait_for(
+        lambda: (
+            (shown := client.get("/api/projects/day/photos").json()["photos"])
+            and all(p["assist"] is not None for p in shown)
+            and shown
+        ),
+        timeout=120,
+    )
+    assists = {p["basename"]: p["assist"] for p in every}
+    found: dict[str, set[str]] = {}
+    for basename, assist in assists.items():
+        if assist["burst"] is not None:
+            found.setdefault(assist["burst"], set()).add(basename)
+    assert all(len(group) == assists[first]["burstSize"] for first, group in found.items())
+    assert culling_set.pair_f1(labels.bursts, list(found.values())) >= 0.9
+    suggested = {b for b, a in assists.items() if a["bestInBurst"]}
+    assert suggested == set(labels.best.values())
+    assert all(assists[b]["reasons"] for b in suggested)
+
+    flagged = {b for b, a in assists.items() if a["blurry"]}
+    assert len(flagged & labels.blurry) / max(len(flagged), 1) >= 0.9  # precision
+    assert len(flagged & labels.blurry) / len(labels.blurry) >= 0.9  # and it finds them
+    assert all(0 <= a["highlightsClipped"] <= 1 for a in assists.values())

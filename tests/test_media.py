@@ -463,3 +463,28 @@ def test_an_old_style_jpeg_tiff_decodes_or_fails_never_to_black(tmp_path: Path) 
     with pytest.raises(MediaError) as caught:
         render(tiled, probe(tiled, Limits()), [Recipe("t", 256)])
     assert caught.value.code is MediaErrorCode.CORRUPT_IMAGE
+
+
+def test_assessment_tells_sharp_from_blurred_and_alike_from_different() -> None:
+    """The numbers culling stands on: the sharpest region of a focused frame is far above
+    its blurred copy's; a frame moved a few pixels keeps its hash, another scene does not;
+    a frame with no capture time is in no burst."""
+    from datetime import datetime
+
+    from enlarger.media.assess import Frame, assess, bursts, hash_distance
+    from tests.culling_set import frame, scene
+
+    crisp, moved = assess(frame(scene(1))), assess(frame(scene(1), 6, -4))
+    blurred, other = assess(frame(scene(1), blur=3.0)), assess(frame(scene(2)))
+    assert crisp.sharpness > 20 * blurred.sharpness and len(crisp.regions) == 16
+    assert hash_distance(crisp.phash, moved.phash) <= 6
+    assert hash_distance(crisp.phash, other.phash) >= 20
+    at = datetime(2026, 7, 14, 12, 0, 0)
+    frames = [
+        Frame("a", at, crisp.phash),
+        Frame("b", at, moved.phash),
+        Frame("c", None, crisp.phash),
+    ]
+    assert bursts(frames, max_gap_s=2) == [["a", "b"]]
+    white = pyvips.Image.black(64, 48, bands=3).invert().copy(interpretation="srgb")
+    assert (assess(white).highlights, assess(white).shadows) == (1.0, 0.0)

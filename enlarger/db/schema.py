@@ -201,6 +201,7 @@ images = sa.Table(
     sa.Column("camera_model", sa.String(200), nullable=True),
     sa.Column("exif", Json, nullable=True),  # every metadata field read, as JSON
     sa.Column("thumbhash", sa.String(64), nullable=True),
+    sa.Column("assessment", Json, nullable=True),  # media/assess.py's, from the preview
     sa.Column("temp_path", sa.String(500), nullable=True),  # the upload, until offloaded
     sa.Column("original_key", sa.String(700), nullable=True),  # storage key, never rewritten
     sa.Column("uploaded_at", Timestamp, nullable=False),

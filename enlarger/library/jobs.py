@@ -71,7 +71,9 @@ def preview_generation(ctx: JobContext, payload: dict[str, Any]) -> dict[str, An
         )
 
     then = enqueue_thumbnails if payload.get("thenThumbnails", True) else None
-    return _derive(ctx, library, payload, payload["originalPath"], (preview,), then=then)
+    return _derive(
+        ctx, library, payload, payload["originalPath"], (preview,), then=then, assess=True
+    )
 
 
 @registry.handler(JobType.THUMBNAIL_GENERATION, kind="cpu", max_attempts=3, timeout_s=600)
@@ -137,7 +139,7 @@ def _render_photo(ctx: JobContext, library: Library, image_id: str, original_key
     """Preview, then thumbnails from it, in this job (one item's whole work)."""
     preview = library.recipes.preview
     payload = {"imageId": image_id, "originalPath": original_key}
-    _derive(ctx, library, payload, original_key, (preview,))
+    _derive(ctx, library, payload, original_key, (preview,), assess=True)
     source = service.derivative_key(image_id, preview)
     if not _preview_can_feed_thumbnails(library):
         source = original_key
@@ -228,9 +230,11 @@ def _derive(
     recipes: tuple[Recipe, ...],
     keep_thumbhash: bool = False,
     then: Callable[[sa.Connection], object] | None = None,
+    assess: bool = False,
 ) -> dict[str, Any]:
-    """Render `recipes` from `source_key`, store and record them; `then` runs in the
-    transaction that records them."""
+    """Render `recipes` from `source_key`, store and record them (with the culling
+    assessment of the smallest when `assess`); `then` runs in the transaction that
+    records them."""
     image_id = payload["imageId"]
     try:
         service.get_image_row(library, image_id)
@@ -238,7 +242,8 @@ def _derive(
         return {"skipped": "the image was deleted"}
     try:
         with library.blobs.local_copy(source_key) as path:
-            rendered = render(path, probe(path, library.limits), recipes, keep_thumbhash)
+            found = probe(path, library.limits)
+            rendered = render(path, found, recipes, keep_thumbhash, with_assessment=assess)
     except MediaError as error:
         service.mark_failed(library, image_id, error.code.value, error.message)
         raise PermanentError(error.code.value, error.message) from None
@@ -258,7 +263,10 @@ def _derive(
                 "recipe_hash": recipe.hash,
             }
         )
-    status = service.record_derivatives(library, image_id, made, rendered.thumbhash, then)
+    assessment = rendered.assessment.as_dict() if rendered.assessment is not None else None
+    status = service.record_derivatives(
+        library, image_id, made, rendered.thumbhash, then, assessment=assessment
+    )
     ctx.count("derivatives_written", len(made))
     ctx.count("derivative_bytes_written", sum(m["size_bytes"] for m in made))
     return {

@@ -39,6 +39,7 @@ from enlarger.library.service import (
 )
 from enlarger.library.tasks import AFTER_COMMIT, enqueue_task, schedule_project
 from enlarger.media import MediaError
+from enlarger.media.assess import Frame, best_frame, bursts, is_blurry
 from enlarger.media.xmp import REJECT, Decisions, XmpError, read_decisions, write_decisions
 from enlarger.storage import StorageError, check_name
 
@@ -362,8 +363,9 @@ def is_derivative_source(library: Library, image_id: str) -> bool:
 
 def list_photos(library: Library, folder: str, basename: str | None = None) -> list[dict[str, Any]]:
     """The project's photos (or the one called `basename`) with their files,
-    availability, keep flags and the state of their thumbnails and preview, in base
-    name order."""
+    availability, keep flags, decisions, culling assistance and the state of their
+    thumbnails and preview, in base name order. Bursts are found over the whole project,
+    so only the whole list says which burst a photo is in."""
     project = get_project(library, folder)
     photo_query = sa.select(photos).where(photos.c.project_id == project.id)
     files_query = _files_query().where(images.c.project_id == project.id)
@@ -380,9 +382,73 @@ def list_photos(library: Library, folder: str, basename: str | None = None) -> l
         files_of.setdefault(row.photo_id, []).append(row)
     sources = {p.id: _source(files_of.get(p.id, [])) for p in photo_rows}
     made = service.derivatives_of(library, [s.id for s in sources.values() if s is not None])
+    in_bursts = _bursts(library, photo_rows, sources) if basename is None else {}
     return [
-        _photo(library, project, p, files_of.get(p.id, []), sources[p.id], made) for p in photo_rows
+        _photo(library, project, p, files_of.get(p.id, []), sources[p.id], made)
+        | {"assist": _assist(library, sources[p.id], in_bursts.get(p.basename))}
+        for p in photo_rows
     ]
+
+
+@dataclass(frozen=True)
+class BurstPlace:
+    """Where a photo stands in its burst: the burst is named by its first frame."""
+
+    burst: str
+    size: int
+    best: bool
+    reasons: list[str]
+
+
+def _bursts(
+    library: Library, photo_rows: list[sa.Row[Any]], sources: dict[int, sa.Row[Any] | None]
+) -> dict[str, BurstPlace]:
+    """Bursts among the photos, by the capture time and look of the file each is shown
+    by, with each burst's suggested frame."""
+    assessed = {
+        p.basename: sources[p.id].assessment
+        for p in photo_rows
+        if sources[p.id] is not None and sources[p.id].assessment
+    }
+    frames = [
+        Frame(p.basename, _capture_time(sources[p.id].taken_at), assessed[p.basename]["phash"])
+        for p in photo_rows
+        if p.basename in assessed
+    ]
+    places: dict[str, BurstPlace] = {}
+    for burst in bursts(frames, library.settings.burst_gap_seconds):
+        best, reasons = best_frame({b: assessed[b] for b in burst})
+        for member in burst:
+            is_best = member == best
+            places[member] = BurstPlace(burst[0], len(burst), is_best, reasons if is_best else [])
+    return places
+
+
+def _capture_time(taken_at: str | None) -> datetime | None:
+    """The camera's local time (offsets dropped: a burst is one camera's)."""
+    try:
+        return datetime.fromisoformat(taken_at).replace(tzinfo=None) if taken_at else None
+    except ValueError:
+        return None
+
+
+def _assist(
+    library: Library, source: sa.Row[Any] | None, place: BurstPlace | None
+) -> dict[str, Any] | None:
+    """What the assessment of the photo's shown file says, for culling."""
+    if source is None or not source.assessment:
+        return None
+    found = source.assessment
+    return {
+        "sharpness": found["sharpness"],
+        "blurry": is_blurry(found, library.settings.blur_threshold),
+        "highlightsClipped": found["highlights"],
+        "shadowsClipped": found["shadows"],
+        "burst": place.burst if place else None,
+        "burstSize": place.size if place else None,
+        "bestInBurst": place.best if place else None,
+        "reasons": place.reasons if place else [],
+    }
 
 
 def get_photo(library: Library, folder: str, basename: str) -> dict[str, Any]:
@@ -403,6 +469,8 @@ def _files_query() -> sa.Select[Any]:
             images.c.status,
             images.c.size_bytes,
             images.c.error_code,
+            images.c.assessment,
+            images.c.taken_at,
         )
         .join(images, images.c.id == photo_files.c.image_id)
         .where(images.c.deleted_at.is_(None))

@@ -577,6 +577,7 @@ def record_derivatives(
     made: list[dict[str, Any]],
     thumbhash: str | None,
     then: Callable[[sa.Connection], object] | None = None,
+    assessment: dict[str, Any] | None = None,
 ) -> ImageStatus:
     """Record written derivatives; the job that completes the set marks the image STORED.
     The image row is locked first, so two jobs finishing together cannot both miss it.
@@ -606,6 +607,8 @@ def record_derivatives(
         values: dict[str, Any] = {"updated_at": db_now()}
         if thumbhash is not None:
             values["thumbhash"] = thumbhash
+        if assessment is not None:
+            values["assessment"] = assessment
         if all((r.name, r.hash) in have for r in library.recipes.all):
             status = ImageStatus.STORED.value
             values.update(status=status, stored_at=db_now())
@@ -935,7 +938,8 @@ class Backfill:
 def backfill(library: Library, everything: bool = False) -> Backfill:
     """Queue derivative work, in the low-priority lane, for every stored original that
     lacks a derivative of the current recipes (after a recipe change, or for images from
-    before derivatives existed); with `everything`, for every original. FAILED images are
+    before derivatives existed) or its culling assessment; with `everything`, for every
+    original. FAILED images are
     left alone: their file is broken."""
     current_preview = (PREVIEW_NAME, library.recipes.preview.hash)
     current_thumbs = {(r.name, r.hash) for r in library.recipes.thumbnails}
@@ -963,7 +967,7 @@ def backfill(library: Library, everything: bool = False) -> Backfill:
         with library.engine.begin() as conn:
             for row in page:
                 have = {(d.name, d.recipe_hash) for d in made[row.id].values()}
-                needs_preview = everything or current_preview not in have
+                needs_preview = everything or current_preview not in have or not row.assessment
                 needs_thumbs = everything or not current_thumbs <= have
                 created = False
                 if needs_preview:

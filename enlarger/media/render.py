@@ -13,6 +13,7 @@ from pathlib import Path
 import pyvips
 import thumbhash
 
+from enlarger.media.assess import Assessment, assess
 from enlarger.media.decode import Probe, corrupt_error, load
 
 FORMATS = ("jpeg", "webp", "avif")
@@ -59,15 +60,21 @@ class Rendition:
 class Rendered:
     renditions: list[Rendition]  # in the order the recipes were given
     thumbhash: str | None  # a ~25-byte placeholder browsers paint while loading (base64)
+    assessment: Assessment | None = None  # measured on the smallest rendition
 
 
 def render(
-    path: str | Path, found: Probe, recipes: Sequence[Recipe], with_thumbhash: bool = False
+    path: str | Path,
+    found: Probe,
+    recipes: Sequence[Recipe],
+    with_thumbhash: bool = False,
+    with_assessment: bool = False,
 ) -> Rendered:
     """Every recipe's output from one decode: each size is made from the one above it.
-    A single output with no thumbhash streams from decoder to encoder, never held whole."""
+    A single output with nothing else asked of it streams from decoder to encoder, never
+    held whole."""
     by_size = sorted(recipes, key=lambda r: r.long_side, reverse=True)
-    reused = len(by_size) > 1 or with_thumbhash
+    reused = len(by_size) > 1 or with_thumbhash or with_assessment
     image = load(path, found, by_size[0].long_side, in_memory=reused)
     made: dict[str, Rendition] = {}
     try:
@@ -79,7 +86,8 @@ def render(
             raise
         raise corrupt_error(found.format, exc, path) from exc
     digest = thumbhash_of(image) if with_thumbhash else None
-    return Rendered([made[r.name] for r in recipes], digest)
+    assessment = assess(image) if with_assessment else None
+    return Rendered([made[r.name] for r in recipes], digest, assessment)
 
 
 def encode(image: pyvips.Image, recipe: Recipe) -> bytes:

@@ -1,0 +1,151 @@
+"""Culling assistance from a photo's pixels, with no model to download: how sharp it is
+(variance of the Laplacian, per region, so a sharp subject before a soft background
+counts as sharp), how much of it is clipped to white or black, and a perceptual hash
+that stays close when the camera moves a little between frames of a burst.
+
+Everything is measured on the image shrunk to `ASSESS_SIDE` on its long edge, so numbers
+from a 12 MP phone and a 45 MP camera mean the same. Grouping photos into bursts and
+picking a burst's best frame are functions over these numbers (`bursts`, `best_frame`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pyvips
+from scipy.fft import dctn
+
+ASSESS_SIDE = 1024
+GRID = 4  # sharpness is measured in GRID x GRID regions; the sharpest one counts
+HASH_SIDE, HASH_BITS_SIDE = 32, 8  # a 64-bit DCT hash of a 32 x 32 grey copy
+BURST_DISTANCE = 12  # frames of a burst have hashes differing in at most this many bits
+
+
+@dataclass(frozen=True)
+class Assessment:
+    sharpness: float  # the sharpest region's variance of the Laplacian
+    regions: list[float]  # every region's, row by row (GRID x GRID)
+    highlights: float  # share of pixels with a channel at white
+    shadows: float  # share of pixels black in every channel
+    phash: str  # 16 hex digits
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def assess(image: pyvips.Image) -> Assessment:
+    """Measure an 8-bit sRGB or grey image (a preview as rendered)."""
+    if image.hasalpha():
+        image = image.flatten(background=[255, 255, 255])
+    long_side = max(image.width, image.height)
+    if long_side > ASSESS_SIDE:
+        image = image.resize(ASSESS_SIDE / long_side, kernel="linear")
+    colour = np.atleast_3d(image.cast("uchar").numpy())
+    brightest = colour[:, :, 0]
+    for band in range(1, min(colour.shape[2], 3)):  # faster than max(axis=2) on pixel-major
+        brightest = np.maximum(brightest, colour[:, :, band])
+    grey = (
+        colour[:, :, :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+        if colour.shape[2] >= 3
+        else colour[:, :, 0].astype(np.float32)
+    )
+    regions = _region_sharpness(grey)
+    return Assessment(
+        sharpness=max(regions),
+        regions=regions,
+        highlights=round(float(np.count_nonzero(brightest >= 254)) / brightest.size, 4),
+        shadows=round(float(np.count_nonzero(brightest <= 1)) / brightest.size, 4),
+        phash=perceptual_hash(grey),
+    )
+
+
+def _region_sharpness(grey: np.ndarray) -> list[float]:
+    """The variance of the Laplacian in each of GRID x GRID regions (all 0 for an image
+    too small to have them)."""
+    if min(grey.shape) < 2 + 2 * GRID:
+        return [0.0] * (GRID * GRID)
+    lap = grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4 * grey[1:-1, 1:-1]
+    rows = np.array_split(np.arange(lap.shape[0]), GRID)
+    cols = np.array_split(np.arange(lap.shape[1]), GRID)
+    return [
+        round(float(lap[r[0] : r[-1] + 1, c[0] : c[-1] + 1].var()), 2) for r in rows for c in cols
+    ]
+
+
+def perceptual_hash(grey: np.ndarray) -> str:
+    """The DCT hash: which of the 64 lowest frequencies of a 32 x 32 copy are above their
+    median. Small shifts and exposure changes move few bits; another scene moves ~half."""
+    small = pyvips.Image.new_from_array(grey).resize(
+        HASH_SIDE / grey.shape[1], vscale=HASH_SIDE / grey.shape[0], kernel="linear"
+    )
+    pixels = np.asarray(small.numpy(), np.float64)[:HASH_SIDE, :HASH_SIDE]
+    low = dctn(pixels, norm="ortho")[:HASH_BITS_SIDE, :HASH_BITS_SIDE].flatten()
+    bits = low > np.median(low[1:])
+    return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
+
+
+def hash_distance(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def is_blurry(assessment: dict[str, Any], threshold: float) -> bool:
+    """Below `threshold` (the setting `blur_threshold`) in its sharpest region."""
+    return float(assessment["sharpness"]) < threshold
+
+
+@dataclass(frozen=True)
+class Frame:
+    key: str
+    taken_at: datetime | None
+    phash: str
+
+
+def bursts(
+    frames: Sequence[Frame], max_gap_s: float, max_distance: int = BURST_DISTANCE
+) -> list[list[str]]:
+    """Groups of two or more frames shot in a row: in time order, each within `max_gap_s`
+    of the one before and looking like it (hashes within `max_distance` bits). Frames
+    with no capture time are in no burst."""
+    timed = sorted((f for f in frames if f.taken_at is not None), key=lambda f: f.taken_at)
+    groups: list[list[Frame]] = []
+    for frame in timed:
+        last = groups[-1][-1] if groups else None
+        if (
+            last is not None
+            and (frame.taken_at - last.taken_at).total_seconds() <= max_gap_s  # type: ignore[operator]
+            and hash_distance(frame.phash, last.phash) <= max_distance
+        ):
+            groups[-1].append(frame)
+        else:
+            groups.append([frame])
+    return [[f.key for f in group] for group in groups if len(group) > 1]
+
+
+def best_frame(assessed: dict[str, dict[str, Any]]) -> tuple[str, list[str]]:
+    """The burst frame to keep and why: the sharpest, unless it clips clearly more than
+    another nearly as sharp (within 10 %)."""
+    by_sharpness = sorted(assessed, key=lambda k: assessed[k]["sharpness"], reverse=True)
+    sharpest = by_sharpness[0]
+    best = sharpest
+    for key in by_sharpness[1:]:
+        near = assessed[key]["sharpness"] >= 0.9 * assessed[sharpest]["sharpness"]
+        if near and _clipped(assessed[key]) + 0.02 < _clipped(assessed[best]):
+            best = key
+    reasons = []
+    others = [assessed[k]["sharpness"] for k in assessed if k != best]
+    if best == sharpest:
+        ratio = assessed[best]["sharpness"] / max(max(others), 1e-6)
+        reasons.append(f"sharpest of {len(assessed)} ({ratio:.1f}x the next)")
+    else:
+        reasons.append(f"nearly as sharp as {sharpest}, with less clipped")
+    if _clipped(assessed[best]) < 0.01:
+        reasons.append("no clipped highlights or shadows")
+    return best, reasons
+
+
+def _clipped(assessment: dict[str, Any]) -> float:
+    return float(assessment["highlights"]) + float(assessment["shadows"])
