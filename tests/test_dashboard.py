@@ -8,8 +8,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -31,6 +32,7 @@ from enlarger.catalog.runtime import catalog_from
 from enlarger.catalog.states import ProductError
 from enlarger.library.runtime import Library
 from enlarger.queue import Worker
+from tests import culling_set
 from tests.conftest import wait_for
 from tests.images import dng, jpeg
 from tests.photos import photo_of, processed, upload
@@ -397,7 +399,7 @@ def test_an_open_page_renews_its_signed_urls_before_they_expire(
 
     for path, thumbnail, links in (
         ("/", "#grid li img", None),
-        ("/projects/shoot", "#photos li img", "#photos li a.thumb"),
+        ("/projects/shoot", "#photos li img", "#loupe-panes img"),
     ):
         page.goto(path)
         image = page.locator(thumbnail).first
@@ -408,8 +410,10 @@ def test_an_open_page_renews_its_signed_urls_before_they_expire(
         renewed = page.locator(thumbnail).first.get_attribute("src")
         assert renewed and renewed != first
         assert client.get(renewed).status_code == 200
-        if links:
-            assert client.get(page.locator(links).first.get_attribute("href")).status_code == 200
+        if links:  # the loupe shows the preview by its renewed URL
+            page.locator("#photos li").first.dblclick()
+            assert client.get(page.locator(links).first.get_attribute("src")).status_code == 200
+            page.keyboard.press("Escape")
     s3_url = (
         "http://s3.test/b/k.jpg?X-Amz-Date=20261203T010000Z&X-Amz-Expires=3600&X-Amz-Signature=0"
     )
@@ -442,3 +446,134 @@ def test_a_failed_upload_can_be_removed_and_any_image_deleted_from_the_viewer(
     expect(page.locator("#grid li")).to_have_count(0)
     assert client.get(f"/api/images/{kept.json()['imageId']}").status_code == 404
     assert client.get("/api/images").json()["count"] == 0
+
+
+CULLING_KEYS = {
+    "p": {"flag": "pick"},
+    "x": {"flag": "reject"},
+    "4": {"rating": 4},
+    "8": {"label": "green"},
+}
+
+
+def test_a_200_photo_project_is_culled_by_keyboard_alone(
+    page: Page, client: httpx.Client, tmp_path: Path
+) -> None:
+    """P, X, 4 and 8 on each photo in turn (the next photo comes by itself), 200
+    decisions: every one reaches the server, at 10 or more a second of test time."""
+    client.post("/api/projects", json={"folder": "cull", "title": "Cull"})
+    names = [f"IMG_{n:04d}" for n in range(200)]
+    for start in range(0, 200, 50):
+        batch = [
+            jpeg(tmp_path / f"{name}.jpg", 40 + n, 30)
+            for n, name in enumerate(names[start : start + 50], start)
+        ]
+        assert upload(client, "cull", *batch).status_code == 201
+    page.goto("/projects/cull")
+    cards = page.locator("#photos li")
+    expect(cards).to_have_count(200)
+    cards.first.focus()
+    keys = list(CULLING_KEYS)
+    started = time.monotonic()
+    for n in range(200):
+        page.keyboard.press(keys[n % 4])
+    expected = {name: CULLING_KEYS[keys[n % 4]] for n, name in enumerate(names)}
+
+    def recorded() -> bool:
+        photos = {
+            p["basename"]: p for p in client.get("/api/projects/cull/photos").json()["photos"]
+        }
+        return all(
+            photos[name][field] == value
+            for name, change in expected.items()
+            for field, value in change.items()
+        )
+
+    wait_for(recorded, timeout=60, interval=0.2)
+    elapsed = time.monotonic() - started
+    rate = 200 / elapsed
+    print(f"keyboard culling: 200 decisions in {elapsed:.2f} s, {rate:.1f} per second")
+    assert rate >= 10
+    expect(page.locator("#photos li.current")).to_have_attribute("data-basename", "IMG_0199")
+    expect(page.locator('#photos li[data-flag="reject"]')).to_have_count(50)
+    expect(page.locator('#photos li[data-label="green"]')).to_have_count(50)
+    _shoot(page, "project-culled")
+
+
+def test_loupe_compare_zoom_bursts_filters_and_bulk_decisions(
+    page: Page, client: httpx.Client, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    source = culling_set.scene(5)
+    shot = datetime(2026, 7, 14, 9, 0, 0)
+    for n, soften in enumerate((0.3, 0.0, 0.25)):  # a burst of three; B_1 is the crisp one
+        culling_set.save(
+            culling_set.frame(source, 2 * n, -n, soften=soften), tmp_path / f"B_{n}.jpg", shot
+        )
+    culling_set.save(
+        culling_set.frame(culling_set.scene(6)), tmp_path / "S.jpg", shot + timedelta(minutes=5)
+    )
+    client.post("/api/projects", json={"folder": "day", "title": "Day"})
+    upload(client, "day", *sorted(tmp_path.glob("*.jpg")))
+    run_worker()
+    wait_for(lambda: all(processed(client, "day", b) for b in ("B_0", "B_1", "B_2", "S")), 60)
+    wait_for(lambda: photo_of(client, "day", "B_1")["assist"]["bestInBurst"], 10)
+
+    page.goto("/projects/day")
+    cards = page.locator("#photos li")
+    expect(cards).to_have_count(4)
+    expect(cards.nth(1)).to_contain_text("best of burst (3)")
+    cards.first.focus()
+    page.keyboard.press("Enter")
+    loupe = page.locator("#loupe")
+    expect(loupe).to_be_visible()
+    expect(page.locator("#loupe-title")).to_have_text("B_0")
+    strip = page.locator("#burst-strip li")
+    expect(strip).to_have_count(3)
+    expect(strip.nth(1)).to_contain_text("★ B_1")
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#loupe-title")).to_have_text("B_1")
+    page.keyboard.press("z")
+    expect(page.locator("#loupe-state")).to_contain_text("100 %")
+    image = page.locator("#loupe-panes img")
+    page.wait_for_function(
+        "() => document.querySelector('#loupe-panes img').src.includes('/projects/')"
+    )
+    page.wait_for_function("() => document.querySelector('#loupe-panes img').naturalWidth === 1200")
+    assert image.evaluate("img => img.getBoundingClientRect().width") == 1200  # 1:1, the original
+    _shoot(page, "project-loupe-100")
+    page.keyboard.press("p")  # a decision in the loupe, then the next photo
+    expect(page.locator("#loupe-title")).to_have_text("B_2")
+    page.keyboard.press("Escape")
+    expect(loupe).to_be_hidden()
+    wait_for(lambda: photo_of(client, "day", "B_1")["flag"] == "pick")
+
+    cards.first.click()
+    page.keyboard.press("Shift+ArrowRight")
+    expect(page.locator("#selection-count")).to_have_text("2 selected")
+    page.keyboard.press("c")
+    expect(page.locator("#loupe-panes figure")).to_have_count(2)
+    page.keyboard.press("z")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#loupe-panes img')]"
+        ".every((i) => i.src.includes('/projects/day/') && i.complete && i.naturalWidth === 1200)"
+    )
+    page.wait_for_timeout(100)  # each pane centres itself once its original is in
+    stages = page.locator("#loupe-panes .stage")
+    stages.first.evaluate("s => { s.scrollLeft = 100; s.scrollTop = 60; }")
+    page.wait_for_function(  # the other pane follows to the same place (it was centred)
+        "() => { const other = document.querySelectorAll('#loupe-panes .stage')[1];"
+        " return Math.abs(other.scrollLeft - 100) < 2 && Math.abs(other.scrollTop - 60) < 2; }"
+    )
+    _shoot(page, "project-compare")
+    page.keyboard.press("Escape")
+
+    page.get_by_role("button", name="Reject", exact=True).click()
+    wait_for(
+        lambda: [photo_of(client, "day", b)["flag"] for b in ("B_0", "B_1")] == ["reject", "reject"]
+    )
+    page.select_option("#filter-flag", "reject")
+    expect(cards).to_have_count(2)
+    page.select_option("#filter-flag", "all")
+    page.check("#filter-burst")
+    expect(cards).to_have_count(3)
+    expect(page.locator("#photo-count")).to_have_text("(3 of 4 shown)")
