@@ -1,6 +1,8 @@
 """Projects and their photos (reference 003): a project is a folder of files under
 `projects/<folder>/`; a photo is every file in it sharing a base name (IMG_0001.JPG and
-IMG_0001.CR2), with the user's intent to keep or drop its JPG and its RAW.
+IMG_0001.CR2), with the user's intent to keep or drop its JPG and its RAW, and their
+culling decisions (pick or reject, stars, a colour label), which commit-changes applies
+to the folder and writes into each photo's `.xmp` sidecar.
 
 Each file is an image row (so the photo API sees it too), linked to its photo with a
 role: `jpg` for any rendered image, `raw` for camera RAW. A photo's thumbnails and
@@ -17,7 +19,7 @@ import sqlalchemy as sa
 
 from enlarger.db.schema import images, photo_files, photos, projects
 from enlarger.db.types import db_now
-from enlarger.library import service
+from enlarger.library import culling, service
 from enlarger.library.photos import (
     DECISION_FIELDS,
     JPG,
@@ -39,7 +41,6 @@ from enlarger.library.service import (
 )
 from enlarger.library.tasks import AFTER_COMMIT, enqueue_task, schedule_project
 from enlarger.media import MediaError
-from enlarger.media.assess import Frame, best_frame, bursts, is_blurry
 from enlarger.media.xmp import REJECT, Decisions, XmpError, read_decisions, write_decisions
 from enlarger.storage import StorageError, check_name
 
@@ -382,73 +383,13 @@ def list_photos(library: Library, folder: str, basename: str | None = None) -> l
         files_of.setdefault(row.photo_id, []).append(row)
     sources = {p.id: _source(files_of.get(p.id, [])) for p in photo_rows}
     made = service.derivatives_of(library, [s.id for s in sources.values() if s is not None])
-    in_bursts = _bursts(library, photo_rows, sources) if basename is None else {}
+    shown_by = {p.basename: sources[p.id] for p in photo_rows}
+    in_bursts = culling.bursts_of(library.settings, shown_by) if basename is None else {}
     return [
         _photo(library, project, p, files_of.get(p.id, []), sources[p.id], made)
-        | {"assist": _assist(library, sources[p.id], in_bursts.get(p.basename))}
+        | {"assist": culling.assist(library.settings, sources[p.id], in_bursts.get(p.basename))}
         for p in photo_rows
     ]
-
-
-@dataclass(frozen=True)
-class BurstPlace:
-    """Where a photo stands in its burst: the burst is named by its first frame."""
-
-    burst: str
-    size: int
-    best: bool
-    reasons: list[str]
-
-
-def _bursts(
-    library: Library, photo_rows: list[sa.Row[Any]], sources: dict[int, sa.Row[Any] | None]
-) -> dict[str, BurstPlace]:
-    """Bursts among the photos, by the capture time and look of the file each is shown
-    by, with each burst's suggested frame."""
-    assessed = {
-        p.basename: sources[p.id].assessment
-        for p in photo_rows
-        if sources[p.id] is not None and sources[p.id].assessment
-    }
-    frames = [
-        Frame(p.basename, _capture_time(sources[p.id].taken_at), assessed[p.basename]["phash"])
-        for p in photo_rows
-        if p.basename in assessed
-    ]
-    places: dict[str, BurstPlace] = {}
-    for burst in bursts(frames, library.settings.burst_gap_seconds):
-        best, reasons = best_frame({b: assessed[b] for b in burst})
-        for member in burst:
-            is_best = member == best
-            places[member] = BurstPlace(burst[0], len(burst), is_best, reasons if is_best else [])
-    return places
-
-
-def _capture_time(taken_at: str | None) -> datetime | None:
-    """The camera's local time (offsets dropped: a burst is one camera's)."""
-    try:
-        return datetime.fromisoformat(taken_at).replace(tzinfo=None) if taken_at else None
-    except ValueError:
-        return None
-
-
-def _assist(
-    library: Library, source: sa.Row[Any] | None, place: BurstPlace | None
-) -> dict[str, Any] | None:
-    """What the assessment of the photo's shown file says, for culling."""
-    if source is None or not source.assessment:
-        return None
-    found = source.assessment
-    return {
-        "sharpness": found["sharpness"],
-        "blurry": is_blurry(found, library.settings.blur_threshold),
-        "highlightsClipped": found["highlights"],
-        "shadowsClipped": found["shadows"],
-        "burst": place.burst if place else None,
-        "burstSize": place.size if place else None,
-        "bestInBurst": place.best if place else None,
-        "reasons": place.reasons if place else [],
-    }
 
 
 def get_photo(library: Library, folder: str, basename: str) -> dict[str, Any]:
