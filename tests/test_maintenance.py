@@ -20,6 +20,7 @@ from enlarger.db.schema import images, job_schedules
 from enlarger.library import maintenance, service
 from enlarger.library.runtime import Library, build_library
 from enlarger.library.tasks import Maintenance
+from enlarger.media.xmp import Decisions, write_decisions
 from enlarger.queue import Worker
 from enlarger.storage import LocalBlobStore
 from tests.conftest import wait_for
@@ -80,7 +81,8 @@ def test_folder_check_takes_in_dropped_photos_and_trashes_the_rest(
     by_hand(
         library, "projects/drop/IMG_9.JPG", jpeg(tmp_path / "IMG_9.JPG", 1600, 1200).read_bytes()
     )
-    by_hand(library, "projects/drop/IMG_9.xmp", b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
+    rated = write_decisions(None, Decisions("unflagged", 4, "red"))  # named as darktable does
+    by_hand(library, "projects/drop/IMG_9.JPG.xmp", rated)
     by_hand(library, "projects/drop/notes.txt", b"not a photo")
     by_hand(library, "projects/drop/stray.xmp", b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
     by_hand(library, "projects/drop/A copy.jpg", content(library, "projects/drop/A.jpg"))
@@ -92,7 +94,7 @@ def test_folder_check_takes_in_dropped_photos_and_trashes_the_rest(
     dry = client.post("/api/projects/drop/maintenance/folder_check", params={"dryRun": "true"})
     assert dry.status_code == 200, dry.text
     expected = [
-        ("attach", "IMG_9.xmp"),
+        ("attach", "IMG_9.JPG.xmp"),
         ("ingest", "IMG_9.JPG"),
         ("trash", "A copy.jpg"),
         ("trash", "notes.txt"),
@@ -107,8 +109,9 @@ def test_folder_check_takes_in_dropped_photos_and_trashes_the_rest(
     assert len(job["result"]["jobs"]) == 1  # the upload_postprocess of what it took in
     photo = wait_for(lambda: processed(client, "drop", "IMG_9"), timeout=60)
     assert size_of(client, photo["previewUrl"]) == (1600, 1200)
-    assert photo["sidecar"] == "IMG_9.xmp" and photo["keep_jpg"] is True
-    assert listing(library, "projects/drop") == ["A.jpg", "IMG_9.JPG", "IMG_9.xmp"]
+    assert photo["sidecar"] == "IMG_9.JPG.xmp" and photo["keep_jpg"] is True
+    assert (photo["rating"], photo["label"]) == (4, "red")  # what the sidecar says
+    assert listing(library, "projects/drop") == ["A.jpg", "IMG_9.JPG", "IMG_9.JPG.xmp"]
     assert listing(library, "projects/drop/.trash") == ["A copy.jpg", "notes.txt", "stray.xmp"]
     assert maintenance.run(library, Maintenance.FOLDER_CHECK, "drop").changes == []
 
