@@ -351,3 +351,23 @@ def test_on_local_storage_temp_files_no_image_waits_for_are_swept(
     assert service.sweep_staged(library, older_than_s=0) == ["0123abcd.upload"]
     temp_path = service.get_image_row(library, waiting).temp_path
     assert [str(p) for p in library.temp_dir.iterdir()] == [temp_path]
+
+
+def test_a_raw_has_a_full_size_view_for_the_browser(
+    client: httpx.Client, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    """A browser cannot show a DNG; its 100 % view is the original rendered whole as a
+    JPEG, made when first asked for."""
+    image_id = _upload(client, dng(tmp_path / "IMG_0001.DNG", 600, 400)).json()["imageId"]
+    assert client.get(f"/api/images/{image_id}/full-view").status_code == 409  # not stored
+    run_worker()
+    wait_for(lambda: _settled(client, image_id), timeout=60)
+    answer = client.get(f"/api/images/{image_id}/full-view")
+    assert answer.status_code == 200, answer.text
+    shown = client.get(answer.json()["url"])
+    assert shown.headers["content-type"] == "image/jpeg"
+    full = pyvips.Image.new_from_buffer(shown.content, "")
+    assert (full.width, full.height) == (600, 400)
+    again = client.get(f"/api/images/{image_id}/full-view").json()["url"]
+    assert again.split("?")[0] == answer.json()["url"].split("?")[0]  # made once, kept
+    assert client.get("/api/images/nope/full-view").status_code == 404

@@ -512,15 +512,17 @@ def test_loupe_compare_zoom_bursts_filters_and_bulk_decisions(
     culling_set.save(
         culling_set.frame(culling_set.scene(6)), tmp_path / "S.jpg", shot + timedelta(minutes=5)
     )
+    dng(tmp_path / "R.DNG", 600, 400)  # a RAW alone: no browser shows it, its 100 % is made
     client.post("/api/projects", json={"folder": "day", "title": "Day"})
-    upload(client, "day", *sorted(tmp_path.glob("*.jpg")))
+    upload(client, "day", *sorted(tmp_path.glob("*.jpg")), tmp_path / "R.DNG")
     run_worker()
-    wait_for(lambda: all(processed(client, "day", b) for b in ("B_0", "B_1", "B_2", "S")), 60)
+    every = ("B_0", "B_1", "B_2", "R", "S")
+    wait_for(lambda: all(processed(client, "day", b) for b in every), 60)
     wait_for(lambda: photo_of(client, "day", "B_1")["assist"]["bestInBurst"], 10)
 
     page.goto("/projects/day")
     cards = page.locator("#photos li")
-    expect(cards).to_have_count(4)
+    expect(cards).to_have_count(5)
     expect(cards.nth(1)).to_contain_text("best of burst (3)")
     cards.first.focus()
     page.keyboard.press("Enter")
@@ -576,4 +578,13 @@ def test_loupe_compare_zoom_bursts_filters_and_bulk_decisions(
     page.select_option("#filter-flag", "all")
     page.check("#filter-burst")
     expect(cards).to_have_count(3)
-    expect(page.locator("#photo-count")).to_have_text("(3 of 4 shown)")
+    expect(page.locator("#photo-count")).to_have_text("(3 of 5 shown)")
+
+    page.uncheck("#filter-burst")
+    page.locator('#photos li[data-basename="R"]').click()
+    page.keyboard.press("z")  # straight to 100 % from the grid
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#loupe-panes img');"
+        " return i.src.includes('full_view') && i.complete && i.naturalWidth === 600; }"
+    )
+    expect(page.locator("#loupe-title")).to_have_text("R")

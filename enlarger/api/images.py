@@ -86,6 +86,16 @@ def get_image(image_id: str, library: LibraryDep) -> dict[str, Any]:
     return images_json(library, [service.get_image_row(library, image_id)])[0]
 
 
+@router.get(
+    "/api/images/{image_id}/full-view",
+    summary="A signed URL of the original at full size as a JPEG (for 100 % views)",
+    responses={409: {"description": "The original is not stored yet"}},
+)
+async def full_view(image_id: str, library: LibraryDep) -> dict[str, Any]:
+    key = await run_in_threadpool(service.full_view, library, image_id)
+    return {"url": library.blobs.url(key, library.settings.url_expiry_seconds)}
+
+
 class ImageChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: str | None = Field(None, max_length=500)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -27,7 +28,15 @@ from enlarger.library.photos import in_photo, join_photo, leave_photo
 from enlarger.library.runtime import PREVIEW as PREVIEW_NAME
 from enlarger.library.runtime import Library
 from enlarger.library.tasks import schedule_project
-from enlarger.media import MIME_TYPES, MediaError, MediaErrorCode, Recipe, probe, read_metadata
+from enlarger.media import (
+    MIME_TYPES,
+    MediaError,
+    MediaErrorCode,
+    Recipe,
+    probe,
+    read_metadata,
+    render,
+)
 from enlarger.queue import Job, JobConflict
 from enlarger.storage import StorageError, check_name, safe_name
 
@@ -569,6 +578,27 @@ def derivative_folder(image_id: str) -> str:
 
 def derivative_key(image_id: str, recipe: Recipe) -> str:
     return f"{derivative_folder(image_id)}/{recipe.name}-{recipe.hash}.{recipe.extension}"
+
+
+FULL_VIEW_QUALITY = 90
+_full_views = threading.Semaphore(1)  # one at a time: a RAW's demosaic takes ~150 MB
+
+
+def full_view(library: Library, image_id: str) -> str:
+    """The key of the original rendered at its full size as a JPEG, for looking at 100 %
+    in a browser that cannot show the original itself (RAW, HEIC, TIFF). Made on first
+    asking and kept with the derivatives (maintenance may clear it; it is made again)."""
+    row = get_image_row(library, image_id)
+    if row.original_key is None or row.width is None or row.height is None:
+        raise Conflict(f"image {image_id}: its original is not stored yet")
+    recipe = Recipe("full_view", max(row.width, row.height), "jpeg", FULL_VIEW_QUALITY)
+    key = derivative_key(image_id, recipe)
+    with _full_views:
+        if not library.blobs.exists(key):
+            with library.blobs.local_copy(row.original_key) as path:
+                rendered = render(path, probe(path, library.limits), [recipe])
+            library.blobs.put_bytes(key, rendered.renditions[0].data)
+    return key
 
 
 def record_derivatives(

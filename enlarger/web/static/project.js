@@ -21,7 +21,7 @@
   let anchor = null; // where a Shift-extended selection started
   let compared = []; // the photos in the loupe (one) or compare view (two to four)
   let zoomed = false;
-  const originals = new Map(); // base name → the URL that shows it at 100 %
+  const originals = new Map(); // base name → the URL that shows it at 100 % (a signed one)
 
   // ---- what the photos say --------------------------------------------------------------
   const unkeptFiles = (p) => p.files.filter((f) => (f.role === "jpg" ? !p.keep_jpg : !p.keep_raw));
@@ -158,6 +158,7 @@
   async function load() {
     ({ photos } = await api(`${base}/photos`));
     byName = new Map(photos.map((p) => [p.basename, p]));
+    originals.clear(); // their signed URLs are renewed with the rest
     applyFilters(true);
     if (loupe.open) {
       compared = compared.filter((name) => byName.has(name));
@@ -287,8 +288,10 @@
     const file = sourceFile(photo);
     let url = photo.previewUrl;
     if (file) {
-      const image = await api(`/api/images/${encodeURIComponent(file.imageId)}`);
-      if (BROWSER_FORMATS.has(image.format) && image.originalUrl) url = image.originalUrl;
+      const image = `/api/images/${encodeURIComponent(file.imageId)}`;
+      const { format, originalUrl: original } = await api(image);
+      if (BROWSER_FORMATS.has(format) && original) url = original;
+      else ({ url } = await api(`${image}/full-view`)); // a RAW, HEIC or TIFF, rendered whole
     }
     originals.set(photo.basename, url);
     return url;
@@ -298,11 +301,13 @@
     const img = el("img", { alt: photo.basename, src: photo.previewUrl || photo.thumbnailUrl || "" });
     const frame = el("div", { class: zoomed ? "stage zoomed" : "stage" }, img);
     if (zoomed) {
-      originalUrl(photo).then((url) => {
-        if (!url) return;
-        img.src = url;
-        img.addEventListener("load", () => centre(frame), { once: true });
-      });
+      originalUrl(photo)
+        .then((url) => {
+          if (!url) return;
+          img.addEventListener("load", () => centre(frame), { once: true });
+          img.src = url;
+        })
+        .catch((error) => toast(`No 100 % view of ${photo.basename}: ${error.message}`, true));
       frame.addEventListener("scroll", () => follow(frame));
     }
     const caption = el("div", { class: "pane-caption" }, el("strong", {}, photo.basename), decisionMarks(photo));
