@@ -16,6 +16,7 @@ from enlarger.media.sniff import RAW_FORMATS
 from enlarger.media.xmp import UNFLAGGED
 
 JPG, RAW = "jpg", "raw"
+DECISION_FIELDS = ("flag", "rating", "label")  # a photo's culling decisions (media/xmp.py)
 
 
 def basename_of(filename: str) -> str:
@@ -95,9 +96,6 @@ def join_photo(
     if recorded:
         conn.execute(photos.update().where(photos.c.id == photo_id, undecided()).values(**recorded))
     return role
-
-
-DECISION_FIELDS = ("flag", "rating", "label")
 
 
 def undecided() -> sa.ColumnElement[bool]:

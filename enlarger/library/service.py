@@ -423,10 +423,9 @@ def offload_original(library: Library, image_id: str, enqueue_derivatives: bool 
         return str(row.original_key)
     with library.engine.begin() as conn:
         key = _original_key(library, conn, row)  # the project stays locked until commit
-        named: dict[str, str] = {}
+        renamed: dict[str, str] = {}
         if not in_photo(conn, image_id):
-            named["original_filename"] = key.rsplit("/", 1)[-1]
-            name = named["original_filename"]
+            renamed["original_filename"] = name = key.rsplit("/", 1)[-1]
             join_photo(conn, row.project_id, image_id, name, row.format, row.exif)
         temp = Path(row.temp_path)
         if temp.is_file():
@@ -447,7 +446,7 @@ def offload_original(library: Library, image_id: str, enqueue_derivatives: bool 
                 temp_path=None,
                 status=ImageStatus.PROCESSING.value,
                 updated_at=db_now(),
-                **named,
+                **renamed,
             )
         )
         announce_image(library, conn, image_id, ImageStatus.PROCESSING)
