@@ -37,6 +37,8 @@ def sidecar_basename(name: str, has_photo: Callable[[str], bool]) -> str:
 
 
 def has_photo(conn: sa.Connection, project_id: int) -> Callable[[str], bool]:
+    """Whether the project has a photo of a base name (for `sidecar_basename`)."""
+
     def check(basename: str) -> bool:
         query = sa.select(photos.c.id).where(
             photos.c.project_id == project_id, photos.c.basename == basename

@@ -93,11 +93,11 @@ def _blobs(path: Path, kind: str) -> tuple[bytes | None, bytes | None, bytes | N
     import pyvips
 
     image = pyvips.Image.new_from_file(str(path), access="sequential")
-    found = [
+    exif, icc, xmp = (
         image.get(name) if image.get_typeof(name) else None
         for name in ("exif-data", "icc-profile-data", "xmp-data")
-    ]
-    return found[0], found[1], found[2]
+    )
+    return exif, icc, xmp
 
 
 def _raw_exif(path: Path) -> PILImage.Exif:
