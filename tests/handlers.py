@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from enlarger.db import create_db_engine
-from enlarger.queue import ItemStatus, JobContext, PermanentError, Registry
+from enlarger.queue import FailedJob, ItemStatus, JobContext, PermanentError, Registry
 
 registry = Registry()
 IMPORTED_BY_PID = os.getpid()  # the process that imported this module
@@ -139,3 +139,20 @@ def open_missing(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Fails as code that opens a file often does: with the file's path in the error."""
     with open(payload["path"], "rb"):
         pass
+
+
+TOLD: list[FailedJob] = []  # what on_failed hooks heard, in the worker's (this) process
+
+
+def _told(failed: FailedJob) -> None:
+    TOLD.append(failed)
+
+
+@registry.handler("doomed", max_attempts=2, on_failed=_told)
+def doomed(ctx: JobContext, payload: Any) -> None:
+    raise RuntimeError("this job never works")
+
+
+@registry.handler("cpu_hog_told", kind="cpu", on_failed=_told)
+def cpu_hog_told(ctx: JobContext, payload: dict[str, Any]) -> int:
+    return cpu_hog(ctx, payload)

@@ -14,6 +14,7 @@ import pytest
 import pyvips
 import sqlalchemy as sa
 
+from enlarger.db.schema import jobs
 from enlarger.handlers import registry as handlers_registry
 from enlarger.library import service
 from enlarger.library.runtime import Library, build_library
@@ -371,3 +372,29 @@ def test_a_raw_has_a_full_size_view_for_the_browser(
     again = client.get(f"/api/images/{image_id}/full-view").json()["url"]
     assert again.split("?")[0] == answer.json()["url"].split("?")[0]  # made once, kept
     assert client.get("/api/images/nope/full-view").status_code == 404
+
+
+def test_an_image_whose_derivative_job_fails_for_good_unseen_by_its_handler_is_failed(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    """Its preview job's last attempt was on a worker that died (a lapsed lease): the
+    image is FAILED with LEASE_EXPIRED, not PROCESSING for ever."""
+    image_id = _upload(client, jpeg(tmp_path / "a.jpg", 600, 400)).json()["imageId"]
+    service.offload_original(library, image_id)  # PROCESSING, its preview job queued
+    with library.engine.begin() as conn:
+        abandoned = conn.execute(
+            jobs.update()
+            .where(jobs.c.type == JobType.PREVIEW_GENERATION.value)
+            .values(
+                status="running",
+                attempts=jobs.c.max_attempts,
+                locked_by="a worker that died",
+                lease_expires_at=jobs.c.created_at,
+            )
+        ).rowcount
+    assert abandoned == 1
+    assert client.get(f"/api/images/{image_id}").json()["status"] == "PROCESSING"
+    run_worker()
+    failed = wait_for(lambda: _settled(client, image_id))
+    assert (failed["status"], failed["errorCode"]) == ("FAILED", "LEASE_EXPIRED")
+    assert "stopped renewing its lease" in failed["errorMessage"]

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from enlarger.db.schema import jobs as jobs_table
 from enlarger.db.types import db_now
 from enlarger.queue import (
     ErrorCode,
+    FailedJob,
     ItemStatus,
     JobConflict,
     JobQueue,
@@ -35,6 +37,7 @@ from enlarger.queue import (
 )
 from enlarger.queue.model import ClaimRequest, Outcome, OutcomeKind
 from enlarger.queue.store import EVENT_GAP_GRACE_S, Topic
+from tests import handlers
 from tests.conftest import TEST_RUNS_DDL, runs, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -619,6 +622,43 @@ def test_a_cpu_child_over_the_memory_ceiling_is_killed_and_its_job_fails_for_goo
     assert job is not None and job.error_code == ErrorCode.MEMORY_LIMIT and job.attempts == 1
     assert "250 MB" in (job.last_error or "")
     wait_status(queue.store, small, JobStatus.COMPLETED)
+
+
+def _told(marker: str) -> list[FailedJob]:
+    return [
+        t for t in handlers.TOLD if isinstance(t.payload, dict) and t.payload.get("m") == marker
+    ]
+
+
+def test_on_failed_hears_once_of_a_job_failed_for_good(queue: JobQueue, make_worker) -> None:
+    """After its last retry (not before), or killed for memory where its handler never
+    saw it: the hook is told once, with the job's error and the worker's settings."""
+    marker = uuid.uuid4().hex
+    retried_out = queue.enqueue("doomed", {"m": marker}).id
+    killed = queue.enqueue("cpu_hog_told", {"mb": 400, "seconds": 5, "m": marker}).id
+    make_worker(max_parallel_jobs=1, priority_lane_slots=0, cpu_kill_rss_mb=250)
+    for job_id in (retried_out, killed):
+        wait_status(queue.store, job_id, JobStatus.FAILED, timeout=15)
+    heard = wait_for(lambda: len(_told(marker)) >= 2 and _told(marker))
+    time.sleep(0.3)  # nothing more comes
+    assert sorted((t.id, t.error_code) for t in _told(marker)) == sorted(
+        [(retried_out, ErrorCode.HANDLER_ERROR), (killed, ErrorCode.MEMORY_LIMIT)]
+    )
+    assert queue.store.get_job(retried_out).attempts == 2  # type: ignore[union-attr]
+    assert all(t.settings is not None and t.type in ("doomed", "cpu_hog_told") for t in heard)
+
+
+def test_on_failed_hears_of_a_job_whose_worker_died_on_its_last_attempt(
+    queue: JobQueue, engine: sa.Engine, make_worker
+) -> None:
+    marker = uuid.uuid4().hex
+    abandoned = queue.enqueue("doomed", {"m": marker}, max_attempts=1).id
+    queue.store.exchange("gone-for-good", [], [ClaimRequest(1)], 30)
+    _expire_leases(engine)
+    make_worker()
+    wait_status(queue.store, abandoned, JobStatus.FAILED)
+    heard = wait_for(lambda: _told(marker))
+    assert [(t.id, t.error_code) for t in heard] == [(abandoned, ErrorCode.LEASE_EXPIRED)]
 
 
 def _serve_with_two_workers(db_url: str, cwd: Path) -> subprocess.Popen[bytes]:

@@ -21,7 +21,7 @@ from enlarger.library.runtime import Library, library_for
 from enlarger.library.service import JobType
 from enlarger.library.tasks import Maintenance
 from enlarger.media import MediaError, Recipe, probe, render
-from enlarger.queue import ItemStatus, JobContext, PermanentError, Registry
+from enlarger.queue import FailedJob, ItemStatus, JobContext, PermanentError, Registry
 from enlarger.storage import StorageError
 
 registry = Registry()
@@ -36,7 +36,32 @@ def _library(ctx: JobContext) -> Library:
 STORAGE_ERROR = "STORAGE_ERROR"
 
 
-@registry.handler(JobType.OFFLOAD_ORIGINAL, kind="io", max_attempts=5, timeout_s=600)
+def _fail_its_image(failed: FailedJob) -> None:
+    """The job of one image failed for good, perhaps where its handler could not say so
+    (its process killed for memory, its time limit, a crash, its worker gone): the image
+    is FAILED with the job's error, not left INGESTED or PROCESSING for ever."""
+    code, message = _reason(failed)
+    service.fail_waiting(library_for(failed.settings), [failed.payload["imageId"]], code, message)
+
+
+def _fail_its_files(failed: FailedJob) -> None:
+    """The same for a project job's files (`folder`, `filenames`) still waiting."""
+    library = library_for(failed.settings)
+    image_ids = []
+    for name in failed.payload["filenames"]:
+        with contextlib.suppress(service.NotFound):
+            image_ids.append(projects.file_row(library, failed.payload["folder"], name).id)
+    service.fail_waiting(library, image_ids, *_reason(failed))
+
+
+def _reason(failed: FailedJob) -> tuple[str, str]:
+    code = failed.error_code or "JOB_FAILED"
+    return code, failed.error or f"its {failed.type} job failed"
+
+
+@registry.handler(
+    JobType.OFFLOAD_ORIGINAL, kind="io", max_attempts=5, timeout_s=600, on_failed=_fail_its_image
+)
 def offload_original(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """Storage errors are retried; on the last attempt the image is marked FAILED with
     STORAGE_ERROR, so it never waits as INGESTED for an offload that will not come."""
@@ -54,7 +79,9 @@ def offload_original(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
     return {"originalPath": key}
 
 
-@registry.handler(JobType.PREVIEW_GENERATION, kind="cpu", max_attempts=3, timeout_s=600)
+@registry.handler(
+    JobType.PREVIEW_GENERATION, kind="cpu", max_attempts=3, timeout_s=600, on_failed=_fail_its_image
+)
 def preview_generation(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """The preview from the original; then the thumbnails' job, which reads the preview."""
     library = _library(ctx)
@@ -76,7 +103,13 @@ def preview_generation(ctx: JobContext, payload: dict[str, Any]) -> dict[str, An
     )
 
 
-@registry.handler(JobType.THUMBNAIL_GENERATION, kind="cpu", max_attempts=3, timeout_s=600)
+@registry.handler(
+    JobType.THUMBNAIL_GENERATION,
+    kind="cpu",
+    max_attempts=3,
+    timeout_s=600,
+    on_failed=_fail_its_image,
+)
 def thumbnail_generation(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """Thumbnails and the thumbhash, from the preview when there is one, else the original."""
     library = _library(ctx)
@@ -86,7 +119,13 @@ def thumbnail_generation(ctx: JobContext, payload: dict[str, Any]) -> dict[str, 
     return _derive(ctx, library, payload, source, library.recipes.thumbnails, keep_thumbhash=True)
 
 
-@registry.handler(JobType.UPLOAD_POSTPROCESS, kind="cpu", max_attempts=3, timeout_s=3600)
+@registry.handler(
+    JobType.UPLOAD_POSTPROCESS,
+    kind="cpu",
+    max_attempts=3,
+    timeout_s=3600,
+    on_failed=_fail_its_files,
+)
 def upload_postprocess(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """A project upload, one item per file: each is moved into the project's folder and,
     when its photo is shown by it (its JPG, or a lone RAW), gets its preview and

@@ -661,19 +661,48 @@ def mark_stored(library: Library, image_id: str) -> None:
         announce_image(library, conn, image_id, ImageStatus.STORED)
 
 
+def fail_waiting(library: Library, image_ids: list[str], code: str, message: str) -> list[str]:
+    """Images still waiting for work that will not come now (INGESTED or PROCESSING: the
+    job meant to finish them failed for good) become FAILED with `code`; an upload never
+    stored is dropped. Images done, failed or deleted are left as they are."""
+    waiting = (ImageStatus.INGESTED.value, ImageStatus.PROCESSING.value)
+    failed = []
+    for image_id in image_ids:
+        with library.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(images.c.status, images.c.temp_path)
+                .where(images.c.id == image_id, images.c.deleted_at.is_(None))
+                .with_for_update()
+            ).first()
+            if row is None or row.status not in waiting:
+                continue
+            _set_failed(library, conn, image_id, code, message)
+        if row.temp_path:
+            Path(row.temp_path).unlink(missing_ok=True)
+            discard_staged(library, image_id)
+        failed.append(image_id)
+    return failed
+
+
 def mark_failed(library: Library, image_id: str, code: str, message: str) -> None:
     with library.engine.begin() as conn:
-        conn.execute(
-            images.update()
-            .where(images.c.id == image_id)
-            .values(
-                status=ImageStatus.FAILED.value,
-                error_code=code,
-                error_message=message,
-                updated_at=db_now(),
-            )
+        _set_failed(library, conn, image_id, code, message)
+
+
+def _set_failed(
+    library: Library, conn: sa.Connection, image_id: str, code: str, message: str
+) -> None:
+    conn.execute(
+        images.update()
+        .where(images.c.id == image_id)
+        .values(
+            status=ImageStatus.FAILED.value,
+            error_code=code,
+            error_message=message,
+            updated_at=db_now(),
         )
-        announce_image(library, conn, image_id, ImageStatus.FAILED)
+    )
+    announce_image(library, conn, image_id, ImageStatus.FAILED)
 
 
 def announce_image(library: Library, conn: sa.Connection, image_id: str, status: str) -> None:

@@ -31,7 +31,14 @@ from enlarger.queue.model import (
     PermanentError,
     RetryableError,
 )
-from enlarger.queue.registry import Handler, HandlerKind, Registry, Schedule, load_registry
+from enlarger.queue.registry import (
+    FailedJob,
+    Handler,
+    HandlerKind,
+    Registry,
+    Schedule,
+    load_registry,
+)
 from enlarger.queue.store import JobConflict, Store
 from enlarger.queue.worker import Worker, settle_heap
 
@@ -86,6 +93,7 @@ class JobQueue:
 __all__ = [
     "EnqueueResult",
     "ErrorCode",
+    "FailedJob",
     "Handler",
     "HandlerKind",
     "ItemStatus",

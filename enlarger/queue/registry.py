@@ -3,6 +3,11 @@
 A handler is a module-level function `fn(ctx, payload) -> result` (or `async def`). CPU
 handlers run in child processes, so they are sent there by reference (pickle by qualified
 name): define them at module level.
+
+A handler may also name an `on_failed` hook: the worker calls it, in its own process,
+once the job has failed for good, whatever failed it. That includes what the handler's
+code never sees: its process killed for memory, its time limit, a crash, or its worker
+gone (a lapsed lease).
 """
 
 from __future__ import annotations
@@ -15,6 +20,21 @@ from enum import StrEnum
 from typing import Any
 
 HandlerFn = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    """What an `on_failed` hook is told."""
+
+    id: int
+    type: str
+    payload: Any
+    error_code: str | None
+    error: str | None
+    settings: Any  # the worker's Settings
+
+
+FailureHook = Callable[[FailedJob], None]
 
 
 class HandlerKind(StrEnum):
@@ -30,6 +50,7 @@ class Handler:
     max_attempts: int | None = None
     timeout_s: float | None = None
     permanent_errors: tuple[type[BaseException], ...] = ()
+    on_failed: FailureHook | None = None
     is_async: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -61,13 +82,14 @@ class Registry:
         max_attempts: int | None = None,
         timeout_s: float | None = None,
         permanent_errors: tuple[type[BaseException], ...] = (),
+        on_failed: FailureHook | None = None,
     ) -> Handler:
         if name in self.handlers:
             raise ValueError(f"a handler for job type {name!r} is already registered")
         kind = HandlerKind(kind)
         if kind is HandlerKind.CPU and inspect.iscoroutinefunction(fn):
             raise ValueError(f"CPU handler {name!r} must be a plain function, not async")
-        handler = Handler(name, fn, kind, max_attempts, timeout_s, permanent_errors)
+        handler = Handler(name, fn, kind, max_attempts, timeout_s, permanent_errors, on_failed)
         self.handlers[name] = handler
         return handler
 

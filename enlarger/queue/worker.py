@@ -37,11 +37,12 @@ from enlarger.queue.model import (
     ClaimRequest,
     ErrorCode,
     JobError,
+    JobStatus,
     Outcome,
     OutcomeKind,
     RetryableError,
 )
-from enlarger.queue.registry import Handler, HandlerKind, Registry
+from enlarger.queue.registry import FailedJob, Handler, HandlerKind, Registry
 from enlarger.queue.retry import RetryPolicy
 from enlarger.queue.store import Store
 from enlarger.queue.telemetry import Telemetry
@@ -159,6 +160,7 @@ class Worker:
         self._busy = [0, 0]  # running jobs per lane
         self._hungry = [True, True]  # per lane: may there be ready jobs for it?
         self._outcomes: list[Outcome] = []
+        self._failing: dict[int, ClaimedJob] = {}  # failed for good, hook waiting on the record
         self._first_outcome_at = 0.0
         self._min_claim = max(1, min(settings.claim_batch, settings.max_parallel_jobs) // 4)
         self._stopping = threading.Event()
@@ -304,6 +306,8 @@ class Worker:
         self._release(running.job.id)
         seconds = time.monotonic() - running.started
         self.telemetry.finished(running.job.type, outcome.kind.value, seconds)
+        if outcome.kind is OutcomeKind.FAILED and self._wants_failures(running.job.type):
+            self._failing[running.job.id] = running.job
         self._add_outcome(outcome)
 
     def _add_outcome(self, outcome: Outcome) -> None:
@@ -342,11 +346,37 @@ class Worker:
             time.sleep(0.5)
             return
         self._count(outcomes, set(accepted))
+        self._tell_failures(outcomes, set(accepted))
         self._dispatch_all(claimed)
         self.stats.claims += sum(len(jobs) for jobs in claimed)
         for lane, (request, jobs) in enumerate(zip(requests, claimed, strict=True)):
             if request.limit:
                 self._hungry[lane] = len(jobs) == request.limit
+
+    def _wants_failures(self, job_type: str) -> bool:
+        handler = self.registry.get(job_type)
+        return handler is not None and handler.on_failed is not None
+
+    def _tell_failures(self, outcomes: list[Outcome], accepted: set[int]) -> None:
+        """Call the `on_failed` hook of each job whose failure for good was just recorded
+        (one whose lease had moved on failed nothing)."""
+        if not self._failing:
+            return
+        for outcome in outcomes:
+            job = self._failing.pop(outcome.job_id, None)
+            if job is not None and outcome.job_id in accepted:
+                self._tell_failed(job.id, job.type, job.payload, outcome.error_code, outcome.error)
+
+    def _tell_failed(
+        self, job_id: int, job_type: str, payload: Any, code: str | None, error: str | None
+    ) -> None:
+        handler = self.registry.get(job_type)
+        if handler is None or handler.on_failed is None:
+            return
+        try:
+            handler.on_failed(FailedJob(job_id, job_type, payload, code, error, self.settings))
+        except Exception:
+            log.exception("job %s (%s): its on_failed hook failed", job_id, job_type)
 
     def _count(self, outcomes: list[Outcome], accepted: set[int]) -> None:
         for outcome in outcomes:
@@ -416,6 +446,10 @@ class Worker:
                 self.stats.rescued += len(rescued)
                 self.telemetry.add("jobs_rescued", len(rescued))
                 log.warning("rescued %d job(s) with expired leases: %s", len(rescued), rescued)
+            for job_id in rescued:  # those whose attempts were spent failed for good
+                job = self.store.get_job(job_id)
+                if job is not None and job.status == JobStatus.FAILED:
+                    self._tell_failed(job.id, job.type, job.payload, job.error_code, job.last_error)
             self.store.fire_due_schedules()
             self._save_telemetry()
             if prune:
