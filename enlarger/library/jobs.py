@@ -74,7 +74,7 @@ def offload_original(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
         if ctx.attempt < ctx.max_attempts:
             raise
         message = f"the original could not be stored: {type(error).__name__}"
-        service.fail_offload(library, payload["imageId"], STORAGE_ERROR, message)
+        service.fail_waiting(library, [payload["imageId"]], STORAGE_ERROR, message)
         raise PermanentError(STORAGE_ERROR, message) from None
     return {"originalPath": key}
 

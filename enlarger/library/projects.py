@@ -478,9 +478,10 @@ def commit_changes(library: Library, folder: str) -> Committed:
     regenerating: list[str] = []
     written: list[str] = []
     refused: dict[str, str] = {}
+    project = get_project(library, folder)
     for photo in list_photos(library, folder):
         try:
-            sidecar = _record_decisions(library, folder, photo)
+            sidecar = _record_decisions(library, project, photo)
         except XmpError as error:
             refused[photo["sidecar"]] = str(error)
         else:
@@ -508,7 +509,7 @@ def commit_changes(library: Library, folder: str) -> Committed:
     return Committed(trashed, regenerating, jobs, written, refused)
 
 
-def _record_decisions(library: Library, folder: str, photo: dict[str, Any]) -> str | None:
+def _record_decisions(library: Library, project: sa.Row[Any], photo: dict[str, Any]) -> str | None:
     """Write the photo's decisions into its sidecar when the sidecar says otherwise (or
     there is none and there is something to say); returns the sidecar's name if written.
     XmpError when the sidecar is not XMP: it is never overwritten. A photo with no file
@@ -516,6 +517,7 @@ def _record_decisions(library: Library, folder: str, photo: dict[str, Any]) -> s
     if not photo["files"]:
         return None
     decisions = Decisions(photo["flag"], photo["rating"], photo["label"])
+    folder = project.folder
     own = f"projects/{folder}/{photo['sidecar']}" if photo["sidecar"] else None
     existing = None
     if own is not None and library.blobs.exists(own):
@@ -526,7 +528,6 @@ def _record_decisions(library: Library, folder: str, photo: dict[str, Any]) -> s
     if existing is not None and (read_decisions(existing) or Decisions()) == decisions:
         return None
     packet = write_decisions(existing, decisions)
-    project = get_project(library, folder)
     with library.engine.begin() as conn:
         service.lock_project(conn, project.id)
         key = own or _free_sidecar_key(library, conn, folder, f"{photo['basename']}.xmp", None)

@@ -455,15 +455,6 @@ def offload_original(library: Library, image_id: str, enqueue_derivatives: bool 
     return key
 
 
-def fail_offload(library: Library, image_id: str, code: str, message: str) -> None:
-    """An original that will never be stored: its image FAILED, its upload dropped."""
-    row = get_image_row(library, image_id)
-    mark_failed(library, image_id, code, message)
-    if row.temp_path:
-        Path(row.temp_path).unlink(missing_ok=True)
-    discard_staged(library, image_id)
-
-
 def enqueue_preview(
     library: Library,
     conn: sa.Connection,
