@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,34 @@ def jpeg_with_exif(path: Path, orientation: int = 1) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class Shot:
+    """What a camera writes of one capture: when (with SubSecTimeOriginal's digits) and
+    which body; two bodies of one model count their files the same way."""
+
+    taken: str = "2026:07:14 18:30:05"
+    subsec: str | None = None
+    serial: str | None = None
+    make: str = "Canon"
+    model: str = "Canon EOS R5"
+
+
+def camera_jpeg(path: Path, shot: Shot, width: int = 600, height: int = 400) -> Path:
+    """A JPEG as a camera writes it beside its RAW: make, model, serial, capture time."""
+    picture = PILImage.frombytes("RGB", (width, height), photo(width, height).write_to_memory())
+    exif = PILImage.Exif()
+    exif[0x010F] = shot.make
+    exif[0x0110] = shot.model
+    sub = exif.get_ifd(0x8769)
+    sub[0x9003] = shot.taken
+    if shot.subsec is not None:
+        sub[0x9291] = shot.subsec
+    if shot.serial is not None:
+        sub[0xA431] = shot.serial
+    picture.save(path, "JPEG", exif=exif.tobytes(), quality=90)
+    return path
+
+
 def png_declaring(path: Path, width: int, height: int) -> Path:
     """A tiny PNG whose header claims `width` x `height` (a decompression bomb)."""
 
@@ -65,13 +94,19 @@ def png_declaring(path: Path, width: int, height: int) -> Path:
 
 
 def dng(
-    path: Path, width: int, height: int, preview: bytes | None = None, blank: bool = False
+    path: Path,
+    width: int,
+    height: int,
+    preview: bytes | None = None,
+    blank: bool = False,
+    shot: Shot | None = None,
 ) -> Path:
     """A camera RAW file: a 12-bit RGGB Bayer mosaic written by pidng, with camera tags, of
     a scene that is red on the left half and blue on the right, so a demosaic shows which
     side is which.
     With `preview` (JPEG bytes) the file also carries it as the camera's own rendering;
-    `blank` gives every sensor pixel 0, as a DNG holding metadata only."""
+    `blank` gives every sensor pixel 0, as a DNG holding metadata only; `shot` gives the
+    camera and capture time (else a test camera at 2026-03-01 09:15:00)."""
     from pidng.core import RAW2DNG, DNGTags, Tag
     from pidng.defs import CFAPattern, DNGVersion, Orientation, PhotometricInterpretation
 
@@ -96,17 +131,21 @@ def dng(
             [[1, 1], [0, 1], [0, 1], [0, 1], [1, 1], [0, 1], [0, 1], [0, 1], [1, 1]],
         ),
         (Tag.AsShotNeutral, [[1, 1], [1, 1], [1, 1]]),
-        (Tag.Make, "Enlarger"),
-        (Tag.Model, "Test DNG"),
+        (Tag.Make, shot.make if shot else "Enlarger"),
+        (Tag.Model, shot.model if shot else "Test DNG"),
         (Tag.EXIFPhotoLensModel, "EF50mm f/1.8 STM"),
         (Tag.ExposureTime, [[1, 125]]),
         (Tag.FNumber, [[56, 10]]),
         (Tag.FocalLength, [[50, 1]]),
-        (Tag.DateTimeOriginal, "2026:03:01 09:15:00"),
+        (Tag.DateTimeOriginal, shot.taken if shot else "2026:03:01 09:15:00"),
         (Tag.DNGVersion, DNGVersion.V1_4),
         (Tag.DNGBackwardVersion, DNGVersion.V1_2),
     ):
         tags.set(tag, value)
+    if shot is not None and shot.subsec is not None:
+        tags.set(Tag.SubsecTimeOriginal, shot.subsec)
+    if shot is not None and shot.serial is not None:
+        tags.set(Tag.CameraSerialNumber, shot.serial)
     writer = RAW2DNG()
     writer.options(tags, path="", compress=False)
     data = bytes(writer.convert(mosaic))

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from enlarger.db.schema import jobs
 from enlarger.handlers import registry
 from enlarger.library import service
+from enlarger.library.photos import Capture, same_capture
 from enlarger.library.runtime import Library, build_library
 from enlarger.library.service import ImageStatus, JobType
 from enlarger.queue import Worker
@@ -166,3 +167,14 @@ def test_a_library_sets_the_image_threads_of_its_process(library: Library) -> No
         assert pyvips.concurrency_get() == 3
     finally:
         pyvips.concurrency_set(before)
+
+
+def test_a_capture_is_told_by_camera_and_time_to_the_fraction_of_a_second() -> None:
+    one = Capture("2026-07-14T18:30:05.120000", "Canon", "Canon EOS R5", "A1")
+    assert same_capture(one, Capture("2026-07-14T18:30:05.120000+02:00", "CANON", "Canon EOS R5"))
+    assert not same_capture(one, Capture("2026-07-14T18:30:05.870000", "Canon", "Canon EOS R5"))
+    assert same_capture(one, Capture("2026-07-14T18:30:05", "Canon", "Canon EOS R5"))  # no digits
+    assert not same_capture(one, Capture("2026-07-14T18:30:06", "Canon", "Canon EOS R5"))
+    assert not same_capture(one, Capture("2026-07-14T18:30:05.120000", "Canon", "Canon EOS R6"))
+    assert not same_capture(one, Capture("2026-07-14T18:30:05.120000", serial="B7"))
+    assert same_capture(one, Capture())  # an export with no metadata goes by its name

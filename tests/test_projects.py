@@ -9,11 +9,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from enlarger.db.schema import images, photo_files, photos, projects
 from enlarger.library.runtime import Library
 from enlarger.queue import Worker
 from tests.conftest import wait_for
-from tests.images import dng, jpeg
+from tests.images import Shot, camera_jpeg, dng, jpeg
 from tests.photos import content, listing, photo_of, processed, size_of, upload
 
 pytestmark = pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
@@ -255,3 +257,65 @@ def test_photos_from_the_photo_api_join_their_project(
     ]
     names = sorted(image["originalFilename"] for image in client.get("/api/images").json()["data"])
     assert names == ["IMG_0001-2.JPG", "IMG_0001.DNG", "IMG_0001.JPG"]
+
+
+def _serials_by_photo(library: Library, folder: str) -> dict[str, set[str]]:
+    """Each photo's files' camera serial numbers, as their metadata says."""
+    query = (
+        sa.select(photos.c.basename, images.c.exif)
+        .join(photo_files, photo_files.c.photo_id == photos.c.id)
+        .join(images, images.c.id == photo_files.c.image_id)
+        .join(projects, projects.c.id == photos.c.project_id)
+        .where(projects.c.folder == folder)
+    )
+    found: dict[str, set[str]] = {}
+    with library.engine.connect() as conn:
+        for basename, exif in conn.execute(query):
+            found.setdefault(basename, set()).add(exif["camera_serial"])
+    return found
+
+
+def test_two_cameras_with_the_same_file_numbers_make_two_photos(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    """Two bodies of one model both shot IMG_5002 (JPG + RAW). A RAW joins the JPG of its
+    own capture, whatever order the files come in, by a project upload or by the photo
+    API: never the other camera's."""
+    a = Shot(taken="2026:07:14 18:30:05", subsec="12", serial="A-0001")
+    b = Shot(taken="2026:07:14 18:31:40", subsec="87", serial="B-0002")
+    cards = {}
+    for name, shot in (("a", a), ("b", b)):
+        (tmp_path / name).mkdir()
+        cards[name] = (
+            camera_jpeg(tmp_path / name / "IMG_5002.JPG", shot, 600 + 40 * (name == "b")),
+            dng(tmp_path / name / "IMG_5002.DNG", 600, 400, shot=shot),
+        )
+    client.post("/api/projects", json={"folder": "upload"})
+    for path in (cards["a"][0], cards["b"][0], cards["b"][1], cards["a"][1]):
+        assert upload(client, "upload", path).status_code == 201
+    expected = {"IMG_5002": {"A-0001"}, "IMG_5002-2": {"B-0002"}}
+    assert _serials_by_photo(library, "upload") == expected
+    pairs = {p["basename"]: sorted(f["filename"] for f in p["files"]) for p in
+             client.get("/api/projects/upload/photos").json()["photos"]}  # fmt: skip
+    assert pairs == {
+        "IMG_5002": ["IMG_5002.DNG", "IMG_5002.JPG"],
+        "IMG_5002-2": ["IMG_5002-2.DNG", "IMG_5002-2.JPG"],
+    }
+
+    client.post("/api/projects", json={"folder": "api"})
+    for path in (cards["b"][1], cards["a"][0], cards["a"][1], cards["b"][0]):
+        answer = client.post(
+            "/api/upload",
+            data={"collection": "api"},
+            files={"file": (path.name, path.read_bytes())},
+        )
+        assert answer.status_code == 201, answer.text
+    run_worker()
+    wait_for(
+        lambda: processed(client, "api", "IMG_5002") and processed(client, "api", "IMG_5002-2"), 60
+    )
+    by_camera = sorted(_serials_by_photo(library, "api").values(), key=sorted)
+    assert by_camera == [{"A-0001"}, {"B-0002"}]
+    assert all(
+        len(p["files"]) == 2 for p in client.get("/api/projects/api/photos").json()["photos"]
+    )

@@ -1,16 +1,23 @@
 """A photo is every file of a project sharing a base name (IMG_0001.JPG + IMG_0001.CR2).
 These are the few rules that put a file into its photo, shared by every way a file
 arrives: a project upload or a dropped file joins at once, an upload of the photo API or
-`enlarger import` when its original is stored and so has its name in the folder."""
+`enlarger import` when its original is stored and so has its name in the folder.
+
+A name is not enough: two cameras count files the same way, so camera B's IMG_5002.DNG
+must not join camera A's IMG_5002.JPG. A file joins a photo only when it is the same
+capture as the files there (`same_capture`); otherwise it takes the next free name
+(`IMG_5002-2.DNG`), which is where camera B's own JPG went too."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from enlarger.db.schema import photo_files, photos
+from enlarger.db.schema import images, photo_files, photos
 from enlarger.db.types import db_now
 from enlarger.media.sniff import RAW_FORMATS
 from enlarger.media.xmp import UNFLAGGED
@@ -23,6 +30,86 @@ def basename_of(filename: str) -> str:
     """The name without its last extension: what a JPG and its RAW share."""
     stem, dot, _ = filename.rpartition(".")
     return stem if dot and stem else filename
+
+
+def numbered_names(name: str, limit: int = 1000) -> Iterator[str]:
+    """`name`, then `stem-2.ext`, `stem-3.ext`… (the extension kept)."""
+    yield name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        stem, ext = name, ""
+    for n in range(2, limit):
+        yield f"{stem}-{n}.{ext}" if ext else f"{stem}-{n}"
+
+
+@dataclass(frozen=True)
+class Capture:
+    """What tells one press of the shutter from another, as a file's metadata says it:
+    when (to the fraction of a second the camera records) and with which camera."""
+
+    taken_at: str | None = None
+    make: str | None = None
+    model: str | None = None
+    serial: str | None = None
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> Capture:
+        """From an image row (or the dict `service.examine` makes)."""
+        exif = row.get("exif") or {}
+        return cls(
+            row.get("taken_at"),
+            row.get("camera_make"),
+            row.get("camera_model"),
+            exif.get("camera_serial"),
+        )
+
+
+def same_capture(a: Capture, b: Capture) -> bool:
+    """Whether two files can be one capture (a RAW and the JPG the camera made with it):
+    nothing they both record differs: the camera's serial number, its make and model,
+    the capture time (to the fraction of a second when both give one). Files that record
+    none of it (an export with its metadata stripped) go by their name alone."""
+    if a.serial and b.serial and a.serial.strip().casefold() != b.serial.strip().casefold():
+        return False
+    if a.model and b.model and _camera(a) != _camera(b):
+        return False
+    if a.taken_at and b.taken_at:
+        return _moment(a.taken_at, b.taken_at) == _moment(b.taken_at, a.taken_at)
+    return True
+
+
+def _camera(capture: Capture) -> tuple[str, str]:
+    return ((capture.make or "").strip().casefold(), (capture.model or "").strip().casefold())
+
+
+def _moment(stamp: str, other: str) -> datetime | str:
+    """The local capture time to the precision both stamps have (offsets dropped: one
+    camera may write an offset in its RAW and not in its JPG)."""
+    try:
+        moment = datetime.fromisoformat(stamp).replace(tzinfo=None)
+    except ValueError:
+        return stamp
+    if "." not in other[10:] or "." not in stamp[10:]:
+        moment = moment.replace(microsecond=0)
+    return moment
+
+
+def photo_captures(conn: sa.Connection, project_id: int, basename: str) -> list[Capture]:
+    """The captures of the files (kept or trashed) of the project's photo of this name."""
+    rows = conn.execute(
+        sa.select(images.c.taken_at, images.c.camera_make, images.c.camera_model, images.c.exif)
+        .join(photo_files, photo_files.c.image_id == images.c.id)
+        .join(photos, photos.c.id == photo_files.c.photo_id)
+        .where(photos.c.project_id == project_id, photos.c.basename == basename)
+    )
+    return [Capture.of(row._mapping) for row in rows]
+
+
+def fits_photo(conn: sa.Connection, project_id: int, filename: str, capture: Capture) -> bool:
+    """Whether a file of this name and capture may join the photo its name gives: every
+    file there is the same capture (or there is no such photo yet)."""
+    found = photo_captures(conn, project_id, basename_of(filename))
+    return all(same_capture(capture, other) for other in found)
 
 
 def sidecar_basename(name: str, has_photo: Callable[[str], bool]) -> str:

@@ -24,9 +24,12 @@ from enlarger.library.photos import (
     DECISION_FIELDS,
     JPG,
     RAW,
+    Capture,
     basename_of,
+    fits_photo,
     has_photo,
     join_photo,
+    numbered_names,
     photo_for,
     sidecar_basename,
 )
@@ -172,7 +175,7 @@ def _record(
                 service.discard_staged(library, row["id"])
                 outcomes.append(_duplicate(name, existing))
                 continue
-            stored_as = _free_name(conn, project.id, name)
+            stored_as = _free_name(conn, project.id, name, Capture.of(row))
             outcomes.append(_insert_file(library, conn, project.id, name, stored_as, row))
             new_names.append(stored_as)
         job_id = _postprocess(library, conn, project.folder, new_names)
@@ -259,9 +262,12 @@ def _duplicate(filename: str, existing: sa.Row[Any]) -> FileOutcome:
     )
 
 
-def _free_name(conn: sa.Connection, project_id: int, name: str) -> str:
-    """`name`, or the first `name-2.ext`… no live file of the project has."""
-    for candidate in service.numbered_names(name):
+def _free_name(conn: sa.Connection, project_id: int, name: str, capture: Capture) -> str:
+    """`name`, or the first `name-2.ext`… no live file of the project has and whose photo
+    is this capture's (or nobody's yet)."""
+    for candidate in numbered_names(name):
+        if not fits_photo(conn, project_id, candidate, capture):
+            continue
         taken = conn.execute(
             sa.select(images.c.id).where(
                 images.c.project_id == project_id,
@@ -309,7 +315,7 @@ def _free_sidecar_key(
     library: Library, conn: sa.Connection, folder: str, name: str, own: str | None
 ) -> str:
     """The first of `name`, `name-2`… that is the photo's own sidecar or nobody's file."""
-    for candidate in service.numbered_names(name):
+    for candidate in numbered_names(name):
         key = f"projects/{folder}/{candidate}"
         if key == own:
             return key
@@ -684,7 +690,7 @@ def _trash_sidecar(library: Library, folder: str, basename: str) -> None:
 
 def free_trash_key(library: Library, folder: str, name: str) -> str:
     """Where `name` goes in the project's trash without replacing what is there."""
-    for candidate in service.numbered_names(name):
+    for candidate in numbered_names(name):
         key = f"projects/{folder}/.trash/{candidate}"
         if not library.blobs.exists(key):
             return key

@@ -24,7 +24,14 @@ import sqlalchemy as sa
 
 from enlarger.db.schema import derivatives, images, projects
 from enlarger.db.types import db_now
-from enlarger.library.photos import in_photo, join_photo, leave_photo
+from enlarger.library.photos import (
+    Capture,
+    fits_photo,
+    in_photo,
+    join_photo,
+    leave_photo,
+    numbered_names,
+)
 from enlarger.library.runtime import PREVIEW as PREVIEW_NAME
 from enlarger.library.runtime import Library
 from enlarger.library.tasks import schedule_project
@@ -422,9 +429,10 @@ def offload_original(library: Library, image_id: str, enqueue_derivatives: bool 
     if row.original_key is not None:
         return str(row.original_key)
     with library.engine.begin() as conn:
-        key = _original_key(library, conn, row)  # the project stays locked until commit
+        joining = not in_photo(conn, image_id)
+        key = _original_key(library, conn, row, joining=joining)  # locked until commit
         renamed: dict[str, str] = {}
-        if not in_photo(conn, image_id):
+        if joining:
             renamed["original_filename"] = name = key.rsplit("/", 1)[-1]
             join_photo(conn, row.project_id, image_id, name, row.format, row.exif)
         temp = Path(row.temp_path)
@@ -509,14 +517,21 @@ def enqueue_thumbnails(
 
 
 def _original_key(
-    library: Library, conn: sa.Connection, row: sa.Row[Any], project_id: int | None = None
+    library: Library,
+    conn: sa.Connection,
+    row: sa.Row[Any],
+    project_id: int | None = None,
+    joining: bool = False,
 ) -> str:
     """projects/<folder>/<file name> in the image's project (or `project_id`'s); when
-    another image or a file dropped in by hand holds that name, the first free of
-    `name-2.ext`, `name-3.ext`… The project's row is locked, so two images given the
-    same name at once cannot both take it: call it in the transaction that records the
-    key, and move the file before that commits."""
-    folder = lock_project(conn, project_id or row.project_id)
+    another image or a file dropped in by hand holds that name, or (`joining` a photo by
+    it) the photo of that name is another capture, the first fitting of `name-2.ext`,
+    `name-3.ext`… The project's row is locked, so two images given the same name at once
+    cannot both take it: call it in the transaction that records the key, and move the
+    file before that commits."""
+    project_id = project_id or row.project_id
+    folder = lock_project(conn, project_id)
+    capture = Capture.of(row._mapping)
     try:
         name = check_name(row.original_filename or "")
     except StorageError:  # the photo API takes any name; the file gets a safe one
@@ -526,19 +541,11 @@ def _original_key(
         holder = conn.execute(
             sa.select(images.c.id).where(images.c.original_key == key, images.c.id != row.id)
         ).first()
-        if holder is None and not _foreign_file(library, key, row.checksum):
+        if holder is not None or _foreign_file(library, key, row.checksum):
+            continue
+        if not joining or fits_photo(conn, project_id, candidate, capture):
             return key
     raise Conflict(f"no free name like {name!r} in {folder!r}")
-
-
-def numbered_names(name: str, limit: int = 1000) -> Iterator[str]:
-    """`name`, then `stem-2.ext`, `stem-3.ext`… (the extension kept)."""
-    yield name
-    stem, dot, ext = name.rpartition(".")
-    if not dot or not stem:
-        stem, ext = name, ""
-    for n in range(2, limit):
-        yield f"{stem}-{n}.{ext}" if ext else f"{stem}-{n}"
 
 
 def _foreign_file(library: Library, key: str, checksum: str) -> bool:
@@ -863,7 +870,7 @@ def update_image(
                     raise Conflict(f"collection {collection!r} already holds this image's bytes")
                 values["project_id"] = project_id
                 if row.original_key is not None:
-                    moved_key = _original_key(library, conn, row, project_id)
+                    moved_key = _original_key(library, conn, row, project_id, joining=True)
                     moved_name = moved_key.rsplit("/", 1)[-1]
                     values.update(original_key=moved_key, original_filename=moved_name)
                     leave_photo(conn, image_id)

@@ -29,9 +29,12 @@ TAGS = {
     "f_number": 0x829D,
     "iso": 0x8827,
     "taken_at": 0x9003,
+    "subsec": 0x9291,  # SubSecTimeOriginal: frames of one second told apart
     "offset": 0x9011,
     "focal_length": 0x920A,
     "lens": 0xA434,
+    "serial": 0xA431,  # BodySerialNumber
+    "dng_serial": 0xC62F,  # DNG's CameraSerialNumber
 }
 
 
@@ -40,6 +43,7 @@ class Metadata:
     taken_at: str | None = None  # ISO 8601, with its UTC offset when the camera gave one
     camera_make: str | None = None
     camera_model: str | None = None
+    camera_serial: str | None = None
     lens: str | None = None
     exposure_time_s: float | None = None
     f_number: float | None = None
@@ -118,6 +122,7 @@ def _fields(exif: PILImage.Exif) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "camera_make": _text(merged.get(TAGS["make"])),
         "camera_model": _text(merged.get(TAGS["model"])),
+        "camera_serial": _text(merged.get(TAGS["serial"]) or merged.get(TAGS["dng_serial"])),
         "lens": _text(merged.get(TAGS["lens"])),
         "exposure_time_s": _number(merged.get(TAGS["exposure_time"])),
         "f_number": _number(merged.get(TAGS["f_number"])),
@@ -126,6 +131,7 @@ def _fields(exif: PILImage.Exif) -> dict[str, Any]:
         "taken_at": _taken_at(
             merged.get(TAGS["taken_at"]) or merged.get(TAGS["datetime"]),
             merged.get(TAGS["offset"]),
+            merged.get(TAGS["subsec"]) if merged.get(TAGS["taken_at"]) else None,
         ),
     }
     fields.update(_gps(exif.get_ifd(_GPS_IFD)))
@@ -157,7 +163,9 @@ def _integer(value: Any) -> int | None:
     return None if number is None else int(number)
 
 
-def _taken_at(stamp: Any, offset: Any) -> str | None:
+def _taken_at(stamp: Any, offset: Any, subsec: Any = None) -> str | None:
+    """ISO 8601 with the fraction of a second (SubSecTimeOriginal's digits, as decimals)
+    and the UTC offset when the camera gives them."""
     text = _text(stamp)
     if not text:
         return None
@@ -165,6 +173,9 @@ def _taken_at(stamp: Any, offset: Any) -> str | None:
         taken = datetime.strptime(text[:19], "%Y:%m:%d %H:%M:%S")
     except ValueError:
         return None
+    digits = (_text(subsec) or "").strip()
+    if digits.isdigit():
+        taken = taken.replace(microsecond=int(digits[:6].ljust(6, "0")))
     zone = _text(offset)
     if zone and len(zone) == 6 and zone[0] in "+-":
         hours, minutes = int(zone[1:3]), int(zone[4:6])
