@@ -14,7 +14,7 @@ import pytest
 import pyvips
 
 from enlarger.library.runtime import Library
-from enlarger.media.xmp import Decisions, write_decisions
+from enlarger.media.xmp import Decisions, read_decisions, write_decisions
 from enlarger.queue import Worker
 from tests import culling_set
 from tests.conftest import wait_for
@@ -115,23 +115,31 @@ def test_commit_writes_sidecars_exiv2_reads_and_trashes_rejected_photos(
     client.patch("/api/projects/cull/photos/B", json={"flag": "reject", "rating": 1})
 
     committed = client.post("/api/projects/cull/commit-changes").json()
-    assert sorted(committed["sidecars"]) == ["A.xmp", "B.xmp"]  # C has nothing to say
+    assert sorted(committed["sidecars"]) == [  # Lightroom's name and darktable's; C has none
+        "A.JPG.xmp",
+        "A.xmp",
+        "B.DNG.xmp",
+        "B.JPG.xmp",
+        "B.xmp",
+    ]
     assert sorted(committed["trashed"]) == ["B.DNG", "B.JPG"]  # a rejection drops both files
     assert committed["sidecars_refused"] == {}
-    assert listing(library, "projects/cull") == ["A.JPG", "A.xmp", "C.JPG"]
-    picked = _sidecar_fields(library, "projects/cull/A.xmp", tmp_path)
-    assert picked["Xmp.xmp.Rating"] == "5" and picked["Xmp.xmp.Label"] == "Purple"
-    assert picked["Xmp.darktable.colorlabels"] == ["4"]
-    assert (picked["Xmp.digiKam.PickLabel"], picked["Xmp.digiKam.ColorLabel"]) == ("3", "6")
+    assert listing(library, "projects/cull") == ["A.JPG", "A.JPG.xmp", "A.xmp", "C.JPG"]
+    for name in ("A.xmp", "A.JPG.xmp"):
+        picked = _sidecar_fields(library, f"projects/cull/{name}", tmp_path)
+        assert picked["Xmp.xmp.Rating"] == "5" and picked["Xmp.xmp.Label"] == "Purple"
+        assert picked["Xmp.darktable.colorlabels"] == ["4"]
+        assert (picked["Xmp.digiKam.PickLabel"], picked["Xmp.digiKam.ColorLabel"]) == ("3", "6")
     trashed = listing(library, "projects/cull/.trash")
-    assert [name for name in trashed if name.endswith(".xmp")] == ["B.xmp"]
+    assert [n for n in trashed if n.endswith(".xmp")] == ["B.DNG.xmp", "B.JPG.xmp", "B.xmp"]
     rejected = _sidecar_fields(library, "projects/cull/.trash/B.xmp", tmp_path)
     assert (rejected["Xmp.xmp.Rating"], rejected["Xmp.digiKam.PickLabel"]) == ("-1", "1")
 
     again = client.post("/api/projects/cull/commit-changes").json()
     assert (again["sidecars"], again["trashed"]) == ([], [])  # nothing changed: nothing written
     client.patch("/api/projects/cull/photos/A", json={"label": None, "rating": 3})
-    assert client.post("/api/projects/cull/commit-changes").json()["sidecars"] == ["A.xmp"]
+    rewritten = client.post("/api/projects/cull/commit-changes").json()["sidecars"]
+    assert sorted(rewritten) == ["A.JPG.xmp", "A.xmp"]
     relabelled = _sidecar_fields(library, "projects/cull/A.xmp", tmp_path)
     assert relabelled["Xmp.xmp.Rating"] == "3"
     assert "Xmp.xmp.Label" not in relabelled and "Xmp.darktable.colorlabels" not in relabelled
@@ -181,7 +189,13 @@ def test_decisions_are_read_from_a_files_xmp_and_from_sidecars(
 
     client.patch("/api/projects/shoot/photos/IMG_0002", json={"rating": 5})
     committed = client.post("/api/projects/shoot/commit-changes").json()
-    assert sorted(committed["sidecars"]) == ["IMG_0001.xmp", "IMG_0002.DNG.xmp"]
+    assert sorted(committed["sidecars"]) == [
+        "IMG_0001.JPG.xmp",
+        "IMG_0001.xmp",
+        "IMG_0002.DNG.xmp",
+        "IMG_0002.xmp",
+        "IMG_0003.JPG.xmp",  # IMG_0003.xmp says all there is to say already
+    ]
     kept = _sidecar_fields(library, "projects/shoot/IMG_0002.DNG.xmp", tmp_path)
     assert kept["Xmp.xmp.Rating"] == "5" and kept["Xmp.darktable.colorlabels"] == ["3"]
     assert kept["Xmp.darktable.history[1]/darktable:operation"] == "exposure"
@@ -197,7 +211,8 @@ def test_a_sidecar_that_is_not_xmp_is_never_overwritten(
     upload(client, "odd", jpeg(tmp_path / "P.jpg", 300, 200), broken)
     client.patch("/api/projects/odd/photos/P", json={"rating": 2})
     committed = client.post("/api/projects/odd/commit-changes").json()
-    assert committed["sidecars"] == [] and list(committed["sidecars_refused"]) == ["P.xmp"]
+    assert committed["sidecars"] == ["P.jpg.xmp"]  # darktable's is written; the other left
+    assert list(committed["sidecars_refused"]) == ["P.xmp"]
     assert content(library, "projects/odd/P.xmp") == b"<not-xmp>notes</not-xmp>"
 
 
@@ -234,3 +249,132 @@ def test_assistance_finds_bursts_their_best_frames_and_blurry_photos(
     assert len(flagged & labels.blurry) / max(len(flagged), 1) >= 0.9  # precision
     assert len(flagged & labels.blurry) / len(labels.blurry) >= 0.9  # and it finds them
     assert all(0 <= a["highlightsClipped"] <= 1 for a in assists.values())
+
+
+def test_a_restored_photo_comes_back_unrejected_with_its_sidecars(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    """Reject, commit, restore, commit: the photo's files and sidecars (darktable's edit
+    history kept) come back, it is no longer rejected, and the second commit leaves it in
+    the folder with no second copy of a sidecar in the trash. A RAW dropped alone takes
+    its own sidecar along and brings it back."""
+    client.post("/api/projects", json={"folder": "wed"})
+    darktable = tmp_path / "IMG_5005.DNG.xmp"
+    darktable.write_bytes(DARKTABLE_SIDECAR)
+    upload(
+        client,
+        "wed",
+        jpeg(tmp_path / "IMG_5005.JPG", 600, 400),
+        dng(tmp_path / "IMG_5005.DNG", 600, 400),
+        darktable,
+        jpeg(tmp_path / "IMG_5006.JPG", 640, 400),
+        dng(tmp_path / "IMG_5006.DNG", 640, 400),
+    )
+    run_worker()
+    wait_for(lambda: processed(client, "wed", "IMG_5005") and processed(client, "wed", "IMG_5006"))
+    client.patch("/api/projects/wed/photos/IMG_5005", json={"flag": "reject"})
+    client.patch("/api/projects/wed/photos/IMG_5006", json={"rating": 2, "keep_raw": False})
+    first = client.post("/api/projects/wed/commit-changes").json()
+    assert sorted(first["trashed"]) == ["IMG_5005.DNG", "IMG_5005.JPG", "IMG_5006.DNG"]
+    assert listing(library, "projects/wed") == ["IMG_5006.JPG", "IMG_5006.JPG.xmp", "IMG_5006.xmp"]
+    assert [n for n in listing(library, "projects/wed/.trash") if n.endswith(".xmp")] == [
+        "IMG_5005.DNG.xmp",
+        "IMG_5005.JPG.xmp",
+        "IMG_5005.xmp",
+        "IMG_5006.DNG.xmp",
+    ]
+
+    restored = client.post(
+        "/api/projects/wed/trash/restore",
+        json={"filenames": ["IMG_5005.JPG", "IMG_5005.DNG", "IMG_5006.DNG"]},
+    ).json()
+    assert sorted(restored["restored"]) == ["IMG_5005.DNG", "IMG_5005.JPG", "IMG_5006.DNG"]
+    back = photo_of(client, "wed", "IMG_5005")
+    assert back["flag"] == "unflagged"
+    assert back["sidecars"] == ["IMG_5005.DNG.xmp", "IMG_5005.JPG.xmp", "IMG_5005.xmp"]
+    assert photo_of(client, "wed", "IMG_5006")["sidecars"] == [
+        "IMG_5006.DNG.xmp",
+        "IMG_5006.JPG.xmp",
+        "IMG_5006.xmp",
+    ]
+    assert [n for n in listing(library, "projects/wed/.trash") if n.endswith(".xmp")] == []
+
+    second = client.post("/api/projects/wed/commit-changes").json()
+    assert second["trashed"] == []
+    assert sorted(second["sidecars"]) == ["IMG_5005.DNG.xmp", "IMG_5005.JPG.xmp", "IMG_5005.xmp"]
+    kept = _sidecar_fields(library, "projects/wed/IMG_5005.DNG.xmp", tmp_path)
+    assert kept["Xmp.xmp.Rating"] == "3"  # no longer rejected: darktable's stars again
+    assert kept["Xmp.darktable.history[1]/darktable:operation"] == "exposure"
+    assert listing(library, "projects/wed/.trash") == []
+
+
+def test_a_pick_reaches_tools_without_a_pick_flag(
+    client: httpx.Client, library: Library, tmp_path: Path
+) -> None:
+    """Lightroom Classic, Capture One and darktable read no pick from XMP: an unrated pick
+    is written with one star (or the project's chosen label), Photo Mechanic's Tagged is
+    set, and the file read back is a pick with no stars, not a one-star photo."""
+    client.post("/api/projects", json={"folder": "picks"})
+    upload(client, "picks", jpeg(tmp_path / "P.jpg", 300, 200), jpeg(tmp_path / "Q.jpg", 320, 200))
+    client.patch("/api/projects/picks/photos", json={"basenames": ["P", "Q"], "flag": "pick"})
+    client.patch("/api/projects/picks/photos/Q", json={"rating": 4})
+    client.post("/api/projects/picks/commit-changes")
+    unrated = _sidecar_fields(library, "projects/picks/P.xmp", tmp_path)
+    assert unrated["Xmp.xmp.Rating"] == "1"
+    assert unrated["Xmp.photomechanic.Tagged"] == "True"
+    assert unrated["Xmp.digiKam.PickLabel"] == "3"
+    assert _sidecar_fields(library, "projects/picks/Q.xmp", tmp_path)["Xmp.xmp.Rating"] == "4"
+    assert read_decisions(content(library, "projects/picks/P.xmp")) == Decisions("pick", 0, None)
+
+    changed = client.patch("/api/projects/picks", json={"options": {"picksAs": "green"}})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["options"]["picksAs"] == "green"
+    rewritten = client.post("/api/projects/picks/commit-changes").json()["sidecars"]
+    assert sorted(rewritten) == ["P.jpg.xmp", "P.xmp", "Q.jpg.xmp", "Q.xmp"]
+    labelled = _sidecar_fields(library, "projects/picks/P.xmp", tmp_path)
+    assert (labelled["Xmp.xmp.Rating"], labelled["Xmp.xmp.Label"]) == ("0", "Green")
+    assert read_decisions(content(library, "projects/picks/P.xmp")) == Decisions("pick", 0, None)
+    refused = client.patch("/api/projects/picks", json={"options": {"picksAs": "orange"}})
+    assert refused.status_code == 422
+
+
+def test_sidecars_are_named_for_each_tool_and_written_only_for_what_differs(
+    client: httpx.Client, library: Library, tmp_path: Path
+) -> None:
+    """darktable's colour label alone (no xmp:Label) is rewritten so Lightroom sees it; a
+    project may ask for one naming only."""
+    client.post("/api/projects", json={"folder": "names"})
+    darktable = tmp_path / "IMG_0002.DNG.xmp"
+    darktable.write_bytes(DARKTABLE_SIDECAR)
+    upload(client, "names", dng(tmp_path / "IMG_0002.DNG", 600, 400), darktable)
+    assert photo_of(client, "names", "IMG_0002")["label"] == "blue"  # darktable's 3
+    first = client.post("/api/projects/names/commit-changes").json()
+    assert sorted(first["sidecars"]) == ["IMG_0002.DNG.xmp", "IMG_0002.xmp"]
+    fields = _sidecar_fields(library, "projects/names/IMG_0002.DNG.xmp", tmp_path)
+    assert fields["Xmp.xmp.Label"] == "Blue"
+
+    client.post("/api/projects", json={"folder": "lr"})
+    client.patch("/api/projects/lr", json={"options": {"sidecarNames": "basename"}})
+    upload(client, "lr", jpeg(tmp_path / "IMG_0003.JPG", 300, 200))
+    client.patch("/api/projects/lr/photos/IMG_0003", json={"rating": 3})
+    assert client.post("/api/projects/lr/commit-changes").json()["sidecars"] == ["IMG_0003.xmp"]
+
+
+def test_commit_can_write_sidecars_without_moving_anything(
+    client: httpx.Client, library: Library, tmp_path: Path
+) -> None:
+    client.post("/api/projects", json={"folder": "safe"})
+    upload(client, "safe", jpeg(tmp_path / "R.jpg", 300, 200))
+    client.patch("/api/projects/safe/photos/R", json={"flag": "reject"})
+    done = client.post("/api/projects/safe/commit-changes", json={"trash": False}).json()
+    assert (done["trashed"], sorted(done["sidecars"]), done["jobs"]) == (
+        [],
+        ["R.jpg.xmp", "R.xmp"],
+        {},
+    )
+    assert listing(library, "projects/safe") == ["R.jpg.xmp", "R.xmp"]  # R.jpg still landing
+    assert listing(library, "projects/safe/.trash") == []
+    assert photo_of(client, "safe", "R")["flag"] == "reject"
+    assert [f["filename"] for f in photo_of(client, "safe", "R")["files"]] == ["R.jpg"]
+    for bad in ({"trash": "maybe"}, {"trsh": False}):
+        assert client.post("/api/projects/safe/commit-changes", json=bad).status_code == 422

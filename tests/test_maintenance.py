@@ -83,6 +83,7 @@ def test_folder_check_takes_in_dropped_photos_and_trashes_the_rest(
     )
     rated = write_decisions(None, Decisions("unflagged", 4, "red"))  # named as darktable does
     by_hand(library, "projects/drop/IMG_9.JPG.xmp", rated)
+    by_hand(library, "projects/drop/IMG_9.xmp", rated)  # and as Lightroom does: both are its
     by_hand(library, "projects/drop/notes.txt", b"not a photo")
     by_hand(library, "projects/drop/stray.xmp", b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
     by_hand(library, "projects/drop/A copy.jpg", content(library, "projects/drop/A.jpg"))
@@ -95,6 +96,7 @@ def test_folder_check_takes_in_dropped_photos_and_trashes_the_rest(
     assert dry.status_code == 200, dry.text
     expected = [
         ("attach", "IMG_9.JPG.xmp"),
+        ("attach", "IMG_9.xmp"),
         ("ingest", "IMG_9.JPG"),
         ("trash", "A copy.jpg"),
         ("trash", "notes.txt"),
@@ -109,11 +111,17 @@ def test_folder_check_takes_in_dropped_photos_and_trashes_the_rest(
     assert len(job["result"]["jobs"]) == 1  # the upload_postprocess of what it took in
     photo = wait_for(lambda: processed(client, "drop", "IMG_9"), timeout=60)
     assert size_of(client, photo["previewUrl"]) == (1600, 1200)
-    assert photo["sidecar"] == "IMG_9.JPG.xmp" and photo["keep_jpg"] is True
+    assert photo["sidecars"] == ["IMG_9.JPG.xmp", "IMG_9.xmp"] and photo["keep_jpg"] is True
+    assert photo["sidecar"] == "IMG_9.xmp"
     assert (photo["rating"], photo["label"]) == (4, "red")  # what the sidecar says
-    assert listing(library, "projects/drop") == ["A.jpg", "IMG_9.JPG", "IMG_9.JPG.xmp"]
+    assert listing(library, "projects/drop") == ["A.jpg", "IMG_9.JPG", "IMG_9.JPG.xmp", "IMG_9.xmp"]
     assert listing(library, "projects/drop/.trash") == ["A copy.jpg", "notes.txt", "stray.xmp"]
     assert maintenance.run(library, Maintenance.FOLDER_CHECK, "drop").changes == []
+
+    by_hand(library, "projects/drop/IMG_9.xmp", None)  # deleted by hand
+    forgotten = maintenance.run(library, Maintenance.MANIFEST_CHECK, "drop")
+    assert [(c.action, c.name) for c in forgotten.changes] == [("forget", "IMG_9.xmp")]
+    assert photo_of(client, "drop", "IMG_9")["sidecars"] == ["IMG_9.JPG.xmp"]
 
 
 def test_manifest_check_notices_files_deleted_or_changed_by_hand(

@@ -9,7 +9,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from enlarger.db import create_db_engine, migrate
-from enlarger.db.schema import images, metadata, photo_files, photos, projects
+from enlarger.db.schema import images, metadata, photo_files, photo_sidecars, photos, projects
+from enlarger.db.types import Timestamp
 from enlarger.queue import NewJob, store_for_engine
 
 
@@ -116,4 +117,33 @@ def test_one_library_links_stored_images_to_their_projects_photos(empty_db_url: 
             ("IMG_1", True, True),
             ("IMG_1-2", True, False),
         ]
+    engine.dispose()
+
+
+def test_handoff_moves_each_photos_sidecar_into_its_own_table(empty_db_url: str) -> None:
+    """0012: the one sidecar a photo had (photos.sidecar_key) becomes a row of
+    photo_sidecars under its name, and comes back on a downgrade."""
+    engine = create_db_engine(empty_db_url)
+    migrate.upgrade(engine, "0011_assessment")
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(projects.insert().values(id=1, name="Day", folder="day", created_at=now))
+        conn.execute(
+            sa.text(
+                "INSERT INTO photos (id, project_id, basename, keep_jpg, keep_raw, sidecar_key, "
+                "created_at, updated_at) VALUES (1, 1, 'IMG_1', true, true, :key, :now, :now), "
+                "(2, 1, 'IMG_2', true, true, NULL, :now, :now)"
+            ).bindparams(sa.bindparam("now", type_=Timestamp())),
+            {"key": "projects/day/IMG_1.CR2.xmp", "now": now},
+        )
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(photo_sidecars.c.photo_id, photo_sidecars.c.key, photo_sidecars.c.name)
+        ).all()
+        assert [tuple(r) for r in rows] == [(1, "projects/day/IMG_1.CR2.xmp", "IMG_1.CR2.xmp")]
+    migrate.downgrade(engine, "0011_assessment")
+    with engine.connect() as conn:
+        back = conn.exec_driver_sql("SELECT id, sidecar_key FROM photos ORDER BY id").all()
+        assert [tuple(r) for r in back] == [(1, "projects/day/IMG_1.CR2.xmp"), (2, None)]
     engine.dispose()

@@ -30,6 +30,7 @@ def test_projects_are_created_listed_and_named_safely(client: httpx.Client) -> N
         "collection": "Summer",
         "createdAt": None,
         "photoCount": 0,
+        "options": {"picksAs": "rating", "sidecarNames": "both", "embedXmp": False},
     }
     assert client.post("/api/projects", json={"folder": "Été 2026"}).status_code == 409
     for bad in ("../up", ".trash", "a/b", "tab\there", " padded"):

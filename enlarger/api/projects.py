@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,7 +18,9 @@ from enlarger.api.deps import LibraryDep
 from enlarger.api.multipart import read_upload_form
 from enlarger.api.shapes import Offset, iso, job_json, pagination
 from enlarger.library import maintenance, project_jobs, projects
+from enlarger.library.sidecars import NAMINGS, Handoff
 from enlarger.library.tasks import Maintenance
+from enlarger.media.xmp import PICKS_AS
 
 router = APIRouter()
 
@@ -27,6 +29,41 @@ class NewProject(BaseModel):
     model_config = ConfigDict(extra="forbid")
     folder: str = Field(min_length=1, max_length=200)
     title: str | None = Field(None, max_length=200)  # it is the collection's name too
+
+
+class HandoffChange(BaseModel):
+    """How the project's decisions are written for other tools (docs/culling.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    picksAs: Literal[PICKS_AS] | None = Field(  # type: ignore[valid-type]
+        None,
+        description="How a pick reaches tools with no pick flag in XMP (Lightroom Classic, "
+        "Capture One, darktable): 'rating' writes an unrated pick with one star, a label "
+        "name gives an unlabelled pick that label, 'none' writes the pick flags only",
+    )
+    sidecarNames: Literal[NAMINGS] | None = Field(  # type: ignore[valid-type]
+        None,
+        description="'both' (IMG_1.xmp and IMG_1.CR2.xmp), 'basename' (IMG_1.xmp: "
+        "Lightroom, Capture One, Photo Mechanic) or 'filename' (IMG_1.CR2.xmp: darktable, "
+        "digiKam)",
+    )
+    embedXmp: bool | None = Field(
+        None,
+        description="Also write the decisions into JPEG and DNG files (what Lightroom reads "
+        "for them); their image data stays byte for byte, their checksum changes",
+    )
+
+
+class ProjectChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    options: HandoffChange
+
+
+class CommitRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    trash: bool = Field(
+        True, description="false: write the decisions to the sidecars only; nothing moves"
+    )
 
 
 class PhotoChange(BaseModel):
@@ -56,6 +93,7 @@ def _project_json(row: Any, photo_count: int) -> dict[str, Any]:
         "collection": row.name,
         "createdAt": iso(row.created_at),
         "photoCount": photo_count,
+        "options": Handoff.of(row.options).as_json(),
     }
 
 
@@ -68,6 +106,18 @@ def create_project(new: NewProject, library: LibraryDep) -> dict[str, Any]:
 def list_projects(library: LibraryDep) -> dict[str, Any]:
     rows = projects.list_projects(library)
     return {"projects": [_project_json(row, row.photo_count) for row in rows]}
+
+
+@router.get("/api/projects/{folder}", summary="One project, with its options")
+def get_project(folder: str, library: LibraryDep) -> dict[str, Any]:
+    return _project_json(*projects.project_with_count(library, folder))
+
+
+@router.patch("/api/projects/{folder}", summary="Change how the project's decisions are written")
+def change_project(folder: str, change: ProjectChange, library: LibraryDep) -> dict[str, Any]:
+    given = change.options.model_dump(exclude_none=True)
+    projects.set_handoff(library, folder, given)
+    return _project_json(*projects.project_with_count(library, folder))
 
 
 @router.post(
@@ -121,10 +171,15 @@ class RestoreRequest(BaseModel):
 
 @router.post(
     "/api/projects/{folder}/commit-changes",
-    summary="Apply the keep flags: files not kept go to the project's .trash",
+    summary="Write decisions to the sidecars; files not kept and rejected go to the .trash",
 )
-def commit_changes(folder: str, library: LibraryDep) -> dict[str, Any]:
-    return asdict(projects.commit_changes(library, folder))
+def commit_changes(
+    folder: str,
+    library: LibraryDep,
+    request: Annotated[CommitRequest | None, Body()] = None,
+) -> dict[str, Any]:
+    trash = request.trash if request is not None else True
+    return asdict(projects.commit_changes(library, folder, trash=trash))
 
 
 @router.post(

@@ -177,6 +177,8 @@ projects = sa.Table(
     sa.Column("folder", sa.String(200), nullable=False, unique=True),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("title", sa.String(500), nullable=True),
+    # how decisions leave enlarger (library/projects.py's ProjectOptions), camelCase keys
+    sa.Column("options", Json, nullable=True),
 )
 
 images = sa.Table(
@@ -208,6 +210,9 @@ images = sa.Table(
     sa.Column("updated_at", Timestamp, nullable=False),
     sa.Column("stored_at", Timestamp, nullable=True),
     sa.Column("deleted_at", Timestamp, nullable=True),
+    # the checksum the file arrived with, once enlarger wrote XMP into it (opt-in): a card
+    # imported again is still recognised
+    sa.Column("source_checksum", sa.String(64), nullable=True),
     # the same bytes uploaded twice to one project are one image
     sa.Index(
         "uq_images_project_checksum",
@@ -249,7 +254,6 @@ photos = sa.Table(
     sa.Column("basename", sa.String(500), nullable=False),
     sa.Column("keep_jpg", sa.Boolean, nullable=False),
     sa.Column("keep_raw", sa.Boolean, nullable=False),
-    sa.Column("sidecar_key", sa.String(700), nullable=True),  # an .xmp carried along
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
     # culling decisions (media/xmp.py): pick, reject or unflagged; 0-5 stars; a colour
@@ -257,6 +261,20 @@ photos = sa.Table(
     sa.Column("rating", sa.SmallInteger, nullable=False, server_default="0"),
     sa.Column("label", sa.String(8), nullable=True),
     sa.UniqueConstraint("project_id", "basename", name="uq_photos_project_basename"),
+)
+
+# A photo's `.xmp` sidecars: `IMG_1.xmp` (Lightroom's, Capture One's and Photo Mechanic's
+# name) and `IMG_1.CR2.xmp` (darktable's and digiKam's), in the folder or, with the files
+# they describe, in its trash (`trashed_at`); `name` is the one they are restored to.
+photo_sidecars = sa.Table(
+    "photo_sidecars",
+    metadata,
+    sa.Column("key", sa.String(700), primary_key=True),
+    sa.Column("photo_id", sa.BigInteger, sa.ForeignKey("photos.id"), nullable=False),
+    sa.Column("name", sa.String(500), nullable=False),
+    sa.Column("trashed_at", Timestamp, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index("ix_photo_sidecars_photo", "photo_id"),
 )
 
 photo_files = sa.Table(

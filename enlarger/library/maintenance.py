@@ -22,9 +22,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from enlarger.db.schema import derivatives, images, photo_files, photos
+from enlarger.db.schema import derivatives, images, photo_files, photo_sidecars, photos
 from enlarger.db.types import db_now
-from enlarger.library import projects, service
+from enlarger.library import projects, service, sidecars
 from enlarger.library.photos import has_photo, sidecar_basename
 from enlarger.library.runtime import Library
 from enlarger.library.service import Conflict, ImageStatus, NotFound, Received
@@ -106,26 +106,34 @@ def manifest_check(library: Library, project: sa.Row[Any], report: Report) -> No
                 .order_by(images.c.original_key)
             )
         )
-        sidecars = list(
-            conn.execute(
-                sa.select(photos.c.id, photos.c.sidecar_key).where(
-                    photos.c.project_id == project.id, photos.c.sidecar_key.is_not(None)
-                )
-            )
-        )
+        xmps = list(conn.execute(_sidecars_of(project, trashed=False)))
     for row in stored:
         _check_file(library, row, report)
-    for photo in sidecars:
-        if library.blobs.exists(photo.sidecar_key):
-            continue
-        name = photo.sidecar_key.rsplit("/", 1)[-1]
-        if report.add("forget", name, "the sidecar is gone from the folder"):
+    _forget_missing(library, xmps, report, "forget", "the sidecar is gone from the folder")
+
+
+def _forget_missing(
+    library: Library, xmps: list[sa.Row[Any]], report: Report, action: str, reason: str
+) -> None:
+    """Forget the sidecars whose file is gone."""
+    for xmp in xmps:
+        if not library.blobs.exists(xmp.key) and report.add(action, xmp.name, reason):
             with library.engine.begin() as conn:
-                conn.execute(
-                    photos.update()
-                    .where(photos.c.id == photo.id)
-                    .values(sidecar_key=None, updated_at=db_now())
-                )
+                sidecars.forget(conn, xmp.key)
+
+
+def _sidecars_of(project: sa.Row[Any], trashed: bool) -> sa.Select[Any]:
+    """The project's sidecars in its folder (or, `trashed`, in its trash)."""
+    where = (
+        photo_sidecars.c.trashed_at.is_not(None)
+        if trashed
+        else photo_sidecars.c.trashed_at.is_(None)
+    )
+    return (
+        sa.select(photo_sidecars.c.key, photo_sidecars.c.name, photo_sidecars.c.photo_id)
+        .join(photos, photos.c.id == photo_sidecars.c.photo_id)
+        .where(photos.c.project_id == project.id, where)
+    )
 
 
 def _check_file(library: Library, row: sa.Row[Any], report: Report) -> None:
@@ -186,15 +194,15 @@ def folder_check(library: Library, project: sa.Row[Any], report: Report) -> None
         (b for b in listed if b.key not in tracked and _settled(library, b)), key=lambda b: b.name
     )
     found: list[dict[str, Any]] = []
-    sidecars: list[BlobInfo] = []
+    found_sidecars: list[BlobInfo] = []
     for blob in untracked:
         try:
             check_name(blob.name)
         except StorageError as error:
             _to_trash(library, report, blob, str(error))
             continue
-        if blob.name.lower().endswith(projects.SIDECAR_SUFFIXES):
-            sidecars.append(blob)
+        if sidecars.is_sidecar(blob.name):
+            found_sidecars.append(blob)
             continue
         row, refusal = _examine(library, blob)
         if refusal is not None:
@@ -206,7 +214,7 @@ def folder_check(library: Library, project: sa.Row[Any], report: Report) -> None
     new_basenames: set[str] = set()
     if found:
         new_basenames = _ingest(library, folder, found, report)
-    for blob in sidecars:
+    for blob in found_sidecars:
         _attach_sidecar(library, project, blob, new_basenames, report)
 
 
@@ -222,13 +230,7 @@ def _tracked(library: Library, project: sa.Row[Any]) -> tuple[set[str], set[str]
                 ).where(images.c.project_id == project.id, images.c.deleted_at.is_(None))
             )
         )
-        sidecar_keys = set(
-            conn.execute(
-                sa.select(photos.c.sidecar_key).where(
-                    photos.c.project_id == project.id, photos.c.sidecar_key.is_not(None)
-                )
-            ).scalars()
-        )
+        sidecar_keys = {row.key for row in conn.execute(_sidecars_of(project, trashed=False))}
     keys = {r.original_key for r in rows if r.original_key is not None}
     landing = [r for r in rows if r.original_key is None and r.original_filename]
     keys |= {f"projects/{project.folder}/{r.original_filename}" for r in landing}
@@ -284,29 +286,34 @@ def _attach_sidecar(
     with library.engine.connect() as conn:
         in_database = has_photo(conn, project.id)
         basename = sidecar_basename(blob.name, lambda b: b in new_basenames or in_database(b))
-        photo = conn.execute(
-            sa.select(photos.c.id, photos.c.sidecar_key).where(
+        photo_id = conn.execute(
+            sa.select(photos.c.id).where(
                 photos.c.project_id == project.id, photos.c.basename == basename
             )
-        ).first()
-    if photo is None and basename not in new_basenames:
+        ).scalar()
+    if photo_id is None and basename not in new_basenames:
         _to_trash(library, report, blob, f"a sidecar of no photo (no {basename!r} here)")
-    elif photo is not None and photo.sidecar_key is not None:
-        _to_trash(library, report, blob, f"{basename!r} has a sidecar already")
-    elif report.add("attach", blob.name, f"the sidecar of {basename!r}"):
+    elif report.add("attach", blob.name, f"a sidecar of {basename!r}"):
         with library.blobs.local_copy(blob.key) as path:
-            decisions = projects.sidecar_decisions(path.read_bytes())
+            decisions = sidecars.decisions_in(path.read_bytes())
         with library.engine.begin() as conn:
+            photo_id = conn.execute(
+                sa.select(photos.c.id).where(
+                    photos.c.project_id == project.id, photos.c.basename == basename
+                )
+            ).scalar_one()
+            if sidecars.holder(conn, blob.key) is None:
+                sidecars.attach(conn, photo_id, blob.key)
             conn.execute(
                 photos.update()
-                .where(photos.c.project_id == project.id, photos.c.basename == basename)
-                .values(sidecar_key=blob.key, **decisions)
+                .where(photos.c.id == photo_id)
+                .values(updated_at=db_now(), **decisions)
             )
 
 
 def _to_trash(library: Library, report: Report, blob: BlobInfo, reason: str) -> None:
     if report.add("trash", blob.name, reason):
-        trash_key = projects.free_trash_key(library, report.folder, blob.name)
+        trash_key = service.free_trash_key(library, report.folder, blob.name)
         with contextlib.suppress(StorageError, FileNotFoundError):  # gone meanwhile: fine
             library.blobs.move(blob.key, trash_key)
 
@@ -338,7 +345,15 @@ def manifest_cleaning(library: Library, project: sa.Row[Any], report: Report) ->
         applying = report.add("drop", name, "deleted, and its file is gone from the trash")
         if not applying or _drop_image(library, row):  # a dry run drops it in thought
             dropped.add(row.id)
+    _drop_gone_sidecars(library, project, report)
     _drop_empty_photos(library, project, dropped, report)
+
+
+def _drop_gone_sidecars(library: Library, project: sa.Row[Any], report: Report) -> None:
+    """Sidecars in the trash whose file is gone from it (purged): nothing to restore."""
+    with library.engine.connect() as conn:
+        trashed = list(conn.execute(_sidecars_of(project, trashed=True)))
+    _forget_missing(library, trashed, report, "drop", "a sidecar whose file is gone from the trash")
 
 
 def _clean_derivative_folder(
@@ -409,13 +424,19 @@ def _drop_image(library: Library, row: sa.Row[Any]) -> bool:
 def _drop_empty_photos(
     library: Library, project: sa.Row[Any], dropped: set[str], report: Report
 ) -> None:
-    """Photos with no file left (in the folder or the trash) and no sidecar."""
+    """Photos with no file left (in the folder or the trash) and no sidecar in the folder
+    (one left in the trash goes with them)."""
+    in_folder = (
+        sa.select(photo_sidecars.c.key)
+        .where(photo_sidecars.c.photo_id == photos.c.id, photo_sidecars.c.trashed_at.is_(None))
+        .exists()
+    )
     with library.engine.connect() as conn:
         candidates = list(
             conn.execute(
                 sa.select(photos.c.id, photos.c.basename, photo_files.c.image_id)
                 .outerjoin(photo_files, photo_files.c.photo_id == photos.c.id)
-                .where(photos.c.project_id == project.id, photos.c.sidecar_key.is_(None))
+                .where(photos.c.project_id == project.id, ~in_folder)
             )
         )
     files: dict[int, set[str]] = {}
@@ -430,6 +451,7 @@ def _drop_empty_photos(
             continue
         if report.add("drop", names[photo_id], "a photo with no file left"):
             with library.engine.begin() as conn:
+                conn.execute(photo_sidecars.delete().where(photo_sidecars.c.photo_id == photo_id))
                 conn.execute(photos.delete().where(photos.c.id == photo_id))
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from enlarger.db.schema import images, photo_files, photos
+from enlarger.db.schema import images, photo_files, photo_sidecars, photos
 from enlarger.db.types import db_now
 from enlarger.media.sniff import RAW_FORMATS
 from enlarger.media.xmp import UNFLAGGED
@@ -208,4 +208,6 @@ def leave_photo(conn: sa.Connection, image_id: str) -> None:
     conn.execute(photo_files.delete().where(photo_files.c.image_id == image_id))
     files_left = sa.select(photo_files.c.image_id).where(photo_files.c.photo_id == photo_id)
     if conn.execute(files_left).first() is None:
-        conn.execute(photos.delete().where(photos.c.id == photo_id, photos.c.sidecar_key.is_(None)))
+        xmps = sa.select(photo_sidecars.c.key).where(photo_sidecars.c.photo_id == photo_id)
+        if conn.execute(xmps).first() is None:
+            conn.execute(photos.delete().where(photos.c.id == photo_id))

@@ -11,7 +11,7 @@ preview are made from its JPG when it has one, else from its RAW.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from enlarger.db.schema import images, photo_files, photos, projects
 from enlarger.db.types import db_now
-from enlarger.library import culling, service
+from enlarger.library import culling, service, sidecars
 from enlarger.library.photos import (
     DECISION_FIELDS,
     JPG,
@@ -42,12 +42,12 @@ from enlarger.library.service import (
     NotFound,
     Received,
 )
+from enlarger.library.sidecars import Handoff
 from enlarger.library.tasks import AFTER_COMMIT, enqueue_task, schedule_project
 from enlarger.media import MediaError
-from enlarger.media.xmp import REJECT, Decisions, XmpError, read_decisions, write_decisions
+from enlarger.media.xmp import REJECT, UNFLAGGED, Decisions
 from enlarger.storage import StorageError, check_name
 
-SIDECAR_SUFFIXES = (".xmp",)  # carried along with their photo, never decoded
 PENDING, PROCESSING, DONE, FAILED = "pending", "processing", "done", "failed"
 NO_FILE = "none"  # every file of the photo is in the trash: nothing to make anything from
 
@@ -86,6 +86,29 @@ def get_project(library: Library, folder: str) -> sa.Row[Any]:
     if row is None:
         raise NotFound(f"no project {folder!r}")
     return row
+
+
+def project_with_count(library: Library, folder: str) -> tuple[sa.Row[Any], int]:
+    """The project and how many photos it has."""
+    project = get_project(library, folder)
+    with library.engine.connect() as conn:
+        count = conn.execute(
+            sa.select(sa.func.count()).where(photos.c.project_id == project.id)
+        ).scalar_one()
+    return project, int(count)
+
+
+def set_handoff(library: Library, folder: str, changes: dict[str, Any]) -> sa.Row[Any]:
+    """Change how the project's decisions are written (`Handoff`, camelCase keys);
+    ValueError naming the option for a value it does not take."""
+    project = get_project(library, folder)
+    merged = Handoff.of(project.options).as_json() | changes
+    handoff = Handoff.of(merged)
+    with library.engine.begin() as conn:
+        conn.execute(
+            projects.update().where(projects.c.id == project.id).values(options=handoff.as_json())
+        )
+    return get_project(library, folder)
 
 
 def list_projects(library: Library) -> list[sa.Row[Any]]:
@@ -132,7 +155,7 @@ def upload(
     project = get_project(library, folder)
     outcomes: list[FileOutcome] = []
     accepted: list[tuple[str, dict[str, Any], Received]] = []
-    sidecars: list[tuple[str, Received]] = []  # stored after the files, to find their photo
+    xmps: list[tuple[str, Received]] = []  # stored after the files, to find their photo
     for filename, upload_ in received:
         try:
             name = check_name(filename or "", "file name")
@@ -142,8 +165,8 @@ def upload(
                 FileOutcome(filename, error_code="INVALID_NAME", error_message=str(error))
             )
             continue
-        if name.lower().endswith(SIDECAR_SUFFIXES):
-            sidecars.append((name, upload_))
+        if sidecars.is_sidecar(name):
+            xmps.append((name, upload_))
             continue
         row, failed = service.examine(library, upload_, filename=name)
         if failed is not None:
@@ -153,7 +176,7 @@ def upload(
         service.stage_upload(library, row["id"], upload_)
         accepted.append((name, row, upload_))
     recorded, job_id = _record(library, project, accepted)
-    stored = [_store_sidecar(library, project, name, file) for name, file in sidecars]
+    stored = [_store_sidecar(library, project, name, file) for name, file in xmps]
     return ProjectUpload(outcomes + recorded + stored, job_id)
 
 
@@ -283,48 +306,39 @@ def _free_name(conn: sa.Connection, project_id: int, name: str, capture: Capture
 def _store_sidecar(
     library: Library, project: sa.Row[Any], name: str, upload_: Received
 ) -> FileOutcome:
-    """An .xmp goes next to its photo's files and the photo remembers it. It replaces
-    the photo's own sidecar (the old one goes to the trash) but never another file: a
-    name that is taken gets the next number, as originals do."""
+    """An .xmp goes next to its photo's files and the photo takes its decisions. It
+    replaces the photo's own sidecar of that name (the old one goes to the trash) but
+    never another file: a name that is taken gets the next number, as originals do."""
     with library.engine.begin() as conn:
         service.lock_project(conn, project.id)
         basename = sidecar_basename(name, has_photo(conn, project.id))
         photo_id = photo_for(conn, project.id, basename)
-        own = conn.execute(sa.select(photos.c.sidecar_key).where(photos.c.id == photo_id)).scalar()
-        key = _free_sidecar_key(library, conn, project.folder, name, own)
-        if key == own and library.blobs.exists(key):
-            library.blobs.move(key, free_trash_key(library, project.folder, name))
-        decisions = sidecar_decisions(upload_.path.read_bytes())
+        key = _free_sidecar_key(library, conn, project.folder, name, photo_id)
+        replacing = sidecars.holder(conn, key) == photo_id
+        if replacing and library.blobs.exists(key):
+            library.blobs.move(key, service.free_trash_key(library, project.folder, name))
+        decisions = sidecars.decisions_in(upload_.path.read_bytes())
         library.blobs.take_file(key, upload_.path)
+        if not replacing:
+            sidecars.attach(conn, photo_id, key)
         conn.execute(
-            photos.update()
-            .where(photos.c.id == photo_id)
-            .values(sidecar_key=key, updated_at=db_now(), **decisions)
+            photos.update().where(photos.c.id == photo_id).values(updated_at=db_now(), **decisions)
         )
     return FileOutcome(name, key.rsplit("/", 1)[-1], basename, "sidecar")
 
 
-def sidecar_decisions(packet: bytes) -> dict[str, Any]:
-    """The photo columns a sidecar's decisions set (none when it records none): the
-    sidecar is what the user's editor last said, so it wins over the files' own XMP."""
-    decisions = read_decisions(packet)
-    return asdict(decisions) if decisions is not None else {}
-
-
 def _free_sidecar_key(
-    library: Library, conn: sa.Connection, folder: str, name: str, own: str | None
+    library: Library, conn: sa.Connection, folder: str, name: str, photo_id: int
 ) -> str:
     """The first of `name`, `name-2`… that is the photo's own sidecar or nobody's file."""
     for candidate in numbered_names(name):
-        key = f"projects/{folder}/{candidate}"
-        if key == own:
+        key = sidecars.folder_key(folder, candidate)
+        held_by = sidecars.holder(conn, key)
+        if held_by == photo_id:
             return key
-        held = conn.execute(
-            sa.select(images.c.original_key)
-            .where(images.c.original_key == key)
-            .union_all(sa.select(photos.c.sidecar_key).where(photos.c.sidecar_key == key))
-        ).first()
-        if held is None and not library.blobs.exists(key):
+        original = sa.select(images.c.id).where(images.c.original_key == key)
+        free = held_by is None and conn.execute(original).first() is None
+        if free and not library.blobs.exists(key):
             return key
     raise Conflict(f"no free name like {name!r} in {folder!r}")
 
@@ -384,6 +398,7 @@ def list_photos(library: Library, folder: str, basename: str | None = None) -> l
     with library.engine.connect() as conn:
         photo_rows = list(conn.execute(photo_query.order_by(photos.c.basename)))
         file_rows = list(conn.execute(files_query.order_by(images.c.original_filename)))
+        xmps = sidecars.live_names(conn, [p.id for p in photo_rows])
     files_of: dict[int, list[sa.Row[Any]]] = {}
     for row in file_rows:
         files_of.setdefault(row.photo_id, []).append(row)
@@ -392,7 +407,7 @@ def list_photos(library: Library, folder: str, basename: str | None = None) -> l
     shown_by = {p.basename: sources[p.id] for p in photo_rows}
     in_bursts = culling.bursts_of(library.settings, shown_by) if basename is None else {}
     return [
-        _photo(library, project, p, files_of.get(p.id, []), sources[p.id], made)
+        _photo(library, project, p, files_of.get(p.id, []), sources[p.id], made, xmps[p.id])
         | {"assist": culling.assist(library.settings, sources[p.id], in_bursts.get(p.basename))}
         for p in photo_rows
     ]
@@ -473,77 +488,88 @@ class Committed:
     sidecars_refused: dict[str, str]  # sidecar → why it was left as it is (not XMP)
 
 
-def commit_changes(library: Library, folder: str) -> Committed:
-    """Apply the intent. Each photo's decisions go into its `.xmp` sidecar (made when it
-    has decisions and no sidecar; rewritten only when they changed). Every JPG or RAW not
-    kept, and every file of a rejected photo, goes to `.trash` (its derivatives are
-    deleted at once); a photo left with only its RAW gets derivatives from it; a photo
-    left with no file takes its sidecar to the trash too. Then manifest_check,
-    folder_check and manifest_cleaning are queued to reconcile the rest."""
+@dataclass(frozen=True)
+class _Culled:
+    """A photo as commit-changes reads it."""
+
+    id: int
+    basename: str
+    decisions: Decisions
+    keep: dict[str, bool]  # by role
+    files: list[sa.Row[Any]]  # live files: id, original_filename, role, status
+
+
+def commit_changes(library: Library, folder: str, trash: bool = True) -> Committed:
+    """Apply the intent. Each photo's decisions go into its `.xmp` sidecars, as the
+    project's `Handoff` names them (rewritten only where they say otherwise). Unless
+    `trash` is off (sidecars only), every JPG or RAW not kept, and every file of a
+    rejected photo, goes to `.trash` with its own sidecar (its derivatives are deleted at
+    once); a photo left with only its RAW gets derivatives from it; a photo left with no
+    file takes its other sidecars along. Then manifest_check, folder_check and
+    manifest_cleaning are queued to reconcile the rest."""
     trashed: list[str] = []
     regenerating: list[str] = []
     written: list[str] = []
     refused: dict[str, str] = {}
     project = get_project(library, folder)
-    for photo in list_photos(library, folder):
-        try:
-            sidecar = _record_decisions(library, project, photo)
-        except XmpError as error:
-            refused[photo["sidecar"]] = str(error)
-        else:
-            written += [sidecar] if sidecar else []
-        rejected = photo["flag"] == REJECT
-        drop = {JPG: rejected or not photo["keep_jpg"], RAW: rejected or not photo["keep_raw"]}
-        gone = [f for f in photo["files"] if drop[f["role"]]]
+    handoff = Handoff.of(project.options)
+    for photo in _culled(library, project):
+        if not photo.files:
+            continue  # all in the trash: nothing to describe
+        names = [f.original_filename for f in photo.files]
+        wrote = sidecars.write_back(
+            library, project, photo.id, photo.basename, names, photo.decisions, handoff
+        )
+        written += wrote.written
+        refused |= wrote.refused
+        if not trash:
+            continue
+        rejected = photo.decisions.flag == REJECT
+        gone = [f for f in photo.files if rejected or not photo.keep[f.role]]
         for file in gone:
             try:
-                moved = service.delete_image(library, file["imageId"])
+                moved = service.delete_image(library, file.id)
             except NotFound:  # another commit, running at once, trashed it
                 moved = False
             if moved:
-                trashed.append(file["filename"])
-        left = [f for f in photo["files"] if f not in gone]
+                trashed.append(file.original_filename)
         if not gone:
             continue
-        if not left:
-            _trash_sidecar(library, folder, photo["basename"])
-        elif photo["source"] in {f["filename"] for f in gone}:
-            shown = sorted(left, key=lambda f: f["role"] != JPG)[0]  # a JPG, else the RAW
-            if _regenerate(library, shown["imageId"]):
-                regenerating.append(shown["filename"])
-    jobs = {task.value: enqueue_task(library.queue, folder, task) for task in AFTER_COMMIT}
+        left = [f for f in photo.files if f not in gone]
+        own = {f.original_filename + sidecars.SIDECAR_SUFFIX for f in gone}
+        sidecars.send_to_trash(library, folder, photo.id, own if left else None)
+        shown = _source(photo.files)
+        if left and shown is not None and shown in gone:
+            now_shown = sorted(left, key=lambda f: f.role != JPG)[0]  # a JPG, else the RAW
+            if _regenerate(library, now_shown.id):
+                regenerating.append(now_shown.original_filename)
+    jobs = (
+        {task.value: enqueue_task(library.queue, folder, task) for task in AFTER_COMMIT}
+        if trash
+        else {}
+    )
     return Committed(trashed, regenerating, jobs, written, refused)
 
 
-def _record_decisions(library: Library, project: sa.Row[Any], photo: dict[str, Any]) -> str | None:
-    """Write the photo's decisions into its sidecar when the sidecar says otherwise (or
-    there is none and there is something to say); returns the sidecar's name if written.
-    XmpError when the sidecar is not XMP: it is never overwritten. A photo with no file
-    left (all in the trash) gets none."""
-    if not photo["files"]:
-        return None
-    decisions = Decisions(photo["flag"], photo["rating"], photo["label"])
-    folder = project.folder
-    own = f"projects/{folder}/{photo['sidecar']}" if photo["sidecar"] else None
-    existing = None
-    if own is not None and library.blobs.exists(own):
-        with library.blobs.local_copy(own) as path:
-            existing = path.read_bytes()
-    if existing is None and decisions == Decisions():
-        return None
-    if existing is not None and (read_decisions(existing) or Decisions()) == decisions:
-        return None
-    packet = write_decisions(existing, decisions)
-    with library.engine.begin() as conn:
-        service.lock_project(conn, project.id)
-        key = own or _free_sidecar_key(library, conn, folder, f"{photo['basename']}.xmp", None)
-        library.blobs.put_bytes(key, packet)
-        conn.execute(
-            photos.update()
-            .where(photos.c.project_id == project.id, photos.c.basename == photo["basename"])
-            .values(sidecar_key=key)
+def _culled(library: Library, project: sa.Row[Any]) -> list[_Culled]:
+    """The project's photos with their live files, in base name order."""
+    query = sa.select(photos).where(photos.c.project_id == project.id).order_by(photos.c.basename)
+    files = _files_query().where(images.c.project_id == project.id)
+    with library.engine.connect() as conn:
+        rows = list(conn.execute(query))
+        files_of: dict[int, list[sa.Row[Any]]] = {}
+        for file in conn.execute(files.order_by(images.c.original_filename)):
+            files_of.setdefault(file.photo_id, []).append(file)
+    return [
+        _Culled(
+            row.id,
+            row.basename,
+            Decisions(row.flag, row.rating, row.label),
+            {JPG: row.keep_jpg, RAW: row.keep_raw},
+            files_of.get(row.id, []),
         )
-    return key.rsplit("/", 1)[-1]
+        for row in rows
+    ]
 
 
 def revert_changes(library: Library, folder: str) -> int:
@@ -616,7 +642,9 @@ def list_trash(library: Library, folder: str) -> list[dict[str, Any]]:
 
 def restore_from_trash(library: Library, folder: str, filenames: list[str]) -> Restored:
     """Bring trashed files back under their names while they are still in the trash,
-    marked to be kept; a restored JPG gets its derivatives again."""
+    marked to be kept, with the sidecars that went with them; a rejected photo is no
+    longer rejected (else the next commit would trash it again); a restored JPG gets its
+    derivatives again."""
     project = get_project(library, folder)
     restored: list[str] = []
     refused: dict[str, str] = {}
@@ -647,8 +675,20 @@ def restore_from_trash(library: Library, folder: str, filenames: list[str]) -> R
             conn.execute(
                 photos.update()
                 .where(photos.c.id == row.photo_id)
-                .values(updated_at=db_now(), **{f"keep_{row.role}": True})
+                .values(
+                    updated_at=db_now(),
+                    flag=sa.case((photos.c.flag == REJECT, UNFLAGGED), else_=photos.c.flag),
+                    **{f"keep_{row.role}": True},
+                )
             )
+            names = list(
+                conn.execute(
+                    sa.select(images.c.original_filename)
+                    .join(photo_files, photo_files.c.image_id == images.c.id)
+                    .where(photo_files.c.photo_id == row.photo_id)
+                ).scalars()
+            )
+        sidecars.bring_back(library, folder, row.photo_id, [name], names)
         if row.role == JPG:
             _regenerate(library, row.id)
         restored.append(name)
@@ -668,35 +708,6 @@ def _regenerate(library: Library, image_id: str) -> bool:
     return True
 
 
-def _trash_sidecar(library: Library, folder: str, basename: str) -> None:
-    project = get_project(library, folder)
-    with library.engine.begin() as conn:
-        key = conn.execute(
-            sa.select(photos.c.sidecar_key).where(
-                photos.c.project_id == project.id, photos.c.basename == basename
-            )
-        ).scalar()
-        if key is None:
-            return
-        trash_key = free_trash_key(library, folder, key.rsplit("/", 1)[-1])
-        conn.execute(
-            photos.update()
-            .where(photos.c.project_id == project.id, photos.c.basename == basename)
-            .values(sidecar_key=None, updated_at=db_now())
-        )
-        if library.blobs.exists(key):
-            library.blobs.move(key, trash_key)
-
-
-def free_trash_key(library: Library, folder: str, name: str) -> str:
-    """Where `name` goes in the project's trash without replacing what is there."""
-    for candidate in numbered_names(name):
-        key = f"projects/{folder}/.trash/{candidate}"
-        if not library.blobs.exists(key):
-            return key
-    raise Conflict(f"the trash of {folder!r} is full of files like {name!r}")
-
-
 def _source(files: list[sa.Row[Any]]) -> sa.Row[Any] | None:
     """The file a photo is shown by: its JPG, else its RAW (failed files never)."""
     usable = [f for f in files if f.status != ImageStatus.FAILED.value]
@@ -712,6 +723,7 @@ def _photo(
     files: list[sa.Row[Any]],
     source: sa.Row[Any] | None,
     made: dict[str, dict[str, sa.Row[Any]]],
+    xmps: list[str],
 ) -> dict[str, Any]:
     ttl = library.settings.url_expiry_seconds
     have = made.get(source.id, {}) if source is not None else {}
@@ -732,7 +744,8 @@ def _photo(
             }
             for f in files
         ],
-        "sidecar": photo.sidecar_key.rsplit("/", 1)[-1] if photo.sidecar_key else None,
+        "sidecar": _main_sidecar(photo.basename, xmps),
+        "sidecars": xmps,
         "jpg_available": any(f.role == JPG for f in files),
         "raw_available": any(f.role == RAW for f in files),
         "keep_jpg": photo.keep_jpg,
@@ -749,6 +762,12 @@ def _photo(
         "previewUrl": library.blobs.url(preview.storage_key, ttl) if preview else None,
         "updated_at": _iso(photo.updated_at),
     }
+
+
+def _main_sidecar(basename: str, xmps: list[str]) -> str | None:
+    """The sidecar a photo is known by: `IMG_1.xmp` when it has it, else its first."""
+    main = basename + sidecars.SIDECAR_SUFFIX
+    return main if main in xmps else (xmps or [None])[0]
 
 
 def _status(source: sa.Row[Any] | None, made: bool, files: list[sa.Row[Any]]) -> str:

@@ -926,6 +926,15 @@ def delete_image(library: Library, image_id: str, original_gone: bool = False) -
     return True
 
 
+def free_trash_key(library: Library, folder: str, name: str) -> str:
+    """Where `name` goes in the project's trash without replacing what is there."""
+    for candidate in numbered_names(name):
+        key = f"projects/{folder}/.trash/{candidate}"
+        if not library.blobs.exists(key):
+            return key
+    raise Conflict(f"the trash of {folder!r} is full of files like {name!r}")
+
+
 def refresh_original(library: Library, image_id: str) -> ImageStatus:
     """The image's file was changed in place: record what it is now, drop the derivatives
     made from the old bytes and mark it PROCESSING for new ones (the caller queues them),

@@ -1,8 +1,14 @@
-"""Culling decisions in XMP, as Lightroom, darktable and digiKam write and read them: a
-rating (`xmp:Rating`, -1 for a rejected photo), a colour label (`xmp:Label` by name,
-`darktable:colorlabels` by number, `digiKam:ColorLabel` by number) and digiKam's pick
-label (`digiKam:PickLabel`). Reading takes any of them; writing sets them all and keeps
-everything else a sidecar holds (a raw developer's edit history, keywords).
+"""Culling decisions in XMP, as Lightroom, Capture One, Photo Mechanic, darktable and
+digiKam write and read them: a rating (`xmp:Rating`, -1 for a rejected photo), a colour
+label (`xmp:Label` by name, `darktable:colorlabels` by number, `digiKam:ColorLabel` by
+number) and a pick (`digiKam:PickLabel`, Photo Mechanic's `photomechanic:Tagged`).
+Reading takes any of them; writing sets them all and keeps everything else a sidecar
+holds (a raw developer's edit history, keywords).
+
+Lightroom Classic, Capture One and darktable read no pick from XMP. So that a pick still
+reaches them, `picks_as` writes an unrated pick with one star, or an unlabelled pick with
+a colour label; `enlarger:PickRating` / `enlarger:PickLabel` say the star or the label
+stands for the pick, so reading the file back gives the pick, not a rating.
 
 XMP comes from users' files, so it is parsed with defusedxml (no entities, no DTDs)."""
 
@@ -30,6 +36,8 @@ NS = {
     "photoshop": "http://ns.adobe.com/photoshop/1.0/",
     "xmpMM": "http://ns.adobe.com/xap/1.0/mm/",
     "lr": "http://ns.adobe.com/lightroom/1.0/",
+    "photomechanic": "http://ns.camerabits.com/photomechanic/1.0/",
+    "enlarger": "https://enlarger.dev/ns/xmp/1.0/",
 }
 for _prefix, _uri in NS.items():  # written back under the names the tools use
     ET.register_namespace(_prefix, _uri)
@@ -41,9 +49,13 @@ DIGIKAM_PICKS = {UNFLAGGED: 0, REJECT: 1, PICK: 3}  # 2 is "pending"
 RATING, LABEL = f"{{{NS['xmp']}}}Rating", f"{{{NS['xmp']}}}Label"
 DT_LABELS = f"{{{NS['darktable']}}}colorlabels"
 DK_PICK, DK_COLOUR = f"{{{NS['digiKam']}}}PickLabel", f"{{{NS['digiKam']}}}ColorLabel"
+PM_TAGGED = f"{{{NS['photomechanic']}}}Tagged"
+PICK_RATING, PICK_LABEL = f"{{{NS['enlarger']}}}PickRating", f"{{{NS['enlarger']}}}PickLabel"
 DESCRIPTION, RDF = f"{{{NS['rdf']}}}Description", f"{{{NS['rdf']}}}RDF"
 SEQ, LI = f"{{{NS['rdf']}}}Seq", f"{{{NS['rdf']}}}li"
-WRITTEN = (RATING, LABEL, DT_LABELS, DK_PICK, DK_COLOUR)
+WRITTEN = (RATING, LABEL, DT_LABELS, DK_PICK, DK_COLOUR, PM_TAGGED, PICK_RATING, PICK_LABEL)
+PICKS_AS_RATING, PICKS_AS_NOTHING = "rating", "none"
+PICKS_AS = (PICKS_AS_RATING, PICKS_AS_NOTHING, *LABELS)  # a label name: picks get that label
 
 
 class XmpError(ValueError):
@@ -73,32 +85,67 @@ def read_decisions(packet: bytes) -> Decisions | None:
         flag = REJECT
     elif pick is not None:
         flag = {v: k for k, v in DIGIKAM_PICKS.items()}.get(pick, UNFLAGGED)
+    elif (values[PM_TAGGED] or "").lower() == "true":
+        flag = PICK
     label = _label(values)
     if rating is None and label is None and flag == UNFLAGGED:
         return None
+    if flag == PICK and rating is not None and str(rating) == values[PICK_RATING]:
+        rating = 0  # the star only stood for the pick
+    if flag == PICK and label is not None and label == values[PICK_LABEL]:
+        label = None
     return Decisions(flag, min(max(rating or 0, 0), 5), label)
 
 
-def write_decisions(packet: bytes | None, decisions: Decisions) -> bytes:
+def write_decisions(
+    packet: bytes | None, decisions: Decisions, picks_as: str = PICKS_AS_RATING
+) -> bytes:
     """A sidecar recording `decisions`: `packet` (an existing sidecar) with its decision
     properties replaced and all else kept, or a new one. XmpError when `packet` is not
     XMP, so a file that is something else is never overwritten."""
     root = _parse(packet) if packet else _new_packet()
-    descriptions = _descriptions(root)
+    _set_decisions(_descriptions(root), decisions, picks_as)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def needs_writing(packet: bytes | None, decisions: Decisions, picks_as: str) -> bool:
+    """Whether the packet says anything else than `write_decisions` would write (every
+    property each tool reads, not only what enlarger reads back: darktable's colour label
+    alone is not Lightroom's `xmp:Label`). XmpError when it is not XMP."""
+    if packet is None:
+        return True
+    found = _decision_values(_descriptions(_parse(packet)))
+    wanted = _new_packet()
+    _set_decisions(_descriptions(wanted), decisions, picks_as)
+    return found != _decision_values(_descriptions(wanted))
+
+
+def _set_decisions(descriptions: list[ET.Element], decisions: Decisions, picks_as: str) -> None:
     for description in descriptions:
         for tag in WRITTEN:
             description.attrib.pop(tag, None)
             for child in description.findall(tag):
                 description.remove(child)
     target = descriptions[0]
-    target.set(RATING, "-1" if decisions.flag == REJECT else str(decisions.rating))
+    rating, label = decisions.rating, decisions.label
+    if decisions.flag == PICK and rating == 0 and picks_as == PICKS_AS_RATING:
+        rating = 1
+        target.set(PICK_RATING, "1")
+    if decisions.flag == PICK and label is None and picks_as in LABELS:
+        label = picks_as
+        target.set(PICK_LABEL, label)
+    target.set(RATING, "-1" if decisions.flag == REJECT else str(rating))
     target.set(DK_PICK, str(DIGIKAM_PICKS[decisions.flag]))
-    if decisions.label is not None:
-        target.set(LABEL, decisions.label.capitalize())
-        target.set(DK_COLOUR, str(DIGIKAM_COLOURS[decisions.label]))
+    target.set(PM_TAGGED, "True" if decisions.flag == PICK else "False")
+    if label is not None:
+        target.set(LABEL, label.capitalize())
+        target.set(DK_COLOUR, str(DIGIKAM_COLOURS[label]))
         sequence = ET.SubElement(ET.SubElement(target, DT_LABELS), SEQ)
-        ET.SubElement(sequence, LI).text = str(LABELS.index(decisions.label))
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+        ET.SubElement(sequence, LI).text = str(LABELS.index(label))
+
+
+def _decision_values(descriptions: list[ET.Element]) -> dict[str, str | None]:
+    return {tag: _value(descriptions, tag) for tag in WRITTEN}
 
 
 def _parse(packet: bytes) -> ET.Element:

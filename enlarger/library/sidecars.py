@@ -1,0 +1,269 @@
+"""A photo's `.xmp` sidecars and how its decisions reach other tools through them.
+
+Tools look for a photo's sidecar under different names: Lightroom Classic, Capture One
+and Photo Mechanic under `IMG_1.xmp` (the base name), darktable and digiKam under
+`IMG_1.CR2.xmp` (the file's name). A project's `Handoff` options say which names its
+decisions are written to (both, by default), how a pick reaches tools with no pick flag
+(`media.xmp`'s `picks_as`), and whether they also go into the JPEG and DNG files
+themselves (what Lightroom reads for those).
+
+Each sidecar is a row of `photo_sidecars`: where it is now, and the name it has in the
+folder. Sidecars go to the project's trash with the files they describe (a file's own
+`IMG_1.CR2.xmp` with it, the rest when the photo has no file left) and come back with
+them on restore.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from enlarger.db.schema import photo_sidecars
+from enlarger.db.types import db_now
+from enlarger.library import service
+from enlarger.library.runtime import Library
+from enlarger.media.xmp import (
+    PICKS_AS,
+    PICKS_AS_RATING,
+    Decisions,
+    XmpError,
+    needs_writing,
+    read_decisions,
+    write_decisions,
+)
+
+SIDECAR_SUFFIX = ".xmp"  # carried along with their photo, never decoded as images
+BOTH, BASENAME, FILENAME = "both", "basename", "filename"
+NAMINGS = (BOTH, BASENAME, FILENAME)
+
+
+def is_sidecar(name: str) -> bool:
+    return name.lower().endswith(SIDECAR_SUFFIX)
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """How a project's decisions are written for other tools (its `options` column, in
+    the API's camelCase)."""
+
+    picks_as: str = PICKS_AS_RATING  # media.xmp.PICKS_AS: "rating", "none" or a label
+    sidecar_names: str = BOTH  # IMG_1.xmp and IMG_1.CR2.xmp; or only one of them
+    embed_xmp: bool = False  # also into JPEG and DNG originals (their bytes change)
+
+    def __post_init__(self) -> None:
+        if self.picks_as not in PICKS_AS:
+            raise ValueError(f"picksAs must be one of {', '.join(PICKS_AS)}")
+        if self.sidecar_names not in NAMINGS:
+            raise ValueError(f"sidecarNames must be one of {', '.join(NAMINGS)}")
+
+    @classmethod
+    def of(cls, options: dict[str, Any] | None) -> Handoff:
+        given = options or {}
+        defaults = cls()
+        return cls(
+            given.get("picksAs", defaults.picks_as),
+            given.get("sidecarNames", defaults.sidecar_names),
+            bool(given.get("embedXmp", defaults.embed_xmp)),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "picksAs": self.picks_as,
+            "sidecarNames": self.sidecar_names,
+            "embedXmp": self.embed_xmp,
+        }
+
+    def names(self, basename: str, filenames: Iterable[str]) -> list[str]:
+        """The sidecar names a photo's decisions are written to."""
+        found = [] if self.sidecar_names == FILENAME else [basename + SIDECAR_SUFFIX]
+        if self.sidecar_names != BASENAME:
+            found += [name + SIDECAR_SUFFIX for name in filenames]
+        return found
+
+
+def decisions_in(packet: bytes) -> dict[str, Any]:
+    """The photo columns a sidecar's decisions set (none when it records none): the
+    sidecar is what the user's editor last said, so it wins over the files' own XMP."""
+    decisions = read_decisions(packet)
+    return asdict(decisions) if decisions is not None else {}
+
+
+def folder_key(folder: str, name: str) -> str:
+    return f"projects/{folder}/{name}"
+
+
+def live_names(conn: sa.Connection, photo_ids: Iterable[int]) -> dict[int, list[str]]:
+    """Each photo's sidecars in the folder, by name."""
+    ids = list(photo_ids)
+    found: dict[int, list[str]] = {i: [] for i in ids}
+    for start in range(0, len(ids), 500):
+        query = (
+            sa.select(photo_sidecars.c.photo_id, photo_sidecars.c.name)
+            .where(
+                photo_sidecars.c.photo_id.in_(ids[start : start + 500]),
+                photo_sidecars.c.trashed_at.is_(None),
+            )
+            .order_by(photo_sidecars.c.name)
+        )
+        for row in conn.execute(query):
+            found[row.photo_id].append(row.name)
+    return found
+
+
+def attach(conn: sa.Connection, photo_id: int, key: str) -> None:
+    """Record the sidecar at `key` (in the folder) as the photo's."""
+    conn.execute(
+        photo_sidecars.insert().values(
+            key=key, photo_id=photo_id, name=key.rsplit("/", 1)[-1], created_at=db_now()
+        )
+    )
+
+
+def holder(conn: sa.Connection, key: str) -> int | None:
+    """The photo whose sidecar lies at `key`, if any."""
+    query = sa.select(photo_sidecars.c.photo_id).where(photo_sidecars.c.key == key)
+    found = conn.execute(query).scalar()
+    return None if found is None else int(found)
+
+
+def forget(conn: sa.Connection, key: str) -> None:
+    conn.execute(photo_sidecars.delete().where(photo_sidecars.c.key == key))
+
+
+# ---- writing decisions --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WriteBack:
+    written: list[str]  # sidecar names written
+    refused: dict[str, str]  # sidecar name → why it was left as it is (not XMP)
+
+
+def write_back(
+    library: Library,
+    project: sa.Row[Any],
+    photo_id: int,
+    basename: str,
+    filenames: list[str],
+    decisions: Decisions,
+    handoff: Handoff,
+) -> WriteBack:
+    """Write the photo's decisions into each sidecar that says otherwise: those it has,
+    and (when there is anything to say) the names `handoff` gives that it lacks. A file
+    already at such a name that is no one's sidecar becomes this photo's; one that is not
+    XMP is never overwritten."""
+    folder = project.folder
+    with library.engine.connect() as conn:
+        own = {
+            row.name: row.key
+            for row in conn.execute(
+                sa.select(photo_sidecars.c.name, photo_sidecars.c.key).where(
+                    photo_sidecars.c.photo_id == photo_id, photo_sidecars.c.trashed_at.is_(None)
+                )
+            )
+        }
+    wanted = handoff.names(basename, filenames) if decisions != Decisions() else []
+    written: list[str] = []
+    refused: dict[str, str] = {}
+    for name in dict.fromkeys([*own, *wanted]):
+        key = own.get(name, folder_key(folder, name))
+        packet = _read(library, key)
+        try:
+            if not needs_writing(packet, decisions, handoff.picks_as):
+                continue
+            updated = write_decisions(packet, decisions, handoff.picks_as)
+        except XmpError as error:
+            refused[name] = str(error)
+            continue
+        with library.engine.begin() as conn:
+            service.lock_project(conn, project.id)
+            taken_by = holder(conn, key)
+            if taken_by not in (None, photo_id):
+                continue  # another photo's sidecar has this name
+            library.blobs.put_bytes(key, updated)
+            if taken_by is None:
+                attach(conn, photo_id, key)
+        written.append(name)
+    return WriteBack(written, refused)
+
+
+def _read(library: Library, key: str) -> bytes | None:
+    if not library.blobs.exists(key):
+        return None
+    with library.blobs.local_copy(key) as path:
+        return path.read_bytes()
+
+
+# ---- into the trash and back --------------------------------------------------------------
+
+
+def send_to_trash(
+    library: Library, folder: str, photo_id: int, names: set[str] | None = None
+) -> None:
+    """Move the photo's sidecars (those of `names`, or all) to the project's trash,
+    remembering the name each had."""
+    with library.engine.connect() as conn:
+        rows = list(
+            conn.execute(
+                sa.select(photo_sidecars.c.key, photo_sidecars.c.name).where(
+                    photo_sidecars.c.photo_id == photo_id, photo_sidecars.c.trashed_at.is_(None)
+                )
+            )
+        )
+    for row in rows:
+        if names is not None and row.name not in names:
+            continue
+        with library.engine.begin() as conn:
+            if not library.blobs.exists(row.key):
+                forget(conn, row.key)
+                continue
+            trash_key = service.free_trash_key(library, folder, row.name)
+            conn.execute(
+                photo_sidecars.update()
+                .where(photo_sidecars.c.key == row.key)
+                .values(key=trash_key, trashed_at=db_now())
+            )
+            library.blobs.move(row.key, trash_key)
+
+
+def bring_back(
+    library: Library, folder: str, photo_id: int, restored: list[str], filenames: list[str]
+) -> list[str]:
+    """Sidecars that went to the trash with files now restored: each restored file's own
+    (`IMG_1.CR2.xmp`) and the photo's (`IMG_1.xmp`), where their names are free; returns
+    the names brought back."""
+    own = {name + SIDECAR_SUFFIX for name in restored}
+    of_others = {name + SIDECAR_SUFFIX for name in filenames} - own
+    with library.engine.connect() as conn:
+        rows = list(
+            conn.execute(
+                sa.select(photo_sidecars.c.key, photo_sidecars.c.name)
+                .where(
+                    photo_sidecars.c.photo_id == photo_id,
+                    photo_sidecars.c.trashed_at.is_not(None),
+                )
+                .order_by(photo_sidecars.c.trashed_at.desc())
+            )
+        )
+    back: list[str] = []
+    for row in rows:
+        if row.name in of_others or row.name in back:
+            continue
+        key = folder_key(folder, row.name)
+        with library.engine.begin() as conn:
+            if holder(conn, key) is not None or library.blobs.exists(key):
+                continue  # the name is taken again: it stays in the trash
+            if not library.blobs.exists(row.key):
+                forget(conn, row.key)
+                continue
+            conn.execute(
+                photo_sidecars.update()
+                .where(photo_sidecars.c.key == row.key)
+                .values(key=key, trashed_at=None)
+            )
+            library.blobs.move(row.key, key)
+        back.append(row.name)
+    return back
