@@ -381,9 +381,10 @@ def import_(
 ) -> None:
     """Ingest files and folders into the library, with a progress bar.
 
-    Files are copied, never moved. With --wait a worker runs in this process too (next to
-    any others), so the command also works when nothing else is running. Exits 0 when
-    every file was handled, even if some FAILED.
+    Files are copied, never moved; an .xmp sidecar goes with the image it describes. A
+    file whose bytes the project holds or has in its trash is skipped. With --wait a
+    worker runs in this process too (next to any others), so the command also works when
+    nothing else is running. Exits 0 when every file was handled, even if some FAILED.
     """
     flags = {"max_parallel_jobs": max_parallel_jobs, "log_level": log_level or "WARNING"}
     settings = _settings(config, data_dir=data_dir, database_url=database_url, **flags)
@@ -410,18 +411,36 @@ def import_(
     finally:
         if worker is not None:
             worker.stop(timeout=settings.shutdown_grace_seconds)
-    standings = imports.standings(library, ids)
+    standings = imports.standings(library, [line["image_id"] for line in lines if line["image_id"]])
     for line in lines:
-        if line["image_id"] is not None:
+        if line["image_id"] is not None and line["image_id"] in standings:
             standing = standings[line["image_id"]]
+            with_derivatives = wait and line["skipped"] is None and not line["sidecar_of"]
             line.update(
-                imports.report(library, Path(line["path"]), line["image_id"], standing, wait)
+                imports.report(
+                    library, Path(line["path"]), line["image_id"], standing, with_derivatives
+                )
             )
         if as_json:
             print(json.dumps(line), flush=True)
-    counts = Counter(line["status"] for line in lines)
+    err_console.print(_import_summary(lines))
+
+
+def _import_summary(lines: list[dict[str, Any]]) -> str:
+    """One line: what became of the images, their sidecars, and what was skipped."""
+    images = [line for line in lines if line["sidecar_of"] is None and line["skipped"] is None]
+    counts = Counter(line["status"] for line in images)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    err_console.print(f"imported {len(lines)} file(s): {summary or 'nothing'}")
+    text = f"imported {len(images)} file(s): {summary or 'nothing'}"
+    xmps = [line for line in lines if line["sidecar_of"] is not None]
+    if xmps:
+        text += f"; {len(xmps)} sidecar(s) with their photos"
+    skipped = Counter(line["skipped"] for line in lines if line["skipped"] is not None)
+    if skipped:
+        in_trash = skipped[imports.TRASHED]
+        text += f"; skipped {sum(skipped.values())} already in the project"
+        text += f" ({in_trash} of them in its trash)" if in_trash else ""
+    return text
 
 
 def _progress() -> Progress:
@@ -441,31 +460,61 @@ def _import_all(
     lines: list[dict[str, Any]],
     progress: Progress,
 ) -> list[str]:
-    """Ingest each file; one that cannot be read fails alone with a code."""
+    """Ingest each image with its sidecars, then the sidecars of no image of the import;
+    a file that cannot be read fails alone with a code."""
     task = progress.add_task("importing", total=len(files))
+    planned, alone = imports.plan(files)
     ids: list[str] = []
-    for path in files:
-        line: dict[str, Any] = {
-            "path": str(path),
-            "image_id": None,
-            "status": "FAILED",
-            "error_code": None,
-            "derivatives": {},
-        }
+    reported: set[Path] = set()
+    for item in planned:
+        line = _import_line(item.path)
         try:
-            ingested = imports.import_file(library, path, project)
+            imported = imports.import_file(library, item, project)
         except MediaError as exc:
             line["error_code"] = exc.code.value
-            err_console.print(f"{path}: {exc.message}")
+            err_console.print(f"{item.path}: {exc.message}")
         except OSError as exc:
             line["error_code"] = "UNREADABLE_FILE"
-            err_console.print(f"{path}: {exc.strerror or exc}")
+            err_console.print(f"{item.path}: {exc.strerror or exc}")
         else:
-            line["image_id"] = ingested.image_id
-            ids.append(ingested.image_id)
+            line.update(image_id=imported.image_id, skipped=imported.skipped)
+            if imported.skipped != imports.TRASHED:
+                ids.append(imported.image_id)
+        lines.append(line)
+        new = [xmp for xmp in item.sidecars if xmp not in reported]  # IMG_1.xmp: JPG and RAW
+        for xmp in new:
+            reported.add(xmp)
+            with_image = {"image_id": line["image_id"], "sidecar_of": str(item.path)}
+            lines.append(_import_line(xmp) | with_image)
+        progress.advance(task, 1 + len(new))
+    for xmp in alone:
+        line = _import_line(xmp)
+        try:
+            basename = imports.import_sidecar(library, xmp, project)
+        except (imports.NoPhoto, OSError) as exc:
+            line["error_code"] = (
+                "SIDECAR_OF_NO_PHOTO" if isinstance(exc, imports.NoPhoto) else "UNREADABLE_FILE"
+            )
+            err_console.print(f"{xmp}: {exc}")
+        else:
+            line.update(status="STORED", sidecar_of=basename)
         lines.append(line)
         progress.advance(task)
     return ids
+
+
+def _import_line(path: Path) -> dict[str, Any]:
+    """One file's line of `import --json` (DESIGN.md's five keys, then `skipped` and, for
+    a sidecar, the image or photo it went with)."""
+    return {
+        "path": str(path),
+        "image_id": None,
+        "status": "FAILED",
+        "error_code": None,
+        "derivatives": {},
+        "skipped": None,
+        "sidecar_of": None,
+    }
 
 
 def _wait_until_settled(library: Library, ids: list[str], progress: Progress) -> None:

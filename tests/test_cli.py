@@ -19,12 +19,13 @@ from typer.testing import CliRunner
 from enlarger.cli import app
 from enlarger.config import Settings
 from enlarger.db import create_db_engine, migrate
-from enlarger.db.schema import photos
+from enlarger.db.schema import images, photos
 from enlarger.library import projects
-from enlarger.library.runtime import build_library
+from enlarger.library.runtime import Library, build_library
+from enlarger.media.xmp import Decisions, write_decisions
 from enlarger.queue import JobQueue, JobStatus
 from tests.conftest import wait_for
-from tests.images import jpeg
+from tests.images import Shot, camera_jpeg, dng, jpeg
 from tests.streams import EventReader
 
 runner = CliRunner()
@@ -264,3 +265,83 @@ def test_maintenance_command(db_url: str, tmp_path: Path) -> None:
     assert code == 2 and "no project 'nope'" in out
     code, out = invoke("maintenance", "explode", "--project", "shoot", *common)
     assert code == 2
+
+
+def test_import_brings_sidecars_along_and_a_card_imported_again_changes_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A card from two cameras with the same file numbers and Lightroom's and darktable's
+    sidecars: each photo takes its own camera's decisions. Rejected and committed, then
+    imported again: nothing is copied back; a sidecar changed elsewhere meanwhile still
+    brings its decisions to the photo that has the file."""
+    card = tmp_path / "card"
+    (card / "B").mkdir(parents=True)
+    a = Shot(taken="2026:07:14 18:30:05", subsec="12", serial="A-1")
+    b = Shot(taken="2026:07:14 18:41:00", subsec="50", serial="B-2")
+    camera_jpeg(card / "IMG_0001.JPG", a)
+    dng(card / "IMG_0001.DNG", 600, 400, shot=a)
+    (card / "IMG_0001.xmp").write_bytes(write_decisions(None, Decisions("unflagged", 4, "red")))
+    camera_jpeg(card / "B" / "IMG_0001.JPG", b, 640)
+    (card / "B" / "IMG_0001.xmp").write_bytes(write_decisions(None, Decisions("pick", 5)))
+    jpeg(card / "IMG_0002.JPG", 500, 400)
+    (card / "IMG_0002.JPG.xmp").write_bytes(write_decisions(None, Decisions("unflagged", 2)))
+    data = tmp_path / "data"
+    common = ("--project", "Wedding", "--data-dir", str(data), "--database-url", db_url)
+
+    first = _enlarger("import", str(card), "--wait", "--json", *common, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    lines = [json.loads(line) for line in first.stdout.splitlines()]
+    assert {Path(line["path"]).name: line["status"] for line in lines if not line["sidecar_of"]}
+    assert all(line["status"] == "STORED" and line["skipped"] is None for line in lines)
+    assert sum(1 for line in lines if line["sidecar_of"]) == 3
+    assert "imported 4 file(s): 4 STORED; 3 sidecar(s) with their photos" in " ".join(
+        first.stderr.split()
+    )
+    library = build_library(Settings(data_dir=data, database_url=db_url))
+    shown = {p["basename"]: p for p in projects.list_photos(library, "wedding")}
+    by_camera = {
+        next(iter(_serials(library, p))): (p["flag"], p["rating"], p["label"], p["sidecars"])
+        for p in shown.values()
+        if _serials(library, p) != {None}
+    }
+    a_name = next(n for n, p in shown.items() if _serials(library, p) == {"A-1"})
+    b_name = next(n for n, p in shown.items() if _serials(library, p) == {"B-2"})
+    assert {a_name, b_name} == {"IMG_0001", "IMG_0001-2"}
+    assert by_camera == {
+        "A-1": ("unflagged", 4, "red", [f"{a_name}.xmp"]),
+        "B-2": ("pick", 5, None, [f"{b_name}.xmp"]),
+    }
+    assert (shown["IMG_0002"]["rating"], shown["IMG_0002"]["sidecars"]) == (2, ["IMG_0002.JPG.xmp"])
+
+    projects.change_photo(library, "wedding", a_name, {"flag": "reject"})
+    trashed = projects.commit_changes(library, "wedding").trashed
+    assert sorted(trashed) == [f"{a_name}.DNG", f"{a_name}.JPG"]
+    folder = data / "library" / "projects" / "wedding"
+    before = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    (card / "IMG_0002.JPG.xmp").write_bytes(write_decisions(None, Decisions("pick", 3, "blue")))
+
+    again = _enlarger("import", str(card), "--json", *common, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    relines = {
+        (Path(line["path"]).parent.name, Path(line["path"]).name): line
+        for line in map(json.loads, again.stdout.splitlines())
+    }
+    assert relines[("card", "IMG_0001.JPG")]["skipped"] == "trashed"
+    assert relines[("card", "IMG_0001.DNG")]["skipped"] == "trashed"
+    assert relines[("B", "IMG_0001.JPG")]["skipped"] == "held"
+    assert relines[("card", "IMG_0002.JPG")]["skipped"] == "held"
+    summary = " ".join(again.stderr.split())
+    assert "skipped 4 already in the project (2 of them in its trash)" in summary
+    after = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    assert set(after) - set(before) == {".trash/IMG_0002.JPG.xmp"}  # the one it replaced
+    assert set(before) <= set(after)  # nothing copied back into the folder
+    refreshed = projects.get_photo(library, "wedding", "IMG_0002")
+    assert (refreshed["flag"], refreshed["rating"], refreshed["label"]) == ("pick", 3, "blue")
+    library.engine.dispose()
+
+
+def _serials(library: Library, photo: dict[str, object]) -> set[str | None]:
+    ids = [f["imageId"] for f in photo["files"]]  # type: ignore[attr-defined]
+    with library.engine.connect() as conn:
+        rows = conn.execute(sa.select(images.c.exif).where(images.c.id.in_(ids)))
+        return {(exif or {}).get("camera_serial") for (exif,) in rows}

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from enlarger.db.schema import images, photo_files, photos, projects
 from enlarger.library.runtime import Library
+from enlarger.media.xmp import Decisions, write_decisions
 from enlarger.queue import Worker
 from tests.conftest import wait_for
 from tests.images import Shot, camera_jpeg, dng, jpeg
@@ -292,10 +293,20 @@ def test_two_cameras_with_the_same_file_numbers_make_two_photos(
             dng(tmp_path / name / "IMG_5002.DNG", 600, 400, shot=shot),
         )
     client.post("/api/projects", json={"folder": "upload"})
-    for path in (cards["a"][0], cards["b"][0], cards["b"][1], cards["a"][1]):
+    rated = tmp_path / "b" / "IMG_5002.xmp"  # camera B's, sent with its JPG
+    rated.write_bytes(write_decisions(None, Decisions("pick", 5)))
+    assert upload(client, "upload", cards["a"][0]).status_code == 201
+    with_sidecar = upload(client, "upload", cards["b"][0], rated).json()["files"]
+    assert [(f["stored_as"], f["basename"]) for f in with_sidecar] == [
+        ("IMG_5002-2.JPG", "IMG_5002-2"),
+        ("IMG_5002-2.xmp", "IMG_5002-2"),
+    ]
+    for path in (cards["b"][1], cards["a"][1]):
         assert upload(client, "upload", path).status_code == 201
     expected = {"IMG_5002": {"A-0001"}, "IMG_5002-2": {"B-0002"}}
     assert _serials_by_photo(library, "upload") == expected
+    assert photo_of(client, "upload", "IMG_5002")["rating"] == 0
+    assert photo_of(client, "upload", "IMG_5002-2")["rating"] == 5
     pairs = {p["basename"]: sorted(f["filename"] for f in p["files"]) for p in
              client.get("/api/projects/upload/photos").json()["photos"]}  # fmt: skip
     assert pairs == {

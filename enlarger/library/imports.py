@@ -1,18 +1,24 @@
 """Bulk import from the local file system: find the files, ingest each one (copied, never
-moved), and read back where each stands. The CLI's `enlarger import` drives these."""
+moved) with the `.xmp` sidecars beside it, and read back where each stands. The CLI's
+`enlarger import` drives these.
+
+A card imported again changes nothing: a file whose bytes the project holds, or has in
+its trash (a rejected photo's), is skipped; the sidecars beside a held file still bring
+their decisions to its photo."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from enlarger.db.schema import images
-from enlarger.library import service
+from enlarger.library import service, sidecars
+from enlarger.library.photos import basename_of, has_photo, sidecar_basename
 from enlarger.library.runtime import Library
 from enlarger.library.service import ImageStatus
 
@@ -35,10 +41,91 @@ def discover(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def import_file(library: Library, path: Path, project: str | None) -> service.Ingested:
-    return service.ingest(
-        library, service.copy_to_temp(library, path), filename=path.name, collection=project
+@dataclass(frozen=True)
+class Planned:
+    """An image to import with the sidecars beside it that describe it."""
+
+    path: Path
+    sidecars: list[Path] = field(default_factory=list)
+
+
+def plan(files: list[Path]) -> tuple[list[Planned], list[Path]]:
+    """The images, each with its sidecars from the same folder (`IMG_1.CR2.xmp` goes with
+    IMG_1.CR2, `IMG_1.xmp` with every IMG_1.*), and the sidecars that describe no image
+    of the import."""
+    planned = [Planned(f) for f in files if not sidecars.is_sidecar(f.name)]
+    in_folder: dict[Path, list[Planned]] = {}
+    for item in planned:
+        in_folder.setdefault(item.path.parent, []).append(item)
+    alone: list[Path] = []
+    for xmp in (f for f in files if sidecars.is_sidecar(f.name)):
+        neighbours = in_folder.get(xmp.parent, [])
+        found = sidecars.described(xmp.name, [n.path.name for n in neighbours])
+        if found is None:
+            alone.append(xmp)
+            continue
+        exact = xmp.name.casefold() == (found + sidecars.SIDECAR_SUFFIX).casefold()
+        for item in neighbours:
+            name = item.path.name
+            if name == found or (not exact and basename_of(name) == basename_of(found)):
+                item.sidecars.append(xmp)
+    return planned, alone
+
+
+@dataclass(frozen=True)
+class Imported:
+    image_id: str
+    skipped: str | None  # "held": the project has these bytes; "trashed": in its trash
+
+
+HELD, TRASHED = "held", "trashed"
+
+
+def import_file(library: Library, item: Planned, project: str | None) -> Imported:
+    """Ingest one image with its sidecars, unless the project holds its bytes (then its
+    sidecars go to the photo that has them) or has them in its trash."""
+    collection = project or service.DEFAULT_COLLECTION
+    received = service.copy_to_temp(library, item.path)
+    twin = service.trashed_twin(library, collection, received.checksum)
+    if twin is not None:
+        received.path.unlink(missing_ok=True)
+        return Imported(twin.id, TRASHED)
+    given = [(x.name, x.read_bytes()) for x in item.sidecars]
+    ingested = service.ingest(
+        library, received, filename=item.path.name, collection=project, sidecars=given
     )
+    if ingested.created:
+        return Imported(ingested.image_id, None)
+    held = service.get_image_row(library, ingested.image_id)
+    if held.original_key is not None:
+        project_row = service.project_row(library, held.project_id)
+        final = held.original_filename or ""
+        for name, data in given:
+            renamed = sidecars.renamed(name, item.path.name, final)
+            sidecars.store(library, project_row, renamed, data, basename_of(final))
+    return Imported(ingested.image_id, HELD)
+
+
+class NoPhoto(LookupError):
+    """A sidecar of no photo of the project and no image of the import."""
+
+
+def import_sidecar(library: Library, path: Path, project: str | None) -> str:
+    """A sidecar describing no image of the import joins the project's photo of its name
+    (decisions made elsewhere, brought back); returns that photo's base name."""
+    collection = project or service.DEFAULT_COLLECTION
+    with library.engine.connect() as conn:
+        project_id = service.find_project_id(conn, collection)
+        basename = (
+            sidecar_basename(path.name, has_photo(conn, project_id))
+            if project_id is not None
+            else None
+        )
+        if project_id is None or not has_photo(conn, project_id)(basename or ""):
+            raise NoPhoto(f"{path.name}: no photo of {collection!r} is called {basename!r}")
+    return sidecars.store(
+        library, service.project_row(library, project_id), path.name, path.read_bytes()
+    )[0]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from enlarger.library import maintenance, projects, service
+from enlarger.library import maintenance, projects, service, sidecars
 from enlarger.library.runtime import Library, library_for
 from enlarger.library.service import JobType
 from enlarger.library.tasks import Maintenance
@@ -68,6 +68,7 @@ def offload_original(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
     library = _library(ctx)
     try:
         key = service.offload_original(library, payload["imageId"])
+        sidecars.adopt(library, payload["imageId"], payload.get("sidecars", []))
     except service.NotFound:
         return {"skipped": "the image was deleted"}
     except (OSError, StorageError) as error:

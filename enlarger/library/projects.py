@@ -27,11 +27,8 @@ from enlarger.library.photos import (
     Capture,
     basename_of,
     fits_photo,
-    has_photo,
     join_photo,
     numbered_names,
-    photo_for,
-    sidecar_basename,
 )
 from enlarger.library.runtime import Library
 from enlarger.library.service import (
@@ -176,7 +173,8 @@ def upload(
         service.stage_upload(library, row["id"], upload_)
         accepted.append((name, row, upload_))
     recorded, job_id = _record(library, project, accepted)
-    stored = [_store_sidecar(library, project, name, file) for name, file in xmps]
+    names = {o.filename: o.stored_as for o in recorded if o.filename and o.stored_as}
+    stored = [_store_sidecar(library, project, name, file, names) for name, file in xmps]
     return ProjectUpload(outcomes + recorded + stored, job_id)
 
 
@@ -304,43 +302,24 @@ def _free_name(conn: sa.Connection, project_id: int, name: str, capture: Capture
 
 
 def _store_sidecar(
-    library: Library, project: sa.Row[Any], name: str, upload_: Received
+    library: Library,
+    project: sa.Row[Any],
+    name: str,
+    upload_: Received,
+    names: dict[str, str],
 ) -> FileOutcome:
-    """An .xmp goes next to its photo's files and the photo takes its decisions. It
-    replaces the photo's own sidecar of that name (the old one goes to the trash) but
-    never another file: a name that is taken gets the next number, as originals do."""
-    with library.engine.begin() as conn:
-        service.lock_project(conn, project.id)
-        basename = sidecar_basename(name, has_photo(conn, project.id))
-        photo_id = photo_for(conn, project.id, basename)
-        key = _free_sidecar_key(library, conn, project.folder, name, photo_id)
-        replacing = sidecars.holder(conn, key) == photo_id
-        if replacing and library.blobs.exists(key):
-            library.blobs.move(key, service.free_trash_key(library, project.folder, name))
-        decisions = sidecars.decisions_in(upload_.path.read_bytes())
-        library.blobs.take_file(key, upload_.path)
-        if not replacing:
-            sidecars.attach(conn, photo_id, key)
-        conn.execute(
-            photos.update().where(photos.c.id == photo_id).values(updated_at=db_now(), **decisions)
-        )
-    return FileOutcome(name, key.rsplit("/", 1)[-1], basename, "sidecar")
-
-
-def _free_sidecar_key(
-    library: Library, conn: sa.Connection, folder: str, name: str, photo_id: int
-) -> str:
-    """The first of `name`, `name-2`… that is the photo's own sidecar or nobody's file."""
-    for candidate in numbered_names(name):
-        key = sidecars.folder_key(folder, candidate)
-        held_by = sidecars.holder(conn, key)
-        if held_by == photo_id:
-            return key
-        original = sa.select(images.c.id).where(images.c.original_key == key)
-        free = held_by is None and conn.execute(original).first() is None
-        if free and not library.blobs.exists(key):
-            return key
-    raise Conflict(f"no free name like {name!r} in {folder!r}")
+    """An .xmp of the upload goes next to its photo's files. When it describes a file of
+    the same upload (`names`: each file's name as sent and as stored) it follows that
+    file's name: camera B's IMG_5002.xmp goes with its IMG_5002.JPG, stored as
+    IMG_5002-2.JPG, to IMG_5002-2.xmp."""
+    data = upload_.path.read_bytes()
+    upload_.path.unlink(missing_ok=True)
+    given = sidecars.described(name, names)
+    if given is not None:
+        name = sidecars.renamed(name, given, names[given])
+    basename = basename_of(names[given]) if given is not None else None
+    photo, stored_as = sidecars.store(library, project, name, data, basename)
+    return FileOutcome(name, stored_as, photo, "sidecar")
 
 
 # ---- processing (the upload_postprocess job) -----------------------------------------------

@@ -13,7 +13,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -189,10 +189,13 @@ def ingest(
     filename: str | None,
     title: str | None = None,
     collection: str | None = None,
+    sidecars: Sequence[tuple[str, bytes]] = (),
 ) -> Ingested:
     """Check the file by its content, read its metadata, and record it as INGESTED with
     its OFFLOAD_ORIGINAL job, or as FAILED with an error code, keeping no bytes. The same
-    bytes in the same collection are the same image, failed or not."""
+    bytes in the same collection are the same image, failed or not. `sidecars` (name and
+    bytes of the `.xmp` files beside it) wait with the upload and join its photo when it
+    is stored, under its final name."""
     name = (collection or DEFAULT_COLLECTION).strip() or DEFAULT_COLLECTION
     try:
         check_upload_names(filename, title, name)
@@ -201,13 +204,20 @@ def ingest(
         raise
     row, failed = examine(library, received, filename=filename, title=title)
     image_id = row["id"]
+    staged: list[dict[str, str]] = []
     if failed is None:
         stage_upload(library, image_id, received)
-    existing = _record_image(library, name, row, enqueue_offload=failed is None)
+        staged = [
+            stage_sidecar(library, image_id, n, name, data, filename or "")
+            for n, (name, data) in enumerate(sidecars)
+        ]
+    existing = _record_image(library, name, row, enqueue_offload=failed is None, sidecars=staged)
     if existing is not None or failed is not None:
         received.path.unlink(missing_ok=True)
     if existing is not None:
         discard_staged(library, image_id)
+        for entry in staged:
+            discard_staged_sidecar(library, entry)
         return _ingested(existing, created=False)
     return _ingested(get_image_row(library, image_id), created=True)
 
@@ -222,6 +232,39 @@ def stage_upload(library: Library, image_id: str, received: Received) -> None:
     the temp directory (a rename away from its place)."""
     if library.blobs.remote:
         library.blobs.take_file(staging_key(image_id), received.path)
+
+
+def stage_sidecar(
+    library: Library, image_id: str, n: int, name: str, data: bytes, describes: str
+) -> dict[str, str]:
+    """A sidecar waits with its image's upload (as the upload does: here, or in storage
+    when it is remote); the entry says where, and the file name it describes."""
+    entry = {"name": name, "describes": describes}
+    if library.blobs.remote:
+        key = f"{STAGING_PREFIX}{image_id}.{n}.xmp"
+        library.blobs.put_bytes(key, data)
+        return entry | {"key": key}
+    path = library.temp_dir / f"{image_id}.{n}.xmp"
+    path.write_bytes(data)
+    return entry | {"tempPath": str(path)}
+
+
+def staged_sidecar_bytes(library: Library, entry: dict[str, str]) -> bytes | None:
+    """A staged sidecar's bytes; None once it is gone (adopted by an earlier attempt)."""
+    if "key" in entry:
+        if not library.blobs.exists(entry["key"]):
+            return None
+        with library.blobs.local_copy(entry["key"]) as path:
+            return path.read_bytes()
+    path = Path(entry["tempPath"])
+    return path.read_bytes() if path.is_file() else None
+
+
+def discard_staged_sidecar(library: Library, entry: dict[str, str]) -> None:
+    if "key" in entry:
+        library.blobs.delete(entry["key"])
+    else:
+        Path(entry["tempPath"]).unlink(missing_ok=True)
 
 
 def discard_staged(library: Library, image_id: str) -> None:
@@ -241,8 +284,8 @@ def sweep_staged(library: Library, older_than_s: float = STAGED_ORPHAN_AFTER_S) 
     old = [
         b for b in library.blobs.list_folder(STAGING_PREFIX.rstrip("/")) if b.modified_at <= cutoff
     ]
-    waiting = _still_awaited(library, images.c.id, [b.name for b in old])
-    swept = [b for b in old if b.name not in waiting]
+    waiting = _still_awaited(library, images.c.id, [b.name.split(".")[0] for b in old])
+    swept = [b for b in old if b.name.split(".")[0] not in waiting]
     for blob in swept:
         library.blobs.delete(blob.key)
     return [b.name for b in swept]
@@ -306,20 +349,28 @@ def examine(
 
 
 def _record_image(
-    library: Library, collection: str, row: dict[str, Any], enqueue_offload: bool
+    library: Library,
+    collection: str,
+    row: dict[str, Any],
+    enqueue_offload: bool,
+    sidecars: list[dict[str, str]],
 ) -> sa.Row[Any] | None:
     """Insert the image (and its OFFLOAD_ORIGINAL job) unless the collection already holds
     these bytes; then return that image instead. A concurrent upload of the same bytes, or
     of a new collection's name, makes the first try fail on a unique index; a second try
     sees the winner's rows."""
     try:
-        return _insert_image(library, collection, row, enqueue_offload)
+        return _insert_image(library, collection, row, enqueue_offload, sidecars)
     except sa.exc.IntegrityError:
-        return _insert_image(library, collection, row, enqueue_offload)
+        return _insert_image(library, collection, row, enqueue_offload, sidecars)
 
 
 def _insert_image(
-    library: Library, collection: str, row: dict[str, Any], enqueue_offload: bool
+    library: Library,
+    collection: str,
+    row: dict[str, Any],
+    enqueue_offload: bool,
+    sidecars: list[dict[str, str]],
 ) -> sa.Row[Any] | None:
     with library.engine.begin() as conn:
         project_id = project_id_for(library, conn, collection)
@@ -333,9 +384,14 @@ def _insert_image(
         )
         announce_image(library, conn, row["id"], row["status"])
         if enqueue_offload:
+            payload = {
+                "imageId": row["id"],
+                "tempPath": row["temp_path"],
+                "checksum": row["checksum"],
+            }
             library.queue.enqueue(
                 JobType.OFFLOAD_ORIGINAL,
-                {"imageId": row["id"], "tempPath": row["temp_path"], "checksum": row["checksum"]},
+                payload | ({"sidecars": sidecars} if sidecars else {}),
                 priority=UPLOAD_PRIORITY,
                 idempotency_key=f"offload:{row['id']}",
                 conn=conn,
@@ -374,34 +430,75 @@ def lock_project(conn: sa.Connection, project_id: int) -> str:
 
 
 def live_duplicate(conn: sa.Connection, project_id: int, checksum: str) -> sa.Row[Any] | None:
-    """The project's live image with these bytes, if any."""
+    """The project's live image with these bytes (or that had them when they arrived,
+    before enlarger wrote XMP into it), if any."""
     return conn.execute(
-        sa.select(images).where(
+        sa.select(images)
+        .where(
             images.c.project_id == project_id,
-            images.c.checksum == checksum,
+            _has_checksum(checksum),
             images.c.deleted_at.is_(None),
         )
+        .order_by(images.c.checksum != checksum)
     ).first()
+
+
+def _has_checksum(checksum: str) -> sa.ColumnElement[bool]:
+    return sa.or_(images.c.checksum == checksum, images.c.source_checksum == checksum)
+
+
+def trashed_twin(library: Library, collection: str, checksum: str) -> sa.Row[Any] | None:
+    """The image of the collection's project with these bytes whose file is in its
+    trash (a rejected photo's, say), if any: a card imported again skips it."""
+    with library.engine.connect() as conn:
+        project_id = find_project_id(conn, collection)
+        if project_id is None:
+            return None
+        rows = list(
+            conn.execute(
+                sa.select(images)
+                .where(
+                    images.c.project_id == project_id,
+                    _has_checksum(checksum),
+                    images.c.deleted_at.is_not(None),
+                    images.c.original_key.is_not(None),
+                )
+                .order_by(images.c.deleted_at.desc())
+            )
+        )
+    return next((row for row in rows if library.blobs.exists(row.original_key)), None)
 
 
 FOLDER_CHARS = 100  # a folder made from a collection's name keeps this much of it
 
 
-def project_id_for(library: Library, conn: sa.Connection, name: str) -> int:
+def _folder_of(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower())[:FOLDER_CHARS].strip("-")
+
+
+def find_project_id(conn: sa.Connection, name: str) -> int | None:
     """The project a collection name means: the one of that name, folder or title, or the
-    one whose folder the name makes ("Wedding 2026" is wedding-2026's), never a copy of
-    it; created on first use otherwise (with its maintenance schedules)."""
-    folder = re.sub(r"[^a-z0-9]+", "-", name.lower())[:FOLDER_CHARS].strip("-")
+    one whose folder the name makes ("Wedding 2026" is wedding-2026's)."""
     for column, value in (
         (projects.c.name, name),
         (projects.c.folder, name),
         (projects.c.title, name),
-        (projects.c.folder, folder),
+        (projects.c.folder, _folder_of(name)),
     ):
         query = sa.select(projects.c.id).where(column == value).order_by(projects.c.id)
         found = conn.execute(query.limit(1)).scalar()
         if found is not None:
             return int(found)
+    return None
+
+
+def project_id_for(library: Library, conn: sa.Connection, name: str) -> int:
+    """The project a collection name means (`find_project_id`), never a copy of it;
+    created on first use otherwise (with its maintenance schedules)."""
+    found = find_project_id(conn, name)
+    if found is not None:
+        return found
+    folder = _folder_of(name)
     if not folder:  # nothing of the name makes a folder: the first free "project-N"
         like = projects.c.folder.like("project%")
         taken = set(conn.execute(sa.select(projects.c.folder).where(like)).scalars())
@@ -729,6 +826,11 @@ def _image_query() -> sa.Select[Any]:
     return sa.select(images, projects.c.name.label("collection"), projects.c.folder).join(
         projects, projects.c.id == images.c.project_id
     )
+
+
+def project_row(library: Library, project_id: int) -> sa.Row[Any]:
+    with library.engine.connect() as conn:
+        return conn.execute(sa.select(projects).where(projects.c.id == project_id)).one()
 
 
 def get_image_row(library: Library, image_id: str, include_deleted: bool = False) -> sa.Row[Any]:

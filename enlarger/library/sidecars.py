@@ -21,9 +21,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from enlarger.db.schema import photo_sidecars
+from enlarger.db.schema import images, photo_sidecars, photos
 from enlarger.db.types import db_now
 from enlarger.library import service
+from enlarger.library.photos import (
+    basename_of,
+    has_photo,
+    numbered_names,
+    photo_for,
+    sidecar_basename,
+)
 from enlarger.library.runtime import Library
 from enlarger.media.xmp import (
     PICKS_AS,
@@ -131,6 +138,90 @@ def holder(conn: sa.Connection, key: str) -> int | None:
 
 def forget(conn: sa.Connection, key: str) -> None:
     conn.execute(photo_sidecars.delete().where(photo_sidecars.c.key == key))
+
+
+# ---- arriving ------------------------------------------------------------------------------
+
+
+def described(name: str, filenames: Iterable[str]) -> str | None:
+    """The file of `filenames` a sidecar describes: `IMG_1.CR2.xmp` the file IMG_1.CR2,
+    `IMG_1.xmp` a file whose base name is IMG_1 (the first, by name)."""
+    stem = name[: -len(SIDECAR_SUFFIX)] if is_sidecar(name) else name
+    candidates = sorted(filenames)
+    exact = [f for f in candidates if f.casefold() == stem.casefold()]
+    by_base = [f for f in candidates if basename_of(f).casefold() == stem.casefold()]
+    return (exact or by_base or [None])[0]
+
+
+def renamed(name: str, given: str, final: str) -> str:
+    """A sidecar's name once the file it describes, sent as `given`, is named `final` in
+    the folder (`IMG_5002.xmp` of IMG_5002.JPG stored as IMG_5002-2.JPG: IMG_5002-2.xmp)."""
+    for old, new in ((given, final), (basename_of(given), basename_of(final))):
+        if name.casefold().startswith(old.casefold() + "."):
+            return new + name[len(old) :]
+    return name
+
+
+def store(
+    library: Library, project: sa.Row[Any], name: str, data: bytes, basename: str | None = None
+) -> tuple[str, str]:
+    """Put an arriving sidecar next to its photo's files (the photo of `basename`, else
+    the one its name says), and the photo takes its decisions. It replaces the photo's
+    own sidecar of that name (the old one goes to the trash; the same bytes again change
+    nothing) but never another file: a name that is taken gets the next number, as
+    originals do. Returns the photo's base name and the name the sidecar got."""
+    with library.engine.begin() as conn:
+        service.lock_project(conn, project.id)
+        basename = basename or sidecar_basename(name, has_photo(conn, project.id))
+        photo_id = photo_for(conn, project.id, basename)
+        key = _free_key(library, conn, project.folder, name, photo_id)
+        replacing = holder(conn, key) == photo_id
+        if replacing and _read(library, key) == data:
+            return basename, key.rsplit("/", 1)[-1]
+        if replacing and library.blobs.exists(key):
+            library.blobs.move(key, service.free_trash_key(library, project.folder, name))
+        library.blobs.put_bytes(key, data)
+        if not replacing:
+            attach(conn, photo_id, key)
+        conn.execute(
+            photos.update()
+            .where(photos.c.id == photo_id)
+            .values(updated_at=db_now(), **decisions_in(data))
+        )
+    return basename, key.rsplit("/", 1)[-1]
+
+
+def _free_key(library: Library, conn: sa.Connection, folder: str, name: str, photo_id: int) -> str:
+    """The first of `name`, `name-2`… that is the photo's own sidecar or nobody's file."""
+    for candidate in numbered_names(name):
+        key = folder_key(folder, candidate)
+        held_by = holder(conn, key)
+        if held_by == photo_id:
+            return key
+        original = sa.select(images.c.id).where(images.c.original_key == key)
+        free = held_by is None and conn.execute(original).first() is None
+        if free and not library.blobs.exists(key):
+            return key
+    raise service.Conflict(f"no free name like {name!r} in {folder!r}")
+
+
+def adopt(library: Library, image_id: str, staged: list[dict[str, str]]) -> list[str]:
+    """Sidecars that waited with an upload (`service.stage_sidecar`) join its photo now
+    that it is stored, renamed as it was; returns their names. Safe to run again: a
+    sidecar adopted already is gone from where it waited."""
+    row = service.get_image_row(library, image_id)
+    if row.original_key is None:
+        return []
+    project = service.project_row(library, row.project_id)
+    final = row.original_filename or ""
+    names = []
+    for entry in staged:
+        data = service.staged_sidecar_bytes(library, entry)
+        if data is not None:
+            name = renamed(entry["name"], entry["describes"], final)
+            names.append(store(library, project, name, data, basename_of(final))[1])
+            service.discard_staged_sidecar(library, entry)
+    return names
 
 
 # ---- writing decisions --------------------------------------------------------------------
