@@ -5,6 +5,10 @@ darktable's sidecars on ingest; written to `.xmp` sidecars on commit in the form
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,13 +16,15 @@ import httpx
 import pyexiv2
 import pytest
 import pyvips
+import rawpy
 
+from enlarger.library import service
 from enlarger.library.runtime import Library
 from enlarger.media.xmp import Decisions, read_decisions, write_decisions
 from enlarger.queue import Worker
 from tests import culling_set
 from tests.conftest import wait_for
-from tests.images import dng, jpeg, photo
+from tests.images import Shot, camera_jpeg, dng, jpeg, photo, tiff_wrapped_raw
 from tests.photos import content, listing, photo_of, processed, upload
 
 pytestmark = pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
@@ -378,3 +384,107 @@ def test_commit_can_write_sidecars_without_moving_anything(
     assert [f["filename"] for f in photo_of(client, "safe", "R")["files"]] == ["R.jpg"]
     for bad in ({"trash": "maybe"}, {"trsh": False}):
         assert client.post("/api/projects/safe/commit-changes", json=bad).status_code == 422
+
+
+def _exiftool(library: Library, key: str, tmp_path: Path) -> dict[str, object]:
+    """What exiftool reads of a stored file's XMP, by group (`XMP-xmp:Rating`…), as the
+    tools of docs/culling.md would find it."""
+    copy = tmp_path / "exiftool" / key.rsplit("/", 1)[-1]
+    copy.parent.mkdir(exist_ok=True)
+    copy.write_bytes(content(library, key))
+    read = subprocess.run(
+        ["exiftool", "-j", "-n", "-G1", "-XMP:all", str(copy)], capture_output=True, text=True
+    )
+    assert read.returncode == 0, read.stderr
+    return json.loads(read.stdout)[0]
+
+
+def test_exiftool_reads_decisions_where_each_tool_looks_for_them(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    """docs/culling.md's table, cell by cell: a JPEG, a DNG and a proprietary RAW (a PEF),
+    committed with `embedXmp` on and without trashing. Lightroom Classic and Capture One
+    read the JPEG's and the DNG's own XMP and the RAW's IMG.xmp; Photo Mechanic the same
+    for JPEG and RAW; darktable and digiKam read IMG.EXT.xmp. Writing into a file keeps
+    its image data byte for byte and records its new checksum."""
+    client.post("/api/projects", json={"folder": "hand"})
+    client.patch("/api/projects/hand", json={"options": {"embedXmp": True}})
+    card = tmp_path / "card"
+    card.mkdir()
+    sources = {
+        "JPG_1.JPG": camera_jpeg(card / "JPG_1.JPG", Shot()),
+        "DNG_2.DNG": dng(card / "DNG_2.DNG", 600, 400),
+        "PEF_3.PEF": tiff_wrapped_raw(card / "PEF_3.PEF", "PENTAX Corporation", 600, 400),
+    }
+    upload(client, "hand", *sources.values())
+    run_worker()
+    for basename in ("JPG_1", "DNG_2", "PEF_3"):
+        wait_for(lambda b=basename: processed(client, "hand", b), timeout=60)
+    client.patch("/api/projects/hand/photos/JPG_1", json={"flag": "pick"})
+    client.patch("/api/projects/hand/photos/DNG_2", json={"flag": "reject", "label": "red"})
+    client.patch("/api/projects/hand/photos/PEF_3", json={"rating": 3, "label": "yellow"})
+    done = client.post("/api/projects/hand/commit-changes", json={"trash": False}).json()
+    assert sorted(done["embedded"]) == ["DNG_2.DNG", "JPG_1.JPG"]  # a PEF takes no XMP
+    assert done["sidecars_refused"] == {}
+
+    def read(name: str) -> dict[str, object]:
+        return _exiftool(library, f"projects/hand/{name}", tmp_path)
+
+    pick, reject, rated = (
+        {"rating": 1, "label": None, "tagged": True, "pick": 3, "colour": None, "dt": None},
+        {"rating": -1, "label": "Red", "tagged": False, "pick": 1, "colour": 1, "dt": 0},
+        {"rating": 3, "label": "Yellow", "tagged": False, "pick": 0, "colour": 3, "dt": 1},
+    )
+    lightroom_and_capture_one = {"JPG_1.JPG": pick, "DNG_2.DNG": reject, "PEF_3.xmp": rated}
+    for name, want in lightroom_and_capture_one.items():
+        found = read(name)
+        assert (found["XMP-xmp:Rating"], found.get("XMP-xmp:Label")) == (
+            want["rating"],
+            want["label"],
+        ), name
+    for name, want in {"JPG_1.JPG": pick, "PEF_3.xmp": rated}.items():  # Photo Mechanic
+        found = read(name)
+        assert found["XMP-photomech:Tagged"] is want["tagged"], name
+        assert (found["XMP-xmp:Rating"], found.get("XMP-xmp:Label")) == (
+            want["rating"],
+            want["label"],
+        ), name
+    per_file = {"JPG_1.JPG.xmp": pick, "DNG_2.DNG.xmp": reject, "PEF_3.PEF.xmp": rated}
+    for name, want in per_file.items():  # darktable and digiKam
+        found = read(name)
+        assert found["XMP-xmp:Rating"] == want["rating"], name
+        assert found.get("XMP-darktable:Colorlabels") == want["dt"], name
+        assert found["XMP-digiKam:PickLabel"] == want["pick"], name
+        assert found.get("XMP-digiKam:ColorLabel") == want["colour"], name
+
+    jpeg_before, jpeg_after = (
+        sources["JPG_1.JPG"].read_bytes(),
+        content(library, "projects/hand/JPG_1.JPG"),
+    )
+    scan = jpeg_before.index(b"\xff\xda")
+    assert jpeg_after[jpeg_after.index(b"\xff\xda") :] == jpeg_before[scan:]  # the image data
+    before_pixels = pyvips.Image.new_from_buffer(jpeg_before, "").write_to_memory()
+    assert pyvips.Image.new_from_buffer(jpeg_after, "").write_to_memory() == before_pixels
+    dng_before, dng_after = (
+        sources["DNG_2.DNG"].read_bytes(),
+        content(library, "projects/hand/DNG_2.DNG"),
+    )
+    with rawpy.imread(io.BytesIO(dng_before)) as old, rawpy.imread(io.BytesIO(dng_after)) as new:
+        assert (old.raw_image == new.raw_image).all() and old.raw_image.shape == (400, 600)
+    # every byte before the old end stays, but the header's pointer to the new directory
+    assert dng_after[:4] == dng_before[:4] and dng_after[8 : len(dng_before)] == dng_before[8:]
+    for name, before, after in (
+        ("JPG_1.JPG", jpeg_before, jpeg_after),
+        ("DNG_2.DNG", dng_before, dng_after),
+    ):
+        row = service.get_image_row(library, next(
+            f["imageId"] for f in photo_of(client, "hand", name.split(".")[0])["files"]
+        ))  # fmt: skip
+        assert row.checksum == hashlib.sha256(after).hexdigest()
+        assert row.source_checksum == hashlib.sha256(before).hexdigest()
+        assert row.size_bytes == len(after)
+    again = upload(client, "hand", sources["JPG_1.JPG"]).json()["files"][0]
+    assert again["duplicate"] is True  # the card's file is still known
+
+    second = client.post("/api/projects/hand/commit-changes", json={"trash": False}).json()
+    assert (second["embedded"], second["sidecars"]) == ([], [])  # nothing differs now

@@ -23,6 +23,8 @@ from enlarger.media import (
     render,
     sniff,
 )
+from enlarger.media.embed import EmbedError, embed_xmp, embedded_xmp
+from enlarger.media.xmp import Decisions, read_decisions, write_decisions
 from tests.images import (
     TIFF_VARIANTS,
     dng,
@@ -488,3 +490,31 @@ def test_assessment_tells_sharp_from_blurred_and_alike_from_different() -> None:
     assert bursts(frames, max_gap_s=2) == [["a", "b"]]
     white = pyvips.Image.black(64, 48, bands=3).invert().copy(interpretation="srgb")
     assert (assess(white).highlights, assess(white).shadows) == (1.0, 0.0)
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "dng"])
+def test_xmp_written_into_a_file_twice_leaves_one_packet_and_the_image(
+    kind: str, tmp_path: Path
+) -> None:
+    path = jpeg(tmp_path / "a.jpg", 300, 200) if kind == "jpeg" else dng(tmp_path / "a.dng", 64, 48)
+    original = path.read_bytes()
+    first = embed_xmp(original, kind, write_decisions(None, Decisions("pick", 2)))
+    second = embed_xmp(first, kind, write_decisions(embedded_xmp(first, kind), Decisions("reject")))
+    assert read_decisions(embedded_xmp(second, kind) or b"") == Decisions("reject", 0, None)
+    if kind == "jpeg":
+        assert second.count(b"http://ns.adobe.com/xap/1.0/\x00") == 1
+        assert second[second.index(b"\xff\xda") :] == original[original.index(b"\xff\xda") :]
+    else:  # the second packet is pointed at by the same entry: no other byte changes
+        assert second[4:8] == first[4:8]
+        assert sum(a != b for a, b in zip(first, second, strict=False)) <= 12
+    decoded = pyvips.Image.new_from_buffer(second, "") if kind == "jpeg" else None
+    assert decoded is None or decoded.width == 300
+
+
+def test_xmp_that_does_not_fit_is_refused() -> None:
+    with pytest.raises(EmbedError, match="65,502"):
+        embed_xmp(b"\xff\xd8\xff\xda\x00\x02", "jpeg", b"x" * 70_000)
+    with pytest.raises(EmbedError, match="not a TIFF"):
+        embed_xmp(b"\xff\xd8 a jpeg", "dng", b"<x/>")
+    with pytest.raises(EmbedError, match="png"):
+        embed_xmp(b"", "png", b"<x/>")

@@ -412,6 +412,7 @@ def _files_query() -> sa.Select[Any]:
             images.c.error_code,
             images.c.assessment,
             images.c.taken_at,
+            images.c.format,
         )
         .join(images, images.c.id == photo_files.c.image_id)
         .where(images.c.deleted_at.is_(None))
@@ -465,6 +466,7 @@ class Committed:
     jobs: dict[str, int]  # the reconciliation tasks queued after it, by type
     sidecars: list[str]  # .xmp files written with the photos' decisions
     sidecars_refused: dict[str, str]  # sidecar → why it was left as it is (not XMP)
+    embedded: list[str]  # JPEG and DNG files the decisions were written into (opt-in)
 
 
 @dataclass(frozen=True)
@@ -480,7 +482,8 @@ class _Culled:
 
 def commit_changes(library: Library, folder: str, trash: bool = True) -> Committed:
     """Apply the intent. Each photo's decisions go into its `.xmp` sidecars, as the
-    project's `Handoff` names them (rewritten only where they say otherwise). Unless
+    project's `Handoff` names them (rewritten only where they say otherwise), and with
+    its `embed_xmp` into its JPEG and DNG files that stay. Unless
     `trash` is off (sidecars only), every JPG or RAW not kept, and every file of a
     rejected photo, goes to `.trash` with its own sidecar (its derivatives are deleted at
     once); a photo left with only its RAW gets derivatives from it; a photo left with no
@@ -490,6 +493,7 @@ def commit_changes(library: Library, folder: str, trash: bool = True) -> Committ
     regenerating: list[str] = []
     written: list[str] = []
     refused: dict[str, str] = {}
+    embedded: list[str] = []
     project = get_project(library, folder)
     handoff = Handoff.of(project.options)
     for photo in _culled(library, project):
@@ -501,10 +505,13 @@ def commit_changes(library: Library, folder: str, trash: bool = True) -> Committ
         )
         written += wrote.written
         refused |= wrote.refused
+        rejected = photo.decisions.flag == REJECT
+        gone = [f for f in photo.files if rejected or not photo.keep[f.role]] if trash else []
+        if handoff.embed_xmp:
+            staying = [f for f in photo.files if f not in gone]
+            embedded += sidecars.embed(library, staying, photo.decisions, handoff, refused)
         if not trash:
             continue
-        rejected = photo.decisions.flag == REJECT
-        gone = [f for f in photo.files if rejected or not photo.keep[f.role]]
         for file in gone:
             try:
                 moved = service.delete_image(library, file.id)
@@ -527,7 +534,7 @@ def commit_changes(library: Library, folder: str, trash: bool = True) -> Committ
         if trash
         else {}
     )
-    return Committed(trashed, regenerating, jobs, written, refused)
+    return Committed(trashed, regenerating, jobs, written, refused, embedded)
 
 
 def _culled(library: Library, project: sa.Row[Any]) -> list[_Culled]:

@@ -1037,6 +1037,25 @@ def free_trash_key(library: Library, folder: str, name: str) -> str:
     raise Conflict(f"the trash of {folder!r} is full of files like {name!r}")
 
 
+def rewrite_original(library: Library, row: sa.Row[Any], data: bytes) -> None:
+    """Replace a stored original with new bytes of the same image (XMP written into it,
+    on the user's say-so): its checksum and size are recorded, and the checksum it
+    arrived with kept, so the same file arriving again is still known."""
+    checksum = hashlib.sha256(data).hexdigest()
+    library.blobs.put_bytes(row.original_key, data)
+    with library.engine.begin() as conn:
+        conn.execute(
+            images.update()
+            .where(images.c.id == row.id)
+            .values(
+                checksum=checksum,
+                size_bytes=len(data),
+                source_checksum=sa.func.coalesce(images.c.source_checksum, row.checksum),
+                updated_at=db_now(),
+            )
+        )
+
+
 def refresh_original(library: Library, image_id: str) -> ImageStatus:
     """The image's file was changed in place: record what it is now, drop the derivatives
     made from the old bytes and mark it PROCESSING for new ones (the caller queues them),

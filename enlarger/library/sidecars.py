@@ -32,6 +32,7 @@ from enlarger.library.photos import (
     sidecar_basename,
 )
 from enlarger.library.runtime import Library
+from enlarger.media.embed import EMBEDDABLE, EmbedError, embed_xmp, embedded_xmp
 from enlarger.media.xmp import (
     PICKS_AS,
     PICKS_AS_RATING,
@@ -279,6 +280,43 @@ def write_back(
                 attach(conn, photo_id, key)
         written.append(name)
     return WriteBack(written, refused)
+
+
+def embed(
+    library: Library,
+    files: list[sa.Row[Any]],
+    decisions: Decisions,
+    handoff: Handoff,
+    refused: dict[str, str],
+) -> list[str]:
+    """Write the decisions into those of the files that are JPEG or DNG, where their own
+    XMP says otherwise (the tools that read nothing else for them: Lightroom, Capture
+    One). The image data stays byte for byte; the file's new checksum is recorded, and
+    the one it arrived with kept, so the card's file is still recognised. A file that
+    cannot take it is named in `refused`. Returns the files written."""
+    written = []
+    for file in files:
+        if file.format not in EMBEDDABLE:
+            continue
+        row = service.get_image_row(library, file.id)
+        if row.original_key is None:
+            continue  # not stored yet: the next commit sees to it
+        data = _read(library, row.original_key)
+        if data is None:
+            continue
+        try:
+            packet = embedded_xmp(data, file.format)
+            if not needs_writing(packet, decisions, handoff.picks_as):
+                continue
+            updated = embed_xmp(
+                data, file.format, write_decisions(packet, decisions, handoff.picks_as)
+            )
+        except (EmbedError, XmpError) as error:
+            refused[file.original_filename] = str(error)
+            continue
+        service.rewrite_original(library, row, updated)
+        written.append(file.original_filename)
+    return written
 
 
 def _read(library: Library, key: str) -> bytes | None:
