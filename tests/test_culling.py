@@ -10,6 +10,7 @@ import io
 import json
 import subprocess
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -228,6 +229,10 @@ def test_assistance_finds_bursts_their_best_frames_and_blurry_photos(
     """On the labelled set (`tests/culling_set.py`): burst grouping F1 and blur precision
     of at least 0.9, and each burst's crisp frame suggested."""
     labels = culling_set.make(tmp_path)
+    evening = datetime(2026, 7, 14, 20, 0, 0)
+    for n, (name, factor) in enumerate((("E_dark", 0.35), ("E_good", 1.0), ("E_bright", 2.5))):
+        exposed = culling_set.exposed(culling_set.frame(culling_set.scene(300 + n)), factor)
+        culling_set.save(exposed, tmp_path / f"{name}.jpg", evening + timedelta(minutes=n))
     client.post("/api/projects", json={"folder": "day"})
     answer = upload(client, "day", *sorted(tmp_path.glob("*.jpg")))
     assert answer.status_code == 201, answer.text
@@ -251,6 +256,13 @@ def test_assistance_finds_bursts_their_best_frames_and_blurry_photos(
     assert suggested == set(labels.best.values())
     assert all(assists[b]["reasons"] for b in suggested)
 
+    exposure = {b: (a["dark"], a["bright"]) for b, a in assists.items() if b.startswith("E_")}
+    assert exposure == {
+        "E_dark": (True, False),
+        "E_good": (False, False),
+        "E_bright": (False, True),
+    }
+    assert assists["E_dark"]["stopsUnder"] == pytest.approx(1.4, abs=0.2)
     flagged = {b for b, a in assists.items() if a["blurry"]}
     assert len(flagged & labels.blurry) / max(len(flagged), 1) >= 0.9  # precision
     assert len(flagged & labels.blurry) / len(labels.blurry) >= 0.9  # and it finds them

@@ -23,8 +23,10 @@ from enlarger.media import (
     render,
     sniff,
 )
+from enlarger.media.assess import assess, is_bright, is_dark
 from enlarger.media.embed import EmbedError, embed_xmp, embedded_xmp
 from enlarger.media.xmp import Decisions, read_decisions, write_decisions
+from tests import culling_set
 from tests.images import (
     TIFF_VARIANTS,
     dng,
@@ -518,3 +520,19 @@ def test_xmp_that_does_not_fit_is_refused() -> None:
         embed_xmp(b"\xff\xd8 a jpeg", "dng", b"<x/>")
     with pytest.raises(EmbedError, match="png"):
         embed_xmp(b"", "png", b"<x/>")
+
+
+def test_exposure_is_read_off_the_histogram_not_only_clipped_pixels() -> None:
+    """Frames at a third of a good exposure clip nothing (noise lifts their shadows) but
+    are dark; at twice or more they are bright; a good one is neither."""
+    for seed in (100, 101, 102):
+        source = culling_set.frame(culling_set.scene(seed))
+        found = {
+            factor: assess(culling_set.exposed(source, factor, seed)).as_dict()
+            for factor in (0.3, 0.35, 0.4, 0.7, 1.0, 2.0, 3.0)
+        }
+        assert all(found[f]["shadows"] == 0 for f in (0.3, 0.35, 0.4))
+        assert [f for f, a in found.items() if is_dark(a)] == [0.3, 0.35, 0.4]
+        assert [f for f, a in found.items() if is_bright(a)] == [2.0, 3.0]
+        assert found[0.35]["headroom"] == pytest.approx(-1.4, abs=0.15)
+        assert found[1.0]["headroom"] == 0.0

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from enlarger.config import Settings
-from enlarger.media.assess import Frame, best_frame, bursts, is_blurry
+from enlarger.media.assess import Frame, best_frame, bursts, is_blurry, is_bright, is_dark
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,15 @@ def assist(
     if shown_by is None or not shown_by.assessment:
         return None
     found = shown_by.assessment
+    measured = "headroom" in found  # an assessment from before exposure was measured has none
     return {
         "sharpness": found["sharpness"],
         "blurry": is_blurry(found, settings.blur_threshold),
         "highlightsClipped": found["highlights"],
         "shadowsClipped": found["shadows"],
+        "stopsUnder": -found["headroom"] if measured else None,
+        "dark": is_dark(found) if measured else None,
+        "bright": is_bright(found) if measured else None,
         "burst": place.burst if place else None,
         "burstSize": place.size if place else None,
         "bestInBurst": place.best if place else None,

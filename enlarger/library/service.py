@@ -1153,7 +1153,8 @@ def backfill(library: Library, everything: bool = False) -> Backfill:
         with library.engine.begin() as conn:
             for row in page:
                 have = {(d.name, d.recipe_hash) for d in made[row.id].values()}
-                needs_preview = everything or current_preview not in have or not row.assessment
+                measured = row.assessment and "headroom" in row.assessment  # exposure too
+                needs_preview = everything or current_preview not in have or not measured
                 needs_thumbs = everything or not current_thumbs <= have
                 created = False
                 if needs_preview:

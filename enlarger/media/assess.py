@@ -1,7 +1,9 @@
 """Culling assistance from a photo's pixels, with no model to download: how sharp it is
 (variance of the Laplacian, per region, so a sharp subject before a soft background
-counts as sharp), how much of it is clipped to white or black, and a perceptual hash
-that stays close when the camera moves a little between frames of a burst.
+counts as sharp), how much of it is clipped to white or black, how far its exposure is
+from a good one (read off the histogram, not only clipped pixels: sensor noise lifts an
+under-exposed frame's shadows off black), and a perceptual hash that stays close when the
+camera moves a little between frames of a burst.
 
 Everything is measured on the image shrunk to `ASSESS_SIDE` on its long edge, so numbers
 from a 12 MP phone and a 45 MP camera mean the same. Grouping photos into bursts and
@@ -22,6 +24,11 @@ ASSESS_SIDE = 1024
 GRID = 4  # sharpness is measured in GRID x GRID regions; the sharpest one counts
 HASH_SIDE, HASH_BITS_SIDE = 32, 8  # a 64-bit DCT hash of a 32 x 32 grey copy
 BURST_DISTANCE = 12  # frames of a burst have hashes differing in at most this many bits
+MID_GREY = 0.18  # a meter's idea of an average scene, in linear light
+BRIGHT_END = 0.995  # the histogram's top: the level this share of pixels stays below
+WELL_EXPOSED_TOP = 0.8  # linear light (about 231 in sRGB) the top of a good frame reaches
+DARK_EV, BRIGHT_EV = -1.0, 1.0  # past these, a frame is called dark or bright
+BRIGHT_CLIPPED = 0.03  # and a bright one clips at least this share of its pixels
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,8 @@ class Assessment:
     highlights: float  # share of pixels with a channel at white
     shadows: float  # share of pixels black in every channel
     phash: str  # 16 hex digits
+    exposure: float  # stops from an average scene's exposure (the median against mid-grey)
+    headroom: float  # stops the histogram's top stays below a good frame's (0 or less)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,12 +62,48 @@ def assess(image: pyvips.Image) -> Assessment:
         else colour[:, :, 0].astype(np.float32)
     )
     regions = _region_sharpness(grey)
+    exposure, headroom = _exposure(grey)
     return Assessment(
         sharpness=max(regions),
         regions=regions,
         highlights=round(float(np.count_nonzero(brightest >= 254)) / brightest.size, 4),
         shadows=round(float(np.count_nonzero(brightest <= 1)) / brightest.size, 4),
         phash=perceptual_hash(grey),
+        exposure=exposure,
+        headroom=headroom,
+    )
+
+
+def _linear(level: float) -> float:
+    """An sRGB level (0-255) in linear light (0-1)."""
+    v = min(max(level, 0.0), 255.0) / 255
+    return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+
+def _exposure(grey: np.ndarray) -> tuple[float, float]:
+    """From the luminance histogram: the median's distance from mid-grey in stops, and
+    how many stops the top of the histogram stays below where a good frame's reaches. A
+    frame shot at a third of its exposure keeps its median and its top ~1.6 stops down,
+    whatever its noise does to the shadows; a night scene with lights in it keeps its top."""
+    counts = np.bincount(np.clip(grey, 0, 255).astype(np.uint8).ravel(), minlength=256)
+    cumulative = np.cumsum(counts) / max(int(counts.sum()), 1)
+    median = float(np.searchsorted(cumulative, 0.5))
+    top = float(np.searchsorted(cumulative, BRIGHT_END))
+    exposure = np.log2(max(_linear(median), 1e-4) / MID_GREY)
+    headroom = min(0.0, np.log2(max(_linear(top), 1e-4) / WELL_EXPOSED_TOP))
+    return round(float(exposure), 2), round(float(headroom), 2)
+
+
+def is_dark(assessment: dict[str, Any]) -> bool:
+    """Under-exposed: even its brightest parts stay a stop or more below a good frame's."""
+    return float(assessment.get("headroom", 0.0)) <= DARK_EV
+
+
+def is_bright(assessment: dict[str, Any]) -> bool:
+    """Over-exposed: its median a stop or more above mid-grey, with highlights clipped."""
+    return (
+        float(assessment.get("exposure", 0.0)) >= BRIGHT_EV
+        and float(assessment["highlights"]) >= BRIGHT_CLIPPED
     )
 
 
