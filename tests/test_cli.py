@@ -20,7 +20,7 @@ from enlarger.cli import app
 from enlarger.config import Settings
 from enlarger.db import create_db_engine, migrate
 from enlarger.db.schema import images, photos
-from enlarger.library import projects
+from enlarger.library import listing, projects
 from enlarger.library.runtime import Library, build_library
 from enlarger.media.xmp import Decisions, write_decisions
 from enlarger.queue import JobQueue, JobStatus
@@ -298,7 +298,8 @@ def test_import_brings_sidecars_along_and_a_card_imported_again_changes_nothing(
         first.stderr.split()
     )
     library = build_library(Settings(data_dir=data, database_url=db_url))
-    shown = {p["basename"]: p for p in projects.list_photos(library, "wedding")}
+    wedding = projects.get_project(library, "wedding")
+    shown = {p["basename"]: p for p in listing.photos_of(library, wedding)}
     by_camera = {
         next(iter(_serials(library, p))): (p["flag"], p["rating"], p["label"], p["sidecars"])
         for p in shown.values()
@@ -335,7 +336,7 @@ def test_import_brings_sidecars_along_and_a_card_imported_again_changes_nothing(
     after = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     assert set(after) - set(before) == {".trash/IMG_0002.JPG.xmp"}  # the one it replaced
     assert set(before) <= set(after)  # nothing copied back into the folder
-    refreshed = projects.get_photo(library, "wedding", "IMG_0002")
+    refreshed = listing.photo_of(library, wedding, "IMG_0002")
     assert (refreshed["flag"], refreshed["rating"], refreshed["label"]) == ("pick", 3, "blue")
     library.engine.dispose()
 

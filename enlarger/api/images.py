@@ -3,6 +3,7 @@ delete images, and the signed URLs that serve local blobs."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -127,6 +128,7 @@ def _served_blobs(library: Library) -> tuple[LocalBlobStore, UrlSigner]:
 
 # A served blob is data, never a page: even a file that is both a JPEG and an HTML page
 # (a polyglot) must not run script on this origin, where the dashboard's cookie lives.
+MAX_CACHED_S = 86400
 BLOB_HEADERS = {
     "Cache-Control": "private, max-age=300",
     "X-Content-Type-Options": "nosniff",
@@ -156,12 +158,16 @@ def serve_file(key: str, expires: int, signature: str, library: LibraryDep) -> F
     if not path.is_file():
         raise HTTPException(404, "no such file")
     inline = key.startswith(f"{service.DERIVATIVES_FOLDER}/")
+    headers = BLOB_HEADERS
+    if inline:  # a derivative's URL is the same for a while: let the browser keep it
+        cached = max(0, min(expires - int(time.time()), MAX_CACHED_S))
+        headers = BLOB_HEADERS | {"Cache-Control": f"private, max-age={cached}"}
     return FileResponse(
         path,
         media_type=served_type(path),
         filename=path.name,
         content_disposition_type="inline" if inline else "attachment",
-        headers=BLOB_HEADERS,
+        headers=headers,
     )
 
 

@@ -5,19 +5,20 @@ intent; queue a project's jobs (derivatives, maintenance) and list them."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from enlarger.api.admin import status_filter
 from enlarger.api.deps import LibraryDep
 from enlarger.api.multipart import read_upload_form
 from enlarger.api.shapes import Offset, iso, job_json, pagination
-from enlarger.library import maintenance, project_jobs, projects
+from enlarger.library import listing, maintenance, project_jobs, projects
 from enlarger.library.sidecars import NAMINGS, Handoff
 from enlarger.library.tasks import Maintenance
 from enlarger.media.xmp import PICKS_AS
@@ -138,9 +139,22 @@ async def upload(folder: str, request: Request, library: LibraryDep) -> JSONResp
     return JSONResponse(body, status_code=201 if done.job_id is not None else 200)
 
 
-@router.get("/api/projects/{folder}/photos", summary="The project's photos")
-def list_photos(folder: str, library: LibraryDep) -> dict[str, Any]:
-    return {"photos": projects.list_photos(library, folder)}
+@router.get("/api/projects/{folder}/photos", summary="The project's photos, in base name order")
+def list_photos(
+    folder: str,
+    library: LibraryDep,
+    basename: Annotated[
+        list[str] | None, Query(max_length=500, description="Only these photos (repeat it)")
+    ] = None,
+    after: Annotated[str | None, Query(description="The base name a page starts after")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=5000, description="At most this many")] = None,
+) -> Response:
+    page = listing.photo_page(
+        library, projects.get_project(library, folder), basenames=basename, after=after, limit=limit
+    )
+    body = {"photos": page.photos, "total": page.total, "nextAfter": page.next_after}
+    # thousands of photos: encoded as they are (plain JSON values), not walked by FastAPI
+    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
 
 
 @router.patch(

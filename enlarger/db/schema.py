@@ -177,8 +177,10 @@ projects = sa.Table(
     sa.Column("folder", sa.String(200), nullable=False, unique=True),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("title", sa.String(500), nullable=True),
-    # how decisions leave enlarger (library/projects.py's ProjectOptions), camelCase keys
+    # how decisions leave enlarger (library/sidecars.py's Handoff), camelCase keys
     sa.Column("options", Json, nullable=True),
+    # what the project's photos were when their bursts were last found (library/listing.py)
+    sa.Column("bursts_signature", sa.String(100), nullable=True),
 )
 
 images = sa.Table(
@@ -260,6 +262,12 @@ photos = sa.Table(
     sa.Column("flag", sa.String(9), nullable=False, server_default="unflagged"),
     sa.Column("rating", sa.SmallInteger, nullable=False, server_default="0"),
     sa.Column("label", sa.String(8), nullable=True),
+    # its burst, found over the whole project and kept until the project changes: the
+    # burst's first frame, its size, whether this is the frame suggested, and why
+    sa.Column("burst", sa.String(500), nullable=True),
+    sa.Column("burst_size", sa.Integer, nullable=True),
+    sa.Column("best_in_burst", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("burst_reasons", Json, nullable=True),
     sa.UniqueConstraint("project_id", "basename", name="uq_photos_project_basename"),
 )
 

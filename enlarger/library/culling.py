@@ -1,6 +1,7 @@
 """Culling assistance as the photo list shows it: each photo's assessment (measured on
 its preview by `media.assess`) read against the settings, and the project's bursts with
-their suggested frames. Pure over rows and settings: no queries here."""
+their suggested frames (found by `bursts_of`, kept on the photos by `library.listing`).
+Pure over rows and settings: no queries here."""
 
 from __future__ import annotations
 
@@ -24,17 +25,20 @@ class BurstPlace:
     reasons: list[str]
 
 
-def bursts_of(settings: Settings, shown_by: dict[str, sa.Row[Any] | None]) -> dict[str, BurstPlace]:
-    """Bursts among photos (base name → the file each is shown by, with its capture time
-    and assessment), with each burst's suggested frame."""
-    assessed = {name: row for name, row in shown_by.items() if row is not None and row.assessment}
+Measured = tuple[str | None, dict[str, Any] | None]  # capture time, assessment
+
+
+def bursts_of(settings: Settings, shown_by: dict[str, Measured]) -> dict[str, BurstPlace]:
+    """Bursts among photos (base name → the capture time and assessment of the file each
+    is shown by), with each burst's suggested frame."""
+    assessed = {name: found for name, (_, found) in shown_by.items() if found}
     frames = [
-        Frame(name, _capture_time(row.taken_at), row.assessment["phash"])
-        for name, row in assessed.items()
+        Frame(name, _capture_time(shown_by[name][0]), found["phash"])
+        for name, found in assessed.items()
     ]
     places: dict[str, BurstPlace] = {}
     for burst in bursts(frames, settings.burst_gap_seconds):
-        best, reasons = best_frame({name: assessed[name].assessment for name in burst})
+        best, reasons = best_frame({name: assessed[name] for name in burst})
         for member in burst:
             is_best = member == best
             places[member] = BurstPlace(burst[0], len(burst), is_best, reasons if is_best else [])
@@ -50,14 +54,13 @@ def _capture_time(taken_at: str | None) -> datetime | None:
 
 
 def assist(
-    settings: Settings, shown_by: sa.Row[Any] | None, place: BurstPlace | None
+    settings: Settings, found: dict[str, Any] | None, photo: sa.Row[Any]
 ) -> dict[str, Any] | None:
-    """What the assessment of the file a photo is shown by says, for culling; None until
-    its preview is made."""
-    if shown_by is None or not shown_by.assessment:
+    """What the assessment of the file a photo is shown by says, and the burst the photo
+    is in (as last found), for culling; None until its preview is made."""
+    if not found:
         return None
-    found = shown_by.assessment
-    measured = "headroom" in found  # an assessment from before exposure was measured has none
+    measured = found.get("headroom") is not None  # not in an assessment from before it was
     return {
         "sharpness": found["sharpness"],
         "blurry": is_blurry(found, settings.blur_threshold),
@@ -66,8 +69,8 @@ def assist(
         "stopsUnder": -found["headroom"] if measured else None,
         "dark": is_dark(found) if measured else None,
         "bright": is_bright(found) if measured else None,
-        "burst": place.burst if place else None,
-        "burstSize": place.size if place else None,
-        "bestInBurst": place.best if place else None,
-        "reasons": place.reasons if place else [],
+        "burst": photo.burst,
+        "burstSize": photo.burst_size,
+        "bestInBurst": photo.best_in_burst if photo.burst else None,
+        "reasons": photo.burst_reasons or [],
     }

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from enlarger.library import maintenance, projects, service, sidecars
+from enlarger.library import listing, maintenance, projects, service, sidecars
 from enlarger.library.runtime import Library, library_for
 from enlarger.library.service import JobType
 from enlarger.library.tasks import Maintenance
@@ -133,11 +133,12 @@ def upload_postprocess(ctx: JobContext, payload: dict[str, Any]) -> dict[str, An
     thumbnails. A broken file fails its item and its image; the others go on."""
     library = _library(ctx)
     folder, names = payload["folder"], payload["filenames"]
+    project = projects.get_project(library, folder)
     failed = 0
     for done, name in enumerate(names, start=1):
-        _start_item(ctx, library, folder, name)
+        _start_item(ctx, library, project, name)
         try:
-            outcome = _postprocess_file(ctx, library, folder, name)
+            outcome = _postprocess_file(ctx, library, project, name)
         except PermanentError as error:
             failed += 1
             ctx.item(name, ItemStatus.FAILED, error=f"{error.code}: {error}")
@@ -148,23 +149,23 @@ def upload_postprocess(ctx: JobContext, payload: dict[str, Any]) -> dict[str, An
     return {"files": len(names), "failed": failed}
 
 
-def _start_item(ctx: JobContext, library: Library, folder: str, name: str) -> None:
+def _start_item(ctx: JobContext, library: Library, project: sa.Row[Any], name: str) -> None:
     """The item is running; its event says what is being made (reference 003's shape)."""
     data = None
     with contextlib.suppress(service.NotFound):
-        data = projects.item_event_data(library, folder, name)
+        data = listing.item_event_data(library, project, name)
         for field in ("thumbnail_status", "preview_status"):
-            if data[field] != projects.DONE:
-                data[field] = projects.PROCESSING
+            if data[field] != listing.DONE:
+                data[field] = listing.PROCESSING
     ctx.item(name, ItemStatus.RUNNING, data=data)
 
 
 def _postprocess_file(
-    ctx: JobContext, library: Library, folder: str, name: str
+    ctx: JobContext, library: Library, project: sa.Row[Any], name: str
 ) -> dict[str, Any] | None:
     """The item's event data once its file is done; None when it was deleted meanwhile."""
     try:
-        row = projects.file_row(library, folder, name)
+        row = projects.file_row(library, project.folder, name)
     except service.NotFound:
         return None
     key = service.offload_original(library, row.id, enqueue_derivatives=False)
@@ -172,7 +173,7 @@ def _postprocess_file(
         _render_photo(ctx, library, row.id, key)
     else:
         service.mark_stored(library, row.id)
-    return projects.item_event_data(library, folder, name)
+    return listing.item_event_data(library, project, name)
 
 
 def _render_photo(ctx: JobContext, library: Library, image_id: str, original_key: str) -> None:
@@ -202,11 +203,12 @@ def generate_derivatives(ctx: JobContext, payload: dict[str, Any]) -> dict[str, 
     its photo is not shown by (a RAW beside its JPG) is skipped."""
     library = _library(ctx)
     folder, names = payload["folder"], payload["filenames"]
+    project = projects.get_project(library, folder)
     force = bool(payload.get("force"))
     current = {(r.name, r.hash) for r in library.recipes.all}
     rendered = failed = 0
     for done, name in enumerate(names, start=1):
-        _start_item(ctx, library, folder, name)
+        _start_item(ctx, library, project, name)
         try:
             row = projects.file_row(library, folder, name)
         except service.NotFound:
@@ -218,7 +220,7 @@ def generate_derivatives(ctx: JobContext, payload: dict[str, Any]) -> dict[str, 
             library, row.id
         )
         if not shows_photo or (not force and current <= have):
-            ctx.item(name, ItemStatus.SKIPPED, data=projects.item_event_data(library, folder, name))
+            ctx.item(name, ItemStatus.SKIPPED, data=listing.item_event_data(library, project, name))
         else:
             try:
                 _render_photo(ctx, library, row.id, row.original_key)
@@ -228,7 +230,7 @@ def generate_derivatives(ctx: JobContext, payload: dict[str, Any]) -> dict[str, 
             else:
                 rendered += 1
                 ctx.item(
-                    name, ItemStatus.DONE, data=projects.item_event_data(library, folder, name)
+                    name, ItemStatus.DONE, data=listing.item_event_data(library, project, name)
                 )
         ctx.progress(done / len(names))
     return {"files": len(names), "rendered": rendered, "failed": failed}

@@ -23,6 +23,7 @@ from enlarger.media.sniff import RAW_FORMATS
 from enlarger.media.xmp import UNFLAGGED
 
 JPG, RAW = "jpg", "raw"
+FAILED_STATUS = "FAILED"  # service.ImageStatus.FAILED (service imports this module)
 DECISION_FIELDS = ("flag", "rating", "label")  # a photo's culling decisions (media/xmp.py)
 
 
@@ -211,3 +212,30 @@ def leave_photo(conn: sa.Connection, image_id: str) -> None:
         xmps = sa.select(photo_sidecars.c.key).where(photo_sidecars.c.photo_id == photo_id)
         if conn.execute(xmps).first() is None:
             conn.execute(photos.delete().where(photos.c.id == photo_id))
+
+
+def live_files_query() -> sa.Select[Any]:
+    """Live files with their photo and role."""
+    return (
+        sa.select(
+            photo_files.c.photo_id,
+            photo_files.c.role,
+            images.c.id,
+            images.c.original_filename,
+            images.c.status,
+            images.c.size_bytes,
+            images.c.error_code,
+            images.c.taken_at,
+            images.c.format,
+        )
+        .join(images, images.c.id == photo_files.c.image_id)
+        .where(images.c.deleted_at.is_(None))
+    )
+
+
+def shown_file(files: list[sa.Row[Any]]) -> sa.Row[Any] | None:
+    """The file a photo is shown by: its JPG, else its RAW (failed files never)."""
+    usable = [f for f in files if f.status != FAILED_STATUS]
+    jpgs = [f for f in usable if f.role == JPG]
+    raws = [f for f in usable if f.role == RAW]
+    return (jpgs or raws or [None])[0]

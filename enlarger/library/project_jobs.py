@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from enlarger.library import projects, service
+from enlarger.library import listing, projects, service
 from enlarger.library.runtime import Library
 from enlarger.library.service import JobType
 from enlarger.library.tasks import PRIORITY, Maintenance
@@ -55,7 +55,11 @@ def enqueue(library: Library, folder: str, job_type: str, payload: dict[str, Any
     elif job_type == JobType.UPLOAD_POSTPROCESS.value:
         raise InvalidJob("upload_postprocess needs payload.filenames")
     else:  # every photo, by the file it is shown by
-        filenames = [p["source"] for p in projects.list_photos(library, folder) if p["source"]]
+        filenames = [
+            p["source"]
+            for p in listing.photos_of(library, projects.get_project(library, folder))
+            if p["source"]
+        ]
     payload["filenames"] = filenames
     return _queue(library, job_type, payload, ITEMIZED[job_type], filenames)
 
@@ -67,7 +71,11 @@ def _check_filenames(library: Library, folder: str, filenames: Any) -> None:
         raise InvalidJob(f"at most {MAX_FILENAMES} file names per job")
     if len(set(filenames)) != len(filenames):
         raise InvalidJob("payload.filenames names a file twice")
-    known = {f["filename"] for p in projects.list_photos(library, folder) for f in p["files"]}
+    known = {
+        f["filename"]
+        for p in listing.photos_of(library, projects.get_project(library, folder))
+        for f in p["files"]
+    }
     unknown = [name for name in filenames if name not in known]
     if unknown:
         raise InvalidJob(f"no such files in {folder!r}: {', '.join(unknown[:20])}")

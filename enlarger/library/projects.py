@@ -12,14 +12,13 @@ preview are made from its JPG when it has one, else from its RAW.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from enlarger.db.schema import images, photo_files, photos, projects
 from enlarger.db.types import db_now
-from enlarger.library import culling, service, sidecars
+from enlarger.library import listing, service, sidecars
 from enlarger.library.photos import (
     DECISION_FIELDS,
     JPG,
@@ -28,7 +27,9 @@ from enlarger.library.photos import (
     basename_of,
     fits_photo,
     join_photo,
+    live_files_query,
     numbered_names,
+    shown_file,
 )
 from enlarger.library.runtime import Library
 from enlarger.library.service import (
@@ -44,9 +45,6 @@ from enlarger.library.tasks import AFTER_COMMIT, enqueue_task, schedule_project
 from enlarger.media import MediaError
 from enlarger.media.xmp import REJECT, UNFLAGGED, Decisions
 from enlarger.storage import StorageError, check_name
-
-PENDING, PROCESSING, DONE, FAILED = "pending", "processing", "done", "failed"
-NO_FILE = "none"  # every file of the photo is in the trash: nothing to make anything from
 
 
 def check_folder(folder: str) -> str:
@@ -345,7 +343,7 @@ def file_row(library: Library, folder: str, filename: str) -> sa.Row[Any]:
 
 
 def is_derivative_source(library: Library, image_id: str) -> bool:
-    """Whether this file is the one its photo is shown by (see `_source`); an image of
+    """Whether this file is the one its photo is shown by (`shown_file`); an image of
     the photo API, in no photo, shows itself."""
     with library.engine.connect() as conn:
         photo_id = conn.execute(
@@ -353,70 +351,12 @@ def is_derivative_source(library: Library, image_id: str) -> bool:
         ).scalar()
         if photo_id is None:
             return True
-        files = list(conn.execute(_files_query().where(photo_files.c.photo_id == photo_id)))
-    source = _source(files)
+        files = list(conn.execute(live_files_query().where(photo_files.c.photo_id == photo_id)))
+    source = shown_file(files)
     return source is not None and source.id == image_id
 
 
 # ---- photos --------------------------------------------------------------------------------
-
-
-def list_photos(library: Library, folder: str, basename: str | None = None) -> list[dict[str, Any]]:
-    """The project's photos (or the one called `basename`) with their files,
-    availability, keep flags, decisions, culling assistance and the state of their
-    thumbnails and preview, in base name order. Bursts are found over the whole project,
-    so only the whole list says which burst a photo is in."""
-    project = get_project(library, folder)
-    photo_query = sa.select(photos).where(photos.c.project_id == project.id)
-    files_query = _files_query().where(images.c.project_id == project.id)
-    if basename is not None:
-        photo_query = photo_query.where(photos.c.basename == basename)
-        files_query = files_query.join(photos, photos.c.id == photo_files.c.photo_id).where(
-            photos.c.basename == basename
-        )
-    with library.engine.connect() as conn:
-        photo_rows = list(conn.execute(photo_query.order_by(photos.c.basename)))
-        file_rows = list(conn.execute(files_query.order_by(images.c.original_filename)))
-        xmps = sidecars.live_names(conn, [p.id for p in photo_rows])
-    files_of: dict[int, list[sa.Row[Any]]] = {}
-    for row in file_rows:
-        files_of.setdefault(row.photo_id, []).append(row)
-    sources = {p.id: _source(files_of.get(p.id, [])) for p in photo_rows}
-    made = service.derivatives_of(library, [s.id for s in sources.values() if s is not None])
-    shown_by = {p.basename: sources[p.id] for p in photo_rows}
-    in_bursts = culling.bursts_of(library.settings, shown_by) if basename is None else {}
-    return [
-        _photo(library, project, p, files_of.get(p.id, []), sources[p.id], made, xmps[p.id])
-        | {"assist": culling.assist(library.settings, sources[p.id], in_bursts.get(p.basename))}
-        for p in photo_rows
-    ]
-
-
-def get_photo(library: Library, folder: str, basename: str) -> dict[str, Any]:
-    found = list_photos(library, folder, basename)
-    if not found:
-        raise NotFound(f"no photo {basename!r} in project {folder!r}")
-    return found[0]
-
-
-def _files_query() -> sa.Select[Any]:
-    """Live files with their photo and role."""
-    return (
-        sa.select(
-            photo_files.c.photo_id,
-            photo_files.c.role,
-            images.c.id,
-            images.c.original_filename,
-            images.c.status,
-            images.c.size_bytes,
-            images.c.error_code,
-            images.c.assessment,
-            images.c.taken_at,
-            images.c.format,
-        )
-        .join(images, images.c.id == photo_files.c.image_id)
-        .where(images.c.deleted_at.is_(None))
-    )
 
 
 def change_photos(
@@ -450,10 +390,10 @@ def change_photos(
 def change_photo(
     library: Library, folder: str, basename: str, changes: dict[str, Any]
 ) -> dict[str, Any]:
-    """`change_photos` for one photo; returns it as `list_photos` shows it."""
+    """`change_photos` for one photo; returns it as `listing` shows it."""
     if change_photos(library, folder, [basename], changes):
         raise NotFound(f"no photo {basename!r} in project {folder!r}")
-    return get_photo(library, folder, basename)
+    return listing.photo_of(library, get_project(library, folder), basename)
 
 
 # ---- culling: commit, revert, restore ---------------------------------------------------
@@ -524,7 +464,7 @@ def commit_changes(library: Library, folder: str, trash: bool = True) -> Committ
         left = [f for f in photo.files if f not in gone]
         own = {f.original_filename + sidecars.SIDECAR_SUFFIX for f in gone}
         sidecars.send_to_trash(library, folder, photo.id, own if left else None)
-        shown = _source(photo.files)
+        shown = shown_file(photo.files)
         if left and shown is not None and shown in gone:
             now_shown = sorted(left, key=lambda f: f.role != JPG)[0]  # a JPG, else the RAW
             if _regenerate(library, now_shown.id):
@@ -540,7 +480,7 @@ def commit_changes(library: Library, folder: str, trash: bool = True) -> Committ
 def _culled(library: Library, project: sa.Row[Any]) -> list[_Culled]:
     """The project's photos with their live files, in base name order."""
     query = sa.select(photos).where(photos.c.project_id == project.id).order_by(photos.c.basename)
-    files = _files_query().where(images.c.project_id == project.id)
+    files = live_files_query().where(images.c.project_id == project.id)
     with library.engine.connect() as conn:
         rows = list(conn.execute(query))
         files_of: dict[int, list[sa.Row[Any]]] = {}
@@ -620,7 +560,7 @@ def list_trash(library: Library, folder: str) -> list[dict[str, Any]]:
             {
                 "filename": row.original_filename,
                 "sizeBytes": row.size_bytes,
-                "trashedAt": _iso(row.deleted_at),
+                "trashedAt": row.deleted_at.isoformat() if row.deleted_at else None,
             }
         )
     return found
@@ -692,90 +632,3 @@ def _regenerate(library: Library, image_id: str) -> bool:
             library, conn, row.id, row.original_key, service.DERIVATIVE_PRIORITY
         )
     return True
-
-
-def _source(files: list[sa.Row[Any]]) -> sa.Row[Any] | None:
-    """The file a photo is shown by: its JPG, else its RAW (failed files never)."""
-    usable = [f for f in files if f.status != ImageStatus.FAILED.value]
-    jpgs = [f for f in usable if f.role == JPG]
-    raws = [f for f in usable if f.role == RAW]
-    return (jpgs or raws or [None])[0]
-
-
-def _photo(
-    library: Library,
-    project: sa.Row[Any],
-    photo: sa.Row[Any],
-    files: list[sa.Row[Any]],
-    source: sa.Row[Any] | None,
-    made: dict[str, dict[str, sa.Row[Any]]],
-    xmps: list[str],
-) -> dict[str, Any]:
-    ttl = library.settings.url_expiry_seconds
-    have = made.get(source.id, {}) if source is not None else {}
-    thumbnails = [have[r.name] for r in library.recipes.thumbnails if r.name in have]
-    preview = have.get(library.recipes.preview.name)
-    thumbnail = service.default_thumbnail(library, have)
-    return {
-        "basename": photo.basename,
-        "project_folder": project.folder,
-        "files": [
-            {
-                "filename": f.original_filename,
-                "role": f.role,
-                "imageId": f.id,
-                "status": f.status,
-                "sizeBytes": f.size_bytes,
-                "errorCode": f.error_code,
-            }
-            for f in files
-        ],
-        "sidecar": _main_sidecar(photo.basename, xmps),
-        "sidecars": xmps,
-        "jpg_available": any(f.role == JPG for f in files),
-        "raw_available": any(f.role == RAW for f in files),
-        "keep_jpg": photo.keep_jpg,
-        "keep_raw": photo.keep_raw,
-        "flag": photo.flag,
-        "rating": photo.rating,
-        "label": photo.label,
-        "source": source.original_filename if source is not None else None,
-        "thumbnail_status": _status(
-            source, len(thumbnails) == len(library.recipes.thumbnails), files
-        ),
-        "preview_status": _status(source, preview is not None, files),
-        "thumbnailUrl": library.blobs.url(thumbnail.storage_key, ttl) if thumbnail else None,
-        "previewUrl": library.blobs.url(preview.storage_key, ttl) if preview else None,
-        "updated_at": _iso(photo.updated_at),
-    }
-
-
-def _main_sidecar(basename: str, xmps: list[str]) -> str | None:
-    """The sidecar a photo is known by: `IMG_1.xmp` when it has it, else its first."""
-    main = basename + sidecars.SIDECAR_SUFFIX
-    return main if main in xmps else (xmps or [None])[0]
-
-
-def _status(source: sa.Row[Any] | None, made: bool, files: list[sa.Row[Any]]) -> str:
-    if made:
-        return DONE
-    if source is None:
-        return FAILED if files else NO_FILE
-    return PROCESSING if source.status == ImageStatus.PROCESSING.value else PENDING
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def item_event_data(library: Library, folder: str, filename: str) -> dict[str, Any]:
-    """What an item event says about a file's photo (reference 003's SSE `item` shape)."""
-    photo = get_photo(library, folder, basename_of(filename))
-    return {
-        "type": "item",
-        "project_folder": folder,
-        "filename": filename,
-        "thumbnail_status": photo["thumbnail_status"],
-        "preview_status": photo["preview_status"],
-        "updated_at": photo["updated_at"],
-    }

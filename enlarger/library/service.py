@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 
-from enlarger.db.schema import derivatives, images, projects
+from enlarger.db.schema import derivatives, images, photo_files, photos, projects
 from enlarger.db.types import db_now
 from enlarger.library.photos import (
     Capture,
@@ -801,14 +801,19 @@ def _set_failed(
 
 
 def announce_image(library: Library, conn: sa.Connection, image_id: str, status: str) -> None:
-    """An `image` event on the live stream (with the image's project, for filtering),
+    """An `image` event on the live stream (with the image's project, for filtering, and
+    the photo it is a file of, so a page showing the project fetches that one photo),
     committed with the change it tells of."""
-    folder = conn.execute(
-        sa.select(projects.c.folder)
-        .join(images, images.c.project_id == projects.c.id)
+    found = conn.execute(
+        sa.select(projects.c.folder, photos.c.basename)
+        .select_from(images)
+        .join(projects, images.c.project_id == projects.c.id)
+        .outerjoin(photo_files, photo_files.c.image_id == images.c.id)
+        .outerjoin(photos, photos.c.id == photo_files.c.photo_id)
         .where(images.c.id == image_id)
-    ).scalar()
-    data = {"imageId": image_id, "project": folder}
+    ).first()
+    folder, basename = found if found is not None else (None, None)
+    data = {"imageId": image_id, "project": folder, "photo": basename}
     library.queue.store.record_event(conn, "image", data, str(status))
 
 
@@ -926,6 +931,11 @@ def image_projects(library: Library, image_ids: list[str]) -> dict[str, str]:
     )
     with library.engine.connect() as conn:
         return {row.id: row.folder for row in conn.execute(query)}
+
+
+def default_thumbnail_recipe(library: Library) -> Recipe:
+    """The thumbnail recipe nearest 256 px: the one a photo of a project is shown by."""
+    return min(library.recipes.thumbnails, key=lambda r: abs(r.long_side - DEFAULT_THUMBNAIL_SIDE))
 
 
 def default_thumbnail(library: Library, made: dict[str, sa.Row[Any]]) -> sa.Row[Any] | None:
