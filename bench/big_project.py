@@ -127,7 +127,7 @@ def seed(library: Library, folder: str, count: int, seed_value: int = 1) -> list
                     "highlights": 0.01,
                     "shadows": 0.0,
                     "phash": f"{phash:016x}",
-                    "exposure": 0.0,
+                    "exposure": -1.5 if n % 97 == 0 else 0.0,  # every 97th is dark
                     "headroom": -1.3 if n % 97 == 0 else 0.0,
                 },
                 "original_key": original_key,
@@ -177,10 +177,7 @@ def seed(library: Library, folder: str, count: int, seed_value: int = 1) -> list
         )
         conn.execute(
             photo_files.insert(),
-            [
-                {"image_id": row["id"], "photo_id": ids[row["title"]], "role": "jpg"}
-                for row in rows
-            ],
+            [{"image_id": row["id"], "photo_id": ids[row["title"]], "role": "jpg"} for row in rows],
         )
         for start in range(0, len(made), 1000):
             conn.execute(derivatives.insert(), made[start : start + 1000])

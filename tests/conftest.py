@@ -33,6 +33,7 @@ from enlarger.db import create_db_engine, migrate
 from enlarger.handlers import registry as handlers_registry
 from enlarger.library.runtime import Library, build_library
 from enlarger.queue import JobQueue, Store, Worker, store_for_engine
+from tests.browsers import browser, page  # noqa: F401 (fixtures of the browser tests)
 from tests.handlers import registry as test_registry
 
 # Dummy credentials for moto's S3 server, set at import so that every process the suite

@@ -107,12 +107,16 @@ def pair_f1(truth: list[set[str]], found: list[set[str]]) -> float:
 
 
 def exposed(source: pyvips.Image, factor: float, seed: int = 1) -> pyvips.Image:
-    """`source` (taken at an ordinary contrast) as a camera would record it at `factor`
-    times a good exposure: in linear light, the top of the histogram at 0.85 times
-    `factor`, with the sensor's noise added before it is encoded to sRGB (noise that
-    lifts an under-exposed frame's shadows off black)."""
-    ordinary = (source * 0.6).cast("uchar").copy(interpretation="srgb")
-    linear = ordinary.colourspace("scrgb")
-    top = float(np.percentile(linear.numpy().mean(axis=2), 99.5))
+    """`source` (its luminance) as a camera would record an average scene at `factor` times a good
+    exposure: in linear light, toned so that a good exposure puts the median at mid-grey
+    and the top of the histogram at 0.85, then scaled by `factor`, with the sensor's
+    noise added before it is encoded to sRGB (noise that lifts an under-exposed frame's
+    shadows off black)."""
+    grey = source.colourspace("b-w").colourspace("srgb")  # luminance is what is measured
+    linear = grey.colourspace("scrgb")
+    luminance = np.maximum(linear.numpy().mean(axis=2), 1e-4)
+    median, top = float(np.median(luminance)), float(np.percentile(luminance, 99.5))
+    power = np.log(0.18 / 0.85) / np.log(median / top)
+    toned = (linear.maxpair(1e-4) / top) ** power * 0.85
     noise = pyvips.Image.gaussnoise(source.width, source.height, sigma=0.004, mean=0, seed=seed)
-    return (linear * (0.85 / top * factor) + noise).colourspace("srgb").cast("uchar")
+    return (toned * factor + noise).colourspace("srgb").cast("uchar")

@@ -8,9 +8,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -18,11 +17,9 @@ import pytest
 import thumbhash
 from playwright.sync_api import (
     Browser,
-    ConsoleMessage,
     Page,
     Route,
     expect,
-    sync_playwright,
 )
 
 from enlarger.access import tokens
@@ -32,56 +29,12 @@ from enlarger.catalog.runtime import catalog_from
 from enlarger.catalog.states import ProductError
 from enlarger.library.runtime import Library
 from enlarger.queue import Worker
-from tests import culling_set
+from tests.browsers import backend, shoot  # noqa: F401 (backend: SQLite suffices)
 from tests.conftest import wait_for
-from tests.images import dng, jpeg
-from tests.photos import photo_of, processed, upload
+from tests.images import jpeg
+from tests.photos import processed, upload
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
 PAGES = ["/", "/projects", "/projects/shoot", "/jobs", "/products"]
-
-
-@pytest.fixture
-def backend() -> str:
-    """The pages read the same API on both backends (tested there); SQLite suffices."""
-    return "sqlite"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: scripts/test installs Debian's chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser, live_server: str) -> Iterator[Page]:
-    """A fresh browser context on the live server; any script error fails the test."""
-    context = browser.new_context(base_url=live_server)
-    context.set_default_timeout(20_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-
-    def on_console(message: ConsoleMessage) -> None:
-        own_status = message.location.get("url") == page.url  # the page's own 404, say
-        if message.type == "error" and "401" not in message.text and not own_status:
-            errors.append(message.text)
-
-    page.on("console", on_console)
-    yield page
-    context.close()
-    assert not errors, errors
-
-
-def _shoot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
 
 
 def _drop(page: Page, target: str, path: Path) -> None:
@@ -152,10 +105,10 @@ def test_uploads_through_the_page_reach_stored_without_a_reload(
     page.wait_for_function("document.getElementById('viewer-img').naturalWidth > 0")
     page.keyboard.press("ArrowRight")
     expect(page.locator("#viewer-title")).to_have_text(shown[1])
-    _shoot(page, "gallery-viewer")
+    shoot(page, "gallery-viewer")
     page.keyboard.press("Escape")
     expect(viewer).to_be_hidden()
-    _shoot(page, "gallery")
+    shoot(page, "gallery")
 
 
 def test_a_burst_of_images_all_show_stored(
@@ -175,53 +128,6 @@ def test_a_burst_of_images_all_show_stored(
     expect(page.locator("#image-count")).to_have_text("(16)")
 
 
-def test_keep_toggles_commit_restore_and_revert(
-    page: Page, client: httpx.Client, run_worker: Callable[[], Worker], tmp_path: Path
-) -> None:
-    client.post("/api/projects", json={"folder": "shoot", "title": "Shoot"})
-    upload(client, "shoot", jpeg(tmp_path / "A.jpg", 800, 600), dng(tmp_path / "A.DNG", 600, 400))
-    upload(client, "shoot", jpeg(tmp_path / "B.jpg", 600, 800))
-    run_worker()
-    wait_for(lambda: processed(client, "shoot", "A") and processed(client, "shoot", "B"), 60)
-
-    page.goto("/projects")
-    page.get_by_role("link", name="Shoot").click()
-    expect(page.locator("#photos li")).to_have_count(2)
-    keep_raw = page.get_by_label("Keep RAW").first
-    expect(keep_raw).to_be_checked()
-    keep_raw.focus()
-    page.keyboard.press("Space")
-    expect(page.get_by_label("Keep RAW").first).not_to_be_checked()
-    wait_for(lambda: photo_of(client, "shoot", "A")["keep_raw"] is False)
-    expect(page.locator("#pending-changes")).to_have_text("1 file(s) marked to go to the trash")
-
-    page.get_by_role("button", name="Commit changes…").click()
-    dialog = page.locator("#confirm")
-    expect(dialog).to_be_visible()
-    expect(dialog).to_contain_text("1 file(s) will move to the project's trash")
-    expect(dialog.locator("li")).to_have_text(["A.DNG"])
-    _shoot(page, "project-commit-confirmation")
-    dialog.get_by_role("button", name="Move 1 file(s) to the trash").click()
-    expect(page.locator("#trash li")).to_have_count(1)
-    expect(page.locator("#trash li")).to_contain_text("A.DNG")
-    assert [f["filename"] for f in photo_of(client, "shoot", "A")["files"]] == ["A.jpg"]
-    _shoot(page, "project")
-
-    page.get_by_role("button", name="Restore A.DNG").click()
-    expect(page.locator("#trash-empty")).to_be_visible()
-    wait_for(lambda: len(photo_of(client, "shoot", "A")["files"]) == 2)
-    expect(page.get_by_label("Keep RAW").first).to_be_checked()
-
-    keep_jpg = page.get_by_label("Keep JPG").nth(1)
-    keep_jpg.uncheck()
-    wait_for(lambda: photo_of(client, "shoot", "B")["keep_jpg"] is False)
-    page.get_by_role("button", name="Revert…").click()
-    expect(page.locator("#confirm")).to_contain_text("will no longer be marked for the trash")
-    page.locator("#confirm").get_by_role("button", name="Revert").click()
-    expect(page.get_by_label("Keep JPG").nth(1)).to_be_checked()
-    assert photo_of(client, "shoot", "B")["keep_jpg"] is True
-
-
 def test_a_failed_jobs_reason_is_shown_and_it_can_be_retried(
     page: Page, library: Library, run_worker: Callable[[], Worker], client: httpx.Client
 ) -> None:
@@ -233,7 +139,7 @@ def test_a_failed_jobs_reason_is_shown_and_it_can_be_retried(
     failure = page.locator(f'#failed li[data-job-id="{job_id}"]')
     expect(failure.locator(".reason")).to_contain_text("UNKNOWN_JOB_TYPE")
     expect(failure.locator(".reason")).to_contain_text("mystery_type")
-    _shoot(page, "jobs")
+    shoot(page, "jobs")
     failure.get_by_role("button", name=f"Retry job {job_id}").click()
     wait_for(
         lambda: (
@@ -277,7 +183,7 @@ def test_product_jobs_show_their_stage_live(page: Page, library: Library) -> Non
     job.get_by_role("button", name="Details").click()
     expect(page.locator(f"#details-{created.job_id}")).to_contain_text("the host said 404")
     expect(page.locator("#failure-rate")).to_have_text("100.0 %")
-    _shoot(page, "products")
+    shoot(page, "products")
 
 
 def test_signing_in_with_a_token_opens_the_dashboard(
@@ -327,10 +233,15 @@ def test_every_page_fits_a_phone_and_names_its_controls(
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 0, (path, overflow)
             assert page.evaluate(UNNAMED_CONTROLS) == [], path
-            page.keyboard.press("Tab")
-            assert page.evaluate("document.activeElement.className") == "skip", path
+            if path == "/projects/shoot":  # culling starts at once: the sheet has the keys,
+                assert page.evaluate("document.activeElement.id") == "photos"
+                first = "document.querySelector('body > *')"  # and one link leads back to it
+                assert page.evaluate(f"{first}.matches('a.skip[href=\"#photos\"]')")
+            else:
+                page.keyboard.press("Tab")
+                assert page.evaluate("document.activeElement.className") == "skip", path
             name = "gallery" if path == "/" else path.strip("/").replace("/", "-")
-            _shoot(page, f"phone-{name}")
+            shoot(page, f"phone-{name}")
     finally:
         context.close()
 
@@ -399,7 +310,7 @@ def test_an_open_page_renews_its_signed_urls_before_they_expire(
 
     for path, thumbnail, links in (
         ("/", "#grid li img", None),
-        ("/projects/shoot", "#photos li img", "#loupe-panes img"),
+        ("/projects/shoot", "#photos .card img", "#loupe-panes img"),
     ):
         page.goto(path)
         image = page.locator(thumbnail).first
@@ -411,7 +322,7 @@ def test_an_open_page_renews_its_signed_urls_before_they_expire(
         assert renewed and renewed != first
         assert client.get(renewed).status_code == 200
         if links:  # the loupe shows the preview by its renewed URL
-            page.locator("#photos li").first.dblclick()
+            page.locator("#photos .card").first.dblclick()
             assert client.get(page.locator(links).first.get_attribute("src")).status_code == 200
             page.keyboard.press("Escape")
     s3_url = (
@@ -446,145 +357,3 @@ def test_a_failed_upload_can_be_removed_and_any_image_deleted_from_the_viewer(
     expect(page.locator("#grid li")).to_have_count(0)
     assert client.get(f"/api/images/{kept.json()['imageId']}").status_code == 404
     assert client.get("/api/images").json()["count"] == 0
-
-
-CULLING_KEYS = {
-    "p": {"flag": "pick"},
-    "x": {"flag": "reject"},
-    "4": {"rating": 4},
-    "8": {"label": "green"},
-}
-
-
-def test_a_200_photo_project_is_culled_by_keyboard_alone(
-    page: Page, client: httpx.Client, tmp_path: Path
-) -> None:
-    """P, X, 4 and 8 on each photo in turn (the next photo comes by itself), 200
-    decisions: every one reaches the server, at 10 or more a second of test time."""
-    client.post("/api/projects", json={"folder": "cull", "title": "Cull"})
-    names = [f"IMG_{n:04d}" for n in range(200)]
-    for start in range(0, 200, 50):
-        batch = [
-            jpeg(tmp_path / f"{name}.jpg", 40 + n, 30)
-            for n, name in enumerate(names[start : start + 50], start)
-        ]
-        assert upload(client, "cull", *batch).status_code == 201
-    page.goto("/projects/cull")
-    cards = page.locator("#photos li")
-    expect(cards).to_have_count(200)
-    cards.first.focus()
-    keys = list(CULLING_KEYS)
-    started = time.monotonic()
-    for n in range(200):
-        page.keyboard.press(keys[n % 4])
-    expected = {name: CULLING_KEYS[keys[n % 4]] for n, name in enumerate(names)}
-
-    def recorded() -> bool:
-        photos = {
-            p["basename"]: p for p in client.get("/api/projects/cull/photos").json()["photos"]
-        }
-        return all(
-            photos[name][field] == value
-            for name, change in expected.items()
-            for field, value in change.items()
-        )
-
-    wait_for(recorded, timeout=60, interval=0.2)
-    elapsed = time.monotonic() - started
-    rate = 200 / elapsed
-    print(f"keyboard culling: 200 decisions in {elapsed:.2f} s, {rate:.1f} per second")
-    assert rate >= 10
-    expect(page.locator("#photos li.current")).to_have_attribute("data-basename", "IMG_0199")
-    expect(page.locator('#photos li[data-flag="reject"]')).to_have_count(50)
-    expect(page.locator('#photos li[data-label="green"]')).to_have_count(50)
-    _shoot(page, "project-culled")
-
-
-def test_loupe_compare_zoom_bursts_filters_and_bulk_decisions(
-    page: Page, client: httpx.Client, run_worker: Callable[[], Worker], tmp_path: Path
-) -> None:
-    source = culling_set.scene(5)
-    shot = datetime(2026, 7, 14, 9, 0, 0)
-    for n, soften in enumerate((0.3, 0.0, 0.25)):  # a burst of three; B_1 is the crisp one
-        culling_set.save(
-            culling_set.frame(source, 2 * n, -n, soften=soften), tmp_path / f"B_{n}.jpg", shot
-        )
-    culling_set.save(
-        culling_set.frame(culling_set.scene(6)), tmp_path / "S.jpg", shot + timedelta(minutes=5)
-    )
-    dng(tmp_path / "R.DNG", 600, 400)  # a RAW alone: no browser shows it, its 100 % is made
-    client.post("/api/projects", json={"folder": "day", "title": "Day"})
-    upload(client, "day", *sorted(tmp_path.glob("*.jpg")), tmp_path / "R.DNG")
-    run_worker()
-    every = ("B_0", "B_1", "B_2", "R", "S")
-    wait_for(lambda: all(processed(client, "day", b) for b in every), 60)
-    wait_for(lambda: photo_of(client, "day", "B_1")["assist"]["bestInBurst"], 10)
-
-    page.goto("/projects/day")
-    cards = page.locator("#photos li")
-    expect(cards).to_have_count(5)
-    expect(cards.nth(1)).to_contain_text("best of burst (3)")
-    cards.first.focus()
-    page.keyboard.press("Enter")
-    loupe = page.locator("#loupe")
-    expect(loupe).to_be_visible()
-    expect(page.locator("#loupe-title")).to_have_text("B_0")
-    strip = page.locator("#burst-strip li")
-    expect(strip).to_have_count(3)
-    expect(strip.nth(1)).to_contain_text("★ B_1")
-    page.keyboard.press("ArrowRight")
-    expect(page.locator("#loupe-title")).to_have_text("B_1")
-    page.keyboard.press("z")
-    expect(page.locator("#loupe-state")).to_contain_text("100 %")
-    image = page.locator("#loupe-panes img")
-    page.wait_for_function(
-        "() => document.querySelector('#loupe-panes img').src.includes('/projects/')"
-    )
-    page.wait_for_function("() => document.querySelector('#loupe-panes img').naturalWidth === 1200")
-    assert image.evaluate("img => img.getBoundingClientRect().width") == 1200  # 1:1, the original
-    _shoot(page, "project-loupe-100")
-    page.keyboard.press("p")  # a decision in the loupe, then the next photo
-    expect(page.locator("#loupe-title")).to_have_text("B_2")
-    page.keyboard.press("Escape")
-    expect(loupe).to_be_hidden()
-    wait_for(lambda: photo_of(client, "day", "B_1")["flag"] == "pick")
-
-    cards.first.click()
-    page.keyboard.press("Shift+ArrowRight")
-    expect(page.locator("#selection-count")).to_have_text("2 selected")
-    page.keyboard.press("c")
-    expect(page.locator("#loupe-panes figure")).to_have_count(2)
-    page.keyboard.press("z")
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('#loupe-panes img')]"
-        ".every((i) => i.src.includes('/projects/day/') && i.complete && i.naturalWidth === 1200)"
-    )
-    page.wait_for_timeout(100)  # each pane centres itself once its original is in
-    stages = page.locator("#loupe-panes .stage")
-    stages.first.evaluate("s => { s.scrollLeft = 100; s.scrollTop = 60; }")
-    page.wait_for_function(  # the other pane follows to the same place (it was centred)
-        "() => { const other = document.querySelectorAll('#loupe-panes .stage')[1];"
-        " return Math.abs(other.scrollLeft - 100) < 2 && Math.abs(other.scrollTop - 60) < 2; }"
-    )
-    _shoot(page, "project-compare")
-    page.keyboard.press("Escape")
-
-    page.get_by_role("button", name="Reject", exact=True).click()
-    wait_for(
-        lambda: [photo_of(client, "day", b)["flag"] for b in ("B_0", "B_1")] == ["reject", "reject"]
-    )
-    page.select_option("#filter-flag", "reject")
-    expect(cards).to_have_count(2)
-    page.select_option("#filter-flag", "all")
-    page.check("#filter-burst")
-    expect(cards).to_have_count(3)
-    expect(page.locator("#photo-count")).to_have_text("(3 of 5 shown)")
-
-    page.uncheck("#filter-burst")
-    page.locator('#photos li[data-basename="R"]').click()
-    page.keyboard.press("z")  # straight to 100 % from the grid
-    page.wait_for_function(
-        "() => { const i = document.querySelector('#loupe-panes img');"
-        " return i.src.includes('full_view') && i.complete && i.naturalWidth === 600; }"
-    )
-    expect(page.locator("#loupe-title")).to_have_text("R")

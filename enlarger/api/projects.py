@@ -148,9 +148,21 @@ def list_photos(
     ] = None,
     after: Annotated[str | None, Query(description="The base name a page starts after")] = None,
     limit: Annotated[int | None, Query(ge=1, le=5000, description="At most this many")] = None,
+    bursts: Annotated[
+        bool,
+        Query(
+            description="false: do not find the project's bursts again first, even if it "
+            "changed (a page fetching photos as an import's events come, many a minute)"
+        ),
+    ] = True,
 ) -> Response:
     page = listing.photo_page(
-        library, projects.get_project(library, folder), basenames=basename, after=after, limit=limit
+        library,
+        projects.get_project(library, folder),
+        basenames=basename,
+        after=after,
+        limit=limit,
+        fresh_bursts=bursts,
     )
     body = {"photos": page.photos, "total": page.total, "nextAfter": page.next_after}
     # thousands of photos: encoded as they are (plain JSON values), not walked by FastAPI

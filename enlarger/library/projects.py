@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from enlarger.db.schema import images, photo_files, photos, projects
+from enlarger.db.schema import derivatives, images, photo_files, photos, projects
 from enlarger.db.types import db_now
 from enlarger.library import listing, service, sidecars
 from enlarger.library.photos import (
@@ -532,14 +532,24 @@ class Restored:
 
 
 def list_trash(library: Library, folder: str) -> list[dict[str, Any]]:
-    """The project's files in its `.trash` that can still be restored, newest first."""
+    """The project's files in its `.trash` that can still be restored, newest first, each
+    with the thumbnail it keeps there (a RAW shown by its JPG, with its photo's)."""
     project = get_project(library, folder)
+    thumbnail = service.default_thumbnail_recipe(library).name
     query = (
         sa.select(
+            images.c.id,
             images.c.original_filename,
             images.c.original_key,
             images.c.size_bytes,
             images.c.deleted_at,
+            photo_files.c.photo_id,
+            derivatives.c.storage_key.label("thumbnail_key"),
+        )
+        .outerjoin(photo_files, photo_files.c.image_id == images.c.id)
+        .outerjoin(
+            derivatives,
+            sa.and_(derivatives.c.image_id == images.c.id, derivatives.c.name == thumbnail),
         )
         .where(
             images.c.project_id == project.id,
@@ -550,17 +560,28 @@ def list_trash(library: Library, folder: str) -> list[dict[str, Any]]:
     )
     with library.engine.connect() as conn:
         rows = list(conn.execute(query))
+        lacking = {r.photo_id for r in rows if r.thumbnail_key is None and r.photo_id is not None}
+        of_photo = dict(
+            conn.execute(
+                sa.select(photo_files.c.photo_id, derivatives.c.storage_key)
+                .join(derivatives, derivatives.c.image_id == photo_files.c.image_id)
+                .where(photo_files.c.photo_id.in_(lacking), derivatives.c.name == thumbnail)
+            ).all()
+        )
+    ttl = library.settings.url_expiry_seconds
     seen: set[str] = set()
     found = []
     for row in rows:
         if row.original_filename in seen or not library.blobs.exists(row.original_key):
             continue
         seen.add(row.original_filename)
+        thumbnail_key = row.thumbnail_key or of_photo.get(row.photo_id)
         found.append(
             {
                 "filename": row.original_filename,
                 "sizeBytes": row.size_bytes,
                 "trashedAt": row.deleted_at.isoformat() if row.deleted_at else None,
+                "thumbnailUrl": library.blobs.url(thumbnail_key, ttl) if thumbnail_key else None,
             }
         )
     return found

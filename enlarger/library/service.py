@@ -58,6 +58,9 @@ BACKFILL_PAGE = 500
 CHUNK = 1024 * 1024
 
 
+DELETED = "DELETED"  # an image event's status when its file went to the trash
+
+
 class ImageStatus(StrEnum):
     UPLOADED = "UPLOADED"
     INGESTED = "INGESTED"
@@ -998,11 +1001,12 @@ def update_image(
 
 
 def delete_image(library: Library, image_id: str, original_gone: bool = False) -> bool:
-    """Move the original to its project's trash, remove the derivatives and cancel the
-    image's pending work. The row stays, marked deleted, for the record. With
-    `original_gone` (someone removed the file by hand) there is nothing to move. The row
-    is locked and read again first: False, and nothing done, when it was deleted or moved
-    meanwhile (or, with `original_gone`, when the file is there after all)."""
+    """Move the original to its project's trash, remove the derivatives (but its
+    thumbnails, which show it in the trash until it is purged) and cancel the image's
+    pending work. The row stays, marked deleted, for the record. With `original_gone`
+    (someone removed the file by hand) there is nothing to move, and nothing is kept. The
+    row is locked and read again first: False, and nothing done, when it was deleted or
+    moved meanwhile (or, with `original_gone`, when the file is there after all)."""
     row = get_image_row(library, image_id)
     with library.engine.begin() as conn:
         current = conn.execute(
@@ -1014,8 +1018,16 @@ def delete_image(library: Library, image_id: str, original_gone: bool = False) -
             return False
         if original_gone and row.original_key and library.blobs.exists(row.original_key):
             return False
-        made = list(conn.execute(sa.select(derivatives).where(derivatives.c.image_id == image_id)))
-        conn.execute(derivatives.delete().where(derivatives.c.image_id == image_id))
+        kept = (
+            {r.name for r in library.recipes.thumbnails}
+            if row.original_key is not None and not original_gone
+            else set()
+        )
+        gone = derivatives.c.image_id == image_id
+        if kept:
+            gone = sa.and_(gone, derivatives.c.name.not_in(kept))
+        made = list(conn.execute(sa.select(derivatives).where(gone)))
+        conn.execute(derivatives.delete().where(gone))
         trash_key = None
         if row.original_key is not None and not original_gone:
             name = row.original_key.rsplit("/", 1)[-1]
@@ -1025,6 +1037,7 @@ def delete_image(library: Library, image_id: str, original_gone: bool = False) -
             .where(images.c.id == image_id)
             .values(deleted_at=db_now(), updated_at=db_now(), original_key=trash_key)
         )
+        announce_image(library, conn, image_id, DELETED)
         if trash_key is not None:
             library.blobs.move(row.original_key, trash_key)
     for job in library.queue.store.live_jobs_by_payload("imageId", [image_id]):
@@ -1120,6 +1133,7 @@ def restore_image(library: Library, image_id: str, key: str) -> None:
             .where(images.c.id == image_id)
             .values(deleted_at=None, original_key=key, updated_at=db_now())
         )
+        announce_image(library, conn, image_id, row.status)
         library.blobs.move(row.original_key, key)
 
 

@@ -27,7 +27,8 @@ BURST_DISTANCE = 12  # frames of a burst have hashes differing in at most this m
 MID_GREY = 0.18  # a meter's idea of an average scene, in linear light
 BRIGHT_END = 0.995  # the histogram's top: the level this share of pixels stays below
 WELL_EXPOSED_TOP = 0.8  # linear light (about 231 in sRGB) the top of a good frame reaches
-DARK_EV, BRIGHT_EV = -1.0, 1.0  # past these, a frame is called dark or bright
+DARK_EV, BRIGHT_EV = -1.0, 0.8  # past these (stops), a frame is called dark or bright
+DARK_MEDIAN_EV = -0.5  # and a dark one's median is below mid-grey (a foggy scene's is not)
 BRIGHT_CLIPPED = 0.03  # and a bright one clips at least this share of its pixels
 
 
@@ -95,8 +96,13 @@ def _exposure(grey: np.ndarray) -> tuple[float, float]:
 
 
 def is_dark(assessment: dict[str, Any]) -> bool:
-    """Under-exposed: even its brightest parts stay a stop or more below a good frame's."""
-    return float(assessment.get("headroom", 0.0)) <= DARK_EV
+    """Under-exposed: even its brightest parts stay a stop or more below a good frame's,
+    and so does most of it (a flat, foggy scene has no highlights either, but its median
+    sits at mid-grey)."""
+    return (
+        float(assessment.get("headroom", 0.0)) <= DARK_EV
+        and float(assessment.get("exposure", 0.0)) <= DARK_MEDIAN_EV
+    )
 
 
 def is_bright(assessment: dict[str, Any]) -> bool:

@@ -76,6 +76,15 @@
   }
 
   // An image changed: refresh its card in place (or add it at the top when new).
+  function forget(imageId) {
+    const at = images.findIndex((i) => i.id === imageId);
+    if (at < 0) return;
+    images.splice(at, 1);
+    total--;
+    grid.querySelector(`[data-id="${CSS.escape(imageId)}"]`)?.remove();
+    count.textContent = `(${total})`;
+  }
+
   async function refresh(imageId) {
     let image;
     try {
@@ -85,9 +94,7 @@
     }
     const at = images.findIndex((i) => i.id === imageId);
     if (at >= 0 && !matches(image)) {
-      images.splice(at, 1);
-      total--;
-      grid.querySelector(`[data-id="${CSS.escape(imageId)}"]`)?.remove();
+      forget(imageId);
     } else if (at >= 0) {
       images[at] = image;
       grid.querySelector(`[data-id="${CSS.escape(imageId)}"]`)?.replaceWith(card(image));
@@ -194,6 +201,12 @@
     if (ids.length > 12) load();
     else ids.forEach(refresh);
   }, 400);
-  live({ type: "image" }, (event) => { changed.add(event.imageId); flush(); }, () => load());
+  live({ type: "image" }, (event) => {
+    if (event.status === "DELETED") forget(event.imageId); // gone to the trash: nothing to ask
+    else {
+      changed.add(event.imageId);
+      flush();
+    }
+  }, () => load());
   load();
 })();

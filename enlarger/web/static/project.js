@@ -1,39 +1,64 @@
-// One project: photos as JPG/RAW pairs with keep toggles and culling decisions (pick,
-// reject, stars, colour labels) made by keyboard or in bulk, filters, a loupe and a
-// compare view zooming to 100 %, bursts with their suggested frame; commit and revert
-// (each confirmed with what it will do), uploads, and the trash with restore.
+// One project, culled: a contact sheet of its photos (drawn as they scroll into view, so a
+// wedding of 5,000 costs what 50 do), decisions by keyboard or in bulk with undo, filters
+// and sorting, a loupe and a compare view zooming to 100 %, bursts with their suggested
+// frame; commit (sidecars only, or with the trash) and revert, uploads, and the trash
+// with thumbnails and restore. Live events fetch only the photos they name, so an import
+// redraws only the cards that changed.
 "use strict";
 (() => {
-  const { el, badge, api, act, confirm, live, uploader, throttle, toast, when, bytes, renewBeforeExpiry } = enlarger;
+  const { el, badge, api, act, confirm, live, uploader, toast, when, bytes, renewBeforeExpiry } = enlarger;
   const folder = document.getElementById("project").dataset.folder;
   const base = `/api/projects/${encodeURIComponent(folder)}`;
-  const list = document.getElementById("photos");
+  const sheet = document.getElementById("photos");
   const pending = document.getElementById("pending-changes");
-  const loupe = document.getElementById("loupe");
+  const details = document.getElementById("details");
+  const LABELS = ["red", "yellow", "green", "blue", "purple"];
   const LABEL_KEYS = { 6: "red", 7: "yellow", 8: "green", 9: "blue" };
-  const BROWSER_FORMATS = new Set(["jpeg", "png", "webp", "gif", "avif"]);
+  const SIZES = { s: [124, 152], m: [172, 206], l: [244, 282] };
+  const PAGE = 500; // photos per request while loading (the first screen waits for one)
+  const FETCH_AT_ONCE = 100; // photos named per live refresh request
+  const GATHER_MS = 1000; // live events gathered this long into one request (an import sends many)
+  const SETTLED_MS = 4000; // then, this long after the last, the list is read whole once
+  const UNDO_DEPTH = 200;
 
-  let photos = [];
-  let byName = new Map();
-  let shown = []; // base names in view order: the filter's, kept while culling
+  const byName = new Map(); // base name → photo, as the API shows it
+  let order = []; // every base name, in the sort's order
+  let shown = []; // those the filters show (kept while culling: a decision hides nothing)
   let current = null; // the photo the keys act on
   const selected = new Set();
   let anchor = null; // where a Shift-extended selection started
-  let compared = []; // the photos in the loupe (one) or compare view (two to four)
-  let zoomed = false;
-  const originals = new Map(); // base name → the URL that shows it at 100 % (a signed one)
+  const undo = [];
 
   // ---- what the photos say --------------------------------------------------------------
   const unkeptFiles = (p) => p.files.filter((f) => (f.role === "jpg" ? !p.keep_jpg : !p.keep_raw));
   const leavesFiles = (p) => (p.flag === "reject" ? p.files : unkeptFiles(p));
-  const leaving = () => photos.flatMap((p) => leavesFiles(p).map((f) => f.filename));
-  const stars = (n) => "★".repeat(n) + "☆".repeat(5 - n);
+  const leaving = () => [...byName.values()].flatMap((p) => leavesFiles(p).map((f) => f.filename));
+  const decided = (p) => p.flag !== "unflagged" || p.rating || p.label;
 
+  function marks(photo) {
+    const found = [];
+    if (photo.flag === "pick") found.push(el("span", { class: "flag pick", title: "picked" }, "✓"));
+    if (photo.flag === "reject") found.push(el("span", { class: "flag reject", title: "rejected" }, "✕"));
+    if (photo.rating) found.push(el("span", { class: "stars", title: `${photo.rating} stars` }, "★".repeat(photo.rating)));
+    if (LABELS.includes(photo.label)) found.push(el("span", { class: `label-dot l-${photo.label}`, title: `${photo.label} label` }));
+    const assist = photo.assist;
+    if (assist?.blurry) found.push(el("span", { class: "badge s-failed", title: `sharpness ${assist.sharpness}` }, "blurry"));
+    if (assist?.dark) found.push(el("span", { class: "badge exposure", title: `${assist.stopsUnder.toFixed(1)} stops under` }, "dark"));
+    if (assist?.bright) found.push(el("span", { class: "badge exposure", title: "over-exposed, highlights clipped" }, "bright"));
+    if (assist?.burst) {
+      const text = assist.bestInBurst ? `★ burst ${assist.burstSize}` : `burst ${assist.burstSize}`;
+      found.push(el("span", { class: assist.bestInBurst ? "badge s-done" : "badge", title: assist.reasons.join("; ") || `burst ${assist.burst}` }, text));
+    }
+    return el("span", { class: "decisions" }, found);
+  }
+
+  // ---- filters and sort -----------------------------------------------------------------
   function filters() {
     return {
       flag: document.getElementById("filter-flag").value,
       rating: Number(document.getElementById("filter-rating").value),
       label: document.getElementById("filter-label").value,
+      exposure: document.getElementById("filter-exposure").value,
       burst: document.getElementById("filter-burst").checked,
       blurry: document.getElementById("filter-blurry").checked,
     };
@@ -43,136 +68,120 @@
     if (f.flag !== "all" && p.flag !== f.flag) return false;
     if (p.rating < f.rating) return false;
     if (f.label === "none" ? p.label !== null : f.label !== "any" && p.label !== f.label) return false;
+    if (f.exposure !== "any" && !p.assist?.[f.exposure]) return false;
     if (f.burst && !p.assist?.burst) return false;
     return !(f.blurry && !p.assist?.blurry);
   }
 
-  // ---- the grid ---------------------------------------------------------------------------
-  function toggle(photo, role) {
-    const available = role === "jpg" ? photo.jpg_available : photo.raw_available;
-    const id = `keep-${role}-${photo.basename}`;
-    const box = el("input", {
-      type: "checkbox",
-      id,
-      checked: role === "jpg" ? photo.keep_jpg : photo.keep_raw,
-      disabled: !available,
-      onchange: async () => {
-        const change = role === "jpg" ? { keep_jpg: box.checked } : { keep_raw: box.checked };
-        const saved = await act(box, () => api(`${base}/photos/${encodeURIComponent(photo.basename)}`, { method: "PATCH", json: change }));
-        if (saved) {
-          store({ ...saved, assist: byName.get(photo.basename).assist });
-          redraw([photo.basename]);
-          document.getElementById(id)?.focus();
-        } else {
-          box.checked = !box.checked;
-        }
-      },
-    });
-    return el("label", { for: id }, box, `Keep ${role.toUpperCase()}`);
+  function sortKey(p) {
+    return p.takenAt ? `0${p.takenAt.slice(0, 26)}` : `1${p.basename}`; // undated last
   }
 
-  function decisionMarks(photo) {
-    const marks = [];
-    if (photo.flag === "pick") marks.push(el("span", { class: "flag pick", title: "picked" }, "✓ picked"));
-    if (photo.flag === "reject") marks.push(el("span", { class: "flag reject", title: "rejected" }, "✕ rejected"));
-    marks.push(el("span", { class: "stars", "aria-label": `${photo.rating} stars` }, stars(photo.rating)));
-    if (photo.label) marks.push(el("span", { class: `label-dot l-${photo.label}`, title: `${photo.label} label` }, photo.label));
-    const assist = photo.assist;
-    if (assist?.blurry) marks.push(el("span", { class: "badge s-failed", title: `sharpness ${assist.sharpness}` }, "blurry"));
-    if (assist?.burst) {
-      const text = assist.bestInBurst ? `best of burst (${assist.burstSize})` : `burst of ${assist.burstSize}`;
-      marks.push(el("span", { class: assist.bestInBurst ? "badge s-done" : "badge", title: assist.reasons.join("; ") || `burst ${assist.burst}` }, text));
+  function resort() {
+    const byTime = document.getElementById("sort").value === "time";
+    order = [...byName.keys()];
+    if (byTime) {
+      const keys = new Map(order.map((n) => [n, sortKey(byName.get(n))]));
+      order.sort((a, b) => (keys.get(a) < keys.get(b) ? -1 : keys.get(a) > keys.get(b) ? 1 : a < b ? -1 : 1));
+    } else {
+      order.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     }
-    return el("div", { class: "decisions" }, marks);
   }
 
-  function photoCard(photo) {
-    const img = el("img", { alt: photo.basename, loading: "lazy", width: 256, height: 256 });
+  // Apply the filters: with `keep`, photos in view stay there (a photo rejected under
+  // "unflagged" does not vanish under the cursor).
+  function applyView(keep) {
+    const f = filters();
+    const before = keep ? new Set(shown) : new Set();
+    shown = order.filter((n) => matches(byName.get(n), f) || before.has(n));
+    for (const name of [...selected]) if (!byName.has(name)) selected.delete(name);
+    if (!shown.includes(current)) current = shown[0] ?? null;
+    grid.show(shown);
+    summarise();
+    if (current) grid.reveal(shown.indexOf(current));
+    markActive();
+  }
+
+  // ---- the sheet --------------------------------------------------------------------------
+  function createCard() {
+    const img = el("img", { alt: "", decoding: "async", draggable: "false" });
     img.addEventListener("load", () => img.classList.add("loaded"));
-    if (photo.thumbnailUrl) img.src = photo.thumbnailUrl;
-    const files = photo.files.map((f) => el("span", {}, `${f.filename} `, badge(f.status)));
-    const classes = ["card", "photo"];
-    if (leavesFiles(photo).length) classes.push("dropped");
-    if (photo.flag === "reject") classes.push("rejected");
-    if (photo.basename === current) classes.push("current");
-    if (selected.has(photo.basename)) classes.push("selected");
-    const card = el(
-      "li",
-      { class: classes.join(" "), role: "option", tabindex: photo.basename === current ? 0 : -1, "aria-selected": String(selected.has(photo.basename)), dataset: { basename: photo.basename, flag: photo.flag, rating: photo.rating, label: photo.label || "" } },
-      el("div", { class: "thumb" }, img),
-      el("div", { class: "caption" }, el("strong", { class: "title" }, photo.basename), decisionMarks(photo), ...files, el("span", { class: "muted" }, photo.files.length ? `thumbnail ${photo.thumbnail_status}, preview ${photo.preview_status}` : "no file left: restore one from the trash")),
-      el("div", { class: "keep" }, toggle(photo, "jpg"), toggle(photo, "raw")),
+    return el(
+      "div",
+      { class: "card photo", role: "option" },
+      el("div", { class: "thumb" }, img, el("span", { class: "thumb-state" })),
+      el("div", { class: "cap" }, el("span", { class: "name" }), el("span", { class: "decisions" })),
     );
-    card.addEventListener("click", (e) => {
-      if (e.target.closest(".keep")) return;
-      pointAt(photo.basename, e.shiftKey ? "range" : e.ctrlKey || e.metaKey ? "toggle" : "only");
-    });
-    card.addEventListener("dblclick", (e) => {
-      if (!e.target.closest(".keep")) openLoupe([photo.basename]);
-    });
-    return card;
   }
 
-  const cardOf = (basename) => list.querySelector(`li[data-basename="${CSS.escape(basename)}"]`);
-
-  function redraw(basenames) {
-    for (const name of basenames) {
-      const old = cardOf(name);
-      if (old && byName.has(name)) old.replaceWith(photoCard(byName.get(name)));
+  function fillCard(card, name) {
+    const photo = byName.get(name);
+    if (!photo) return;
+    const img = card.querySelector("img");
+    const url = photo.thumbnailUrl || "";
+    if (img.getAttribute("src") !== url) {
+      img.classList.remove("loaded");
+      if (url) img.src = url;
+      else img.removeAttribute("src");
     }
-    summarise();
-    if (loupe.open) drawLoupe();
+    img.alt = name;
+    card.querySelector(".thumb-state").textContent = photo.thumbnail_status === "done" ? "" : photo.files.length ? photo.thumbnail_status : "in the trash";
+    card.querySelector(".name").textContent = name;
+    const roles = new Set(photo.files.map((f) => f.role));
+    card.querySelector(".name").title = photo.files.map((f) => f.filename).join(", ");
+    card.classList.toggle("pair", roles.size > 1);
+    card.querySelector(".decisions").replaceWith(marks(photo));
+    card.dataset.basename = name;
+    card.dataset.flag = photo.flag;
+    card.dataset.rating = photo.rating;
+    card.dataset.label = photo.label || "";
+    card.classList.toggle("rejected", photo.flag === "reject");
+    card.classList.toggle("dropped", leavesFiles(photo).length > 0);
+    markCard(card);
   }
 
-  function render() {
-    list.replaceChildren(...shown.map((name) => photoCard(byName.get(name))));
-    summarise();
-    renewBeforeExpiry(photos.flatMap((p) => [p.thumbnailUrl, p.previewUrl]), load);
+  function markCard(card) {
+    const name = card.dataset.key;
+    card.classList.toggle("current", name === current);
+    card.classList.toggle("selected", selected.has(name));
+    card.setAttribute("aria-selected", String(selected.has(name)));
+  }
+
+  const grid = enlarger.photoGrid(sheet, { cellWidth: SIZES.m[0], cellHeight: SIZES.m[1], create: createCard, fill: fillCard });
+
+  // The cursor and the selection show on the cards in view; nothing else is redrawn.
+  function markActive() {
+    for (const card of sheet.querySelectorAll(".card:not([hidden])")) markCard(card);
+    const card = current ? grid.cardOf(current) : null;
+    if (card) sheet.setAttribute("aria-activedescendant", card.id);
+    else sheet.removeAttribute("aria-activedescendant");
+    if (!details.hidden) drawDetails();
   }
 
   function summarise() {
-    const count = shown.length === photos.length ? `(${photos.length})` : `(${shown.length} of ${photos.length} shown)`;
-    document.getElementById("photo-count").textContent = count;
+    const total = byName.size;
+    document.getElementById("photo-count").textContent = shown.length === total ? `(${total})` : `(${shown.length} of ${total} shown)`;
     const gone = leaving();
     pending.textContent = gone.length ? `${gone.length} file(s) marked to go to the trash` : "no pending changes";
-    const bar = document.getElementById("selection-bar");
-    bar.hidden = selected.size === 0;
+    document.getElementById("selection-bar").hidden = selected.size === 0;
     document.getElementById("selection-count").textContent = `${selected.size} selected`;
   }
 
-  function store(photo) {
-    const at = photos.findIndex((p) => p.basename === photo.basename);
-    if (at >= 0) photos[at] = photo;
-    byName.set(photo.basename, photo);
-  }
-
-  function applyFilters(keepShown) {
-    const f = filters();
-    const before = new Set(keepShown ? shown : []);
-    shown = photos.filter((p) => matches(p, f) || before.has(p.basename)).map((p) => p.basename);
-    for (const name of [...selected]) if (!shown.includes(name)) selected.delete(name);
-    if (!shown.includes(current)) current = shown[0] ?? null;
-    render();
-  }
-
-  async function load() {
-    ({ photos } = await api(`${base}/photos`));
-    byName = new Map(photos.map((p) => [p.basename, p]));
-    originals.clear(); // their signed URLs are renewed with the rest
-    applyFilters(true);
-    if (loupe.open) {
-      compared = compared.filter((name) => byName.has(name));
-      if (compared.length) drawLoupe();
-      else loupe.close();
-    }
-  }
+  sheet.addEventListener("click", (e) => {
+    const card = e.target.closest(".card");
+    if (card) pointAt(card.dataset.key, e.shiftKey ? "range" : e.ctrlKey || e.metaKey ? "toggle" : "only");
+  });
+  sheet.addEventListener("dblclick", (e) => {
+    const card = e.target.closest(".card");
+    if (card) openLoupe([card.dataset.key]);
+  });
 
   // ---- the cursor and the selection ------------------------------------------------------
   function pointAt(name, how = "only") {
     if (name === null || name === undefined) return;
-    const before = [current, ...selected];
+    if (anchor === null) anchor = current ?? name; // a range starts where the cursor was
     current = name;
-    if (how === "range" && anchor !== null) {
+    if (how === "range") {
       const [a, b] = [shown.indexOf(anchor), shown.indexOf(name)].sort((x, y) => x - y);
       selected.clear();
       for (const n of shown.slice(a, b + 1)) selected.add(n);
@@ -184,71 +193,85 @@
       selected.clear();
       anchor = name;
     }
-    redraw([...new Set([...before, name, ...selected])].filter(Boolean));
-    focusCurrent();
-  }
-
-  function focusCurrent() {
-    const card = current && cardOf(current);
-    if (card && !loupe.open) {
-      card.focus({ preventScroll: true });
-      card.scrollIntoView({ block: "nearest" });
-    }
-  }
-
-  function columns() {
-    const cards = [...list.children];
-    if (cards.length < 2) return 1;
-    const top = cards[0].offsetTop;
-    const n = cards.findIndex((c) => c.offsetTop !== top);
-    return n === -1 ? cards.length : n;
+    grid.reveal(shown.indexOf(name));
+    markActive();
+    summarise();
   }
 
   function step(by, how) {
     if (!shown.length) return;
     const at = Math.max(0, shown.indexOf(current));
-    const next = Math.min(shown.length - 1, Math.max(0, at + by));
-    if (how === "range" && anchor === null) anchor = current;
-    pointAt(shown[next], how);
+    pointAt(shown[Math.min(shown.length - 1, Math.max(0, at + by))], how);
   }
 
-  // ---- decisions --------------------------------------------------------------------------
+  // ---- decisions ---------------------------------------------------------------------------
   function targets() {
+    if (loupe.open) return current ? [current] : []; // in compare, the active pane only
     return selected.size > 1 && selected.has(current) ? [...selected] : current ? [current] : [];
   }
 
-  async function decide(change, names = targets()) {
+  function store(photo) {
+    if (!byName.has(photo.basename)) {
+      byName.set(photo.basename, photo);
+      return true;
+    }
+    byName.set(photo.basename, { ...byName.get(photo.basename), ...photo });
+    return false;
+  }
+
+  async function decide(change, names = targets(), { advance = true, remember = true } = {}) {
     if (!names.length) return;
     const before = names.map((n) => byName.get(n));
     if ("label" in change && change.label !== null && before.every((p) => p.label === change.label)) {
       change = { label: null }; // the same label key again takes it off, as in Lightroom
     }
+    if (remember) {
+      undo.push({ names, before: before.map((p) => ({ flag: p.flag, rating: p.rating, label: p.label, keep_jpg: p.keep_jpg, keep_raw: p.keep_raw })), current });
+      if (undo.length > UNDO_DEPTH) undo.shift();
+    }
     for (const p of before) store({ ...p, ...change });
-    redraw(names);
-    const single = names.length === 1;
-    if (single && document.getElementById("auto-advance").checked && !("keep_jpg" in change)) advance();
+    changed(names);
+    if (advance && names.length === 1 && document.getElementById("auto-advance").checked && !("keep_jpg" in change || "keep_raw" in change)) {
+      next();
+    }
     try {
-      if (single) await api(`${base}/photos/${encodeURIComponent(names[0])}`, { method: "PATCH", json: change });
+      if (names.length === 1) await api(`${base}/photos/${encodeURIComponent(names[0])}`, { method: "PATCH", json: change });
       else await api(`${base}/photos`, { method: "PATCH", json: { basenames: names, ...change } });
     } catch (error) {
       for (const p of before) store(p);
-      redraw(names);
+      changed(names);
       toast(`Not saved: ${error.message}`, true);
     }
   }
 
-  function advance() {
-    if (loupe.open && compared.length > 1) {
-      const at = compared.indexOf(current);
-      current = compared[(at + 1) % compared.length];
-      drawLoupe();
+  async function undoLast() {
+    const last = undo.pop();
+    if (!last) return toast("Nothing to undo.");
+    current = last.current;
+    await Promise.all(last.names.map((name, i) => decide(last.before[i], [name], { advance: false, remember: false })));
+    if (shown.includes(current)) pointAt(current);
+    if (loupe.open) loupe.move(current);
+    toast(`Undone on ${last.names.length} photo(s)`);
+  }
+
+  function changed(names) {
+    grid.refresh(names);
+    summarise();
+    loupe.refresh();
+    if (!details.hidden) drawDetails();
+  }
+
+  function next() {
+    if (loupe.open && loupe.compared.length > 1) {
+      const at = loupe.compared.indexOf(current);
+      current = loupe.compared[(at + 1) % loupe.compared.length];
+      loupe.move(current);
       return;
     }
     const at = shown.indexOf(current);
-    if (at >= 0 && at < shown.length - 1) {
-      if (loupe.open) showInLoupe(shown[at + 1]);
-      else pointAt(shown[at + 1]);
-    }
+    if (at < 0 || at >= shown.length - 1) return; // the last one: stay, keys still work
+    if (loupe.open) showInLoupe(shown[at + 1]);
+    else pointAt(shown[at + 1]);
   }
 
   function decisionFor(key) {
@@ -262,145 +285,118 @@
   }
 
   // ---- loupe and compare -----------------------------------------------------------------
-  function openLoupe(names) {
-    compared = names.filter((n) => byName.has(n)).slice(0, 4);
-    if (!compared.length) return;
-    current = compared.includes(current) ? current : compared[0];
-    zoomed = false;
-    drawLoupe();
-    if (!loupe.open) loupe.showModal();
-    document.getElementById("loupe-panes").focus();
-  }
+  const loupe = enlarger.createLoupe({
+    dialog: document.getElementById("loupe"),
+    photoOf: (name) => byName.get(name),
+    neighbours: (name, n) => {
+      const at = shown.indexOf(name);
+      return [...shown.slice(at + 1, at + 1 + n), ...shown.slice(Math.max(0, at - n), at).reverse()];
+    },
+    burstOf: (photo) => (photo.assist?.burst ? order.filter((n) => byName.get(n).assist?.burst === photo.assist.burst).map((n) => byName.get(n)) : []),
+    marks,
+    onActivate: (name, single) => {
+      if (single) showInLoupe(name);
+      else {
+        current = name;
+        loupe.move(name);
+      }
+    },
+    onDraw: () => loupeState(),
+  });
 
-  function showInLoupe(name) {
-    if (compared.length > 1) return;
-    compared = [name];
-    current = name;
-    drawLoupe();
-  }
-
-  function sourceFile(photo) {
-    return photo.files.find((f) => f.filename === photo.source);
-  }
-
-  async function originalUrl(photo) {
-    if (originals.has(photo.basename)) return originals.get(photo.basename);
-    const file = sourceFile(photo);
-    let url = photo.previewUrl;
-    if (file) {
-      const image = `/api/images/${encodeURIComponent(file.imageId)}`;
-      const { format, originalUrl: original } = await api(image);
-      if (BROWSER_FORMATS.has(format) && original) url = original;
-      else ({ url } = await api(`${image}/full-view`)); // a RAW, HEIC or TIFF, rendered whole
-    }
-    originals.set(photo.basename, url);
-    return url;
-  }
-
-  function pane(photo) {
-    const img = el("img", { alt: photo.basename, src: photo.previewUrl || photo.thumbnailUrl || "" });
-    const frame = el("div", { class: zoomed ? "stage zoomed" : "stage" }, img);
-    if (zoomed) {
-      originalUrl(photo)
-        .then((url) => {
-          if (!url) return;
-          img.addEventListener("load", () => centre(frame), { once: true });
-          img.src = url;
-        })
-        .catch((error) => toast(`No 100 % view of ${photo.basename}: ${error.message}`, true));
-      frame.addEventListener("scroll", () => follow(frame));
-    }
-    const caption = el("div", { class: "pane-caption" }, el("strong", {}, photo.basename), decisionMarks(photo));
-    const box = el("figure", { class: photo.basename === current ? "pane active" : "pane", dataset: { basename: photo.basename } }, frame, caption);
-    box.addEventListener("click", () => {
-      current = photo.basename;
-      drawLoupe();
-    });
-    return box;
-  }
-
-  function centre(frame) {
-    frame.scrollLeft = (frame.scrollWidth - frame.clientWidth) / 2;
-    frame.scrollTop = (frame.scrollHeight - frame.clientHeight) / 2;
-  }
-
-  // Compared photos zoom together: scrolling one scrolls the others to the same place.
-  let following = false;
-  function follow(source) {
-    if (following) return;
-    following = true;
-    const x = source.scrollLeft / Math.max(1, source.scrollWidth - source.clientWidth);
-    const y = source.scrollTop / Math.max(1, source.scrollHeight - source.clientHeight);
-    for (const other of loupe.querySelectorAll(".stage.zoomed")) {
-      if (other === source) continue;
-      other.scrollLeft = x * (other.scrollWidth - other.clientWidth);
-      other.scrollTop = y * (other.scrollHeight - other.clientHeight);
-    }
-    setTimeout(() => (following = false), 30); // the scroll events it caused have fired
-  }
-
-  // Panes are rebuilt only when what they show changes (other photos, or the zoom), so a
-  // decision or a live refresh keeps the place a zoomed view was scrolled to. (A loaded
-  // image stays on screen after its signed URL expires.)
-  let drawn = "";
-  function drawLoupe() {
+  function loupeState() {
     const photo = byName.get(current);
     if (!photo) return;
     const position = `${shown.indexOf(current) + 1} / ${shown.length}`;
-    document.getElementById("loupe-title").textContent = compared.length > 1 ? `Compare ${compared.length} photos` : photo.basename;
-    document.getElementById("loupe-state").textContent = `${position} · ${zoomed ? "100 %" : "fit"} · ${photo.flag}, ${photo.rating} stars${photo.label ? `, ${photo.label}` : ""}`;
-    const panes = document.getElementById("loupe-panes");
-    const showing = JSON.stringify([zoomed, compared]);
-    if (showing !== drawn || panes.children.length !== compared.length) {
-      drawn = showing;
-      panes.className = `loupe-panes n${compared.length}`;
-      panes.replaceChildren(...compared.map((name) => pane(byName.get(name))));
-    }
-    for (const box of panes.children) {
-      const shownPhoto = byName.get(box.dataset.basename);
-      box.classList.toggle("active", box.dataset.basename === current);
-      box.querySelector(".decisions").replaceWith(decisionMarks(shownPhoto));
-    }
-    drawBurstStrip(photo);
+    document.getElementById("loupe-state").textContent = `${position} · ${loupe.state()} · ${photo.flag}, ${photo.rating} stars${photo.label ? `, ${photo.label}` : ""}`;
   }
 
-  function drawBurstStrip(photo) {
-    const strip = document.getElementById("burst-strip");
-    const burst = photo.assist?.burst;
-    strip.hidden = !burst || compared.length > 1;
-    if (strip.hidden) return strip.replaceChildren();
-    const frames = photos.filter((p) => p.assist?.burst === burst);
-    strip.replaceChildren(
-      ...frames.map((p) => {
-        const img = el("img", { alt: p.basename, src: p.thumbnailUrl || "", width: 96, height: 96 });
-        const item = el("li", { class: p.basename === current ? "current" : "", dataset: { basename: p.basename }, title: p.assist.reasons.join("; ") }, img, el("span", {}, p.assist.bestInBurst ? `★ ${p.basename}` : p.basename));
-        item.addEventListener("click", () => showInLoupe(p.basename));
-        return item;
-      }),
-    );
+  function openLoupe(names) {
+    const open = names.filter((n) => byName.has(n)).slice(0, 4);
+    if (!open.length) return;
+    current = open.includes(current) ? current : open[0];
+    loupe.show(open, current);
+    loupeState();
   }
 
-  loupe.addEventListener("close", () => {
-    compared = [];
-    zoomed = false;
-    drawn = "";
-    document.getElementById("loupe-panes").replaceChildren();
-    render();
-    focusCurrent();
+  function showInLoupe(name) {
+    current = name;
+    loupe.move(name);
+    loupeState();
+    grid.reveal(shown.indexOf(name));
+    markActive();
+  }
+
+  document.getElementById("loupe").addEventListener("close", () => {
+    markActive();
+    sheet.focus();
   });
   document.getElementById("loupe-close").addEventListener("click", () => loupe.close());
 
+  function compareSelection() {
+    const at = Math.max(0, shown.indexOf(current));
+    const names = selected.size > 1 ? shown.filter((n) => selected.has(n)) : shown.slice(at, at + 2);
+    if (names.length < 2) return toast("Select two to four photos to compare.", true);
+    if (names.length > 4) toast("Comparing the first four selected photos.");
+    openLoupe(names);
+  }
+
+  // ---- the details of the current photo ---------------------------------------------------
+  function toggle(photo, role) {
+    const available = photo.files.some((f) => f.role === role);
+    const box = el("input", {
+      type: "checkbox",
+      id: `keep-${role}`,
+      checked: role === "jpg" ? photo.keep_jpg : photo.keep_raw,
+      disabled: !available,
+      onchange: () => decide(role === "jpg" ? { keep_jpg: box.checked } : { keep_raw: box.checked }, [photo.basename]),
+    });
+    return el("label", { for: `keep-${role}` }, box, `Keep ${role.toUpperCase()}`);
+  }
+
+  function drawDetails() {
+    const photo = byName.get(current);
+    if (!photo) return details.replaceChildren(el("p", { class: "muted" }, "No photo."));
+    const focused = document.activeElement && details.contains(document.activeElement) ? document.activeElement.id : null;
+    const assist = photo.assist;
+    const parts = [
+      el("h2", {}, photo.basename),
+      marks(photo),
+      el("ul", { class: "files" }, ...photo.files.map((f) => el("li", {}, `${f.filename} `, badge(f.status)))),
+      photo.files.length ? null : el("p", { class: "muted" }, "No file left: restore one from the trash."),
+      el("div", { class: "keep" }, toggle(photo, "jpg"), toggle(photo, "raw")),
+      photo.sidecars.length ? el("p", { class: "muted" }, `Sidecars: ${photo.sidecars.join(", ")}`) : null,
+      assist ? el("p", { class: "muted" }, `Sharpness ${assist.sharpness}${assist.stopsUnder !== null ? `, ${assist.stopsUnder.toFixed(1)} stops under` : ""}${assist.burst ? `, burst of ${assist.burstSize}` : ""}`) : null,
+      photo.takenAt ? el("p", { class: "muted" }, `Taken ${photo.takenAt.replace("T", " ")}`) : null,
+    ];
+    details.replaceChildren(...parts.filter(Boolean));
+    if (focused) document.getElementById(focused)?.focus();
+  }
+
+  function toggleDetails() {
+    details.hidden = !details.hidden;
+    document.getElementById("toggle-details").setAttribute("aria-expanded", String(!details.hidden));
+    if (!details.hidden) drawDetails();
+  }
+  document.getElementById("toggle-details").addEventListener("click", toggleDetails);
+
   // ---- keys --------------------------------------------------------------------------------
   document.addEventListener("keydown", (e) => {
-    if (e.target.closest("input, select, textarea, button") && !e.target.closest("#loupe")) return;
-    if (document.getElementById("confirm").open) return;
+    const inLoupe = loupe.open;
+    if (e.target.closest("input, select, textarea, button, summary") && !e.target.closest("#loupe")) return;
+    if ([...document.querySelectorAll("dialog[open]")].some((d) => d.id !== "loupe")) return;
     if (e.altKey) return;
     const key = e.key;
-    if ((e.ctrlKey || e.metaKey) && key.toLowerCase() === "a") {
+    if ((e.ctrlKey || e.metaKey) && key.toLowerCase() === "z") {
+      e.preventDefault();
+      undoLast();
+      return;
+    }
+    if ((e.ctrlKey || e.metaKey) && key.toLowerCase() === "a" && !inLoupe) {
       e.preventDefault();
       shown.forEach((n) => selected.add(n));
-      render();
-      focusCurrent();
+      markActive();
+      summarise();
       return;
     }
     if (e.ctrlKey || e.metaKey) return;
@@ -409,58 +405,65 @@
       e.preventDefault();
       if (!current && shown.length) current = shown[0];
       decide(decision);
+      if (inLoupe) loupeState();
       return;
     }
-    const inLoupe = loupe.open;
-    const move = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: inLoupe ? 1 : columns(), ArrowUp: inLoupe ? -1 : -columns() }[key];
+    const columns = grid.columns;
+    const rowsInView = Math.max(1, Math.floor(sheet.clientHeight / (SIZES[size()][1])));
+    const moves = inLoupe
+      ? { ArrowRight: 1, ArrowLeft: -1, ArrowDown: 1, ArrowUp: -1 }
+      : { ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns, ArrowUp: -columns, PageDown: columns * rowsInView, PageUp: -columns * rowsInView, Home: -shown.length, End: shown.length };
+    const move = moves[key];
     if (move !== undefined) {
       e.preventDefault();
-      if (inLoupe && compared.length > 1) {
-        const at = compared.indexOf(current);
-        current = compared[(at + (move > 0 ? 1 : compared.length - 1)) % compared.length];
-        drawLoupe();
+      if (inLoupe && loupe.compared.length > 1) {
+        const at = loupe.compared.indexOf(current);
+        current = loupe.compared[(at + (move > 0 ? 1 : loupe.compared.length - 1)) % loupe.compared.length];
+        loupe.move(current);
+        loupeState();
       } else if (inLoupe) {
         const at = shown.indexOf(current);
-        const next = shown[Math.min(shown.length - 1, Math.max(0, at + move))];
-        if (next) showInLoupe(next);
+        const to = shown[Math.min(shown.length - 1, Math.max(0, at + move))];
+        if (to && to !== current) showInLoupe(to);
       } else {
         step(move, e.shiftKey ? "range" : "only");
       }
       return;
     }
+    const lower = key.toLowerCase();
     if (key === " " && !inLoupe) {
       e.preventDefault();
       if (current) pointAt(current, "toggle");
-    } else if (key === "Enter" || key.toLowerCase() === "e") {
+    } else if (key === "Enter" || lower === "e") {
       e.preventDefault();
       if (!inLoupe && current) openLoupe([current]);
-    } else if (key.toLowerCase() === "c") {
+    } else if (lower === "c") {
       e.preventDefault();
-      compareSelection();
-    } else if (key.toLowerCase() === "z") {
+      if (!inLoupe) compareSelection();
+    } else if (lower === "z") {
       e.preventDefault();
       if (!inLoupe && current) openLoupe([current]);
-      zoomed = !zoomed;
-      drawLoupe();
-    } else if (key.toLowerCase() === "g" && inLoupe) {
+      loupe.toggleZoom();
+      loupeState();
+    } else if (lower === "g" && inLoupe) {
       loupe.close();
+    } else if (lower === "i") {
+      e.preventDefault();
+      toggleDetails();
     } else if (key === "Escape" && !inLoupe && selected.size) {
       selected.clear();
-      render();
-      focusCurrent();
+      markActive();
+      summarise();
     }
   });
 
-  function compareSelection() {
-    const names = selected.size > 1 ? shown.filter((n) => selected.has(n)) : shown.slice(Math.max(0, shown.indexOf(current)), Math.max(0, shown.indexOf(current)) + 2);
-    if (names.length < 2) return toast("Select two to four photos to compare.", true);
-    if (names.length > 4) toast("Comparing the first four selected photos.");
-    openLoupe(names);
-  }
-
-  // ---- the bar of filters and bulk actions -------------------------------------------------
+  // ---- filters, sort, size, bulk actions --------------------------------------------------
+  const size = () => document.getElementById("card-size").value;
   document.getElementById("filters").addEventListener("change", (e) => {
-    if (e.target.id !== "auto-advance") applyFilters(false);
+    if (e.target.id === "auto-advance") return;
+    if (e.target.id === "card-size") grid.resize(...SIZES[size()]);
+    if (e.target.id === "sort") resort();
+    applyView(false);
   });
   document.getElementById("filters").addEventListener("submit", (e) => e.preventDefault());
   for (const button of document.querySelectorAll("#selection-bar [data-change]")) {
@@ -478,44 +481,171 @@
   document.getElementById("compare-selected").addEventListener("click", compareSelection);
   document.getElementById("clear-selection").addEventListener("click", () => {
     selected.clear();
-    render();
+    markActive();
+    summarise();
   });
 
-  // ---- trash, commit, revert, process, uploads ---------------------------------------------
-  async function loadTrash() {
-    const { files } = await api(`${base}/trash`);
-    document.getElementById("trash-empty").hidden = files.length > 0;
-    document.getElementById("trash").replaceChildren(
-      ...files.map((f) => {
-        const restore = el("button", { type: "button", "aria-label": `Restore ${f.filename}` }, "Restore");
-        restore.addEventListener("click", async () => {
-          const done = await act(restore, () => api(`${base}/trash/restore`, { method: "POST", json: { filenames: [f.filename] } }));
-          if (done && done.restored.length) toast(`${f.filename} restored`);
-          else if (done) toast(`${f.filename}: ${Object.values(done.refused)[0]}`, true);
-          load();
-          loadTrash();
-        });
-        return el("li", { dataset: { filename: f.filename } }, el("span", { class: "grow" }, f.filename), el("span", { class: "muted" }, `${bytes(f.sizeBytes)}, trashed ${when(f.trashedAt)}`), restore);
-      }),
-    );
+  // ---- loading and live updates ------------------------------------------------------------
+  // The first page is shown as soon as it arrives; the rest follow.
+  async function load() {
+    let after = null;
+    const seen = new Set();
+    const differ = [];
+    let first = true;
+    do {
+      const query = new URLSearchParams({ limit: PAGE, ...(after ? { after } : {}) });
+      const page = await api(`${base}/photos?${query}`);
+      for (const photo of page.photos) {
+        seen.add(photo.basename);
+        const before = byName.get(photo.basename);
+        if (before && JSON.stringify(before) !== JSON.stringify(photo)) differ.push(photo.basename);
+        byName.set(photo.basename, photo);
+      }
+      after = page.nextAfter;
+      if (first || !after) {
+        if (!after) for (const name of [...byName.keys()]) if (!seen.has(name)) byName.delete(name);
+        resort();
+        applyView(!first);
+        first = false;
+      }
+    } while (after);
+    resort();
+    applyView(true);
+    grid.refresh(differ); // read afresh: new URLs, bursts, whatever changed elsewhere
+    loupe.refresh();
+    renewBeforeExpiry([...byName.values()].flatMap((p) => [p.thumbnailUrl, p.previewUrl]), load);
   }
 
+  const named = new Set(); // photos live events said changed, to fetch
+  let fetching = null;
+  async function fetchNamed() {
+    if (fetching || !named.size) return;
+    const names = [...named].slice(0, FETCH_AT_ONCE);
+    names.forEach((n) => named.delete(n));
+    const query = new URLSearchParams([...names.map((n) => ["basename", n]), ["bursts", "false"]]);
+    fetching = api(`${base}/photos?${query}`)
+      .then(({ photos }) => {
+        const known = photos.filter((p) => byName.has(p.basename)).map((p) => p.basename);
+        let added = false;
+        for (const photo of photos) added = store(photo) || added;
+        const found = new Set(photos.map((p) => p.basename));
+        for (const name of names) if (!found.has(name) && byName.delete(name)) added = true;
+        if (added) {
+          resort();
+          applyView(true); // new photos take their places; the cards of the others stay
+        }
+        changed(known);
+      })
+      .catch((error) => toast(`Live refresh failed: ${error.message}`, true))
+      .finally(() => {
+        fetching = null;
+        if (named.size) setTimeout(fetchNamed, GATHER_MS);
+      });
+  }
+
+  const reloadSoon = enlarger.throttle(() => {
+    load();
+    loadTrash();
+  }, 2000);
+
+  function onEvent(event) {
+    const name = event.photo;
+    if (name) {
+      named.add(name);
+      onEvent.timer ??= setTimeout(() => {
+        onEvent.timer = null;
+        fetchNamed();
+      }, GATHER_MS);
+      clearTimeout(onEvent.settled); // fetched by name without bursts: read them once quiet
+      onEvent.settled = setTimeout(load, SETTLED_MS);
+    }
+  }
+
+  // ---- trash, commit, revert, process, uploads ---------------------------------------------
+  const trashList = document.getElementById("trash");
+  async function loadTrash() {
+    const { files } = await api(`${base}/trash`);
+    document.getElementById("trash-count").textContent = files.length ? ` (${files.length})` : "";
+    document.getElementById("trash-empty").hidden = files.length > 0;
+    document.getElementById("trash-actions").hidden = files.length === 0;
+    document.getElementById("trash-all").checked = false;
+    trashList.replaceChildren(
+      ...files.map((f) => {
+        const box = el("input", { type: "checkbox", value: f.filename, "aria-label": `Select ${f.filename}` });
+        const thumb = f.thumbnailUrl ? el("img", { src: f.thumbnailUrl, alt: f.filename, width: 120, height: 120 }) : el("div", { class: "no-thumb" }, "no thumbnail");
+        const restore = el("button", { type: "button", "aria-label": `Restore ${f.filename}` }, "Restore");
+        restore.addEventListener("click", () => restoreFiles([f.filename], restore));
+        return el("li", { dataset: { filename: f.filename } }, el("label", {}, box, thumb), el("span", { class: "name" }, f.filename), el("span", { class: "muted" }, `${bytes(f.sizeBytes)}, ${when(f.trashedAt)}`), restore);
+      }),
+    );
+    selectionChanged();
+  }
+
+  function checkedInTrash() {
+    return [...trashList.querySelectorAll("input:checked")].map((box) => box.value);
+  }
+
+  function selectionChanged() {
+    const picked = checkedInTrash();
+    const button = document.getElementById("restore-selected");
+    button.disabled = picked.length === 0;
+    button.textContent = picked.length ? `Restore ${picked.length} selected` : "Restore selected";
+  }
+
+  async function restoreFiles(filenames, button) {
+    const done = await act(button, () => api(`${base}/trash/restore`, { method: "POST", json: { filenames } }));
+    if (done) {
+      if (done.restored.length) toast(`${done.restored.length} file(s) restored`);
+      for (const [name, why] of Object.entries(done.refused)) toast(`${name}: ${why}`, true);
+      for (const name of done.restored) named.add(name.replace(/\.[^.]*$/, ""));
+      fetchNamed();
+    }
+    loadTrash();
+  }
+
+  trashList.addEventListener("change", selectionChanged);
+  document.getElementById("trash-all").addEventListener("change", (e) => {
+    for (const box of trashList.querySelectorAll("input")) box.checked = e.target.checked;
+    selectionChanged();
+  });
+  document.getElementById("restore-selected").addEventListener("click", (e) => restoreFiles(checkedInTrash(), e.currentTarget));
+  document.getElementById("open-trash").addEventListener("click", () => {
+    loadTrash();
+    document.getElementById("trash-dialog").showModal();
+  });
+  document.getElementById("open-upload").addEventListener("click", () => document.getElementById("upload-dialog").showModal());
+  for (const close of document.querySelectorAll("dialog [data-close]")) {
+    close.addEventListener("click", () => close.closest("dialog").close());
+  }
+  for (const dialog of document.querySelectorAll("#trash-dialog, #upload-dialog, #commit-dialog")) {
+    dialog.addEventListener("close", () => sheet.focus());
+  }
+
+  // Commit: writing the sidecars is the default (Enter); moving files to the trash is
+  // its own button, never the one focused.
   document.getElementById("commit").addEventListener("click", async (e) => {
     const button = e.currentTarget; // gone once the handler awaits
     const gone = leaving();
-    const decided = photos.filter((p) => p.flag !== "unflagged" || p.rating || p.label).length;
-    if (!gone.length && !decided) {
-      toast("Nothing to commit: every file is kept and nothing is rated.");
+    const count = [...byName.values()].filter(decided).length;
+    if (!gone.length && !count) {
+      toast("Nothing to commit: every file is kept and nothing is decided.");
       return;
     }
-    const body = [
-      el("p", {}, `Decisions are written to the .xmp sidecars of ${decided} photo(s) where they changed.`),
+    const dialog = document.getElementById("commit-dialog");
+    document.getElementById("commit-body").replaceChildren(
+      el("p", {}, `Decisions are written to the .xmp sidecars of ${count} photo(s) where they changed.`),
       el("p", {}, gone.length ? `${gone.length} file(s) will move to the project's trash (restorable from there):` : "No file moves to the trash."),
-      el("ul", {}, ...gone.map((n) => el("li", {}, n))),
-    ];
-    const label = gone.length ? `Move ${gone.length} file(s) to the trash` : "Write sidecars";
-    if (!(await confirm("Commit changes?", body, label, gone.length > 0))) return;
-    const done = await act(button, () => api(`${base}/commit-changes`, { method: "POST" }), (r) => `${r.trashed.length} file(s) moved to the trash, ${r.sidecars.length} sidecar(s) written`);
+      gone.length ? el("ul", {}, ...gone.slice(0, 200).map((n) => el("li", {}, n)), gone.length > 200 ? el("li", {}, `… and ${gone.length - 200} more`) : null) : null,
+    );
+    const trash = document.getElementById("commit-trash");
+    trash.hidden = gone.length === 0;
+    trash.textContent = `Move ${gone.length} file(s) to the trash`;
+    dialog.returnValue = "";
+    dialog.showModal();
+    document.getElementById("commit-sidecars").focus();
+    const choice = await new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue), { once: true }));
+    if (choice !== "sidecars" && choice !== "trash") return;
+    const done = await act(button, () => api(`${base}/commit-changes`, { method: "POST", json: { trash: choice === "trash" } }), (r) => `${r.trashed.length} file(s) moved to the trash, ${r.sidecars.length} sidecar(s) written`);
     if (done) {
       for (const [name, why] of Object.entries(done.sidecars_refused)) toast(`${name} left as it is: ${why}`, true);
       load();
@@ -525,7 +655,7 @@
 
   document.getElementById("revert").addEventListener("click", async (e) => {
     const button = e.currentTarget;
-    const unkept = photos.flatMap(unkeptFiles).length;
+    const unkept = [...byName.values()].flatMap(unkeptFiles).length;
     const body = el("p", {}, unkept ? `Every keep flag goes back to the files that are there; ${unkept} file(s) will no longer be marked for the trash. Decisions (and so rejections) stay. Nothing moves.` : "Every keep flag already matches the files; nothing will change.");
     if (!(await confirm("Revert keep flags?", body, "Revert"))) return;
     const done = await act(button, () => api(`${base}/revert-changes`, { method: "POST" }), (r) => `${r.photosChanged} photo(s) reset`);
@@ -545,12 +675,16 @@
     onDone: (entry, body) => {
       const outcome = body.files[0] || {};
       entry.state.replaceChildren(outcome.error_code ? badge("FAILED") : badge(outcome.duplicate ? "duplicate" : "uploaded"), outcome.error_code ? ` ${outcome.error_code}` : "");
-      load();
+      for (const file of body.files) if (file.basename) named.add(file.basename);
+      fetchNamed();
     },
   });
 
-  const refresh = throttle(() => { load(); loadTrash(); }, 500);
-  live({ project: folder }, refresh, refresh);
-  load();
+  // Image events only: they name the photo that changed (an import's jobs send four
+  // times as many events, which this page would only skip).
+  live({ project: folder, type: "image" }, onEvent, reloadSoon);
+  grid.resize(...SIZES[size()]);
+  sheet.focus();
+  load().then(() => sheet.focus());
   loadTrash();
 })();
