@@ -413,9 +413,11 @@ def import_(
             worker.stop(timeout=settings.shutdown_grace_seconds)
     standings = imports.standings(library, [line["image_id"] for line in lines if line["image_id"]])
     for line in lines:
-        if line["image_id"] is not None and line["image_id"] in standings:
-            standing = standings[line["image_id"]]
-            with_derivatives = wait and line["skipped"] is None and not line["sidecar_of"]
+        standing = standings.get(line["image_id"]) if line["image_id"] else None
+        if standing is not None and line["sidecar_of"]:
+            line["status"] = standing.status.value  # a sidecar stands as its image does
+        elif standing is not None:
+            with_derivatives = wait and line["skipped"] is None
             line.update(
                 imports.report(
                     library, Path(line["path"]), line["image_id"], standing, with_derivatives
@@ -514,6 +516,7 @@ def _import_line(path: Path) -> dict[str, Any]:
         "derivatives": {},
         "skipped": None,
         "sidecar_of": None,
+        "stored_as": None,
     }
 
 

@@ -271,9 +271,9 @@ def test_import_brings_sidecars_along_and_a_card_imported_again_changes_nothing(
     db_url: str, tmp_path: Path
 ) -> None:
     """A card from two cameras with the same file numbers and Lightroom's and darktable's
-    sidecars: each photo takes its own camera's decisions. Rejected and committed, then
-    imported again: nothing is copied back; a sidecar changed elsewhere meanwhile still
-    brings its decisions to the photo that has the file."""
+    sidecars: each photo takes its own camera's decisions. Culled, committed, then
+    imported again: nothing is copied back, the card's old sidecars undo nothing, and a
+    sidecar changed on the card since brings its decisions to the photo."""
     card = tmp_path / "card"
     (card / "B").mkdir(parents=True)
     a = Shot(taken="2026:07:14 18:30:05", subsec="12", serial="A-1")
@@ -294,6 +294,8 @@ def test_import_brings_sidecars_along_and_a_card_imported_again_changes_nothing(
     assert {Path(line["path"]).name: line["status"] for line in lines if not line["sidecar_of"]}
     assert all(line["status"] == "STORED" and line["skipped"] is None for line in lines)
     assert sum(1 for line in lines if line["sidecar_of"]) == 3
+    stored = {line["stored_as"] for line in lines if line["path"].endswith("IMG_0001.JPG")}
+    assert stored == {"IMG_0001.JPG", "IMG_0001-2.JPG"}  # camera B's took the next name
     assert "imported 4 file(s): 4 STORED; 3 sidecar(s) with their photos" in " ".join(
         first.stderr.split()
     )
@@ -315,6 +317,7 @@ def test_import_brings_sidecars_along_and_a_card_imported_again_changes_nothing(
     assert (shown["IMG_0002"]["rating"], shown["IMG_0002"]["sidecars"]) == (2, ["IMG_0002.JPG.xmp"])
 
     projects.change_photo(library, "wedding", a_name, {"flag": "reject"})
+    projects.change_photo(library, "wedding", b_name, {"rating": 2})  # culled after import
     trashed = projects.commit_changes(library, "wedding").trashed
     assert sorted(trashed) == [f"{a_name}.DNG", f"{a_name}.JPG"]
     folder = data / "library" / "projects" / "wedding"
@@ -338,6 +341,8 @@ def test_import_brings_sidecars_along_and_a_card_imported_again_changes_nothing(
     assert set(before) <= set(after)  # nothing copied back into the folder
     refreshed = listing.photo_of(library, wedding, "IMG_0002")
     assert (refreshed["flag"], refreshed["rating"], refreshed["label"]) == ("pick", 3, "blue")
+    culled = listing.photo_of(library, wedding, b_name)  # the card's older sidecar: ignored
+    assert (culled["flag"], culled["rating"]) == ("pick", 2)
     library.engine.dispose()
 
 

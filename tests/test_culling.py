@@ -427,16 +427,18 @@ def test_exiftool_reads_decisions_where_each_tool_looks_for_them(
         "JPG_1.JPG": camera_jpeg(card / "JPG_1.JPG", Shot()),
         "DNG_2.DNG": dng(card / "DNG_2.DNG", 600, 400),
         "PEF_3.PEF": tiff_wrapped_raw(card / "PEF_3.PEF", "PENTAX Corporation", 600, 400),
+        "JPG_4.JPG": jpeg(card / "JPG_4.JPG", 500, 400),  # nobody decides on it
     }
     upload(client, "hand", *sources.values())
     run_worker()
-    for basename in ("JPG_1", "DNG_2", "PEF_3"):
+    for basename in ("JPG_1", "DNG_2", "PEF_3", "JPG_4"):
         wait_for(lambda b=basename: processed(client, "hand", b), timeout=60)
     client.patch("/api/projects/hand/photos/JPG_1", json={"flag": "pick"})
     client.patch("/api/projects/hand/photos/DNG_2", json={"flag": "reject", "label": "red"})
     client.patch("/api/projects/hand/photos/PEF_3", json={"rating": 3, "label": "yellow"})
     done = client.post("/api/projects/hand/commit-changes", json={"trash": False}).json()
     assert sorted(done["embedded"]) == ["DNG_2.DNG", "JPG_1.JPG"]  # a PEF takes no XMP
+    assert content(library, "projects/hand/JPG_4.JPG") == sources["JPG_4.JPG"].read_bytes()
     assert done["sidecars_refused"] == {}
 
     def read(name: str) -> dict[str, object]:
@@ -500,3 +502,10 @@ def test_exiftool_reads_decisions_where_each_tool_looks_for_them(
 
     second = client.post("/api/projects/hand/commit-changes", json={"trash": False}).json()
     assert (second["embedded"], second["sidecars"]) == ([], [])  # nothing differs now
+    for name in ("JPG_1.JPG", "DNG_2.DNG"):  # a packet as XMP wants it, in the right type
+        copy = tmp_path / "exiftool" / name
+        copy.write_bytes(content(library, f"projects/hand/{name}"))
+        checked = subprocess.run(
+            ["exiftool", "-validate", "-warning", "-a", str(copy)], capture_output=True, text=True
+        ).stdout
+        assert "XMP" not in checked and "0x02bc" not in checked, checked

@@ -29,6 +29,17 @@ CULLING_KEYS = {
     "8": {"label": "green"},
 }
 DOM_NODES = "document.getElementsByTagName('*').length"
+# What the loupe's image showed each time its title changed: nothing, or that photo.
+TITLE_CHANGES = """() => {
+  window.titleChanges = [];
+  const img = () => document.querySelector('#loupe-panes img');
+  new MutationObserver(() => window.titleChanges.push({
+    title: document.getElementById('loupe-title').textContent,
+    visible: img().style.visibility !== 'hidden',
+    shown: img().dataset.shown || null,
+  })).observe(document.getElementById('loupe-title'),
+               { childList: true, characterData: true, subtree: true });
+}"""
 CONTACT_SHEET = """() => {
   const sheet = document.getElementById('photos').getBoundingClientRect();
   const cards = [...document.querySelectorAll('#photos .card:not([hidden])')]
@@ -119,6 +130,8 @@ def test_compare_decides_only_the_active_photo_and_undo_takes_a_decision_back(
     page: Page, client: httpx.Client, library: Library
 ) -> None:
     names = seed(library, "pair", 8)
+    for name in names[:3]:
+        client.patch(f"/api/projects/pair/photos/{name}", json={"rating": 2, "label": "blue"})
     page.goto("/projects/pair")
     expect(page.locator("#photo-count")).to_have_text("(8)")
     page.keyboard.press("Shift+ArrowRight")
@@ -136,11 +149,20 @@ def test_compare_decides_only_the_active_photo_and_undo_takes_a_decision_back(
 
     page.keyboard.press("Control+z")
     wait_for(lambda: _photos(client, "pair", [names[0]])[names[0]]["flag"] == "unflagged")
-    page.keyboard.press("4")  # the undone photo is the current one again
-    wait_for(lambda: _photos(client, "pair", [names[0]])[names[0]]["rating"] == 4)
-    assert sum(p["rating"] for p in _photos(client, "pair", names).values()) == 4
+    assert _photos(client, "pair", [names[0]])[names[0]]["label"] == "blue"  # nothing else
+    expect(page.locator("#selection-count")).to_have_text("2 selected")  # as it was
+
+    patches: list[str] = []
+    page.on("request", lambda r: patches.append(r.url) if r.method == "PATCH" else None)
+    page.keyboard.press("Shift+ArrowRight")
+    page.keyboard.press("Shift+ArrowRight")
+    expect(page.locator("#selection-count")).to_have_text("3 selected")
+    page.keyboard.press("4")  # on all three
+    wait_for(lambda: all(p["rating"] == 4 for p in _photos(client, "pair", names[:3]).values()))
     page.keyboard.press("Control+z")
-    wait_for(lambda: all(p["rating"] == 0 for p in _photos(client, "pair", names).values()))
+    wait_for(lambda: all(p["rating"] == 2 for p in _photos(client, "pair", names[:3]).values()))
+    assert all(p["label"] == "blue" for p in _photos(client, "pair", names[:3]).values())
+    assert len(patches) == 2  # one request for the change, one to undo it
 
 
 def test_the_loupe_zooms_where_clicked_and_keeps_the_place_from_photo_to_photo(
@@ -172,6 +194,7 @@ def test_the_loupe_zooms_where_clicked_and_keeps_the_place_from_photo_to_photo(
     expect(page.locator("#loupe-state")).to_contain_text("100 %")
     place = stage.evaluate("s => [s.scrollLeft, s.scrollTop]")
     assert place[0] > 300 and place[1] > 0  # near where clicked, not the centre
+    page.evaluate(TITLE_CHANGES)
     page.keyboard.press("ArrowRight")
     expect(page.locator("#loupe-title")).to_have_text(names[1])
     page.wait_for_function(
@@ -179,6 +202,8 @@ def test_the_loupe_zooms_where_clicked_and_keeps_the_place_from_photo_to_photo(
     )
     after = stage.evaluate("s => [s.scrollLeft, s.scrollTop]")
     assert abs(after[0] - place[0]) < 2 and abs(after[1] - place[1]) < 2
+    seen = page.evaluate("window.titleChanges")  # the last photo never shows as this one
+    assert seen and all(not s["visible"] or s["shown"] == s["title"] for s in seen), seen
     shoot(page, "project-loupe-zoomed-at-a-point")
 
 

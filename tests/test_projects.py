@@ -41,6 +41,14 @@ def test_projects_are_created_listed_and_named_safely(client: httpx.Client) -> N
     assert client.post("/api/projects", json={"folder": "x", "owner": "me"}).status_code == 422
     listed = client.get("/api/projects").json()["projects"]
     assert [(p["folder"], p["photoCount"]) for p in listed] == [("Été 2026", 0)]
+
+    client.post("/api/projects", json={"folder": "other"})
+    retitled = client.patch("/api/projects/other", json={"title": "Autumn"})
+    assert retitled.status_code == 200 and retitled.json()["title"] == "Autumn"
+    assert client.patch("/api/projects/other", json={"title": "Summer"}).status_code == 409
+    for bad in ({"options": {"embedXmp": "yes"}}, {"options": {"picksAs": 1}}, {"colour": "x"}):
+        assert client.patch("/api/projects/other", json=bad).status_code == 422, bad
+    assert client.get("/api/projects/other").json()["options"]["embedXmp"] is False
     assert upload(client, "nope", Path(__file__)).status_code == 404
 
 
@@ -295,12 +303,21 @@ def test_two_cameras_with_the_same_file_numbers_make_two_photos(
     client.post("/api/projects", json={"folder": "upload"})
     rated = tmp_path / "b" / "IMG_5002.xmp"  # camera B's, sent with its JPG
     rated.write_bytes(write_decisions(None, Decisions("pick", 5)))
+    darktable = tmp_path / "b" / "IMG_5002.JPG.xmp"  # naming the file it describes
+    darktable.write_bytes(
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/'
+        b'22-rdf-syntax-ns#"><rdf:Description rdf:about="" xmlns:xmpMM="http://ns.adobe.com/'
+        b'xap/1.0/mm/" xmpMM:DerivedFrom="IMG_5002.JPG"/></rdf:RDF></x:xmpmeta>'
+    )
     assert upload(client, "upload", cards["a"][0]).status_code == 201
-    with_sidecar = upload(client, "upload", cards["b"][0], rated).json()["files"]
+    with_sidecar = upload(client, "upload", cards["b"][0], rated, darktable).json()["files"]
     assert [(f["stored_as"], f["basename"]) for f in with_sidecar] == [
         ("IMG_5002-2.JPG", "IMG_5002-2"),
         ("IMG_5002-2.xmp", "IMG_5002-2"),
+        ("IMG_5002-2.JPG.xmp", "IMG_5002-2"),
     ]
+    follows = content(library, "projects/upload/IMG_5002-2.JPG.xmp")
+    assert b'DerivedFrom="IMG_5002-2.JPG"' in follows  # the name its file has now
     for path in (cards["b"][1], cards["a"][1]):
         assert upload(client, "upload", path).status_code == 201
     expected = {"IMG_5002": {"A-0001"}, "IMG_5002-2": {"B-0002"}}

@@ -237,3 +237,16 @@ def test_pipeline_on_s3(
     preview = httpx.get(s3_library.blobs.url(made["preview"].storage_key, 60))
     decoded = pyvips.Image.new_from_buffer(preview.content, "")
     assert (decoded.width, decoded.height) == (1600, 1200)  # never enlarged
+
+
+def test_a_rewritten_file_keeps_the_mode_a_file_gets_or_had(tmp_path: Path) -> None:
+    """A sidecar written at commit is readable by a photo editor running as another user,
+    as the files that arrived are (not mkstemp's 0600); a mode set by hand is kept."""
+    blobs = LocalBlobStore(tmp_path / "store")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    blobs.put_bytes("projects/a/IMG_1.xmp", b"<x/>")
+    assert blobs.path("projects/a/IMG_1.xmp").stat().st_mode & 0o777 == 0o666 & ~umask
+    blobs.path("projects/a/IMG_1.xmp").chmod(0o640)
+    blobs.put_bytes("projects/a/IMG_1.xmp", b"<y/>")
+    assert blobs.path("projects/a/IMG_1.xmp").stat().st_mode & 0o777 == 0o640

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from enlarger.api.admin import status_filter
 from enlarger.api.deps import LibraryDep
@@ -48,7 +48,7 @@ class HandoffChange(BaseModel):
         "Lightroom, Capture One, Photo Mechanic) or 'filename' (IMG_1.CR2.xmp: darktable, "
         "digiKam)",
     )
-    embedXmp: bool | None = Field(
+    embedXmp: StrictBool | None = Field(
         None,
         description="Also write the decisions into JPEG and DNG files (what Lightroom reads "
         "for them); their image data stays byte for byte, their checksum changes",
@@ -57,7 +57,8 @@ class HandoffChange(BaseModel):
 
 class ProjectChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    options: HandoffChange
+    title: str | None = Field(None, min_length=1, max_length=200)
+    options: HandoffChange | None = None
 
 
 class CommitRequest(BaseModel):
@@ -114,10 +115,14 @@ def get_project(folder: str, library: LibraryDep) -> dict[str, Any]:
     return _project_json(*projects.project_with_count(library, folder))
 
 
-@router.patch("/api/projects/{folder}", summary="Change how the project's decisions are written")
+@router.patch(
+    "/api/projects/{folder}", summary="Retitle a project, or change how its decisions are written"
+)
 def change_project(folder: str, change: ProjectChange, library: LibraryDep) -> dict[str, Any]:
-    given = change.options.model_dump(exclude_none=True)
-    projects.set_handoff(library, folder, given)
+    if change.title is not None:
+        projects.retitle(library, folder, change.title)
+    if change.options is not None:
+        projects.set_handoff(library, folder, change.options.model_dump(exclude_none=True))
     return _project_json(*projects.project_with_count(library, folder))
 
 

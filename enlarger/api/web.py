@@ -66,9 +66,8 @@ for path, (name, title) in SHELLS.items():
 @router.get("/projects/{folder}", response_class=HTMLResponse)
 def project_page(request: Request, folder: str) -> Response:
     project = projects.get_project(request.app.state.library, folder)
-    return _page(
-        request, "project.html", "projects", project.title or project.folder, folder=project.folder
-    )
+    title = project.title or project.name  # a collection's name when it has no title
+    return _page(request, "project.html", "projects", title, folder=project.folder)
 
 
 def _safe_next(target: str) -> str:

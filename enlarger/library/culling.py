@@ -66,7 +66,7 @@ def assist(
         "blurry": is_blurry(found, settings.blur_threshold),
         "highlightsClipped": found["highlights"],
         "shadowsClipped": found["shadows"],
-        "stopsUnder": -found["headroom"] if measured else None,
+        "stopsUnder": abs(found["headroom"]) if measured else None,  # headroom is ≤ 0
         "dark": is_dark(found) if measured else None,
         "bright": is_bright(found) if measured else None,
         "burst": photo.burst,

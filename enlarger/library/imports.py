@@ -3,20 +3,22 @@ moved) with the `.xmp` sidecars beside it, and read back where each stands. The 
 `enlarger import` drives these.
 
 A card imported again changes nothing: a file whose bytes the project holds, or has in
-its trash (a rejected photo's), is skipped; the sidecars beside a held file still bring
-their decisions to its photo."""
+its trash (a rejected photo's), is skipped, and so is a sidecar beside a held file,
+unless it was changed after the photo's decisions last were (in Lightroom, say, on the
+card): then it brings them."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from enlarger.db.schema import images
+from enlarger.db.schema import images, photo_files, photos
 from enlarger.library import service, sidecars
 from enlarger.library.photos import basename_of, has_photo, sidecar_basename
 from enlarger.library.runtime import Library
@@ -97,13 +99,28 @@ def import_file(library: Library, item: Planned, project: str | None) -> Importe
     if ingested.created:
         return Imported(ingested.image_id, None)
     held = service.get_image_row(library, ingested.image_id)
-    if held.original_key is not None:
+    decided_at = _decided_at(library, held.id)
+    if held.original_key is not None and decided_at is not None:
         project_row = service.project_row(library, held.project_id)
         final = held.original_filename or ""
-        for name, data in given:
+        for xmp, (name, data) in zip(item.sidecars, given, strict=True):
+            if xmp.stat().st_mtime <= decided_at.timestamp():
+                continue  # what the card says is older than what the photo says now
             renamed = sidecars.renamed(name, item.path.name, final)
+            data = sidecars.following(data, item.path.name, final)
             sidecars.store(library, project_row, renamed, data, basename_of(final))
     return Imported(ingested.image_id, HELD)
+
+
+def _decided_at(library: Library, image_id: str) -> datetime | None:
+    """When the photo of an image last changed (its decisions among it)."""
+    query = (
+        sa.select(photos.c.updated_at)
+        .join(photo_files, photo_files.c.photo_id == photos.c.id)
+        .where(photo_files.c.image_id == image_id)
+    )
+    with library.engine.connect() as conn:
+        return conn.execute(query).scalar()
 
 
 class NoPhoto(LookupError):
@@ -132,6 +149,7 @@ def import_sidecar(library: Library, path: Path, project: str | None) -> str:
 class Standing:
     status: ImageStatus
     error_code: str | None
+    stored_as: str | None  # the name in the project's folder, once stored
 
 
 def standings(library: Library, image_ids: Iterable[str]) -> dict[str, Standing]:
@@ -140,11 +158,12 @@ def standings(library: Library, image_ids: Iterable[str]) -> dict[str, Standing]
     found: dict[str, Standing] = {}
     with library.engine.connect() as conn:
         for start in range(0, len(ids), 500):
-            query = sa.select(images.c.id, images.c.status, images.c.error_code).where(
-                images.c.id.in_(ids[start : start + 500])
-            )
+            query = sa.select(
+                images.c.id, images.c.status, images.c.error_code, images.c.original_key
+            ).where(images.c.id.in_(ids[start : start + 500]))
             for row in conn.execute(query):
-                found[row.id] = Standing(ImageStatus(row.status), row.error_code)
+                name = row.original_key.rsplit("/", 1)[-1] if row.original_key else None
+                found[row.id] = Standing(ImageStatus(row.status), row.error_code, name)
     return found
 
 
@@ -171,4 +190,5 @@ def report(
         "status": standing.status.value,
         "error_code": standing.error_code,
         "derivatives": derivatives,
+        "stored_as": standing.stored_as,
     }

@@ -2,7 +2,8 @@
 `projects/<folder>/`; a photo is every file in it sharing a base name (IMG_0001.JPG and
 IMG_0001.CR2), with the user's intent to keep or drop its JPG and its RAW, and their
 culling decisions (pick or reject, stars, a colour label), which commit-changes applies
-to the folder and writes into each photo's `.xmp` sidecar.
+to the folder and writes into each photo's `.xmp` sidecars (`library.sidecars`). How the
+photos are read for the API and the dashboard is `library.listing`.
 
 Each file is an image row (so the photo API sees it too), linked to its photo with a
 role: `jpg` for any rendered image, `raw` for camera RAW. A photo's thumbnails and
@@ -103,6 +104,26 @@ def set_handoff(library: Library, folder: str, changes: dict[str, Any]) -> sa.Ro
         conn.execute(
             projects.update().where(projects.c.id == project.id).values(options=handoff.as_json())
         )
+    return get_project(library, folder)
+
+
+def retitle(library: Library, folder: str, title: str) -> sa.Row[Any]:
+    """A new title (the project's collection name stays, so clients uploading to it go on
+    finding it); Conflict when another project is known by it."""
+    project = get_project(library, folder)
+    title = title.strip()
+    with library.engine.begin() as conn:
+        other = conn.execute(
+            sa.select(projects.c.id).where(
+                projects.c.id != project.id,
+                sa.or_(
+                    projects.c.name == title, projects.c.title == title, projects.c.folder == title
+                ),
+            )
+        ).first()
+        if other is not None:
+            raise Conflict(f"another project is called {title!r}")
+        conn.execute(projects.update().where(projects.c.id == project.id).values(title=title))
     return get_project(library, folder)
 
 
@@ -315,6 +336,7 @@ def _store_sidecar(
     given = sidecars.described(name, names)
     if given is not None:
         name = sidecars.renamed(name, given, names[given])
+        data = sidecars.following(data, given, names[given])
     basename = basename_of(names[given]) if given is not None else None
     photo, stored_as = sidecars.store(library, project, name, data, basename)
     return FileOutcome(name, stored_as, photo, "sidecar")

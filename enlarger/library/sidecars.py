@@ -40,6 +40,7 @@ from enlarger.media.xmp import (
     XmpError,
     needs_writing,
     read_decisions,
+    renamed_source,
     write_decisions,
 )
 
@@ -163,6 +164,12 @@ def renamed(name: str, given: str, final: str) -> str:
     return name
 
 
+def following(data: bytes, given: str, final: str) -> bytes:
+    """A sidecar's bytes once the file it describes, sent as `given`, is named `final`:
+    darktable's `xmpMM:DerivedFrom` names the new name."""
+    return renamed_source(data, given, final) if given != final else data
+
+
 def store(
     library: Library, project: sa.Row[Any], name: str, data: bytes, basename: str | None = None
 ) -> tuple[str, str]:
@@ -220,6 +227,7 @@ def adopt(library: Library, image_id: str, staged: list[dict[str, str]]) -> list
         data = service.staged_sidecar_bytes(library, entry)
         if data is not None:
             name = renamed(entry["name"], entry["describes"], final)
+            data = following(data, entry["describes"], final)
             names.append(store(library, project, name, data, basename_of(final))[1])
             service.discard_staged_sidecar(library, entry)
     return names
@@ -291,9 +299,10 @@ def embed(
 ) -> list[str]:
     """Write the decisions into those of the files that are JPEG or DNG, where their own
     XMP says otherwise (the tools that read nothing else for them: Lightroom, Capture
-    One). The image data stays byte for byte; the file's new checksum is recorded, and
-    the one it arrived with kept, so the card's file is still recognised. A file that
-    cannot take it is named in `refused`. Returns the files written."""
+    One); a photo with no decision leaves a file that records none untouched. The image
+    data stays byte for byte; the file's new checksum is recorded, and the one it
+    arrived with kept, so the card's file is still recognised. A file that cannot take
+    it is named in `refused`. Returns the files written."""
     written = []
     for file in files:
         if file.format not in EMBEDDABLE:
@@ -306,6 +315,8 @@ def embed(
             continue
         try:
             packet = embedded_xmp(data, file.format)
+            if decisions == Decisions() and (packet is None or read_decisions(packet) is None):
+                continue  # nothing to say, and nothing said: the original stays as it is
             if not needs_writing(packet, decisions, handoff.picks_as):
                 continue
             updated = embed_xmp(

@@ -5,10 +5,14 @@ the image data stays where and what it was.
 - JPEG: the XMP packet lives in an APP1 segment named by Adobe's namespace; it is
   replaced, or a new one goes after the JFIF/EXIF segments. Every other segment is
   copied as it was.
-- DNG (a TIFF): the packet is tag 700 of the first directory. The new packet is appended
-  to the file and the tag pointed at it; when the directory has no such tag, a copy of
-  the directory with it is appended and the header pointed at the copy. Nothing before
-  the old end of the file moves, so every offset in it stays true.
+- DNG (a TIFF): the packet is tag 700 of the first directory. A packet that fits where
+  the old one is takes its place; a bigger one is appended to the file and the tag
+  pointed at it; when the directory has no such tag, a copy of the directory with it is
+  appended and the header pointed at the copy. Nothing else moves, so every offset in
+  the file stays true.
+
+Packets are written in the `<?xpacket?>` wrapper with room to grow (XMP's own way), so
+the next change usually fits in place and a DNG does not grow with every commit.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from __future__ import annotations
 import struct
 
 XMP_SIGNATURE = b"http://ns.adobe.com/xap/1.0/\x00"
+PACKET_BEGIN = b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+PACKET_END = b'<?xpacket end="w"?>'
+PADDING = 2048  # bytes of room a new packet leaves for later changes
 MAX_JPEG_PACKET = 0xFFFF - 2 - len(XMP_SIGNATURE)  # one APP1 segment (no extended XMP)
 XMP_TAG = 700
 EMBEDDABLE = frozenset({"jpeg", "dng"})
@@ -41,12 +48,26 @@ def embedded_xmp(data: bytes, kind: str) -> bytes | None:
 
 
 def embed_xmp(data: bytes, kind: str, packet: bytes) -> bytes:
-    """The file with `packet` as its XMP, and nothing else changed."""
+    """The file with `packet` (an XMP document) as its XMP, and nothing else changed."""
     if kind == "jpeg":
-        return _embed_jpeg(data, packet)
+        return _embed_jpeg(data, wrapped(packet))
     if kind == "dng":
         return _embed_tiff(data, packet)
     raise EmbedError(f"no XMP goes into a {kind} file here")
+
+
+def wrapped(packet: bytes, size: int | None = None) -> bytes:
+    """An XMP document in its `<?xpacket?>` wrapper, padded with spaces to `size` bytes
+    (or with `PADDING` bytes of room). ValueError when it is bigger than `size`."""
+    body = packet.strip()
+    if body.startswith(b"<?xml"):
+        body = body[body.index(b"?>") + 2 :].strip()
+    bare = len(PACKET_BEGIN) + len(body) + 1 + len(PACKET_END)
+    room = PADDING if size is None else size - bare
+    if room < 0:
+        raise ValueError("the packet does not fit")
+    lines = b"".join(b" " * 99 + b"\n" for _ in range(room // 100)) + b" " * (room % 100)
+    return PACKET_BEGIN + body + b"\n" + lines + PACKET_END
 
 
 # ---- JPEG ----------------------------------------------------------------------------------
@@ -99,7 +120,7 @@ def _embed_jpeg(data: bytes, packet: bytes) -> bytes:
 # ---- DNG (TIFF) ----------------------------------------------------------------------------
 
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
-_UNDEFINED = 7
+_BYTE = 1  # XMP's type in TIFF (TIFF/XMP spec: BYTE, not UNDEFINED)
 
 
 class _Tiff:
@@ -140,11 +161,25 @@ class _Tiff:
 
 def _embed_tiff(data: bytes, packet: bytes) -> bytes:
     tiff = _Tiff(data)
+    existing = tiff.entry(XMP_TAG)
+    if existing is not None:
+        count, offset = tiff.count_and_offset(existing)
+        try:
+            fitted = wrapped(packet, count) if count > 4 else None
+        except ValueError:
+            fitted = None
+        if fitted is not None:  # in the old packet's place: the file keeps its size
+            out = bytearray(data)
+            out[offset : offset + count] = fitted
+            out[existing : existing + 12] = struct.pack(
+                tiff.endian + "HHII", XMP_TAG, _BYTE, count, offset
+            )
+            return bytes(out)
+    packet = wrapped(packet)
     pad = b"\x00" * (len(data) % 2)  # values start on a word boundary
     packet_at = len(data) + len(pad)
     out = bytearray(data + pad + packet)
-    value = struct.pack(tiff.endian + "HHII", XMP_TAG, _UNDEFINED, len(packet), packet_at)
-    existing = tiff.entry(XMP_TAG)
+    value = struct.pack(tiff.endian + "HHII", XMP_TAG, _BYTE, len(packet), packet_at)
     if existing is not None:
         out[existing : existing + 12] = value
         return bytes(out)

@@ -148,6 +148,31 @@ def _decision_values(descriptions: list[ET.Element]) -> dict[str, str | None]:
     return {tag: _value(descriptions, tag) for tag in WRITTEN}
 
 
+DERIVED_FROM = f"{{{NS['xmpMM']}}}DerivedFrom"
+
+
+def renamed_source(packet: bytes, old: str, new: str) -> bytes:
+    """The packet with its `xmpMM:DerivedFrom` (the file a sidecar describes, as darktable
+    writes it) changed from `old` to `new`, the name that file got; the packet as it was
+    when it names another file, or is not XMP."""
+    try:
+        root = _parse(packet)
+    except XmpError:
+        return packet
+    changed = False
+    for description in _descriptions(root):
+        if description.attrib.get(DERIVED_FROM) == old:
+            description.set(DERIVED_FROM, new)
+            changed = True
+        for child in description.findall(DERIVED_FROM):
+            if (child.text or "").strip() == old:
+                child.text = new
+                changed = True
+    if not changed:
+        return packet
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
 def _parse(packet: bytes) -> ET.Element:
     try:
         root = SafeET.fromstring(packet)

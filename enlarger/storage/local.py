@@ -22,6 +22,10 @@ from enlarger.storage.signing import UrlSigner
 TEMP_PREFIX = ".tmp-"  # a write in progress: renamed into place when complete
 
 
+_UMASK = os.umask(0o022)  # read at import, while nothing else runs: os.umask sets it too
+os.umask(_UMASK)
+
+
 class LocalBlobStore(BlobStore):
     def __init__(self, root: Path, signer: UrlSigner | None = None) -> None:
         self.root = root.resolve()
@@ -56,9 +60,14 @@ class LocalBlobStore(BlobStore):
         self._atomic(key, lambda tmp: Path(tmp).write_bytes(data))
 
     def _atomic(self, key: str, write: Callable[[str], object]) -> None:
+        """Written beside the target and renamed over it. The file gets the mode the one it
+        replaces had, else what a new file gets here (mkstemp's own 0600 would lock out a
+        photo editor running as another user on a shared folder)."""
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
+        mode = target.stat().st_mode & 0o777 if target.is_file() else 0o666 & ~_UMASK
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX, suffix=".part")
+        os.fchmod(fd, mode)
         os.close(fd)
         try:
             write(tmp)

@@ -64,6 +64,15 @@ const enlarger = (() => {
     return iso ? new Date(iso).toLocaleString() : "–";
   }
 
+  // A capture time as a photographer reads it: "2026-06-13 14:00:00.10 (+02:00)", to the
+  // hundredth of a second when the camera recorded fractions.
+  function shotAt(iso) {
+    const found = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.(\d+))?([+-]\d\d:\d\d|Z)?$/.exec(iso || "");
+    if (!found) return iso || "";
+    const [, date, time, fraction, zone] = found;
+    return `${date} ${time}${fraction ? `.${fraction.slice(0, 2)}` : ""}${zone && zone !== "Z" ? ` (${zone})` : ""}`;
+  }
+
   function bytes(n) {
     if (n === null || n === undefined) return "–";
     const units = ["B", "KB", "MB", "GB", "TB"];
@@ -333,5 +342,5 @@ const enlarger = (() => {
     renewals.set(renew, setTimeout(renew, Math.max(1000, left - Math.min(60_000, left / 4))));
   }
 
-  return { el, badge, toast, debounce, throttle, when, bytes, api, act, confirm, live, uploader, thumbhashToRGBA, placeholder, urlExpiry, renewBeforeExpiry };
+  return { el, badge, toast, debounce, throttle, when, shotAt, bytes, api, act, confirm, live, uploader, thumbhashToRGBA, placeholder, urlExpiry, renewBeforeExpiry };
 })();

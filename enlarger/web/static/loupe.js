@@ -98,12 +98,21 @@
     }
 
     // ---- drawing --------------------------------------------------------------------------
+    // Another photo in an image element: until its pixels are decoded the element shows
+    // nothing (never the last photo's pixels under this one's name), unless they were
+    // fetched and decoded ahead.
     function showImage(img, name, url) {
       if (!url) return;
       delete img.dataset.shown;
-      if (img.getAttribute("src") !== url) img.src = url;
+      if (img.getAttribute("src") !== url) {
+        const ahead = previews.get(url);
+        img.style.visibility = ahead && ahead.complete && ahead.naturalWidth ? "" : "hidden";
+        img.src = url;
+      }
       const done = () => {
-        if (img.getAttribute("src") === url) img.dataset.shown = name;
+        if (img.getAttribute("src") !== url) return;
+        img.style.visibility = "";
+        img.dataset.shown = name;
       };
       img.decode().then(done, done);
     }
@@ -164,6 +173,8 @@
       box.querySelector(".pane-caption strong").textContent = name;
       const img = box.querySelector("img");
       img.alt = name;
+      img.style.visibility = "hidden"; // not the last photo's pixels under this one's name
+      delete img.dataset.shown;
       if (zoomed) {
         originalUrl(photo).then((url) => showImage(img, name, url));
       } else {
@@ -183,7 +194,7 @@
         m.exposureTimeSeconds && shutter(m.exposureTimeSeconds),
         m.aperture && `f/${m.aperture}`,
         m.iso && `ISO ${m.iso}`,
-        m.takenAt && m.takenAt.replace("T", " "),
+        m.takenAt && enlarger.shotAt(m.takenAt),
       ].filter(Boolean);
       line.textContent = parts.length ? parts.join(" · ") : "No camera details in this file.";
     }

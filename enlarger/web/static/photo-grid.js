@@ -126,6 +126,15 @@
         }
         draw();
       },
+      // Where a position's row is, from the top of the view (to keep it there when
+      // photos arrive before it).
+      offsetOf(position) {
+        return Math.floor(position / columns) * size.height - sheet.scrollTop;
+      },
+      keepAt(position, offset) {
+        sheet.scrollTop = Math.floor(position / columns) * size.height - offset;
+        draw();
+      },
       positionAt(x, y) {
         const box = sheet.getBoundingClientRect();
         const column = Math.floor((x - box.left) / size.width);

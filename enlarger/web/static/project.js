@@ -93,12 +93,15 @@
   function applyView(keep) {
     const f = filters();
     const before = keep ? new Set(shown) : new Set();
+    const at = keep && current ? shown.indexOf(current) : -1;
+    const offset = at >= 0 ? grid.offsetOf(at) : null; // the current photo stays where it is
     shown = order.filter((n) => matches(byName.get(n), f) || before.has(n));
     for (const name of [...selected]) if (!byName.has(name)) selected.delete(name);
     if (!shown.includes(current)) current = shown[0] ?? null;
     grid.show(shown);
     summarise();
-    if (current) grid.reveal(shown.indexOf(current));
+    if (current && offset !== null && offset >= 0 && offset < sheet.clientHeight) grid.keepAt(shown.indexOf(current), offset);
+    else if (current) grid.reveal(shown.indexOf(current));
     markActive();
   }
 
@@ -109,8 +112,8 @@
     return el(
       "div",
       { class: "card photo", role: "option" },
-      el("div", { class: "thumb" }, img, el("span", { class: "thumb-state" })),
-      el("div", { class: "cap" }, el("span", { class: "name" }), el("span", { class: "decisions" })),
+      el("div", { class: "thumb" }, img, el("span", { class: "thumb-state" }), el("span", { class: "decisions" })),
+      el("div", { class: "cap" }, el("span", { class: "name" }), el("span", { class: "kind" })),
     );
   }
 
@@ -127,9 +130,9 @@
     img.alt = name;
     card.querySelector(".thumb-state").textContent = photo.thumbnail_status === "done" ? "" : photo.files.length ? photo.thumbnail_status : "in the trash";
     card.querySelector(".name").textContent = name;
-    const roles = new Set(photo.files.map((f) => f.role));
     card.querySelector(".name").title = photo.files.map((f) => f.filename).join(", ");
-    card.classList.toggle("pair", roles.size > 1);
+    const roles = new Set(photo.files.map((f) => f.role));
+    card.querySelector(".kind").textContent = roles.size > 1 ? "+RAW" : roles.has("raw") ? "RAW" : "";
     card.querySelector(".decisions").replaceWith(marks(photo));
     card.dataset.basename = name;
     card.dataset.flag = photo.flag;
@@ -162,7 +165,7 @@
     const total = byName.size;
     document.getElementById("photo-count").textContent = shown.length === total ? `(${total})` : `(${shown.length} of ${total} shown)`;
     const gone = leaving();
-    pending.textContent = gone.length ? `${gone.length} file(s) marked to go to the trash` : "no pending changes";
+    pending.textContent = gone.length ? `${gone.length} file(s) marked to go to the trash` : "nothing marked for the trash";
     document.getElementById("selection-bar").hidden = selected.size === 0;
     document.getElementById("selection-count").textContent = `${selected.size} selected`;
   }
@@ -219,14 +222,14 @@
     return false;
   }
 
+  // Record one change on these photos (optimistically: the page shows it at once, and
+  // puts it back if the server refuses it); it can be undone.
   async function decide(change, names = targets(), { advance = true, remember = true } = {}) {
     if (!names.length) return;
     const before = names.map((n) => byName.get(n));
-    if ("label" in change && change.label !== null && before.every((p) => p.label === change.label)) {
-      change = { label: null }; // the same label key again takes it off, as in Lightroom
-    }
     if (remember) {
-      undo.push({ names, before: before.map((p) => ({ flag: p.flag, rating: p.rating, label: p.label, keep_jpg: p.keep_jpg, keep_raw: p.keep_raw })), current });
+      const was = before.map((p) => Object.fromEntries(Object.keys(change).map((k) => [k, p[k]])));
+      undo.push({ names, was, current, selection: [...selected] });
       if (undo.length > UNDO_DEPTH) undo.shift();
     }
     for (const p of before) store({ ...p, ...change });
@@ -244,13 +247,24 @@
     }
   }
 
+  // Put back what the last change changed: the photos with the same values before it
+  // together, in one request; the cursor and the selection go back where they were.
   async function undoLast() {
     const last = undo.pop();
     if (!last) return toast("Nothing to undo.");
+    const groups = new Map();
+    last.names.forEach((name, i) => {
+      const key = JSON.stringify(last.was[i]);
+      groups.set(key, [...(groups.get(key) || []), name]);
+    });
     current = last.current;
-    await Promise.all(last.names.map((name, i) => decide(last.before[i], [name], { advance: false, remember: false })));
-    if (shown.includes(current)) pointAt(current);
+    selected.clear();
+    last.selection.forEach((name) => selected.add(name));
+    if (shown.includes(current)) grid.reveal(shown.indexOf(current));
+    markActive();
+    summarise();
     if (loupe.open) loupe.move(current);
+    await Promise.all([...groups].map(([was, names]) => decide(JSON.parse(was), names, { advance: false, remember: false })));
     toast(`Undone on ${last.names.length} photo(s)`);
   }
 
@@ -367,7 +381,7 @@
       el("div", { class: "keep" }, toggle(photo, "jpg"), toggle(photo, "raw")),
       photo.sidecars.length ? el("p", { class: "muted" }, `Sidecars: ${photo.sidecars.join(", ")}`) : null,
       assist ? el("p", { class: "muted" }, `Sharpness ${assist.sharpness}${assist.stopsUnder !== null ? `, ${assist.stopsUnder.toFixed(1)} stops under` : ""}${assist.burst ? `, burst of ${assist.burstSize}` : ""}`) : null,
-      photo.takenAt ? el("p", { class: "muted" }, `Taken ${photo.takenAt.replace("T", " ")}`) : null,
+      photo.takenAt ? el("p", { class: "muted" }, `Taken ${enlarger.shotAt(photo.takenAt)}`) : null,
     ];
     details.replaceChildren(...parts.filter(Boolean));
     if (focused) document.getElementById(focused)?.focus();
@@ -378,7 +392,13 @@
     document.getElementById("toggle-details").setAttribute("aria-expanded", String(!details.hidden));
     if (!details.hidden) drawDetails();
   }
-  document.getElementById("toggle-details").addEventListener("click", toggleDetails);
+  document.getElementById("toggle-details").addEventListener("click", () => {
+    toggleDetails();
+    sheet.focus(); // the keys go on acting on the photos
+  });
+  details.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") sheet.focus(); // from a keep toggle back to the sheet
+  });
 
   // ---- keys --------------------------------------------------------------------------------
   document.addEventListener("keydown", (e) => {
@@ -400,10 +420,13 @@
       return;
     }
     if (e.ctrlKey || e.metaKey) return;
-    const decision = decisionFor(key);
+    let decision = decisionFor(key);
     if (decision) {
       e.preventDefault();
       if (!current && shown.length) current = shown[0];
+      if (decision.label && targets().every((n) => byName.get(n).label === decision.label)) {
+        decision = { label: null }; // the same label key again takes it off, as in Lightroom
+      }
       decide(decision);
       if (inLoupe) loupeState();
       return;
@@ -600,7 +623,9 @@
       for (const name of done.restored) named.add(name.replace(/\.[^.]*$/, ""));
       fetchNamed();
     }
-    loadTrash();
+    await loadTrash();
+    const dialog = document.getElementById("trash-dialog");
+    (dialog.querySelector("#trash input") || dialog.querySelector("[data-close]")).focus(); // stay in the dialog
   }
 
   trashList.addEventListener("change", selectionChanged);
@@ -632,11 +657,12 @@
       return;
     }
     const dialog = document.getElementById("commit-dialog");
-    document.getElementById("commit-body").replaceChildren(
-      el("p", {}, `Decisions are written to the .xmp sidecars of ${count} photo(s) where they changed.`),
+    const body = [
+      el("p", {}, `The decisions of ${count} photo(s) are written to their .xmp sidecars wherever those say otherwise.`),
       el("p", {}, gone.length ? `${gone.length} file(s) will move to the project's trash (restorable from there):` : "No file moves to the trash."),
-      gone.length ? el("ul", {}, ...gone.slice(0, 200).map((n) => el("li", {}, n)), gone.length > 200 ? el("li", {}, `… and ${gone.length - 200} more`) : null) : null,
-    );
+    ];
+    if (gone.length) body.push(el("ul", {}, ...gone.slice(0, 200).map((n) => el("li", {}, n)), gone.length > 200 ? el("li", {}, `… and ${gone.length - 200} more`) : null));
+    document.getElementById("commit-body").replaceChildren(...body);
     const trash = document.getElementById("commit-trash");
     trash.hidden = gone.length === 0;
     trash.textContent = `Move ${gone.length} file(s) to the trash`;
@@ -662,9 +688,10 @@
     if (done) load();
   });
 
-  document.getElementById("process").addEventListener("click", (e) =>
-    act(e.currentTarget, () => api(`${base}/process`, { method: "POST", json: {} }), (r) => `Job ${r.jobId} queued`),
-  );
+  document.getElementById("process").addEventListener("click", async (e) => {
+    await act(e.currentTarget, () => api(`${base}/process`, { method: "POST", json: {} }), (r) => `Job ${r.jobId} queued`);
+    sheet.focus();
+  });
 
   uploader({
     zone: document.getElementById("dropzone"),
