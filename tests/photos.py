@@ -10,6 +10,7 @@ import httpx
 import pyvips
 
 from enlarger.library.runtime import Library
+from enlarger.storage import LocalBlobStore
 
 
 def listing(library: Library, folder: str) -> list[str]:
@@ -54,3 +55,19 @@ def processed(client: httpx.Client, folder: str, basename: str) -> dict[str, Any
 def size_of(client: httpx.Client, url: str) -> tuple[int, int]:
     image = pyvips.Image.new_from_buffer(client.get(url).content, "")
     return image.width, image.height
+
+
+def by_hand(library: Library, key: str, data: bytes | None) -> None:
+    """What a user does outside enlarger: write (or, with None, delete) a file straight on
+    the disk, or PUT (DELETE) the object in the bucket."""
+    if isinstance(library.blobs, LocalBlobStore):
+        path = library.blobs.path(key)
+        if data is None:
+            path.unlink()
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    elif data is None:
+        library.blobs.delete(key)
+    else:
+        library.blobs.put_bytes(key, data)

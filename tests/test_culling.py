@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import subprocess
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,14 +20,16 @@ import pytest
 import pyvips
 import rawpy
 
-from enlarger.library import service
+from enlarger.library import maintenance, service
 from enlarger.library.runtime import Library
+from enlarger.library.tasks import Maintenance
+from enlarger.media.embed import embed_xmp, embedded_xmp
 from enlarger.media.xmp import Decisions, read_decisions, write_decisions
 from enlarger.queue import Worker
 from tests import culling_set
 from tests.conftest import wait_for
 from tests.images import Shot, camera_jpeg, dng, jpeg, photo, tiff_wrapped_raw
-from tests.photos import content, listing, photo_of, processed, upload
+from tests.photos import by_hand, content, listing, photo_of, processed, upload
 
 pytestmark = pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
 
@@ -316,13 +319,12 @@ def test_a_restored_photo_comes_back_unrejected_with_its_sidecars(
         "IMG_5006.xmp",
     ]
     assert [n for n in listing(library, "projects/wed/.trash") if n.endswith(".xmp")] == []
+    kept = _sidecar_fields(library, "projects/wed/IMG_5005.DNG.xmp", tmp_path)
+    assert kept["Xmp.xmp.Rating"] == "3"  # no longer rejected, at once: darktable's stars
+    assert kept["Xmp.darktable.history[1]/darktable:operation"] == "exposure"
 
     second = client.post("/api/projects/wed/commit-changes").json()
-    assert second["trashed"] == []
-    assert sorted(second["sidecars"]) == ["IMG_5005.DNG.xmp", "IMG_5005.JPG.xmp", "IMG_5005.xmp"]
-    kept = _sidecar_fields(library, "projects/wed/IMG_5005.DNG.xmp", tmp_path)
-    assert kept["Xmp.xmp.Rating"] == "3"  # no longer rejected: darktable's stars again
-    assert kept["Xmp.darktable.history[1]/darktable:operation"] == "exposure"
+    assert (second["trashed"], second["sidecars"]) == ([], [])  # all said already
     assert listing(library, "projects/wed/.trash") == []
 
 
@@ -502,6 +504,16 @@ def test_exiftool_reads_decisions_where_each_tool_looks_for_them(
 
     second = client.post("/api/projects/hand/commit-changes", json={"trash": False}).json()
     assert (second["embedded"], second["sidecars"]) == ([], [])  # nothing differs now
+
+    saved = content(library, "projects/hand/JPG_1.JPG")  # Lightroom saves 4 stars into it
+    by_hand(library, "projects/hand/JPG_1.JPG", embed_xmp(saved, "jpeg", embedded_xmp(
+        saved, "jpeg").replace(b'xmp:Rating="1"', b'xmp:Rating="4"')))  # fmt: skip
+    client.patch("/api/projects/hand/photos/DNG_2", json={"label": "blue"})
+    third = client.post("/api/projects/hand/commit-changes", json={"trash": False}).json()
+    assert third["embedded"] == ["DNG_2.DNG"] and list(third["sidecars_refused"]) == ["JPG_1.JPG"]
+    maintenance.run(library, Maintenance.MANIFEST_CHECK, "hand")  # it notices, and reads it
+    reread = photo_of(client, "hand", "JPG_1")
+    assert (reread["flag"], reread["rating"]) == ("pick", 4)
     for name in ("JPG_1.JPG", "DNG_2.DNG"):  # a packet as XMP wants it, in the right type
         copy = tmp_path / "exiftool" / name
         copy.write_bytes(content(library, f"projects/hand/{name}"))
@@ -509,3 +521,92 @@ def test_exiftool_reads_decisions_where_each_tool_looks_for_them(
             ["exiftool", "-validate", "-warning", "-a", str(copy)], capture_output=True, text=True
         ).stdout
         assert "XMP" not in checked and "0x02bc" not in checked, checked
+
+
+def test_decisions_edited_elsewhere_are_read_not_overwritten(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    """darktable rewrites a sidecar after a commit: manifest_check reads it and the photo
+    takes its decisions; Lightroom edits another just before a commit: the commit reads
+    it first and writes its decisions everywhere, keeping the rest of it; an edit older
+    than the photo's last decision here is overwritten."""
+    client.post("/api/projects", json={"folder": "ext"})
+    upload(client, "ext", jpeg(tmp_path / "P.jpg", 300, 200), jpeg(tmp_path / "Q.jpg", 320, 200))
+    run_worker()
+    wait_for(lambda: processed(client, "ext", "P") and processed(client, "ext", "Q"), 60)
+    client.patch("/api/projects/ext/photos", json={"basenames": ["P", "Q"], "flag": "reject"})
+    assert client.post("/api/projects/ext/commit-changes", json={"trash": False}).status_code == 200
+
+    darktable = write_decisions(None, Decisions("unflagged", 3, "yellow"))
+    by_hand(library, "projects/ext/P.jpg.xmp", darktable)
+    dry = client.post("/api/projects/ext/maintenance/manifest_check", params={"dryRun": "true"})
+    assert ("reread", "P.jpg.xmp") in [(c["action"], c["name"]) for c in dry.json()["changes"]]
+    assert photo_of(client, "ext", "P")["flag"] == "reject"  # a dry run reads nothing in
+    maintenance.run(library, Maintenance.MANIFEST_CHECK, "ext")
+    reread = photo_of(client, "ext", "P")
+    assert (reread["flag"], reread["rating"], reread["label"]) == ("unflagged", 3, "yellow")
+
+    lightroom = write_decisions(None, Decisions("pick", 5)).replace(
+        b"<rdf:Description",
+        b'<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" dc:format="image/jpeg"',
+        1,
+    )
+    by_hand(library, "projects/ext/Q.xmp", lightroom)
+    committed = client.post("/api/projects/ext/commit-changes").json()
+    assert committed["trashed"] == []  # Q is a pick now: nothing of it goes to the trash
+    taken = photo_of(client, "ext", "Q")
+    assert (taken["flag"], taken["rating"]) == ("pick", 5)
+    assert "Q.jpg.xmp" in committed["sidecars"]  # the other sidecar says it too now
+    assert _sidecar_fields(library, "projects/ext/Q.jpg.xmp", tmp_path)["Xmp.xmp.Rating"] == "5"
+    assert b'dc:format="image/jpeg"' in content(library, "projects/ext/Q.xmp")
+
+    by_hand(library, "projects/ext/Q.xmp", write_decisions(None, Decisions("unflagged", 1)))
+    time.sleep(0.05)  # the decision below comes after the edit
+    client.patch("/api/projects/ext/photos/Q", json={"rating": 2})
+    client.post("/api/projects/ext/commit-changes", json={"trash": False})
+    assert photo_of(client, "ext", "Q")["rating"] == 2  # enlarger's was the newer
+    assert _sidecar_fields(library, "projects/ext/Q.xmp", tmp_path)["Xmp.xmp.Rating"] == "2"
+
+
+def test_a_commit_dry_run_says_what_would_move_and_moves_nothing(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    client.post("/api/projects", json={"folder": "dry"})
+    upload(client, "dry", jpeg(tmp_path / "A.jpg", 300, 200), dng(tmp_path / "A.DNG", 300, 200))
+    upload(client, "dry", jpeg(tmp_path / "B.jpg", 320, 200))
+    run_worker()
+    wait_for(lambda: processed(client, "dry", "A") and processed(client, "dry", "B"), 60)
+    client.patch("/api/projects/dry/photos/A", json={"keep_raw": False})
+    client.patch("/api/projects/dry/photos/B", json={"flag": "reject"})
+    before = listing(library, "projects/dry")
+    dry = client.post("/api/projects/dry/commit-changes", json={"dryRun": True}).json()
+    assert (sorted(dry["trashed"]), dry["sidecars"], dry["jobs"], dry["dryRun"]) == (
+        ["A.DNG", "B.jpg"],
+        [],
+        {},
+        True,
+    )
+    assert listing(library, "projects/dry") == before
+    done = client.post("/api/projects/dry/commit-changes").json()
+    assert sorted(done["trashed"]) == sorted(dry["trashed"]) and done["dryRun"] is False
+
+
+def test_sidecars_are_matched_without_case_and_an_unrating_reaches_the_tools(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    """`Q.XMP` is the sidecar `Q.xmp` would be on a Mac's disk: it is updated, no second
+    one is made. A JPEG rated in the camera and un-rated here gets sidecars saying 0."""
+    client.post("/api/projects", json={"folder": "case"})
+    upper = tmp_path / "Q.XMP"
+    upper.write_bytes(write_decisions(None, Decisions("unflagged", 1)))
+    rated = photo(400, 300).copy()
+    rated.set_type(pyvips.GValue.blob_type, "xmp-data", write_decisions(None, Decisions(rating=3)))
+    rated.jpegsave(str(tmp_path / "R.jpg"))
+    upload(client, "case", jpeg(tmp_path / "Q.jpg", 300, 200), upper, tmp_path / "R.jpg")
+    run_worker()
+    wait_for(lambda: processed(client, "case", "Q") and processed(client, "case", "R"), 60)
+    client.patch("/api/projects/case/photos/Q", json={"rating": 2})
+    client.patch("/api/projects/case/photos/R", json={"rating": 0})
+    written = client.post("/api/projects/case/commit-changes").json()["sidecars"]
+    assert sorted(written) == ["Q.XMP", "Q.jpg.xmp", "R.jpg.xmp", "R.xmp"]
+    assert _sidecar_fields(library, "projects/case/R.xmp", tmp_path)["Xmp.xmp.Rating"] == "0"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import Page, Request, expect
+from playwright.sync_api import Browser, Page, Request, expect
 
 from bench.big_project import seed
 from enlarger.library.runtime import Library
@@ -333,3 +333,28 @@ def test_an_import_redraws_only_the_cards_that_changed(
     )
     assert after == before
     assert whole_lists == []
+
+
+def test_a_decision_in_one_tab_reaches_the_other_and_its_commit_dialog(
+    page: Page, browser: Browser, live_server: str, client: httpx.Client, library: Library
+) -> None:
+    names = seed(library, "tabs", 6)
+    other = browser.new_context(base_url=live_server, viewport={"width": 1600, "height": 1000})
+    second = other.new_page()
+    try:
+        for tab in (page, second):
+            tab.goto("/projects/tabs")
+            expect(tab.locator("#photo-count")).to_have_text("(6)")
+        page.keyboard.press("x")  # in the first tab
+        card = second.locator(f'#photos .card[data-key="{names[0]}"]')
+        expect(card).to_have_attribute("data-flag", "reject")  # the second follows
+        expect(second.locator("#pending-changes")).to_have_text(
+            "1 file(s) marked to go to the trash"
+        )
+        client.patch(f"/api/projects/tabs/photos/{names[3]}", json={"flag": "reject"})
+        second.get_by_role("button", name="Commit changes…").click()
+        dialog = second.locator("#commit-dialog")
+        expect(dialog.locator("li")).to_have_text([f"{names[0]}.JPG", f"{names[3]}.JPG"])
+        dialog.get_by_role("button", name="Cancel").click()
+    finally:
+        other.close()

@@ -25,26 +25,10 @@ from enlarger.queue import Worker
 from enlarger.storage import LocalBlobStore
 from tests.conftest import wait_for
 from tests.images import dng, jpeg
-from tests.photos import content, listing, photo_of, processed, size_of, upload
+from tests.photos import by_hand, content, listing, photo_of, processed, size_of, upload
 from tests.streams import EventReader
 
 pytestmark = pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
-
-
-def by_hand(library: Library, key: str, data: bytes | None) -> None:
-    """What a user does outside enlarger: write (or, with None, delete) a file straight on
-    the disk, or PUT (DELETE) the object in the bucket."""
-    if isinstance(library.blobs, LocalBlobStore):
-        path = library.blobs.path(key)
-        if data is None:
-            path.unlink()
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-    elif data is None:
-        library.blobs.delete(key)
-    else:
-        library.blobs.put_bytes(key, data)
 
 
 def changes(report: dict[str, Any]) -> list[tuple[str, str]]:

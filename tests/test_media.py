@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import resource
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,9 @@ from enlarger.media import (
     render,
     sniff,
 )
-from enlarger.media.assess import assess, is_bright, is_dark
+from enlarger.media.assess import Frame, assess, bursts, is_bright, is_dark
 from enlarger.media.embed import EmbedError, embed_xmp, embedded_xmp
-from enlarger.media.xmp import Decisions, read_decisions, write_decisions
+from enlarger.media.xmp import Decisions, needs_writing, read_decisions, write_decisions
 from tests import culling_set
 from tests.images import (
     TIFF_VARIANTS,
@@ -473,9 +474,7 @@ def test_assessment_tells_sharp_from_blurred_and_alike_from_different() -> None:
     """The numbers culling stands on: the sharpest region of a focused frame is far above
     its blurred copy's; a frame moved a few pixels keeps its hash, another scene does not;
     a frame with no capture time is in no burst."""
-    from datetime import datetime
-
-    from enlarger.media.assess import Frame, assess, bursts, hash_distance
+    from enlarger.media.assess import hash_distance
     from tests.culling_set import frame, scene
 
     crisp, moved = assess(frame(scene(1))), assess(frame(scene(1), 6, -4))
@@ -539,3 +538,52 @@ def test_exposure_is_read_off_the_histogram_not_only_clipped_pixels() -> None:
         assert found[1.0]["headroom"] == 0.0
     flat = assess(photo(600, 400)).as_dict()  # no highlights, but a median at mid-grey: fog
     assert flat["headroom"] < -1 and not is_dark(flat)
+
+
+def test_a_second_camera_shooting_at_the_same_time_splits_no_burst() -> None:
+    start = datetime(2026, 7, 14, 15, 0, 0)
+    a_hash, b_hash = "f0f0f0f0f0f0f0f0", "0f0f0f0f0f0f0f0f"  # two scenes, 64 bits apart
+    frames = [
+        Frame(f"A{n}", start + timedelta(seconds=0.6 * n), a_hash, "serial:A") for n in range(4)
+    ]
+    frames += [
+        Frame(f"B{n}", start + timedelta(seconds=0.6 * n + 0.3), b_hash, "serial:B")
+        for n in range(3)
+    ]
+    found = sorted(bursts(frames, max_gap_s=1.0))
+    assert found == [["A0", "A1", "A2", "A3"], ["B0", "B1", "B2"]]
+
+
+LIGHTROOM_AND_FRIENDS = b"""<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about=""
+    xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+    xmlns:aux="http://ns.adobe.com/exif/1.0/aux/"
+    xmlns:photomechanic="http://ns.camerabits.com/photomechanic/1.0/"
+    xmlns:darktable="http://darktable.sf.net/"
+   xmp:Rating="2" xmp:Label="To Print" aux:Lens="RF24-70mm" photomechanic:Prefs="1:2:2:0005">
+   <darktable:colorlabels><rdf:Seq><rdf:li>0</rdf:li><rdf:li>3</rdf:li></rdf:Seq></darktable:colorlabels>
+  </rdf:Description>
+  <rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="2"/>
+ </rdf:RDF>
+</x:xmpmeta>
+<?xpacket end="w"?>"""
+
+
+def test_writing_decisions_keeps_what_other_tools_wrote() -> None:
+    """A label name of another tool's, darktable's second colour label, Photo Mechanic's
+    Prefs (kept in step), the namespace prefixes and the xpacket wrapper all survive; a
+    description left with nothing to say goes; a packet that already says it all is not
+    rewritten."""
+    unlabelled = write_decisions(LIGHTROOM_AND_FRIENDS, Decisions("unflagged", 4, None))
+    assert unlabelled.startswith(b"<?xpacket begin") and unlabelled.rstrip().endswith(b"?>")
+    assert b"aux:Lens=" in unlabelled and b"ns" + b"0:" not in unlabelled
+    assert b'xmp:Label="To Print"' in unlabelled
+    assert b'photomechanic:Prefs="0:2:4:0005"' in unlabelled
+    assert unlabelled.count(b"<rdf:Description") == 1
+    assert read_decisions(unlabelled) == Decisions("unflagged", 4, None)  # "To Print"
+    red = write_decisions(LIGHTROOM_AND_FRIENDS, Decisions("unflagged", 4, "red"))
+    assert b"<rdf:li>0</rdf:li><rdf:li>3</rdf:li>" in red and b'xmp:Label="Red"' in red
+    assert not needs_writing(red, Decisions("unflagged", 4, "red"), "rating")
+    assert needs_writing(red, Decisions("unflagged", 4, "blue"), "rating")

@@ -100,7 +100,7 @@ def event_json(event: Event) -> dict[str, Any]:
         }
     if event.kind == "progress":
         return {"type": "progress", **common, "progress": event.data}
-    if event.kind in ("image", "product"):
+    if event.kind in ("image", "product", "photo"):
         return {
             "type": event.kind,
             "eventId": event.id,
@@ -128,7 +128,7 @@ class EventFilter:
     events name are looked up once and remembered."""
 
     library: Library
-    job_type: str | None = None
+    job_types: set[str] | None = None
     project: str | None = None
     image: str | None = None
     jobs: dict[int, Job] = field(default_factory=dict)
@@ -136,7 +136,7 @@ class EventFilter:
 
     @property
     def active(self) -> bool:
-        return any(v is not None for v in (self.job_type, self.project, self.image))
+        return any(v is not None for v in (self.job_types, self.project, self.image))
 
     def select(self, events: Sequence[Event]) -> list[Event]:
         """The events that pass (a blocking call: it may read the database)."""
@@ -163,15 +163,15 @@ class EventFilter:
         return image if isinstance(image, str) else None
 
     def _passes(self, event: Event) -> bool:
-        if self.job_type is not None:
+        if self.job_types is not None:
             job = self.jobs.get(event.job_id) if event.job_id is not None else None
             kind = job.type if job is not None else (event.job_type or event.kind)
-            if kind != self.job_type:
+            if kind not in self.job_types:
                 return False
         if self.image is not None and self._image_of(event) != self.image:
             return False
         if self.project is not None:
-            if event.kind == "image":
+            if event.kind in ("image", "photo"):
                 project = _data(event).get("project")
             else:
                 image = self._image_of(event)
@@ -221,12 +221,13 @@ def _stream_types(library: Library) -> set[str]:
     """What `type` may name: the registered job types, any type that has jobs (custom
     handlers' too), and the image and product events."""
     queue = library.queue
-    return {*queue.registry.handlers, *(t for t, _ in queue.store.counts()), "image", "product"}
+    found = {*queue.registry.handlers, *(t for t, _ in queue.store.counts())}
+    return found | {"image", "product", "photo"}
 
 
 @router.get(
     "/api/jobs/stream",
-    summary="Live job, item, progress, image and product-job events (Server-Sent Events)",
+    summary="Live job, item, progress, image, photo and product-job events (Server-Sent Events)",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
@@ -239,7 +240,11 @@ async def stream(
     ] = None,
     type: Annotated[
         str | None,
-        Query(max_length=100, description="Only this job type's events, or `image`, `product`"),
+        Query(
+            max_length=300,
+            description="Only these job types' events, or `image`, `photo`, `product` "
+            "(several, comma-separated)",
+        ),
     ] = None,
     project: Annotated[
         str | None, Query(max_length=200, description="Only events of this project's folder")
@@ -254,14 +259,18 @@ async def stream(
         if not last_event_id.strip().isdigit() or int(last_event_id) > MAX_DB_INT:
             raise HTTPException(400, "Last-Event-ID must be an event id (a whole number)")
         cursor = int(last_event_id)
-    if type is not None:
+    types = {t.strip() for t in type.split(",") if t.strip()} if type is not None else None
+    if types is not None:
         known = await run_in_threadpool(_stream_types, library)
-        if type not in known:
-            raise HTTPException(422, f"unknown type {type!r}; one of {', '.join(sorted(known))}")
+        unknown = sorted(types - known)
+        if unknown or not types:
+            raise HTTPException(
+                422, f"unknown type {unknown or type!r}; one of {', '.join(sorted(known))}"
+            )
     if cursor is None:
         cursor = await run_in_threadpool(library.queue.store.last_event_id)
     hub: EventHub = request.app.state.event_hub
-    wanted = EventFilter(library, job_type=type, project=project, image=image)
+    wanted = EventFilter(library, job_types=types, project=project, image=image)
     return StreamingResponse(
         _stream(request, library, hub, cursor, wanted),
         media_type="text/event-stream",

@@ -63,8 +63,11 @@ class ProjectChange(BaseModel):
 
 class CommitRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    trash: bool = Field(
+    trash: StrictBool = Field(
         True, description="false: write the decisions to the sidecars only; nothing moves"
+    )
+    dryRun: StrictBool = Field(
+        False, description="true: change nothing; `trashed` lists the files that would move"
     )
 
 
@@ -209,8 +212,9 @@ def commit_changes(
     library: LibraryDep,
     request: Annotated[CommitRequest | None, Body()] = None,
 ) -> dict[str, Any]:
-    trash = request.trash if request is not None else True
-    return asdict(projects.commit_changes(library, folder, trash=trash))
+    request = request or CommitRequest()
+    done = projects.commit_changes(library, folder, trash=request.trash, dry_run=request.dryRun)
+    return asdict(done) | {"dryRun": request.dryRun}
 
 
 @router.post(

@@ -282,6 +282,10 @@ photo_sidecars = sa.Table(
     sa.Column("name", sa.String(500), nullable=False),
     sa.Column("trashed_at", Timestamp, nullable=True),
     sa.Column("created_at", Timestamp, nullable=False),
+    # its sha256 when enlarger last read or wrote it: another difference is an edit made
+    # elsewhere (darktable, Lightroom), whose decisions are read, never overwritten unseen
+    sa.Column("checksum", sa.String(64), nullable=True),
+    sa.Column("seen_at", Timestamp, nullable=True),
     sa.Index("ix_photo_sidecars_photo", "photo_id"),
 )
 

@@ -25,15 +25,15 @@ class BurstPlace:
     reasons: list[str]
 
 
-Measured = tuple[str | None, dict[str, Any] | None]  # capture time, assessment
+Measured = tuple[str | None, dict[str, Any] | None, str]  # capture time, assessment, camera
 
 
 def bursts_of(settings: Settings, shown_by: dict[str, Measured]) -> dict[str, BurstPlace]:
-    """Bursts among photos (base name → the capture time and assessment of the file each
-    is shown by), with each burst's suggested frame."""
-    assessed = {name: found for name, (_, found) in shown_by.items() if found}
+    """Bursts among photos (base name → the capture time, assessment and camera of the
+    file each is shown by), with each burst's suggested frame."""
+    assessed = {name: found for name, (_, found, _) in shown_by.items() if found}
     frames = [
-        Frame(name, _capture_time(shown_by[name][0]), found["phash"])
+        Frame(name, _capture_time(shown_by[name][0]), found["phash"], shown_by[name][2])
         for name, found in assessed.items()
     ]
     places: dict[str, BurstPlace] = {}

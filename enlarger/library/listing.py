@@ -111,6 +111,9 @@ def _files_of(
     files = live_files_query().add_columns(
         *(assessment[name].as_float().label(name) for name in ASSESSED),
         assessment["phash"].as_string().label("phash"),
+        images.c.camera_make,
+        images.c.camera_model,
+        images.c.exif["camera_serial"].as_string().label("camera_serial"),
     )
     queries = (
         [files.where(images.c.project_id == project.id)]
@@ -205,6 +208,13 @@ def _assessment(file: sa.Row[Any] | None) -> dict[str, Any] | None:
     return {name: getattr(file, name) for name in (*ASSESSED, "phash")}
 
 
+def _camera(file: sa.Row[Any]) -> str:
+    """Which camera took it: its serial number, else its make and model."""
+    if file.camera_serial:
+        return f"serial:{file.camera_serial}"
+    return f"{(file.camera_make or '').strip()} {(file.camera_model or '').strip()}".casefold()
+
+
 def _main_sidecar(basename: str, xmps: list[str]) -> str | None:
     """The sidecar a photo is known by: `IMG_1.xmp` when it has it, else its first."""
     main = basename + sidecars.SIDECAR_SUFFIX
@@ -245,7 +255,9 @@ def refresh_bursts(library: Library, project: sa.Row[Any]) -> None:
         files_of = _files_of(conn, project, [r.id for r in rows], whole=True)
     shown_by = {r.basename: shown_file(files_of.get(r.id, [])) for r in rows}
     measured = {
-        name: (file.taken_at, _assessment(file)) if file is not None else (None, None)
+        name: (file.taken_at, _assessment(file), _camera(file))
+        if file is not None
+        else (None, None, "")
         for name, file in shown_by.items()
     }
     places = culling.bursts_of(library.settings, measured)

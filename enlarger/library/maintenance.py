@@ -110,6 +110,23 @@ def manifest_check(library: Library, project: sa.Row[Any], report: Report) -> No
     for row in stored:
         _check_file(library, row, report)
     _forget_missing(library, xmps, report, "forget", "the sidecar is gone from the folder")
+    _reread_edited(library, xmps, report)
+
+
+def _reread_edited(library: Library, xmps: list[sa.Row[Any]], report: Report) -> None:
+    """Sidecars edited elsewhere (darktable, Lightroom) since enlarger last read or wrote
+    them: their decisions are read (the photo takes them when the edit is the newer)."""
+    for xmp in xmps:
+        blob = library.blobs.info(xmp.key)
+        if blob is None or not _settled(library, blob) or xmp.checksum is None:
+            continue
+        with library.blobs.local_copy(xmp.key) as path:
+            if sidecars.checksum_of(path.read_bytes()) == xmp.checksum:
+                continue
+        if report.add("reread", xmp.name, "edited elsewhere since enlarger last saw it"):
+            with library.engine.connect() as conn:
+                photo = conn.execute(sa.select(photos).where(photos.c.id == xmp.photo_id)).one()
+            sidecars.edited_elsewhere(library, photo)
 
 
 def _forget_missing(
@@ -130,7 +147,12 @@ def _sidecars_of(project: sa.Row[Any], trashed: bool) -> sa.Select[Any]:
         else photo_sidecars.c.trashed_at.is_(None)
     )
     return (
-        sa.select(photo_sidecars.c.key, photo_sidecars.c.name, photo_sidecars.c.photo_id)
+        sa.select(
+            photo_sidecars.c.key,
+            photo_sidecars.c.name,
+            photo_sidecars.c.photo_id,
+            photo_sidecars.c.checksum,
+        )
         .join(photos, photos.c.id == photo_sidecars.c.photo_id)
         .where(photos.c.project_id == project.id, where)
     )
@@ -165,6 +187,7 @@ def _check_file(library: Library, row: sa.Row[Any], report: Report) -> None:
             return
         if status is not ImageStatus.FAILED:
             _make_derivatives(library, row.id, row.original_key)
+            sidecars.edited_file(library, row.id, blob.modified_at)
 
 
 def _forget(library: Library, row: sa.Row[Any]) -> None:
@@ -295,7 +318,8 @@ def _attach_sidecar(
         _to_trash(library, report, blob, f"a sidecar of no photo (no {basename!r} here)")
     elif report.add("attach", blob.name, f"a sidecar of {basename!r}"):
         with library.blobs.local_copy(blob.key) as path:
-            decisions = sidecars.decisions_in(path.read_bytes())
+            data = path.read_bytes()
+        decisions = sidecars.decisions_in(data)
         with library.engine.begin() as conn:
             photo_id = conn.execute(
                 sa.select(photos.c.id).where(
@@ -303,7 +327,7 @@ def _attach_sidecar(
                 )
             ).scalar_one()
             if sidecars.holder(conn, blob.key) is None:
-                sidecars.attach(conn, photo_id, blob.key)
+                sidecars.attach(conn, photo_id, blob.key, data)
             conn.execute(
                 photos.update()
                 .where(photos.c.id == photo_id)

@@ -371,10 +371,9 @@ def is_derivative_source(library: Library, image_id: str) -> bool:
         photo_id = conn.execute(
             sa.select(photo_files.c.photo_id).where(photo_files.c.image_id == image_id)
         ).scalar()
-        if photo_id is None:
-            return True
-        files = list(conn.execute(live_files_query().where(photo_files.c.photo_id == photo_id)))
-    source = shown_file(files)
+    if photo_id is None:
+        return True
+    source = shown_file(_live_files(library, photo_id))
     return source is not None and source.id == image_id
 
 
@@ -406,6 +405,9 @@ def change_photos(
                 .where(photos.c.project_id == project.id, photos.c.basename.in_(found))
                 .values(updated_at=db_now(), **changes)
             )
+            # every page showing the project (another tab, another person) hears of it
+            event = {"project": project.folder, "photos": sorted(found)}
+            library.queue.store.record_event(conn, "photo", event)
     return sorted(wanted - found)
 
 
@@ -435,22 +437,25 @@ class Committed:
 class _Culled:
     """A photo as commit-changes reads it."""
 
-    id: int
-    basename: str
-    decisions: Decisions
+    row: sa.Row[Any]  # the photo
     keep: dict[str, bool]  # by role
-    files: list[sa.Row[Any]]  # live files: id, original_filename, role, status
+    files: list[sa.Row[Any]]  # live files: id, original_filename, role, status, format
+    said: bool  # a file's own XMP recorded decisions (a rating set in the camera)
 
 
-def commit_changes(library: Library, folder: str, trash: bool = True) -> Committed:
+def commit_changes(
+    library: Library, folder: str, trash: bool = True, dry_run: bool = False
+) -> Committed:
     """Apply the intent. Each photo's decisions go into its `.xmp` sidecars, as the
-    project's `Handoff` names them (rewritten only where they say otherwise), and with
-    its `embed_xmp` into its JPEG and DNG files that stay. Unless
-    `trash` is off (sidecars only), every JPG or RAW not kept, and every file of a
-    rejected photo, goes to `.trash` with its own sidecar (its derivatives are deleted at
-    once); a photo left with only its RAW gets derivatives from it; a photo left with no
-    file takes its other sidecars along. Then manifest_check, folder_check and
-    manifest_cleaning are queued to reconcile the rest."""
+    project's `Handoff` names them (rewritten only where they say otherwise; a sidecar
+    edited elsewhere since is read first, and wins when it is newer), and with its
+    `embed_xmp` into its JPEG and DNG files that stay. Unless `trash` is off (sidecars
+    only), every JPG or RAW not kept, and every file of a rejected photo, goes to
+    `.trash` with its own sidecar (its derivatives are deleted at once); a photo left
+    with only its RAW gets derivatives from it; a photo left with no file takes its
+    other sidecars along. Then manifest_check, folder_check and manifest_cleaning are
+    queued to reconcile the rest. A `dry_run` changes nothing and lists the files that
+    would move (as the photos stand now)."""
     trashed: list[str] = []
     regenerating: list[str] = []
     written: list[str] = []
@@ -461,17 +466,21 @@ def commit_changes(library: Library, folder: str, trash: bool = True) -> Committ
     for photo in _culled(library, project):
         if not photo.files:
             continue  # all in the trash: nothing to describe
-        names = [f.original_filename for f in photo.files]
-        wrote = sidecars.write_back(
-            library, project, photo.id, photo.basename, names, photo.decisions, handoff
-        )
-        written += wrote.written
-        refused |= wrote.refused
-        rejected = photo.decisions.flag == REJECT
+        decisions = Decisions(photo.row.flag, photo.row.rating, photo.row.label)
+        if not dry_run:
+            names = [f.original_filename for f in photo.files]
+            wrote = sidecars.write_back(library, project, photo.row, names, handoff, photo.said)
+            written += wrote.written
+            refused |= wrote.refused
+            decisions = wrote.decisions
+        rejected = decisions.flag == REJECT
         gone = [f for f in photo.files if rejected or not photo.keep[f.role]] if trash else []
+        if dry_run:
+            trashed += [f.original_filename for f in gone]
+            continue
         if handoff.embed_xmp:
             staying = [f for f in photo.files if f not in gone]
-            embedded += sidecars.embed(library, staying, photo.decisions, handoff, refused)
+            embedded += sidecars.embed(library, staying, decisions, handoff, refused)
         if not trash:
             continue
         for file in gone:
@@ -485,7 +494,7 @@ def commit_changes(library: Library, folder: str, trash: bool = True) -> Committ
             continue
         left = [f for f in photo.files if f not in gone]
         own = {f.original_filename + sidecars.SIDECAR_SUFFIX for f in gone}
-        sidecars.send_to_trash(library, folder, photo.id, own if left else None)
+        sidecars.send_to_trash(library, folder, photo.row.id, own if left else None)
         shown = shown_file(photo.files)
         if left and shown is not None and shown in gone:
             now_shown = sorted(left, key=lambda f: f.role != JPG)[0]  # a JPG, else the RAW
@@ -493,7 +502,7 @@ def commit_changes(library: Library, folder: str, trash: bool = True) -> Committ
                 regenerating.append(now_shown.original_filename)
     jobs = (
         {task.value: enqueue_task(library.queue, folder, task) for task in AFTER_COMMIT}
-        if trash
+        if trash and not dry_run
         else {}
     )
     return Committed(trashed, regenerating, jobs, written, refused, embedded)
@@ -502,7 +511,9 @@ def commit_changes(library: Library, folder: str, trash: bool = True) -> Committ
 def _culled(library: Library, project: sa.Row[Any]) -> list[_Culled]:
     """The project's photos with their live files, in base name order."""
     query = sa.select(photos).where(photos.c.project_id == project.id).order_by(photos.c.basename)
-    files = live_files_query().where(images.c.project_id == project.id)
+    said = sa.or_(*(images.c.exif[field].as_string().is_not(None) for field in DECISION_FIELDS))
+    files = live_files_query().add_columns(said.label("said"))
+    files = files.where(images.c.project_id == project.id)
     with library.engine.connect() as conn:
         rows = list(conn.execute(query))
         files_of: dict[int, list[sa.Row[Any]]] = {}
@@ -510,11 +521,10 @@ def _culled(library: Library, project: sa.Row[Any]) -> list[_Culled]:
             files_of.setdefault(file.photo_id, []).append(file)
     return [
         _Culled(
-            row.id,
-            row.basename,
-            Decisions(row.flag, row.rating, row.label),
+            row,
             {JPG: row.keep_jpg, RAW: row.keep_raw},
             files_of.get(row.id, []),
+            any(f.said for f in files_of.get(row.id, [])),
         )
         for row in rows
     ]
@@ -658,10 +668,19 @@ def restore_from_trash(library: Library, folder: str, filenames: list[str]) -> R
                 ).scalars()
             )
         sidecars.bring_back(library, folder, row.photo_id, [name], names)
+        with library.engine.connect() as conn:  # its sidecars say at once it is kept now
+            photo = conn.execute(sa.select(photos).where(photos.c.id == row.photo_id)).one()
+        live = [f.original_filename for f in _live_files(library, row.photo_id)]
+        sidecars.write_back(library, project, photo, live, Handoff.of(project.options))
         if row.role == JPG:
             _regenerate(library, row.id)
         restored.append(name)
     return Restored(restored, refused)
+
+
+def _live_files(library: Library, photo_id: int) -> list[sa.Row[Any]]:
+    with library.engine.connect() as conn:
+        return list(conn.execute(live_files_query().where(photo_files.c.photo_id == photo_id)))
 
 
 def _regenerate(library: Library, image_id: str) -> bool:

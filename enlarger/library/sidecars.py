@@ -15,13 +15,15 @@ them on restore.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from enlarger.db.schema import images, photo_sidecars, photos
+from enlarger.db.schema import images, photo_files, photo_sidecars, photos
 from enlarger.db.types import db_now
 from enlarger.library import service
 from enlarger.library.photos import (
@@ -122,12 +124,31 @@ def live_names(conn: sa.Connection, photo_ids: Iterable[int]) -> dict[int, list[
     return found
 
 
-def attach(conn: sa.Connection, photo_id: int, key: str) -> None:
-    """Record the sidecar at `key` (in the folder) as the photo's."""
+def attach(conn: sa.Connection, photo_id: int, key: str, data: bytes) -> None:
+    """Record the sidecar at `key` (in the folder), whose bytes are `data`, as the
+    photo's."""
     conn.execute(
         photo_sidecars.insert().values(
-            key=key, photo_id=photo_id, name=key.rsplit("/", 1)[-1], created_at=db_now()
+            key=key,
+            photo_id=photo_id,
+            name=key.rsplit("/", 1)[-1],
+            created_at=db_now(),
+            checksum=checksum_of(data),
+            seen_at=db_now(),
         )
+    )
+
+
+def checksum_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def seen(conn: sa.Connection, key: str, data: bytes) -> None:
+    """Enlarger has read or written these bytes of the sidecar at `key`."""
+    conn.execute(
+        photo_sidecars.update()
+        .where(photo_sidecars.c.key == key)
+        .values(checksum=checksum_of(data), seen_at=db_now())
     )
 
 
@@ -189,8 +210,10 @@ def store(
         if replacing and library.blobs.exists(key):
             library.blobs.move(key, service.free_trash_key(library, project.folder, name))
         library.blobs.put_bytes(key, data)
-        if not replacing:
-            attach(conn, photo_id, key)
+        if replacing:
+            seen(conn, key, data)
+        else:
+            attach(conn, photo_id, key, data)
         conn.execute(
             photos.update()
             .where(photos.c.id == photo_id)
@@ -240,32 +263,37 @@ def adopt(library: Library, image_id: str, staged: list[dict[str, str]]) -> list
 class WriteBack:
     written: list[str]  # sidecar names written
     refused: dict[str, str]  # sidecar name → why it was left as it is (not XMP)
+    decisions: Decisions  # the photo's decisions as written: a sidecar edited since wins
 
 
 def write_back(
     library: Library,
     project: sa.Row[Any],
-    photo_id: int,
-    basename: str,
+    photo: sa.Row[Any],
     filenames: list[str],
-    decisions: Decisions,
     handoff: Handoff,
+    said: bool = False,
 ) -> WriteBack:
     """Write the photo's decisions into each sidecar that says otherwise: those it has,
-    and (when there is anything to say) the names `handoff` gives that it lacks. A file
-    already at such a name that is no one's sidecar becomes this photo's; one that is not
-    XMP is never overwritten."""
+    and (when there is anything to say, or its files' own XMP said something: `said`)
+    the names `handoff` gives that it lacks. A file already at such a name that is no
+    one's sidecar becomes this photo's; one that is not XMP is never overwritten. A
+    sidecar edited elsewhere since enlarger last saw it (darktable, Lightroom) after the
+    photo's decisions last changed here is read first: its decisions are the photo's."""
     folder = project.folder
+    decisions = edited_elsewhere(library, photo)
     with library.engine.connect() as conn:
         own = {
             row.name: row.key
             for row in conn.execute(
                 sa.select(photo_sidecars.c.name, photo_sidecars.c.key).where(
-                    photo_sidecars.c.photo_id == photo_id, photo_sidecars.c.trashed_at.is_(None)
+                    photo_sidecars.c.photo_id == photo.id, photo_sidecars.c.trashed_at.is_(None)
                 )
             )
         }
-    wanted = handoff.names(basename, filenames) if decisions != Decisions() else []
+    folded = {name.casefold() for name in own}  # IMG_1.XMP is IMG_1.xmp on a Mac's disk
+    wanted = handoff.names(photo.basename, filenames) if decisions != Decisions() or said else []
+    wanted = [name for name in wanted if name in own or name.casefold() not in folded]
     written: list[str] = []
     refused: dict[str, str] = {}
     for name in dict.fromkeys([*own, *wanted]):
@@ -281,13 +309,77 @@ def write_back(
         with library.engine.begin() as conn:
             service.lock_project(conn, project.id)
             taken_by = holder(conn, key)
-            if taken_by not in (None, photo_id):
+            if taken_by not in (None, photo.id):
                 continue  # another photo's sidecar has this name
             library.blobs.put_bytes(key, updated)
             if taken_by is None:
-                attach(conn, photo_id, key)
+                attach(conn, photo.id, key, updated)
+            else:
+                seen(conn, key, updated)
         written.append(name)
-    return WriteBack(written, refused)
+    return WriteBack(written, refused, decisions)
+
+
+def edited_file(library: Library, image_id: str, modified_at: datetime) -> None:
+    """A file changed in place (Lightroom saving its metadata into a JPEG, say): the
+    decisions its own XMP records now are its photo's, when the change is newer than the
+    photo's last decision here."""
+    row = service.get_image_row(library, image_id)
+    recorded = {k: v for k, v in (row.exif or {}).items() if k in ("flag", "rating", "label")}
+    if "flag" not in recorded:
+        return  # its XMP records no decision
+    found = Decisions(recorded["flag"], recorded.get("rating") or 0, recorded.get("label"))
+    with library.engine.begin() as conn:
+        conn.execute(
+            photos.update()
+            .where(
+                photos.c.id
+                == sa.select(photo_files.c.photo_id)
+                .where(photo_files.c.image_id == image_id)
+                .scalar_subquery(),
+                photos.c.updated_at < modified_at,
+            )
+            .values(updated_at=db_now(), **asdict(found))
+        )
+
+
+def edited_elsewhere(library: Library, photo: sa.Row[Any]) -> Decisions:
+    """The photo's decisions, after reading those of its sidecars edited since enlarger
+    last read or wrote them: one edited after the photo's decisions last changed here
+    says what the user decided last, and the photo takes it; an older edit is recorded as
+    seen (the photo's newer decisions will be written over it)."""
+    decisions = Decisions(photo.flag, photo.rating, photo.label)
+    with library.engine.connect() as conn:
+        rows = list(
+            conn.execute(
+                sa.select(
+                    photo_sidecars.c.key, photo_sidecars.c.checksum, photo_sidecars.c.seen_at
+                ).where(
+                    photo_sidecars.c.photo_id == photo.id, photo_sidecars.c.trashed_at.is_(None)
+                )
+            )
+        )
+    for row in rows:
+        data = _read(library, row.key)
+        info = library.blobs.info(row.key)
+        if data is None or info is None or checksum_of(data) == row.checksum:
+            continue
+        found = read_decisions(data)
+        # edited after enlarger last saw it: newer than the decision when that came
+        # before, else when the file's time says so (S3 keeps whole seconds)
+        newer = row.checksum is not None and (
+            photo.updated_at <= row.seen_at or info.modified_at > photo.updated_at
+        )
+        with library.engine.begin() as conn:
+            seen(conn, row.key, data)
+            if newer and found is not None and found != decisions:
+                decisions = found
+                conn.execute(
+                    photos.update()
+                    .where(photos.c.id == photo.id)
+                    .values(updated_at=db_now(), **asdict(found))
+                )
+    return decisions
 
 
 def embed(
@@ -312,6 +404,11 @@ def embed(
             continue  # not stored yet: the next commit sees to it
         data = _read(library, row.original_key)
         if data is None:
+            continue
+        if checksum_of(data) != row.checksum:  # Lightroom saved into it since, say
+            refused[file.original_filename] = (
+                "changed elsewhere since enlarger stored it: manifest_check reads it first"
+            )
             continue
         try:
             packet = embedded_xmp(data, file.format)

@@ -163,18 +163,22 @@ class Frame:
     key: str
     taken_at: datetime | None
     phash: str
+    camera: str = ""  # its camera (serial, else make and model): a burst is one camera's
 
 
 def bursts(
     frames: Sequence[Frame], max_gap_s: float, max_distance: int = BURST_DISTANCE
 ) -> list[list[str]]:
-    """Groups of two or more frames shot in a row: in time order, each within `max_gap_s`
-    of the one before and looking like it (hashes within `max_distance` bits). Frames
-    with no capture time are in no burst."""
-    timed = sorted((f for f in frames if f.taken_at is not None), key=lambda f: f.taken_at)
+    """Groups of two or more frames one camera shot in a row: in time order, each within
+    `max_gap_s` of the one before and looking like it (hashes within `max_distance`
+    bits); a second camera shooting at the same time splits nothing. Frames with no
+    capture time are in no burst."""
+    timed = sorted(
+        (f for f in frames if f.taken_at is not None), key=lambda f: (f.camera, f.taken_at)
+    )
     groups: list[list[Frame]] = []
     for frame in timed:
-        last = groups[-1][-1] if groups else None
+        last = groups[-1][-1] if groups and groups[-1][-1].camera == frame.camera else None
         if (
             last is not None
             and (frame.taken_at - last.taken_at).total_seconds() <= max_gap_s  # type: ignore[operator]

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import struct
 
+from enlarger.media.xmp import in_packet
+
 XMP_SIGNATURE = b"http://ns.adobe.com/xap/1.0/\x00"
-PACKET_BEGIN = b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
-PACKET_END = b'<?xpacket end="w"?>'
-PADDING = 2048  # bytes of room a new packet leaves for later changes
 MAX_JPEG_PACKET = 0xFFFF - 2 - len(XMP_SIGNATURE)  # one APP1 segment (no extended XMP)
 XMP_TAG = 700
 EMBEDDABLE = frozenset({"jpeg", "dng"})
@@ -50,24 +49,10 @@ def embedded_xmp(data: bytes, kind: str) -> bytes | None:
 def embed_xmp(data: bytes, kind: str, packet: bytes) -> bytes:
     """The file with `packet` (an XMP document) as its XMP, and nothing else changed."""
     if kind == "jpeg":
-        return _embed_jpeg(data, wrapped(packet))
+        return _embed_jpeg(data, in_packet(packet))
     if kind == "dng":
         return _embed_tiff(data, packet)
     raise EmbedError(f"no XMP goes into a {kind} file here")
-
-
-def wrapped(packet: bytes, size: int | None = None) -> bytes:
-    """An XMP document in its `<?xpacket?>` wrapper, padded with spaces to `size` bytes
-    (or with `PADDING` bytes of room). ValueError when it is bigger than `size`."""
-    body = packet.strip()
-    if body.startswith(b"<?xml"):
-        body = body[body.index(b"?>") + 2 :].strip()
-    bare = len(PACKET_BEGIN) + len(body) + 1 + len(PACKET_END)
-    room = PADDING if size is None else size - bare
-    if room < 0:
-        raise ValueError("the packet does not fit")
-    lines = b"".join(b" " * 99 + b"\n" for _ in range(room // 100)) + b" " * (room % 100)
-    return PACKET_BEGIN + body + b"\n" + lines + PACKET_END
 
 
 # ---- JPEG ----------------------------------------------------------------------------------
@@ -165,7 +150,7 @@ def _embed_tiff(data: bytes, packet: bytes) -> bytes:
     if existing is not None:
         count, offset = tiff.count_and_offset(existing)
         try:
-            fitted = wrapped(packet, count) if count > 4 else None
+            fitted = in_packet(packet, count) if count > 4 else None
         except ValueError:
             fitted = None
         if fitted is not None:  # in the old packet's place: the file keeps its size
@@ -175,7 +160,7 @@ def _embed_tiff(data: bytes, packet: bytes) -> bytes:
                 tiff.endian + "HHII", XMP_TAG, _BYTE, count, offset
             )
             return bytes(out)
-    packet = wrapped(packet)
+    packet = in_packet(packet)
     pad = b"\x00" * (len(data) % 2)  # values start on a word boundary
     packet_at = len(data) + len(pad)
     out = bytearray(data + pad + packet)

@@ -3,7 +3,9 @@ digiKam write and read them: a rating (`xmp:Rating`, -1 for a rejected photo), a
 label (`xmp:Label` by name, `darktable:colorlabels` by number, `digiKam:ColorLabel` by
 number) and a pick (`digiKam:PickLabel`, Photo Mechanic's `photomechanic:Tagged`).
 Reading takes any of them; writing sets them all and keeps everything else a sidecar
-holds (a raw developer's edit history, keywords).
+holds (a raw developer's edit history, keywords, another tool's label name, darktable's
+other colour labels, Photo Mechanic's Prefs kept in step, the namespace prefixes it was
+written with, its `<?xpacket?>` wrapper).
 
 Lightroom Classic, Capture One and darktable read no pick from XMP. So that a pick still
 reaches them, `picks_as` writes an unrated pick with one star, or an unlabelled pick with
@@ -14,8 +16,12 @@ XMP comes from users' files, so it is parsed with defusedxml (no entities, no DT
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from typing import Any
 
 from defusedxml import ElementTree as SafeET
 
@@ -50,10 +56,15 @@ RATING, LABEL = f"{{{NS['xmp']}}}Rating", f"{{{NS['xmp']}}}Label"
 DT_LABELS = f"{{{NS['darktable']}}}colorlabels"
 DK_PICK, DK_COLOUR = f"{{{NS['digiKam']}}}PickLabel", f"{{{NS['digiKam']}}}ColorLabel"
 PM_TAGGED = f"{{{NS['photomechanic']}}}Tagged"
+PM_PREFS = f"{{{NS['photomechanic']}}}Prefs"  # "tagged:colour class:rating:frame"
 PICK_RATING, PICK_LABEL = f"{{{NS['enlarger']}}}PickRating", f"{{{NS['enlarger']}}}PickLabel"
 DESCRIPTION, RDF = f"{{{NS['rdf']}}}Description", f"{{{NS['rdf']}}}RDF"
+ABOUT = f"{{{NS['rdf']}}}about"
 SEQ, LI = f"{{{NS['rdf']}}}Seq", f"{{{NS['rdf']}}}li"
 WRITTEN = (RATING, LABEL, DT_LABELS, DK_PICK, DK_COLOUR, PM_TAGGED, PICK_RATING, PICK_LABEL)
+PACKET_BEGIN = b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+PACKET_END = b'<?xpacket end="w"?>'
+PADDING = 2048  # bytes of room a packet leaves for later changes, as Adobe's do
 PICKS_AS_RATING, PICKS_AS_NOTHING = "rating", "none"
 PICKS_AS = (PICKS_AS_RATING, PICKS_AS_NOTHING, *LABELS)  # a label name: picks get that label
 
@@ -104,25 +115,58 @@ def write_decisions(
     properties replaced and all else kept, or a new one. XmpError when `packet` is not
     XMP, so a file that is something else is never overwritten."""
     root = _parse(packet) if packet else _new_packet()
-    _set_decisions(_descriptions(root), decisions, picks_as)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    _set_decisions(root, decisions, picks_as)
+    return _serialised(root, packet)
 
 
 def needs_writing(packet: bytes | None, decisions: Decisions, picks_as: str) -> bool:
-    """Whether the packet says anything else than `write_decisions` would write (every
-    property each tool reads, not only what enlarger reads back: darktable's colour label
-    alone is not Lightroom's `xmp:Label`). XmpError when it is not XMP."""
+    """Whether writing the decisions would change what the packet says (every property
+    each tool reads, not only what enlarger reads back: darktable's colour label alone
+    is not Lightroom's `xmp:Label`). XmpError when it is not XMP."""
     if packet is None:
         return True
-    found = _decision_values(_descriptions(_parse(packet)))
-    wanted = _new_packet()
-    _set_decisions(_descriptions(wanted), decisions, picks_as)
-    return found != _decision_values(_descriptions(wanted))
+    root = _parse(packet)
+    found = _decision_values(_descriptions(root))
+    _set_decisions(root, decisions, picks_as)
+    return found != _decision_values(_descriptions(root))
 
 
-def _set_decisions(descriptions: list[ET.Element], decisions: Decisions, picks_as: str) -> None:
+def in_packet(document: bytes, size: int | None = None) -> bytes:
+    """An XMP document in its `<?xpacket?>` wrapper, padded with spaces to `size` bytes
+    (or with `PADDING` bytes of room). ValueError when it is bigger than `size`."""
+    body = document.strip()
+    for opening in (b"<?xml", b"<?xpacket begin"):  # one declaration, one wrapper: not two
+        if body.startswith(opening):
+            body = body[body.index(b"?>") + 2 :].strip()
+    if body.endswith(b"?>") and b"<?xpacket end" in body[-40:]:
+        body = body[: body.rindex(b"<?xpacket end")].strip()
+    bare = len(PACKET_BEGIN) + len(body) + 1 + len(PACKET_END)
+    room = PADDING if size is None else size - bare
+    if room < 0:
+        raise ValueError("the packet does not fit")
+    lines = b"".join(b" " * 99 + b"\n" for _ in range(room // 100)) + b" " * (room % 100)
+    return PACKET_BEGIN + body + b"\n" + lines + PACKET_END
+
+
+def _serialised(root: ET.Element, original: bytes | None) -> bytes:
+    """As it was written: in its wrapper when it came in one."""
+    if original is not None and b"<?xpacket begin" in original[:512]:
+        return in_packet(ET.tostring(root, encoding="utf-8"))
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def _set_decisions(root: ET.Element, decisions: Decisions, picks_as: str) -> None:
+    descriptions = _descriptions(root)
+    other_label = _value(descriptions, LABEL)  # a label name of another tool's ("To Print")
+    if other_label is not None and other_label.lower() in LABELS:
+        other_label = None
+    other_colour = _value(descriptions, DK_COLOUR)  # digiKam's orange, grey, black…
+    if other_colour is not None and _integer(other_colour) in DIGIKAM_COLOURS.values():
+        other_colour = None
+    darktable = _list(descriptions, DT_LABELS)  # darktable keeps several
+    prefs = _value(descriptions, PM_PREFS)
     for description in descriptions:
-        for tag in WRITTEN:
+        for tag in (*WRITTEN, PM_PREFS):
             description.attrib.pop(tag, None)
             for child in description.findall(tag):
                 description.remove(child)
@@ -137,15 +181,47 @@ def _set_decisions(descriptions: list[ET.Element], decisions: Decisions, picks_a
     target.set(RATING, "-1" if decisions.flag == REJECT else str(rating))
     target.set(DK_PICK, str(DIGIKAM_PICKS[decisions.flag]))
     target.set(PM_TAGGED, "True" if decisions.flag == PICK else "False")
+    if prefs is not None:  # Photo Mechanic's own copy, kept in step
+        fields = prefs.split(":")
+        fields[0] = "1" if decisions.flag == PICK else "0"
+        if len(fields) > 2:
+            fields[2] = str(rating if decisions.flag != REJECT else 0)
+        target.set(PM_PREFS, ":".join(fields))
     if label is not None:
         target.set(LABEL, label.capitalize())
         target.set(DK_COLOUR, str(DIGIKAM_COLOURS[label]))
+        number = str(LABELS.index(label))
+        kept = darktable if number in darktable else [number, *darktable[1:]]
         sequence = ET.SubElement(ET.SubElement(target, DT_LABELS), SEQ)
-        ET.SubElement(sequence, LI).text = str(LABELS.index(label))
+        for item in kept:
+            ET.SubElement(sequence, LI).text = item
+    else:
+        if other_label is not None:
+            target.set(LABEL, other_label)
+        if other_colour is not None:
+            target.set(DK_COLOUR, other_colour)
+    rdf = _rdf(root)
+    for description in descriptions[1:]:  # one left with nothing to say goes
+        if not list(description) and set(description.attrib) <= {ABOUT}:
+            rdf.remove(description)
 
 
-def _decision_values(descriptions: list[ET.Element]) -> dict[str, str | None]:
-    return {tag: _value(descriptions, tag) for tag in WRITTEN}
+def _decision_values(descriptions: list[ET.Element]) -> dict[str, Any]:
+    found: dict[str, Any] = {tag: _value(descriptions, tag) for tag in (*WRITTEN, PM_PREFS)}
+    found[DT_LABELS] = _list(descriptions, DT_LABELS)
+    return found
+
+
+def _list(descriptions: list[ET.Element], tag: str) -> list[str]:
+    """Every item of a list property (or its one value)."""
+    for description in descriptions:
+        if tag in description.attrib:
+            return [description.attrib[tag].strip()]
+        child = description.find(tag)
+        if child is not None:
+            items = [(li.text or "").strip() for li in child.iter(LI)]
+            return items or [(child.text or "").strip()]
+    return []
 
 
 DERIVED_FROM = f"{{{NS['xmpMM']}}}DerivedFrom"
@@ -170,17 +246,34 @@ def renamed_source(packet: bytes, old: str, new: str) -> bytes:
                 changed = True
     if not changed:
         return packet
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    return _serialised(root, packet)
 
 
 def _parse(packet: bytes) -> ET.Element:
     try:
         root = SafeET.fromstring(packet)
+        _keep_prefixes(packet)
     except (ET.ParseError, ValueError) as error:  # defusedxml's refusals are ValueErrors
         raise XmpError(f"not XML: {error}") from None
     if root.tag != RDF and root.find(f".//{RDF}") is None:
         raise XmpError("no rdf:RDF in it")
     return root
+
+
+def _keep_prefixes(packet: bytes) -> None:
+    """Write the packet's namespaces back under the prefixes it gave them (`aux:`, not
+    `ns4:`): ElementTree knows only registered ones."""
+    for _, (prefix, uri) in SafeET.iterparse(io.BytesIO(packet), events=("start-ns",)):
+        if prefix and prefix not in NS and not re.fullmatch(r"ns\d+", prefix):
+            with contextlib.suppress(ValueError):
+                ET.register_namespace(prefix, uri)
+
+
+def _rdf(root: ET.Element) -> ET.Element:
+    rdf = root if root.tag == RDF else root.find(f".//{RDF}")
+    if rdf is None:
+        raise XmpError("no rdf:RDF in it")
+    return rdf
 
 
 def _new_packet() -> ET.Element:
@@ -192,9 +285,7 @@ def _new_packet() -> ET.Element:
 
 def _descriptions(root: ET.Element) -> list[ET.Element]:
     """The rdf:Description elements, one made when the RDF has none."""
-    rdf = root if root.tag == RDF else root.find(f".//{RDF}")
-    if rdf is None:
-        raise XmpError("no rdf:RDF in it")
+    rdf = _rdf(root)
     found = rdf.findall(DESCRIPTION)
     return found or [ET.SubElement(rdf, DESCRIPTION, {f"{{{NS['rdf']}}}about": ""})]
 

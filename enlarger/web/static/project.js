@@ -572,9 +572,9 @@
   }, 2000);
 
   function onEvent(event) {
-    const name = event.photo;
-    if (name) {
-      named.add(name);
+    const names = event.photos || (event.photo ? [event.photo] : []);
+    if (names.length) {
+      names.forEach((name) => named.add(name));
       onEvent.timer ??= setTimeout(() => {
         onEvent.timer = null;
         fetchNamed();
@@ -650,7 +650,10 @@
   // its own button, never the one focused.
   document.getElementById("commit").addEventListener("click", async (e) => {
     const button = e.currentTarget; // gone once the handler awaits
-    const gone = leaving();
+    // what would move, as the server has it (another tab, another client may have decided)
+    const preview = await act(button, () => api(`${base}/commit-changes`, { method: "POST", json: { dryRun: true } }));
+    if (!preview) return;
+    const gone = preview.trashed;
     const count = [...byName.values()].filter(decided).length;
     if (!gone.length && !count) {
       toast("Nothing to commit: every file is kept and nothing is decided.");
@@ -707,9 +710,10 @@
     },
   });
 
-  // Image events only: they name the photo that changed (an import's jobs send four
-  // times as many events, which this page would only skip).
-  live({ project: folder, type: "image" }, onEvent, reloadSoon);
+  // Image and photo events only: they name the photos that changed, by an import here
+  // or a decision in another tab (an import's jobs send four times as many events, which
+  // this page would only skip).
+  live({ project: folder, type: "image,photo" }, onEvent, reloadSoon);
   grid.resize(...SIZES[size()]);
   sheet.focus();
   load().then(() => sheet.focus());
