@@ -434,10 +434,17 @@ def _import_summary(lines: list[dict[str, Any]]) -> str:
     counts = Counter(line["status"] for line in images)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     text = f"imported {len(images)} file(s): {summary or 'nothing'}"
-    xmps = [line for line in lines if line["sidecar_of"] is not None]
+    xmps = [line for line in lines if line["sidecar_of"] is not None and not line["skipped"]]
     if xmps:
         text += f"; {len(xmps)} sidecar(s) with their photos"
-    skipped = Counter(line["skipped"] for line in lines if line["skipped"] is not None)
+    older = sum(1 for line in lines if line["skipped"] == "older")
+    if older:
+        text += f"; {older} sidecar(s) older than their photos' decisions left out"
+    skipped = Counter(
+        line["skipped"]
+        for line in lines
+        if line["skipped"] is not None and line["sidecar_of"] is None
+    )
     if skipped:
         in_trash = skipped[imports.TRASHED]
         text += f"; skipped {sum(skipped.values())} already in the project"
@@ -470,6 +477,7 @@ def _import_all(
     reported: set[Path] = set()
     for item in planned:
         line = _import_line(item.path)
+        ignored: list[Path] = []
         try:
             imported = imports.import_file(library, item, project)
         except MediaError as exc:
@@ -480,6 +488,7 @@ def _import_all(
             err_console.print(f"{item.path}: {exc.strerror or exc}")
         else:
             line.update(image_id=imported.image_id, skipped=imported.skipped)
+            ignored = imported.ignored
             if imported.skipped != imports.TRASHED:
                 ids.append(imported.image_id)
         lines.append(line)
@@ -487,7 +496,10 @@ def _import_all(
         for xmp in new:
             reported.add(xmp)
             with_image = {"image_id": line["image_id"], "sidecar_of": str(item.path)}
-            lines.append(_import_line(xmp) | with_image)
+            why = "older" if line["skipped"] == imports.HELD else line["skipped"]
+            lines.append(
+                _import_line(xmp) | with_image | ({"skipped": why} if xmp in ignored else {})
+            )
         progress.advance(task, 1 + len(new))
     for xmp in alone:
         line = _import_line(xmp)
@@ -558,7 +570,9 @@ def backfill(
 @app.command("maintenance")
 def maintenance_(
     task: Annotated[Maintenance, typer.Argument(help="The task to run on the project.")],
-    project: Annotated[str, typer.Option("--project", help="The project's folder.")],
+    project: Annotated[
+        str, typer.Option("--project", help="The project (its folder, name or title).")
+    ],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only report what the task would change.")
     ] = False,
@@ -572,7 +586,8 @@ def maintenance_(
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
     library = build_library(settings, _store(settings).engine)
     try:
-        report = maintenance.run(library, task, project, dry_run=dry_run)
+        folder = service.project_folder(library, project)
+        report = maintenance.run(library, task, folder, dry_run=dry_run)
     except service.NotFound as error:
         err_console.print(f"[red]error:[/red] {error.args[0]}")
         raise typer.Exit(2) from None

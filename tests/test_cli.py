@@ -336,6 +336,9 @@ def test_import_brings_sidecars_along_and_a_card_imported_again_changes_nothing(
     assert relines[("card", "IMG_0002.JPG")]["skipped"] == "held"
     summary = " ".join(again.stderr.split())
     assert "skipped 4 already in the project (2 of them in its trash)" in summary
+    assert "1 sidecar(s) with their photos; 1 sidecar(s) older" in summary
+    assert relines[("B", "IMG_0001.xmp")]["skipped"] == "older"
+    assert relines[("card", "IMG_0001.xmp")]["skipped"] == "trashed"  # with its files
     after = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     assert set(after) - set(before) == {".trash/IMG_0002.JPG.xmp"}  # the one it replaced
     assert set(before) <= set(after)  # nothing copied back into the folder

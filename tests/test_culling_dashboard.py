@@ -204,6 +204,15 @@ def test_the_loupe_zooms_where_clicked_and_keeps_the_place_from_photo_to_photo(
     assert abs(after[0] - place[0]) < 2 and abs(after[1] - place[1]) < 2
     seen = page.evaluate("window.titleChanges")  # the last photo never shows as this one
     assert seen and all(not s["visible"] or s["shown"] == s["title"] for s in seen), seen
+    frame = stage.bounding_box()
+    assert frame is not None
+    page.mouse.move(frame["x"] + 300, frame["y"] + 200)
+    page.mouse.down()
+    page.mouse.move(frame["x"] + 150, frame["y"] + 120, steps=5)  # a drag pans
+    page.mouse.up()
+    expect(page.locator("#loupe-state")).to_contain_text("100 %")  # and does not zoom out
+    panned = stage.evaluate("s => [s.scrollLeft, s.scrollTop]")
+    assert panned[0] > after[0] + 100 and panned[1] > after[1] + 50  # by about the drag
     shoot(page, "project-loupe-zoomed-at-a-point")
 
 

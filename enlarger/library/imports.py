@@ -27,9 +27,13 @@ from enlarger.library.service import ImageStatus
 SETTLED = (ImageStatus.STORED.value, ImageStatus.FAILED.value)
 
 
+JUNK = {"thumbs.db", "ehthumbs.db", "desktop.ini"}  # what Windows leaves in photo folders
+
+
 def discover(paths: Iterable[Path]) -> list[Path]:
     """Every file named, and every file under each folder named (recursively, skipping
-    hidden files and folders such as .DS_Store or .trash). Missing paths raise."""
+    hidden files and folders such as .DS_Store or .trash, and Windows' Thumbs.db and
+    desktop.ini). Missing paths raise."""
     found: list[Path] = []
     for path in paths:
         if path.is_file():
@@ -37,7 +41,11 @@ def discover(paths: Iterable[Path]) -> list[Path]:
         elif path.is_dir():
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found.extend(Path(root) / f for f in sorted(files) if not f.startswith("."))
+                found.extend(
+                    Path(root) / f
+                    for f in sorted(files)
+                    if not f.startswith(".") and f.casefold() not in JUNK
+                )
         else:
             raise FileNotFoundError(f"{path}: no such file or folder")
     return found
@@ -78,6 +86,7 @@ def plan(files: list[Path]) -> tuple[list[Planned], list[Path]]:
 class Imported:
     image_id: str
     skipped: str | None  # "held": the project has these bytes; "trashed": in its trash
+    ignored: list[Path] = field(default_factory=list)  # sidecars older than the photo's say
 
 
 HELD, TRASHED = "held", "trashed"
@@ -91,7 +100,7 @@ def import_file(library: Library, item: Planned, project: str | None) -> Importe
     twin = service.trashed_twin(library, collection, received.checksum)
     if twin is not None:
         received.path.unlink(missing_ok=True)
-        return Imported(twin.id, TRASHED)
+        return Imported(twin.id, TRASHED, list(item.sidecars))
     given = [(x.name, x.read_bytes()) for x in item.sidecars]
     ingested = service.ingest(
         library, received, filename=item.path.name, collection=project, sidecars=given
@@ -100,16 +109,19 @@ def import_file(library: Library, item: Planned, project: str | None) -> Importe
         return Imported(ingested.image_id, None)
     held = service.get_image_row(library, ingested.image_id)
     decided_at = _decided_at(library, held.id)
-    if held.original_key is not None and decided_at is not None:
-        project_row = service.project_row(library, held.project_id)
-        final = held.original_filename or ""
-        for xmp, (name, data) in zip(item.sidecars, given, strict=True):
-            if xmp.stat().st_mtime <= decided_at.timestamp():
-                continue  # what the card says is older than what the photo says now
-            renamed = sidecars.renamed(name, item.path.name, final)
-            data = sidecars.following(data, item.path.name, final)
-            sidecars.store(library, project_row, renamed, data, basename_of(final))
-    return Imported(ingested.image_id, HELD)
+    if held.original_key is None or decided_at is None:
+        return Imported(ingested.image_id, HELD, list(item.sidecars))
+    project_row = service.project_row(library, held.project_id)
+    final = held.original_filename or ""
+    ignored = []
+    for xmp, (name, data) in zip(item.sidecars, given, strict=True):
+        if xmp.stat().st_mtime <= decided_at.timestamp():
+            ignored.append(xmp)  # what the card says is older than what the photo says now
+            continue
+        renamed = sidecars.renamed(name, item.path.name, final)
+        data = sidecars.following(data, item.path.name, final)
+        sidecars.store(library, project_row, renamed, data, basename_of(final))
+    return Imported(ingested.image_id, HELD, ignored)
 
 
 def _decided_at(library: Library, image_id: str) -> datetime | None:

@@ -836,6 +836,16 @@ def _image_query() -> sa.Select[Any]:
     )
 
 
+def project_folder(library: Library, name: str) -> str:
+    """The folder of the project a name means (its folder, name or title, as an import's
+    `--project` takes it); NotFound when none."""
+    with library.engine.connect() as conn:
+        project_id = find_project_id(conn, name)
+    if project_id is None:
+        raise NotFound(f"no project {name!r}")
+    return str(project_row(library, project_id).folder)
+
+
 def project_row(library: Library, project_id: int) -> sa.Row[Any]:
     with library.engine.connect() as conn:
         return conn.execute(sa.select(projects).where(projects.c.id == project_id)).one()

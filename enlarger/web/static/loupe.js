@@ -105,9 +105,11 @@
       if (!url) return;
       delete img.dataset.shown;
       if (img.getAttribute("src") !== url) {
-        const ahead = previews.get(url);
-        img.style.visibility = ahead && ahead.complete && ahead.naturalWidth ? "" : "hidden";
+        const ahead = previews.get(url) || (originalAhead?.getAttribute("src") === url ? originalAhead : null);
+        const ready = ahead && ahead.complete && ahead.naturalWidth;
+        img.style.visibility = ready ? "" : "hidden";
         img.src = url;
+        if (ready) img.dataset.shown = name; // decoded ahead: it shows with the next frame
       }
       const done = () => {
         if (img.getAttribute("src") !== url) return;
@@ -123,7 +125,31 @@
       const stage = el("div", { class: zoomed ? "stage zoomed" : "stage" }, img);
       const caption = el("div", { class: "pane-caption" }, el("strong", {}, name), marks(photo));
       const box = el("figure", { class: "pane", dataset: { basename: name } }, stage, caption);
+      let dragged = false; // a drag pans a zoomed view; only a click zooms out
+      stage.addEventListener("pointerdown", (down) => {
+        if (!zoomed || down.button !== 0) return;
+        dragged = false;
+        const from = { x: down.clientX, y: down.clientY, left: stage.scrollLeft, top: stage.scrollTop };
+        const pan = (move) => {
+          const dx = move.clientX - from.x;
+          const dy = move.clientY - from.y;
+          if (Math.abs(dx) + Math.abs(dy) > 4) {
+            dragged = true;
+            stage.classList.add("dragging");
+          }
+          stage.scrollLeft = from.left - dx;
+          stage.scrollTop = from.top - dy;
+        };
+        const stop = () => {
+          stage.classList.remove("dragging");
+          window.removeEventListener("pointermove", pan);
+          window.removeEventListener("pointerup", stop);
+        };
+        window.addEventListener("pointermove", pan);
+        window.addEventListener("pointerup", stop);
+      });
       stage.addEventListener("click", (event) => {
+        if (dragged) return;
         if (compared.length > 1 && name !== current) onActivate(name);
         else if (zoomed) setZoom(false);
         else zoomAt(event, stage, img);
@@ -219,12 +245,25 @@
     }
 
     function ahead() {
-      for (const name of neighbours(current, AHEAD)) {
+      const next = neighbours(current, AHEAD);
+      for (const name of next) {
         const photo = photoOf(name);
         if (!photo) continue;
         prefetch(photo.previewUrl);
         record(photo);
       }
+      const following = photoOf(next[0]);
+      if (zoomed && following) originalUrl(following).then(prefetchOriginal, () => {});
+    }
+
+    // The next photo at 100 %, one at a time: a decoded original is large.
+    let originalAhead = null;
+    function prefetchOriginal(url) {
+      if (!url || originalAhead?.getAttribute("src") === url) return;
+      originalAhead = new Image();
+      originalAhead.decoding = "async";
+      originalAhead.src = url;
+      originalAhead.decode().catch(() => {});
     }
 
     function camera(make, model) {

@@ -39,7 +39,7 @@
     const found = [];
     if (photo.flag === "pick") found.push(el("span", { class: "flag pick", title: "picked" }, "✓"));
     if (photo.flag === "reject") found.push(el("span", { class: "flag reject", title: "rejected" }, "✕"));
-    if (photo.rating) found.push(el("span", { class: "stars", title: `${photo.rating} stars` }, "★".repeat(photo.rating)));
+    if (photo.rating) found.push(el("span", { class: "stars", title: `${photo.rating} star${photo.rating === 1 ? "" : "s"}` }, "★".repeat(photo.rating)));
     if (LABELS.includes(photo.label)) found.push(el("span", { class: `label-dot l-${photo.label}`, title: `${photo.label} label` }));
     const assist = photo.assist;
     if (assist?.blurry) found.push(el("span", { class: "badge s-failed", title: `sharpness ${assist.sharpness}` }, "blurry"));
@@ -129,7 +129,7 @@
     }
     img.alt = name;
     card.querySelector(".thumb-state").textContent = photo.thumbnail_status === "done" ? "" : photo.files.length ? photo.thumbnail_status : "in the trash";
-    card.querySelector(".name").textContent = name;
+    card.querySelector(".name").textContent = shortened(name);
     card.querySelector(".name").title = photo.files.map((f) => f.filename).join(", ");
     const roles = new Set(photo.files.map((f) => f.role));
     card.querySelector(".kind").textContent = roles.size > 1 ? "+RAW" : roles.has("raw") ? "RAW" : "";
@@ -141,6 +141,12 @@
     card.classList.toggle("rejected", photo.flag === "reject");
     card.classList.toggle("dropped", leavesFiles(photo).length > 0);
     markCard(card);
+  }
+
+  // A long name loses its middle, not its end: camera B's IMG_0025-2 stays told apart.
+  function shortened(name) {
+    const room = { s: 12, m: 18, l: 26 }[size()];
+    return name.length <= room ? name : `${name.slice(0, 4)}…${name.slice(-(room - 5))}`;
   }
 
   function markCard(card) {
@@ -258,6 +264,7 @@
       groups.set(key, [...(groups.get(key) || []), name]);
     });
     current = last.current;
+    anchor = current; // a Shift+arrow after it starts here
     selected.clear();
     last.selection.forEach((name) => selected.add(name));
     if (shown.includes(current)) grid.reveal(shown.indexOf(current));
@@ -322,7 +329,7 @@
     const photo = byName.get(current);
     if (!photo) return;
     const position = `${shown.indexOf(current) + 1} / ${shown.length}`;
-    document.getElementById("loupe-state").textContent = `${position} · ${loupe.state()} · ${photo.flag}, ${photo.rating} stars${photo.label ? `, ${photo.label}` : ""}`;
+    document.getElementById("loupe-state").textContent = `${position} · ${loupe.state()} · ${photo.flag}, ${photo.rating} star${photo.rating === 1 ? "" : "s"}${photo.label ? `, ${photo.label}` : ""}`;
   }
 
   function openLoupe(names) {
@@ -363,7 +370,10 @@
       id: `keep-${role}`,
       checked: role === "jpg" ? photo.keep_jpg : photo.keep_raw,
       disabled: !available,
-      onchange: () => decide(role === "jpg" ? { keep_jpg: box.checked } : { keep_raw: box.checked }, [photo.basename]),
+      onchange: () => {
+        decide(role === "jpg" ? { keep_jpg: box.checked } : { keep_raw: box.checked }, [photo.basename]);
+        sheet.focus(); // the keys go on acting on the photos
+      },
     });
     return el("label", { for: `keep-${role}` }, box, `Keep ${role.toUpperCase()}`);
   }
@@ -417,6 +427,15 @@
       shown.forEach((n) => selected.add(n));
       markActive();
       summarise();
+      return;
+    }
+    if ((e.ctrlKey || e.metaKey) && key.startsWith("Arrow") && !inLoupe) {
+      e.preventDefault(); // the cursor moves, the selection stays (Space adds to it)
+      const at = Math.max(0, shown.indexOf(current));
+      const by = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: grid.columns, ArrowUp: -grid.columns }[key];
+      current = shown[Math.min(shown.length - 1, Math.max(0, at + by))];
+      grid.reveal(shown.indexOf(current));
+      markActive();
       return;
     }
     if (e.ctrlKey || e.metaKey) return;
@@ -482,9 +501,23 @@
 
   // ---- filters, sort, size, bulk actions --------------------------------------------------
   const size = () => document.getElementById("card-size").value;
+  const KEPT_VIEW = ["sort", "card-size", "auto-advance"]; // remembered by this browser
+  for (const id of KEPT_VIEW) {
+    const saved = localStorage.getItem(`enlarger.${id}`);
+    const input = document.getElementById(id);
+    if (saved === null) continue;
+    if (input.type === "checkbox") input.checked = saved === "true";
+    else if ([...input.options].some((o) => o.value === saved)) input.value = saved;
+  }
   document.getElementById("filters").addEventListener("change", (e) => {
+    if (KEPT_VIEW.includes(e.target.id)) {
+      localStorage.setItem(`enlarger.${e.target.id}`, e.target.type === "checkbox" ? e.target.checked : e.target.value);
+    }
     if (e.target.id === "auto-advance") return;
-    if (e.target.id === "card-size") grid.resize(...SIZES[size()]);
+    if (e.target.id === "card-size") {
+      grid.resize(...SIZES[size()]);
+      grid.refresh(shown); // names are shortened for the size
+    }
     if (e.target.id === "sort") resort();
     applyView(false);
   });
