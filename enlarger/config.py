@@ -63,6 +63,8 @@ class Settings:
     max_form_bytes: int = 2 * 1024**3  # one upload request, all its files together
     upload_idle_seconds: float = 60.0  # a request body that stops this long is refused (408)
     upload_max_seconds: float = 3600.0  # and one that takes longer than this in all
+    head_timeout_seconds: float = 5.0  # a request line and headers not whole by then: 408
+    max_connections: int = 1000  # open at once per server; more are closed at once (503)
     thumbnail_sizes: str = "64,128,256,512"  # long side in pixels, comma-separated
     thumbnail_format: str = "jpeg"  # jpeg, webp or avif
     thumbnail_quality: int = 80

@@ -363,8 +363,14 @@ def test_a_raw_has_a_full_size_view_for_the_browser(
     assert client.get(f"/api/images/{image_id}/full-view").status_code == 409  # not stored
     run_worker()
     wait_for(lambda: _settled(client, image_id), timeout=60)
-    answer = client.get(f"/api/images/{image_id}/full-view")
-    assert answer.status_code == 200, answer.text
+    asked = client.get(f"/api/images/{image_id}/full-view")  # rendered by the worker
+    assert asked.status_code == 202 and asked.json()["status"] == "rendering", asked.text
+    assert int(asked.headers["retry-after"]) >= 1
+    answer = wait_for(
+        lambda: (a := client.get(f"/api/images/{image_id}/full-view")).status_code == 200 and a,
+        timeout=60,
+    )
+    assert answer.json()["status"] == "done", answer.text
     shown = client.get(answer.json()["url"])
     assert shown.headers["content-type"] == "image/jpeg"
     full = pyvips.Image.new_from_buffer(shown.content, "")

@@ -24,14 +24,15 @@ import sqlalchemy as sa
 from enlarger.access import tokens
 from enlarger.access.tokens import Role
 from enlarger.api.auth import TOKEN_COOKIE
-from enlarger.library import maintenance, projects
+from enlarger.library import full_views, maintenance, projects, service
 from enlarger.library.runtime import Library, build_library
+from enlarger.library.service import JobType
 from enlarger.library.tasks import Maintenance
 from enlarger.media import probe, whole_decode_pixels
 from enlarger.queue import Worker
 from tests.conftest import FAST, loopback_socket, serving, wait_for
 from tests.images import jpeg
-from tests.photos import content, processed
+from tests.photos import content, processed, upload
 
 JSON = {"content-type": "application/json"}
 SCRIPT = b"<html><body><script>fetch('/api/tokens',{method:'POST'})</script></body></html>"
@@ -484,6 +485,26 @@ def test_an_oversized_request_head_is_refused_and_the_server_goes_on(client: htt
     assert client.get("/healthz").status_code == 200
 
 
+@pytest.mark.parametrize("library_changes", [{"head_timeout_seconds": 1.0, "max_connections": 40}])
+def test_slow_request_heads_are_cut_off_and_one_client_cannot_hold_every_connection(
+    client: httpx.Client,
+) -> None:
+    """N5: connections that send half a head, or nothing, and wait were held for ever
+    (400 of them took the server's file descriptors). Past `max_connections` a new one
+    is answered 503 at once; a head not whole within `head_timeout_seconds` is a 408."""
+    silent = _send_raw(str(client.base_url), b"")
+    halves = [
+        _send_raw(str(client.base_url), b"GET /healthz HTTP/1.1\r\nHost: x\r\n") for _ in range(60)
+    ]
+    answers = [_answer_of(sock) for sock in [silent, *halves]]
+    statuses = [answer[:12] for answer in answers]
+    refused = statuses.count(b"HTTP/1.1 503")
+    assert 21 <= refused <= 22, statuses  # 61 opened, 40 held (the client may hold one)
+    assert statuses.count(b"HTTP/1.1 408") == len(answers) - refused, statuses
+    assert b"within 1 s" in answers[0]
+    assert client.get("/healthz").status_code == 200
+
+
 def test_no_answer_names_the_servers_upload_folder(
     client: httpx.Client, library: Library, tmp_path: Path
 ) -> None:
@@ -502,3 +523,102 @@ def test_no_answer_names_the_servers_upload_folder(
     ):
         assert answer.status_code == 200
         assert str(library.temp_dir) not in answer.text and "tempPath" not in answer.text
+
+
+def test_a_commit_finishes_what_it_can_past_a_nested_and_a_linked_sidecar(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    """N3 and N4: a sidecar of 3,000 nested elements, and one replaced on disk by a link
+    out of the library, are listed as refused; the other photos' sidecars are written and
+    the follow-up jobs queued (the commit answered 500 part-way)."""
+    assert client.post("/api/projects", json={"folder": "hostile"}).status_code == 201
+    deep = tmp_path / "P0.xmp"
+    deep.write_bytes(
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="'
+        + b'http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about=""'
+        + b' xmlns:e="https://example.com/e/">'
+        + b"<e:a>" * 3000
+        + b"</e:a>" * 3000
+        + b"</rdf:Description></rdf:RDF></x:xmpmeta>"
+    )
+    plain = tmp_path / "P1.xmp"
+    plain.write_bytes(b'<x:xmpmeta xmlns:x="adobe:ns:meta/"/>')
+    shots = [jpeg(tmp_path / f"P{n}.jpg", 300, 200 + n) for n in range(3)]
+    assert upload(client, "hostile", *shots, deep, plain).status_code in (200, 201)
+    run_worker()
+    wait_for(lambda: all(processed(client, "hostile", f"P{n}") for n in range(3)), timeout=60)
+    outside = tmp_path / "outside.xmp"
+    outside.write_bytes(b"not yours")
+    linked = library.blobs.path("projects/hostile/P1.xmp")
+    linked.unlink()
+    linked.symlink_to(outside)
+    for n in range(3):
+        client.patch(f"/api/projects/hostile/photos/P{n}", json={"rating": 3})
+
+    committed = client.post("/api/projects/hostile/commit-changes")
+    assert committed.status_code == 200, committed.text
+    answer = committed.json()
+    assert set(answer["sidecars_refused"]) >= {"P0.xmp", "P1.xmp"}, answer
+    assert "nested" in answer["sidecars_refused"]["P0.xmp"]
+    assert "P2.jpg.xmp" in answer["sidecars"] and answer["jobs"], answer
+    assert outside.read_bytes() == b"not yours"
+
+
+def test_full_views_render_in_the_worker_once_per_image_and_only_so_many_wait(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    """N1 and N2: `full-view` decoded whole originals in the API process, one at a time,
+    each waiting request holding a thread ordinary routes need. Now a request queues a
+    render (one per image however many ask, at most MAX_WAITING waiting in all) and is
+    answered at once; the worker renders; a file that cannot be rendered is told."""
+    ids = []
+    for n in range(full_views.MAX_WAITING + 1):
+        sent = client.post(
+            "/api/upload", files={"file": (f"F{n}.png", _png(tmp_path / f"F{n}.png", n))}
+        )
+        ids.append(sent.json()["imageId"])
+    run_worker()
+    wait_for(
+        lambda: all(client.get(f"/api/images/{i}").json()["status"] == "STORED" for i in ids),
+        timeout=60,
+    )
+    library.queue.store.pause(JobType.FULL_VIEW)  # the worker takes none while we look
+    with ThreadPoolExecutor(8) as pool:
+        asked = list(pool.map(lambda _: client.get(f"/api/images/{ids[0]}/full-view"), range(24)))
+    assert {a.status_code for a in asked} == {202}
+    assert all(a.headers["retry-after"] == "1" for a in asked)
+    jobs, count = library.queue.store.list_jobs(
+        job_type=JobType.FULL_VIEW, payload_match=("imageId", ids[0])
+    )
+    assert count == 1 and {a.json()["jobId"] for a in asked} == {jobs[0].id}
+    for image_id in ids[1 : full_views.MAX_WAITING]:
+        assert client.get(f"/api/images/{image_id}/full-view").status_code == 202
+    over = client.get(f"/api/images/{ids[-1]}/full-view")
+    assert over.status_code == 429 and "waiting" in over.json()["detail"], over.text
+    assert int(over.headers["retry-after"]) > 0
+    assert client.get("/api/projects").status_code == 200
+    broken = service.get_image_row(library, ids[1]).original_key
+    library.blobs.put_bytes(broken, b"no longer a PNG")
+
+    library.queue.store.resume(JobType.FULL_VIEW)
+    done = wait_for(
+        lambda: (
+            (a := client.get(f"/api/images/{ids[0]}/full-view").json())["status"] == "done" and a
+        ),
+        timeout=60,
+    )
+    shown = pyvips.Image.new_from_buffer(client.get(done["url"]).content, "")
+    assert (shown.width, shown.height) == (320, 240)
+    failed = wait_for(
+        lambda: (
+            (a := client.get(f"/api/images/{ids[1]}/full-view").json())["status"] == "failed" and a
+        ),
+        timeout=60,
+    )
+    assert failed["error"] and str(library.temp_dir) not in failed["error"], failed
+
+
+def _png(path: Path, seed: int) -> bytes:
+    image = pyvips.Image.gaussnoise(320, 240, mean=100 + seed, sigma=30).cast("uchar")
+    image.write_to_file(str(path))
+    return path.read_bytes()

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import http
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -152,22 +155,45 @@ MAX_HEAD_BYTES = 64 * 1024
 
 
 class BoundedHttpTools(HttpToolsProtocol):
-    """uvicorn's httptools protocol, answering 400 and closing the connection once a
-    request's head passes MAX_HEAD_BYTES (counted in whole reads while the head lasts, so
-    at most one read more is held)."""
+    """uvicorn's httptools protocol with limits on what a client may hold:
+    - a request's head over MAX_HEAD_BYTES is answered 400 and the connection closed
+      (counted in whole reads while the head lasts, so at most one read more is held);
+    - a head not whole `head_timeout` seconds after the connection opened or the request
+      began (a client sending half a head, or nothing, and waiting) is answered 408;
+    - past `max_connections` open connections, a new one is answered 503 and closed at
+      once, so idle clients cannot use up the server's file descriptors."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, head_timeout: float = 5.0, max_connections: int = 1000, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._in_head = True
         self._head_bytes = 0
+        self._head_timeout = head_timeout
+        self._max_connections = max_connections
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self._max_connections:
+            self._refuse(503, f"the server holds {self._max_connections} connections already")
+            return
+        self._start_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head = True
         self._head_bytes = 0
+        if self._head_timer is None:
+            self._start_head_timer()
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._stop_head_timer()
         super().on_headers_complete()
 
     def data_received(self, data: bytes) -> None:
@@ -178,12 +204,42 @@ class BoundedHttpTools(HttpToolsProtocol):
         if self._head_bytes > MAX_HEAD_BYTES:
             self.send_400_response(f"the request head is over {MAX_HEAD_BYTES} bytes")
 
+    def _start_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(self._head_timeout, self._head_too_slow)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self._in_head and not self.transport.is_closing():
+            self._refuse(408, f"the request head did not arrive within {self._head_timeout:g} s")
+
+    def _refuse(self, status: int, message: str) -> None:
+        reason = http.HTTPStatus(status).phrase
+        body = message.encode("ascii")
+        self.transport.write(
+            f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode("ascii")
+            + body
+        )
+        self.transport.close()
+
 
 def server_config(app: FastAPI, **options: Any) -> uvicorn.Config:
-    """uvicorn's settings for the API, with limits on what a client may send."""
+    """uvicorn's settings for the API, with limits on what a client may send and hold
+    (`head_timeout_seconds`, `max_connections`)."""
+    settings = app.state.library.settings
+    protocol = functools.partial(
+        BoundedHttpTools,
+        head_timeout=settings.head_timeout_seconds,
+        max_connections=settings.max_connections,
+    )
     return uvicorn.Config(
         app,
-        http=BoundedHttpTools,
+        http=protocol,  # type: ignore[arg-type]
         log_config=None,  # keep enlarger's logging (text or JSON, with request ids)
         access_log=False,  # ops.RequestObserver logs each request, with its id
         timeout_graceful_shutdown=STREAM_SHUTDOWN_S,

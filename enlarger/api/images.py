@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from enlarger.api.deps import LibraryDep
 from enlarger.api.multipart import body_within_time, read_upload_form
 from enlarger.api.shapes import Offset, images_json, iso, pagination
-from enlarger.library import service
+from enlarger.library import full_views, service
 from enlarger.library.runtime import Library
 from enlarger.library.service import ImageStatus
 from enlarger.media import MIME_TYPES, sniff
@@ -87,14 +87,39 @@ def get_image(image_id: str, library: LibraryDep) -> dict[str, Any]:
     return images_json(library, [service.get_image_row(library, image_id)])[0]
 
 
+class FullViewAnswer(BaseModel):
+    status: Literal["done", "rendering", "failed"]
+    url: str | None = Field(None, description="A signed URL of the JPEG, once done")
+    jobId: int | None = Field(None, description="The render's job, while it runs or failed")
+    error: str | None = Field(None, description="Why the render failed")
+
+
 @router.get(
     "/api/images/{image_id}/full-view",
-    summary="A signed URL of the original at full size as a JPEG (for 100 % views)",
-    responses={409: {"description": "The original is not stored yet"}},
+    summary="The original at full size as a JPEG (for 100 % views): rendered by a worker",
+    description=(
+        "200 with `status: done` and the URL once rendered; otherwise the render is queued "
+        "(one per image) and the answer is 202 with `status: rendering` and `Retry-After`: "
+        "ask again then. `status: failed` (200) says why the original cannot be rendered."
+    ),
+    responses={
+        202: {"description": "Rendering; ask again after Retry-After seconds"},
+        409: {"description": "The original is not stored yet"},
+        429: {"description": "Too many renders are waiting; ask again after Retry-After"},
+    },
 )
-async def full_view(image_id: str, library: LibraryDep) -> dict[str, Any]:
-    key = await run_in_threadpool(service.full_view, library, image_id)
-    return {"url": library.blobs.url(key, library.settings.url_expiry_seconds)}
+def full_view(image_id: str, library: LibraryDep, response: Response) -> FullViewAnswer:
+    try:
+        view = full_views.request(library, image_id)
+    except full_views.Busy as busy:
+        raise HTTPException(
+            429, str(busy), headers={"Retry-After": str(full_views.RETRY_AFTER_S * 5)}
+        ) from None
+    if view.status == "rendering":
+        response.status_code = 202
+        response.headers["Retry-After"] = str(full_views.RETRY_AFTER_S)
+    url = library.blobs.url(view.key, library.settings.url_expiry_seconds) if view.key else None
+    return FullViewAnswer(status=view.status, url=url, jobId=view.job_id, error=view.error)
 
 
 class ImageChange(BaseModel):

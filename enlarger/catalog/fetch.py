@@ -4,8 +4,9 @@ The URL comes from outside, so it is treated as hostile: only http and https; th
 addresses must all be public (no loopback, private, link-local, multicast or reserved
 address) unless `host:port` is in the allow list; the connection goes to the address that
 was checked (no second DNS answer can move it); every redirect is checked the same way;
-the body is streamed to disk under a size limit and a total time limit (checked at every
-read, and no read waits long), must be declared an image (or a generic binary), and its
+one deadline covers connecting, the response's head and its body (every read of the
+socket waits only until it, so a server dripping its headers is cut off too); the body
+is streamed to disk under a size limit, must be declared an image (or a generic binary), and its
 sha256 must be the one announced.
 """
 
@@ -17,8 +18,10 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from enlarger.catalog.states import ProductError, StageFailed
@@ -26,6 +29,8 @@ from enlarger.catalog.states import ProductError, StageFailed
 ACCEPTED_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
 STALL_S = 30.0  # the longest one read may wait for bytes (the total limit still applies)
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215
+SIIT = ipaddress.ip_network("::ffff:0:0:0/96")  # RFC 2765's IPv4-translated addresses
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
 
@@ -67,7 +72,8 @@ def fetch(url: str, dest: Path, expected_sha256: str, limits: FetchLimits) -> Fe
     """Download `url` to `dest`; StageFailed (DOWNLOAD_FAILED, INVALID_IMAGE or
     RATE_LIMITED) says why not and whether a later try may succeed."""
     deadline = time.monotonic() + limits.timeout_s
-    with httpx.Client(follow_redirects=False, trust_env=False) as client:
+    transport = _DeadlineTransport(deadline)
+    with httpx.Client(transport=transport, follow_redirects=False, trust_env=False) as client:
         for _ in range(limits.max_redirects + 1):
             response = _request(client, url, deadline, limits)
             try:
@@ -79,6 +85,76 @@ def fetch(url: str, dest: Path, expected_sha256: str, limits: FetchLimits) -> Fe
             finally:
                 response.close()
     raise _failed(f"more than {limits.max_redirects} redirects")
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write waits at most until the deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream, deadline: float) -> None:
+        self.inner = inner
+        self.deadline = deadline
+
+    def _bounded(self, timeout: float | None, error: type[Exception]) -> float:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise error("the fetch's deadline has passed")
+        return remaining if timeout is None else min(timeout, remaining)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self.inner.read(max_bytes, self._bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.inner.write(buffer, self._bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: Any,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        bounded = self._bounded(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(
+            self.inner.start_tls(ssl_context, server_hostname, bounded), self.deadline
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self.inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, deadline: float) -> None:
+        self.inner = httpcore.SyncBackend()
+        self.deadline = deadline
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise httpcore.ConnectTimeout("the fetch's deadline has passed")
+        bounded = remaining if timeout is None else min(timeout, remaining)
+        stream = self.inner.connect_tcp(host, port, bounded, local_address, socket_options)
+        return _DeadlineStream(stream, self.deadline)
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    """httpx's own transport over connections that keep one deadline (httpx has no
+    total timeout: its read timeout restarts with every byte)."""
+
+    def __init__(self, deadline: float) -> None:
+        super().__init__(trust_env=False)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            network_backend=_DeadlineBackend(deadline),
+        )
 
 
 def _request(
@@ -133,11 +209,15 @@ def _checked_address(host: str, port: int, allow_hosts: frozenset[str]) -> str:
 
 def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Whether `ip` is a public unicast address. An IPv6 address that carries an IPv4
-    one (mapped, 6to4, NAT64, Teredo, IPv4-compatible) is judged by that IPv4 address: a
-    gateway would take `64:ff9b::7f00:1` to 127.0.0.1."""
+    one (mapped, translated, 6to4, NAT64, Teredo, IPv4-compatible) is judged by that IPv4
+    address: a gateway would take `64:ff9b::7f00:1` to 127.0.0.1. A local-use NAT64
+    address is never public: its gateway's prefix length, and so the IPv4 address it
+    means, is known only to the local network (RFC 8215)."""
     if isinstance(ip, ipaddress.IPv6Address):
+        if ip in LOCAL_NAT64:
+            return False
         embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if ip in NAT64 or (ip in IPV4_COMPATIBLE and int(ip) > 1):
+        if ip in NAT64 or ip in SIIT or (ip in IPV4_COMPATIBLE and int(ip) > 1):
             embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         if embedded is not None:
             return _public(embedded)
@@ -185,7 +265,10 @@ def _save(
                 out.write(chunk)
     except httpx.TimeoutException:
         tmp.unlink(missing_ok=True)
-        raise _failed("the download stalled", retryable=True) from None
+        late = time.monotonic() >= deadline
+        raise _failed(
+            "the download took too long" if late else "the download stalled", retryable=True
+        ) from None
     except httpx.HTTPError as exc:
         tmp.unlink(missing_ok=True)
         raise _failed(f"the download broke off: {exc}", retryable=True) from None

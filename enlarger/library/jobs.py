@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from enlarger.library import listing, maintenance, projects, service, sidecars
+from enlarger.library import full_views, listing, maintenance, projects, service, sidecars
 from enlarger.library.runtime import Library, library_for
 from enlarger.library.service import JobType
 from enlarger.library.tasks import Maintenance
@@ -185,6 +185,20 @@ def _render_photo(ctx: JobContext, library: Library, image_id: str, original_key
     if not _preview_can_feed_thumbnails(library):
         source = original_key
     _derive(ctx, library, payload, source, library.recipes.thumbnails, keep_thumbhash=True)
+
+
+@registry.handler(JobType.FULL_VIEW, kind="cpu", max_attempts=1, timeout_s=300)
+def full_view(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """An original rendered whole for a 100 % view (full_views.py): here, in a CPU child
+    under its memory ceiling, never in the API process. A file that cannot be rendered
+    fails the job with the media error's code; the viewer is told, the image stays."""
+    try:
+        key = full_views.render_full_view(_library(ctx), payload["imageId"])
+    except service.NotFound:
+        return {"skipped": "the image was deleted"}
+    except MediaError as error:
+        raise PermanentError(error.code.value, str(error)) from None
+    return {"key": key}
 
 
 @registry.handler(JobType.STAGING_SWEEP, kind="io", max_attempts=1, timeout_s=600)

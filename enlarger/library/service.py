@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -42,7 +41,6 @@ from enlarger.media import (
     Recipe,
     probe,
     read_metadata,
-    render,
 )
 from enlarger.queue import Job, JobConflict
 from enlarger.storage import StorageError, check_name, safe_name
@@ -76,6 +74,7 @@ class JobType(StrEnum):
     UPLOAD_POSTPROCESS = "upload_postprocess"  # reference 003's project jobs are lower case
     GENERATE_DERIVATIVES = "generate_derivatives"
     STAGING_SWEEP = "staging_sweep"
+    FULL_VIEW = "full_view"
 
 
 class NotFound(LookupError):
@@ -675,27 +674,6 @@ def derivative_folder(image_id: str) -> str:
 
 def derivative_key(image_id: str, recipe: Recipe) -> str:
     return f"{derivative_folder(image_id)}/{recipe.name}-{recipe.hash}.{recipe.extension}"
-
-
-FULL_VIEW_QUALITY = 90
-_full_views = threading.Semaphore(1)  # one at a time: a RAW's demosaic takes ~150 MB
-
-
-def full_view(library: Library, image_id: str) -> str:
-    """The key of the original rendered at its full size as a JPEG, for looking at 100 %
-    in a browser that cannot show the original itself (RAW, HEIC, TIFF). Made on first
-    asking and kept with the derivatives (maintenance may clear it; it is made again)."""
-    row = get_image_row(library, image_id)
-    if row.original_key is None or row.width is None or row.height is None:
-        raise Conflict(f"image {image_id}: its original is not stored yet")
-    recipe = Recipe("full_view", max(row.width, row.height), "jpeg", FULL_VIEW_QUALITY)
-    key = derivative_key(image_id, recipe)
-    with _full_views:
-        if not library.blobs.exists(key):
-            with library.blobs.local_copy(row.original_key) as path:
-                rendered = render(path, probe(path, library.limits), [recipe])
-            library.blobs.put_bytes(key, rendered.renditions[0].data)
-    return key
 
 
 def record_derivatives(

@@ -45,6 +45,7 @@ from enlarger.media.xmp import (
     renamed_source,
     write_decisions,
 )
+from enlarger.storage import StorageError
 
 SIDECAR_SUFFIX = ".xmp"  # carried along with their photo, never decoded as images
 BOTH, BASENAME, FILENAME = "both", "basename", "filename"
@@ -298,24 +299,28 @@ def write_back(
     refused: dict[str, str] = {}
     for name in dict.fromkeys([*own, *wanted]):
         key = own.get(name, folder_key(folder, name))
-        packet = _read(library, key)
         try:
+            packet = _read(library, key)
             if not needs_writing(packet, decisions, handoff.picks_as):
                 continue
             updated = write_decisions(packet, decisions, handoff.picks_as)
-        except XmpError as error:
+        except (XmpError, StorageError) as error:
             refused[name] = str(error)
             continue
-        with library.engine.begin() as conn:
-            service.lock_project(conn, project.id)
-            taken_by = holder(conn, key)
-            if taken_by not in (None, photo.id):
-                continue  # another photo's sidecar has this name
-            library.blobs.put_bytes(key, updated)
-            if taken_by is None:
-                attach(conn, photo.id, key, updated)
-            else:
-                seen(conn, key, updated)
+        try:
+            with library.engine.begin() as conn:
+                service.lock_project(conn, project.id)
+                taken_by = holder(conn, key)
+                if taken_by not in (None, photo.id):
+                    continue  # another photo's sidecar has this name
+                library.blobs.put_bytes(key, updated)
+                if taken_by is None:
+                    attach(conn, photo.id, key, updated)
+                else:
+                    seen(conn, key, updated)
+        except StorageError as error:  # a link out of the library, say: never written through
+            refused[name] = str(error)
+            continue
         written.append(name)
     return WriteBack(written, refused, decisions)
 
@@ -360,8 +365,11 @@ def edited_elsewhere(library: Library, photo: sa.Row[Any]) -> Decisions:
             )
         )
     for row in rows:
-        data = _read(library, row.key)
-        info = library.blobs.info(row.key)
+        try:
+            data = _read(library, row.key)
+            info = library.blobs.info(row.key)
+        except StorageError:
+            continue  # not readable where it is (a link out of the library): refused later
         if data is None or info is None or checksum_of(data) == row.checksum:
             continue
         found = read_decisions(data)
@@ -402,7 +410,11 @@ def embed(
         row = service.get_image_row(library, file.id)
         if row.original_key is None:
             continue  # not stored yet: the next commit sees to it
-        data = _read(library, row.original_key)
+        try:
+            data = _read(library, row.original_key)
+        except StorageError as error:
+            refused[file.original_filename] = str(error)
+            continue
         if data is None:
             continue
         if checksum_of(data) != row.checksum:  # Lightroom saved into it since, say

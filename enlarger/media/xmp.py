@@ -255,9 +255,24 @@ def _parse(packet: bytes) -> ET.Element:
         _keep_prefixes(packet)
     except (ET.ParseError, ValueError) as error:  # defusedxml's refusals are ValueErrors
         raise XmpError(f"not XML: {error}") from None
+    _check_depth(root)
     if root.tag != RDF and root.find(f".//{RDF}") is None:
         raise XmpError("no rdf:RDF in it")
     return root
+
+
+MAX_DEPTH = 100  # real packets nest a dozen levels; deeper would exhaust the recursion of
+# ElementTree's writer
+
+
+def _check_depth(root: ET.Element) -> None:
+    """XmpError for a packet nested deeper than MAX_DEPTH (looked at without recursion)."""
+    level: list[tuple[ET.Element, int]] = [(root, 1)]
+    while level:
+        element, depth = level.pop()
+        if depth > MAX_DEPTH:
+            raise XmpError(f"nested more than {MAX_DEPTH} elements deep")
+        level.extend((child, depth + 1) for child in element)
 
 
 def _keep_prefixes(packet: bytes) -> None:

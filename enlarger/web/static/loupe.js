@@ -39,16 +39,31 @@
       return images.get(file.imageId);
     }
 
-    async function originalUrl(photo) {
+    // `whileRendering` runs once if the server has to render the view first (a worker
+    // does it; the preview can stand in meanwhile).
+    async function originalUrl(photo, whileRendering = () => {}) {
       if (originals.has(photo.basename)) return originals.get(photo.basename);
       const image = await record(photo);
       let url = photo.previewUrl;
       if (image) {
         if (BROWSER_FORMATS.has(image.format) && image.originalUrl) url = image.originalUrl;
-        else ({ url } = await api(`/api/images/${encodeURIComponent(image.id)}/full-view`));
+        else url = (await fullView(image.id, whileRendering)) || url;
       }
       originals.set(photo.basename, url);
       return url;
+    }
+
+    // Ask until the worker has rendered it (202 with Retry-After until then); null when it
+    // cannot be rendered, or takes over two minutes.
+    async function fullView(id, whileRendering) {
+      const deadline = Date.now() + 120000;
+      for (let asked = 0; ; asked += 1) {
+        const view = await api(`/api/images/${encodeURIComponent(id)}/full-view`);
+        if (view.status === "done") return view.url;
+        if (view.status === "failed" || Date.now() > deadline) return null;
+        if (asked === 0) whileRendering();
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
     }
 
     // ---- zoom -----------------------------------------------------------------------------
@@ -102,7 +117,7 @@
     // nothing (never the last photo's pixels under this one's name), unless they were
     // fetched and decoded ahead.
     function showImage(img, name, url) {
-      if (!url) return;
+      if (!url || img.closest(".pane")?.dataset.basename !== name) return; // moved on since
       delete img.dataset.shown;
       if (img.getAttribute("src") !== url) {
         const ahead = previews.get(url) || (originalAhead?.getAttribute("src") === url ? originalAhead : null);
@@ -157,7 +172,7 @@
       if (zoomed) {
         stage.addEventListener("scroll", () => follow(stage));
         img.addEventListener("load", () => aim(stage, img));
-        originalUrl(photo)
+        originalUrl(photo, () => showImage(img, name, photo.previewUrl))
           .then((url) => showImage(img, name, url))
           .catch((error) => toast(`No 100 % view of ${name}: ${error.message}`, true));
       } else {
@@ -202,7 +217,10 @@
       img.style.visibility = "hidden"; // not the last photo's pixels under this one's name
       delete img.dataset.shown;
       if (zoomed) {
-        originalUrl(photo).then((url) => showImage(img, name, url));
+        originalUrl(photo, () => showImage(img, name, photo.previewUrl)).then(
+          (url) => showImage(img, name, url),
+          (error) => toast(`No 100 % view of ${name}: ${error.message}`, true),
+        );
       } else {
         showImage(img, name, photo.previewUrl || photo.thumbnailUrl);
       }
