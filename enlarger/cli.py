@@ -602,8 +602,13 @@ def maintenance_(
     for change in report.changes:
         table.add_row(change.action, change.name, change.reason)
     console.print(table if report.changes else "nothing to change")
+    if report.settling:
+        console.print(
+            f"{len(report.settling)} file(s) still being written, left for now: "
+            + ", ".join(report.settling)
+        )
     for job_id in report.jobs:
-        console.print(f"queued job {job_id} to process what was taken in")
+        console.print(f"queued job {job_id} (what was taken in, or a look at what settles)")
 
 
 # ---- product jobs -------------------------------------------------------------------------

@@ -74,7 +74,8 @@ class Settings:
 
     # Project maintenance (reference 003).
     trash_retention_days: float = 30.0  # trash_maintenance purges what is older
-    settle_seconds: float = 60.0  # files younger than this are being written: left alone
+    settle_seconds: float = 60.0  # files changed this recently may still be being written
+    settle_look_seconds: float = 1.0  # folder_check's second look at them, this much later
     manifest_verify_hashes: bool = True  # manifest_check reads every file to hash it
     blur_threshold: float = 40.0  # culling: a photo whose sharpest region is below is blurry
     burst_gap_seconds: float = 2.0  # culling: frames of a burst are at most this far apart
@@ -115,8 +116,10 @@ class Settings:
             raise SettingsError("stale_seconds must be longer than one heartbeat (heartbeat_ms)")
         if self.max_attempts_default < 1:
             raise SettingsError("max_attempts_default must be at least 1")
-        if self.trash_retention_days < 0 or self.settle_seconds < 0:
-            raise SettingsError("trash_retention_days and settle_seconds cannot be negative")
+        if min(self.trash_retention_days, self.settle_seconds, self.settle_look_seconds) < 0:
+            raise SettingsError(
+                "trash_retention_days, settle_seconds and settle_look_seconds cannot be negative"
+            )
         if self.blur_threshold < 0 or self.burst_gap_seconds < 0:
             raise SettingsError("blur_threshold and burst_gap_seconds cannot be negative")
         if self.image_threads < 0:

@@ -230,10 +230,10 @@ def library(
     library_changes: dict[str, Any],
 ) -> Library:
     """The photo library on this test's database, with blobs under tmp_path or in a fresh
-    bucket of moto's S3 server. Files are never left alone as too young (settle_seconds)."""
-    settings = FAST.replace(
-        data_dir=tmp_path / "data", database_url=db_url, settle_seconds=0, **library_changes
-    )
+    bucket of moto's S3 server. Files are never left alone as too young (settle_seconds),
+    unless the test's `library_changes` say otherwise."""
+    changes = {"settle_seconds": 0} | library_changes
+    settings = FAST.replace(data_dir=tmp_path / "data", database_url=db_url, **changes)
     if storage == "s3":
         bucket = request.getfixturevalue("bucket")
         endpoint = request.getfixturevalue("s3_endpoint")

@@ -3,6 +3,9 @@ at the store the same way on local disk and on S3."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +74,25 @@ def by_hand(library: Library, key: str, data: bytes | None) -> None:
         library.blobs.delete(key)
     else:
         library.blobs.put_bytes(key, data)
+
+
+@contextmanager
+def arriving(library: Library, key: str, whole: bytes) -> Iterator[None]:
+    """A file being copied in by another program: it grows 256 bytes every 50 ms while
+    the block runs (wait for it to exist first), and is whole once the block ends."""
+    done = threading.Event()
+
+    def copying() -> None:
+        for end in range(256, len(whole), 256):
+            if done.wait(0.05):
+                break
+            by_hand(library, key, whole[:end])
+        by_hand(library, key, whole)
+
+    copier = threading.Thread(target=copying)
+    copier.start()
+    try:
+        yield
+    finally:
+        done.set()
+        copier.join()

@@ -32,7 +32,7 @@ from enlarger.queue import Worker
 from tests.browsers import backend, shoot  # noqa: F401 (backend: SQLite suffices)
 from tests.conftest import wait_for
 from tests.images import jpeg
-from tests.photos import processed, upload
+from tests.photos import arriving, processed, upload
 
 PAGES = ["/", "/projects", "/projects/shoot", "/jobs", "/products"]
 
@@ -357,3 +357,27 @@ def test_a_failed_upload_can_be_removed_and_any_image_deleted_from_the_viewer(
     expect(page.locator("#grid li")).to_have_count(0)
     assert client.get(f"/api/images/{kept.json()['imageId']}").status_code == 404
     assert client.get("/api/images").json()["count"] == 0
+
+
+@pytest.mark.parametrize("library_changes", [{"settle_seconds": 600, "settle_look_seconds": 0.5}])
+def test_the_project_page_says_which_files_are_still_being_copied_in(
+    page: Page,
+    client: httpx.Client,
+    library: Library,
+    run_worker: Callable[[], Worker],
+    tmp_path: Path,
+) -> None:
+    client.post("/api/projects", json={"folder": "card"})
+    run_worker()
+    whole = jpeg(tmp_path / "IMG_2.JPG", 1600, 1200).read_bytes()
+    with arriving(library, "projects/card/IMG_2.JPG", whole):
+        wait_for(lambda: library.blobs.info("projects/card/IMG_2.JPG") is not None)
+        queued = client.post("/api/projects/card/jobs", json={"type": "folder_check"})
+        wait_for(lambda: client.get("/api/projects/card").json()["settling"], timeout=30)
+        page.goto("/projects/card")
+        expect(page.locator("#settling")).to_contain_text("1 file(s) still being copied")
+        expect(page.locator("#settling")).to_contain_text("IMG_2.JPG")
+        shoot(page, "project-files-settling")
+    assert queued.status_code == 202
+    expect(page.locator("#settling")).to_be_hidden(timeout=30_000)
+    expect(page.locator('#photos .card[data-key="IMG_2"]')).to_be_visible(timeout=30_000)

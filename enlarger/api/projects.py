@@ -115,7 +115,9 @@ def list_projects(library: LibraryDep) -> dict[str, Any]:
 
 @router.get("/api/projects/{folder}", summary="One project, with its options")
 def get_project(folder: str, library: LibraryDep) -> dict[str, Any]:
-    return _project_json(*projects.project_with_count(library, folder))
+    """With `settling`: files folder_check found still being written (it looks again)."""
+    found = _project_json(*projects.project_with_count(library, folder))
+    return found | {"settling": projects.settling(library, folder)}
 
 
 @router.patch(

@@ -9,12 +9,16 @@ these tasks bring the database back in line with it.
   points at; derivatives whose file is gone are made again.
 
 Each task returns a Report of its changes; with `dry_run` it only reports what it would
-change. Files younger than `settle_seconds` are left alone: someone may be writing them.
+change. A file changed within `settle_seconds` may still be being written: folder_check
+looks at such files twice, `settle_look_seconds` apart, and takes in those whose size
+and time held; the others are reported as settling and looked at again by a folder_check
+it queues. The other tasks leave files that young alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,9 +32,10 @@ from enlarger.library import projects, service, sidecars
 from enlarger.library.photos import has_photo, sidecar_basename
 from enlarger.library.runtime import Library
 from enlarger.library.service import Conflict, ImageStatus, NotFound, Received
-from enlarger.library.tasks import Maintenance
+from enlarger.library.tasks import PRIORITY, Maintenance
 from enlarger.media import MediaErrorCode
 from enlarger.media.sniff import HEAD_BYTES, sniff
+from enlarger.queue import JobStatus
 from enlarger.storage import BlobInfo, StorageError, check_name
 
 NOT_IMAGES = {MediaErrorCode.UNSUPPORTED_FORMAT, MediaErrorCode.EMPTY_FILE}
@@ -50,6 +55,7 @@ class Report:
     dry_run: bool
     changes: list[Change] = field(default_factory=list)
     jobs: list[int] = field(default_factory=list)  # work it queued (upload_postprocess…)
+    settling: list[str] = field(default_factory=list)  # files still being written
 
     def add(self, action: str, name: str, reason: str) -> bool:
         """Note a change; True when it is to be applied (not a dry run)."""
@@ -209,13 +215,18 @@ def _make_derivatives(library: Library, image_id: str, original_key: str) -> Non
 # ---- folder_check --------------------------------------------------------------------------
 
 
+RECHECK_AFTER_S = 5.0  # when a folder_check looks again at files still being written
+
+
 def folder_check(library: Library, project: sa.Row[Any], report: Report) -> None:
     folder = project.folder
     listed = list(library.blobs.list_folder(f"projects/{folder}"))
     tracked, in_flight = _tracked(library, project)  # read after listing: see _tracked
-    untracked = sorted(
-        (b for b in listed if b.key not in tracked and _settled(library, b)), key=lambda b: b.name
-    )
+    untracked = _settled_now(library, [b for b in listed if b.key not in tracked], report)
+    if report.settling and not report.dry_run:
+        again = _recheck_later(library, folder)
+        if again is not None:
+            report.jobs.append(again)
     found: list[dict[str, Any]] = []
     found_sidecars: list[BlobInfo] = []
     for blob in untracked:
@@ -239,6 +250,43 @@ def folder_check(library: Library, project: sa.Row[Any], report: Report) -> None
         new_basenames = _ingest(library, folder, found, report)
     for blob in found_sidecars:
         _attach_sidecar(library, project, blob, new_basenames, report)
+
+
+def _settled_now(library: Library, blobs: list[BlobInfo], report: Report) -> list[BlobInfo]:
+    """The files that are whole, by name: those changed long ago, and the recent ones
+    whose size and time held across a second look; the rest go in `report.settling`."""
+    recent = [b for b in blobs if not _settled(library, b)]
+    settled = [b for b in blobs if _settled(library, b)]
+    if recent:
+        time.sleep(library.settings.settle_look_seconds)
+    for blob in recent:
+        again = library.blobs.info(blob.key)
+        if again is None:
+            continue  # gone meanwhile (moved on by whoever wrote it)
+        if (again.size_bytes, again.modified_at) == (blob.size_bytes, blob.modified_at):
+            settled.append(again)
+        else:
+            report.settling.append(blob.name)
+    report.settling.sort()
+    return sorted(settled, key=lambda b: b.name)
+
+
+def _recheck_later(library: Library, folder: str) -> int | None:
+    """A folder_check in RECHECK_AFTER_S for the files still settling, unless one waits
+    already; returns its job id."""
+    waiting = [
+        job
+        for job in library.queue.store.live_jobs_by_payload("folder", [folder])
+        if job.type == Maintenance.FOLDER_CHECK.value and job.status == JobStatus.PENDING
+    ]
+    if waiting:
+        return None
+    return library.queue.enqueue(
+        Maintenance.FOLDER_CHECK.value,
+        {"folder": folder},
+        priority=PRIORITY[Maintenance.FOLDER_CHECK],
+        delay_s=RECHECK_AFTER_S,
+    ).id
 
 
 def _tracked(library: Library, project: sa.Row[Any]) -> tuple[set[str], set[str]]:

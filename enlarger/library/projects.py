@@ -42,9 +42,10 @@ from enlarger.library.service import (
     Received,
 )
 from enlarger.library.sidecars import Handoff
-from enlarger.library.tasks import AFTER_COMMIT, enqueue_task, schedule_project
+from enlarger.library.tasks import AFTER_COMMIT, Maintenance, enqueue_task, schedule_project
 from enlarger.media import MediaError
 from enlarger.media.xmp import REJECT, UNFLAGGED, Decisions
+from enlarger.queue import JobStatus
 from enlarger.storage import StorageError, check_name
 
 
@@ -92,6 +93,22 @@ def project_with_count(library: Library, folder: str) -> tuple[sa.Row[Any], int]
             sa.select(sa.func.count()).where(photos.c.project_id == project.id)
         ).scalar_one()
     return project, int(count)
+
+
+def settling(library: Library, folder: str) -> list[str]:
+    """Files in the project's folder still being written when folder_check last looked
+    (it looks again by itself): the last finished folder_check's `settling`."""
+    project = get_project(library, folder)
+    done, _ = library.queue.store.list_jobs(
+        status=JobStatus.COMPLETED,
+        job_type=Maintenance.FOLDER_CHECK.value,
+        payload_match=("folder", project.folder),
+        limit=5,
+    )
+    for job in done:  # newest first; a dry run's look is not the project's state
+        if isinstance(job.result, dict) and not job.result.get("dry_run"):
+            return list(job.result.get("settling", []))
+    return []
 
 
 def set_handoff(library: Library, folder: str, changes: dict[str, Any]) -> sa.Row[Any]:

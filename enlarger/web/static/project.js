@@ -569,7 +569,21 @@
     applyView(true);
     grid.refresh(differ); // read afresh: new URLs, bursts, whatever changed elsewhere
     loupe.refresh();
+    watchSettling();
     renewBeforeExpiry([...byName.values()].flatMap((p) => [p.thumbnailUrl, p.previewUrl]), load);
+  }
+
+  // Files folder_check found still being copied into the folder: said here, and looked
+  // at again until they are taken in (their photos then arrive as events).
+  async function watchSettling() {
+    clearTimeout(watchSettling.again);
+    const { settling } = await api(base);
+    const note = document.getElementById("settling");
+    note.hidden = !settling.length;
+    note.textContent = settling.length
+      ? `${settling.length} file(s) still being copied into the folder (${settling.slice(0, 3).join(", ")}${settling.length > 3 ? ", …" : ""}): taken in once they settle`
+      : "";
+    if (settling.length) watchSettling.again = setTimeout(watchSettling, 3000);
   }
 
   const named = new Set(); // photos live events said changed, to fetch
