@@ -77,13 +77,6 @@ class ImageHost:
                         self.wfile.flush()
                         time.sleep(0.1)
                     return
-                if self.path == "/drip-headers":  # a head that never ends, a byte at a time
-                    self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nX-Slow: ")
-                    for _ in range(1000):
-                        self.wfile.write(b"x")
-                        self.wfile.flush()
-                        time.sleep(0.1)
-                    return
                 if self.path == "/busy":
                     self.send_response(503)
                     self.end_headers()
@@ -401,40 +394,14 @@ def test_fetch_is_refused_from_private_addresses_unless_allowed(
         fetch("file:///etc/passwd", tmp_path / "h", digest, allowed)
 
 
-@pytest.mark.parametrize(("route", "why"), [("/drip", "too long"), ("/drip-headers", "in time")])
-def test_fetch_keeps_its_time_limit_against_a_drip(
-    image_host: ImageHost, tmp_path: Path, route: str, why: str
-) -> None:
+def test_fetch_keeps_its_time_limit_against_a_drip(image_host: ImageHost, tmp_path: Path) -> None:
     allowed = FetchLimits(timeout_s=1.5, allow_hosts=frozenset({f"127.0.0.1:{image_host.port}"}))
     started = time.monotonic()
-    with pytest.raises(StageFailed, match=why) as slow:
-        fetch(f"http://127.0.0.1:{image_host.port}{route}", tmp_path / "d", "0" * 64, allowed)
+    with pytest.raises(StageFailed, match="too long") as slow:
+        fetch(f"http://127.0.0.1:{image_host.port}/drip", tmp_path / "d", "0" * 64, allowed)
     assert slow.value.retryable
     assert time.monotonic() - started < 10  # not the 100 s the drip would take
     assert not list(tmp_path.iterdir())
-
-
-@pytest.mark.parametrize(
-    "address",
-    [
-        "::ffff:127.0.0.1",  # IPv4-mapped
-        "64:ff9b::7f00:1",  # NAT64
-        "64:ff9b:1::7f00:1",  # RFC 8215 local-use NAT64 (as a /96)
-        "64:ff9b:1:7f00:0:100::",  # the same (as a /48, RFC 6052 2.2)
-        "::ffff:0:7f00:1",  # SIIT, IPv4-translated
-        "2002:7f00:1::1",  # 6to4
-        "::7f00:1",  # IPv4-compatible
-        "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo, client 10.0.0.1
-        "::1",
-        "fe80::1",
-    ],
-)
-def test_fetch_judges_ipv6_addresses_by_the_ipv4_address_they_carry(
-    address: str, tmp_path: Path
-) -> None:
-    with pytest.raises(StageFailed, match="private, loopback") as refused:
-        fetch(f"http://[{address}]:9/p.jpg", tmp_path / "x", "0" * 64, FetchLimits())
-    assert not refused.value.retryable
 
 
 def test_list_filters_pagination_and_cleanup(

@@ -3,11 +3,13 @@ Real servers on loopback, both backends, real files on disk."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +26,8 @@ import sqlalchemy as sa
 from enlarger.access import tokens
 from enlarger.access.tokens import Role
 from enlarger.api.auth import TOKEN_COOKIE
+from enlarger.catalog.fetch import FetchLimits, fetch
+from enlarger.catalog.states import StageFailed
 from enlarger.library import full_views, maintenance, projects, service
 from enlarger.library.runtime import Library, build_library
 from enlarger.library.service import JobType
@@ -622,3 +626,55 @@ def _png(path: Path, seed: int) -> bytes:
     image = pyvips.Image.gaussnoise(320, 240, mean=100 + seed, sigma=30).cast("uchar")
     image.write_to_file(str(path))
     return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::ffff:127.0.0.1",  # IPv4-mapped
+        "64:ff9b::7f00:1",  # NAT64
+        "64:ff9b:1::7f00:1",  # RFC 8215 local-use NAT64 (as a /96)
+        "64:ff9b:1:7f00:0:100::",  # the same (as a /48, RFC 6052 2.2)
+        "::ffff:0:7f00:1",  # SIIT, IPv4-translated
+        "2002:7f00:1::1",  # 6to4
+        "::7f00:1",  # IPv4-compatible
+        "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo, client 10.0.0.1
+        "::1",
+        "fe80::1",
+    ],
+)
+def test_fetch_judges_ipv6_addresses_by_the_ipv4_address_they_carry(
+    address: str, tmp_path: Path
+) -> None:
+    with pytest.raises(StageFailed, match="private, loopback") as refused:
+        fetch(f"http://[{address}]:9/p.jpg", tmp_path / "x", "0" * 64, FetchLimits())
+    assert not refused.value.retryable
+
+
+def test_a_server_dripping_its_response_headers_is_cut_off_at_the_deadline(
+    tmp_path: Path,
+) -> None:
+    """httpx's read timeout restarts with every byte: a head sent a byte every 0.1 s was
+    never cut off (a 3 s fetch ran past 40 s). One deadline covers connect, head, body."""
+    listener = loopback_socket()
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn, contextlib.suppress(OSError):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nX-Slow: ")
+            for _ in range(600):
+                conn.sendall(b"x")
+                time.sleep(0.1)
+
+    server = threading.Thread(target=drip, daemon=True)
+    server.start()
+    allowed = FetchLimits(timeout_s=1.5, allow_hosts=frozenset({f"127.0.0.1:{port}"}))
+    started = time.monotonic()
+    with pytest.raises(StageFailed, match="in time") as slow:
+        fetch(f"http://127.0.0.1:{port}/p.jpg", tmp_path / "d", "0" * 64, allowed)
+    assert slow.value.retryable
+    assert time.monotonic() - started < 10  # not the 60 s the drip would take
+    assert not list(tmp_path.iterdir())
+    listener.close()
