@@ -1,5 +1,6 @@
 """A folder of files as cameras, phones, scanners and archives write them, each with
-the outcome enlarger must reach: the files of issue 17's real-world run, made here."""
+the outcome enlarger must reach: the files of issue 17's and issue 24's real-world runs,
+made here."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tests.images import (
     dng,
     hdr_avif,
     hdr_heic,
+    heif_declaring,
     jpeg,
     jpeg_with_exif,
     layered_avif,
@@ -21,8 +23,11 @@ from tests.images import (
     phase_one_raw,
     photo,
     png_with_late_exif,
+    stripped_dng,
+    tiff_declaring,
     tiff_variant,
     tiff_wrapped_raw,
+    unci_heif,
 )
 
 
@@ -88,11 +93,32 @@ def build(folder: Path) -> dict[str, Expected]:
     expected["mono-limited.avif"] = stored_600
     layered_avif(folder / "progressive.avif", qualities=(0, 90), width=600, height=400)
     expected["progressive.avif"] = stored_600
+    layered_avif(folder / "progressive-op1.avif", (0, 90), 600, 400, operating_point=1)
+    expected["progressive-op1.avif"] = stored_600
+    unci = unci_heif(folder / "microscope-unci.heif")
+    expected["microscope-unci.heif"] = (
+        Expected("STORED", (64, 48))
+        if len(pillow_heif.open_heif(unci))  # a libheif built with the codec
+        else Expected("FAILED", error_code="UNSUPPORTED_FORMAT")
+    )
+    grey.save(folder / "huge.avif", subsampling="4:0:0")
+    heif_declaring(folder / "huge.avif", 17_000, 17_000)
+    expected["huge.avif"] = Expected("FAILED", error_code="TOO_MANY_PIXELS")
+    stripped_dng(folder / "stripped-sample.dng", 3000, 2000)
+    expected["stripped-sample.dng"] = Expected("FAILED", error_code="CORRUPT_IMAGE")
+    png_with_late_exif(folder / "screenshot-large.png", orientation=6, width=1400, height=933)
+    expected["screenshot-large.png"] = Expected("STORED", (933, 1400))
+    fuzzed = {"ImageWidth": 10_000, "ImageLength": 10_000, "SamplesPerPixel": 4000}
+    tiff_declaring(folder / "fuzzed.tif", **fuzzed)
+    expected["fuzzed.tif"] = Expected("FAILED", error_code="TOO_MANY_PIXELS")
 
     whole = jpeg(folder / "whole.jpg", 600, 400).read_bytes()
     (folder / "whole.jpg").unlink()
     (folder / "cut-off.jpg").write_bytes(whole[: len(whole) // 3])
     expected["cut-off.jpg"] = Expected("FAILED", error_code="CORRUPT_IMAGE")
+    png = photo(600, 400).pngsave_buffer()
+    (folder / "broken.png").write_bytes(png[:100] + bytes(byte ^ 0x5A for byte in png[100:]))
+    expected["broken.png"] = Expected("FAILED", error_code="CORRUPT_IMAGE")
     (folder / "notes.txt").write_text("not an image")
     expected["notes.txt"] = Expected("FAILED", error_code="UNSUPPORTED_FORMAT")
     (folder / "empty.jpg").write_bytes(b"")

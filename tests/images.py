@@ -153,6 +153,23 @@ def dng(
     return path
 
 
+def stripped_dng(path: Path, width: int, height: int, size: int = 12_000) -> Path:
+    """A RAW as sample sites strip it to its headers: `dng`'s directory declaring a
+    `width` x `height` sensor in lossless JPEG, as cameras write DNG, with the sensor data
+    cut away and the file padded with zeros to `size` bytes. LibRaw opens it and decodes
+    the zeros to noise."""
+    import tifffile
+
+    data = dng(path, width, height).read_bytes()
+    with tifffile.TiffFile(path) as tiff:
+        page = tiff.pages.first
+        data_at, compression_at = page.dataoffsets[0], page.tags["Compression"].valueoffset
+    header = bytearray(data[:data_at])
+    struct.pack_into("<H", header, compression_at, 7)  # JPEG (lossless, for a mosaic)
+    path.write_bytes(bytes(header).ljust(size, b"\0"))
+    return path
+
+
 def _red_blue_mosaic(width: int, height: int, white: int, blank: bool = False) -> Any:
     """An RGGB Bayer mosaic of a scene red on the left half and blue on the right."""
     import numpy as np
@@ -237,11 +254,11 @@ def _chain_jpeg_preview(dng: bytes, jpeg: bytes) -> bytes:
     return bytes(out)
 
 
-def png_with_late_exif(path: Path, orientation: int) -> Path:
-    """A 300 x 200 PNG, red on its left third, whose EXIF orientation comes in an eXIf
-    chunk after the image data (the PNG specification allows it there)."""
-    picture = PILImage.new("RGB", (300, 200), (40, 40, 200))
-    picture.paste((220, 30, 30), (0, 0, 100, 200))
+def png_with_late_exif(path: Path, orientation: int, width: int = 300, height: int = 200) -> Path:
+    """A PNG, red on its left third, whose EXIF orientation comes in an eXIf chunk after
+    the image data (the PNG specification allows it there)."""
+    picture = PILImage.new("RGB", (width, height), (40, 40, 200))
+    picture.paste((220, 30, 30), (0, 0, width // 3, height))
     exif = PILImage.Exif()
     exif[0x0112] = orientation
     picture.save(path, exif=exif.tobytes())
@@ -254,6 +271,25 @@ def png_with_late_exif(path: Path, orientation: int) -> Path:
     late = [c for c in chunks if c[4:8] == b"eXIf"]
     rest = [c for c in chunks if c[4:8] != b"eXIf"]
     path.write_bytes(data[:8] + b"".join(rest[:-1] + late + rest[-1:]))
+    return path
+
+
+def tiff_declaring(path: Path, **declared: int) -> Path:
+    """A 64 x 64 TIFF of 12-bit RGB in 16 px tiles (of the readers here only tifffile reads
+    it) whose directory then claims other values, as a fuzzer changes them: `declared`
+    maps tag names (ImageWidth, SamplesPerPixel, TileWidth…) to their new values."""
+    import numpy as np
+    import tifffile
+
+    pixels = np.zeros((64, 64, 3), np.uint16)
+    tifffile.imwrite(path, pixels, bitspersample=12, photometric="rgb", tile=(16, 16))
+    data = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tiff:
+        tags = tiff.pages.first.tags
+        for name, value in declared.items():
+            short = tags[name].dtype == tifffile.DATATYPE.SHORT
+            struct.pack_into("<H" if short else "<I", data, tags[name].valueoffset, value)
+    path.write_bytes(bytes(data))
     return path
 
 
@@ -271,13 +307,19 @@ TIFF_VARIANTS = (
     "multi-page",
     "lzma-cmyk",
     "lzma-16-bit-grey",
+    "16-bit-grey",
+    "12-bit-grey",
+    "16-bit-cmyk",
+    "signed-8-bit-grey",
+    "halving-child-ifds",
 )
 
 
 def tiff_variant(path: Path, variant: str, width: int = 600, height: int = 400) -> Path:
     """`photo(width, height)` in one of the TIFF layouts scanners, microscopes and
     archives write (`TIFF_VARIANTS`), by tifffile; each must decode to that photo.
-    "child-ifd" and "multi-page" put a tenth-size copy first and the photo after it."""
+    "child-ifd" and "multi-page" put a tenth-size copy first and the photo after it;
+    "halving-child-ifds" puts black half- and quarter-size children under the photo."""
     import numpy as np
     import tifffile
 
@@ -301,6 +343,13 @@ def tiff_variant(path: Path, variant: str, width: int = 600, height: int = 400) 
         "jpeg-2000": {"data": rgb, "compression": "jpeg2000"},
         "lzma-cmyk": {"data": cmyk, "compression": "lzma", "photometric": "separated"},
         "lzma-16-bit-grey": {"data": grey, "compression": "lzma", "photometric": "minisblack"},
+        "16-bit-grey": {"data": grey, "photometric": "minisblack"},
+        "12-bit-grey": {"data": grey >> 4, "bitspersample": 12, "photometric": "minisblack"},
+        "16-bit-cmyk": {"data": cmyk.astype(np.uint16) * 257, "photometric": "separated"},
+        "signed-8-bit-grey": {
+            "data": ((grey >> 8).astype(np.int16) - 128).astype(np.int8),
+            "photometric": "minisblack",
+        },
     }
     if variant == "cielab":  # L* scaled to 0-255, a* and b* as signed bytes
         lab = np.ndarray((height, width, 3), np.float32, image.colourspace("lab").write_to_memory())
@@ -316,6 +365,11 @@ def tiff_variant(path: Path, variant: str, width: int = 600, height: int = 400) 
             children = 1 if variant == "child-ifd" else 0
             tiff.write(small, photometric="rgb", subifds=children)
             tiff.write(rgb, photometric="rgb")
+    elif variant == "halving-child-ifds":
+        with tifffile.TiffWriter(path) as tiff:
+            tiff.write(rgb, photometric="rgb", subifds=2)
+            for shrink in (2, 4):
+                tiff.write(np.zeros((height // shrink, width // shrink, 3), np.uint8))
     else:
         options = {"photometric": "rgb", **kinds[variant]}
         tifffile.imwrite(path, np.ascontiguousarray(options.pop("data")), **options)
@@ -436,12 +490,18 @@ def old_style_jpeg_tiff(path: Path, tiled: bool, width: int = 256, height: int =
 
 
 def layered_avif(
-    path: Path, qualities: tuple[int, ...], width: int = 300, height: int = 200
+    path: Path,
+    qualities: tuple[int, ...],
+    width: int = 300,
+    height: int = 200,
+    operating_point: int | None = None,
 ) -> Path:
     """`photo` as a layered (progressive) AVIF: one item whose AV1 stream holds one layer
-    per quality, coarsest first, with an `a1lx` box. No Python binding writes these, so
-    libavif's experimental `extraLayerCount` is set through the libavif that Pillow
-    bundles; its `avifEncoder` layout is fixed since 1.0, and checked here before use."""
+    per quality, coarsest first, with an `a1lx` box; with `operating_point`, an `a1op` box
+    selecting it (0 shows every layer, 1 all but the last). No Python binding writes
+    these, so libavif's experimental `extraLayerCount` is set through the libavif that
+    Pillow bundles; its `avifEncoder` layout is fixed since 1.0, and checked here before
+    use."""
     import ctypes
     import ctypes.util
     import io
@@ -477,9 +537,89 @@ def layered_avif(
         assert added == 0
     written = RWData()
     assert avif.avifEncoderFinish(ctypes.c_void_p(encoder), ctypes.byref(written)) == 0
-    path.write_bytes(ctypes.string_at(written.data, written.size))
+    made = ctypes.string_at(written.data, written.size)
+    path.write_bytes(made if operating_point is None else _with_a1op(made, operating_point))
     avif.avifRWDataFree(ctypes.byref(written))
     avif.avifEncoderDestroy(ctypes.c_void_p(encoder))
     avif.avifDecoderDestroy(decoder)
     avif.avifImageDestroy(image)
+    return path
+
+
+def _with_a1op(avif: bytes, operating_point: int) -> bytes:
+    """The AVIF, as libavif writes it (one item, a version 0 `iloc` of 4-byte offsets into
+    the `mdat` after the `meta`, a version 0 `ipma`), with an essential `a1op` property."""
+    out = bytearray(avif)
+
+    def find(start: int, end: int, kind: bytes) -> tuple[int, int]:
+        """The start and size of the first `kind` box from `start` to `end`."""
+        while start < end:
+            size = int.from_bytes(out[start : start + 4], "big")
+            if out[start + 4 : start + 8] == kind:
+                return start, size
+            start += size
+        raise ValueError(f"no {kind!r} box")
+
+    meta = find(0, len(out), b"meta")
+    iloc, iprp = (find(meta[0] + 12, sum(meta), kind) for kind in (b"iloc", b"iprp"))
+    ipco, ipma = (find(iprp[0] + 8, sum(iprp), kind) for kind in (b"ipco", b"ipma"))
+    assert out[ipma[0] + 8 : ipma[0] + 16] == b"\0\0\0\0\0\0\0\1"  # version 0, one item
+    assert out[iloc[0] + 8] == 0 and out[iloc[0] + 12 : iloc[0] + 14] == b"\x44\0"
+    count, at = 0, ipco[0] + 8
+    while at < sum(ipco):
+        count, at = count + 1, at + int.from_bytes(out[at : at + 4], "big")
+    out[ipma[0] + 18] += 1  # after the item id: its number of properties, then their indices
+    out[sum(ipma) : sum(ipma)] = bytes([0x80 | (count + 1)])  # essential, as AVIF requires
+    out[sum(ipco) : sum(ipco)] = struct.pack(">I4sB", 9, b"a1op", operating_point)
+    for box, grown in ((meta, 10), (iprp, 10), (ipco, 9), ((ipma[0] + 9, ipma[1]), 1)):
+        struct.pack_into(">I", out, box[0], box[1] + grown)
+    items, at = int.from_bytes(out[iloc[0] + 14 : iloc[0] + 16], "big"), iloc[0] + 16
+    for _ in range(items):  # the data moved 10 bytes on
+        extents, at = int.from_bytes(out[at + 4 : at + 6], "big"), at + 6
+        for _ in range(extents):
+            struct.pack_into(">I", out, at, int.from_bytes(out[at : at + 4], "big") + 10)
+            at += 8
+    return bytes(out)
+
+
+def heif_declaring(path: Path, width: int, height: int) -> Path:
+    """The HEIF or AVIF at `path` with every `ispe` property claiming `width` x `height`:
+    the header of a huge image, without its pixels."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"ispe")
+    while at >= 0:
+        struct.pack_into(">II", data, at + 8, width, height)  # after version and flags
+        at = data.find(b"ispe", at + 4)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def unci_heif(path: Path, width: int = 64, height: int = 48) -> Path:
+    """`photo` as an uncompressed HEIF (ISO/IEC 23001-17: an `unci` item), as scientific
+    and industrial cameras write it: 8-bit RGB interleaved by pixel. No encoder here
+    writes one (libheif's is not built in), so its boxes are put together by hand."""
+    pixels = photo(width, height).write_to_memory()
+
+    def box(kind: bytes, body: bytes, version_flags: int | None = None) -> bytes:
+        full = b"" if version_flags is None else struct.pack(">I", version_flags)
+        return struct.pack(">I", 8 + len(full) + len(body)) + kind + full + body
+
+    ftyp = box(b"ftyp", b"mif1" + bytes(4) + b"mif1heic")
+    hdlr = box(b"hdlr", bytes(4) + b"pict" + bytes(12) + b"\0", 0)
+    pitm = box(b"pitm", struct.pack(">H", 1), 0)
+    iinf = box(b"iinf", struct.pack(">H", 1) + box(b"infe", b"\0\1\0\0unci\0", 2 << 24), 0)
+    ispe = box(b"ispe", struct.pack(">II", width, height), 0)
+    cmpd = box(b"cmpd", struct.pack(">I3H", 3, 4, 5, 6))  # components: red, green, blue
+    depths = b"".join(struct.pack(">HBBB", n, 7, 0, 0) for n in range(3))  # 8-bit unsigned
+    # 4:4:4, interleaved by pixel, no blocks; no pixel, row or tile alignment; one tile
+    uncc = box(b"uncC", struct.pack(">II", 0, 3) + depths + b"\0\1\0\0" + bytes(20), 0)
+    associations = struct.pack(">IHB", 1, 1, 3) + b"\x01\x82\x83"  # uncC and cmpd essential
+    iprp = box(b"iprp", box(b"ipco", ispe + cmpd + uncc) + box(b"ipma", associations, 0))
+
+    def meta(data_at: int) -> bytes:
+        extent = struct.pack(">HHHHII", 1, 1, 0, 1, data_at, len(pixels))  # item 1, one extent
+        return box(b"meta", hdlr + pitm + box(b"iloc", b"\x44\0" + extent, 0) + iinf + iprp, 0)
+
+    data_at = len(ftyp) + len(meta(0)) + 8  # after the `mdat` box's header
+    path.write_bytes(ftyp + meta(data_at) + box(b"mdat", pixels))
     return path

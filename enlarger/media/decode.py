@@ -3,14 +3,17 @@ it once, already shrunk to the size needed (shrink-on-load), upright and in 8-bi
 
 libvips handles JPEG, PNG, WebP, AVIF, TIFF and GIF; pillow-heif handles HEIC (the libvips
 wheel has no HEVC decoder); rawpy (LibRaw) handles camera RAW, preferring the embedded
-preview when it is large enough, and decides which TIFF-shaped files are RAW. A file
-libvips refuses but Pillow reads (an AVIF sequence, an LZMA TIFF) is decoded by Pillow,
-and a TIFF only tifffile reads (12-bit) by tifffile: both whole, so limited like HEIC.
+preview when it is large enough, and decides which TIFF-shaped files are RAW (of those
+that carry a camera's data). A file libvips refuses but Pillow reads (an AVIF sequence, an
+LZMA TIFF) is decoded by Pillow, and a TIFF only tifffile reads (12-bit) by tifffile: both
+whole, so limited like HEIC.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -20,13 +23,16 @@ import pyvips
 from enlarger.media.errors import MediaError, MediaErrorCode
 from enlarger.media.sniff import (
     HEAD_BYTES,
+    HEIF_CODEC_NAMES,
     RAW_FORMATS,
     SUPPORTED_FORMATS,
     TIFF_SHAPED,
     UNDECODABLE_HEIF_CODECS,
     avif_is_monochrome,
+    avif_selects_operating_point,
     heif_hdr_transfer,
     heif_primary_codec,
+    heif_primary_size,
     sniff,
 )
 
@@ -94,38 +100,50 @@ def probe(path: str | Path, limits: Limits) -> Probe:
             MediaErrorCode.UNSUPPORTED_FORMAT,
             "not a supported image (JPEG, PNG, WebP, AVIF, HEIC, TIFF, GIF or camera RAW)",
         )
-    codec = heif_primary_codec(head) if kind in ("heic", "avif") else None
-    if codec in UNDECODABLE_HEIF_CODECS:
-        raise MediaError(
-            MediaErrorCode.UNSUPPORTED_FORMAT,
-            f"a HEIF file whose image is coded as {UNDECODABLE_HEIF_CODECS[codec]}; "
-            "HEVC (HEIC) and AV1 (AVIF) are supported",
-        )
     try:
-        width, height, orientation, fallback, tiff_page = _header(Path(path), kind, head)
+        codec = heif_primary_codec(head) if kind in ("heic", "avif") else None
+        if codec in UNDECODABLE_HEIF_CODECS:
+            raise _unsupported_heif(UNDECODABLE_HEIF_CODECS[codec])
+        if kind in WHOLE_DECODE_FORMATS and (declared := heif_primary_size(head)) is not None:
+            _check_pixels(kind, *declared, whole=True, limits=limits)  # before any decoder
+        width, height, orientation, fallback, tiff_page = _header(Path(path), kind, head, limits)
     except MediaError:
         raise
     except Exception as exc:
         raise corrupt_error(kind, exc, path) from exc
     if width <= 0 or height <= 0:
         raise MediaError(MediaErrorCode.CORRUPT_IMAGE, f"the {kind} header has no size")
+    _check_pixels(kind, width, height, kind in WHOLE_DECODE_FORMATS or fallback is not None, limits)
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    hdr = heif_hdr_transfer(head) if kind in WHOLE_DECODE_FORMATS else None
+    return Probe(kind, width, height, orientation, size, fallback, tiff_page, hdr)
+
+
+def _check_pixels(kind: str, width: int, height: int, whole: bool, limits: Limits) -> None:
+    """TOO_MANY_PIXELS past the pixel limit, or, for an image decoded `whole`, past the
+    limit of a whole decode."""
     pixels = width * height
     if pixels > limits.max_pixels:
         raise MediaError(
             MediaErrorCode.TOO_MANY_PIXELS,
             f"{width} x {height} is {pixels:,} pixels; the limit is {limits.max_pixels:,}",
         )
-    whole = kind in WHOLE_DECODE_FORMATS or fallback is not None
     if whole and pixels > limits.max_whole_decode_pixels:
         raise MediaError(
             MediaErrorCode.TOO_MANY_PIXELS,
             f"{width} x {height} is {pixels:,} pixels; this {kind.upper()} is decoded whole, "
             f"and its limit is {limits.max_whole_decode_pixels:,}",
         )
-    if orientation in (5, 6, 7, 8):
-        width, height = height, width
-    hdr = heif_hdr_transfer(head) if kind in WHOLE_DECODE_FORMATS else None
-    return Probe(kind, width, height, orientation, size, fallback, tiff_page, hdr)
+
+
+def _unsupported_heif(codec_name: str) -> MediaError:
+    """The file may be sound: no decoder here reads its codec, which the message names."""
+    return MediaError(
+        MediaErrorCode.UNSUPPORTED_FORMAT,
+        f"a HEIF file whose image is coded as {codec_name}; "
+        "HEVC (HEIC) and AV1 (AVIF) are supported",
+    )
 
 
 def load(path: str | Path, found: Probe, long_side: int, in_memory: bool = True) -> pyvips.Image:
@@ -157,11 +175,13 @@ def load(path: str | Path, found: Probe, long_side: int, in_memory: bool = True)
 
 def _load_vips(path: Path, found: Probe, long_side: int) -> pyvips.Image:
     page = dict([found.tiff_page] if found.tiff_page else [])
-    if found.format == "tiff":  # 32-bit or signed samples, which `thumbnail` would clip
+    if found.format == "tiff":  # two kinds `thumbnail` reads wrong
         whole = pyvips.Image.new_from_file(str(path), fail_on="error", **page)
-        if whole.format in _INTEGER_FULL_SCALE:
-            image = to_srgb8(whole).thumbnail_image(long_side, height=long_side, size="down")
-            return image.autorot()
+        if _clipped_by_libvips(whole):
+            return _shrunk_whole(whole, long_side).autorot()  # it would clip the samples
+        if _count(whole, "n-subifds"):  # `thumbnail` takes halving children for a pyramid
+            shrunk = whole.thumbnail_image(long_side, height=long_side, size="down")
+            return _embedded_profile_to_srgb(shrunk).autorot()
     image = pyvips.Image.thumbnail_source(
         pyvips.Source.new_from_file(str(path)),
         long_side,
@@ -171,7 +191,8 @@ def _load_vips(path: Path, found: Probe, long_side: int) -> pyvips.Image:
     )
     image = _embedded_profile_to_srgb(image)
     if found.format == "png" and found.orientation != 1 and not _vips_orientation(path):
-        image = _turn_upright(image, found.orientation)  # libvips did not see it
+        # libvips did not see it; the shrunk image is read in order, a turn reads across it
+        image = _turn_upright(image.copy_memory(), found.orientation)
     return image
 
 
@@ -194,17 +215,25 @@ def _embedded_profile_to_srgb(image: pyvips.Image) -> pyvips.Image:
     return image.icc_transform("srgb", embedded=True)
 
 
-# integer depths libvips does not scale itself, by their largest value
-_INTEGER_FULL_SCALE = {"char": 127, "short": 32767, "uint": 2**32 - 1, "int": 2**31 - 1}
+# signed integer depths, by their largest value
+_SIGNED_FULL_SCALE = {"char": 127, "short": 32767, "int": 2**31 - 1}
+# sample formats libvips does not scale into 8 bits itself (it clips them)
+_RESCALED = frozenset({*_SIGNED_FULL_SCALE, "uint", "float", "double"})
+# colour spaces whose numbers mean a colour whatever their format: converted, never scaled
+_COLORIMETRIC = frozenset({"lab", "labs", "lch", "cmc", "xyz", "yxy"})
 
 
 def to_srgb8(image: pyvips.Image) -> pyvips.Image:
-    """Any interpretation and depth (CMYK, CIELAB, 16- or 32-bit, greyscale) to 8-bit
-    sRGB."""
-    if image.format in _INTEGER_FULL_SCALE:
-        colour = "srgb" if image.bands >= 3 else "b-w"
-        scaled = image.cast("double") * (255 / _INTEGER_FULL_SCALE[image.format])
-        image = scaled.copy(interpretation=colour)
+    """Any interpretation and depth (CMYK, CIELAB, 16- or 32-bit, signed, float,
+    greyscale) to 8-bit sRGB."""
+    if _clipped_by_libvips(image):
+        low, high = _sample_range(image)
+        scale = 1 / (high - low) if high > low else 0
+        if image.interpretation == "scrgb":  # linear light, to 0-1: sRGB's curve comes below
+            image = ((image - low) * scale).copy(interpretation="scrgb")
+        else:
+            colour = "srgb" if image.bands >= 3 else "b-w"
+            image = ((image.cast("double") - low) * (255 * scale)).copy(interpretation=colour)
     if image.interpretation != "srgb" or image.format != "uchar":
         image = image.colourspace("srgb")
     if image.format != "uchar":
@@ -212,23 +241,74 @@ def to_srgb8(image: pyvips.Image) -> pyvips.Image:
     return image
 
 
+def _clipped_by_libvips(image: pyvips.Image) -> bool:
+    """Whether libvips would clip the samples into 8 bits (signed, 32-bit and float ones
+    not in a CIE colour space) rather than scale them."""
+    return image.format in _RESCALED and image.interpretation not in _COLORIMETRIC
+
+
+def _sample_range(image: pyvips.Image) -> tuple[float, float]:
+    """The sample values shown as black and white: a float image's own lowest and highest
+    (its numbers may be anything: -pi to pi, metres); for signed integers the type's range
+    when they hold a negative value, else its positive half (unsigned data stored as
+    signed); for 32-bit unsigned its range."""
+    if image.format in ("float", "double"):
+        return image.min(), image.max()
+    if image.format == "uint":
+        return 0, 2**32 - 1
+    top = _SIGNED_FULL_SCALE[image.format]
+    return (-top - 1 if image.min() < 0 else 0), top
+
+
+def _shrunk_whole(image: pyvips.Image, long_side: int) -> pyvips.Image:
+    """A whole decoded image at `long_side`, never enlarged: samples `thumbnail` would clip
+    (signed, 32-bit, float) are brought into 8 bits by their range first."""
+    if _clipped_by_libvips(image):
+        image = to_srgb8(image)
+    return image.thumbnail_image(long_side, height=long_side, size="down")
+
+
+# a path in a decoder's message: quoted (bytes too), or bare from the root, ./, ../ or ~/
+_PATH_IN_TEXT = re.compile(
+    r"""b?(["'])(?:/|\.{1,2}/|~/)[^"'\n]*\1|(?<![\w/.~])(?:/|\.{1,2}/|~/)[^\s"']+"""
+)
+
+
 def corrupt_error(kind: str, exc: Exception, path: str | Path) -> MediaError:
     """A decoder's failure as CORRUPT_IMAGE, with the decoder's last word as the reason.
     Decoders name the file they read; that is a path of the server (a temp file), which
-    the message must not show, so it becomes "the file"."""
-    detail = str(exc).strip().splitlines()
-    reason = detail[-1].strip() if detail else type(exc).__name__
-    full = str(path)
-    for shown in (f'"{full}"', full, f'"{Path(path).name}"'):  # a bare name may be a word
-        reason = reason.replace(shown, "the file")
-    return MediaError(MediaErrorCode.CORRUPT_IMAGE, f"the {kind} file cannot be decoded: {reason}")
+    the message must not show, in whatever form the decoder gives it."""
+    message = f"the {kind} file cannot be decoded"
+    reason = _decoder_reason(exc)
+    if reason is None:
+        return MediaError(MediaErrorCode.CORRUPT_IMAGE, message)
+    shown = {str(path), os.fspath(Path(path)), os.path.abspath(path), os.path.realpath(path)}
+    for form in sorted(map(re.escape, shown), key=len, reverse=True):  # longer ones first
+        reason = re.sub(rf"""b?(["']){form}\1|{form}""", "the file", reason)
+    name = re.escape(Path(path).name)
+    reason = re.sub(rf"""b?(["']){name}\1""", "the file", reason)  # a bare name may be a word
+    reason = _PATH_IN_TEXT.sub("the file", reason)
+    return MediaError(MediaErrorCode.CORRUPT_IMAGE, f"{message}: {reason}")
+
+
+def _decoder_reason(exc: Exception) -> str | None:
+    """The last line of a decoder's own error; None for Python's errors (an index out of
+    range, numpy's MemoryError), which say nothing to a person about the file."""
+    own = type(exc).__module__.split(".")[0] in ("rawpy", "tifffile")
+    if not (own or isinstance(exc, pyvips.Error | OSError | EOFError | SyntaxError)):
+        return None
+    said = exc.args[0] if exc.args and isinstance(exc.args[0], bytes) else str(exc)  # LibRaw
+    lines = (said.decode(errors="replace") if isinstance(said, bytes) else said).splitlines()
+    lines = [line.strip() for line in lines if line.strip()]
+    return lines[-1] if lines else None
 
 
 def _libraw_kind(path: Path, sniffed: str | None) -> str | None:
     """What a file whose magic bytes say TIFF, or nothing known, is. Camera makers wrap
     their RAW in TIFF (Pentax PEF, Samsung SRW, Hasselblad 3FR, Kodak DCR…) or in headers
     of their own (Phase One IIQ): LibRaw, which knows them all, is asked rather than a
-    list of magic bytes. A TIFF it refuses is a plain TIFF, whatever its Make says."""
+    list of magic bytes. A TIFF it refuses is a plain TIFF, whatever its Make says; so is
+    one it opens that carries no camera's data (it opens 16-bit grey and CMYK TIFFs)."""
     import rawpy
 
     try:
@@ -238,7 +318,36 @@ def _libraw_kind(path: Path, sniffed: str | None) -> str | None:
         return None if sniffed is None else "tiff"
     except rawpy.LibRawError:  # a short file read past its end: LibRaw did not know it
         return sniffed
+    if sniffed == "tiff" and not _carries_camera_data(path):
+        return "tiff"
     return sniffed if sniffed in RAW_FORMATS else "raw"
+
+
+DNG_VERSION_TAG = 50706
+MAKE_TAG = 271
+BITS_PER_SAMPLE_TAG = 258
+CFA_PATTERN_TAG = 33422
+CFA_PHOTOMETRIC = 32803  # a colour filter array: the sensor's mosaic
+
+
+def _carries_camera_data(path: Path) -> bool:
+    """Whether a TIFF says it holds a camera's sensor data: a DNG version or a camera
+    maker in its first directory, or a colour filter mosaic there or in one of its child
+    directories (where RAW wrappers keep it behind a thumbnail)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            first = tiff.pages.first
+            if first.tags.valueof(DNG_VERSION_TAG) is not None or first.tags.valueof(MAKE_TAG):
+                return True
+            children = list(first.pages or [])[:TIFF_PAGES_LOOKED_AT]
+            return any(
+                CFA_PATTERN_TAG in page.tags or page.photometric == CFA_PHOTOMETRIC
+                for page in (first, *children)
+            )
+    except Exception:  # a directory tifffile cannot follow (it raises many kinds) says none
+        return False
 
 
 class Header(NamedTuple):
@@ -249,11 +358,22 @@ class Header(NamedTuple):
     tiff_page: tuple[str, int] | None = None
 
 
-def _header(path: Path, kind: str, head: bytes) -> Header:
+# No RAW compression puts more sensor pixels in a byte than this (a lossy DNG of a black
+# frame comes nearest, at under 100): a file that would have to is a sample stripped of
+# its image data, and LibRaw decodes what is left to noise or black
+RAW_MOST_PIXELS_PER_BYTE = 256
+
+
+def _header(path: Path, kind: str, head: bytes, limits: Limits) -> Header:
     if kind == "heic":
         import pillow_heif
 
         heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=True)
+        if len(heif) == 0:  # libheif hides an image whose codec it was built without
+            codec = heif_primary_codec(head)
+            if codec is not None and codec in HEIF_CODEC_NAMES:
+                raise _unsupported_heif(HEIF_CODEC_NAMES[codec])
+            raise MediaError(MediaErrorCode.CORRUPT_IMAGE, "the heic file holds no readable image")
         width, height = heif.size
         return Header(width, height, 1)  # libheif applies the rotation itself
     if kind in RAW_FORMATS:
@@ -261,6 +381,13 @@ def _header(path: Path, kind: str, head: bytes) -> Header:
 
         with rawpy.imread(str(path)) as raw:
             sizes = raw.sizes
+            size = path.stat().st_size
+            if sizes.raw_width * sizes.raw_height > size * RAW_MOST_PIXELS_PER_BYTE:
+                raise MediaError(
+                    MediaErrorCode.CORRUPT_IMAGE,
+                    f"the {kind} file is {size:,} bytes, too few for its "
+                    f"{sizes.raw_width} x {sizes.raw_height} sensor: its image data is missing",
+                )
             # LibRaw reports the upright size through `flip`; 5 and 6 turn by 90°
             width, height = sizes.width, sizes.height
             return Header(width, height, {0: 1, 3: 3, 5: 8, 6: 6}.get(sizes.flip, 1))
@@ -275,7 +402,7 @@ def _header(path: Path, kind: str, head: bytes) -> Header:
     except pyvips.Error:
         if (found := _pillow_header(path)) is not None:  # an AVIF sequence, an LZMA TIFF
             return Header(*found, "pillow")
-        if kind == "tiff" and (found := _tifffile_header(path)) is not None:  # 12-bit
+        if kind == "tiff" and (found := _tifffile_header(path, limits)) is not None:  # 12-bit
             return Header(*found, "tifffile")
         raise
     orientation = _vips_orientation(path, image) or 1
@@ -292,10 +419,11 @@ OLD_STYLE_JPEG = 6  # a TIFF Compression value, long deprecated
 
 def _libvips_misreads(path: Path, kind: str, head: bytes) -> bool:
     """Files libvips decodes wrong without an error, which Pillow reads right or refuses:
-    a monochrome AVIF (libheif reads a limited-range 16 as 30 and 235 as 218) and a TIFF
-    in old-style JPEG (a tiled one decodes to zero pixels)."""
+    a monochrome AVIF (libheif reads a limited-range 16 as 30 and 235 as 218), a layered
+    AVIF that selects its layers (libheif ignores `a1op`) and a TIFF in old-style JPEG (a
+    tiled one decodes to zero pixels)."""
     if kind == "avif":
-        return avif_is_monochrome(head)
+        return avif_is_monochrome(head) or avif_selects_operating_point(head)
     if kind != "tiff":
         return False
     import tifffile  # reads the directory wherever it lies (libtiff writes it last)
@@ -328,8 +456,7 @@ def _largest_tiff_page(path: Path, first: pyvips.Image) -> tuple[int, int, tuple
     """The width, height and libvips load option of the largest image in a TIFF that
     holds several: pages, or child directories (SubIFDs) of the `first`, where scanners
     and cameras put the full image behind a small first one. None when it is largest."""
-    pages = int(first.get("n-pages")) if first.get_typeof("n-pages") else 1
-    children = int(first.get("n-subifds")) if first.get_typeof("n-subifds") else 0
+    pages, children = _count(first, "n-pages", 1), _count(first, "n-subifds")
     options = [("page", n) for n in range(1, min(pages, TIFF_PAGES_LOOKED_AT))]
     options += [("subifd", n) for n in range(min(children, TIFF_PAGES_LOOKED_AT))]
     best, best_area = None, first.width * first.height
@@ -343,16 +470,24 @@ def _largest_tiff_page(path: Path, first: pyvips.Image) -> tuple[int, int, tuple
     return best
 
 
-def _tifffile_header(path: Path) -> tuple[int, int, int] | None:
+def _count(image: pyvips.Image, field: str, default: int = 0) -> int:
+    """A count libvips sets only when a file has it ("n-pages", "n-subifds")."""
+    return int(image.get(field)) if image.get_typeof(field) else default
+
+
+def _tifffile_header(path: Path, limits: Limits) -> tuple[int, int, int] | None:
     """What tifffile reads of a TIFF libvips and Pillow refused (12- or 14-bit samples,
-    JPEG 2000 or JPEG XL tiles); None when it cannot read it either."""
+    JPEG 2000 or JPEG XL tiles); None when it cannot read it either. tifffile allocates
+    every declared sample at once, so what the header declares is held to the memory of a
+    whole decode first: a fuzzed header asks for terabytes."""
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tiff:
             page = tiff.pages.first
-            if page.imagewidth <= 0 or page.imagelength <= 0:
+            if page.imagewidth <= 0 or page.imagelength <= 0 or page.dtype is None:
                 return None  # libvips' own complaint says more
+            _check_declared_bytes(page, limits)
             orientation = page.tags.valueof(ORIENTATION_TAG, 1)
             return (
                 page.imagewidth,
@@ -361,6 +496,24 @@ def _tifffile_header(path: Path) -> tuple[int, int, int] | None:
             )
     except (tifffile.TiffFileError, OSError, ValueError):
         return None
+
+
+def _check_declared_bytes(page: Any, limits: Limits) -> None:
+    """TOO_MANY_PIXELS when a tifffile page's samples (width x height x depth x samples x
+    bytes) pass the memory of a whole decode; CORRUPT_IMAGE when one of its tiles or strips
+    alone does, as no image it holds could need."""
+    budget = limits.max_whole_decode_pixels * WHOLE_DECODE_BYTES_PER_PIXEL
+    if page.nbytes > budget:
+        raise MediaError(
+            MediaErrorCode.TOO_MANY_PIXELS,
+            f"{page.imagewidth} x {page.imagelength} with {page.samplesperpixel} samples of "
+            f"{page.bitspersample} bits is {page.nbytes:,} bytes decoded whole; "
+            f"the limit is {budget:,}",
+        )
+    if math.prod(page.chunks) * page.dtype.itemsize > budget:  # samples included
+        raise MediaError(
+            MediaErrorCode.CORRUPT_IMAGE, "the tiff file declares tiles larger than its image"
+        )
 
 
 def _vips_orientation(path: str | Path, image: pyvips.Image | None = None) -> int | None:
@@ -470,24 +623,31 @@ def _load_tifffile(path: Path, long_side: int, orientation: int) -> pyvips.Image
         pixels = page.asarray()
         if page.axes.startswith("S"):  # planes stored one after another
             pixels = np.moveaxis(pixels, 0, -1)
-        bits = page.bitspersample
-    if pixels.dtype.kind == "u" and bits < pixels.dtype.itemsize * 8:
-        top = np.iinfo(pixels.dtype).max
-        pixels = (pixels.astype(np.float64) * (top / ((1 << bits) - 1))).astype(pixels.dtype)
+        pixels = _to_full_depth(pixels, page.bitspersample)
     image = pyvips.Image.new_from_array(np.ascontiguousarray(pixels))
     if image.format == "ushort":
         image = image.copy(interpretation="rgb16" if image.bands >= 3 else "grey16")
     elif image.bands >= 3:
         image = image.copy(interpretation="srgb")
-    image = image.thumbnail_image(long_side, height=long_side, size="down")
+    image = _shrunk_whole(image, long_side)
     return _turn_upright(image, orientation) if orientation != 1 else image
+
+
+def _to_full_depth(pixels: Any, bits: int) -> Any:
+    """Unsigned samples stored in fewer `bits` (12, say) than the integers holding them,
+    scaled to the full range of those: shown as stored, they are near black."""
+    import numpy as np
+
+    if pixels.dtype.kind != "u" or bits >= pixels.dtype.itemsize * 8:
+        return pixels
+    top = np.iinfo(pixels.dtype).max
+    return (pixels.astype(np.float64) * (top / ((1 << bits) - 1))).astype(pixels.dtype)
 
 
 def _from_pillow(picture: Any, icc: bytes | None, long_side: int) -> pyvips.Image:
     """A decoded Pillow image as a libvips one at `long_side`, in sRGB (its depth is
     brought to 8 bits by `to_srgb8`)."""
-    image = _pillow_pixels(picture)
-    image = image.thumbnail_image(long_side, height=long_side, size="down")
+    image = _shrunk_whole(_pillow_pixels(picture), long_side)
     if not icc:
         return image
     image = image.copy()
@@ -512,7 +672,11 @@ def _pillow_pixels(picture: Any) -> pyvips.Image:
     if picture.mode.startswith("I;16"):
         grey = np.asarray(picture)
         grey = grey.astype(grey.dtype.newbyteorder("="))
+        stored = getattr(picture, "tag_v2", {}).get(BITS_PER_SAMPLE_TAG, (16,))  # a TIFF's
+        grey = _to_full_depth(grey, stored[0] if isinstance(stored, tuple) else stored)
         return pyvips.Image.new_from_array(grey, interpretation="grey16")
+    if picture.mode in ("I", "F"):  # 32-bit signed or float, scaled by `to_srgb8`
+        return pyvips.Image.new_from_array(np.asarray(picture))
     if picture.mode not in ("RGB", "RGBA"):
         picture = picture.convert("RGBA" if "A" in picture.mode else "RGB")
     return pyvips.Image.new_from_array(np.asarray(picture), interpretation="srgb")

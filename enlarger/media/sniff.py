@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 
 HEAD_BYTES = 64 * 1024  # enough for a TIFF's first directory
 
@@ -79,6 +80,9 @@ def _iso_bmff_kind(head: bytes) -> str | None:
 
 # HEIF item types whose codec libheif here has no decoder for (AVC, JPEG, JPEG 2000, VVC)
 UNDECODABLE_HEIF_CODECS = {b"avc1": "AVC", b"jpeg": "JPEG", b"j2k1": "JPEG 2000", b"vvc1": "VVC"}
+# the names of other codecs, for messages: libheif may be built without them (the builds in
+# pillow-heif 1.9 and pyvips-binary 8.18 lack uncompressed `unci`), and then hides the image
+HEIF_CODEC_NAMES = {**UNDECODABLE_HEIF_CODECS, b"unci": "uncompressed (ISO/IEC 23001-17)"}
 
 
 def heif_primary_codec(head: bytes) -> bytes | None:
@@ -87,14 +91,10 @@ def heif_primary_codec(head: bytes) -> bytes | None:
     meta = _box(head, 0, len(head), b"meta")
     if meta is None:
         return None
-    children = meta[0] + 4  # a full box: version and flags come first
-    pitm = _box(head, children, meta[1], b"pitm")
-    iinf = _box(head, children, meta[1], b"iinf")
-    if pitm is None or iinf is None:
+    iinf = _box(head, meta[0] + 4, meta[1], b"iinf")  # a full box: version and flags first
+    primary = _primary_item(head, meta)
+    if primary is None or iinf is None:
         return None
-    version = head[pitm[0]]
-    id_size = 2 if version == 0 else 4
-    primary = int.from_bytes(head[pitm[0] + 4 : pitm[0] + 4 + id_size], "big")
     count_size = 2 if head[iinf[0]] == 0 else 4
     at = iinf[0] + 4 + count_size
     while (infe := _box(head, at, iinf[1], b"infe")) is not None:
@@ -136,6 +136,61 @@ def avif_is_monochrome(head: bytes) -> bool:
     return bool(config) and len(head) > config[0] + 2 and bool(head[config[0] + 2] & AV1_MONOCHROME)
 
 
+def avif_selects_operating_point(head: bytes) -> bool:
+    """Whether an AVIF chooses which operating point (layers) of its AV1 stream to show, by
+    an `a1op` property: libheif ignores it and shows them all."""
+    ipco = _item_properties(head)
+    return bool(ipco) and _box(head, ipco[0], ipco[1], b"a1op") is not None
+
+
+def heif_primary_size(head: bytes) -> tuple[int, int] | None:
+    """The width and height that the `ispe` property of a HEIF file's primary image (a
+    grid's whole size) declares; None when the head does not hold it."""
+    meta = _box(head, 0, len(head), b"meta")
+    ipco = _item_properties(head)
+    iprp = meta and _box(head, meta[0] + 4, meta[1], b"iprp")
+    ipma = iprp and _box(head, iprp[0], iprp[1], b"ipma")
+    primary = meta and _primary_item(head, meta)
+    if not ipco or not ipma or primary is None:
+        return None
+    properties = list(_boxes(head, *ipco))
+    for index in _associated_properties(head, ipma, primary):
+        if 0 < index <= len(properties):
+            kind, start, end = properties[index - 1]
+            if kind == b"ispe" and end - start >= 12:  # a full box: version and flags first
+                size = head[start + 4 : start + 12]
+                return int.from_bytes(size[:4], "big"), int.from_bytes(size[4:], "big")
+    return None
+
+
+def _primary_item(head: bytes, meta: tuple[int, int]) -> int | None:
+    """The item id that the `pitm` box in the `meta` box names as the primary image."""
+    pitm = _box(head, meta[0] + 4, meta[1], b"pitm")
+    if pitm is None:
+        return None
+    id_size = 2 if head[pitm[0]] == 0 else 4
+    return int.from_bytes(head[pitm[0] + 4 : pitm[0] + 4 + id_size], "big")
+
+
+def _associated_properties(head: bytes, ipma: tuple[int, int], item: int) -> list[int]:
+    """The indices (from 1) into `ipco` of the properties that `ipma` gives `item`."""
+    version, flags = head[ipma[0]], head[ipma[0] + 3]
+    id_size, index_size = (2 if version == 0 else 4), (2 if flags & 1 else 1)
+    index_mask = 0x7FFF if index_size == 2 else 0x7F  # the top bit says "essential"
+    at = ipma[0] + 8  # after version, flags and the entry count
+    while at + id_size < ipma[1]:
+        entry = int.from_bytes(head[at : at + id_size], "big")
+        count = head[at + id_size]
+        at += id_size + 1
+        if entry == item:
+            return [
+                int.from_bytes(head[i : i + index_size], "big") & index_mask
+                for i in range(at, min(at + count * index_size, ipma[1]), index_size)
+            ]
+        at += count * index_size
+    return []
+
+
 def _item_properties(head: bytes) -> tuple[int, int] | None:
     """Where the item properties (`meta/iprp/ipco`) of a HEIF file lie in its head."""
     meta = _box(head, 0, len(head), b"meta")
@@ -146,6 +201,13 @@ def _item_properties(head: bytes) -> tuple[int, int] | None:
 def _box(data: bytes, start: int, end: int, wanted: bytes) -> tuple[int, int] | None:
     """The (content start, end) of the first box of type `wanted` among the boxes from
     `start` to `end`; None when it is not there whole."""
+    found = (box[1:] for box in _boxes(data, start, end) if box[0] == wanted)
+    return next(found, None)
+
+
+def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """The type, content start and end of each box from `start` to `end`, in order, up to
+    the first that is not there whole."""
     at = start
     while at + 8 <= end:
         size = int.from_bytes(data[at : at + 4], "big")
@@ -154,11 +216,9 @@ def _box(data: bytes, start: int, end: int, wanted: bytes) -> tuple[int, int] | 
         if size == 1 and at + 16 <= end:
             size, header = int.from_bytes(data[at + 8 : at + 16], "big"), 16
         if size < header or at + size > end:
-            return None
-        if kind == wanted:
-            return at + header, at + size
+            return
+        yield kind, at + header, at + size
         at += size
-    return None
 
 
 def _tiff_kind(head: bytes) -> str:
