@@ -253,6 +253,7 @@ def serve(
             "[yellow]open:[/yellow] no API token exists, so the API needs none; "
             "`enlarger tokens create --role admin` turns access control on"
         )
+    _check_open_files(settings.max_connections)
     app_ = create_app(settings)
     processes = [
         multiprocessing.get_context("spawn").Process(
@@ -280,6 +281,29 @@ def serve(
                 process.terminate()  # SIGTERM: the worker finishes its running jobs
         for process in processes:
             process.join(settings.shutdown_grace_seconds + 5)
+
+
+FILES_BESIDES_CONNECTIONS = 100  # the database, the blobs, the workers' pipes, logs
+
+
+def _check_open_files(max_connections: int) -> None:
+    """Raise the open-file limit as far as allowed for `max_connections`, and warn when
+    it is still short: past it, new connections fail unseen instead of getting a 503."""
+    import resource
+
+    needed = max_connections + FILES_BESIDES_CONNECTIONS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        err_console.print(
+            f"[yellow]warning:[/yellow] max_connections is {max_connections} but the open-file "
+            f"limit (ulimit -n) is {soft}: set ENLARGER_MAX_CONNECTIONS to at most "
+            f"{max(1, soft - FILES_BESIDES_CONNECTIONS)} or raise the limit"
+        )
 
 
 def _is_loopback(host: str) -> bool:
@@ -602,13 +626,15 @@ def maintenance_(
     for change in report.changes:
         table.add_row(change.action, change.name, change.reason)
     console.print(table if report.changes else "nothing to change")
+    for job_id in report.jobs:
+        console.print(f"queued job {job_id} to process what was taken in")
     if report.settling:
+        again = f"; job {report.recheck} looks again in a few seconds" if report.recheck else ""
         console.print(
             f"{len(report.settling)} file(s) still being written, left for now: "
             + ", ".join(report.settling)
+            + again
         )
-    for job_id in report.jobs:
-        console.print(f"queued job {job_id} (what was taken in, or a look at what settles)")
 
 
 # ---- product jobs -------------------------------------------------------------------------

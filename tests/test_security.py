@@ -32,7 +32,7 @@ from enlarger.library import full_views, maintenance, projects, service
 from enlarger.library.runtime import Library, build_library
 from enlarger.library.service import JobType
 from enlarger.library.tasks import Maintenance
-from enlarger.media import probe, whole_decode_pixels
+from enlarger.media import MediaErrorCode, probe, whole_decode_pixels
 from enlarger.queue import Worker
 from tests.conftest import FAST, loopback_socket, serving, wait_for
 from tests.images import jpeg
@@ -458,7 +458,7 @@ def test_a_request_body_that_stops_arriving_is_a_408_and_leaves_nothing(
 ) -> None:
     sock = _send_raw(live_server, UPLOAD_HEAD)
     assert _answer_of(sock).startswith(b"HTTP/1.1 408")
-    assert list(library.temp_dir.iterdir()) == []
+    wait_for(lambda: list(library.temp_dir.iterdir()) == [])  # the upload hears it is cut off
 
 
 @pytest.mark.parametrize("library_changes", [{"max_form_bytes": 100_000}])
@@ -507,6 +507,37 @@ def test_slow_request_heads_are_cut_off_and_one_client_cannot_hold_every_connect
     assert statuses.count(b"HTTP/1.1 408") == len(answers) - refused, statuses
     assert b"within 1 s" in answers[0]
     assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("library_changes", [{"upload_idle_seconds": 1.0, "max_connections": 30}])
+def test_a_request_body_stalled_on_any_route_is_a_408_and_frees_its_place(
+    client: httpx.Client,
+) -> None:
+    """Only multipart uploads had a body deadline: 50 connections each sending a webhook's
+    head and `{`, then nothing, held every place for minutes (`/healthz` answered 503).
+    Each refusal is counted for /metrics."""
+    before = _refused_count(client, "slow body")
+    head = b"POST /api/webhooks/images HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+    stalled = [
+        _send_raw(str(client.base_url), head + b"Content-Type: application/json\r\n\r\n{")
+        for _ in range(20)
+    ]
+    login = _send_raw(
+        str(client.base_url),
+        b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n\r\ntoken=",
+    )
+    answers = [_answer_of(sock) for sock in [*stalled, login]]
+    assert all(a.startswith(b"HTTP/1.1 408") for a in answers), answers
+    assert client.get("/healthz").status_code == 200
+    assert _refused_count(client, "slow body") >= before + 21
+
+
+def _refused_count(client: httpx.Client, reason: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(f'enlarger_http_connections_refused_total{{reason="{reason}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no refusal count for {reason!r} in /metrics")
 
 
 def test_no_answer_names_the_servers_upload_folder(
@@ -589,19 +620,21 @@ def test_full_views_render_in_the_worker_once_per_image_and_only_so_many_wait(
     library.queue.store.pause(JobType.FULL_VIEW)  # the worker takes none while we look
     with ThreadPoolExecutor(8) as pool:
         asked = list(pool.map(lambda _: client.get(f"/api/images/{ids[0]}/full-view"), range(24)))
+        others = list(pool.map(lambda i: client.get(f"/api/images/{i}/full-view"), ids[1:]))
     assert {a.status_code for a in asked} == {202}
     assert all(a.headers["retry-after"] == "1" for a in asked)
     jobs, count = library.queue.store.list_jobs(
         job_type=JobType.FULL_VIEW, payload_match=("imageId", ids[0])
     )
     assert count == 1 and {a.json()["jobId"] for a in asked} == {jobs[0].id}
-    for image_id in ids[1 : full_views.MAX_WAITING]:
-        assert client.get(f"/api/images/{image_id}/full-view").status_code == 202
-    over = client.get(f"/api/images/{ids[-1]}/full-view")
-    assert over.status_code == 429 and "waiting" in over.json()["detail"], over.text
-    assert int(over.headers["retry-after"]) > 0
+    statuses = sorted(a.status_code for a in others)  # asked at once: the bound holds
+    assert statuses == [202] * (full_views.MAX_WAITING - 1) + [429], statuses
+    over = next(a for a in others if a.status_code == 429)
+    assert "waiting" in over.json()["detail"] and int(over.headers["retry-after"]) > 0
     assert client.get("/api/projects").status_code == 200
-    broken = service.get_image_row(library, ids[1]).original_key
+    refused = ids[1 + next(n for n, a in enumerate(others) if a.status_code == 429)]
+    broken_id = next(i for i in ids[1:] if i != refused)
+    broken = service.get_image_row(library, broken_id).original_key
     library.blobs.put_bytes(broken, b"no longer a PNG")
 
     library.queue.store.resume(JobType.FULL_VIEW)
@@ -619,7 +652,14 @@ def test_full_views_render_in_the_worker_once_per_image_and_only_so_many_wait(
         ),
         timeout=60,
     )
+    assert failed["errorCode"] in MediaErrorCode.__members__, failed
     assert failed["error"] and str(library.temp_dir) not in failed["error"], failed
+    assert not failed["error"].startswith("PermanentError"), failed
+    library.blobs.put_bytes(broken, _png(tmp_path / "again.png", 1))  # put right on disk
+    wait_for(
+        lambda: client.get(f"/api/images/{broken_id}/full-view").json()["status"] == "done",
+        timeout=60,
+    )
 
 
 def _png(path: Path, seed: int) -> bytes:
@@ -636,6 +676,7 @@ def _png(path: Path, seed: int) -> bytes:
         "64:ff9b:1::7f00:1",  # RFC 8215 local-use NAT64 (as a /96)
         "64:ff9b:1:7f00:0:100::",  # the same (as a /48, RFC 6052 2.2)
         "::ffff:0:7f00:1",  # SIIT, IPv4-translated
+        "::ffff:0:0:7f00:1",  # IETF-reserved ::/8, which Python 3.11 takes as global
         "2002:7f00:1::1",  # 6to4
         "::7f00:1",  # IPv4-compatible
         "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo, client 10.0.0.1

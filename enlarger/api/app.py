@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import http
+import logging
 import math
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import FrameType
@@ -149,6 +151,10 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+logger = logging.getLogger("enlarger.http")
+REFUSALS_LOGGED_EVERY_S = 10.0  # a flood of refusals makes a line this often, not one each
+_refusals_logged: dict[str, tuple[float, int]] = {}  # by reason: when last logged, count then
+
 # The request line and headers together. uvicorn's httptools parser has no limit of its
 # own (it took a 50 MB header); its h11 parser has one, but made uploads about 6 % slower.
 MAX_HEAD_BYTES = 64 * 1024
@@ -160,28 +166,45 @@ class BoundedHttpTools(HttpToolsProtocol):
       (counted in whole reads while the head lasts, so at most one read more is held);
     - a head not whole `head_timeout` seconds after the connection opened or the request
       began (a client sending half a head, or nothing, and waiting) is answered 408;
+    - a request body (any route's) that stops arriving for `body_idle` seconds, or is
+      still arriving after `body_max`, is answered 408 (or, once the answer has begun,
+      cut off); time the application is not reading it does not count;
     - past `max_connections` open connections, a new one is answered 503 and closed at
-      once, so idle clients cannot use up the server's file descriptors."""
+      once, so idle clients cannot use up the server's file descriptors.
+    Each refusal is logged and counted (ops.CONNECTIONS_REFUSED, read by /metrics)."""
 
     def __init__(
-        self, *args: Any, head_timeout: float = 5.0, max_connections: int = 1000, **kwargs: Any
+        self,
+        *args: Any,
+        head_timeout: float = 5.0,
+        body_idle: float = 60.0,
+        body_max: float = 3600.0,
+        max_connections: int = 1000,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._in_head = True
         self._head_bytes = 0
         self._head_timeout = head_timeout
+        self._body_idle = body_idle
+        self._body_max = body_max
         self._max_connections = max_connections
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_started = self._body_seen = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self._max_connections:
-            self._refuse(503, f"the server holds {self._max_connections} connections already")
+            self._refuse(
+                503, f"the server holds {self._max_connections} connections already", "full"
+            )
             return
         self._start_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        self._stop_body_timer()
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
@@ -195,6 +218,16 @@ class BoundedHttpTools(HttpToolsProtocol):
         self._in_head = False
         self._stop_head_timer()
         super().on_headers_complete()
+        self._body_started = self._body_seen = self.loop.time()
+        self._body_timer = self.loop.call_later(self._body_idle, self._check_body)
+
+    def on_body(self, body: bytes) -> None:
+        super().on_body(body)
+        self._body_seen = self.loop.time()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._stop_body_timer()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -212,12 +245,54 @@ class BoundedHttpTools(HttpToolsProtocol):
             self._head_timer.cancel()
             self._head_timer = None
 
+    def _stop_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
     def _head_too_slow(self) -> None:
         self._head_timer = None
         if self._in_head and not self.transport.is_closing():
-            self._refuse(408, f"the request head did not arrive within {self._head_timeout:g} s")
+            message = f"the request head did not arrive within {self._head_timeout:g} s"
+            self._refuse(408, message, "slow head")
 
-    def _refuse(self, status: int, message: str) -> None:
+    def _check_body(self) -> None:
+        self._body_timer = None
+        now = self.loop.time()
+        if self.flow.read_paused:  # the application is not reading: the client is not late
+            self._body_seen = now
+        due = min(self._body_seen + self._body_idle, self._body_started + self._body_max)
+        if now < due:
+            self._body_timer = self.loop.call_at(due, self._check_body)
+        elif self.transport.is_closing():
+            return
+        elif self.cycle is not None and self.cycle.response_started:
+            self._note_refusal("slow body", "closed: the request body arrived too slowly")
+            self.transport.close()
+        else:
+            self._refuse(408, "the request body arrived too slowly", "slow body")
+
+    def _note_refusal(self, why: str, message: str) -> None:
+        """Count it, and log it unless this reason was logged in the last few seconds
+        (then the next line says how many came meanwhile)."""
+        counts = ops.CONNECTIONS_REFUSED
+        counts[why] += 1
+        last_at, count_then = _refusals_logged.get(why, (-REFUSALS_LOGGED_EVERY_S, 0))
+        now = time.monotonic()
+        if now - last_at < REFUSALS_LOGGED_EVERY_S:
+            return
+        client = self.client[0] if self.client else "a client"
+        since = counts[why] - count_then - 1
+        logger.warning(
+            "%s: %s%s",
+            client,
+            message,
+            f" ({since} more like it since the last line)" * bool(since),
+        )
+        _refusals_logged[why] = (now, counts[why])
+
+    def _refuse(self, status: int, message: str, why: str) -> None:
+        self._note_refusal(why, f"answered {status} and closed: {message}")
         reason = http.HTTPStatus(status).phrase
         body = message.encode("ascii")
         self.transport.write(
@@ -235,6 +310,8 @@ def server_config(app: FastAPI, **options: Any) -> uvicorn.Config:
     protocol = functools.partial(
         BoundedHttpTools,
         head_timeout=settings.head_timeout_seconds,
+        body_idle=settings.upload_idle_seconds,
+        body_max=settings.upload_max_seconds,
         max_connections=settings.max_connections,
     )
     return uvicorn.Config(

@@ -6,6 +6,7 @@ so it is logged, counted and traceable like any other answer."""
 
 from __future__ import annotations
 
+import collections
 import errno
 import json
 import logging
@@ -148,6 +149,11 @@ def error_answer(error: Exception, request_id: str) -> tuple[int, bytes]:
 # ---- the state of the engine and the library, read at each scrape ---------------------
 
 
+# Connections the HTTP server refused or cut off, by reason ("slow head", "slow body",
+# "full"), in this process (app.BoundedHttpTools counts them).
+CONNECTIONS_REFUSED: collections.Counter[str] = collections.Counter()
+
+
 class StateCollector(Collector):
     """Gauges read from the database at scrape time (any host sees every host's work):
     jobs by status and type, queue lag, stored bytes; and counters summed over every
@@ -183,6 +189,15 @@ class StateCollector(Collector):
         yield GaugeMetricFamily(
             "enlarger_derivatives_stored", "Derivatives in storage", value=totals.derivatives
         )
+        refused = CounterMetricFamily(
+            "enlarger_http_connections_refused",
+            "Connections this server refused or cut off: a slow request head or body, or "
+            "max_connections reached",
+            labels=["reason"],
+        )
+        for reason in ("slow head", "slow body", "full"):
+            refused.add_metric([reason], CONNECTIONS_REFUSED[reason])
+        yield refused
 
 
 def _worker_metrics(saved: list[tuple[str, float, dict[str, Any]]]) -> Iterator[Metric]:
