@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from enlarger.api.deps import LibraryDep
-from enlarger.api.multipart import body_within_time, read_upload_form
+from enlarger.api.multipart import read_upload_form
 from enlarger.api.shapes import Offset, images_json, iso, pagination
 from enlarger.library import full_views, service
 from enlarger.library.runtime import Library
@@ -91,7 +91,8 @@ class FullViewAnswer(BaseModel):
     status: Literal["done", "rendering", "failed"]
     url: str | None = Field(None, description="A signed URL of the JPEG, once done")
     jobId: int | None = Field(None, description="The render's job, while it runs or failed")
-    error: str | None = Field(None, description="Why the render failed")
+    errorCode: str | None = Field(None, description="Why the render failed: CORRUPT_IMAGE…")
+    error: str | None = Field(None, description="Why the render failed, in words")
 
 
 @router.get(
@@ -119,7 +120,9 @@ def full_view(image_id: str, library: LibraryDep, response: Response) -> FullVie
         response.status_code = 202
         response.headers["Retry-After"] = str(full_views.RETRY_AFTER_S)
     url = library.blobs.url(view.key, library.settings.url_expiry_seconds) if view.key else None
-    return FullViewAnswer(status=view.status, url=url, jobId=view.job_id, error=view.error)
+    return FullViewAnswer(
+        status=view.status, url=url, jobId=view.job_id, errorCode=view.error_code, error=view.error
+    )
 
 
 class ImageChange(BaseModel):
@@ -211,7 +214,7 @@ async def receive_file(
         raise HTTPException(400, str(exc)) from None
     writer = service.UploadWriter(library)
     try:
-        async for chunk in body_within_time(request, library):
+        async for chunk in request.stream():  # too slow a body: 408 from the server
             writer.write(chunk)
     except BaseException:
         writer.discard()

@@ -9,18 +9,22 @@ worker's CPU child, under its memory ceiling and time limit, and the caller asks
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from enlarger.library import service
 from enlarger.library.runtime import Library
 from enlarger.library.service import Conflict, JobType, derivative_key
-from enlarger.media import Recipe, probe, render
-from enlarger.queue import JobStatus
+from enlarger.media import MediaErrorCode, Recipe, probe, render
+from enlarger.queue import Job, JobStatus
 
 QUALITY = 90
 MAX_WAITING = 8  # renders queued at once, all images together
 RETRY_AFTER_S = 1  # how soon a caller should ask again while its view renders
+TRY_AGAIN_AFTER = timedelta(minutes=1)  # a render that failed for a passing cause
+_queueing = threading.Lock()  # counting the waiting renders and adding one, as one step
 
 
 class Busy(Exception):
@@ -32,7 +36,8 @@ class FullView:
     status: Literal["done", "rendering", "failed"]
     key: str | None = None  # the JPEG's storage key, once done
     job_id: int | None = None  # the render's job, while it runs or once it failed
-    error: str | None = None  # why the last render failed
+    error_code: str | None = None  # why the last render failed: CORRUPT_IMAGE, JOB_TIMEOUT…
+    error: str | None = None  # and in words
 
 
 def _recipe(width: int, height: int) -> Recipe:
@@ -40,8 +45,10 @@ def _recipe(width: int, height: int) -> Recipe:
 
 
 def request(library: Library, image_id: str) -> FullView:
-    """The image's full view if made; else its render, queued now unless it is already,
-    or the last one failed (a render that failed once fails again: the caller is told)."""
+    """The image's full view if made; else its render, queued now unless it is already.
+    A render that failed because of the file fails again: the caller is told, until the
+    original changes. One that failed for a passing cause (its time limit, its memory
+    ceiling, a lost worker) is tried again when asked TRY_AGAIN_AFTER it failed."""
     row = service.get_image_row(library, image_id)
     if row.original_key is None or row.width is None or row.height is None:
         raise Conflict(f"image {image_id}: its original is not stored yet")
@@ -52,20 +59,48 @@ def request(library: Library, image_id: str) -> FullView:
     latest, _ = store.list_jobs(
         job_type=JobType.FULL_VIEW, payload_match=("imageId", image_id), limit=1
     )
-    if latest and latest[0].status in (JobStatus.PENDING, JobStatus.RUNNING):
-        return FullView("rendering", job_id=latest[0].id)
-    if latest and latest[0].status == JobStatus.FAILED:
-        return FullView("failed", job_id=latest[0].id, error=latest[0].last_error)
-    _, waiting = store.list_jobs(job_type=JobType.FULL_VIEW, status=JobStatus.PENDING, limit=1)
-    if waiting >= MAX_WAITING:
-        raise Busy(f"{waiting} full views are waiting to be rendered; ask again shortly")
-    queued = library.queue.enqueue(
-        JobType.FULL_VIEW,
-        {"imageId": image_id},
-        priority=service.DERIVATIVE_PRIORITY,
-        idempotency_key=f"{JobType.FULL_VIEW.value}:{image_id}",
-    )
+    last = latest[0] if latest else None
+    if last is not None and last.status in (JobStatus.PENDING, JobStatus.RUNNING):
+        return FullView("rendering", job_id=last.id)
+    stamp = _stamp(library, row.original_key)
+    if last is not None and last.status == JobStatus.FAILED and _sticks(last, stamp):
+        return FullView("failed", job_id=last.id, error_code=last.error_code, error=_said(last))
+    with _queueing:  # in this process; several API processes each keep their own bound
+        _, waiting = store.list_jobs(job_type=JobType.FULL_VIEW, status=JobStatus.PENDING, limit=1)
+        if waiting >= MAX_WAITING:
+            raise Busy(f"{waiting} full views are waiting to be rendered; ask again shortly")
+        queued = library.queue.enqueue(
+            JobType.FULL_VIEW,
+            {"imageId": image_id, "original": stamp},
+            priority=service.DERIVATIVE_PRIORITY,
+            idempotency_key=f"{JobType.FULL_VIEW.value}:{image_id}",
+        )
     return FullView("rendering", job_id=queued.id)
+
+
+def _stamp(library: Library, key: str) -> str | None:
+    """The original's size and time as the store has them now: a file put right on disk
+    (or broken) since a render failed is another file to render."""
+    info = library.blobs.info(key)
+    return None if info is None else f"{info.size_bytes}@{info.modified_at.isoformat()}"
+
+
+def _sticks(failed: Job, stamp: str | None) -> bool:
+    """Whether a failed render stands: the file could not be rendered and has not changed
+    since, or a passing failure is too recent to try again."""
+    if failed.payload.get("original") != stamp:
+        return False
+    if failed.error_code in MediaErrorCode.__members__:
+        return True
+    ended = failed.finished_at or failed.updated_at or failed.created_at
+    return datetime.now(UTC) - ended.replace(tzinfo=ended.tzinfo or UTC) < TRY_AGAIN_AFTER
+
+
+def _said(failed: Job) -> str | None:
+    """The failure in words, without the exception's class the worker puts first."""
+    text = failed.last_error or ""
+    head, sep, rest = text.partition(": ")
+    return rest if sep and head.isidentifier() else text or None
 
 
 def render_full_view(library: Library, image_id: str) -> str:

@@ -60,7 +60,11 @@
       for (let asked = 0; ; asked += 1) {
         const view = await api(`/api/images/${encodeURIComponent(id)}/full-view`);
         if (view.status === "done") return view.url;
-        if (view.status === "failed" || Date.now() > deadline) return null;
+        if (view.status === "failed") {
+          toast(`No 100 % view: ${view.error || view.errorCode}`, true);
+          return null;
+        }
+        if (Date.now() > deadline) return null;
         if (asked === 0) whileRendering();
         await new Promise((resolve) => setTimeout(resolve, 1000));
       }
