@@ -77,16 +77,21 @@ def test_folder_check_takes_a_file_just_copied_and_waits_for_one_still_arriving(
     run_worker()
     by_hand(library, "projects/card/IMG_1.JPG", jpeg(tmp_path / "IMG_1.JPG").read_bytes())
     whole = jpeg(tmp_path / "IMG_2.JPG", 1600, 1200).read_bytes()
+    paused = jpeg(tmp_path / "IMG_3.JPG", 800, 600).read_bytes()  # a copy stalled midway
+    by_hand(library, "projects/card/IMG_3.JPG", paused[: len(paused) // 2])
     with arriving(library, "projects/card/IMG_2.JPG", whole):
         wait_for(lambda: library.blobs.info("projects/card/IMG_2.JPG") is not None)
         job = queue_task(client, "card", "folder_check")
-        assert client.get("/api/projects/card").json()["settling"] == ["IMG_2.JPG"]
+        assert client.get("/api/projects/card").json()["settling"] == ["IMG_2.JPG", "IMG_3.JPG"]
     assert changes(job["result"]) == [("ingest", "IMG_1.JPG")]
-    assert job["result"]["settling"] == ["IMG_2.JPG"]
-    assert len(job["result"]["jobs"]) == 2  # IMG_1's processing, and the look again
+    assert job["result"]["settling"] == ["IMG_2.JPG", "IMG_3.JPG"]
+    assert len(job["result"]["jobs"]) == 1 and job["result"]["recheck"]  # and a look again
     assert wait_for(lambda: processed(client, "card", "IMG_1"), timeout=60)
     photo = wait_for(lambda: processed(client, "card", "IMG_2"), timeout=60)
     assert size_of(client, photo["previewUrl"]) == (1600, 1200)  # whole, not a part
+    wait_for(lambda: client.get("/api/projects/card").json()["settling"] == ["IMG_3.JPG"])
+    by_hand(library, "projects/card/IMG_3.JPG", paused)  # the copy goes on, and ends
+    assert wait_for(lambda: processed(client, "card", "IMG_3"), timeout=60)
     wait_for(lambda: client.get("/api/projects/card").json()["settling"] == [], timeout=30)
 
 

@@ -26,6 +26,7 @@ from enlarger.media import (
 )
 from enlarger.media.assess import Frame, assess, bursts, is_bright, is_dark
 from enlarger.media.embed import EmbedError, embed_xmp, embedded_xmp
+from enlarger.media.sniff import HEAD_BYTES, TAIL_BYTES, reaches_its_end
 from enlarger.media.xmp import Decisions, needs_writing, read_decisions, write_decisions
 from tests import culling_set
 from tests.images import (
@@ -587,3 +588,26 @@ def test_writing_decisions_keeps_what_other_tools_wrote() -> None:
     assert b"<rdf:li>0</rdf:li><rdf:li>3</rdf:li>" in red and b'xmp:Label="Red"' in red
     assert not needs_writing(red, Decisions("unflagged", 4, "red"), "rating")
     assert needs_writing(red, Decisions("unflagged", 4, "blue"), "rating")
+
+
+@pytest.mark.parametrize("suffix", ["jpg", "png", "gif", "webp", "heic", "avif"])
+def test_a_file_cut_short_does_not_reach_its_end(suffix: str, tmp_path: Path) -> None:
+    """What folder_check asks of a file whose size held across its two looks: a copy that
+    paused (a slow card reader) must not be taken for a whole, broken photo."""
+    path = tmp_path / f"whole.{suffix}"
+    image = photo(640, 480)
+    if suffix == "heic":
+        picture = PILImage.frombytes("RGB", (640, 480), image.write_to_memory())
+        pillow_heif.from_pillow(picture).save(path, quality=80)
+    else:
+        image.write_to_file(str(path))
+    data = path.read_bytes()
+
+    def ends(content: bytes) -> bool:
+        kind = sniff(content[:HEAD_BYTES])
+        assert kind is not None
+        return reaches_its_end(kind, content[:HEAD_BYTES], content[-TAIL_BYTES:], len(content))
+
+    assert ends(data)
+    assert not ends(data[: len(data) // 2])
+    assert not ends(data[:-3])

@@ -8,15 +8,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pillow_heif
 import pytest
 import sqlalchemy as sa
+from PIL import Image as PILImage
 
 from enlarger.db.schema import images, photo_files, photos, projects
 from enlarger.library.runtime import Library
 from enlarger.media.xmp import Decisions, write_decisions
 from enlarger.queue import Worker
 from tests.conftest import wait_for
-from tests.images import Shot, camera_jpeg, dng, jpeg
+from tests.images import Shot, camera_jpeg, dng, jpeg, photo
 from tests.photos import content, listing, photo_of, processed, size_of, upload
 
 pytestmark = pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
@@ -348,3 +350,24 @@ def test_two_cameras_with_the_same_file_numbers_make_two_photos(
     assert all(
         len(p["files"]) == 2 for p in client.get("/api/projects/api/photos").json()["photos"]
     )
+
+
+def test_a_jpg_and_a_heic_of_one_name_make_one_photo_shown_by_one_of_them(
+    client: httpx.Client, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    """The list took the first file by name to show the photo while the derivative jobs
+    took whichever the database gave first: with `dup.jpg` and `dup.heic` the photo waited
+    for ever for thumbnails no job would make."""
+    client.post("/api/projects", json={"folder": "both"})
+    heic = tmp_path / "dup.heic"
+    picture = PILImage.frombytes("RGB", (640, 480), photo(640, 480).write_to_memory())
+    pillow_heif.from_pillow(picture).save(heic, quality=80)
+    upload(client, "both", jpeg(tmp_path / "dup.jpg", 600, 400))
+    run_worker()
+    assert wait_for(lambda: processed(client, "both", "dup"), timeout=60)
+    upload(client, "both", heic)
+    shown = wait_for(
+        lambda: (p := processed(client, "both", "dup")) and p["source"] == "dup.heic" and p,
+        timeout=60,
+    )
+    assert size_of(client, shown["previewUrl"]) == (640, 480)  # the HEIC's, not the JPG's

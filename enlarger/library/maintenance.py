@@ -11,8 +11,9 @@ these tasks bring the database back in line with it.
 Each task returns a Report of its changes; with `dry_run` it only reports what it would
 change. A file changed within `settle_seconds` may still be being written: folder_check
 looks at such files twice, `settle_look_seconds` apart, and takes in those whose size
-and time held; the others are reported as settling and looked at again by a folder_check
-it queues. The other tasks leave files that young alone.
+and time held and that end where their format says; the others are reported as settling
+and looked at again by a folder_check it queues. The other tasks leave files that young
+alone.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from enlarger.library.runtime import Library
 from enlarger.library.service import Conflict, ImageStatus, NotFound, Received
 from enlarger.library.tasks import PRIORITY, Maintenance
 from enlarger.media import MediaErrorCode
-from enlarger.media.sniff import HEAD_BYTES, sniff
+from enlarger.media.sniff import HEAD_BYTES, TAIL_BYTES, reaches_its_end, sniff
 from enlarger.queue import JobStatus
 from enlarger.storage import BlobInfo, StorageError, check_name
 
@@ -56,6 +57,7 @@ class Report:
     changes: list[Change] = field(default_factory=list)
     jobs: list[int] = field(default_factory=list)  # work it queued (upload_postprocess…)
     settling: list[str] = field(default_factory=list)  # files still being written
+    recheck: int | None = None  # the folder_check queued to look at them again
 
     def add(self, action: str, name: str, reason: str) -> bool:
         """Note a change; True when it is to be applied (not a dry run)."""
@@ -224,9 +226,7 @@ def folder_check(library: Library, project: sa.Row[Any], report: Report) -> None
     tracked, in_flight = _tracked(library, project)  # read after listing: see _tracked
     untracked = _settled_now(library, [b for b in listed if b.key not in tracked], report)
     if report.settling and not report.dry_run:
-        again = _recheck_later(library, folder)
-        if again is not None:
-            report.jobs.append(again)
+        report.recheck = _recheck_later(library, folder)
     found: list[dict[str, Any]] = []
     found_sidecars: list[BlobInfo] = []
     for blob in untracked:
@@ -263,12 +263,24 @@ def _settled_now(library: Library, blobs: list[BlobInfo], report: Report) -> lis
         again = library.blobs.info(blob.key)
         if again is None:
             continue  # gone meanwhile (moved on by whoever wrote it)
-        if (again.size_bytes, again.modified_at) == (blob.size_bytes, blob.modified_at):
+        held = (again.size_bytes, again.modified_at) == (blob.size_bytes, blob.modified_at)
+        if held and _reaches_its_end(library, again):
             settled.append(again)
         else:
             report.settling.append(blob.name)
     report.settling.sort()
     return sorted(settled, key=lambda b: b.name)
+
+
+def _reaches_its_end(library: Library, blob: BlobInfo) -> bool:
+    """Whether the file ends where its format says (a copy that paused for longer than
+    the look does not); a file of no image format is whole as far as anyone can tell."""
+    with library.blobs.local_copy(blob.key) as path, path.open("rb") as fh:
+        head = fh.read(HEAD_BYTES)
+        fh.seek(max(0, blob.size_bytes - TAIL_BYTES))
+        tail = fh.read()
+    kind = sniff(head)
+    return kind is None or reaches_its_end(kind, head, tail, blob.size_bytes)
 
 
 def _recheck_later(library: Library, folder: str) -> int | None:

@@ -234,8 +234,12 @@ def live_files_query() -> sa.Select[Any]:
 
 
 def shown_file(files: list[sa.Row[Any]]) -> sa.Row[Any] | None:
-    """The file a photo is shown by: its JPG, else its RAW (failed files never)."""
-    usable = [f for f in files if f.status != FAILED_STATUS]
+    """The file a photo is shown by: its JPG, else its RAW (failed files never); of two
+    (a JPG and a HEIC of one name), the first by name, whatever order `files` came in, so
+    the list and the derivative jobs agree."""
+    usable = sorted(
+        (f for f in files if f.status != FAILED_STATUS), key=lambda f: f.original_filename or ""
+    )
     jpgs = [f for f in usable if f.role == JPG]
     raws = [f for f in usable if f.role == RAW]
     return (jpgs or raws or [None])[0]

@@ -244,3 +244,42 @@ def _tiff_kind(head: bytes) -> str:
         if make.upper().startswith(maker):
             return kind
     return "tiff"
+
+
+TAIL_BYTES = 64  # what `reaches_its_end` needs of a file's end
+
+PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC: nothing may follow it
+
+
+def reaches_its_end(kind: str, head: bytes, tail: bytes, size: int) -> bool:
+    """Whether a file of `kind` ends where its own format says it does, from its first
+    HEAD_BYTES, its last TAIL_BYTES and its size: a copy still arriving (or stalled) does
+    not. True where nothing cheap can tell (TIFF and the RAWs built on it); False for
+    a JPEG with data after its end marker (a phone's motion photo), which only age
+    clears."""
+    if kind == "jpeg":
+        return tail.rstrip(b"\x00").endswith(b"\xff\xd9")  # some cameras pad with zeros
+    if kind == "png":
+        return tail.endswith(PNG_END)
+    if kind == "gif":
+        return tail.endswith(b";")
+    if kind == "webp":  # RIFF: the size of what follows its first 8 bytes
+        return size >= int.from_bytes(head[4:8], "little") + 8
+    if kind in ("heic", "avif", "cr3"):
+        return _boxes_fit(head, size)
+    return True
+
+
+def _boxes_fit(head: bytes, size: int) -> bool:
+    """Whether no top-level box whose header lies in `head` claims to end past `size`."""
+    at = 0
+    while at + 8 <= min(len(head), size):
+        declared = int.from_bytes(head[at : at + 4], "big")
+        if declared == 1 and at + 16 <= len(head):
+            declared = int.from_bytes(head[at + 8 : at + 16], "big")
+        if declared == 0:  # "to the end of the file"
+            return True
+        if declared < 8 or at + declared > size:
+            return False
+        at += declared
+    return True
