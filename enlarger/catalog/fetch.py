@@ -31,6 +31,7 @@ STALL_S = 30.0  # the longest one read may wait for bytes (the total limit still
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215
 SIIT = ipaddress.ip_network("::ffff:0:0:0/96")  # RFC 2765's IPv4-translated addresses
+RESERVED_V6 = ipaddress.ip_network("::/8")  # IETF-reserved: no public host is there
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
 
@@ -221,6 +222,8 @@ def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
             embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         if embedded is not None:
             return _public(embedded)
+        if ip in RESERVED_V6:
+            return False
     return ip.is_global and not ip.is_multicast
 
 
