@@ -209,9 +209,17 @@ def bucket(s3_endpoint: str) -> str:
 
 @pytest.fixture
 def storage(request: pytest.FixtureRequest) -> str:
-    """Where `library` keeps its blobs: "local" unless a module parametrizes it, as in
-    `pytestmark = pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)`."""
+    """Where `library` keeps its blobs: "local" unless a module parametrizes it, as
+    `pytestmark = BOTH_STACKS` does."""
     return str(getattr(request, "param", "local"))
+
+
+# A module marked `pytestmark = BOTH_STACKS` runs each test twice: on SQLite with local
+# disk, and on PostgreSQL with S3 (moto's server). The database and the blob store are
+# separate layers, so the other two pairings would test nothing these two do not.
+BOTH_STACKS = pytest.mark.parametrize(
+    ("backend", "storage"), [("sqlite", "local"), ("postgres", "s3")], indirect=True
+)
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pyexiv2
-import pytest
 import pyvips
 import rawpy
 
@@ -25,11 +24,11 @@ from enlarger.library.tasks import Maintenance
 from enlarger.media.embed import embed_xmp, embedded_xmp
 from enlarger.media.xmp import Decisions, read_decisions, write_decisions
 from enlarger.queue import Worker
-from tests.conftest import wait_for
+from tests.conftest import BOTH_STACKS, wait_for
 from tests.images import Shot, camera_jpeg, dng, jpeg, photo, tiff_wrapped_raw
 from tests.photos import by_hand, content, listing, photo_of, processed, upload
 
-pytestmark = pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
+pytestmark = BOTH_STACKS
 
 # A sidecar as darktable writes it (darktable's documented XMP: a rating, its colour labels
 # as numbers in an rdf:Seq, and its edit history, which enlarger must keep).

@@ -23,7 +23,7 @@ from enlarger.library.tasks import Maintenance
 from enlarger.media.xmp import Decisions, write_decisions
 from enlarger.queue import Worker
 from enlarger.storage import LocalBlobStore
-from tests.conftest import wait_for
+from tests.conftest import BOTH_STACKS, wait_for
 from tests.images import dng, jpeg
 from tests.photos import (
     arriving,
@@ -37,7 +37,7 @@ from tests.photos import (
 )
 from tests.streams import EventReader
 
-pytestmark = pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
+pytestmark = BOTH_STACKS
 
 
 def changes(report: dict[str, Any]) -> list[tuple[str, str]]:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pillow_heif
-import pytest
 import sqlalchemy as sa
 from PIL import Image as PILImage
 
@@ -17,11 +16,11 @@ from enlarger.db.schema import images, photo_files, photos, projects
 from enlarger.library.runtime import Library
 from enlarger.media.xmp import Decisions, write_decisions
 from enlarger.queue import Worker
-from tests.conftest import wait_for
+from tests.conftest import BOTH_STACKS, wait_for
 from tests.images import Shot, camera_jpeg, dng, jpeg, photo
 from tests.photos import content, listing, photo_of, processed, size_of, upload
 
-pytestmark = pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
+pytestmark = BOTH_STACKS
 
 
 def test_projects_are_created_listed_and_named_safely(client: httpx.Client) -> None:

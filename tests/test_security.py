@@ -533,6 +533,29 @@ def test_a_request_body_stalled_on_any_route_is_a_408_and_frees_its_place(
     assert _refused_count(client, "slow body") >= before + 21
 
 
+def test_a_json_body_cut_short_by_a_client_going_away_is_never_acted_on(
+    client: httpx.Client,
+) -> None:
+    """The JSON guard replayed what had come as the whole body: 21 bytes of a declared
+    1,000 created the project `cutshort`. Now the request is a 499, like an upload's."""
+    head = b"POST /api/projects HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+    sock = _send_raw(
+        str(client.base_url), head + b'Content-Type: application/json\r\n\r\n{"folder":"cutshort"}'
+    )
+    sock.close()
+    wait_for(lambda: _answered(client, "unmatched", "POST", 499) > 0)
+    assert client.get("/api/projects/cutshort").status_code == 404
+
+
+def _answered(client: httpx.Client, route: str, method: str, status: int) -> float:
+    """How many requests /metrics says the server answered so (499: the client went)."""
+    labels = f'method="{method}",route="{route}",status="{status}"'
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(f"enlarger_http_requests_total{{{labels}}}"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def _refused_count(client: httpx.Client, reason: str) -> float:
     for line in client.get("/metrics").text.splitlines():
         if line.startswith(f'enlarger_http_connections_refused_total{{reason="{reason}"}}'):
