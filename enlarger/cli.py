@@ -218,7 +218,13 @@ def worker(
 def serve(
     host: Annotated[str, typer.Option(help="Address the HTTP API will listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port the HTTP API will listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes to run.", min=1)] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Worker processes to run; 0 for an API-only node (workers run elsewhere).",
+            min=0,
+        ),
+    ] = 1,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     config: ConfigFile = None,
@@ -266,7 +272,11 @@ def serve(
     err_console.print(
         f"enlarger: dashboard at http://{host}:{port}/ (API docs at /docs), database "
         f"{settings.resolved_database_url}, storage {settings.resolved_storage_url}, "
-        f"{workers} worker process(es)"
+        + (
+            f"{workers} worker process(es)"
+            if workers
+            else "no worker process (API only: `enlarger worker` runs the jobs)"
+        )
     )
     # uvicorn handles SIGINT/SIGTERM itself (graceful HTTP shutdown), then re-raises the
     # signal it caught; these handlers make that a return, so the workers below are

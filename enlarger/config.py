@@ -21,6 +21,9 @@ CONFIG_FILE_ENV = "ENLARGER_CONFIG"
 DEFAULT_CONFIG_FILE = "enlarger.toml"
 
 
+MIN_SECRET_BYTES = 16  # a shorter URL-signing secret could be guessed
+
+
 class SettingsError(ValueError):
     """A setting has a value that cannot be used; the message names the setting."""
 
@@ -124,6 +127,11 @@ class Settings:
             raise SettingsError("blur_threshold and burst_gap_seconds cannot be negative")
         if self.image_threads < 0:
             raise SettingsError("image_threads must be 0 (automatic) or more")
+        if self.secret_key and len(self.secret_key.encode()) < MIN_SECRET_BYTES:
+            raise SettingsError(
+                f"secret_key must be at least {MIN_SECRET_BYTES} bytes (it signs blob URLs); "
+                "leave it empty to have one made in data_dir"
+            )
         if self.image_max_per_sku < 1 or self.fetch_max_bytes < 1:
             raise SettingsError("image_max_per_sku and fetch_max_bytes must be at least 1")
         public = urlsplit(self.public_url)

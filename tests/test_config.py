@@ -54,6 +54,7 @@ def test_enlarger_table_in_toml_is_read(tmp_path: Path) -> None:
         ("public_url = 'photos.example.com'", "public_url must be an http"),
         ("public_url = 'ftp://photos.example.com'", "public_url must be an http"),
         ("this is = not toml [", "not valid TOML"),
+        ("secret_key = 'short'", "secret_key must be at least 16 bytes"),
     ],
 )
 def test_bad_settings_are_named(tmp_path: Path, content: str, message: str) -> None:

@@ -696,6 +696,30 @@ def test_serve_migrates_on_start_and_runs_workers(empty_db_url: str, tmp_path: P
         serve.kill()
 
 
+def test_serve_with_no_workers_is_an_api_node_and_a_worker_elsewhere_runs_the_jobs(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    """`serve --workers 0` was refused; an API-only node is how an operator splits the
+    API from the workers."""
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), ENLARGER_LOG_LEVEL="WARNING")
+    command = ["serve", "--port", "0", "--workers", "0", "--database-url", empty_db_url]
+    serve = subprocess.Popen([sys.executable, "-m", "enlarger", *command], cwd=tmp_path, env=env)
+    engine = create_db_engine(empty_db_url)
+    worker = None
+    try:
+        wait_for(lambda: "jobs" in sa.inspect(engine).get_table_names(), timeout=30)
+        alone = ["worker", "--database-url", empty_db_url, "--handlers", "tests.handlers:registry"]
+        worker = subprocess.Popen([sys.executable, "-m", "enlarger", *alone], cwd=tmp_path, env=env)
+        assert _worker_pids(empty_db_url, 4) == {worker.pid}
+        assert serve.poll() is None and psutil.Process(serve.pid).children() == []
+    finally:
+        engine.dispose()
+        for process in (serve, worker):
+            if process is not None:
+                process.kill()
+                process.wait(10)
+
+
 def test_workers_of_a_killed_serve_stop_instead_of_living_on(
     empty_db_url: str, tmp_path: Path
 ) -> None:
