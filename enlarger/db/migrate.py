@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -13,6 +14,17 @@ from alembic.script import ScriptDirectory
 from enlarger.db.engine import read_connection
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class _NoDialectNotes(logging.Filter):
+    """Alembic names the dialect and its DDL mode each time it looks at a database: two
+    lines at every `/readyz`. The migrations it runs are still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(("Context impl", "Will assume"))
+
+
+logging.getLogger("alembic.runtime.migration").addFilter(_NoDialectNotes())
 
 
 def _config(engine: sa.Engine) -> Config:
