@@ -20,6 +20,7 @@ from enlarger.library import service
 from enlarger.library.runtime import Library, build_library
 from enlarger.library.service import JobType
 from enlarger.queue import Worker
+from enlarger.queue.registry import FailedJob
 from tests.conftest import FAST, loopback_socket, serving, wait_for
 from tests.images import dng, jpeg, jpeg_with_exif, png_declaring
 from tests.photos import processed
@@ -378,6 +379,32 @@ def test_a_raw_has_a_full_size_view_for_the_browser(
     again = client.get(f"/api/images/{image_id}/full-view").json()["url"]
     assert again.split("?")[0] == answer.json()["url"].split("?")[0]  # made once, kept
     assert client.get("/api/images/nope/full-view").status_code == 404
+
+
+def test_a_failed_images_message_never_shows_where_the_storage_service_lives(
+    client: httpx.Client, library: Library, tmp_path: Path
+) -> None:
+    """A preview job that ran out of attempts in an S3 outage failed its image with the
+    S3 client's words, the installation's internal endpoint among them."""
+    image_id = _upload(client, jpeg(tmp_path / "a.jpg", 600, 400)).json()["imageId"]
+    service.offload_original(library, image_id)  # PROCESSING, its preview job queued
+    said = 'EndpointConnectionError: Could not connect to the endpoint URL: "http://s3.internal:9000/photos/derivatives/ab/x.jpg"'
+    handler = handlers_registry.get(JobType.PREVIEW_GENERATION)
+    assert handler is not None and handler.on_failed is not None
+    handler.on_failed(
+        FailedJob(
+            1,
+            handler.name,
+            {"imageId": image_id},
+            "EndpointConnectionError",
+            said,
+            library.settings,
+        )
+    )
+    failed = client.get(f"/api/images/{image_id}").json()
+    assert (failed["status"], failed["errorCode"]) == ("FAILED", "EndpointConnectionError")
+    assert "s3.internal" not in failed["errorMessage"] and "http" not in failed["errorMessage"]
+    assert "Could not connect to the endpoint URL: the storage service" in failed["errorMessage"]
 
 
 def test_an_image_whose_derivative_job_fails_for_good_unseen_by_its_handler_is_failed(

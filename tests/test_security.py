@@ -500,12 +500,13 @@ def test_slow_request_heads_are_cut_off_and_one_client_cannot_hold_every_connect
     halves = [
         _send_raw(str(client.base_url), b"GET /healthz HTTP/1.1\r\nHost: x\r\n") for _ in range(60)
     ]
-    answers = [_answer_of(sock) for sock in [silent, *halves]]
+    assert _answer_of(silent) == b""  # closed: nothing sent, nothing to answer
+    answers = [_answer_of(sock) for sock in halves]
     statuses = [answer[:12] for answer in answers]
     refused = statuses.count(b"HTTP/1.1 503")
     assert 21 <= refused <= 22, statuses  # 61 opened, 40 held (the client may hold one)
     assert statuses.count(b"HTTP/1.1 408") == len(answers) - refused, statuses
-    assert b"within 1 s" in answers[0]
+    assert any(b"within 1 s" in answer for answer in answers)
     assert client.get("/healthz").status_code == 200
 
 

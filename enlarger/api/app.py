@@ -165,7 +165,7 @@ class BoundedHttpTools(HttpToolsProtocol):
     - a request's head over MAX_HEAD_BYTES is answered 400 and the connection closed
       (counted in whole reads while the head lasts, so at most one read more is held);
     - a head not whole `head_timeout` seconds after the connection opened or the request
-      began (a client sending half a head, or nothing, and waiting) is answered 408;
+      began is answered 408 (half a head) or closed (nothing sent);
     - a request body (any route's) that stops arriving for `body_idle` seconds, or is
       still arriving after `body_max`, is answered 408 (or, once the answer has begun,
       cut off); time the application is not reading it does not count;
@@ -252,9 +252,14 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     def _head_too_slow(self) -> None:
         self._head_timer = None
-        if self._in_head and not self.transport.is_closing():
-            message = f"the request head did not arrive within {self._head_timeout:g} s"
+        if not self._in_head or self.transport.is_closing():
+            return
+        message = f"the request head did not arrive within {self._head_timeout:g} s"
+        if self._head_bytes:
             self._refuse(408, message, "slow head")
+        else:  # nothing sent: no answer a client about to send could take for its own
+            self._note_refusal("slow head", f"closed: {message}")
+            self.transport.close()
 
     def _check_body(self) -> None:
         self._body_timer = None

@@ -11,6 +11,7 @@ the engine.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -54,9 +55,16 @@ def _fail_its_files(failed: FailedJob) -> None:
     service.fail_waiting(library, image_ids, *_reason(failed))
 
 
+# an address in an error (an S3 client's "Could not connect to the endpoint URL: …"):
+# where the storage service lives inside the installation is no user's business
+_URL_IN_TEXT = re.compile(r"""["']?\b[a-z][a-z0-9+.-]*://[^\s"']+["']?""", re.IGNORECASE)
+
+
 def _reason(failed: FailedJob) -> tuple[str, str]:
+    """The code and message its image is failed with: the job's, without addresses."""
     code = failed.error_code or "JOB_FAILED"
-    return code, failed.error or f"its {failed.type} job failed"
+    said = _URL_IN_TEXT.sub("the storage service", failed.error or "")
+    return code, said or f"its {failed.type} job failed"
 
 
 @registry.handler(
