@@ -626,7 +626,7 @@ def maintenance_(
         err_console.print(f"[red]error:[/red] {error.args[0]}")
         raise typer.Exit(2) from None
     if as_json:
-        console.print_json(json.dumps(report.as_dict()))
+        print(json.dumps(report.as_dict()))  # one line, as the help says (and jq expects)
         return
     table = Table(
         title=f"{task.value} on {project}" + (" (dry run: nothing changed)" if dry_run else "")

@@ -256,6 +256,7 @@ def test_maintenance_command(db_url: str, tmp_path: Path) -> None:
     assert code == 0 and "notes.txt" in out and "dry run" in out
     assert dropped.exists()
     code, out = invoke("maintenance", "folder_check", "--project", "shoot", "--json", *common)
+    assert len(out.strip().splitlines()) == 1  # one JSON line, as its help says
     report = json.loads(out)
     assert code == 0 and report["changes"][0]["action"] == "trash"
     assert not dropped.exists() and (dropped.parent / ".trash" / "notes.txt").exists()
