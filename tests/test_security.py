@@ -672,7 +672,8 @@ def test_full_views_render_in_the_worker_once_per_image_and_only_so_many_wait(
     assert (shown.width, shown.height) == (320, 240)
     failed = wait_for(
         lambda: (
-            (a := client.get(f"/api/images/{ids[1]}/full-view").json())["status"] == "failed" and a
+            (a := client.get(f"/api/images/{broken_id}/full-view").json())["status"] == "failed"
+            and a
         ),
         timeout=60,
     )
