@@ -28,6 +28,8 @@ from moto.server import ThreadedMotoServer
 
 from enlarger.api import create_app
 from enlarger.api.app import server_config
+from enlarger.catalog.fetch import FetchLimits, fetch
+from enlarger.catalog.states import StageFailed
 from enlarger.config import Settings
 from enlarger.db import create_db_engine, migrate
 from enlarger.handlers import registry as handlers_registry
@@ -290,6 +292,18 @@ def live_server(library: Library) -> Iterator[str]:
 def client(live_server: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=live_server, timeout=30) as client:
         yield client
+
+
+def fetch_is_cut_off(url: str, port: int, tmp_path: Path, why: str) -> None:
+    """A fetch from a server on `port` (allowed) that drips is stopped by its 1.5 s
+    deadline, as a retryable failure saying `why`, and leaves no file behind."""
+    allowed = FetchLimits(timeout_s=1.5, allow_hosts=frozenset({f"127.0.0.1:{port}"}))
+    started = time.monotonic()
+    with pytest.raises(StageFailed, match=why) as slow:
+        fetch(url, tmp_path / "d", "0" * 64, allowed)
+    assert slow.value.retryable
+    assert time.monotonic() - started < 10  # not the minutes the drip would take
+    assert not list(tmp_path.iterdir())
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:

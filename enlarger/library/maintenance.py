@@ -255,8 +255,10 @@ def folder_check(library: Library, project: sa.Row[Any], report: Report) -> None
 def _settled_now(library: Library, blobs: list[BlobInfo], report: Report) -> list[BlobInfo]:
     """The files that are whole, by name: those changed long ago, and the recent ones
     whose size and time held across a second look; the rest go in `report.settling`."""
-    recent = [b for b in blobs if not _settled(library, b)]
-    settled = [b for b in blobs if _settled(library, b)]
+    settled: list[BlobInfo] = []
+    recent: list[BlobInfo] = []
+    for blob in blobs:
+        (settled if _settled(library, blob) else recent).append(blob)
     if recent:
         time.sleep(library.settings.settle_look_seconds)
     for blob in recent:
