@@ -3,9 +3,12 @@ per collection for the same bytes, and broken files failing alone with their cod
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import pyvips
 import sqlalchemy as sa
 
@@ -110,6 +113,48 @@ def test_offload_is_safe_to_repeat(library: Library, tmp_path: Path) -> None:
     key = service.offload_original(library, ingested.image_id)
     assert service.offload_original(library, ingested.image_id) == key
     assert len(_jobs_of(library, JobType.PREVIEW_GENERATION)) == 1  # idempotency key held
+
+
+def test_an_offload_paused_mid_move_holds_up_no_other(
+    library: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker paused while it moves an original (SIGSTOP, a long GC pause, a network
+    partition) holds no lock: another image of the same project lands meanwhile."""
+    first = _ingest(library, jpeg(tmp_path / "a.jpg", 300, 200))
+    second = _ingest(library, jpeg(tmp_path / "b.jpg", 320, 200))
+    moving, resume = threading.Event(), threading.Event()
+    take_file = library.blobs.take_file
+
+    def pausing_take_file(key: str, source: Path) -> None:
+        if key.endswith("/a.jpg"):
+            moving.set()
+            resume.wait(timeout=120)
+        take_file(key, source)
+
+    monkeypatch.setattr(library.blobs, "take_file", pausing_take_file)
+    with ThreadPoolExecutor(2) as pool:
+        paused = pool.submit(service.offload_original, library, first.image_id)
+        assert moving.wait(timeout=30)
+        try:
+            other = pool.submit(service.offload_original, library, second.image_id)
+            assert other.result(timeout=20) == "projects/trip/b.jpg"
+        finally:
+            resume.set()
+        assert paused.result(timeout=30) == "projects/trip/a.jpg"
+    for image_id in (first.image_id, second.image_id):
+        assert service.get_image_row(library, image_id).status == ImageStatus.PROCESSING
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_stuck_session_costs_seconds_not_the_cluster(engine: sa.Engine) -> None:
+    """On PostgreSQL a session gives up waiting on a lock after seconds, and one that sits
+    in an open transaction (its process paused or cut off) is closed by the server."""
+    with engine.connect() as conn:
+        shown = {
+            name: conn.exec_driver_sql(f"SHOW {name}").scalar()
+            for name in ("lock_timeout", "idle_in_transaction_session_timeout")
+        }
+    assert shown == {"lock_timeout": "10s", "idle_in_transaction_session_timeout": "1min"}
 
 
 def test_a_hand_dropped_file_is_not_overwritten(library: Library, tmp_path: Path) -> None:

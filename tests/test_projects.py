@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pillow_heif
@@ -253,7 +254,10 @@ def test_photos_from_the_photo_api_join_their_project(
         assert answer.status_code == 201, answer.text
     run_worker()
     wait_for(lambda: processed(client, "wedding-2026", "IMG_0001-2"), timeout=60)
-    pair = wait_for(lambda: processed(client, "wedding-2026", "IMG_0001"), timeout=60)
+    # The RAW joins its JPG once its metadata is read, which may be after the JPG is done.
+    pair = wait_for(
+        lambda: _with_files(processed(client, "wedding-2026", "IMG_0001"), 2), timeout=60
+    )
     assert sorted((f["filename"], f["role"]) for f in pair["files"]) == [
         ("IMG_0001.DNG", "raw"),
         ("IMG_0001.JPG", "jpg"),
@@ -268,6 +272,11 @@ def test_photos_from_the_photo_api_join_their_project(
     ]
     names = sorted(image["originalFilename"] for image in client.get("/api/images").json()["data"])
     assert names == ["IMG_0001-2.JPG", "IMG_0001.DNG", "IMG_0001.JPG"]
+
+
+def _with_files(photo: dict[str, Any] | None, count: int) -> dict[str, Any] | None:
+    """The photo once it has `count` files; None before."""
+    return photo if photo is not None and len(photo["files"]) == count else None
 
 
 def _serials_by_photo(library: Library, folder: str) -> dict[str, set[str]]:

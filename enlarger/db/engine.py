@@ -12,6 +12,15 @@ from sqlalchemy import event
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_BEGIN_OPTION = "sqlite_begin"
+# A session that waits on a lock, or holds a transaction open while doing nothing, is cut
+# off after seconds: a paused or partitioned process then costs the others that long, not
+# the cluster (no lock is held across slow work, so neither fires in normal running).
+POSTGRES_LOCK_TIMEOUT_MS = 10_000
+POSTGRES_IDLE_IN_TRANSACTION_MS = 60_000
+POSTGRES_SESSION_OPTIONS = (
+    f"-c lock_timeout={POSTGRES_LOCK_TIMEOUT_MS} "
+    f"-c idle_in_transaction_session_timeout={POSTGRES_IDLE_IN_TRANSACTION_MS}"
+)
 
 
 def read_connection(engine: sa.Engine) -> sa.Connection:
@@ -67,4 +76,9 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> sa.Engine:
         return engine
     # no pre-ping: it costs a round trip per transaction; a connection found dead is
     # invalidated on its error and the worker retries the exchange
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=10)
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=10,
+        connect_args={"options": POSTGRES_SESSION_OPTIONS},
+    )

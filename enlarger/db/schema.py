@@ -208,6 +208,8 @@ images = sa.Table(
     sa.Column("assessment", Json, nullable=True),  # media/assess.py's, from the preview
     sa.Column("temp_path", sa.String(500), nullable=True),  # the upload, until offloaded
     sa.Column("original_key", sa.String(700), nullable=True),  # storage key, never rewritten
+    # the key claimed for the original while it is moved there (no lock held meanwhile)
+    sa.Column("landing_key", sa.String(700), nullable=True),
     sa.Column("uploaded_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
     sa.Column("stored_at", Timestamp, nullable=True),

@@ -311,7 +311,10 @@ def _tracked(library: Library, project: sa.Row[Any]) -> tuple[set[str], set[str]
         rows = list(
             conn.execute(
                 sa.select(
-                    images.c.original_key, images.c.original_filename, images.c.checksum
+                    images.c.original_key,
+                    images.c.landing_key,
+                    images.c.original_filename,
+                    images.c.checksum,
                 ).where(images.c.project_id == project.id, images.c.deleted_at.is_(None))
             )
         )
@@ -319,6 +322,7 @@ def _tracked(library: Library, project: sa.Row[Any]) -> tuple[set[str], set[str]
     keys = {r.original_key for r in rows if r.original_key is not None}
     landing = [r for r in rows if r.original_key is None and r.original_filename]
     keys |= {f"projects/{project.folder}/{r.original_filename}" for r in landing}
+    keys |= {r.landing_key for r in landing if r.landing_key is not None}
     return keys | sidecar_keys, {r.checksum for r in landing}
 
 

@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 
+from enlarger.db.engine import read_connection
 from enlarger.db.schema import derivatives, images, photo_files, photos, projects
 from enlarger.db.types import db_now
 from enlarger.library.photos import (
@@ -424,11 +425,12 @@ def lock_project(conn: sa.Connection, project_id: int) -> str:
     hold the whole database already) and return its folder. Whoever picks a free name or
     checks for duplicates in a project takes it first, so two requests at once cannot
     both find the same name free or the same bytes new."""
-    return str(
-        conn.execute(
-            sa.select(projects.c.folder).where(projects.c.id == project_id).with_for_update()
-        ).scalar_one()
-    )
+    return folder_of(conn, project_id, lock=True)
+
+
+def folder_of(conn: sa.Connection, project_id: int, lock: bool = False) -> str:
+    query = sa.select(projects.c.folder).where(projects.c.id == project_id)
+    return str(conn.execute(query.with_for_update() if lock else query).scalar_one())
 
 
 def live_duplicate(conn: sa.Connection, project_id: int, checksum: str) -> sa.Row[Any] | None:
@@ -523,43 +525,83 @@ def offload_original(library: Library, image_id: str, enqueue_derivatives: bool 
     """Move the upload to its permanent key, mark the image PROCESSING and (unless the
     caller makes them itself) enqueue its derivatives. An image not yet in a photo (an
     upload of the photo API, an import) takes the name it got in the folder and joins the
-    photo of that name. Safe to run again after a crash at any step."""
+    photo of that name. The key is claimed in one short transaction, the file moved with
+    no transaction open (a worker paused mid-move holds no lock another host waits on)
+    and the arrival recorded in another; safe to run again, or twice at once, after a
+    crash at any step: only the run that records the arrival enqueues the derivatives."""
     row = get_image_row(library, image_id)
     if row.original_key is not None:
         return str(row.original_key)
+    key = row.landing_key or _claim_key(library, row)
+    _land(library, row, key)
     with library.engine.begin() as conn:
-        joining = not in_photo(conn, image_id)
-        key = _original_key(library, conn, row, joining=joining)  # locked until commit
-        renamed: dict[str, str] = {}
-        if joining:
-            renamed["original_filename"] = name = key.rsplit("/", 1)[-1]
-            join_photo(conn, row.project_id, image_id, name, row.format, row.exif)
-        temp = Path(row.temp_path)
-        if temp.is_file():
-            library.blobs.take_file(key, temp)
-        elif library.blobs.remote and library.blobs.exists(staging_key(image_id)):
-            library.blobs.move(staging_key(image_id), key)
-        elif not library.blobs.exists(key):
-            raise FileNotFoundError(
-                f"image {image_id}: its upload is neither in this host's temp folder nor "
-                "staged in storage, and was never stored (a worker must see the API host's "
-                "data_dir when storage is local)"
-            )
-        conn.execute(
+        arrived = conn.execute(
             images.update()
-            .where(images.c.id == image_id)
+            .where(images.c.id == image_id, images.c.original_key.is_(None))
             .values(
                 original_key=key,
+                landing_key=None,
                 temp_path=None,
                 status=ImageStatus.PROCESSING.value,
                 updated_at=db_now(),
-                **renamed,
             )
-        )
-        announce_image(library, conn, image_id, ImageStatus.PROCESSING)
-        if enqueue_derivatives:
-            enqueue_preview(library, conn, image_id, key, priority=DERIVATIVE_PRIORITY)
+        ).rowcount
+        if arrived:
+            announce_image(library, conn, image_id, ImageStatus.PROCESSING)
+            if enqueue_derivatives:
+                enqueue_preview(library, conn, image_id, key, priority=DERIVATIVE_PRIORITY)
     return key
+
+
+def _claim_key(library: Library, row: sa.Row[Any]) -> str:
+    """The image's key in its project, recorded as its `landing_key` (and, when it joins a
+    photo by it, its name). A name is looked for without a lock, checked against files put
+    there by hand (storage I/O, so outside any transaction), then taken under the
+    project's lock if it is still free; else the search starts again."""
+    skip: set[str] = set()
+    while True:
+        with read_connection(library.engine) as conn:
+            joining = not in_photo(conn, row.id)
+            folder = folder_of(conn, row.project_id)
+            key = _free_key(conn, row, folder, row.project_id, joining, skip)
+        if _foreign_file(library, key, row.checksum):
+            skip.add(key)
+            continue
+        with library.engine.begin() as conn:
+            folder = lock_project(conn, row.project_id)
+            taken = conn.execute(
+                sa.select(images.c.landing_key, images.c.original_key).where(images.c.id == row.id)
+            ).one()
+            if taken.landing_key or taken.original_key:  # another run of this job was first
+                return str(taken.landing_key or taken.original_key)
+            joining = not in_photo(conn, row.id)
+            if _free_key(conn, row, folder, row.project_id, joining, skip) != key:
+                continue  # taken meanwhile: look again
+            values: dict[str, Any] = {"landing_key": key, "updated_at": db_now()}
+            if joining:
+                values["original_filename"] = name = key.rsplit("/", 1)[-1]
+                join_photo(conn, row.project_id, row.id, name, row.format, row.exif)
+            conn.execute(images.update().where(images.c.id == row.id).values(**values))
+            return key
+
+
+def _land(library: Library, row: sa.Row[Any], key: str) -> None:
+    """Put the upload at `key`: from this host's temp folder, from staging in storage, or
+    nothing to do when an earlier run put it there already."""
+    temp = Path(row.temp_path) if row.temp_path else None
+    if temp is not None and temp.is_file():
+        with contextlib.suppress(FileNotFoundError):  # another run took it: checked below
+            library.blobs.take_file(key, temp)
+            return
+    elif library.blobs.remote and library.blobs.exists(staging_key(row.id)):
+        library.blobs.move(staging_key(row.id), key)
+        return
+    if not library.blobs.exists(key):
+        raise FileNotFoundError(
+            f"image {row.id}: its upload is neither in this host's temp folder nor "
+            "staged in storage, and was never stored (a worker must see the API host's "
+            "data_dir when storage is local)"
+        )
 
 
 def enqueue_preview(
@@ -615,21 +657,30 @@ def enqueue_thumbnails(
     ).created
 
 
-def _original_key(
-    library: Library,
+def _original_key(library: Library, conn: sa.Connection, row: sa.Row[Any], project_id: int) -> str:
+    """A free key for the image in project `project_id`, whose row this locks until the
+    transaction ends (for moving an image between projects, a rare request)."""
+    folder = lock_project(conn, project_id)
+    skip: set[str] = set()
+    while True:
+        key = _free_key(conn, row, folder, project_id, True, skip)
+        if not _foreign_file(library, key, row.checksum):
+            return key
+        skip.add(key)
+
+
+def _free_key(
     conn: sa.Connection,
     row: sa.Row[Any],
-    project_id: int | None = None,
-    joining: bool = False,
+    folder: str,
+    project_id: int,
+    joining: bool,
+    skip: set[str],
 ) -> str:
-    """projects/<folder>/<file name> in the image's project (or `project_id`'s); when
-    another image or a file dropped in by hand holds that name, or (`joining` a photo by
+    """projects/<folder>/<file name>; when another image holds or is landing at that
+    name, it is in `skip` (a file dropped in by hand lies there), or (`joining` a photo by
     it) the photo of that name is another capture, the first fitting of `name-2.ext`,
-    `name-3.ext`… The project's row is locked, so two images given the same name at once
-    cannot both take it: call it in the transaction that records the key, and move the
-    file before that commits."""
-    project_id = project_id or row.project_id
-    folder = lock_project(conn, project_id)
+    `name-3.ext`… Database reads only: the caller holds the project's lock to take it."""
     capture = Capture.of(row._mapping)
     try:
         name = check_name(row.original_filename or "")
@@ -637,10 +688,15 @@ def _original_key(
         name = safe_name(row.original_filename or "", fallback=f"{row.id}.{row.format}")
     for candidate in numbered_names(name):
         key = f"projects/{folder}/{candidate}"
+        if key in skip:
+            continue
         holder = conn.execute(
-            sa.select(images.c.id).where(images.c.original_key == key, images.c.id != row.id)
+            sa.select(images.c.id).where(
+                sa.or_(images.c.original_key == key, images.c.landing_key == key),
+                images.c.id != row.id,
+            )
         ).first()
-        if holder is not None or _foreign_file(library, key, row.checksum):
+        if holder is not None:
             continue
         if not joining or fits_photo(conn, project_id, candidate, capture):
             return key
@@ -973,7 +1029,7 @@ def update_image(
                     raise Conflict(f"collection {collection!r} already holds this image's bytes")
                 values["project_id"] = project_id
                 if row.original_key is not None:
-                    moved_key = _original_key(library, conn, row, project_id, joining=True)
+                    moved_key = _original_key(library, conn, row, project_id)
                     moved_name = moved_key.rsplit("/", 1)[-1]
                     values.update(original_key=moved_key, original_filename=moved_name)
                     leave_photo(conn, image_id)
