@@ -51,6 +51,8 @@ class Settings:
     poll_interval_ms: int = 20
     retry_base_seconds: float = 2.0
     retry_cap_seconds: float = 600.0
+    # how long a job waits out an outage of its database or storage, its attempts unspent
+    outage_budget_seconds: float = 900.0
     job_timeout_seconds: float = 3600.0
     shutdown_grace_seconds: float = 30.0
     prune_after_seconds: float = 3600.0

@@ -14,7 +14,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from enlarger.db import create_db_engine
-from enlarger.queue import FailedJob, ItemStatus, JobContext, PermanentError, Registry
+from enlarger.queue import (
+    DependencyDown,
+    FailedJob,
+    ItemStatus,
+    JobContext,
+    PermanentError,
+    Registry,
+)
 
 registry = Registry()
 IMPORTED_BY_PID = os.getpid()  # the process that imported this module
@@ -58,6 +65,24 @@ def flaky(ctx: JobContext, payload: dict[str, Any]) -> str:
     if ctx.attempt < payload["succeed_on"]:
         raise RuntimeError(f"attempt {ctx.attempt} fails on purpose")
     return f"ok on attempt {ctx.attempt}"
+
+
+@registry.handler("outage", max_attempts=1)
+def outage(ctx: JobContext, payload: dict[str, Any]) -> int:
+    """Its storage is out until `until` (a time.time()): fails with DependencyDown."""
+    if time.time() < payload["until"]:
+        raise DependencyDown("STORAGE_UNAVAILABLE", "the storage service did not answer")
+    return ctx.attempt
+
+
+@registry.handler("cpu_outage", kind="cpu", max_attempts=1)
+def cpu_outage(ctx: JobContext, payload: dict[str, Any]) -> int:
+    """In a CPU child, its database is out until `until`: the driver's error, which the
+    child names before it crosses the pipe."""
+    if time.time() < payload["until"]:
+        refused = ConnectionRefusedError("connection refused")
+        raise sa.exc.OperationalError("SELECT 1", {}, refused)
+    return ctx.attempt
 
 
 @registry.handler("broken_input")

@@ -19,7 +19,7 @@ import psutil
 import pytest
 import sqlalchemy as sa
 
-from enlarger.db import create_db_engine
+from enlarger.db import create_db_engine, migrate
 from enlarger.db.schema import job_events
 from enlarger.db.schema import jobs as jobs_table
 from enlarger.db.types import db_now
@@ -227,6 +227,33 @@ def test_max_attempts_bounds_retries(queue: JobQueue, make_worker) -> None:
     assert job is not None
     assert (job.attempts, job.max_attempts, job.error_code) == (4, 4, "HANDLER_ERROR")
     assert "attempt 4 fails" in (job.last_error or "")
+
+
+@pytest.mark.parametrize(
+    ("job_type", "code"),
+    [("outage", "STORAGE_UNAVAILABLE"), ("cpu_outage", "DATABASE_UNAVAILABLE")],
+)
+def test_an_outage_is_waited_out_without_spending_attempts(
+    queue: JobQueue, make_worker, job_type: str, code: str
+) -> None:
+    """A dependency out for a few seconds costs a one-attempt job nothing: it waits (its
+    error saying which service) and completes on its first counted attempt; once the
+    outage budget is spent, the outage counts like any failure."""
+    waits = queue.enqueue(job_type, {"until": time.time() + 2.0}).id
+    patient = make_worker(outage_budget_seconds=60)
+    wait_for(lambda: (queue.store.get_job(waits) or waits).error_code == code, timeout=15)
+    wait_status(queue.store, waits, JobStatus.COMPLETED, timeout=30)
+    job = queue.store.get_job(waits)
+    assert job is not None and (job.attempts, job.result) == (1, 1)
+    tries = [e for e in queue.store.read_events() if e.job_id == waits and e.status == "running"]
+    assert len(tries) >= 2
+    patient.stop(timeout=10)
+
+    spent = queue.enqueue(job_type, {"until": time.time() + 600}).id
+    make_worker(outage_budget_seconds=1)
+    wait_status(queue.store, spent, JobStatus.FAILED, timeout=30)
+    job = queue.store.get_job(spent)
+    assert job is not None and (job.attempts, job.error_code) == (1, code)
 
 
 def test_permanent_errors_fail_at_once(queue: JobQueue, make_worker) -> None:
@@ -668,11 +695,17 @@ def _serve_with_two_workers(db_url: str, cwd: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "enlarger", *command], cwd=cwd, env=env)
 
 
+def _migrated(engine: sa.Engine) -> bool:
+    """The schema is at the head revision (the tables appear a migration at a time)."""
+    has_version = "alembic_version" in sa.inspect(engine).get_table_names()
+    return has_version and migrate.current_revision(engine) == migrate.head_revision(engine)
+
+
 def _worker_pids(db_url: str, jobs: int) -> set[int]:
     """Once `serve` has migrated: run `jobs` jobs, and the pids of the processes that ran
     them."""
     engine = create_db_engine(db_url)
-    wait_for(lambda: "jobs" in sa.inspect(engine).get_table_names(), timeout=30)
+    wait_for(lambda: _migrated(engine), timeout=30)
     with engine.begin() as conn:
         conn.exec_driver_sql(TEST_RUNS_DDL)
     store = store_for_engine(engine)
@@ -707,7 +740,7 @@ def test_serve_with_no_workers_is_an_api_node_and_a_worker_elsewhere_runs_the_jo
     engine = create_db_engine(empty_db_url)
     worker = None
     try:
-        wait_for(lambda: "jobs" in sa.inspect(engine).get_table_names(), timeout=30)
+        wait_for(lambda: _migrated(engine), timeout=30)
         alone = ["worker", "--database-url", empty_db_url, "--handlers", "tests.handlers:registry"]
         worker = subprocess.Popen([sys.executable, "-m", "enlarger", *alone], cwd=tmp_path, env=env)
         assert _worker_pids(empty_db_url, 4) == {worker.pid}

@@ -4,6 +4,7 @@ real HTTP), and the photo pipeline running end to end on S3."""
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from enlarger.storage import (
     BlobStore,
     LocalBlobStore,
     StorageError,
+    StorageUnavailable,
     UrlSigner,
     check_key,
     load_or_create_secret,
@@ -147,8 +149,21 @@ def test_presigned_urls_are_served_by_s3(bucket: str, s3_endpoint: str) -> None:
 
 def test_a_missing_bucket_is_a_clear_error(s3_endpoint: str) -> None:
     blobs = open_blob_store("s3://no-such-bucket-here", s3_endpoint_url=s3_endpoint)
-    with pytest.raises(StorageError, match=r"NoSuchBucket|does not exist"):
+    with pytest.raises(StorageError, match=r"NoSuchBucket|does not exist") as raised:
         blobs.put_bytes("a.jpg", b"x")
+    assert not isinstance(raised.value, StorageUnavailable)  # a mistake, not an outage
+
+
+def test_a_storage_service_that_does_not_answer_is_an_outage() -> None:
+    """Jobs wait out StorageUnavailable and requests answer 503; a refused connection
+    is one, for every operation (a HEAD included, which boto reports its own way)."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    blobs = open_blob_store("s3://photos", s3_endpoint_url=f"http://127.0.0.1:{port}")
+    for operation in (lambda: blobs.put_bytes("a.jpg", b"x"), lambda: blobs.exists("a.jpg")):
+        with pytest.raises(StorageUnavailable, match=r"a\.jpg"):
+            operation()
 
 
 def test_storage_urls_and_keys_are_checked(tmp_path: Path) -> None:

@@ -23,10 +23,12 @@ from enlarger.queue import (
     PermanentError,
     Registry,
     RetryableError,
+    as_dependency_down,
 )
+from enlarger.storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
-registry = Registry()
+registry = Registry(passing_errors=(StorageUnavailable,))
 RECONCILE_EVERY_S = 30.0
 
 
@@ -50,7 +52,9 @@ def run_stage(ctx: JobContext, payload: dict[str, Any], status: ProductStatus) -
         result = work(catalog, job)
     except StageFailed as error:
         _give_up_or_retry(ctx, catalog, job_id, status, error)
-    except Exception as exc:  # a bug or an outage: retried, then INTERNAL_ERROR
+    except Exception as exc:  # a bug: retried, then INTERNAL_ERROR
+        if isinstance(exc, StorageUnavailable) or as_dependency_down(exc) is not None:
+            raise  # an outage: waited out by the engine, attempts unspent
         log.exception("product job %s: %s stage failed", job_id, status.value)
         error = StageFailed(
             ProductError.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", retryable=True

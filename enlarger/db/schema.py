@@ -49,6 +49,9 @@ jobs = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
     sa.Column("finished_at", Timestamp, nullable=True),
+    # a job that failed because its database or storage was out waits, its attempts not
+    # spent, for the outage budget counted from here (its first such failure)
+    sa.Column("outage_since", Timestamp, nullable=True),
     sa.Index(
         "ix_jobs_ready",
         sa.text("priority DESC"),

@@ -23,9 +23,9 @@ from enlarger.library.service import JobType
 from enlarger.library.tasks import Maintenance
 from enlarger.media import MediaError, Recipe, probe, render
 from enlarger.queue import FailedJob, ItemStatus, JobContext, PermanentError, Registry
-from enlarger.storage import StorageError
+from enlarger.storage import StorageError, StorageUnavailable
 
-registry = Registry()
+registry = Registry(passing_errors=(StorageUnavailable,))
 
 
 def _library(ctx: JobContext) -> Library:
@@ -72,13 +72,16 @@ def _reason(failed: FailedJob) -> tuple[str, str]:
 )
 def offload_original(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """Storage errors are retried; on the last attempt the image is marked FAILED with
-    STORAGE_ERROR, so it never waits as INGESTED for an offload that will not come."""
+    STORAGE_ERROR, so it never waits as INGESTED for an offload that will not come. An
+    outage of the storage service is waited out instead, for the outage budget."""
     library = _library(ctx)
     try:
         key = service.offload_original(library, payload["imageId"])
         sidecars.adopt(library, payload["imageId"], payload.get("sidecars", []))
     except service.NotFound:
         return {"skipped": "the image was deleted"}
+    except StorageUnavailable:
+        raise  # waited out by the engine (see queue.retry), attempts unspent
     except (OSError, StorageError) as error:
         if ctx.attempt < ctx.max_attempts:
             raise

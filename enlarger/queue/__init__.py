@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from enlarger.queue.backends import open_store, store_for_engine
 from enlarger.queue.context import JobCancelled, JobContext
 from enlarger.queue.model import (
+    DependencyDown,
     EnqueueResult,
     ErrorCode,
     ItemStatus,
@@ -39,6 +40,7 @@ from enlarger.queue.registry import (
     Schedule,
     load_registry,
 )
+from enlarger.queue.retry import as_dependency_down
 from enlarger.queue.store import JobConflict, Store
 from enlarger.queue.worker import Worker, settle_heap
 
@@ -91,6 +93,7 @@ class JobQueue:
 
 
 __all__ = [
+    "DependencyDown",
     "EnqueueResult",
     "ErrorCode",
     "FailedJob",
@@ -111,6 +114,7 @@ __all__ = [
     "Schedule",
     "Store",
     "Worker",
+    "as_dependency_down",
     "load_registry",
     "open_store",
     "settle_heap",

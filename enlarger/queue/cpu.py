@@ -23,6 +23,7 @@ import psutil
 
 from enlarger.config import Settings
 from enlarger.queue.context import CancelFlag, JobContext, Reporter
+from enlarger.queue.retry import as_dependency_down
 
 _MP = multiprocessing.get_context("forkserver")
 KILL_WAIT_S = 5.0
@@ -86,8 +87,8 @@ def _child_main(conn: multiprocessing.connection.Connection) -> None:
         try:
             result = task.fn(ctx, task.payload)
             message: tuple[Any, ...] = ("ok", result)
-        except BaseException as exc:
-            message = ("error", _portable(exc))
+        except BaseException as exc:  # a database outage is named here: its error may not pickle
+            message = ("error", _portable(as_dependency_down(exc) or exc))
         conn.send((*message, process.memory_info().rss))
 
 

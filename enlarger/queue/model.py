@@ -34,6 +34,8 @@ class ErrorCode(StrEnum):
     CANCELLED = "CANCELLED"
     WORKER_CRASHED = "WORKER_CRASHED"
     MEMORY_LIMIT = "MEMORY_LIMIT"
+    DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+    DEPENDENCY_UNAVAILABLE = "DEPENDENCY_UNAVAILABLE"  # a handler's `passing_errors`
 
 
 class JobError(Exception):
@@ -65,6 +67,12 @@ class RetryableError(JobError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.code, self.message, self.delay_s))
+
+
+class DependencyDown(RetryableError):
+    """A service the job needs (its database, its storage) did not answer or said "later":
+    retried with backoff, its attempt not spent, for as long as the outage budget lasts;
+    counted as an ordinary failure after that."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,7 @@ class ClaimedJob:
     max_attempts: int
     priority: int
     timeout_s: float | None
+    outage_waited_s: float | None = None  # since its first outage failure, if any
 
 
 class OutcomeKind(StrEnum):
@@ -114,6 +123,7 @@ class OutcomeKind(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     RELEASED = "released"  # handed back at shutdown: not the job's fault, attempt not counted
+    WAIT = "wait"  # a dependency was out: retried after a delay, attempt not counted
 
 
 @dataclass(slots=True)
@@ -138,6 +148,7 @@ STATUS_AFTER = {
     OutcomeKind.FAILED: JobStatus.FAILED,
     OutcomeKind.CANCELLED: JobStatus.CANCELLED,
     OutcomeKind.RELEASED: JobStatus.PENDING,  # back in line
+    OutcomeKind.WAIT: JobStatus.PENDING,
 }
 
 

@@ -51,6 +51,9 @@ class Handler:
     timeout_s: float | None = None
     permanent_errors: tuple[type[BaseException], ...] = ()
     on_failed: FailureHook | None = None
+    # a dependency's outage, not the job's fault: waited out (see queue.retry); the
+    # exception's `code` attribute, if any, names the dependency
+    passing_errors: tuple[type[BaseException], ...] = ()
     is_async: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -72,6 +75,7 @@ class Schedule:
 class Registry:
     handlers: dict[str, Handler] = field(default_factory=dict)
     schedules: dict[str, Schedule] = field(default_factory=dict)
+    passing_errors: tuple[type[BaseException], ...] = ()  # every handler's, registered here
 
     def register(
         self,
@@ -89,7 +93,16 @@ class Registry:
         kind = HandlerKind(kind)
         if kind is HandlerKind.CPU and inspect.iscoroutinefunction(fn):
             raise ValueError(f"CPU handler {name!r} must be a plain function, not async")
-        handler = Handler(name, fn, kind, max_attempts, timeout_s, permanent_errors, on_failed)
+        handler = Handler(
+            name,
+            fn,
+            kind,
+            max_attempts,
+            timeout_s,
+            permanent_errors,
+            on_failed,
+            self.passing_errors,
+        )
         self.handlers[name] = handler
         return handler
 

@@ -1,10 +1,16 @@
 """Retry backoff: base · 2^(attempt-1) (2 s, 4 s, 8 s… by default), capped, with jitter so a
-burst of failures does not come back as a burst."""
+burst of failures does not come back as a burst. And which failures are a dependency's
+outage rather than the job's fault: those wait, their attempts not spent, with a delay
+that grows with the time already waited."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from enlarger.queue.model import DependencyDown, ErrorCode
 
 
 @dataclass(frozen=True)
@@ -12,9 +18,34 @@ class RetryPolicy:
     base_s: float = 2.0
     cap_s: float = 600.0
     jitter: float = 0.2
+    outage_cap_s: float = 30.0  # a wait for a service to come back is never longer
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         nominal = min(self.cap_s, self.base_s * 2 ** max(0, attempt - 1))
+        return self._spread(nominal, self.cap_s, rng)
+
+    def outage_delay(self, waited_s: float, rng: random.Random | None = None) -> float:
+        """Seconds before trying again on a service that has been out for `waited_s`:
+        as long as it has been out (the tries double their spacing), at least `base_s`, so
+        a blip costs little, and at most `outage_cap_s`, so its return is seen soon."""
+        nominal = min(self.outage_cap_s, max(self.base_s, waited_s))
+        return self._spread(nominal, self.outage_cap_s, rng)
+
+    def _spread(self, nominal: float, cap: float, rng: random.Random | None) -> float:
         spread = (rng or random).uniform(1 - self.jitter, 1 + self.jitter)
-        return min(self.cap_s, nominal * spread)
+        return min(cap, nominal * spread)
+
+
+def as_dependency_down(exc: BaseException) -> DependencyDown | None:
+    """The database's passing failures (refused or dropped connections, a lock not had in
+    time, SQLite's "database is locked") as DependencyDown; None for anything else."""
+    if isinstance(exc, DependencyDown):
+        return exc
+    passing = isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError) or (
+        isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+    )
+    if not passing:
+        return None
+    cause = getattr(exc, "orig", None) or exc
+    return DependencyDown(ErrorCode.DATABASE_UNAVAILABLE, f"the database: {type(cause).__name__}")

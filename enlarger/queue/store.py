@@ -38,7 +38,7 @@ from enlarger.db.schema import (
     jobs,
     worker_stats,
 )
-from enlarger.db.types import db_now
+from enlarger.db.types import SQLITE_EPOCH_NOW, db_now
 from enlarger.queue.model import (
     ClaimedJob,
     ClaimRequest,
@@ -68,6 +68,7 @@ CLAIMED_COLUMNS = (
     jobs.c.max_attempts,
     jobs.c.priority,
     jobs.c.timeout_s,
+    sa.literal_column(f"{SQLITE_EPOCH_NOW} - outage_since"),  # the SQLite store's; see postgres.py
 )
 HISTORY_COLUMNS = [c.name for c in job_history.c if c.name != "items_summary"]
 WORKER_STATS_KEEP_S = 7 * 86400  # a worker's counts outlive it a week, then reset
@@ -77,7 +78,8 @@ EVENT_GAP_GRACE_S = 5.0
 def encode_outcomes(outcomes: Sequence[Outcome]) -> str:
     """A batch of outcomes as one JSON array of rows, unpacked in SQL by either backend
     (far cheaper than binding one array per column, and than one object per outcome):
-    [id, lease token, status, result, error code, error, retry delay in s, released]."""
+    [id, lease token, status, result, error code, error, retry delay in s, released, waited
+    (a WAIT: its attempt is not counted either, and its outage clock starts)]."""
     return json.dumps(
         [
             (
@@ -89,6 +91,7 @@ def encode_outcomes(outcomes: Sequence[Outcome]) -> str:
                 o.error,
                 o.retry_delay_s,
                 o.kind is OutcomeKind.RELEASED,
+                o.kind is OutcomeKind.WAIT,
             )
             for o in outcomes
         ]
@@ -515,6 +518,7 @@ class Store(ABC):
                             attempts=0,
                             run_at=db_now(),
                             cancel_requested=False,
+                            outage_since=None,
                             error_code=None,
                             last_error=None,
                             progress=None,

@@ -35,6 +35,7 @@ from enlarger.queue.cpu import ChildCrashed, ChildKilled, ChildTask, CpuPool
 from enlarger.queue.model import (
     ClaimedJob,
     ClaimRequest,
+    DependencyDown,
     ErrorCode,
     JobError,
     JobStatus,
@@ -43,7 +44,7 @@ from enlarger.queue.model import (
     RetryableError,
 )
 from enlarger.queue.registry import FailedJob, Handler, HandlerKind, Registry
-from enlarger.queue.retry import RetryPolicy
+from enlarger.queue.retry import RetryPolicy, as_dependency_down
 from enlarger.queue.store import Store
 from enlarger.queue.telemetry import Telemetry
 
@@ -636,6 +637,13 @@ class Worker:
         message = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, OSError) and exc.filename is not None:  # no server path shown
             message = f"{type(exc).__name__}: {exc.strerror or 'error'}"
+        passing = as_dependency_down(exc) or (
+            DependencyDown(getattr(exc, "code", ErrorCode.DEPENDENCY_UNAVAILABLE), str(exc))
+            if isinstance(exc, handler.passing_errors)
+            else None
+        )
+        if passing is not None:
+            return self._outage(job, passing)
         if isinstance(exc, JobError):
             code, retryable = exc.code, exc.retryable
         else:
@@ -644,6 +652,22 @@ class Worker:
         delay = exc.delay_s if isinstance(exc, RetryableError) else None
         log.info("job %s (%s) attempt %d failed: %s", job.id, job.type, job.attempts, message)
         return self._failure(job, code, message, retryable=retryable, delay_s=delay)
+
+    def _outage(self, job: ClaimedJob, down: DependencyDown) -> Outcome:
+        """A service the job needs is out: the job waits for it, its attempt not spent,
+        until the outage budget (counted from its first such failure) is used up."""
+        waited = job.outage_waited_s or 0.0
+        if job.outage_waited_s is None or waited < self.settings.outage_budget_seconds:
+            log.info("job %s (%s) waits for a service: %s", job.id, job.type, down.message)
+            return Outcome(
+                job.id,
+                job.lease_token,
+                OutcomeKind.WAIT,
+                error_code=down.code,
+                error=down.message,
+                retry_delay_s=self.retry_policy.outage_delay(waited),
+            )
+        return self._failure(job, down.code, down.message, retryable=True)
 
     def _failure(
         self,

@@ -20,6 +20,13 @@ class StorageError(Exception):
     """A key or a blob that cannot be used."""
 
 
+class StorageUnavailable(StorageError):
+    """The storage service did not answer, or answered "later" (5xx, throttling): an
+    outage that passes, not a fault of the blob. Jobs wait it out; requests answer 503."""
+
+    code = "STORAGE_UNAVAILABLE"
+
+
 def check_key(key: str) -> str:
     """A normalised key, or StorageError for anything that could escape the root."""
     if not key or key.startswith("/") or "\\" in key or "\x00" in key:

@@ -14,9 +14,20 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from enlarger.storage.base import BlobInfo, BlobStore, StorageError, check_key
+from enlarger.storage.base import BlobInfo, BlobStore, StorageError, StorageUnavailable, check_key
+
+# what S3 and its look-alikes answer when they are busy or briefly broken
+_PASSING_CODES = {
+    "InternalError",
+    "RequestTimeout",
+    "ServiceUnavailable",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+}
 
 
 class S3BlobStore(BlobStore):
@@ -28,7 +39,12 @@ class S3BlobStore(BlobStore):
         self.client: Any = boto3.client(
             "s3",
             endpoint_url=endpoint_url or None,
-            config=Config(signature_version="s3v4", retries={"mode": "standard"}),
+            config=Config(
+                signature_version="s3v4",
+                retries={"mode": "standard"},
+                connect_timeout=10,  # a partitioned endpoint fails a call in seconds
+                read_timeout=60,
+            ),
         )
 
     def _object(self, key: str) -> str:
@@ -56,11 +72,12 @@ class S3BlobStore(BlobStore):
 
     def info(self, key: str) -> BlobInfo | None:
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self._object(key))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            with _errors(key):
+                head = self.client.head_object(Bucket=self.bucket, Key=self._object(key))
+        except StorageError as exc:
+            if _error_code(exc.__cause__) in {"404", "NoSuchKey", "NotFound"}:
                 return None
-            raise StorageError(f"s3://{self.bucket}/{self._object(key)}: {exc}") from None
+            raise
         return BlobInfo(key, int(head["ContentLength"]), head["LastModified"])
 
     def list_folder(self, folder: str) -> Iterator[BlobInfo]:
@@ -108,8 +125,25 @@ class S3BlobStore(BlobStore):
 
 @contextmanager
 def _errors(key: str) -> Iterator[None]:
-    """boto's errors as StorageError naming the key (a missing bucket, a missing object)."""
+    """boto's errors as StorageError naming the key (a missing bucket, a missing object),
+    or StorageUnavailable when the service is out or busy (after boto's own retries)."""
     try:
         yield
     except (ClientError, BotoCoreError) as exc:
-        raise StorageError(f"S3 operation on {key!r} failed: {exc}") from exc
+        kind = StorageUnavailable if _passing(exc) else StorageError
+        raise kind(f"S3 operation on {key!r} failed: {exc}") from exc
+
+
+def _passing(exc: BaseException) -> bool:
+    if isinstance(exc, BotoConnectionError | HTTPClientError):
+        return True  # refused, reset, timed out
+    if not isinstance(exc, ClientError):
+        return False
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return int(status) >= 500 or _error_code(exc) in _PASSING_CODES
+
+
+def _error_code(exc: BaseException | None) -> str | None:
+    if not isinstance(exc, ClientError):
+        return None
+    return str(exc.response.get("Error", {}).get("Code"))

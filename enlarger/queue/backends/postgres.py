@@ -33,9 +33,11 @@ FINISH_SQL = sa.text(
             result = o.result,
             error_code = o.error_code,
             last_error = o.error,
-            attempts = CASE WHEN o.released THEN j.attempts - 1 ELSE j.attempts END,
+            attempts = CASE WHEN o.released OR o.waited THEN j.attempts - 1 ELSE j.attempts END,
             run_at = CASE WHEN o.status = 'pending' AND NOT o.released
                           THEN now() + make_interval(secs => o.delay_s) ELSE j.run_at END,
+            outage_since = CASE WHEN o.waited THEN COALESCE(j.outage_since, now())
+                                ELSE j.outage_since END,
             finished_at = CASE WHEN o.status = 'pending' THEN NULL ELSE now() END,
             progress = CASE WHEN o.status = 'completed' THEN 1.0 ELSE j.progress END,
             locked_by = NULL,
@@ -44,7 +46,8 @@ FINISH_SQL = sa.text(
         FROM (
             SELECT (r ->> 0)::bigint AS id, (r ->> 1)::bigint AS token, r ->> 2 AS status,
                    NULLIF(r -> 3, 'null') AS result, r ->> 4 AS error_code, r ->> 5 AS error,
-                   (r ->> 6)::float8 AS delay_s, (r ->> 7)::boolean AS released
+                   (r ->> 6)::float8 AS delay_s, (r ->> 7)::boolean AS released,
+                   (r ->> 8)::boolean AS waited
             FROM jsonb_array_elements(CAST(:outcomes AS jsonb)) AS r
         ) AS o
         WHERE j.id = o.id AND j.lease_token = o.token AND j.status = 'running'
@@ -82,7 +85,8 @@ CLAIM_SQL = sa.text(
             LIMIT :limit
             FOR UPDATE SKIP LOCKED
         ))
-        RETURNING id, type, payload, lease_token, attempts, max_attempts, priority, timeout_s
+        RETURNING id, type, payload, lease_token, attempts, max_attempts, priority, timeout_s,
+                  EXTRACT(EPOCH FROM now() - outage_since)::float8
     ), recorded AS (
         INSERT INTO job_events (created_at, job_id, job_type, kind, status, data)
         SELECT now(), id, type, 'job', 'running', jsonb_build_object('worker', :worker)

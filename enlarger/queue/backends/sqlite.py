@@ -22,7 +22,7 @@ FINISH_SQL = sa.text(
     WITH o AS MATERIALIZED (
         SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS status,
                value -> 3 AS result, value ->> 4 AS error_code, value ->> 5 AS error,
-               value ->> 6 AS delay_s, value ->> 7 AS released
+               value ->> 6 AS delay_s, value ->> 7 AS released, value ->> 8 AS waited
         FROM json_each(:outcomes)
     )
     UPDATE jobs SET
@@ -30,9 +30,11 @@ FINISH_SQL = sa.text(
         result = o.result,
         error_code = o.error_code,
         last_error = o.error,
-        attempts = CASE WHEN o.released THEN jobs.attempts - 1 ELSE jobs.attempts END,
+        attempts = CASE WHEN o.released OR o.waited THEN jobs.attempts - 1 ELSE jobs.attempts END,
         run_at = CASE WHEN o.status = 'pending' AND NOT o.released
                       THEN {SQLITE_EPOCH_NOW} + o.delay_s ELSE jobs.run_at END,
+        outage_since = CASE WHEN o.waited THEN COALESCE(jobs.outage_since, {SQLITE_EPOCH_NOW})
+                            ELSE jobs.outage_since END,
         finished_at = CASE WHEN o.status = 'pending' THEN NULL ELSE {SQLITE_EPOCH_NOW} END,
         progress = CASE WHEN o.status = 'completed' THEN 1.0 ELSE jobs.progress END,
         locked_by = NULL,
