@@ -145,6 +145,49 @@ def test_an_offload_paused_mid_move_holds_up_no_other(
         assert service.get_image_row(library, image_id).status == ImageStatus.PROCESSING
 
 
+def test_a_rescued_offload_and_a_repeated_preview_job_make_nothing_twice(
+    library: Library,
+    run_worker: Callable[[], Worker],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker frozen mid-offload, its job rescued and done by another, the image stored:
+    when it thaws it queues nothing. A preview job queued again makes nothing again."""
+    image_id = _ingest(library, jpeg(tmp_path / "a.jpg", 900, 600)).image_id
+    moving, resume = threading.Event(), threading.Event()
+    take_file = library.blobs.take_file
+
+    def first_call_pauses(key: str, source: Path) -> None:
+        if not moving.is_set():
+            moving.set()
+            resume.wait(timeout=120)
+        take_file(key, source)
+
+    monkeypatch.setattr(library.blobs, "take_file", first_call_pauses)
+    with ThreadPoolExecutor(1) as pool:
+        frozen = pool.submit(service.offload_original, library, image_id)
+        assert moving.wait(timeout=30)
+        try:
+            key = service.offload_original(library, image_id)  # the rescued attempt
+            run_worker()
+            wait_for(lambda: _settled(library, image_id), timeout=60)
+        finally:
+            resume.set()
+        assert frozen.result(timeout=30) == key
+    with library.engine.begin() as conn:
+        service.enqueue_preview(library, conn, image_id, key, priority=0)
+
+    def finished(job_type: JobType) -> list[sa.Row] | None:
+        found = _jobs_of(library, job_type)
+        return found if all(j.status == "completed" for j in found) else None
+
+    for job_type in (JobType.PREVIEW_GENERATION, JobType.THUMBNAIL_GENERATION):
+        ran = wait_for(lambda t=job_type: finished(t), timeout=60)
+        in_order = sorted(ran, key=lambda j: j.id)
+        assert [j.result.get("skipped") for j in in_order] == [None, "already made"], job_type
+    assert service.get_image_row(library, image_id).status == ImageStatus.STORED
+
+
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 def test_a_stuck_session_costs_seconds_not_the_cluster(engine: sa.Engine) -> None:
     """On PostgreSQL a session gives up waiting on a lock after seconds, and one that sits

@@ -106,7 +106,13 @@ def preview_generation(ctx: JobContext, payload: dict[str, Any]) -> dict[str, An
             source = service.derivative_key(image_id, preview)
         priority = int(payload.get("priority", service.DERIVATIVE_PRIORITY))
         service.enqueue_thumbnails(
-            library, conn, image_id, payload["originalPath"], source, priority
+            library,
+            conn,
+            image_id,
+            payload["originalPath"],
+            source,
+            priority,
+            again=bool(payload.get("again")),
         )
 
     then = enqueue_thumbnails if payload.get("thenThumbnails", True) else None
@@ -187,15 +193,20 @@ def _postprocess_file(
     return listing.item_event_data(library, project, name)
 
 
-def _render_photo(ctx: JobContext, library: Library, image_id: str, original_key: str) -> None:
-    """Preview, then thumbnails from it, in this job (one item's whole work)."""
+def _render_photo(
+    ctx: JobContext, library: Library, image_id: str, original_key: str, again: bool = False
+) -> None:
+    """Preview, then thumbnails from it, in this job (one item's whole work); `again`
+    renders them even when they are made already."""
     preview = library.recipes.preview
     payload = {"imageId": image_id, "originalPath": original_key}
-    _derive(ctx, library, payload, original_key, (preview,), assess=True)
+    _derive(ctx, library, payload, original_key, (preview,), assess=True, again=again)
     source = service.derivative_key(image_id, preview)
     if not _preview_can_feed_thumbnails(library):
         source = original_key
-    _derive(ctx, library, payload, source, library.recipes.thumbnails, keep_thumbhash=True)
+    _derive(
+        ctx, library, payload, source, library.recipes.thumbnails, keep_thumbhash=True, again=again
+    )
 
 
 @registry.handler(JobType.FULL_VIEW, kind="cpu", max_attempts=1, timeout_s=300)
@@ -248,7 +259,7 @@ def generate_derivatives(ctx: JobContext, payload: dict[str, Any]) -> dict[str, 
             ctx.item(name, ItemStatus.SKIPPED, data=listing.item_event_data(library, project, name))
         else:
             try:
-                _render_photo(ctx, library, row.id, row.original_key)
+                _render_photo(ctx, library, row.id, row.original_key, again=force)
             except PermanentError as error:
                 failed += 1
                 ctx.item(name, ItemStatus.FAILED, error=f"{error.code}: {error}")
@@ -298,15 +309,26 @@ def _derive(
     keep_thumbhash: bool = False,
     then: Callable[[sa.Connection], object] | None = None,
     assess: bool = False,
+    again: bool = False,
 ) -> dict[str, Any]:
     """Render `recipes` from `source_key`, store and record them (with the culling
     assessment of the smallest when `assess`); `then` runs in the transaction that
-    records them."""
+    records them. Recipes already made (by a run of this job before its worker was lost,
+    or by a second job a rescue queued) are not made twice, unless `again`."""
     image_id = payload["imageId"]
     try:
         service.get_image_row(library, image_id)
     except service.NotFound:
         return {"skipped": "the image was deleted"}
+    made_before = service.derivatives_of(library, [image_id])[image_id].values()
+    again = again or bool(payload.get("again"))
+    if not again and {(r.name, r.hash) for r in recipes} <= {
+        (d.name, d.recipe_hash) for d in made_before
+    }:
+        if then is not None:  # what follows may be what is missing (thumbnails deleted)
+            with library.engine.begin() as conn:
+                then(conn)
+        return {"skipped": "already made"}
     try:
         with library.blobs.local_copy(source_key) as path:
             found = probe(path, library.limits)

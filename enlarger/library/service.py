@@ -611,9 +611,11 @@ def enqueue_preview(
     original_key: str,
     priority: int,
     then_thumbnails: bool = True,
+    again: bool = False,
 ) -> bool:
     """The preview job; when it is done it enqueues the thumbnails, made from the preview
-    (so a 24 MP original is decoded once, not once per job)."""
+    (so a 24 MP original is decoded once, not once per job). What is made already is not
+    made again, unless `again` (a forced backfill, an assessment to measure)."""
     recipe = library.recipes.preview
     return library.queue.enqueue(
         JobType.PREVIEW_GENERATION,
@@ -623,6 +625,7 @@ def enqueue_preview(
             "sizes": [recipe.long_side],
             "thenThumbnails": then_thumbnails,
             "priority": priority,
+            "again": again,
         },
         priority=priority,
         idempotency_key=f"{JobType.PREVIEW_GENERATION.value}:{image_id}:{recipe.hash}",
@@ -637,6 +640,7 @@ def enqueue_thumbnails(
     original_key: str,
     source_key: str | None,
     priority: int,
+    again: bool = False,
 ) -> bool:
     """The thumbnail job, from `source_key` (the preview) when given, else the original.
     False when the same work is already queued."""
@@ -648,6 +652,7 @@ def enqueue_thumbnails(
             "originalPath": original_key,
             "sourcePath": source_key,
             "sizes": [r.long_side for r in recipes],
+            "again": again,
         },
         priority=priority,
         idempotency_key=(
@@ -1227,12 +1232,24 @@ def backfill(library: Library, everything: bool = False) -> Backfill:
                 created = False
                 if needs_preview:
                     created = enqueue_preview(
-                        library, conn, row.id, row.original_key, BACKFILL_PRIORITY, needs_thumbs
+                        library,
+                        conn,
+                        row.id,
+                        row.original_key,
+                        BACKFILL_PRIORITY,
+                        needs_thumbs,
+                        again=True,
                     )
                 elif needs_thumbs:
                     preview_key = made[row.id][PREVIEW_NAME].storage_key
                     created = enqueue_thumbnails(
-                        library, conn, row.id, row.original_key, preview_key, BACKFILL_PRIORITY
+                        library,
+                        conn,
+                        row.id,
+                        row.original_key,
+                        preview_key,
+                        BACKFILL_PRIORITY,
+                        again=everything,
                     )
                 touched += created
 
