@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -29,7 +29,7 @@ from enlarger.catalog.runtime import catalog_from
 from enlarger.config import Settings, SettingsError, load_settings
 from enlarger.db import create_db_engine, migrate
 from enlarger.library import imports, maintenance, service
-from enlarger.library.runtime import Library, build_library
+from enlarger.library.runtime import Library, build_library, outage_of
 from enlarger.library.tasks import Maintenance
 from enlarger.media import MediaError
 from enlarger.queue import (
@@ -56,6 +56,8 @@ app.add_typer(tokens_app, name="tokens")
 
 console = Console()
 err_console = Console(stderr=True)
+T = TypeVar("T")
+OUTAGE_PAUSE_MAX_S = 15.0  # `import` tries a service that is out again at least this often
 
 DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Where the SQLite file and blobs live.")
@@ -442,6 +444,16 @@ def import_(
     except KeyboardInterrupt:
         err_console.print("interrupted: imported files stay queued and will be processed")
         raise typer.Exit(130) from None
+    except Exception as exc:
+        down = outage_of(exc)
+        if down is None:
+            raise
+        err_console.print(
+            f"[red]error:[/red] the {down.service} stayed unreachable for "
+            f"{settings.outage_budget_seconds:.0f} s: stopped. What was imported stays; "
+            "run the import again to bring the rest (it skips what is there)"
+        )
+        raise typer.Exit(3) from None
     finally:
         if worker is not None:
             worker.stop(timeout=settings.shutdown_grace_seconds)
@@ -513,7 +525,9 @@ def _import_all(
         line = _import_line(item.path)
         ignored: list[Path] = []
         try:
-            imported = imports.import_file(library, item, project)
+            imported = _through_outages(
+                library, lambda i=item: imports.import_file(library, i, project)
+            )
         except MediaError as exc:
             line["error_code"] = exc.code.value
             err_console.print(f"{item.path}: {exc.message}")
@@ -538,7 +552,9 @@ def _import_all(
     for xmp in alone:
         line = _import_line(xmp)
         try:
-            basename = imports.import_sidecar(library, xmp, project)
+            basename = _through_outages(
+                library, lambda x=xmp: imports.import_sidecar(library, x, project)
+            )
         except (imports.NoPhoto, OSError) as exc:
             line["error_code"] = (
                 "SIDECAR_OF_NO_PHOTO" if isinstance(exc, imports.NoPhoto) else "UNREADABLE_FILE"
@@ -566,11 +582,37 @@ def _import_line(path: Path) -> dict[str, Any]:
     }
 
 
+def _through_outages(library: Library, attempt: Callable[[], T]) -> T:
+    """`attempt()`, tried again while the database or storage is out (saying so once, and
+    once when it is back), for up to the outage budget; then its error goes up."""
+    deadline = time.monotonic() + library.settings.outage_budget_seconds
+    pause, waiting = 1.0, None
+    while True:
+        try:
+            result = attempt()
+        except Exception as exc:
+            down = outage_of(exc)
+            if down is None or time.monotonic() + pause > deadline:
+                raise
+            if waiting is None:
+                waiting = down.service
+                err_console.print(
+                    f"[yellow]the {waiting} is unreachable; waiting for it "
+                    "(Ctrl+C stops: what is imported stays, and an import run again skips it)"
+                )
+            time.sleep(pause)
+            pause = min(2 * pause, OUTAGE_PAUSE_MAX_S)
+            continue
+        if waiting is not None:
+            err_console.print(f"the {waiting} is back; going on")
+        return result
+
+
 def _wait_until_settled(library: Library, ids: list[str], progress: Progress) -> None:
     unique = set(ids)
     task = progress.add_task("processing", total=len(unique))
     while True:
-        standings = imports.standings(library, unique)
+        standings = _through_outages(library, lambda: imports.standings(library, unique))
         done = sum(1 for s in standings.values() if s.status.value in imports.SETTLED)
         progress.update(task, completed=done)
         if done == len(unique):

@@ -79,9 +79,13 @@ class EnlargerClient:
         headers: dict[str, str] | None = None,
         http: httpx.Client | None = None,
         token: str | None = None,
+        outage_wait: float = 120.0,
     ) -> None:
-        """`token`: an API token (`enlarger tokens create`), sent as a Bearer header."""
+        """`token`: an API token (`enlarger tokens create`), sent as a Bearer header.
+        `outage_wait`: for how many seconds a request answered 503 (the server's database
+        or storage out for a while) is sent again, after each `Retry-After`; 0 never."""
         self.base_url = base_url.rstrip("/") + "/"
+        self.outage_wait = outage_wait
         headers = dict(headers or {})
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -122,7 +126,19 @@ class EnlargerClient:
         return self._upload(file, filename or Path(getattr(file, "name", "upload")).name, fields)
 
     def _upload(self, content: bytes | IO[bytes], filename: str, fields: dict[str, str]) -> Any:
-        return self._request("POST", "api/upload", files={"file": (filename, content)}, data=fields)
+        rewind: Callable[[], object] | None = None  # how to send the body again after a 503
+        if isinstance(content, bytes):
+            rewind = lambda: None  # noqa: E731
+        elif content.seekable():
+            start = content.tell()
+            rewind = lambda: content.seek(start)  # noqa: E731
+        return self._request(
+            "POST",
+            "api/upload",
+            rewind=rewind,
+            files={"file": (filename, content)},
+            data=fields,
+        )
 
     def get_images(
         self,
@@ -247,10 +263,35 @@ class EnlargerClient:
     def cancel_job(self, job_id: int) -> Job:
         return self._request("POST", f"api/admin/jobs/{job_id}/cancel")
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._http.request(method, path, **kwargs)
+    def _request(
+        self, method: str, path: str, rewind: Callable[[], object] | None = None, **kwargs: Any
+    ) -> Any:
+        """One API call; answered 503 (an outage on the server's side), sent again after
+        the answer's Retry-After until `outage_wait` has passed. A body read from a file
+        is sent again only when `rewind` can put the file back where it started."""
+        deadline = time.monotonic() + self.outage_wait
+        while True:
+            response = self._http.request(method, path, **kwargs)
+            pause = _retry_after(response)
+            if pause is None or time.monotonic() + pause > deadline:
+                break
+            if "files" in kwargs and rewind is None:
+                break
+            time.sleep(pause)
+            if rewind is not None:
+                rewind()
         _raise_for_error(response)
         return response.json() if response.content else None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait before sending a request answered 503 again (None: do not)."""
+    if response.status_code != 503:
+        return None
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "5")))
+    except ValueError:  # an HTTP date: rarely sent, a short wait serves as well
+        return 5.0
 
 
 def _present(values: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -63,3 +65,48 @@ def configure(level: str, log_format: str = "text") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+
+
+class OutageLog:
+    """One line when a dependency (the database, storage) goes, a reminder at most every
+    `remind_every_s` while it stays out, and one line when it is back: an outage of a
+    minute is three lines in the log, not a traceback per attempt. An outage nothing has
+    reported for twice that long is over, back line or not. Thread-safe."""
+
+    def __init__(self, logger: logging.Logger, remind_every_s: float = 60.0) -> None:
+        self.logger = logger
+        self.remind_every_s = remind_every_s
+        self._lock = threading.Lock()
+        self._down: dict[str, list[float]] = {}  # name: [since, last said, last seen]
+
+    def down(self, name: str, reason: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            since, said, seen = self._down.get(name, (now, 0.0, now))
+            if now - seen > 2 * self.remind_every_s:
+                since, said = now, 0.0  # a new outage
+            remind = bool(said) and now - said >= self.remind_every_s
+            tell = not said or remind
+            self._down[name] = [since, now if tell else said, now]
+        if not tell:
+            return
+        if remind:
+            self.logger.warning("%s still unreachable after %.0f s: %s", name, now - since, reason)
+        else:
+            self.logger.warning(
+                "%s unreachable: %s (retrying; the next errors are not logged)", name, reason
+            )
+
+    def up(self, name: str) -> None:
+        """`name` answered: a line if it had been out. Cheap when nothing was out."""
+        if name not in self._down:
+            return
+        with self._lock:
+            state = self._down.pop(name, None)
+        if state is not None:
+            self.logger.warning(
+                "%s reachable again after %.0f s", name, time.monotonic() - state[0]
+            )
+
+    def is_down(self, name: str) -> bool:
+        return name in self._down

@@ -60,6 +60,7 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
     app.state.catalog = catalog_from(app.state.library)
     app.state.event_hub = EventHub(app.state.library.queue.store, settings.poll_interval_ms / 1000)
     app.state.metrics = ops.metrics_registry(app.state.library)
+    app.state.verified_tokens = {}  # auth._role_of's: tokens seen valid, for outages
     app.add_middleware(RequestGuards)
     app.add_middleware(ops.RequestObserver, registry=app.state.metrics)  # the outermost
     app.include_router(ops.router)

@@ -20,12 +20,15 @@ signatures and blob URLs their own, so they need no token.
 
 from __future__ import annotations
 
+import hashlib
+import time
 from urllib.parse import quote, urlsplit
 
 from fastapi import HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
 from enlarger.access.tokens import Role, any_created, authenticate
+from enlarger.queue import as_dependency_down
 
 OPEN_ROUTES = {
     ("GET", "/healthz"),
@@ -47,6 +50,9 @@ CHALLENGE = {"WWW-Authenticate": "Bearer"}
 TOKEN_COOKIE = "enlarger_token"
 DOCS_ROUTES = {("GET", "/docs"), ("GET", "/openapi.json")}  # open with `docs_public`
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+OUTAGE_TOLERANT_ROUTES = {("GET", "/metrics")}
+REMEMBERED_FOR_OUTAGES_S = 600.0
+REMEMBERED_TOKENS_MAX = 1000
 COOKIE_ROUTES = {("POST", "/login"), ("POST", "/logout")}
 
 
@@ -69,6 +75,31 @@ async def access_control_on(request: Request) -> bool:
         engine = state.library.engine
         state.access_control_on = await run_in_threadpool(any_created, engine)
     return bool(state.access_control_on)
+
+
+async def _role_of(request: Request, token: str, route: tuple[str, str]) -> Role | None:
+    """The token's role. While the database is out, a token this process verified in the
+    last `REMEMBERED_FOR_OUTAGES_S` still reads the routes that need no database (the
+    metrics, which say the database is down); anything else answers 503."""
+    known: dict[str, tuple[Role, float]] = request.app.state.verified_tokens
+    key = hashlib.sha256(token.encode()).hexdigest()
+    try:
+        role = await run_in_threadpool(authenticate, request.app.state.library.engine, token)
+    except Exception as exc:
+        remembered = known.get(key)
+        if (
+            route in OUTAGE_TOLERANT_ROUTES
+            and as_dependency_down(exc) is not None
+            and remembered is not None
+            and time.monotonic() - remembered[1] < REMEMBERED_FOR_OUTAGES_S
+        ):
+            return remembered[0]
+        raise
+    if role is not None:
+        if len(known) >= REMEMBERED_TOKENS_MAX:
+            known.clear()
+        known[key] = (role, time.monotonic())
+    return role
 
 
 def wants_page(request: Request) -> bool:
@@ -106,7 +137,6 @@ async def authorize(request: Request) -> None:
     needed = required_role(*route)
     if needed is None or (route in DOCS_ROUTES and settings.docs_public):
         return
-    engine = request.app.state.library.engine
     token = request.cookies.get(TOKEN_COOKIE, "")
     if header:
         scheme, _, token = header.partition(" ")
@@ -114,7 +144,7 @@ async def authorize(request: Request) -> None:
             raise HTTPException(401, "the Authorization header must be 'Bearer <token>'", CHALLENGE)
     elif not await access_control_on(request):
         return  # no token was ever created: the API is open
-    role = await run_in_threadpool(authenticate, engine, token.strip()) if token else None
+    role = await _role_of(request, token.strip(), route) if token else None
     if role is None:
         if wants_page(request):
             target = quote(

@@ -40,11 +40,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from enlarger import logs
 from enlarger.db import migrate
 from enlarger.library import service
-from enlarger.library.runtime import Library
+from enlarger.library.runtime import Library, outage_of
+from enlarger.queue import as_dependency_down
 from enlarger.queue.telemetry import RUN_SECONDS_BUCKETS
 
 router = APIRouter(tags=["operations"])
 access_log = logging.getLogger("enlarger.http")
+# a request that met an outage says so in one line per outage, not a traceback each
+OUTAGES = logs.OutageLog(access_log)
+RETRY_AFTER_S = 5
 
 GOOD_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
@@ -90,6 +94,9 @@ class RequestObserver:
                 answered = True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
                 self._observe(scope, message["status"], time.perf_counter() - started)
+                if message["status"] < 500 and scope["path"].startswith("/api/"):
+                    # every API route reads the database (its token, at least)
+                    OUTAGES.up("database")
             await send(message)
 
         try:
@@ -102,11 +109,15 @@ class RequestObserver:
             if answered:
                 raise  # the answer is under way: the server can only cut it off
             status, body = error_answer(error, rid)
-            if status == 507:
+            headers = [(b"content-type", b"application/json")]
+            down = outage_of(error)
+            if down is not None:
+                OUTAGES.down(down.service, down.message)
+                headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
+            elif status == 507:
                 access_log.error("%s %s: %s", scope["method"], loggable_path(scope), error)
             else:
                 access_log.exception("%s %s failed", scope["method"], loggable_path(scope))
-            headers = [(b"content-type", b"application/json")]
             await send_with_id(
                 {"type": "http.response.start", "status": status, "headers": headers}
             )
@@ -138,12 +149,20 @@ def loggable_path(scope: Scope) -> str:
 
 
 def error_answer(error: Exception, request_id: str) -> tuple[int, bytes]:
-    """The status and JSON body for an error no route handled."""
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+    """The status and JSON body for an error no route handled: 503 with the code of the
+    service that is out (a client waits `Retry-After` and tries again), 507 for a full
+    disk, else 500."""
+    answer: dict[str, Any] = {}
+    down = outage_of(error)
+    if down is not None:
+        status, answer["errorCode"] = 503, down.code
+        detail = f"the {down.service} is unreachable for now; try again shortly"
+    elif isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
         status, detail = 507, "the server's storage is full; nothing was kept of this request"
     else:
         status, detail = 500, "internal error; the server's log has it under this request id"
-    return status, json.dumps({"detail": detail, "requestId": request_id}).encode()
+    answer |= {"detail": detail, "requestId": request_id}
+    return status, json.dumps(answer).encode()
 
 
 # ---- the state of the engine and the library, read at each scrape ---------------------
@@ -163,6 +182,31 @@ class StateCollector(Collector):
         self.library = library
 
     def collect(self) -> Iterator[Metric]:
+        """Everything; while the database is out, what needs none, and a gauge saying so."""
+        try:
+            from_database = list(self._from_database())
+        except Exception as exc:
+            if as_dependency_down(exc) is None:
+                raise
+            from_database = []
+        up = GaugeMetricFamily(
+            "enlarger_database_up",
+            "1 when this scrape could read the database, 0 while it is unreachable",
+            value=1.0 if from_database else 0.0,
+        )
+        yield up
+        yield from from_database
+        refused = CounterMetricFamily(
+            "enlarger_http_connections_refused",
+            "Connections this server refused or cut off: a slow request head or body, or "
+            "max_connections reached",
+            labels=["reason"],
+        )
+        for reason in ("slow head", "slow body", "full"):
+            refused.add_metric([reason], CONNECTIONS_REFUSED[reason])
+        yield refused
+
+    def _from_database(self) -> Iterator[Metric]:
         store = self.library.queue.store
         jobs = GaugeMetricFamily(
             "enlarger_jobs", "Jobs by type and status", labels=["type", "status"]
@@ -189,15 +233,6 @@ class StateCollector(Collector):
         yield GaugeMetricFamily(
             "enlarger_derivatives_stored", "Derivatives in storage", value=totals.derivatives
         )
-        refused = CounterMetricFamily(
-            "enlarger_http_connections_refused",
-            "Connections this server refused or cut off: a slow request head or body, or "
-            "max_connections reached",
-            labels=["reason"],
-        )
-        for reason in ("slow head", "slow body", "full"):
-            refused.add_metric([reason], CONNECTIONS_REFUSED[reason])
-        yield refused
 
 
 def _worker_metrics(saved: list[tuple[str, float, dict[str, Any]]]) -> Iterator[Metric]:

@@ -12,10 +12,24 @@ import sqlalchemy as sa
 from enlarger.config import Settings
 from enlarger.db import create_db_engine
 from enlarger.media import Limits, Recipe, set_threads, whole_decode_pixels
-from enlarger.queue import JobQueue, store_for_engine
-from enlarger.storage import BlobStore, UrlSigner, load_or_create_secret, open_blob_store
+from enlarger.queue import DependencyDown, JobQueue, as_dependency_down, store_for_engine
+from enlarger.storage import (
+    BlobStore,
+    StorageUnavailable,
+    UrlSigner,
+    load_or_create_secret,
+    open_blob_store,
+)
 
 PREVIEW = "preview"
+
+
+def outage_of(error: BaseException) -> DependencyDown | None:
+    """The outage `error` is a sign of (the database's, the storage's), if any: what the
+    API answers 503 for and `enlarger import` waits out."""
+    if isinstance(error, StorageUnavailable):
+        return DependencyDown(StorageUnavailable.code, str(error))
+    return as_dependency_down(error)
 
 
 @dataclass(frozen=True)

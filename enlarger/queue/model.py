@@ -74,6 +74,12 @@ class DependencyDown(RetryableError):
     retried with backoff, its attempt not spent, for as long as the outage budget lasts;
     counted as an ordinary failure after that."""
 
+    @property
+    def service(self) -> str:
+        """The service that is out, as log lines and answers name it: "database" for
+        DATABASE_UNAVAILABLE, "storage" for STORAGE_UNAVAILABLE."""
+        return self.code.split("_")[0].lower()
+
 
 @dataclass(frozen=True)
 class NewJob:

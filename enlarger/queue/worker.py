@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from enlarger.config import Settings
+from enlarger.logs import OutageLog
 from enlarger.queue.context import JobCancelled, JobContext
 from enlarger.queue.cpu import ChildCrashed, ChildKilled, ChildTask, CpuPool
 from enlarger.queue.model import (
@@ -56,6 +57,7 @@ PRUNE_EVERY_S = 30.0
 IDLE_POLL_S = 0.5
 TELEMETRY_EVERY_S = 5.0
 LINGER_S = 0.002  # how long a finished outcome may wait to share a transaction
+DATABASE = "database"  # the dependency named in outage log lines
 
 
 def settle_heap() -> None:
@@ -147,6 +149,8 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.retry_policy = RetryPolicy(settings.retry_base_seconds, settings.retry_cap_seconds)
         self.stats = WorkerStats()
+        self.outages = OutageLog(log)
+        self._waited_on: dict[str, set[str]] = {}  # a service that was out: job types that waited
         self.telemetry = Telemetry()
         self._telemetry_saved_at = 0.0
         self.lease_s = settings.stale_seconds
@@ -341,11 +345,12 @@ class Worker:
             accepted, claimed = self.store.exchange(
                 self.worker_id, outcomes, requests, self.lease_s
             )
-        except Exception:
-            log.exception("worker %s: database exchange failed; retrying", self.worker_id)
+        except Exception as exc:
+            self._database_trouble("exchange", exc)
             self._outcomes = outcomes + self._outcomes
             time.sleep(0.5)
             return
+        self.outages.up(DATABASE)
         self._count(outcomes, set(accepted))
         self._tell_failures(outcomes, set(accepted))
         self._dispatch_all(claimed)
@@ -406,8 +411,8 @@ class Worker:
             return
         try:
             reply = self.store.heartbeat(leases, self.lease_s)
-        except Exception:
-            log.exception("worker %s: heartbeat failed", self.worker_id)
+        except Exception as exc:
+            self._database_trouble("heartbeat", exc)
             return
         for job_id in reply.lost:
             running = self._release(job_id)
@@ -446,6 +451,7 @@ class Worker:
             if rescued:
                 self.stats.rescued += len(rescued)
                 self.telemetry.add("jobs_rescued", len(rescued))
+                self._save_telemetry(force=True)  # counted even if this worker dies next
                 log.warning("rescued %d job(s) with expired leases: %s", len(rescued), rescued)
             for job_id in rescued:  # those whose attempts were spent failed for good
                 job = self.store.get_job(job_id)
@@ -458,8 +464,17 @@ class Worker:
                     self.settings.prune_after_seconds,
                     event_retention_s=self.settings.event_retention_seconds,
                 )
-        except Exception:
-            log.exception("worker %s: maintenance failed", self.worker_id)
+        except Exception as exc:
+            self._database_trouble("maintenance", exc)
+
+    def _database_trouble(self, what: str, exc: Exception) -> None:
+        """An outage is one line when it starts and a reminder now and then; anything
+        else is a bug, logged with its traceback."""
+        down = as_dependency_down(exc)
+        if down is not None:
+            self.outages.down(DATABASE, f"{down.message} (worker {self.worker_id}, {what})")
+        else:
+            log.exception("worker %s: %s failed", self.worker_id, what)
 
     def _save_telemetry(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -615,6 +630,9 @@ class Worker:
     def _settled(self, job: ClaimedJob, ctx: JobContext, result: Any) -> Outcome:
         if ctx.cancelled:
             return self._cancelled(job)
+        for name, job_types in list(self._waited_on.items()):  # a job that had waited ran
+            if job.type in job_types and self._waited_on.pop(name, None) is not None:
+                self.outages.up(name)
         return Outcome(job.id, job.lease_token, OutcomeKind.COMPLETED, result=result)
 
     def _from_exception(self, handler: Handler, job: ClaimedJob, exc: BaseException) -> Outcome:
@@ -658,7 +676,9 @@ class Worker:
         until the outage budget (counted from its first such failure) is used up."""
         waited = job.outage_waited_s or 0.0
         if job.outage_waited_s is None or waited < self.settings.outage_budget_seconds:
-            log.info("job %s (%s) waits for a service: %s", job.id, job.type, down.message)
+            self._waited_on.setdefault(down.service, set()).add(job.type)
+            self.outages.down(down.service, f"{down.message} (job {job.id}, {job.type})")
+            log.debug("job %s (%s) waits for a service: %s", job.id, job.type, down.message)
             return Outcome(
                 job.id,
                 job.lease_token,

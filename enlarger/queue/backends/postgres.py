@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from enlarger.db.schema import job_events
 from enlarger.db.types import Json
+from enlarger.logs import OutageLog
 from enlarger.queue.model import ClaimedJob, ClaimRequest, Outcome
 from enlarger.queue.store import Listener, Store, Topic, encode_outcomes, in_start_order
 
@@ -201,6 +202,7 @@ class _PgListener(Listener):
         self._on_wake = on_wake
         self._stop = threading.Event()
         self._ready = threading.Event()
+        self._outages = OutageLog(log)
         self._thread = threading.Thread(target=self._run, name="enlarger-listen", daemon=True)
         self._thread.start()
         self._ready.wait(5)
@@ -210,13 +212,14 @@ class _PgListener(Listener):
             try:
                 with psycopg.connect(self._dsn, autocommit=True) as conn:
                     conn.execute(f"LISTEN {self._channel}")
+                    self._outages.up("database")
                     self._ready.set()
                     self._on_wake()  # anything enqueued while we were not listening
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=0.5, stop_after=1):
                             self._on_wake()
             except psycopg.Error as exc:
-                log.warning("LISTEN connection lost (%s); reconnecting", exc)
+                self._outages.down("database", f"LISTEN connection lost ({exc}); reconnecting")
                 self._stop.wait(1.0)
 
     def close(self) -> None:
