@@ -773,6 +773,28 @@ def test_workers_of_a_killed_serve_stop_instead_of_living_on(
     wait_for(lambda: all(gone(pid) for pid in worker_pids), timeout=20)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # nothing here differs by backend
+def test_a_killed_workers_cpu_child_ends_quietly(db_url: str, store: Store, tmp_path: Path) -> None:
+    """SIGKILL a worker: its CPU child sees the pipe close and exits, writing no
+    traceback into the log beside the worker's."""
+    log_file = tmp_path / "worker.log"
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    command = ["worker", "--database-url", db_url, "--handlers", "tests.handlers:registry"]
+    with log_file.open("w") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "enlarger", *command], cwd=tmp_path, env=env, stderr=log
+        )
+        try:
+            job_id = store.enqueue(NewJob("cpu_pid")).id
+            wait_status(store, job_id, JobStatus.COMPLETED, timeout=60)
+            child = psutil.Process(store.get_job(job_id).result)  # type: ignore[union-attr]
+        finally:
+            worker.kill()
+            worker.wait(10)
+    child.wait(timeout=20)
+    assert "Traceback" not in log_file.read_text(), log_file.read_text()
+
+
 def test_rescued_and_handed_back_jobs_keep_their_place(store: Store, engine: sa.Engine) -> None:
     oldest, *_ = [r.id for r in store.enqueue_many([NewJob("noop") for _ in range(5)])]
     _, ((claimed,),) = store.exchange("doomed", [], [ClaimRequest(1)], 30)

@@ -68,7 +68,10 @@ def _child_main(conn: multiprocessing.connection.Connection) -> None:
     limit_malloc_arenas()
     process = psutil.Process()
     while True:
-        task: ChildTask | None = conn.recv()
+        try:
+            task: ChildTask | None = conn.recv()
+        except (EOFError, OSError):  # the worker is gone (killed): so is its child, quietly
+            return
         if task is None:
             return
 
@@ -89,7 +92,10 @@ def _child_main(conn: multiprocessing.connection.Connection) -> None:
             message: tuple[Any, ...] = ("ok", result)
         except BaseException as exc:  # a database outage is named here: its error may not pickle
             message = ("error", _portable(as_dependency_down(exc) or exc))
-        conn.send((*message, process.memory_info().rss))
+        try:
+            conn.send((*message, process.memory_info().rss))
+        except OSError:  # the worker is gone
+            return
 
 
 def _portable(exc: BaseException) -> BaseException:
