@@ -79,9 +79,17 @@ def _settings(config: Path | None = None, **flags: Any) -> Settings:
 
 
 def _store(settings: Settings, *, migrate_first: bool = False) -> Store:
+    """The job store; `migrate_first` (the long-running commands) upgrades the schema,
+    waiting for a database that is out when they start."""
     engine = create_db_engine(settings.resolved_database_url)
     if migrate_first:
-        migrate.upgrade(engine)
+        try:
+            _through_outages(settings, lambda: migrate.upgrade(engine))
+        except Exception as exc:
+            if outage_of(exc) is None:
+                raise
+            err_console.print(f"[red]error:[/red] the database is unreachable: {exc}")
+            raise typer.Exit(3) from None
     elif migrate.current_revision(engine) != migrate.head_revision(engine):
         err_console.print(
             "[red]error:[/red] the database is not at the current schema; run `enlarger db upgrade`"
@@ -526,7 +534,7 @@ def _import_all(
         ignored: list[Path] = []
         try:
             imported = _through_outages(
-                library, lambda i=item: imports.import_file(library, i, project)
+                library.settings, lambda i=item: imports.import_file(library, i, project)
             )
         except MediaError as exc:
             line["error_code"] = exc.code.value
@@ -553,7 +561,7 @@ def _import_all(
         line = _import_line(xmp)
         try:
             basename = _through_outages(
-                library, lambda x=xmp: imports.import_sidecar(library, x, project)
+                library.settings, lambda x=xmp: imports.import_sidecar(library, x, project)
             )
         except (imports.NoPhoto, OSError) as exc:
             line["error_code"] = (
@@ -582,10 +590,10 @@ def _import_line(path: Path) -> dict[str, Any]:
     }
 
 
-def _through_outages(library: Library, attempt: Callable[[], T]) -> T:
+def _through_outages(settings: Settings, attempt: Callable[[], T]) -> T:
     """`attempt()`, tried again while the database or storage is out (saying so once, and
     once when it is back), for up to the outage budget; then its error goes up."""
-    deadline = time.monotonic() + library.settings.outage_budget_seconds
+    deadline = time.monotonic() + settings.outage_budget_seconds
     pause, waiting = 1.0, None
     while True:
         try:
@@ -596,10 +604,7 @@ def _through_outages(library: Library, attempt: Callable[[], T]) -> T:
                 raise
             if waiting is None:
                 waiting = down.service
-                err_console.print(
-                    f"[yellow]the {waiting} is unreachable; waiting for it "
-                    "(Ctrl+C stops: what is imported stays, and an import run again skips it)"
-                )
+                err_console.print(f"[yellow]the {waiting} is unreachable; waiting for it")
             time.sleep(pause)
             pause = min(2 * pause, OUTAGE_PAUSE_MAX_S)
             continue
@@ -612,7 +617,7 @@ def _wait_until_settled(library: Library, ids: list[str], progress: Progress) ->
     unique = set(ids)
     task = progress.add_task("processing", total=len(unique))
     while True:
-        standings = _through_outages(library, lambda: imports.standings(library, unique))
+        standings = _through_outages(library.settings, lambda: imports.standings(library, unique))
         done = sum(1 for s in standings.values() if s.status.value in imports.SETTLED)
         progress.update(task, completed=done)
         if done == len(unique):

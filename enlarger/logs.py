@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,46 +70,69 @@ def configure(level: str, log_format: str = "text") -> None:
         logging.getLogger(name).propagate = True
 
 
+@dataclass
+class _Outage:
+    since: float
+    seen: float
+    said: float | None = None  # when a line last told of it; None: not told (a flap)
+
+
 class OutageLog:
     """One line when a dependency (the database, storage) goes, a reminder at most every
     `remind_every_s` while it stays out, and one line when it is back: an outage of a
-    minute is three lines in the log, not a traceback per attempt. An outage nothing has
-    reported for twice that long is over, back line or not. Thread-safe."""
+    minute is three lines in the log, not a traceback per attempt. A dependency that
+    flaps (out again within `remind_every_s` of being back) is told of by the reminder
+    only. An outage nothing has reported for twice that long is over. Thread-safe."""
 
-    def __init__(self, logger: logging.Logger, remind_every_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger,
+        remind_every_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.logger = logger
         self.remind_every_s = remind_every_s
+        self.clock = clock
         self._lock = threading.Lock()
-        self._down: dict[str, list[float]] = {}  # name: [since, last said, last seen]
+        self._down: dict[str, _Outage] = {}
+        self._back: dict[str, float] = {}  # name: when a line last told it was back
 
     def down(self, name: str, reason: str) -> None:
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
-            since, said, seen = self._down.get(name, (now, 0.0, now))
-            if now - seen > 2 * self.remind_every_s:
-                since, said = now, 0.0  # a new outage
-            remind = bool(said) and now - said >= self.remind_every_s
-            tell = not said or remind
-            self._down[name] = [since, now if tell else said, now]
-        if not tell:
-            return
-        if remind:
-            self.logger.warning("%s still unreachable after %.0f s: %s", name, now - since, reason)
-        else:
+            outage = self._down.get(name)
+            if outage is None or now - outage.seen > 2 * self.remind_every_s:
+                outage = self._down[name] = _Outage(since=now, seen=now)
+                flapping = now - self._back.get(name, -math.inf) < self.remind_every_s
+                first = not flapping
+            else:
+                first = False
+            outage.seen = now
+            reminder = not first and now - (outage.said or outage.since) >= self.remind_every_s
+            if first or reminder:
+                outage.said = now
+        if reminder:
+            self.logger.warning(
+                "%s still unreachable after %.0f s: %s", name, now - outage.since, reason
+            )
+        elif first:
             self.logger.warning(
                 "%s unreachable: %s (retrying; the next errors are not logged)", name, reason
             )
 
     def up(self, name: str) -> None:
-        """`name` answered: a line if it had been out. Cheap when nothing was out."""
+        """`name` answered: a line if it had been out and that was told. Cheap when
+        nothing was out."""
         if name not in self._down:
             return
+        now = self.clock()
         with self._lock:
-            state = self._down.pop(name, None)
-        if state is not None:
-            self.logger.warning(
-                "%s reachable again after %.0f s", name, time.monotonic() - state[0]
-            )
+            outage = self._down.pop(name, None)
+            told = outage is not None and outage.said is not None
+            if told:
+                self._back[name] = now
+        if told and outage is not None:
+            self.logger.warning("%s reachable again after %.0f s", name, now - outage.since)
 
     def is_down(self, name: str) -> bool:
         return name in self._down

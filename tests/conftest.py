@@ -68,6 +68,12 @@ def _pg_available() -> bool:
         return False
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that mostly wait for minutes (`long_wait`) start first, so the other test
+    processes run the rest beside them instead of after them."""
+    items.sort(key=lambda item: item.get_closest_marker("long_wait") is None)
+
+
 @pytest.fixture(scope="session")
 def pg_template() -> str:
     if not _pg_available():

@@ -43,9 +43,11 @@ class CuttableProxy:
             doomed, self._open = self._open, set()
         if listener is not None:
             listener.close()
-        for sock in doomed:
+        for sock in doomed:  # shut down first: a close alone waits for the pump's recv
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 sock.close()
 

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from enlarger.db import migrate
 from enlarger.library.runtime import Library
+from enlarger.logs import OutageLog
 from enlarger.queue import Worker
 from enlarger.storage.local import LocalBlobStore
 from tests.conftest import wait_for
@@ -117,3 +118,28 @@ def test_every_response_carries_a_request_id(client: httpx.Client) -> None:
     assert made.status_code == 404
     assert len(made.headers["x-request-id"]) == 32 and made.headers["x-request-id"].isalnum()
     assert client.get("/healthz").headers["x-request-id"] != made.headers["x-request-id"]
+
+
+def test_an_outage_is_three_lines_and_a_flapping_one_is_not_told_each_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    outages = OutageLog(logging.getLogger("enlarger.test"), remind_every_s=60, clock=lambda: now[0])
+    caplog.set_level(logging.WARNING, logger="enlarger.test")
+    for second in range(0, 90):  # a request a second for 90 s of outage
+        now[0] = second
+        outages.down("database", "refused")
+    now[0] = 90
+    outages.up("database")
+    for second in (100, 101, 102):  # out for a second, three times, within the minute
+        now[0] = second
+        outages.down("database", "refused")
+        outages.up("database")
+    now[0] = 300  # a new outage, long after
+    outages.down("database", "refused")
+    assert [r.getMessage() for r in caplog.records] == [
+        "database unreachable: refused (retrying; the next errors are not logged)",
+        "database still unreachable after 60 s: refused",
+        "database reachable again after 90 s",
+        "database unreachable: refused (retrying; the next errors are not logged)",
+    ]

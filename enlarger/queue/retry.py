@@ -48,4 +48,5 @@ def as_dependency_down(exc: BaseException) -> DependencyDown | None:
     if not passing:
         return None
     cause = getattr(exc, "orig", None) or exc
-    return DependencyDown(ErrorCode.DATABASE_UNAVAILABLE, f"the database: {type(cause).__name__}")
+    said = (str(cause).strip().splitlines() or [""])[0][:200]
+    return DependencyDown(ErrorCode.DATABASE_UNAVAILABLE, f"{type(cause).__name__}: {said}")
