@@ -230,8 +230,12 @@ def test_max_attempts_bounds_retries(queue: JobQueue, make_worker) -> None:
 
 
 @pytest.mark.parametrize(
-    ("job_type", "code"),
-    [("outage", "STORAGE_UNAVAILABLE"), ("cpu_outage", "DATABASE_UNAVAILABLE")],
+    ("backend", "job_type", "code"),
+    [
+        ("sqlite", "outage", "STORAGE_UNAVAILABLE"),
+        ("postgres", "cpu_outage", "DATABASE_UNAVAILABLE"),
+    ],
+    indirect=["backend"],
 )
 def test_an_outage_is_waited_out_without_spending_attempts(
     queue: JobQueue, make_worker, job_type: str, code: str

@@ -32,3 +32,10 @@ def test_jitter_spreads_a_burst() -> None:
     policy = RetryPolicy()
     rng = random.Random(1)
     assert len({round(policy.delay(3, rng), 6) for _ in range(50)}) > 40
+
+
+def test_a_wait_for_a_service_grows_with_the_outage_and_stays_short() -> None:
+    """Out for 0, 4, 8, 60 s: tried again after 2, 4, 8 and 10 s (the cap), so a service
+    that is back is seen back within seconds."""
+    policy = RetryPolicy(jitter=0.0)
+    assert [policy.outage_delay(waited) for waited in (0, 4, 8, 60)] == [2.0, 4.0, 8.0, 10.0]

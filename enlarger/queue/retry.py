@@ -18,7 +18,8 @@ class RetryPolicy:
     base_s: float = 2.0
     cap_s: float = 600.0
     jitter: float = 0.2
-    outage_cap_s: float = 30.0  # a wait for a service to come back is never longer
+    # a wait for a service to come back is never longer: it is seen back within seconds
+    outage_cap_s: float = 10.0
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
