@@ -1,8 +1,7 @@
 """Outages the tests own: a TCP proxy in front of a real service (PostgreSQL, moto's S3)
-that can be cut, dropping every connection through it and refusing new ones, and later
-restored on the same port. Clients see what a crashed or unreachable server looks like
-(connections reset, then refused) while the service itself, and everything else on it,
-carries on."""
+that can be cut, resetting every connection through it and each new one, and later
+restored. Clients see what a crashed server behind its address looks like while the
+service itself, and everything else on it, carries on."""
 
 from __future__ import annotations
 
@@ -16,15 +15,20 @@ RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close sends a res
 
 
 class CuttableProxy:
-    """Forwards 127.0.0.1:`port` to `target` until `cut()`; `restore()` listens again."""
+    """Forwards 127.0.0.1:`port` to `target` until `cut()`, then resets every connection
+    and every new one until `restore()`. The port stays its own throughout, so nothing
+    else can take it while the service is "down"."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
-        self._listener = self._listen(0)
+        self._down = False
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(128)
         self.port: int = self._listener.getsockname()[1]
-        self._start_accepting()
+        threading.Thread(target=self._accept, daemon=True).start()
 
     @classmethod
     def in_front_of(cls, url: str) -> tuple[CuttableProxy, str]:
@@ -37,59 +41,41 @@ class CuttableProxy:
         return proxy, urlunsplit(parts._replace(netloc=netloc))
 
     def cut(self) -> None:
-        """Reset every connection through the proxy and refuse new ones."""
+        """Reset every connection through the proxy, and each new one until `restore()`."""
         with self._lock:
-            listener, self._listener = self._listener, None
+            self._down = True
             doomed, self._open = self._open, set()
-        if listener is not None:
-            listener.close()
-        for sock in doomed:  # shut down first: a close alone waits for the pump's recv
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                sock.close()
+        for sock in doomed:
+            _reset(sock)
 
     def restore(self) -> None:
-        """Listen on the same port again."""
         with self._lock:
-            if self._listener is not None:
-                return
-            self._listener = self._listen(self.port)
-        self._start_accepting()
+            self._down = False
 
     def close(self) -> None:
         self.cut()
+        self._listener.close()
 
-    def _listen(self, port: int) -> socket.socket:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", port))
-        listener.listen(128)
-        return listener
-
-    def _start_accepting(self) -> None:
-        listener = self._listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def _accept(self, listener: socket.socket) -> None:
+    def _accept(self) -> None:
         while True:
             try:
-                client, _ = listener.accept()
+                client, _ = self._listener.accept()
             except OSError:
-                return  # cut
+                return  # closed
+            if self._down:
+                _reset(client)
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=10)
             except OSError:
-                client.close()
+                _reset(client)
                 continue
             upstream.settimeout(None)
             with self._lock:
-                if self._listener is not listener:  # cut meanwhile
-                    client.close()
-                    upstream.close()
-                    return
+                if self._down:  # cut meanwhile
+                    _reset(client)
+                    _reset(upstream)
+                    continue
                 self._open |= {client, upstream}
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
@@ -106,3 +92,14 @@ class CuttableProxy:
                     sock.shutdown(socket.SHUT_RDWR)
             with self._lock:
                 self._open -= {source, sink}
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with a reset, at once: shut down first, as a close alone waits for a recv
+    another thread is blocked in."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        sock.close()

@@ -58,6 +58,10 @@ class Cluster:
             ENLARGER_SECRET_KEY="scale-out-test-secret-key-0123456789",
             ENLARGER_LOG_LEVEL="WARNING",
             ENLARGER_MAX_PARALLEL_JOBS="2",
+            # leases renewed every second and rescued 3 s after a worker stops renewing
+            # them (10 s by default): the frozen worker's jobs come back sooner
+            ENLARGER_HEARTBEAT_MS="1000",
+            ENLARGER_STALE_SECONDS="3",
         )
         self.processes: list[subprocess.Popen[bytes]] = []
         with socket.socket() as probe:
