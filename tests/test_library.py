@@ -12,6 +12,7 @@ import pytest
 import pyvips
 import sqlalchemy as sa
 
+from enlarger.db.engine import hold_briefly
 from enlarger.db.schema import jobs
 from enlarger.handlers import registry
 from enlarger.library import service
@@ -198,6 +199,10 @@ def test_a_stuck_session_costs_seconds_not_the_cluster(engine: sa.Engine) -> Non
             for name in ("lock_timeout", "idle_in_transaction_session_timeout")
         }
     assert shown == {"lock_timeout": "10s", "idle_in_transaction_session_timeout": "1min"}
+    with engine.begin() as conn:  # a transaction holding the lock uploads wait on: 5 s
+        hold_briefly(conn)
+        held = conn.exec_driver_sql("SHOW idle_in_transaction_session_timeout").scalar()
+    assert held == "5s"
 
 
 def test_a_hand_dropped_file_is_not_overwritten(library: Library, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from enlarger.access.tokens import Role
 from enlarger.client import EnlargerClient
 from enlarger.db import create_db_engine
 from enlarger.library.runtime import Library, build_library
-from tests.conftest import FAST, loopback_socket, serving
+from tests.conftest import FAST, loopback_socket, serving, wait_for
 from tests.images import jpeg
 from tests.outages import CuttableProxy
 
@@ -148,14 +148,19 @@ def test_an_import_waits_out_a_storage_outage(
     run = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    try:
-        restore = threading.Timer(3.0, proxy.restore)
-        restore.start()
-        out, err = run.communicate(timeout=120)
-        restore.join()
+    said: list[str] = []
+    reader = threading.Thread(target=lambda: said.extend(run.stderr or []), daemon=True)
+    reader.start()
+    try:  # storage comes back once the import said it waits for it
+        wait_for(lambda: any("storage is unreachable; waiting" in line for line in said), 90)
+        proxy.restore()
+        out = run.stdout.read() if run.stdout else ""
+        run.wait(60)
+        reader.join(10)
     finally:
         run.kill()
         proxy.close()
+    err = "".join(said)
     assert run.returncode == 0, err
-    assert "storage is unreachable; waiting" in err and "storage is back" in err, err
+    assert "storage is back" in err, err
     assert [json.loads(line)["status"] for line in out.splitlines()] == ["INGESTED"]

@@ -715,8 +715,8 @@ def _worker_pids(db_url: str, jobs: int) -> set[int]:
     store = store_for_engine(engine)
     payload = {"db": db_url, "sleep_first": 0.3}
     ids = [store.enqueue(NewJob("record", payload)).id for _ in range(jobs)]
-    for job_id in ids:
-        wait_status(store, job_id, JobStatus.COMPLETED)
+    for job_id in ids:  # processes starting on a busy machine: a generous deadline
+        wait_status(store, job_id, JobStatus.COMPLETED, timeout=60)
     pids = {pid for _, _, pid in runs(engine)}
     engine.dispose()
     return pids
@@ -774,7 +774,7 @@ def test_workers_of_a_killed_serve_stop_instead_of_living_on(
         except psutil.NoSuchProcess:
             return True
 
-    wait_for(lambda: all(gone(pid) for pid in worker_pids), timeout=20)
+    wait_for(lambda: all(gone(pid) for pid in worker_pids), timeout=60)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # nothing here differs by backend

@@ -17,6 +17,7 @@ SQLITE_BEGIN_OPTION = "sqlite_begin"
 # the cluster (no lock is held across slow work, so neither fires in normal running).
 POSTGRES_LOCK_TIMEOUT_MS = 10_000
 POSTGRES_IDLE_IN_TRANSACTION_MS = 60_000
+HELD_BRIEFLY_MS = 5_000
 POSTGRES_SESSION_OPTIONS = (
     f"-c lock_timeout={POSTGRES_LOCK_TIMEOUT_MS} "
     f"-c idle_in_transaction_session_timeout={POSTGRES_IDLE_IN_TRANSACTION_MS}"
@@ -27,6 +28,14 @@ def read_connection(engine: sa.Engine) -> sa.Connection:
     """A connection for reads only: on SQLite it begins DEFERRED, so it never waits for
     (or blocks) the single writer; elsewhere it is a plain connection."""
     return engine.connect().execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"})
+
+
+def hold_briefly(conn: sa.Connection) -> None:
+    """On PostgreSQL, end this transaction if it sits idle for 5 s (its process paused or
+    cut off): for transactions that take a lock many others wait on and do nothing slow
+    while they hold it, so a frozen holder costs seconds, not the whole idle timeout."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL idle_in_transaction_session_timeout = {HELD_BRIEFLY_MS}")
 
 
 def normalize_url(url: str) -> str:

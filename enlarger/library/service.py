@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 
-from enlarger.db.engine import read_connection
+from enlarger.db.engine import hold_briefly, read_connection
 from enlarger.db.schema import derivatives, images, photo_files, photos, projects
 from enlarger.db.types import db_now
 from enlarger.library.photos import (
@@ -568,6 +568,7 @@ def _claim_key(library: Library, row: sa.Row[Any]) -> str:
             skip.add(key)
             continue
         with library.engine.begin() as conn:
+            hold_briefly(conn)  # every upload into the project waits on this lock
             folder = lock_project(conn, row.project_id)
             taken = conn.execute(
                 sa.select(images.c.landing_key, images.c.original_key).where(images.c.id == row.id)
