@@ -273,8 +273,10 @@ class EnlargerClient:
         while True:
             response = self._http.request(method, path, **kwargs)
             pause = _retry_after(response)
-            if pause is None or time.monotonic() + pause > deadline:
+            left = deadline - time.monotonic()
+            if pause is None or left <= 0:
                 break
+            pause = min(pause, left)  # the last try comes at the deadline
             if "files" in kwargs and rewind is None:
                 break
             time.sleep(pause)

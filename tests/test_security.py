@@ -149,6 +149,7 @@ def _bombs(folder: Path, side: int) -> list[Path]:
     return [avif, heic]
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # refused before any record
 @pytest.mark.parametrize("library_changes", [{"cpu_kill_rss_mb": 400}])
 def test_heic_and_avif_bombs_are_refused_from_the_header_by_what_decoding_would_take(
     client: httpx.Client, library: Library, tmp_path: Path

@@ -94,8 +94,8 @@ class RequestObserver:
                 answered = True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
                 self._observe(scope, message["status"], time.perf_counter() - started)
-                if message["status"] < 500 and scope["path"].startswith("/api/"):
-                    # every API route reads the database (its token, at least)
+                if message["status"] < 400 and scope["path"].startswith("/api/"):
+                    # an API route that answered so read the database: it is back
                     OUTAGES.up("database")
             await send(message)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import os
 import queue
 import socket
@@ -150,6 +151,7 @@ class Worker:
         self.retry_policy = RetryPolicy(settings.retry_base_seconds, settings.retry_cap_seconds)
         self.stats = WorkerStats()
         self.outages = OutageLog(log)
+        self._cut_off_at = -math.inf  # when this worker last found the database out
         self._waited_on: dict[str, set[str]] = {}  # a service that was out: job types that waited
         self.telemetry = Telemetry()
         self._telemetry_saved_at = 0.0
@@ -447,7 +449,10 @@ class Worker:
 
     def _maintenance(self, prune: bool) -> None:
         try:
-            rescued = self.store.rescue_expired()
+            # back from a database outage, every worker's leases look lapsed: let them
+            # (this one's too) renew theirs for a lease period before rescuing any
+            just_back = time.monotonic() - self._cut_off_at < self.lease_s
+            rescued = [] if just_back else self.store.rescue_expired()
             if rescued:
                 self.stats.rescued += len(rescued)
                 self.telemetry.add("jobs_rescued", len(rescued))
@@ -472,6 +477,7 @@ class Worker:
         else is a bug, logged with its traceback."""
         down = as_dependency_down(exc)
         if down is not None:
+            self._cut_off_at = time.monotonic()
             self.outages.down(DATABASE, f"{down.message} (worker {self.worker_id}, {what})")
         else:
             log.exception("worker %s: %s failed", self.worker_id, what)
