@@ -41,7 +41,7 @@ from enlarger import logs
 from enlarger.db import migrate
 from enlarger.library import service
 from enlarger.library.runtime import Library, outage_of
-from enlarger.queue import as_dependency_down
+from enlarger.queue import DependencyDown, as_dependency_down
 from enlarger.queue.telemetry import RUN_SECONDS_BUCKETS
 
 router = APIRouter(tags=["operations"])
@@ -108,9 +108,9 @@ class RequestObserver:
         except Exception as error:
             if answered:
                 raise  # the answer is under way: the server can only cut it off
-            status, body = error_answer(error, rid)
-            headers = [(b"content-type", b"application/json")]
             down = outage_of(error)
+            status, body = error_answer(error, rid, down)
+            headers = [(b"content-type", b"application/json")]
             if down is not None:
                 OUTAGES.down(down.service, down.message)
                 headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
@@ -148,12 +148,13 @@ def loggable_path(scope: Scope) -> str:
     return CONTROL_CHARS.sub(lambda m: f"%{ord(m.group()):02X}", scope["path"])
 
 
-def error_answer(error: Exception, request_id: str) -> tuple[int, bytes]:
+def error_answer(
+    error: Exception, request_id: str, down: DependencyDown | None
+) -> tuple[int, bytes]:
     """The status and JSON body for an error no route handled: 503 with the code of the
-    service that is out (a client waits `Retry-After` and tries again), 507 for a full
-    disk, else 500."""
+    service that is out (`down`: a client waits `Retry-After` and tries again), 507 for a
+    full disk, else 500."""
     answer: dict[str, Any] = {}
-    down = outage_of(error)
     if down is not None:
         status, answer["errorCode"] = 503, down.code
         detail = f"the {down.service} is unreachable for now; try again shortly"
@@ -189,12 +190,11 @@ class StateCollector(Collector):
             if as_dependency_down(exc) is None:
                 raise
             from_database = []
-        up = GaugeMetricFamily(
+        yield GaugeMetricFamily(
             "enlarger_database_up",
             "1 when this scrape could read the database, 0 while it is unreachable",
             value=1.0 if from_database else 0.0,
         )
-        yield up
         yield from from_database
         refused = CounterMetricFamily(
             "enlarger_http_connections_refused",
