@@ -351,6 +351,26 @@ def test_commit_can_write_sidecars_without_moving_anything(
         assert client.post("/api/projects/safe/commit-changes", json=bad).status_code == 422
 
 
+def test_by_default_a_commit_never_touches_an_original(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    """Without the project's `embedXmp`, decisions on a JPEG and a DNG go to their
+    sidecars only: the originals stay byte for byte as the card had them."""
+    client.post("/api/projects", json={"folder": "untouched"})
+    sources = [jpeg(tmp_path / "A_1.JPG", 500, 400), dng(tmp_path / "B_2.DNG", 600, 400)]
+    upload(client, "untouched", *sources)
+    run_worker()
+    for basename in ("A_1", "B_2"):
+        wait_for(lambda b=basename: processed(client, "untouched", b), timeout=60)
+    client.patch("/api/projects/untouched/photos/A_1", json={"flag": "pick", "rating": 5})
+    client.patch("/api/projects/untouched/photos/B_2", json={"label": "red", "rating": 2})
+    done = client.post("/api/projects/untouched/commit-changes", json={"trash": False}).json()
+    assert done["embedded"] == []
+    assert sorted(done["sidecars"]) == ["A_1.JPG.xmp", "A_1.xmp", "B_2.DNG.xmp", "B_2.xmp"]
+    for source in sources:
+        assert content(library, f"projects/untouched/{source.name}") == source.read_bytes()
+
+
 def _exiftool(library: Library, key: str, tmp_path: Path) -> dict[str, object]:
     """What exiftool reads of a stored file's XMP, by group (`XMP-xmp:Rating`…), as the
     tools of docs/culling.md would find it."""

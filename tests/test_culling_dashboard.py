@@ -5,6 +5,7 @@ across cameras, and live updates that redraw only the cards that changed."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -123,6 +124,10 @@ def test_a_5000_photo_project_is_culled_by_keyboard(
 
     page.select_option("#filter-exposure", "dark")  # the seed makes every 97th frame dark
     expect(page.locator("#photo-count")).to_have_text(f"({5000 // 97} of 5000 shown)")
+    first_dark = page.locator("#photos .card:not([hidden])").first
+    badge = first_dark.locator(".badge.exposure")
+    expect(badge).to_have_text("dark")  # each card says so
+    expect(badge).to_have_attribute("title", re.compile(r"^\d\.\d stops under$"))
     shoot(page, "project-5000-dark")
 
 
@@ -182,7 +187,17 @@ def test_the_loupe_zooms_where_clicked_and_keeps_the_place_from_photo_to_photo(
         lambda: all(any(p["previewUrl"] in url for url in fetched) for p in following.values())
     )
     expect(page.locator("#loupe-info")).to_contain_text("Canon EOS R5 · RF24-70mm F2.8 L IS USM")
-    expect(page.locator("#loupe-info")).to_contain_text("1/250 s · f/2.8 · ISO 400")
+    expect(page.locator("#loupe-info")).to_contain_text("50 mm · 1/250 s · f/2.8 · ISO 400")
+    taken = _photos(client, "zoom", names[:1])[names[0]]["takenAt"]  # the capture time, shown
+    expect(page.locator("#loupe-info")).to_contain_text(taken.replace("T", " ")[:19])
+    page.keyboard.press("End")  # to the last photo, in the loupe too
+    expect(image).to_have_attribute("data-shown", names[-1])
+    preceding = _photos(client, "zoom", names[-3:-1])
+    wait_for(  # and the previews of the ones before it are fetched ahead as well
+        lambda: all(any(p["previewUrl"] in url for url in fetched) for p in preceding.values())
+    )
+    page.keyboard.press("Home")
+    expect(image).to_have_attribute("data-shown", names[0])
     box = image.bounding_box()
     assert box is not None
     page.mouse.click(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.3)
@@ -283,10 +298,11 @@ def test_photos_sort_by_capture_time_across_cameras(
 ) -> None:
     client.post("/api/projects", json={"folder": "two", "title": "Two cameras"})
     start = datetime(2026, 7, 14, 10, 0, 0)
-    shots = {"A_0001": 5, "A_0002": 9, "B_0001": 2, "B_0002": 7}
-    for name, seconds in shots.items():
+    # A_0002 and B_0002 in the same second: B's fraction of it comes first
+    shots = {"A_0001": (5, "50"), "A_0002": (7, "81"), "B_0001": (2, "10"), "B_0002": (7, "27")}
+    for name, (seconds, subsec) in shots.items():
         taken = (start + timedelta(seconds=seconds)).strftime("%Y:%m:%d %H:%M:%S")
-        camera_jpeg(tmp_path / f"{name}.JPG", Shot(taken=taken, serial=name[0]))
+        camera_jpeg(tmp_path / f"{name}.JPG", Shot(taken=taken, subsec=subsec, serial=name[0]))
     upload(client, "two", *sorted(tmp_path.glob("*.JPG")))
     run_worker()
     wait_for(lambda: all(processed(client, "two", n) for n in shots), 60)
@@ -299,6 +315,32 @@ def test_photos_sort_by_capture_time_across_cameras(
     assert _shown(page) == ["B_0001", "A_0001", "B_0002", "A_0002"]
 
 
+# Times (the page's clock) of the live events that name photos and of the page's reads of
+# the whole photo list, recorded from before the page's own code runs.
+LIVE_LOG = """
+window.liveLog = { named: [], whole: [] };
+const PageEventSource = window.EventSource;
+window.EventSource = class extends PageEventSource {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener('message', (message) => {
+      const event = JSON.parse(message.data);
+      if (event.photo || (event.photos && event.photos.length))
+        window.liveLog.named.push(performance.now());
+    });
+  }
+};
+const pageFetch = window.fetch;
+window.fetch = (resource, init) => {
+  const url = String(resource);
+  if (url.includes('/photos') && !url.includes('basename='))
+    window.liveLog.whole.push(performance.now());
+  return pageFetch(resource, init);
+};
+"""
+SETTLED_MS = 4000  # project.js: the whole list is read once this long after the last event
+
+
 def test_an_import_redraws_only_the_cards_that_changed(
     page: Page,
     client: httpx.Client,
@@ -308,8 +350,10 @@ def test_an_import_redraws_only_the_cards_that_changed(
 ) -> None:
     """Photos arriving while the page is open are fetched by name as their events come;
     the cards already in view keep their image and are not drawn again, and the whole
-    list is never read again."""
+    list is read again only once the events have stopped for SETTLED_MS (to pick up
+    bursts), never because an event came."""
     seed(library, "live", 30)
+    page.add_init_script(LIVE_LOG)
     page.goto("/projects/live")
     expect(page.locator("#photo-count")).to_have_text("(30)")
     page.wait_for_function("() => document.querySelectorAll('#photos img.loaded').length >= 20")
@@ -317,11 +361,12 @@ def test_an_import_redraws_only_the_cards_that_changed(
         """() => Object.fromEntries([...document.querySelectorAll('#photos .card:not([hidden])')]
             .map((c) => [c.dataset.key, [c.dataset.fills, c.querySelector('img').src]]))"""
     )
-    whole_lists: list[str] = []
+    started = page.evaluate("() => performance.now()")
+    by_name: list[str] = []
 
     def on_request(request: Request) -> None:
-        if "/photos" in request.url and "basename=" not in request.url:
-            whole_lists.append(request.url)
+        if "/photos" in request.url and "basename=" in request.url:
+            by_name.append(request.url)
 
     page.on("request", on_request)
     arriving = [jpeg(tmp_path / f"ZZ_{n}.jpg", 400 + n, 300) for n in range(5)]
@@ -333,6 +378,15 @@ def test_an_import_redraws_only_the_cards_that_changed(
         "() => document.querySelectorAll("
         "'#photos .card[data-key^=\"ZZ_\"] img.loaded').length === 5"
     )
+    # the read after the last event comes (the page then has the bursts as well)
+    page.wait_for_function(
+        "(started) => { const { named, whole } = window.liveLog;"
+        " const last = Math.max(started, ...named);"
+        " return whole.some((t) => t >= last); }",
+        arg=started,
+        timeout=30_000,
+    )
+    page.wait_for_load_state("networkidle")
     after = page.evaluate(
         """(keys) => Object.fromEntries(keys.map((k) => {
             const c = document.querySelector(`#photos .card[data-key="${k}"]`);
@@ -341,7 +395,14 @@ def test_an_import_redraws_only_the_cards_that_changed(
         list(before),
     )
     assert after == before
-    assert whole_lists == []
+    assert by_name, "arriving photos are fetched by name"
+    log = page.evaluate("() => window.liveLog")
+    named = [t for t in log["named"] if t >= started]
+    assert len(named) >= 5
+    for read in (t for t in log["whole"] if t >= started):
+        last_event = max((t for t in named if t <= read), default=None)
+        if last_event is not None:
+            assert read - last_event >= SETTLED_MS - 50, (read, named)
 
 
 def test_a_decision_in_one_tab_reaches_the_other_and_its_commit_dialog(

@@ -453,7 +453,7 @@
     const columns = grid.columns;
     const rowsInView = Math.max(1, Math.floor(sheet.clientHeight / (SIZES[size()][1])));
     const moves = inLoupe
-      ? { ArrowRight: 1, ArrowLeft: -1, ArrowDown: 1, ArrowUp: -1 }
+      ? { ArrowRight: 1, ArrowLeft: -1, ArrowDown: 1, ArrowUp: -1, Home: -shown.length, End: shown.length }
       : { ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns, ArrowUp: -columns, PageDown: columns * rowsInView, PageUp: -columns * rowsInView, Home: -shown.length, End: shown.length };
     const move = moves[key];
     if (move !== undefined) {
