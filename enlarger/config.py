@@ -70,6 +70,7 @@ class Settings:
     upload_max_seconds: float = 3600.0  # and one that takes longer than this in all
     head_timeout_seconds: float = 5.0  # a request line and headers not whole by then: 408
     max_connections: int = 1000  # open at once per server; more are closed at once (503)
+    max_connections_per_client: int = 100  # open at once from one address (0: no limit)
     thumbnail_sizes: str = "64,128,256,512"  # long side in pixels, comma-separated
     thumbnail_format: str = "jpeg"  # jpeg, webp or avif
     thumbnail_quality: int = 80

@@ -7,12 +7,14 @@ import contextlib
 import json
 import logging
 import os
+import resource
 import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +34,18 @@ from enlarger.library import full_views, maintenance, projects, service
 from enlarger.library.runtime import Library, build_library
 from enlarger.library.service import JobType
 from enlarger.library.tasks import Maintenance
-from enlarger.media import MediaErrorCode, probe, whole_decode_pixels
-from enlarger.queue import Worker
+from enlarger.media import (
+    Limits,
+    MediaError,
+    MediaErrorCode,
+    Recipe,
+    probe,
+    render,
+    whole_decode_pixels,
+)
+from enlarger.queue import ErrorCode, Job, JobStatus, Worker
 from tests.conftest import FAST, fetch_is_cut_off, loopback_socket, serving, wait_for
-from tests.images import jpeg
+from tests.images import jpeg, tiff_declaring
 from tests.photos import content, processed, upload
 
 JSON = {"content-type": "application/json"}
@@ -147,6 +157,30 @@ def _bombs(folder: Path, side: int) -> list[Path]:
     picture = PIL.Image.new("RGB", (side, side), (90, 90, 90))
     pillow_heif.from_pillow(picture).save(heic, quality=20)
     return [avif, heic]
+
+
+@pytest.mark.parametrize(
+    ("declared", "code"),
+    [
+        ({"ImageWidth": 10_000, "ImageLength": 10_000, "SamplesPerPixel": 4000}, "TOO_MANY_PIXELS"),
+        ({"TileWidth": 65_520, "TileLength": 65_520}, "CORRUPT_IMAGE"),
+    ],
+    ids=["800-GB-of-samples", "25-GB-tiles"],
+)
+def test_a_tiff_declaring_terabytes_is_refused_before_allocating(
+    tmp_path: Path, declared: dict[str, int], code: str
+) -> None:
+    """A fuzzed TIFF had the decoder ask numpy for 3.52 TiB. Only tifffile reads these
+    (12-bit colour), and it allocates what the header says: 100 MP passes the pixel
+    limit, but not with 4000 samples a pixel. The declared sizes are checked first."""
+    path = tiff_declaring(tmp_path / "fuzzed.tif", **declared)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(MediaError) as caught:
+        render(path, probe(path, Limits()), [Recipe("preview", 2000)])
+    assert caught.value.code is MediaErrorCode(code), caught.value.message
+    message = caught.value.message
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024
+    assert "allocate" not in message
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # refused before any record
@@ -433,9 +467,15 @@ def test_the_api_description_needs_a_token_once_tokens_exist_unless_made_public(
             assert "swagger" in client.get("/docs", headers=viewer).text.lower()
 
 
-def _send_raw(base_url: str, data: bytes) -> socket.socket:
+# Connection-level limits are uvicorn's protocol, before any store: one backend suffices.
+ONE_BACKEND = pytest.mark.parametrize("backend", ["sqlite"])
+
+
+def _send_raw(base_url: str, data: bytes, source: str = "127.0.0.1") -> socket.socket:
+    """A connection to the server from `source` (any 127.x.y.z is this host: a second
+    loopback address stands for a second client), having sent `data`."""
     port = int(base_url.rsplit(":", 1)[1])
-    sock = socket.create_connection(("127.0.0.1", port))
+    sock = socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
     sock.sendall(data)
     return sock
 
@@ -481,6 +521,7 @@ def test_an_upload_request_over_the_form_limit_is_a_413(
     assert refused.status_code == 400 and "header size" in refused.json()["detail"]
 
 
+@ONE_BACKEND
 def test_an_oversized_request_head_is_refused_and_the_server_goes_on(client: httpx.Client) -> None:
     sock = _send_raw(
         str(client.base_url),
@@ -490,6 +531,7 @@ def test_an_oversized_request_head_is_refused_and_the_server_goes_on(client: htt
     assert client.get("/healthz").status_code == 200
 
 
+@ONE_BACKEND
 @pytest.mark.parametrize("library_changes", [{"head_timeout_seconds": 1.0, "max_connections": 40}])
 def test_slow_request_heads_are_cut_off_and_one_client_cannot_hold_every_connection(
     client: httpx.Client,
@@ -511,6 +553,59 @@ def test_slow_request_heads_are_cut_off_and_one_client_cannot_hold_every_connect
     assert client.get("/healthz").status_code == 200
 
 
+@ONE_BACKEND
+@pytest.mark.parametrize(
+    "library_changes",
+    [{"head_timeout_seconds": 30.0, "max_connections": 200, "max_connections_per_client": 10}],
+)
+def test_one_client_holding_its_share_of_connections_leaves_room_for_others(
+    live_server: str,
+) -> None:
+    """N5: the cap was for the whole server, so one address could hold every place and
+    everyone else got 503. Past `max_connections_per_client` from one address, its new
+    connections are refused while another client is served."""
+    half = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+    held = [_send_raw(live_server, half) for _ in range(10)]
+    try:
+        more = [_send_raw(live_server, half) for _ in range(5)]
+        answers = [_answer_of(sock) for sock in more]
+        assert all(a.startswith(b"HTTP/1.1 503") for a in answers), answers
+        assert b"this address holds 10 connections already" in answers[0]
+        other = _send_raw(live_server, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "127.0.0.2")
+        assert _answer_of(other).startswith(b"HTTP/1.1 200")
+        second_client = httpx.HTTPTransport(local_address="127.0.0.2")
+        with httpx.Client(base_url=live_server, transport=second_client) as metrics:
+            assert _refused_count(metrics, "client full") >= 5
+    finally:
+        for sock in held:
+            sock.close()
+
+
+@ONE_BACKEND
+@pytest.mark.parametrize("library_changes", [{"head_timeout_seconds": 1.0}])
+def test_a_head_dripped_a_byte_at_a_time_is_cut_off_at_the_head_timeout(
+    live_server: str,
+) -> None:
+    """Bytes that keep coming do not restart the head's clock: a head sent a byte every
+    0.2 s is answered 408 when head_timeout_seconds have passed since it began."""
+    sock = _send_raw(live_server, b"G")
+    started = time.monotonic()
+    answer = b""
+    sock.settimeout(0.2)
+    with sock:
+        for byte in b"ET /healthz HTTP/1.1\r\nHost: x\r\nX-Drip: " + b"d" * 200:
+            try:
+                answer = sock.recv(4096)
+                break
+            except TimeoutError:
+                sock.sendall(bytes([byte]))
+        else:
+            pytest.fail("the dripping head was never cut off")
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert time.monotonic() - started < 20  # well before the 40 s the drip would take
+
+
+@ONE_BACKEND
 @pytest.mark.parametrize("library_changes", [{"upload_idle_seconds": 1.0, "max_connections": 30}])
 def test_a_request_body_stalled_on_any_route_is_a_408_and_frees_its_place(
     client: httpx.Client,
@@ -688,6 +783,33 @@ def test_full_views_render_in_the_worker_once_per_image_and_only_so_many_wait(
     )
 
 
+def test_a_full_view_past_the_memory_ceiling_is_not_rendered_again_every_minute() -> None:
+    """A render killed at the memory ceiling was taken for a passing failure and run again
+    (another 2 GB) each minute someone looked; the same file needs the same memory. A
+    time limit or a lost worker may pass, so those are tried again after a while."""
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+
+    def failed(code: str) -> Job:
+        return Job(
+            id=1,
+            type=JobType.FULL_VIEW.value,
+            payload={"imageId": "i", "original": "10@t"},
+            status=JobStatus.FAILED,
+            priority=0,
+            attempts=1,
+            max_attempts=1,
+            created_at=an_hour_ago,
+            finished_at=an_hour_ago,
+            error_code=code,
+        )
+
+    assert full_views._sticks(failed(ErrorCode.MEMORY_LIMIT), "10@t")
+    assert full_views._sticks(failed(MediaErrorCode.CORRUPT_IMAGE), "10@t")
+    assert not full_views._sticks(failed(ErrorCode.MEMORY_LIMIT), "12@t")  # the file changed
+    assert not full_views._sticks(failed(ErrorCode.TIMEOUT), "10@t")
+    assert not full_views._sticks(failed(ErrorCode.WORKER_CRASHED), "10@t")
+
+
 def _png(path: Path, seed: int) -> bytes:
     image = pyvips.Image.gaussnoise(320, 240, mean=100 + seed, sigma=30).cast("uchar")
     image.write_to_file(str(path))
@@ -716,6 +838,34 @@ def test_fetch_judges_ipv6_addresses_by_the_ipv4_address_they_carry(
     with pytest.raises(StageFailed, match="private, loopback") as refused:
         fetch(f"http://[{address}]:9/p.jpg", tmp_path / "x", "0" * 64, FetchLimits())
     assert not refused.value.retryable
+
+
+def test_a_host_name_that_takes_for_ever_to_resolve_is_cut_off_at_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lookup of the host was outside the fetch's deadline: a resolver that does not
+    answer (a dead DNS server takes 5 s per try and attempt) held the job past it."""
+    released = threading.Event()
+
+    def unanswered(*_args: Any, **_kwargs: Any) -> list[Any]:
+        released.wait(60)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unanswered)
+    started = time.monotonic()
+    try:
+        with pytest.raises(StageFailed, match="could not be resolved in time") as slow:
+            fetch(
+                "http://images.example.com/p.jpg",
+                tmp_path / "d",
+                "0" * 64,
+                FetchLimits(timeout_s=1.5),
+            )
+    finally:
+        released.set()
+    assert slow.value.retryable
+    assert time.monotonic() - started < 10
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_server_dripping_its_response_headers_is_cut_off_at_the_deadline(

@@ -171,7 +171,8 @@ class BoundedHttpTools(HttpToolsProtocol):
       still arriving after `body_max`, is answered 408 (or, once the answer has begun,
       cut off); time the application is not reading it does not count;
     - past `max_connections` open connections, a new one is answered 503 and closed at
-      once, so idle clients cannot use up the server's file descriptors.
+      once, so idle clients cannot use up the server's file descriptors; past
+      `max_per_client` from one address, so one client cannot take every place.
     Each refusal is logged and counted (ops.CONNECTIONS_REFUSED, read by /metrics)."""
 
     def __init__(
@@ -181,6 +182,7 @@ class BoundedHttpTools(HttpToolsProtocol):
         body_idle: float = 60.0,
         body_max: float = 3600.0,
         max_connections: int = 1000,
+        max_per_client: int = 100,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -190,6 +192,7 @@ class BoundedHttpTools(HttpToolsProtocol):
         self._body_idle = body_idle
         self._body_max = body_max
         self._max_connections = max_connections
+        self._max_per_client = max_per_client
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._body_started = self._body_seen = 0.0
@@ -201,7 +204,18 @@ class BoundedHttpTools(HttpToolsProtocol):
                 503, f"the server holds {self._max_connections} connections already", "full"
             )
             return
+        if self._max_per_client and self._held_by_this_client() > self._max_per_client:
+            message = f"this address holds {self._max_per_client} connections already"
+            self._refuse(503, message, "client full")
+            return
         self._start_head_timer()
+
+    def _held_by_this_client(self) -> int:
+        """Connections open from this one's address, itself included."""
+        if not self.client:
+            return 1
+        host = self.client[0]
+        return sum(1 for held in self.connections if held.client and held.client[0] == host)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
@@ -311,7 +325,7 @@ class BoundedHttpTools(HttpToolsProtocol):
 
 def server_config(app: FastAPI, **options: Any) -> uvicorn.Config:
     """uvicorn's settings for the API, with limits on what a client may send and hold
-    (`head_timeout_seconds`, `max_connections`)."""
+    (`head_timeout_seconds`, `max_connections`, `max_connections_per_client`)."""
     settings = app.state.library.settings
     protocol = functools.partial(
         BoundedHttpTools,
@@ -319,6 +333,7 @@ def server_config(app: FastAPI, **options: Any) -> uvicorn.Config:
         body_idle=settings.upload_idle_seconds,
         body_max=settings.upload_max_seconds,
         max_connections=settings.max_connections,
+        max_per_client=settings.max_connections_per_client,
     )
     return uvicorn.Config(
         app,

@@ -199,10 +199,10 @@ class StateCollector(Collector):
         refused = CounterMetricFamily(
             "enlarger_http_connections_refused",
             "Connections this server refused or cut off: a slow request head or body, or "
-            "max_connections reached",
+            "max_connections or max_connections_per_client reached",
             labels=["reason"],
         )
-        for reason in ("slow head", "slow body", "full"):
+        for reason in ("slow head", "slow body", "full", "client full"):
             refused.add_metric([reason], CONNECTIONS_REFUSED[reason])
         yield refused
 

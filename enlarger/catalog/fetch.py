@@ -4,10 +4,10 @@ The URL comes from outside, so it is treated as hostile: only http and https; th
 addresses must all be public (no loopback, private, link-local, multicast or reserved
 address) unless `host:port` is in the allow list; the connection goes to the address that
 was checked (no second DNS answer can move it); every redirect is checked the same way;
-one deadline covers connecting, the response's head and its body (every read of the
-socket waits only until it, so a server dripping its headers is cut off too); the body
-is streamed to disk under a size limit, must be declared an image (or a generic binary), and its
-sha256 must be the one announced.
+one deadline covers resolving the host, connecting, the response's head and its body
+(every read of the socket waits only until it, so a server dripping its headers is cut
+off too); the body is streamed to disk under a size limit, must be declared an image (or
+a generic binary), and its sha256 must be the one announced.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import hashlib
 import ipaddress
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as LookupTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,9 @@ LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215
 SIIT = ipaddress.ip_network("::ffff:0:0:0/96")  # RFC 2765's IPv4-translated addresses
 RESERVED_V6 = ipaddress.ip_network("::/8")  # IETF-reserved: no public host is there
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+# getaddrinfo cannot be given a timeout: lookups run here and are waited on only until
+# the fetch's deadline (a hung one keeps its thread until the resolver gives up)
+_RESOLVER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="enlarger-resolve")
 
 
 @dataclass(frozen=True)
@@ -169,7 +174,7 @@ def _request(
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise _failed(f"the URL {url!r} has an invalid port") from None
-    address = _checked_address(host, port, limits.allow_hosts)
+    address = _checked_address(host, port, limits.allow_hosts, deadline)
     netloc = f"[{address}]" if ":" in address else address
     pinned = parts._replace(netloc=f"{netloc}:{port}").geturl()
     headers = {"Host": parts.netloc.rpartition("@")[2], "Accept": "image/*"}
@@ -190,11 +195,15 @@ def _request(
         raise _failed(f"cannot reach {host}: {exc}", retryable=True) from None
 
 
-def _checked_address(host: str, port: int, allow_hosts: frozenset[str]) -> str:
+def _checked_address(host: str, port: int, allow_hosts: frozenset[str], deadline: float) -> str:
     """An address of `host` to connect to: any, for an allowed host; else one of its
-    addresses, all of which must be public."""
+    addresses, all of which must be public. The lookup waits until the deadline at most."""
+    lookup = _RESOLVER.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = lookup.result(timeout=max(0.0, deadline - time.monotonic()))
+    except LookupTimeout:
+        lookup.cancel()
+        raise _failed(f"{host} could not be resolved in time", retryable=True) from None
     except socket.gaierror as exc:
         raise _failed(f"cannot resolve {host}: {exc.strerror}", retryable=True) from None
     addresses = [str(info[4][0]) for info in infos]

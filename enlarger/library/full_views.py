@@ -18,7 +18,7 @@ from enlarger.library import service
 from enlarger.library.runtime import Library
 from enlarger.library.service import Conflict, JobType, derivative_key
 from enlarger.media import MediaErrorCode, Recipe, probe, render
-from enlarger.queue import Job, JobStatus
+from enlarger.queue import ErrorCode, Job, JobStatus
 
 QUALITY = 90
 MAX_WAITING = 8  # renders queued at once, all images together
@@ -47,8 +47,9 @@ def _recipe(width: int, height: int) -> Recipe:
 def request(library: Library, image_id: str) -> FullView:
     """The image's full view if made; else its render, queued now unless it is already.
     A render that failed because of the file fails again: the caller is told, until the
-    original changes. One that failed for a passing cause (its time limit, its memory
-    ceiling, a lost worker) is tried again when asked TRY_AGAIN_AFTER it failed."""
+    original changes; so does one past the memory ceiling (the same file needs the same
+    memory). One that failed for a passing cause (its time limit on a busy machine, a
+    lost worker) is tried again when asked TRY_AGAIN_AFTER it failed."""
     row = service.get_image_row(library, image_id)
     if row.original_key is None or row.width is None or row.height is None:
         raise Conflict(f"image {image_id}: its original is not stored yet")
@@ -86,11 +87,15 @@ def _stamp(library: Library, key: str) -> str | None:
 
 
 def _sticks(failed: Job, stamp: str | None) -> bool:
-    """Whether a failed render stands: the file could not be rendered and has not changed
-    since, or a passing failure is too recent to try again."""
+    """Whether a failed render stands: the file could not be rendered (or not within the
+    memory ceiling) and has not changed since, or a passing failure is too recent to try
+    again."""
     if failed.payload.get("original") != stamp:
         return False
-    if failed.error_code in MediaErrorCode.__members__:
+    if (
+        failed.error_code in MediaErrorCode.__members__
+        or failed.error_code == ErrorCode.MEMORY_LIMIT
+    ):
         return True
     ended = failed.finished_at or failed.updated_at or failed.created_at
     return datetime.now(UTC) - ended.replace(tzinfo=ended.tzinfo or UTC) < TRY_AGAIN_AFTER

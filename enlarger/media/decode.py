@@ -328,24 +328,35 @@ MAKE_TAG = 271
 BITS_PER_SAMPLE_TAG = 258
 CFA_PATTERN_TAG = 33422
 CFA_PHOTOMETRIC = 32803  # a colour filter array: the sensor's mosaic
+EXIF_IFD_TAG = 34665
+# what any TIFF writer may use (none, fax, LZW, JPEG old and new, deflate, PackBits, JPEG
+# 2000, LERC, LZMA, Zstandard, WebP, JPEG XL); RAW makers have codes of their own
+PLAIN_COMPRESSIONS = frozenset(
+    {1, 2, 3, 4, 5, 6, 7, 8, 32773, 32946, 34712, 34887, 34925, 50000, 50001, 50002}
+)
 
 
 def _carries_camera_data(path: Path) -> bool:
-    """Whether a TIFF says it holds a camera's sensor data: a DNG version or a camera
-    maker in its first directory, or a colour filter mosaic there or in one of its child
-    directories (where RAW wrappers keep it behind a thumbnail)."""
+    """Whether a TIFF says it holds a camera's sensor data: a DNG version in its first
+    directory, a colour filter mosaic there or in one of its child directories (where RAW
+    wrappers keep it behind a thumbnail), or a maker with what only cameras write: a
+    maker note, or image data in a compression of the maker's own. A maker alone says
+    nothing: scanners and editors write Make into plain TIFFs."""
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tiff:
             first = tiff.pages.first
-            if first.tags.valueof(DNG_VERSION_TAG) is not None or first.tags.valueof(MAKE_TAG):
+            if first.tags.valueof(DNG_VERSION_TAG) is not None:
                 return True
-            children = list(first.pages or [])[:TIFF_PAGES_LOOKED_AT]
-            return any(
-                CFA_PATTERN_TAG in page.tags or page.photometric == CFA_PHOTOMETRIC
-                for page in (first, *children)
-            )
+            pages = (first, *list(first.pages or [])[:TIFF_PAGES_LOOKED_AT])
+            if any(CFA_PATTERN_TAG in p.tags or p.photometric == CFA_PHOTOMETRIC for p in pages):
+                return True
+            if not first.tags.valueof(MAKE_TAG):
+                return False
+            exif = first.tags.valueof(EXIF_IFD_TAG)
+            maker_note = isinstance(exif, dict) and "MakerNote" in exif
+            return maker_note or any(int(p.compression) not in PLAIN_COMPRESSIONS for p in pages)
     except Exception:  # a directory tifffile cannot follow (it raises many kinds) says none
         return False
 
