@@ -16,6 +16,7 @@ import tifffile
 from PIL import Image as PILImage
 
 from enlarger.media import Limits, MediaError, MediaErrorCode, Recipe, probe, render
+from enlarger.media.metadata import read_metadata
 from tests.images import (
     heif_declaring,
     layered_avif,
@@ -62,27 +63,34 @@ def test_an_uncompressed_heif_decodes_or_names_its_codec(tmp_path: Path) -> None
     assert "index" not in message
 
 
-@pytest.mark.parametrize("scanner", [None, "EPSON"], ids=["no-make", "scanner-make"])
+@pytest.mark.parametrize(
+    "scanner",
+    [None, ("EPSON", "Perfection V600"), ("Nikon", "Nikon SUPER COOLSCAN 5000 ED")],
+    ids=["no-make", "epson-scanner", "nikon-film-scanner"],
+)
 @pytest.mark.parametrize("bits", [16, 12])
 def test_a_near_black_grey_tiff_is_a_tiff_not_a_raw(
-    tmp_path: Path, bits: int, scanner: str | None
+    tmp_path: Path, bits: int, scanner: tuple[str, str] | None
 ) -> None:
     """LibRaw opens 16- and 12-bit grey TIFFs (and 16-bit CMYK: see `TIFF_VARIANTS`),
     which was taken for proof of a RAW: its rendering made a near-black scan near white.
-    With no camera data in it, it is a TIFF, even when a scanner wrote its name in Make."""
+    With no camera data in it, it is a TIFF, even when a scanner wrote its name in Make
+    (a Nikon film scanner's NIKON made it a NEF by its Make alone)."""
     dark = photo(600, 400).colourspace("grey16").linear(1 / 16, 0).cast("ushort")
     grey = np.ndarray((400, 600), np.uint16, dark.write_to_memory())
     path = tmp_path / "scan.tif"
-    make = [(271, "s", 0, scanner, True), (272, "s", 0, "Perfection V600", True)]
+    make = [(271, "s", 0, scanner[0], True), (272, "s", 0, scanner[1], True)] if scanner else []
     tifffile.imwrite(
         path,
         grey >> (16 - bits),
         bitspersample=bits,
         photometric="minisblack",
-        extratags=make if scanner else [],
+        extratags=make,
     )
     assert probe(path, Limits()).format == "tiff"
     assert abs(_grey(_preview(path)).mean() - grey.mean() / 257) < 1
+    found = read_metadata(path, "tiff")  # a TIFF's Make is in its own directory, not EXIF
+    assert (found.camera_make, found.camera_model) == (scanner or (None, None))
 
 
 def test_a_stripped_raw_sample_is_corrupt_not_a_preview_of_noise(tmp_path: Path) -> None:

@@ -9,9 +9,11 @@ import logging
 import os
 import resource
 import socket
+import struct
 import subprocess
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -19,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import PIL.Image
 import pillow_heif
 import pytest
 import pyvips
 import sqlalchemy as sa
+import tifffile
 
 from enlarger.access import tokens
 from enlarger.access.tokens import Role
@@ -181,6 +185,36 @@ def test_a_tiff_declaring_terabytes_is_refused_before_allocating(
     message = caught.value.message
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024
     assert "allocate" not in message
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "said"),
+    [
+        (14_000, 13_000, "14000 x 13000 is 182,000,000 pixels; this TIFF is decoded whole"),
+        (1_000_000, 1_000_000, "1000000 x 1000000 is 1,000,000,000,000 pixels; the limit"),
+    ],
+)
+def test_a_tiff_only_pillow_reads_is_judged_by_enlargers_limits_not_pillows(
+    tmp_path: Path, width: int, height: int, said: str
+) -> None:
+    """An LZMA TIFF (libvips has no LZMA) declaring 182 MP was refused in Pillow's words
+    ("could be decompression bomb DOS attack"), below `max_pixels`, with a warning on
+    the server's stderr; enlarger's own limits say why, in its words."""
+    path = tmp_path / "scan.tif"
+    tifffile.imwrite(path, np.zeros((64, 64), np.uint8), compression="lzma")
+    data = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tiff:
+        tags = tiff.pages.first.tags
+        for name, value in (("ImageWidth", width), ("ImageLength", height)):
+            short = tags[name].dtype == tifffile.DATATYPE.SHORT
+            struct.pack_into("<H" if short else "<I", data, tags[name].valueoffset, value)
+    path.write_bytes(bytes(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing on the server's stderr either
+        with pytest.raises(MediaError) as caught:
+            probe(path, Limits())
+    assert caught.value.code is MediaErrorCode.TOO_MANY_PIXELS
+    assert caught.value.message.startswith(said), caught.value.message
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # refused before any record

@@ -16,6 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import pyvips
@@ -308,7 +309,8 @@ def _libraw_kind(path: Path, sniffed: str | None) -> str | None:
     their RAW in TIFF (Pentax PEF, Samsung SRW, Hasselblad 3FR, Kodak DCR…) or in headers
     of their own (Phase One IIQ): LibRaw, which knows them all, is asked rather than a
     list of magic bytes. A TIFF it refuses is a plain TIFF, whatever its Make says; so is
-    one it opens that carries no camera's data (it opens 16-bit grey and CMYK TIFFs)."""
+    one it opens that carries no camera's data (it opens 16-bit grey and CMYK TIFFs, and
+    a Nikon film scanner's TIFF says NIKON)."""
     import rawpy
 
     try:
@@ -318,7 +320,7 @@ def _libraw_kind(path: Path, sniffed: str | None) -> str | None:
         return None if sniffed is None else "tiff"
     except rawpy.LibRawError:  # a short file read past its end: LibRaw did not know it
         return sniffed
-    if sniffed == "tiff" and not _carries_camera_data(path):
+    if sniffed in TIFF_SHAPED and not _carries_camera_data(path):  # a Make is only a guess
         return "tiff"
     return sniffed if sniffed in RAW_FORMATS else "raw"
 
@@ -446,16 +448,22 @@ def _libvips_misreads(path: Path, kind: str, head: bytes) -> bool:
         return False
 
 
-def _pillow_header(path: Path) -> tuple[int, int, int] | None:
-    """What Pillow reads of a file libvips refused; None when it cannot read it either."""
+def _pillow() -> ModuleType:
+    """PIL.Image with its own pixel limit off: enlarger's apply (`_check_pixels`, from the
+    header), and Pillow's (a warning past 89 MP, a refusal in its words past 179 MP)
+    would refuse TIFFs below `max_pixels`."""
     import PIL.Image
 
+    PIL.Image.MAX_IMAGE_PIXELS = None
+    return PIL.Image
+
+
+def _pillow_header(path: Path) -> tuple[int, int, int] | None:
+    """What Pillow reads of a file libvips refused; None when it cannot read it either."""
     try:
-        with PIL.Image.open(path) as picture:
+        with _pillow().open(path) as picture:
             orientation = picture.getexif().get(ORIENTATION_TAG, 1)
             return picture.width, picture.height, orientation if orientation in range(1, 9) else 1
-    except PIL.Image.DecompressionBombError as exc:
-        raise MediaError(MediaErrorCode.TOO_MANY_PIXELS, str(exc)) from None
     except (OSError, ValueError, SyntaxError):
         return None
 
@@ -615,9 +623,7 @@ def hdr_to_srgb(image: pyvips.Image, transfer: int) -> pyvips.Image:
 
 def _load_pillow(path: Path, long_side: int, orientation: int) -> pyvips.Image:
     """The first frame (an AVIF sequence's primary image) of a file only Pillow reads."""
-    import PIL.Image
-
-    with PIL.Image.open(path) as picture:
+    with _pillow().open(path) as picture:
         picture.seek(0)
         image = _from_pillow(picture, picture.info.get("icc_profile"), long_side)
     return _turn_upright(image, orientation) if orientation != 1 else image

@@ -5,6 +5,7 @@ metadata)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
@@ -79,6 +80,9 @@ def read_metadata(path: str | Path, kind: str) -> Metadata:
                 fields = _fields(exif)
     except Exception:  # broken EXIF is common and never worth failing an image
         fields = {}
+    if kind == "tiff" and not fields:  # Make, Model… in its own directory: no EXIF block
+        with contextlib.suppress(Exception):  # BigTIFF: Pillow reads no tags of it
+            fields = _fields(_raw_exif(path))
     if icc:
         fields["color_profile"] = _profile_name(icc)
     decisions = read_decisions(xmp) if isinstance(xmp, bytes) else None
@@ -105,9 +109,10 @@ def _blobs(path: Path, kind: str) -> tuple[bytes | None, bytes | None, bytes | N
 
 
 def _raw_exif(path: Path) -> PILImage.Exif:
-    """The tags of a TIFF-shaped RAW file (DNG, CR2, NEF, ARW), read where they lie: its
-    12- or 14-bit sensor data is nothing Pillow could open as an image. Containers of
-    other shapes (CR3, RAF, ORF, RW2) raise, and give no metadata."""
+    """The tags of a TIFF or a TIFF-shaped RAW file (DNG, CR2, NEF, ARW), read where they
+    lie (a TIFF keeps Make and Model in its first directory, where libvips gives no EXIF
+    block; a RAW's 12- or 14-bit sensor data is nothing Pillow could open). Containers
+    of other shapes (CR3, RAF, ORF, RW2) and BigTIFF raise, and give no metadata."""
     exif = PILImage.Exif()
     with path.open("rb") as fp:
         exif.load_from_fp(fp)
