@@ -180,11 +180,13 @@ def test_workers_on_many_hosts_ride_out_kills_freezes_and_outages(
     workers[0].send_signal(signal.SIGCONT)
     print(f"stored per second: {rate_before:.2f} before the freeze, {rate_frozen:.2f} during")
     # Work goes on while a worker is frozen: what arrived meanwhile is all stored before
-    # it thaws (a frozen lock holder stopped every host's offloads for the whole 30 s).
-    # The two rates are printed, not compared: beside the rest of the suite on two cores,
-    # the cluster's share of the CPU falls with one worker fewer (ratios of 0.3-0.4 seen
-    # there; 1.2-1.9 on a quiet machine).
+    # it thaws (a frozen lock holder stopped every host's offloads for the whole 30 s),
+    # at least half as fast as before. The rates are the cluster's own only when it runs
+    # ahead of the rest of the suite (as root): else its share of the two cores falls with
+    # one worker fewer (ratios of 0.3-0.4 seen beside the suite; 1.2-1.9 alone).
     assert stored_while_frozen == len(during), (stored_while_frozen, rate_before, rate_frozen)
+    if PRIORITISED:
+        assert rate_frozen >= rate_before / 2, (rate_before, rate_frozen)
 
     # phase 3: S3 cut off for 20 s, and 10 s into it PostgreSQL for 20 s, while photos
     # arrive: uploads answer 503 and are sent again, jobs wait for the service they need
