@@ -17,8 +17,10 @@ import httpx
 import pyexiv2
 import pyvips
 import rawpy
+import sqlalchemy as sa
 
-from enlarger.library import maintenance, service
+from enlarger.db.schema import photos
+from enlarger.library import maintenance, service, sidecars
 from enlarger.library.runtime import Library
 from enlarger.library.tasks import Maintenance
 from enlarger.media.embed import embed_xmp, embedded_xmp
@@ -537,6 +539,25 @@ def test_decisions_edited_elsewhere_are_read_not_overwritten(
     client.post("/api/projects/ext/commit-changes", json={"trash": False})
     assert photo_of(client, "ext", "Q")["rating"] == 2  # enlarger's was the newer
     assert _sidecar_fields(library, "projects/ext/Q.xmp", tmp_path)["Xmp.xmp.Rating"] == "2"
+
+
+def test_a_decision_made_while_a_sidecar_edit_is_read_is_not_overwritten(
+    client: httpx.Client, library: Library, tmp_path: Path
+) -> None:
+    """manifest_check (a worker) read the photo, then the user decided in the dashboard,
+    then it took the sidecar's older edit over that decision: it is kept now."""
+    client.post("/api/projects", json={"folder": "race"})
+    upload(client, "race", jpeg(tmp_path / "R.jpg", 300, 200))
+    client.patch("/api/projects/race/photos/R", json={"rating": 4})
+    committed = client.post("/api/projects/race/commit-changes", json={"trash": False})
+    assert committed.status_code == 200
+    with library.engine.connect() as conn:
+        read_by_the_worker = conn.execute(sa.select(photos).where(photos.c.basename == "R")).one()
+    by_hand(library, "projects/race/R.xmp", write_decisions(None, Decisions("unflagged", 1)))
+    time.sleep(0.05)
+    client.patch("/api/projects/race/photos/R", json={"rating": 2})  # meanwhile, by the user
+    assert sidecars.edited_elsewhere(library, read_by_the_worker).rating == 2
+    assert photo_of(client, "race", "R")["rating"] == 2
 
 
 def test_a_commit_dry_run_says_what_would_move_and_moves_nothing(

@@ -19,7 +19,8 @@ from enlarger.library import service
 from enlarger.library.photos import Capture, same_capture
 from enlarger.library.runtime import Library, build_library
 from enlarger.library.service import ImageStatus, JobType
-from enlarger.queue import Worker
+from enlarger.queue import JobCancelled, JobContext, Worker
+from enlarger.queue.model import ClaimedJob, ClaimRequest
 from tests.conftest import wait_for
 from tests.images import jpeg
 
@@ -187,6 +188,43 @@ def test_a_rescued_offload_and_a_repeated_preview_job_make_nothing_twice(
         in_order = sorted(ran, key=lambda j: j.id)
         assert [j.result.get("skipped") for j in in_order] == [None, "already made"], job_type
     assert service.get_image_row(library, image_id).status == ImageStatus.STORED
+
+
+def test_a_thawed_run_whose_job_was_rescued_records_nothing_and_queues_nothing(
+    library: Library, tmp_path: Path
+) -> None:
+    """A worker frozen while it renders a preview comes back after its job was rescued
+    and run again: its late record (and the thumbnail job it would queue) is refused in
+    the transaction itself, not only its result."""
+    image_id = _ingest(library, jpeg(tmp_path / "a.jpg", 900, 600)).image_id
+    key = service.offload_original(library, image_id)
+    store = library.queue.store
+    (preview_job,) = _jobs_of(library, JobType.PREVIEW_GENERATION)
+    store.pause(JobType.THUMBNAIL_GENERATION)
+
+    def claim(worker: str) -> ClaimedJob:
+        _, (claimed,) = store.exchange(worker, [], [ClaimRequest(20)], 30)
+        return next(job for job in claimed if job.id == preview_job.id)
+
+    def context(run: ClaimedJob) -> JobContext:
+        return JobContext(
+            run.id, run.type, 1, 3, run.lease_token, lambda *_: None, settings=library.settings
+        )
+
+    frozen = claim("frozen-worker")
+    with library.engine.begin() as conn:  # its lease runs out: rescued, and claimed again
+        lapsed = jobs.update().where(jobs.c.id == frozen.id)
+        conn.execute(lapsed.values(lease_expires_at=jobs.c.locked_at))
+    assert frozen.id in store.rescue_expired()
+    rescuer = claim("rescuer")
+    payload = {"imageId": image_id, "originalPath": key}
+    with pytest.raises(JobCancelled):
+        registry.get(JobType.PREVIEW_GENERATION.value).fn(context(frozen), payload)
+    assert service.derivatives_of(library, [image_id])[image_id] == {}
+    assert _jobs_of(library, JobType.THUMBNAIL_GENERATION) == []
+    done = registry.get(JobType.PREVIEW_GENERATION.value).fn(context(rescuer), payload)
+    assert done["derivatives"] == ["preview"]
+    assert len(_jobs_of(library, JobType.THUMBNAIL_GENERATION)) == 1
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)

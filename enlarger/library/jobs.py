@@ -313,9 +313,14 @@ def _derive(
 ) -> dict[str, Any]:
     """Render `recipes` from `source_key`, store and record them (with the culling
     assessment of the smallest when `assess`); `then` runs in the transaction that
-    records them. Recipes already made (by a run of this job before its worker was lost,
-    or by a second job a rescue queued) are not made twice, unless `again`."""
+    records them, which commits only while this run holds the job's lease. Recipes
+    already made (by a run of this job before its worker was lost, or by a second job a
+    rescue queued) are not made twice, unless `again`."""
     image_id = payload["imageId"]
+
+    def fence(conn: sa.Connection) -> None:
+        library.queue.store.hold_lease(conn, ctx.job_id, ctx.lease_token)
+
     try:
         service.get_image_row(library, image_id)
     except service.NotFound:
@@ -327,6 +332,7 @@ def _derive(
     }:
         if then is not None:  # what follows may be what is missing (thumbnails deleted)
             with library.engine.begin() as conn:
+                fence(conn)
                 then(conn)
         return {"skipped": "already made"}
     try:
@@ -354,7 +360,7 @@ def _derive(
         )
     assessment = rendered.assessment.as_dict() if rendered.assessment is not None else None
     status = service.record_derivatives(
-        library, image_id, made, rendered.thumbhash, then, assessment=assessment
+        library, image_id, made, rendered.thumbhash, then, assessment=assessment, fence=fence
     )
     ctx.count("derivatives_written", len(made))
     ctx.count("derivative_bytes_written", sum(m["size_bytes"] for m in made))

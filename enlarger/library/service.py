@@ -745,13 +745,17 @@ def record_derivatives(
     thumbhash: str | None,
     then: Callable[[sa.Connection], object] | None = None,
     assessment: dict[str, Any] | None = None,
+    fence: Callable[[sa.Connection], object] | None = None,
 ) -> ImageStatus:
     """Record written derivatives; the job that completes the set marks the image STORED.
-    The image row is locked first, so two jobs finishing together cannot both miss it.
-    `then` (say, enqueueing the next job) commits with the record or not at all."""
+    `fence` runs first and may refuse (the job's lease moved on); then the image row is
+    locked, so two jobs finishing together cannot both miss it. `then` (say, enqueueing
+    the next job) commits with the record or not at all."""
     names = [entry["name"] for entry in made]
     new_keys = {entry["storage_key"] for entry in made}
     with library.engine.begin() as conn:
+        if fence is not None:
+            fence(conn)
         status = conn.execute(
             sa.select(images.c.status).where(images.c.id == image_id).with_for_update()
         ).scalar_one()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,6 +48,8 @@ from enlarger.media.xmp import (
 from enlarger.storage import StorageError
 
 SIDECAR_SUFFIX = ".xmp"  # carried along with their photo, never decoded as images
+# a time read back from SQLite's epoch seconds is off by up to a microsecond
+TIME_GRAIN = timedelta(milliseconds=1)
 BOTH, BASENAME, FILENAME = "both", "basename", "filename"
 NAMINGS = (BOTH, BASENAME, FILENAME)
 
@@ -354,6 +356,7 @@ def edited_elsewhere(library: Library, photo: sa.Row[Any]) -> Decisions:
     says what the user decided last, and the photo takes it; an older edit is recorded as
     seen (the photo's newer decisions will be written over it)."""
     decisions = Decisions(photo.flag, photo.rating, photo.label)
+    stamp = photo.updated_at  # taken from a sidecar only if no decision came since
     with library.engine.connect() as conn:
         rows = list(
             conn.execute(
@@ -381,13 +384,23 @@ def edited_elsewhere(library: Library, photo: sa.Row[Any]) -> Decisions:
         with library.engine.begin() as conn:
             seen(conn, row.key, data)
             if newer and found is not None and found != decisions:
-                decisions = found
-                conn.execute(
+                conn.execute(  # unless a decision was made here since: that is newer
                     photos.update()
-                    .where(photos.c.id == photo.id)
+                    .where(photos.c.id == photo.id, photos.c.updated_at <= stamp + TIME_GRAIN)
                     .values(updated_at=db_now(), **asdict(found))
                 )
+                decisions, stamp = _decisions_now(conn, photo.id)
     return decisions
+
+
+def _decisions_now(conn: sa.Connection, photo_id: int) -> tuple[Decisions, datetime]:
+    """The photo's decisions as the database has them, and when they last changed."""
+    row = conn.execute(
+        sa.select(photos.c.flag, photos.c.rating, photos.c.label, photos.c.updated_at).where(
+            photos.c.id == photo_id
+        )
+    ).one()
+    return Decisions(row.flag, row.rating, row.label), row.updated_at
 
 
 def embed(

@@ -39,6 +39,7 @@ from enlarger.db.schema import (
     worker_stats,
 )
 from enlarger.db.types import SQLITE_EPOCH_NOW, db_now
+from enlarger.queue.context import JobCancelled
 from enlarger.queue.model import (
     ClaimedJob,
     ClaimRequest,
@@ -414,6 +415,23 @@ class Store(ABC):
             if any(row[2] == JobStatus.PENDING for row in rows):
                 self._notify_work(conn)
         return [row[0] for row in rows]
+
+    def hold_lease(self, conn: sa.Connection, job_id: int, lease_token: int) -> None:
+        """In the caller's transaction: JobCancelled unless the job still runs under
+        `lease_token`, so a handler's own writes commit only while the job is its own (a
+        worker thawed after its job was rescued changes nothing). The job's row stays
+        locked until the transaction ends: no rescue can take it meanwhile."""
+        held = conn.execute(
+            sa.select(jobs.c.id)
+            .where(
+                jobs.c.id == job_id,
+                jobs.c.lease_token == lease_token,
+                jobs.c.status == JobStatus.RUNNING,
+            )
+            .with_for_update()
+        ).first()
+        if held is None:
+            raise JobCancelled(f"job {job_id} is no longer this run's: its lease moved on")
 
     def set_progress(self, job_id: int, lease_token: int, progress: float) -> bool:
         stmt = (
