@@ -147,6 +147,22 @@ def db_current(
     )
 
 
+@db_app.command("history")
+def db_history(
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None
+) -> None:
+    """List the revisions this version knows, newest first, the database's marked: the
+    names `enlarger db downgrade` takes."""
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    engine = create_db_engine(settings.resolved_database_url)
+    current = migrate.current_revision(engine)
+    for revision, doc in migrate.revisions(engine):
+        mark = "  <- the database" if revision == current else ""
+        console.print(f"{revision}  {doc}{mark}", highlight=False, soft_wrap=True)
+    if current is None:
+        console.print("(the database has none yet: base)", highlight=False)
+
+
 # ---- worker and serve -----------------------------------------------------------------
 
 
@@ -593,7 +609,8 @@ def _import_line(path: Path) -> dict[str, Any]:
 def _through_outages(settings: Settings, attempt: Callable[[], T]) -> T:
     """`attempt()`, tried again while the database or storage is out (saying so once, and
     once when it is back), for up to the outage budget; then its error goes up."""
-    deadline = time.monotonic() + settings.outage_budget_seconds
+    started = time.monotonic()
+    deadline = started + settings.outage_budget_seconds
     pause, waiting = 1.0, None
     while True:
         try:
@@ -604,12 +621,19 @@ def _through_outages(settings: Settings, attempt: Callable[[], T]) -> T:
                 raise
             if waiting is None:
                 waiting = down.service
-                err_console.print(f"[yellow]the {waiting} is unreachable; waiting for it")
+                state = "unreachable" if down.is_outage else "busy"
+                err_console.print(
+                    f"[yellow]{time.strftime('%H:%M:%S')} the {waiting} is {state}; waiting "
+                    f"for it (up to {settings.outage_budget_seconds:.0f} s)"
+                )
             time.sleep(pause)
             pause = min(2 * pause, OUTAGE_PAUSE_MAX_S)
             continue
         if waiting is not None:
-            err_console.print(f"the {waiting} is back; going on")
+            waited = time.monotonic() - started
+            err_console.print(
+                f"{time.strftime('%H:%M:%S')} the {waiting} is back after {waited:.0f} s; going on"
+            )
         return result
 
 

@@ -43,6 +43,11 @@ def test_db_upgrade_downgrade_current(empty_db_url: str) -> None:
     assert code == 0 and head in out
     code, out = invoke("db", "current", "--database-url", empty_db_url)
     assert code == 0 and f"current: {head}" in out
+    code, out = invoke("db", "history", "--database-url", empty_db_url)  # what to go back to
+    listed = out.splitlines()
+    assert code == 0 and listed[0].startswith(f"{head}  ") and listed[0].endswith("<- the database")
+    versions = (migrate.MIGRATIONS_DIR / "versions").glob("0*.py")
+    assert listed[-1].startswith("0001_job_engine  ") and len(listed) == len(list(versions))
     code, out = invoke("db", "downgrade", "base", "--database-url", empty_db_url)
     assert code == 0 and "base" in out
     code, out = invoke("jobs", "list", "--database-url", empty_db_url)

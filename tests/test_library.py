@@ -3,6 +3,7 @@ per collection for the same bytes, and broken files failing alone with their cod
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +13,7 @@ import pytest
 import pyvips
 import sqlalchemy as sa
 
+from enlarger.api.ops import error_answer
 from enlarger.db.engine import hold_briefly
 from enlarger.db.schema import jobs
 from enlarger.handlers import registry
@@ -19,8 +21,9 @@ from enlarger.library import service
 from enlarger.library.photos import Capture, same_capture
 from enlarger.library.runtime import Library, build_library
 from enlarger.library.service import ImageStatus, JobType
-from enlarger.queue import JobCancelled, JobContext, Worker
+from enlarger.queue import ErrorCode, JobCancelled, JobContext, Worker
 from enlarger.queue.model import ClaimedJob, ClaimRequest
+from enlarger.queue.retry import as_dependency_down
 from tests.conftest import wait_for
 from tests.images import jpeg
 
@@ -241,6 +244,25 @@ def test_a_stuck_session_costs_seconds_not_the_cluster(engine: sa.Engine) -> Non
         hold_briefly(conn)
         held = conn.exec_driver_sql("SHOW idle_in_transaction_session_timeout").scalar()
     assert held == "5s"
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_lock_not_had_in_time_is_a_busy_database_not_an_outage(engine: sa.Engine) -> None:
+    """A session's lock_timeout was told as "database unreachable" in the logs and the
+    API's 503: it is waited out the same way, but said as what it is."""
+    with engine.connect() as holder, engine.connect() as waiter:
+        holder.exec_driver_sql("BEGIN")
+        holder.exec_driver_sql("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
+        waiter.exec_driver_sql("BEGIN")
+        waiter.exec_driver_sql("SET LOCAL lock_timeout = '100ms'")
+        with pytest.raises(sa.exc.OperationalError) as caught:
+            waiter.execute(sa.select(jobs.c.id).limit(1))
+        holder.rollback()
+    down = as_dependency_down(caught.value)
+    assert down is not None and down.code == ErrorCode.DATABASE_BUSY and not down.is_outage
+    status, body = error_answer(caught.value, "r1", down)
+    assert status == 503 and json.loads(body)["errorCode"] == "DATABASE_BUSY"
+    assert "busy" in json.loads(body)["detail"]
 
 
 def test_a_hand_dropped_file_is_not_overwritten(library: Library, tmp_path: Path) -> None:

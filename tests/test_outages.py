@@ -105,8 +105,11 @@ def test_metrics_answer_through_a_database_outage(
 
 
 def test_a_storage_outage_answers_503_naming_storage(
-    db_url: str, bucket: str, s3_endpoint: str, tmp_path: Path
+    db_url: str, bucket: str, s3_endpoint: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A request that meets it answers 503; the log says when storage went and, though
+    most requests never touch storage to tell, when it is back."""
+    caplog.set_level(logging.WARNING, logger="enlarger.http")
     proxy, endpoint = CuttableProxy.in_front_of(s3_endpoint)
     library = _library(
         tmp_path, db_url, storage_url=f"s3://{bucket}/photos", s3_endpoint_url=endpoint
@@ -122,8 +125,11 @@ def test_a_storage_outage_answers_503_naming_storage(
             proxy.restore()
             again = http.post("/api/upload", files={"file": ("a.jpg", photo)})
             assert again.status_code == 201, again.text
+            wait_for(lambda: len(_outage_lines(caplog)) == 2, timeout=30)
     finally:
         proxy.close()
+    lines = _outage_lines(caplog)
+    assert "storage unreachable" in lines[0] and "storage reachable again" in lines[1], lines
 
 
 def test_an_import_waits_out_a_storage_outage(

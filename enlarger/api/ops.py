@@ -11,6 +11,7 @@ import errno
 import json
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -112,7 +113,18 @@ class RequestObserver:
             status, body = error_answer(error, rid, down)
             headers = [(b"content-type", b"application/json")]
             if down is not None:
-                OUTAGES.down(down.service, down.message)
+                if down.is_outage:
+                    OUTAGES.down(down.service, down.message)
+                    if down.service == "storage":
+                        watch_storage_until_back(scope["app"].state.library)
+                else:
+                    access_log.warning(
+                        "%s %s: the %s is busy: %s",
+                        scope["method"],
+                        loggable_path(scope),
+                        down.service,
+                        down.message,
+                    )
                 headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
             elif status == 507:
                 access_log.error("%s %s: %s", scope["method"], loggable_path(scope), error)
@@ -157,7 +169,8 @@ def error_answer(
     answer: dict[str, Any] = {}
     if down is not None:
         status, answer["errorCode"] = 503, down.code
-        detail = f"the {down.service} is unreachable for now; try again shortly"
+        state = "unreachable for now" if down.is_outage else "busy (a lock was held too long)"
+        detail = f"the {down.service} is {state}; try again shortly"
     elif isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
         status, detail = 507, "the server's storage is full; nothing was kept of this request"
     else:
@@ -303,6 +316,37 @@ def healthz() -> dict[str, str]:
 READINESS_KEY = ".readyz/probe"
 
 
+def storage_check(library: Library) -> str:
+    """ "ok" when a blob can be written and deleted, else what failed."""
+    try:
+        library.blobs.put_bytes(READINESS_KEY, uuid.uuid4().bytes)
+        library.blobs.delete(READINESS_KEY)
+    except Exception as exc:  # any failure to write means not ready, whatever the backend
+        return f"not writable: {type(exc).__name__}: {exc}"
+    return "ok"
+
+
+_watching_storage = threading.Lock()
+
+
+def watch_storage_until_back(library: Library) -> None:
+    """Storage failed a request: look at it every RETRY_AFTER_S until it takes a write,
+    then log that it is back (requests cannot tell: most never touch storage). One
+    watcher at a time."""
+    if not _watching_storage.acquire(blocking=False):
+        return
+
+    def watch() -> None:
+        try:
+            while storage_check(library) != "ok":
+                time.sleep(RETRY_AFTER_S)
+            OUTAGES.up("storage")
+        finally:
+            _watching_storage.release()
+
+    threading.Thread(target=watch, name="enlarger-storage-watch", daemon=True).start()
+
+
 def readiness(library: Library) -> dict[str, str]:
     """Each check's result: "ok" or what is wrong."""
     checks: dict[str, str] = {}
@@ -320,12 +364,7 @@ def readiness(library: Library) -> dict[str, str]:
     except sa.exc.SQLAlchemyError as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}: {str(exc).splitlines()[0]}"
         checks["migrations"] = "unknown: the database is unreachable"
-    try:
-        library.blobs.put_bytes(READINESS_KEY, uuid.uuid4().bytes)
-        library.blobs.delete(READINESS_KEY)
-        checks["storage"] = "ok"
-    except Exception as exc:  # any failure to write means not ready, whatever the backend
-        checks["storage"] = f"not writable: {type(exc).__name__}: {exc}"
+    checks["storage"] = storage_check(library)
     return checks
 
 

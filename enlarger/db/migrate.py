@@ -49,3 +49,16 @@ def current_revision(engine: sa.Engine) -> str | None:
 
 def head_revision(engine: sa.Engine) -> str | None:
     return ScriptDirectory.from_config(_config(engine)).get_current_head()
+
+
+def revisions(engine: sa.Engine) -> list[tuple[str, str]]:
+    """Every revision this version knows, (id, its docstring's first sentence), newest
+    first: the names `enlarger db downgrade` takes."""
+    scripts = ScriptDirectory.from_config(_config(engine))
+    return [(s.revision, _first_sentence(s.doc or "")) for s in scripts.walk_revisions()]
+
+
+def _first_sentence(doc: str) -> str:
+    text = " ".join(doc.split())
+    head, dot, _ = text.partition(". ")
+    return head + dot.strip() if dot else text

@@ -35,6 +35,7 @@ class ErrorCode(StrEnum):
     WORKER_CRASHED = "WORKER_CRASHED"
     MEMORY_LIMIT = "MEMORY_LIMIT"
     DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+    DATABASE_BUSY = "DATABASE_BUSY"  # up, but a lock was not had in time
     DEPENDENCY_UNAVAILABLE = "DEPENDENCY_UNAVAILABLE"  # a handler's `passing_errors`
 
 
@@ -79,6 +80,12 @@ class DependencyDown(RetryableError):
         """The service that is out, as log lines and answers name it: "database" for
         DATABASE_UNAVAILABLE, "storage" for STORAGE_UNAVAILABLE."""
         return self.code.split("_")[0].lower()
+
+    @property
+    def is_outage(self) -> bool:
+        """False when the service answers but was busy (a lock held too long elsewhere):
+        waited out the same way, but no outage to log or to report as one."""
+        return self.code != ErrorCode.DATABASE_BUSY
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,14 @@ class RetryPolicy:
         return min(cap, nominal * spread)
 
 
+# PostgreSQL's lock_not_available (lock_timeout) and query_canceled (statement_timeout)
+BUSY_SQLSTATES = frozenset({"55P03", "57014"})
+
+
 def as_dependency_down(exc: BaseException) -> DependencyDown | None:
-    """The database's passing failures (refused or dropped connections, a lock not had in
-    time, SQLite's "database is locked") as DependencyDown; None for anything else."""
+    """The database's passing failures as DependencyDown: DATABASE_UNAVAILABLE for refused
+    or dropped connections, DATABASE_BUSY for a lock not had in time (PostgreSQL's
+    lock_timeout, SQLite's "database is locked"); None for anything else."""
     if isinstance(exc, DependencyDown):
         return exc
     passing = isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError) or (
@@ -50,4 +55,6 @@ def as_dependency_down(exc: BaseException) -> DependencyDown | None:
         return None
     cause = getattr(exc, "orig", None) or exc
     said = (str(cause).strip().splitlines() or [""])[0][:200]
-    return DependencyDown(ErrorCode.DATABASE_UNAVAILABLE, f"{type(cause).__name__}: {said}")
+    busy = getattr(cause, "sqlstate", None) in BUSY_SQLSTATES or "database is locked" in said
+    code = ErrorCode.DATABASE_BUSY if busy else ErrorCode.DATABASE_UNAVAILABLE
+    return DependencyDown(code, f"{type(cause).__name__}: {said}")

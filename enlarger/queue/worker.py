@@ -476,7 +476,11 @@ class Worker:
         """An outage is one line when it starts and a reminder now and then; anything
         else is a bug, logged with its traceback."""
         down = as_dependency_down(exc)
-        if down is not None:
+        if down is not None and not down.is_outage:
+            log.warning(
+                "worker %s: %s waited too long on a lock: %s", self.worker_id, what, down.message
+            )
+        elif down is not None:
             self._cut_off_at = time.monotonic()
             self.outages.down(DATABASE, f"{down.message} (worker {self.worker_id}, {what})")
         else:
@@ -683,7 +687,16 @@ class Worker:
         waited = job.outage_waited_s or 0.0
         if job.outage_waited_s is None or waited < self.settings.outage_budget_seconds:
             self._waited_on.setdefault(down.service, set()).add(job.type)
-            self.outages.down(down.service, f"{down.message} (job {job.id}, {job.type})")
+            if down.is_outage:
+                self.outages.down(down.service, f"{down.message} (job {job.id}, {job.type})")
+            else:
+                log.info(
+                    "job %s (%s) waits: the %s is busy: %s",
+                    job.id,
+                    job.type,
+                    down.service,
+                    down.message,
+                )
             log.debug("job %s (%s) waits for a service: %s", job.id, job.type, down.message)
             return Outcome(
                 job.id,
