@@ -15,28 +15,29 @@ RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close sends a res
 
 
 class CuttableProxy:
-    """Forwards 127.0.0.1:`port` to `target` until `cut()`, then resets every connection
-    and every new one until `restore()`. The port stays its own throughout, so nothing
-    else can take it while the service is "down"."""
+    """Forwards `listen_host`:`port` to `target` until `cut()`, then resets every
+    connection and every new one until `restore()`. The port stays its own throughout, so
+    nothing else can take it while the service is "down"."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, listen_host: str = "127.0.0.1") -> None:
         self.target = (target_host, target_port)
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._down = False
         self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
+        self._listener.bind((listen_host, 0))
         self._listener.listen(128)
         self.port: int = self._listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
 
     @classmethod
-    def in_front_of(cls, url: str) -> tuple[CuttableProxy, str]:
-        """A proxy to the host and port of `url`, and `url` pointing at the proxy."""
+    def in_front_of(cls, url: str, listen_host: str = "127.0.0.1") -> tuple[CuttableProxy, str]:
+        """A proxy to the host and port of `url` on `listen_host`, and `url` pointing at
+        the proxy."""
         parts = urlsplit(url)
-        proxy = cls(parts.hostname or "127.0.0.1", parts.port or 5432)
+        proxy = cls(parts.hostname or "127.0.0.1", parts.port or 5432, listen_host)
         netloc = parts.netloc.rsplit("@", 1)
-        host = f"127.0.0.1:{proxy.port}"
+        host = f"{listen_host}:{proxy.port}"
         netloc = f"{netloc[0]}@{host}" if len(netloc) == 2 else host
         return proxy, urlunsplit(parts._replace(netloc=netloc))
 

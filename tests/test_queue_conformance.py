@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -20,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from enlarger.db import create_db_engine, migrate
-from enlarger.db.schema import job_events
+from enlarger.db.schema import job_events, job_schedules
 from enlarger.db.schema import jobs as jobs_table
 from enlarger.db.types import db_now
 from enlarger.queue import (
@@ -32,6 +33,7 @@ from enlarger.queue import (
     JobStatus,
     NewJob,
     Registry,
+    Schedule,
     Store,
     store_for_engine,
 )
@@ -511,6 +513,30 @@ def test_schedule_fires_once_per_period_across_two_workers(
     periods = Counter(keys)
     assert 3 <= len(keys) <= 6, keys
     assert all(n == 1 for n in periods.values()), f"a period fired twice: {periods}"
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_workers_starting_together_wait_on_no_schedule_row(store: Store, engine: sa.Engine) -> None:
+    """Each worker syncs the same schedules as it starts; they were upserted, each taking
+    the rows' locks, so one whose transaction stalled held up the others past their
+    lock_timeout (two workers died at start with a traceback). Unchanged ones are not
+    written now."""
+    schedules = [Schedule(f"every-{n}", "tick", every_s=60.0 + n) for n in range(5)]
+    store.sync_schedules(schedules)
+    with engine.connect() as stalled:
+        stalled.exec_driver_sql("BEGIN")
+        stalled.exec_driver_sql("SELECT * FROM job_schedules FOR UPDATE")
+        with ThreadPoolExecutor(1) as pool:
+            starting = pool.submit(store.sync_schedules, schedules)
+            starting.result(timeout=5)  # long before the lock timeout (10 s)
+        stalled.rollback()
+    changed = [Schedule("every-0", "tick", every_s=30.0)]
+    store.sync_schedules(changed)  # a change is still written
+    with engine.connect() as conn:
+        interval = conn.execute(
+            sa.select(job_schedules.c.interval_s).where(job_schedules.c.name == "every-0")
+        ).scalar_one()
+    assert interval == 30.0
 
 
 def test_pruning_moves_finished_jobs_to_history(queue: JobQueue, make_worker) -> None:

@@ -22,6 +22,18 @@ POSTGRES_SESSION_OPTIONS = (
     f"-c lock_timeout={POSTGRES_LOCK_TIMEOUT_MS} "
     f"-c idle_in_transaction_session_timeout={POSTGRES_IDLE_IN_TRANSACTION_MS}"
 )
+# And on the client's side, a server it cannot reach (a partition sends no reset, so a
+# query would wait for ever) is given up on: a connection attempt after 10 s, a query
+# whose bytes go unacknowledged for 30 s, an idle connection that fails three keepalives.
+# Options the database URL names itself win.
+POSTGRES_NETWORK_OPTIONS: dict[str, int] = {
+    "connect_timeout": 10,
+    "tcp_user_timeout": 30_000,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
 
 
 def read_connection(engine: sa.Engine) -> sa.Connection:
@@ -89,5 +101,10 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> sa.Engine:
         url,
         pool_size=pool_size,
         max_overflow=10,
-        connect_args={"options": POSTGRES_SESSION_OPTIONS},
+        connect_args={"options": POSTGRES_SESSION_OPTIONS} | _network_options(url),
     )
+
+
+def _network_options(url: str) -> dict[str, int]:
+    named = sa.engine.make_url(url).query
+    return {key: value for key, value in POSTGRES_NETWORK_OPTIONS.items() if key not in named}

@@ -809,11 +809,27 @@ class Store(ABC):
     ) -> None:
         """Make the table know every schedule; an existing one keeps its next run time. A
         new one fires at once, or after its first period with `first_run_after_period`
-        (a project's maintenance has nothing to check the moment it is created)."""
+        (a project's maintenance has nothing to check the moment it is created). Only
+        schedules missing or changed are written: workers starting together (each syncs
+        the same ones) then take no row lock they would wait on."""
         if not schedules:
             return
         with self.transaction(conn) as conn:
+            known = {
+                row.name: (row.job_type, row.payload, row.priority, row.interval_s)
+                for row in conn.execute(
+                    sa.select(
+                        job_schedules.c.name,
+                        job_schedules.c.job_type,
+                        job_schedules.c.payload,
+                        job_schedules.c.priority,
+                        job_schedules.c.interval_s,
+                    ).where(job_schedules.c.name.in_([s.name for s in schedules]))
+                )
+            }
             for s in schedules:
+                if known.get(s.name) == (s.job_type, s.payload, s.priority, s.every_s):
+                    continue
                 insert = self._insert(job_schedules).values(
                     name=s.name,
                     job_type=s.job_type,

@@ -59,6 +59,7 @@ IDLE_POLL_S = 0.5
 TELEMETRY_EVERY_S = 5.0
 LINGER_S = 0.002  # how long a finished outcome may wait to share a transaction
 DATABASE = "database"  # the dependency named in outage log lines
+START_PAUSE_MAX_S = 5.0  # the longest wait between tries to start during an outage
 
 
 def settle_heap() -> None:
@@ -205,7 +206,9 @@ class Worker:
             self._stopped.wait(timeout)
 
     def run(self) -> None:
-        self.store.sync_schedules(list(self.registry.schedules.values()))
+        if not self._sync_schedules():
+            self._stopped.set()
+            return
         listener = self.store.listen(self.wake, self.settings.poll_interval_ms / 1000)
         log.info(
             "worker %s started (%s slots, %s in the priority lane)",
@@ -471,6 +474,24 @@ class Worker:
                 )
         except Exception as exc:
             self._database_trouble("maintenance", exc)
+
+    def _sync_schedules(self) -> bool:
+        """Make the table know this worker's schedules, waiting out an outage or a lock
+        held elsewhere; False if asked to stop meanwhile."""
+        pause = 0.5
+        while not self._stopping.is_set():
+            try:
+                self.store.sync_schedules(list(self.registry.schedules.values()))
+            except Exception as exc:
+                if as_dependency_down(exc) is None:
+                    raise
+                self._database_trouble("starting", exc)
+                self._stopping.wait(pause)
+                pause = min(2 * pause, START_PAUSE_MAX_S)
+                continue
+            self.outages.up(DATABASE)
+            return True
+        return False
 
     def _database_trouble(self, what: str, exc: Exception) -> None:
         """An outage is one line when it starts and a reminder now and then; anything
