@@ -24,6 +24,7 @@ from enlarger.library.service import ImageStatus, JobType
 from enlarger.queue import ErrorCode, JobCancelled, JobContext, Worker
 from enlarger.queue.model import ClaimedJob, ClaimRequest
 from enlarger.queue.retry import as_dependency_down
+from enlarger.storage import StorageUnavailable
 from tests.conftest import wait_for
 from tests.images import jpeg
 
@@ -148,6 +149,45 @@ def test_an_offload_paused_mid_move_holds_up_no_other(
         assert paused.result(timeout=30) == "projects/trip/a.jpg"
     for image_id in (first.image_id, second.image_id):
         assert service.get_image_row(library, image_id).status == ImageStatus.PROCESSING
+
+
+def test_a_restore_paused_mid_move_holds_up_no_upload_and_a_failed_one_gives_its_name_up(
+    library: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Restoring from the trash held the project's lock while it moved the file: every
+    upload into the project waited on a slow or stalled storage. Now the name is claimed,
+    the file moved with no transaction open, and a move that fails frees the name."""
+    trashed = _ingest(library, jpeg(tmp_path / "a.jpg", 300, 200)).image_id
+    service.offload_original(library, trashed)
+    assert service.delete_image(library, trashed)
+    arriving = _ingest(library, jpeg(tmp_path / "b.jpg", 320, 200)).image_id
+    moving, resume = threading.Event(), threading.Event()
+    move = library.blobs.move
+    failures = [StorageUnavailable("storage did not answer")]
+
+    def pausing_move(source: str, key: str) -> None:
+        if key == "projects/trip/a.jpg" and failures:
+            raise failures.pop()
+        if key == "projects/trip/a.jpg":
+            moving.set()
+            resume.wait(timeout=120)
+        move(source, key)
+
+    monkeypatch.setattr(library.blobs, "move", pausing_move)
+    with pytest.raises(StorageUnavailable):
+        service.restore_image(library, trashed, "projects/trip/a.jpg")
+    assert service.get_image_row(library, trashed, include_deleted=True).landing_key is None
+    with ThreadPoolExecutor(2) as pool:
+        paused = pool.submit(service.restore_image, library, trashed, "projects/trip/a.jpg")
+        assert moving.wait(timeout=30)
+        try:
+            other = pool.submit(service.offload_original, library, arriving)
+            assert other.result(timeout=20) == "projects/trip/b.jpg"
+        finally:
+            resume.set()
+        paused.result(timeout=30)
+    restored = service.get_image_row(library, trashed)
+    assert (restored.original_key, restored.landing_key) == ("projects/trip/a.jpg", None)
 
 
 def test_a_rescued_offload_and_a_repeated_preview_job_make_nothing_twice(

@@ -304,9 +304,10 @@ def _recheck_later(library: Library, folder: str) -> int | None:
 
 
 def _tracked(library: Library, project: sa.Row[Any]) -> tuple[set[str], set[str]]:
-    """Keys the project knows (its files, their sidecars, and the names uploads still on
-    their way will take) and the checksums of those uploads. Read after the folder is
-    listed, so a file moved in by an upload meanwhile is known by then."""
+    """Keys the project knows (its files, their sidecars, and the names uploads and
+    restores still on their way will take) and the checksums of those uploads. Read
+    after the folder is listed, so a file moved in by an upload meanwhile is known by
+    then."""
     with library.engine.connect() as conn:
         rows = list(
             conn.execute(
@@ -315,14 +316,17 @@ def _tracked(library: Library, project: sa.Row[Any]) -> tuple[set[str], set[str]
                     images.c.landing_key,
                     images.c.original_filename,
                     images.c.checksum,
-                ).where(images.c.project_id == project.id, images.c.deleted_at.is_(None))
+                ).where(
+                    images.c.project_id == project.id,
+                    sa.or_(images.c.deleted_at.is_(None), images.c.landing_key.is_not(None)),
+                )
             )
         )
         sidecar_keys = {row.key for row in conn.execute(_sidecars_of(project, trashed=False))}
     keys = {r.original_key for r in rows if r.original_key is not None}
     landing = [r for r in rows if r.original_key is None and r.original_filename]
     keys |= {f"projects/{project.folder}/{r.original_filename}" for r in landing}
-    keys |= {r.landing_key for r in landing if r.landing_key is not None}
+    keys |= {r.landing_key for r in rows if r.landing_key is not None}  # restores too
     return keys | sidecar_keys, {r.checksum for r in landing}
 
 

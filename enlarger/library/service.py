@@ -1164,31 +1164,47 @@ def refresh_original(library: Library, image_id: str) -> ImageStatus:
 
 def restore_image(library: Library, image_id: str, key: str) -> None:
     """Bring a deleted image's original back from the trash to `key`; Conflict when a
-    live file holds that name or the project holds these bytes again."""
+    live file holds that name or the project holds these bytes again. As an offload
+    does: the name is claimed (the image's `landing_key`) under the project's lock in
+    one short transaction, the file moved with no transaction open, and the image
+    recorded back in another; a move that fails gives the name up again."""
+    taken = Conflict(f"{key.rsplit('/', 1)[-1]!r} is taken")
     with library.engine.begin() as conn:
+        hold_briefly(conn)  # every upload into the project waits on this lock
         project_id = conn.execute(
             sa.select(images.c.project_id).where(images.c.id == image_id)
         ).scalar_one()
         lock_project(conn, project_id)
         row = conn.execute(sa.select(images).where(images.c.id == image_id)).one()
-        if row.deleted_at is None or row.original_key is None:
+        if row.deleted_at is None or row.original_key is None or row.landing_key is not None:
             raise Conflict("not in the trash (restored meanwhile)")
         if live_duplicate(conn, row.project_id, row.checksum) is not None:
             raise Conflict("the project holds these bytes again")
         holder = conn.execute(
             sa.select(images.c.id).where(
-                images.c.original_key == key, images.c.deleted_at.is_(None)
+                sa.or_(
+                    sa.and_(images.c.original_key == key, images.c.deleted_at.is_(None)),
+                    images.c.landing_key == key,
+                )
             )
         ).first()
-        if holder is not None or library.blobs.exists(key):
-            raise Conflict(f"{key.rsplit('/', 1)[-1]!r} is taken")
+        if holder is not None:
+            raise taken
+        claim = images.update().where(images.c.id == image_id)
+        conn.execute(claim.values(landing_key=key, updated_at=db_now()))
+    try:
+        if library.blobs.exists(key):  # put there by hand
+            raise taken
+        library.blobs.move(row.original_key, key)
+    except BaseException:
+        with library.engine.begin() as conn:
+            conn.execute(claim.where(images.c.landing_key == key).values(landing_key=None))
+        raise
+    with library.engine.begin() as conn:
         conn.execute(
-            images.update()
-            .where(images.c.id == image_id)
-            .values(deleted_at=None, original_key=key, updated_at=db_now())
+            claim.values(deleted_at=None, original_key=key, landing_key=None, updated_at=db_now())
         )
         announce_image(library, conn, image_id, row.status)
-        library.blobs.move(row.original_key, key)
 
 
 # ---- backfill -----------------------------------------------------------------------------
