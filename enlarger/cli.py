@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from enlarger import logs
 from enlarger.access import tokens
@@ -166,6 +167,15 @@ def db_history(
 # ---- worker and serve -----------------------------------------------------------------
 
 
+def _notice(settings: Settings, markup: str, level: int = logging.INFO) -> None:
+    """A line for the operator: on stderr, or with JSON logs one log record like any
+    other (a collector reading the log takes one JSON object a line)."""
+    if settings.log_format == "json":
+        logging.getLogger("enlarger.serve").log(level, Text.from_markup(markup).plain)
+    else:
+        err_console.print(markup)
+
+
 def run_worker(settings: Settings) -> Worker:
     """Migrate, then run one worker in this process until SIGTERM or SIGINT."""
     logs.configure(settings.log_level, settings.log_format)
@@ -281,9 +291,11 @@ def serve(
                 "listen on 127.0.0.1, or pass --insecure."
             )
             raise typer.Exit(2)
-        err_console.print(
+        _notice(
+            settings,
             "[yellow]open:[/yellow] no API token exists, so the API needs none; "
-            "`enlarger tokens create --role admin` turns access control on"
+            "`enlarger tokens create --role admin` turns access control on",
+            logging.WARNING,
         )
     _check_open_files(settings.max_connections)
     app_ = create_app(settings)
@@ -295,14 +307,15 @@ def serve(
     ]
     for process in processes:
         process.start()
-    err_console.print(
+    _notice(
+        settings,
         f"enlarger: dashboard at http://{host}:{port}/ (API docs at /docs), database "
         f"{settings.resolved_database_url}, storage {settings.resolved_storage_url}, "
         + (
             f"{workers} worker process(es)"
             if workers
             else "no worker process (API only: `enlarger worker` runs the jobs)"
-        )
+        ),
     )
     # uvicorn handles SIGINT/SIGTERM itself (graceful HTTP shutdown), then re-raises the
     # signal it caught; these handlers make that a return, so the workers below are

@@ -233,8 +233,10 @@ def test_serve_logs_json_and_ends_open_event_streams_when_it_stops(tmp_path: Pat
     finally:
         serve.kill()
     assert "Traceback" not in output
-    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in output.splitlines() if line.strip()]  # all JSON
     assert {"uvicorn.error", "enlarger.http"} <= {r["logger"] for r in records}
+    said = [r["message"] for r in records if r["logger"] == "enlarger.serve"]
+    assert any("no API token exists" in m for m in said) and any("dashboard at" in m for m in said)
     access = [r for r in records if r.get("request_id") == "trace-42"]
     assert access and access[-1]["path"] == "/api/images" and access[-1]["status"] == 200
 

@@ -15,12 +15,14 @@ import sqlalchemy as sa
 
 from enlarger.api.ops import error_answer
 from enlarger.db.engine import hold_briefly
-from enlarger.db.schema import jobs
+from enlarger.db.schema import images, jobs
+from enlarger.db.types import db_now
 from enlarger.handlers import registry
-from enlarger.library import service
+from enlarger.library import maintenance, service
 from enlarger.library.photos import Capture, same_capture
 from enlarger.library.runtime import Library, build_library
 from enlarger.library.service import ImageStatus, JobType
+from enlarger.library.tasks import Maintenance
 from enlarger.queue import ErrorCode, JobCancelled, JobContext, Worker
 from enlarger.queue.model import ClaimedJob, ClaimRequest
 from enlarger.queue.retry import as_dependency_down
@@ -168,10 +170,10 @@ def test_a_restore_paused_mid_move_holds_up_no_upload_and_a_failed_one_gives_its
     def pausing_move(source: str, key: str) -> None:
         if key == "projects/trip/a.jpg" and failures:
             raise failures.pop()
-        if key == "projects/trip/a.jpg":
+        move(source, key)
+        if key == "projects/trip/a.jpg":  # moved, not yet recorded
             moving.set()
             resume.wait(timeout=120)
-        move(source, key)
 
     monkeypatch.setattr(library.blobs, "move", pausing_move)
     with pytest.raises(StorageUnavailable):
@@ -183,9 +185,35 @@ def test_a_restore_paused_mid_move_holds_up_no_upload_and_a_failed_one_gives_its
         try:
             other = pool.submit(service.offload_original, library, arriving)
             assert other.result(timeout=20) == "projects/trip/b.jpg"
+            # maintenance meanwhile neither drops the image (its trash file is gone) nor
+            # takes the file that arrived in the folder for a new one
+            for task in (Maintenance.MANIFEST_CLEANING, Maintenance.FOLDER_CHECK):
+                done = maintenance.run(library, task, "trip")
+                assert not [c for c in done.changes if "a.jpg" in c.name], done.changes
         finally:
             resume.set()
         paused.result(timeout=30)
+    restored = service.get_image_row(library, trashed)
+    assert (restored.original_key, restored.landing_key) == ("projects/trip/a.jpg", None)
+
+
+def test_a_restore_interrupted_after_its_move_is_finished_by_the_next(
+    library: Library, tmp_path: Path
+) -> None:
+    """Its process died between moving the file and recording it: the claim and the
+    moved file are found, and the next restore asked for records it."""
+    trashed = _ingest(library, jpeg(tmp_path / "a.jpg", 300, 200)).image_id
+    service.offload_original(library, trashed)
+    assert service.delete_image(library, trashed)
+    in_trash = service.get_image_row(library, trashed, include_deleted=True).original_key
+    library.blobs.move(in_trash, "projects/trip/a.jpg")
+    with library.engine.begin() as conn:
+        conn.execute(
+            images.update()
+            .where(images.c.id == trashed)
+            .values(landing_key="projects/trip/a.jpg", updated_at=db_now(-3600))
+        )
+    service.restore_image(library, trashed, "projects/trip/a.jpg")
     restored = service.get_image_row(library, trashed)
     assert (restored.original_key, restored.landing_key) == ("projects/trip/a.jpg", None)
 

@@ -69,11 +69,19 @@ def required_role(method: str, path: str) -> Role | None:
 
 async def access_control_on(request: Request) -> bool:
     """Whether any token was ever created; once one was, it stays so (tokens are revoked,
-    never deleted), so the answer is remembered instead of asked for on every request."""
+    never deleted), so the answer is remembered instead of asked for on every request.
+    While the database is out, the routes that need none (the metrics) take the last
+    answer this process had."""
     state = request.app.state
     if not getattr(state, "access_control_on", False):
         engine = state.library.engine
-        state.access_control_on = await run_in_threadpool(any_created, engine)
+        try:
+            state.access_control_on = await run_in_threadpool(any_created, engine)
+        except Exception as exc:
+            route = (request.method, request.scope["route"].path)
+            known = getattr(state, "access_control_on", None) is not None
+            if not (known and route in OUTAGE_TOLERANT_ROUTES and as_dependency_down(exc)):
+                raise
     return bool(state.access_control_on)
 
 

@@ -101,10 +101,11 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> sa.Engine:
         url,
         pool_size=pool_size,
         max_overflow=10,
-        connect_args={"options": POSTGRES_SESSION_OPTIONS} | _network_options(url),
+        connect_args={"options": POSTGRES_SESSION_OPTIONS} | network_options(url),
     )
 
 
-def _network_options(url: str) -> dict[str, int]:
+def network_options(url: str) -> dict[str, int]:
+    """POSTGRES_NETWORK_OPTIONS but those `url` names itself."""
     named = sa.engine.make_url(url).query
     return {key: value for key, value in POSTGRES_NETWORK_OPTIONS.items() if key not in named}

@@ -493,15 +493,16 @@ def _regenerate_missing(
 
 
 def _is_orphaned(library: Library, row: sa.Row[Any]) -> bool:
-    """A deleted image whose file is no longer in the trash: nothing can bring it back."""
-    if row.deleted_at is None:
+    """A deleted image whose file is no longer in the trash: nothing can bring it back.
+    One being restored (its file on its way back: `landing_key`) is not."""
+    if row.deleted_at is None or row.landing_key is not None:
         return False
     return row.original_key is None or not library.blobs.exists(row.original_key)
 
 
 def _drop_image(library: Library, row: sa.Row[Any]) -> bool:
-    """Forget the image for good, unless it was restored meanwhile: the row is locked and
-    read again first (a restore moves the file inside its own transaction)."""
+    """Forget the image for good, unless it is being or was restored meanwhile: the row is
+    locked and read again first."""
     image_id = row.id
     with library.engine.begin() as conn:
         current = conn.execute(

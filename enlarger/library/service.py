@@ -1162,12 +1162,17 @@ def refresh_original(library: Library, image_id: str) -> ImageStatus:
     return ImageStatus(values["status"])
 
 
+RESTORE_STALLED_S = 60  # a restore's claim this old was interrupted
+
+
 def restore_image(library: Library, image_id: str, key: str) -> None:
     """Bring a deleted image's original back from the trash to `key`; Conflict when a
     live file holds that name or the project holds these bytes again. As an offload
     does: the name is claimed (the image's `landing_key`) under the project's lock in
     one short transaction, the file moved with no transaction open, and the image
-    recorded back in another; a move that fails gives the name up again."""
+    recorded back in another (maintenance leaves a deleted image with a claim alone); a
+    move that fails gives the name up again, and a restore interrupted after its move
+    is finished by the next one asked for."""
     taken = Conflict(f"{key.rsplit('/', 1)[-1]!r} is taken")
     with library.engine.begin() as conn:
         hold_briefly(conn)  # every upload into the project waits on this lock
@@ -1175,34 +1180,47 @@ def restore_image(library: Library, image_id: str, key: str) -> None:
             sa.select(images.c.project_id).where(images.c.id == image_id)
         ).scalar_one()
         lock_project(conn, project_id)
-        row = conn.execute(sa.select(images).where(images.c.id == image_id)).one()
-        if row.deleted_at is None or row.original_key is None or row.landing_key is not None:
+        row = conn.execute(
+            sa.select(
+                images, (images.c.updated_at > db_now(-RESTORE_STALLED_S)).label("recent")
+            ).where(images.c.id == image_id)
+        ).one()
+        if row.deleted_at is None or row.original_key is None:
             raise Conflict("not in the trash (restored meanwhile)")
+        claimed = row.landing_key is not None
+        if claimed and row.recent:
+            raise Conflict("being restored already")
         if live_duplicate(conn, row.project_id, row.checksum) is not None:
             raise Conflict("the project holds these bytes again")
+        key = row.landing_key if claimed else key
         holder = conn.execute(
             sa.select(images.c.id).where(
                 sa.or_(
                     sa.and_(images.c.original_key == key, images.c.deleted_at.is_(None)),
                     images.c.landing_key == key,
-                )
+                ),
+                images.c.id != image_id,
             )
         ).first()
         if holder is not None:
             raise taken
-        claim = images.update().where(images.c.id == image_id)
-        conn.execute(claim.values(landing_key=key, updated_at=db_now()))
+        this_image = images.update().where(images.c.id == image_id)
+        conn.execute(this_image.values(landing_key=key, updated_at=db_now()))
+    moved_before = claimed and not library.blobs.exists(row.original_key)
     try:
-        if library.blobs.exists(key):  # put there by hand
-            raise taken
-        library.blobs.move(row.original_key, key)
+        if not moved_before:
+            if library.blobs.exists(key):  # put there by hand
+                raise taken
+            library.blobs.move(row.original_key, key)
     except BaseException:
         with library.engine.begin() as conn:
-            conn.execute(claim.where(images.c.landing_key == key).values(landing_key=None))
+            conn.execute(this_image.where(images.c.landing_key == key).values(landing_key=None))
         raise
     with library.engine.begin() as conn:
         conn.execute(
-            claim.values(deleted_at=None, original_key=key, landing_key=None, updated_at=db_now())
+            this_image.values(
+                deleted_at=None, original_key=key, landing_key=None, updated_at=db_now()
+            )
         )
         announce_image(library, conn, image_id, row.status)
 

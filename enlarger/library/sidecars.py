@@ -19,10 +19,11 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from enlarger.db.engine import hold_briefly
 from enlarger.db.schema import images, photo_files, photo_sidecars, photos
 from enlarger.db.types import db_now
 from enlarger.library import service
@@ -309,22 +310,41 @@ def write_back(
         except (XmpError, StorageError) as error:
             refused[name] = str(error)
             continue
-        try:
-            with library.engine.begin() as conn:
-                service.lock_project(conn, project.id)
-                taken_by = holder(conn, key)
-                if taken_by not in (None, photo.id):
-                    continue  # another photo's sidecar has this name
-                library.blobs.put_bytes(key, updated)
-                if taken_by is None:
-                    attach(conn, photo.id, key, updated)
-                else:
-                    seen(conn, key, updated)
+        mine = key in own.values()
+        if not mine:
+            claimed = _claim(library, project.id, photo.id, key, updated)
+            if claimed is None:
+                continue  # another photo's sidecar has this name
+            mine = claimed == "held already"
+        try:  # the name is this photo's: written with no lock held
+            library.blobs.put_bytes(key, updated)
         except StorageError as error:  # a link out of the library, say: never written through
+            if not mine:
+                with library.engine.begin() as conn:
+                    forget(conn, key)  # the claim made for it, given up
             refused[name] = str(error)
             continue
+        if mine:
+            with library.engine.begin() as conn:
+                seen(conn, key, updated)
         written.append(name)
     return WriteBack(written, refused, decisions)
+
+
+def _claim(
+    library: Library, project_id: int, photo_id: int, key: str, data: bytes
+) -> Literal["claimed", "held already"] | None:
+    """Make `key` this photo's sidecar, recorded as holding `data`, in one short
+    transaction under the project's lock (the file is written after, with none open);
+    None when it is another photo's."""
+    with library.engine.begin() as conn:
+        hold_briefly(conn)  # every upload into the project waits on this lock
+        service.lock_project(conn, project_id)
+        taken_by = holder(conn, key)
+        if taken_by is None:
+            attach(conn, photo_id, key, data)
+            return "claimed"
+    return "held already" if taken_by == photo_id else None
 
 
 def edited_file(library: Library, image_id: str, modified_at: datetime) -> None:

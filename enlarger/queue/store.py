@@ -39,6 +39,7 @@ from enlarger.db.schema import (
     worker_stats,
 )
 from enlarger.db.types import SQLITE_EPOCH_NOW, db_now
+from enlarger.logs import OutageLog
 from enlarger.queue.context import JobCancelled
 from enlarger.queue.model import (
     ClaimedJob,
@@ -147,10 +148,15 @@ class Store(ABC):
 
     @abstractmethod
     def listen(
-        self, on_wake: Callable[[], None], poll_interval_s: float, topic: Topic = Topic.WORK
+        self,
+        on_wake: Callable[[], None],
+        poll_interval_s: float,
+        topic: Topic = Topic.WORK,
+        outages: OutageLog | None = None,
     ) -> Listener:
         """Start calling `on_wake` whenever `topic` may have news: a job became ready
-        (WORK) or events were recorded (EVENTS)."""
+        (WORK) or events were recorded (EVENTS). A listener that loses the database tells
+        `outages` (the caller's, so a process logs an outage once), else its own."""
 
     # ---- transactions ---------------------------------------------------------------
 

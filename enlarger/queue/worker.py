@@ -209,7 +209,9 @@ class Worker:
         if not self._sync_schedules():
             self._stopped.set()
             return
-        listener = self.store.listen(self.wake, self.settings.poll_interval_ms / 1000)
+        listener = self.store.listen(
+            self.wake, self.settings.poll_interval_ms / 1000, outages=self.outages
+        )
         log.info(
             "worker %s started (%s slots, %s in the priority lane)",
             self.worker_id,

@@ -14,6 +14,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from enlarger.db.engine import network_options
 from enlarger.db.schema import job_events
 from enlarger.db.types import Json
 from enlarger.logs import OutageLog
@@ -187,22 +188,29 @@ class PostgresStore(Store):
         conn.execute(sa.text(f"NOTIFY {Topic.WORK.value}"))
 
     def listen(
-        self, on_wake: Callable[[], None], poll_interval_s: float, topic: Topic = Topic.WORK
+        self,
+        on_wake: Callable[[], None],
+        poll_interval_s: float,
+        topic: Topic = Topic.WORK,
+        outages: OutageLog | None = None,
     ) -> Listener:
-        return _PgListener(self.engine, on_wake, topic)
+        return _PgListener(self.engine, on_wake, topic, outages or OutageLog(log))
 
 
 class _PgListener(Listener):
     """A thread holding one LISTEN connection; reconnects if the server goes away."""
 
-    def __init__(self, engine: sa.Engine, on_wake: Callable[[], None], topic: Topic) -> None:
+    def __init__(
+        self, engine: sa.Engine, on_wake: Callable[[], None], topic: Topic, outages: OutageLog
+    ) -> None:
         url = engine.url.set(drivername="postgresql")
         self._channel = topic.value
         self._dsn = url.render_as_string(hide_password=False)
+        self._network = network_options(self._dsn)  # a partition noticed, as elsewhere
         self._on_wake = on_wake
         self._stop = threading.Event()
         self._ready = threading.Event()
-        self._outages = OutageLog(log)
+        self._outages = outages
         self._thread = threading.Thread(target=self._run, name="enlarger-listen", daemon=True)
         self._thread.start()
         self._ready.wait(5)
@@ -210,7 +218,7 @@ class _PgListener(Listener):
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._dsn, autocommit=True) as conn:
+                with psycopg.connect(self._dsn, autocommit=True, **self._network) as conn:
                     conn.execute(f"LISTEN {self._channel}")
                     self._outages.up("database")
                     self._ready.set()

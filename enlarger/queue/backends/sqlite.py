@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from enlarger.db.types import SQLITE_EPOCH_NOW
+from enlarger.logs import OutageLog
 from enlarger.queue.model import Outcome
 from enlarger.queue.store import Listener, Store, Topic, encode_outcomes
 
@@ -57,7 +58,11 @@ class SqliteStore(Store):
         return rows
 
     def listen(
-        self, on_wake: Callable[[], None], poll_interval_s: float, topic: Topic = Topic.WORK
+        self,
+        on_wake: Callable[[], None],
+        poll_interval_s: float,
+        topic: Topic = Topic.WORK,
+        outages: OutageLog | None = None,
     ) -> Listener:
         """Any commit may carry news for either topic: one watcher serves both."""
         return _DataVersionWatcher(self.engine, on_wake, poll_interval_s)
