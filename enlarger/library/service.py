@@ -1173,7 +1173,6 @@ def restore_image(library: Library, image_id: str, key: str) -> None:
     recorded back in another (maintenance leaves a deleted image with a claim alone); a
     move that fails gives the name up again, and a restore interrupted after its move
     is finished by the next one asked for."""
-    taken = Conflict(f"{key.rsplit('/', 1)[-1]!r} is taken")
     with library.engine.begin() as conn:
         hold_briefly(conn)  # every upload into the project waits on this lock
         project_id = conn.execute(
@@ -1193,6 +1192,7 @@ def restore_image(library: Library, image_id: str, key: str) -> None:
         if live_duplicate(conn, row.project_id, row.checksum) is not None:
             raise Conflict("the project holds these bytes again")
         key = row.landing_key if claimed else key
+        taken = Conflict(f"{key.rsplit('/', 1)[-1]!r} is taken")
         holder = conn.execute(
             sa.select(images.c.id).where(
                 sa.or_(

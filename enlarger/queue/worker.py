@@ -712,6 +712,7 @@ class Worker:
             self._waited_on.setdefault(down.service, set()).add(job.type)
             if down.is_outage:
                 self.outages.down(down.service, f"{down.message} (job {job.id}, {job.type})")
+                log.debug("job %s (%s) waits for a service: %s", job.id, job.type, down.message)
             else:
                 log.info(
                     "job %s (%s) waits: the %s is busy: %s",
@@ -720,7 +721,6 @@ class Worker:
                     down.service,
                     down.message,
                 )
-            log.debug("job %s (%s) waits for a service: %s", job.id, job.type, down.message)
             return Outcome(
                 job.id,
                 job.lease_token,
