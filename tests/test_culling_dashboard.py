@@ -169,6 +169,16 @@ def test_compare_decides_only_the_active_photo_and_undo_takes_a_decision_back(
     assert all(p["label"] == "blue" for p in _photos(client, "pair", names[:3]).values())
     assert len(patches) == 2  # one request for the change, one to undo it
 
+    page.keyboard.press("Control+ArrowRight")  # out of the selection, keeping it
+    page.keyboard.press("Control+ArrowRight")
+    page.keyboard.press("8")  # on that photo alone; the selection stays
+    wait_for(lambda: _photos(client, "pair", [names[4]])[names[4]]["label"] == "green")
+    expect(page.locator("#selection-count")).to_have_text("3 selected")
+    page.keyboard.press("Control+ArrowLeft")
+    page.keyboard.press("u")  # it is unflagged already: nothing to undo
+    page.keyboard.press("Control+z")  # takes back the green label
+    wait_for(lambda: _photos(client, "pair", [names[4]])[names[4]]["label"] is None)
+
 
 def test_the_loupe_zooms_where_clicked_and_keeps_the_place_from_photo_to_photo(
     page: Page, client: httpx.Client, library: Library

@@ -233,7 +233,8 @@
   async function decide(change, names = targets(), { advance = true, remember = true } = {}) {
     if (!names.length) return;
     const before = names.map((n) => byName.get(n));
-    if (remember) {
+    const differs = before.some((p) => Object.entries(change).some(([k, v]) => p[k] !== v));
+    if (remember && differs) { // a change that changes nothing is no step to undo
       const was = before.map((p) => Object.fromEntries(Object.keys(change).map((k) => [k, p[k]])));
       undo.push({ names, was, current, selection: [...selected] });
       if (undo.length > UNDO_DEPTH) undo.shift();
@@ -292,7 +293,16 @@
     const at = shown.indexOf(current);
     if (at < 0 || at >= shown.length - 1) return; // the last one: stay, keys still work
     if (loupe.open) showInLoupe(shown[at + 1]);
+    else if (selected.size && !selected.has(current)) moveCursor(shown[at + 1]); // as Ctrl+arrow
     else pointAt(shown[at + 1]);
+  }
+
+  // The cursor moves; the selection stays (Ctrl+arrow, and the next photo after deciding
+  // on one outside the selection).
+  function moveCursor(name) {
+    current = name;
+    grid.reveal(shown.indexOf(current));
+    markActive();
   }
 
   function decisionFor(key) {
@@ -433,9 +443,7 @@
       e.preventDefault(); // the cursor moves, the selection stays (Space adds to it)
       const at = Math.max(0, shown.indexOf(current));
       const by = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: grid.columns, ArrowUp: -grid.columns }[key];
-      current = shown[Math.min(shown.length - 1, Math.max(0, at + by))];
-      grid.reveal(shown.indexOf(current));
-      markActive();
+      moveCursor(shown[Math.min(shown.length - 1, Math.max(0, at + by))]);
       return;
     }
     if (e.ctrlKey || e.metaKey) return;
