@@ -15,14 +15,15 @@ import sqlalchemy as sa
 
 from enlarger.api.ops import error_answer
 from enlarger.db.engine import hold_briefly
-from enlarger.db.schema import images, jobs
+from enlarger.db.schema import images, jobs, photo_sidecars, photos
 from enlarger.db.types import db_now
 from enlarger.handlers import registry
-from enlarger.library import maintenance, service
+from enlarger.library import maintenance, service, sidecars
 from enlarger.library.photos import Capture, same_capture
 from enlarger.library.runtime import Library, build_library
 from enlarger.library.service import ImageStatus, JobType
 from enlarger.library.tasks import Maintenance
+from enlarger.media.xmp import Decisions, write_decisions
 from enlarger.queue import ErrorCode, JobCancelled, JobContext, Worker
 from enlarger.queue.model import ClaimedJob, ClaimRequest
 from enlarger.queue.retry import as_dependency_down
@@ -216,6 +217,226 @@ def test_a_restore_interrupted_after_its_move_is_finished_by_the_next(
     service.restore_image(library, trashed, "projects/trip/a.jpg")
     restored = service.get_image_row(library, trashed)
     assert (restored.original_key, restored.landing_key) == ("projects/trip/a.jpg", None)
+
+
+def _pause_move_to(
+    library: Library, monkeypatch: pytest.MonkeyPatch, target: str, failures: list[Exception]
+) -> tuple[threading.Event, threading.Event]:
+    """Make moves to keys ending in `target` raise the `failures` first, then move and
+    pause (moved, not yet recorded) until the second event is set."""
+    moving, resume = threading.Event(), threading.Event()
+    move = library.blobs.move
+
+    def pausing_move(source: str, key: str) -> None:
+        if key.endswith(target) and failures:
+            raise failures.pop()
+        move(source, key)
+        if key.endswith(target):
+            moving.set()
+            resume.wait(timeout=120)
+
+    monkeypatch.setattr(library.blobs, "move", pausing_move)
+    return moving, resume
+
+
+def test_a_delete_paused_mid_move_holds_up_no_upload_and_a_failed_one_keeps_the_image(
+    library: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleting held the image's row (on SQLite, the whole database) while it moved the
+    file to the trash. Now the trash's name is claimed, the file moved with none open."""
+    doomed = _ingest(library, jpeg(tmp_path / "a.jpg", 300, 200)).image_id
+    service.offload_original(library, doomed)
+    arriving = _ingest(library, jpeg(tmp_path / "b.jpg", 320, 200)).image_id
+    moving, resume = _pause_move_to(
+        library, monkeypatch, "-a.jpg", [StorageUnavailable("storage did not answer")]
+    )
+    with pytest.raises(StorageUnavailable):
+        service.delete_image(library, doomed)
+    kept = service.get_image_row(library, doomed)
+    assert (kept.original_key, kept.landing_key) == ("projects/trip/a.jpg", None)
+    with ThreadPoolExecutor(2) as pool:
+        paused = pool.submit(service.delete_image, library, doomed)
+        assert moving.wait(timeout=30)
+        try:
+            other = pool.submit(service.offload_original, library, arriving)
+            assert other.result(timeout=20) == "projects/trip/b.jpg"
+            with pytest.raises(service.Conflict, match="being moved"):
+                service.update_image(library, doomed, collection="Elsewhere")
+            for task in (Maintenance.MANIFEST_CHECK, Maintenance.FOLDER_CHECK):
+                done = maintenance.run(library, task, "trip")
+                assert not [c for c in done.changes if "a.jpg" in c.name], done.changes
+        finally:
+            resume.set()
+        assert paused.result(timeout=30)
+    gone = service.get_image_row(library, doomed, include_deleted=True)
+    assert gone.deleted_at is not None and gone.landing_key is None
+    assert gone.original_key == f"projects/trip/.trash/{doomed}-a.jpg"
+    assert library.blobs.exists(gone.original_key)
+    assert not library.blobs.exists("projects/trip/a.jpg")
+
+
+def test_a_move_to_another_collection_paused_mid_move_holds_up_no_upload_there(
+    library: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Moving an image to another collection held that project's lock across the move
+    (and a read of any file in the way): every upload into it waited. Now the name is
+    claimed first; the folder's check meanwhile knows the file arriving is no stranger."""
+    moved = _ingest(library, jpeg(tmp_path / "a.jpg", 300, 200)).image_id
+    service.offload_original(library, moved)
+    arriving = _ingest(library, jpeg(tmp_path / "b.jpg", 320, 200), "Final").image_id
+    moving, resume = _pause_move_to(
+        library, monkeypatch, "final/a.jpg", [StorageUnavailable("storage did not answer")]
+    )
+    with pytest.raises(StorageUnavailable):
+        service.update_image(library, moved, collection="Final")
+    kept = service.get_image_row(library, moved)
+    assert (kept.original_key, kept.landing_key) == ("projects/trip/a.jpg", None)
+    with ThreadPoolExecutor(2) as pool:
+        paused = pool.submit(service.update_image, library, moved, collection="Final")
+        assert moving.wait(timeout=30)
+        try:
+            other = pool.submit(service.offload_original, library, arriving)
+            assert other.result(timeout=20) == "projects/final/b.jpg"
+            done = maintenance.run(library, Maintenance.FOLDER_CHECK, "final")
+            assert not done.changes, done.changes  # a.jpg arrived: no stranger
+            done = maintenance.run(library, Maintenance.MANIFEST_CHECK, "trip")
+            assert not done.changes, done.changes  # a.jpg left: not gone
+        finally:
+            resume.set()
+        row = paused.result(timeout=30)
+    assert (row.original_key, row.landing_key, row.folder) == (
+        "projects/final/a.jpg",
+        None,
+        "final",
+    )
+    with library.engine.connect() as conn:
+        in_final = conn.execute(
+            sa.select(images.c.original_filename).where(images.c.project_id == row.project_id)
+        ).scalars()
+        named = conn.execute(
+            sa.select(photos.c.basename).where(photos.c.project_id == row.project_id)
+        ).scalars()
+        assert sorted(in_final) == ["a.jpg", "b.jpg"]  # and no copy of a.jpg taken for new
+        assert sorted(named) == ["a", "b"]
+
+
+@pytest.mark.parametrize("where", ["Final", "trash"])
+def test_a_move_interrupted_after_the_file_moved_is_finished_by_maintenance(
+    library: Library, tmp_path: Path, where: str
+) -> None:
+    """Its process died between moving the file and recording it (a deletion's, a move's
+    to another collection): manifest_check finds the stale claim and finishes the work."""
+    image_id = _ingest(library, jpeg(tmp_path / "a.jpg", 300, 200)).image_id
+    service.offload_original(library, image_id)
+    if where == "trash":
+        landing = f"projects/trip/.trash/{image_id}-a.jpg"
+    else:
+        with library.engine.begin() as conn:
+            service.project_id_for(library, conn, where)
+        landing = "projects/final/a.jpg"
+    library.blobs.move("projects/trip/a.jpg", landing)
+    with library.engine.begin() as conn:
+        conn.execute(
+            images.update()
+            .where(images.c.id == image_id)
+            .values(landing_key=landing, updated_at=db_now(-3600))
+        )
+    done = maintenance.run(library, Maintenance.MANIFEST_CHECK, "trip")
+    assert [c.action for c in done.changes] == ["finish"], done.changes
+    row = service.get_image_row(library, image_id, include_deleted=True)
+    assert (row.original_key, row.landing_key) == (landing, None)
+    assert (row.deleted_at is not None) == (where == "trash")
+    assert row.folder == ("trip" if where == "trash" else "final")
+
+
+def _sidecar_row(library: Library, name: str) -> sa.Row:
+    with library.engine.connect() as conn:
+        return conn.execute(sa.select(photo_sidecars).where(photo_sidecars.c.name == name)).one()
+
+
+def test_sidecars_are_written_trashed_and_brought_back_with_no_lock_held(
+    library: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storing a sidecar, sending it to the trash and bringing it back each held the
+    project's lock (on SQLite, the whole database) while storage wrote or moved the
+    file. Now each claims the name first: an upload into the project lands meanwhile,
+    and maintenance neither forgets the sidecar on its way nor takes it for a new one."""
+    image_id = _ingest(library, jpeg(tmp_path / "a.jpg", 300, 200)).image_id
+    service.offload_original(library, image_id)
+    project = service.project_row(library, service.get_image_row(library, image_id).project_id)
+    rated = write_decisions(None, Decisions("pick", 3, None))
+    uploads = iter(
+        _ingest(library, jpeg(tmp_path / f"{n}.jpg", 300 + n, 200)).image_id for n in range(3)
+    )
+    held, resume = threading.Event(), threading.Event()
+    put_bytes, move = library.blobs.put_bytes, library.blobs.move
+
+    def pausing(real: Callable[..., None]) -> Callable[..., None]:
+        def paused(*args: object) -> None:
+            real(*args)
+            if "a.xmp" in str(args):
+                held.set()
+                resume.wait(timeout=120)
+
+        return paused
+
+    monkeypatch.setattr(library.blobs, "put_bytes", pausing(put_bytes))
+    monkeypatch.setattr(library.blobs, "move", pausing(move))
+    photo_id = _sidecar_photo(library, project.id, "a")
+    steps = {
+        "store": lambda: sidecars.store(library, project, "a.xmp", rated),
+        "trash": lambda: sidecars.send_to_trash(library, "trip", photo_id),
+        "back": lambda: sidecars.bring_back(library, "trip", photo_id, ["a.jpg"], ["a.jpg"]),
+    }
+    for step, run in steps.items():
+        held.clear()
+        resume.clear()
+        with ThreadPoolExecutor(2) as pool:
+            paused = pool.submit(run)
+            assert held.wait(timeout=30), step
+            try:
+                other = pool.submit(service.offload_original, library, next(uploads))
+                assert other.result(timeout=20).startswith("projects/trip/"), step
+                for task in (Maintenance.MANIFEST_CHECK, Maintenance.FOLDER_CHECK):
+                    done = maintenance.run(library, task, "trip")
+                    assert not [c for c in done.changes if "a.xmp" in c.name], (step, done)
+            finally:
+                resume.set()
+            paused.result(timeout=30)
+        row = _sidecar_row(library, "a.xmp")
+        assert row.moving_to is None and library.blobs.exists(row.key), step
+        assert (row.trashed_at is not None) == (step == "trash"), step
+        assert row.key.startswith("projects/trip/.trash/" if step == "trash" else "projects/trip/a")
+
+
+def _sidecar_photo(library: Library, project_id: int, basename: str) -> int:
+    with library.engine.connect() as conn:
+        return conn.execute(
+            sa.select(photos.c.id).where(
+                photos.c.project_id == project_id, photos.c.basename == basename
+            )
+        ).scalar_one()
+
+
+def test_a_sidecar_move_interrupted_is_finished_by_maintenance(
+    library: Library, tmp_path: Path
+) -> None:
+    image_id = _ingest(library, jpeg(tmp_path / "a.jpg", 300, 200)).image_id
+    service.offload_original(library, image_id)
+    project = service.project_row(library, service.get_image_row(library, image_id).project_id)
+    sidecars.store(library, project, "a.xmp", write_decisions(None, Decisions("pick", 3, None)))
+    in_trash = "projects/trip/.trash/a.xmp"
+    with library.engine.begin() as conn:  # claimed by a process that died before moving
+        conn.execute(
+            photo_sidecars.update()
+            .where(photo_sidecars.c.key == "projects/trip/a.xmp")
+            .values(moving_to=in_trash, moving_since=db_now(-3600))
+        )
+    done = maintenance.run(library, Maintenance.MANIFEST_CHECK, "trip")
+    assert [(c.action, c.name) for c in done.changes] == [("finish", "a.xmp")]
+    row = _sidecar_row(library, "a.xmp")
+    assert (row.key, row.moving_to) == (in_trash, None) and row.trashed_at is not None
+    assert library.blobs.exists(in_trash) and not library.blobs.exists("projects/trip/a.xmp")
 
 
 def test_a_rescued_offload_and_a_repeated_preview_job_make_nothing_twice(

@@ -291,6 +291,10 @@ photo_sidecars = sa.Table(
     # elsewhere (darktable, Lightroom), whose decisions are read, never overwritten unseen
     sa.Column("checksum", sa.String(64), nullable=True),
     sa.Column("seen_at", Timestamp, nullable=True),
+    # where its file is on its way to (the trash, or back), claimed before the move, and
+    # since when: maintenance finishes a move whose process died
+    sa.Column("moving_to", sa.String(700), nullable=True),
+    sa.Column("moving_since", Timestamp, nullable=True),
     sa.Index("ix_photo_sidecars_photo", "photo_id"),
 )
 

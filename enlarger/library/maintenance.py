@@ -110,13 +110,39 @@ def manifest_check(library: Library, project: sa.Row[Any], report: Report) -> No
                     images.c.project_id == project.id,
                     images.c.deleted_at.is_(None),
                     images.c.original_key.is_not(None),
+                    images.c.landing_key.is_(None),  # one being moved is checked once there
                 )
                 .order_by(images.c.original_key)
             )
         )
         xmps = list(conn.execute(_sidecars_of(project, trashed=False)))
+        stalled = list(
+            conn.execute(
+                sa.select(images).where(
+                    images.c.project_id == project.id,
+                    images.c.original_key.is_not(None),
+                    images.c.landing_key.is_not(None),
+                    images.c.updated_at < db_now(-service.MOVE_STALLED_S),
+                )
+            )
+        )
     for row in stored:
         _check_file(library, row, report)
+    for row in stalled:
+        _finish_move(library, row, report)
+    stalled_since = db_now(-service.MOVE_STALLED_S)
+    with library.engine.connect() as conn:
+        moving = list(
+            conn.execute(
+                _sidecars_of(project, trashed=None).where(
+                    photo_sidecars.c.moving_since < stalled_since
+                )
+            )
+        )
+    for xmp in moving:
+        if report.add("finish", xmp.name, f"its move to {xmp.moving_to} was interrupted"):
+            with contextlib.suppress(FileNotFoundError):  # both gone: forgotten next
+                sidecars.finish_move(library, xmp.key, xmp.moving_to)
     _forget_missing(library, xmps, report, "forget", "the sidecar is gone from the folder")
     _reread_edited(library, xmps, report)
 
@@ -125,6 +151,8 @@ def _reread_edited(library: Library, xmps: list[sa.Row[Any]], report: Report) ->
     """Sidecars edited elsewhere (darktable, Lightroom) since enlarger last read or wrote
     them: their decisions are read (the photo takes them when the edit is the newer)."""
     for xmp in xmps:
+        if xmp.moving_to is not None:
+            continue
         blob = library.blobs.info(xmp.key)
         if blob is None or not _settled(library, blob) or xmp.checksum is None:
             continue
@@ -140,17 +168,21 @@ def _reread_edited(library: Library, xmps: list[sa.Row[Any]], report: Report) ->
 def _forget_missing(
     library: Library, xmps: list[sa.Row[Any]], report: Report, action: str, reason: str
 ) -> None:
-    """Forget the sidecars whose file is gone."""
+    """Forget the sidecars whose file is gone (but those on their way elsewhere)."""
     for xmp in xmps:
+        if xmp.moving_to is not None:
+            continue
         if not library.blobs.exists(xmp.key) and report.add(action, xmp.name, reason):
             with library.engine.begin() as conn:
                 sidecars.forget(conn, xmp.key)
 
 
-def _sidecars_of(project: sa.Row[Any], trashed: bool) -> sa.Select[Any]:
-    """The project's sidecars in its folder (or, `trashed`, in its trash)."""
+def _sidecars_of(project: sa.Row[Any], trashed: bool | None) -> sa.Select[Any]:
+    """The project's sidecars in its folder (or, `trashed`, in its trash; None: both)."""
     where = (
-        photo_sidecars.c.trashed_at.is_not(None)
+        sa.true()
+        if trashed is None
+        else photo_sidecars.c.trashed_at.is_not(None)
         if trashed
         else photo_sidecars.c.trashed_at.is_(None)
     )
@@ -160,6 +192,8 @@ def _sidecars_of(project: sa.Row[Any], trashed: bool) -> sa.Select[Any]:
             photo_sidecars.c.name,
             photo_sidecars.c.photo_id,
             photo_sidecars.c.checksum,
+            photo_sidecars.c.moving_to,
+            photo_sidecars.c.moving_since,
         )
         .join(photos, photos.c.id == photo_sidecars.c.photo_id)
         .where(photos.c.project_id == project.id, where)
@@ -196,6 +230,16 @@ def _check_file(library: Library, row: sa.Row[Any], report: Report) -> None:
         if status is not ImageStatus.FAILED:
             _make_derivatives(library, row.id, row.original_key)
             sidecars.edited_file(library, row.id, blob.modified_at)
+
+
+def _finish_move(library: Library, row: sa.Row[Any], report: Report) -> None:
+    """A deletion, restore or move of the file whose process died between claiming the
+    file's new name and recording it: what it began is finished."""
+    name = row.original_key.rsplit("/", 1)[-1]
+    if report.add("finish", name, f"its move to {row.landing_key} was interrupted"):
+        # both files gone: the claim is given up, and the image forgotten next time
+        with contextlib.suppress(Conflict, NotFound, FileNotFoundError):
+            service.finish_interrupted(library, row)
 
 
 def _forget(library: Library, row: sa.Row[Any]) -> None:
@@ -304,10 +348,10 @@ def _recheck_later(library: Library, folder: str) -> int | None:
 
 
 def _tracked(library: Library, project: sa.Row[Any]) -> tuple[set[str], set[str]]:
-    """Keys the project knows (its files, their sidecars, and the names uploads and
-    restores still on their way will take) and the checksums of those uploads. Read
-    after the folder is listed, so a file moved in by an upload meanwhile is known by
-    then."""
+    """Keys the project knows (its files, their sidecars, and the names uploads,
+    restores and moves from other projects still on their way will take) and the
+    checksums of those uploads. Read after the folder is listed, so a file moved in by an
+    upload meanwhile is known by then."""
     with library.engine.connect() as conn:
         rows = list(
             conn.execute(
@@ -317,12 +361,23 @@ def _tracked(library: Library, project: sa.Row[Any]) -> tuple[set[str], set[str]
                     images.c.original_filename,
                     images.c.checksum,
                 ).where(
-                    images.c.project_id == project.id,
-                    sa.or_(images.c.deleted_at.is_(None), images.c.landing_key.is_not(None)),
+                    sa.or_(
+                        sa.and_(
+                            images.c.project_id == project.id,
+                            sa.or_(
+                                images.c.deleted_at.is_(None), images.c.landing_key.is_not(None)
+                            ),
+                        ),  # and images of other projects moving here
+                        images.c.landing_key.startswith(
+                            f"projects/{project.folder}/", autoescape=True
+                        ),
+                    )
                 )
             )
         )
-        sidecar_keys = {row.key for row in conn.execute(_sidecars_of(project, trashed=False))}
+        sidecar_keys: set[str] = set()
+        for row in conn.execute(_sidecars_of(project, trashed=None)):
+            sidecar_keys |= {row.key, row.moving_to} - {None}  # and where one is on its way
     keys = {r.original_key for r in rows if r.original_key is not None}
     landing = [r for r in rows if r.original_key is None and r.original_filename]
     keys |= {f"projects/{project.folder}/{r.original_filename}" for r in landing}

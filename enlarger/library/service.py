@@ -663,18 +663,6 @@ def enqueue_thumbnails(
     ).created
 
 
-def _original_key(library: Library, conn: sa.Connection, row: sa.Row[Any], project_id: int) -> str:
-    """A free key for the image in project `project_id`, whose row this locks until the
-    transaction ends (for moving an image between projects, a rare request)."""
-    folder = lock_project(conn, project_id)
-    skip: set[str] = set()
-    while True:
-        key = _free_key(conn, row, folder, project_id, True, skip)
-        if not _foreign_file(library, key, row.checksum):
-            return key
-        skip.add(key)
-
-
 def _free_key(
     conn: sa.Connection,
     row: sa.Row[Any],
@@ -1019,81 +1007,165 @@ def update_image(
 ) -> sa.Row[Any]:
     """Rename an image or move it to another collection: its original moves folder too,
     and it leaves its photo for the photo of its name in the new project. A file of a
-    project upload moves only once stored (its upload job looks for it where it was)."""
+    project upload moves only once stored (its upload job looks for it where it was). The
+    file is moved with no transaction open (`_move_to_project`)."""
+    target = None
+    if collection is not None and collection.strip():
+        with library.engine.begin() as conn:
+            target = project_id_for(library, conn, collection.strip())
     with library.engine.begin() as conn:
-        row = conn.execute(
-            sa.select(images)
-            .where(images.c.id == image_id, images.c.deleted_at.is_(None))
-            .with_for_update()
-        ).first()
-        if row is None:
-            raise NotFound(f"no image {image_id!r}")
+        hold_briefly(conn)
+        row = _lock_live(conn, image_id)
         values: dict[str, Any] = {"updated_at": db_now()}
         if title is not None:
             values["title"] = title
-        moved_key = None
-        if collection is not None and collection.strip():
-            project_id = project_id_for(library, conn, collection.strip())
-            if project_id != row.project_id:
-                if live_duplicate(conn, project_id, row.checksum) is not None:
-                    raise Conflict(f"collection {collection!r} already holds this image's bytes")
-                values["project_id"] = project_id
-                if row.original_key is not None:
-                    moved_key = _original_key(library, conn, row, project_id)
-                    moved_name = moved_key.rsplit("/", 1)[-1]
-                    values.update(original_key=moved_key, original_filename=moved_name)
-                    leave_photo(conn, image_id)
-                    join_photo(conn, project_id, image_id, moved_name, row.format, row.exif)
-                elif in_photo(conn, image_id):
-                    raise Conflict(
-                        "the image is still being stored in its project; move it once stored"
-                    )
+        moving = target is not None and target != row.project_id
+        if moving and live_duplicate(conn, target, row.checksum) is not None:
+            raise Conflict(f"collection {collection!r} already holds this image's bytes")
+        if moving and row.original_key is None:
+            if in_photo(conn, image_id):
+                raise Conflict(
+                    "the image is still being stored in its project; move it once stored"
+                )
+            values["project_id"] = target
+            moving = False
         conn.execute(images.update().where(images.c.id == image_id).values(**values))
-        if moved_key is not None:
-            library.blobs.move(row.original_key, moved_key)  # the row commits only after
+    if moving and target is not None:
+        _move_to_project(library, row, target)
     return get_image_row(library, image_id)
+
+
+def _lock_live(conn: sa.Connection, image_id: str) -> sa.Row[Any]:
+    """The live image's row, locked until the transaction ends; NotFound when deleted."""
+    row = conn.execute(
+        sa.select(images)
+        .where(images.c.id == image_id, images.c.deleted_at.is_(None))
+        .with_for_update()
+    ).first()
+    if row is None:
+        raise NotFound(f"no image {image_id!r}")
+    return row
+
+
+def _move_to_project(library: Library, row: sa.Row[Any], project_id: int) -> None:
+    """Move a stored image to another project as an offload lands one: a free name there
+    is claimed (`landing_key`) under that project's lock in one short transaction, the
+    file moved with none open, and the move recorded (project, name, photo) in another.
+    A move interrupted after its claim is finished by the next one to the same project."""
+    folder = folder_of_id(library, project_id)
+    pending = row.landing_key if _is_in_folder(row.landing_key, folder) else None
+    skip: set[str] = set()
+    while True:
+        key = pending
+        if key is None:
+            with read_connection(library.engine) as conn:
+                key = _free_key(conn, row, folder, project_id, True, skip)
+            if _foreign_file(library, key, row.checksum):
+                skip.add(key)
+                continue
+        with library.engine.begin() as conn:
+            hold_briefly(conn)  # every upload into the project waits on this lock
+            lock_project(conn, project_id)
+            current = _lock_live(conn, row.id)
+            if current.original_key != row.original_key or current.landing_key != pending:
+                raise Conflict("the image is being moved or deleted; try again in a moment")
+            if pending is None and _free_key(conn, row, folder, project_id, True, skip) != key:
+                continue  # taken meanwhile: look again
+            this_image = images.update().where(images.c.id == row.id)
+            conn.execute(this_image.values(landing_key=key, updated_at=db_now()))
+        break
+    _move_claimed(library, row.id, row.original_key, key)
+    name = key.rsplit("/", 1)[-1]
+    with library.engine.begin() as conn:
+        hold_briefly(conn)
+        lock_project(conn, project_id)
+        moved = conn.execute(
+            images.update()
+            .where(images.c.id == row.id, images.c.landing_key == key)
+            .values(
+                project_id=project_id,
+                original_key=key,
+                original_filename=name,
+                landing_key=None,
+                updated_at=db_now(),
+            )
+        ).rowcount
+        if moved:
+            leave_photo(conn, row.id)
+            join_photo(conn, project_id, row.id, name, row.format, row.exif)
+
+
+def _is_in_folder(key: str | None, folder: str) -> bool:
+    return key is not None and key.startswith(f"projects/{folder}/")
+
+
+def folder_of_id(library: Library, project_id: int) -> str:
+    with library.engine.connect() as conn:
+        return folder_of(conn, project_id)
+
+
+def _move_claimed(library: Library, image_id: str, origin: str, landing: str) -> None:
+    """Move the image's file to the name it claimed (`landing_key`), with no transaction
+    open. A file already there and gone from `origin` was moved by an interrupted run; a
+    move that fails gives the claim up and raises."""
+    try:
+        if library.blobs.exists(origin) or not library.blobs.exists(landing):
+            library.blobs.move(origin, landing)
+    except BaseException:
+        _give_up_claim(library, image_id, landing)
+        raise
+
+
+def _give_up_claim(library: Library, image_id: str, landing: str) -> None:
+    with library.engine.begin() as conn:
+        conn.execute(
+            images.update()
+            .where(images.c.id == image_id, images.c.landing_key == landing)
+            .values(landing_key=None)
+        )
 
 
 def delete_image(library: Library, image_id: str, original_gone: bool = False) -> bool:
     """Move the original to its project's trash, remove the derivatives (but its
     thumbnails, which show it in the trash until it is purged) and cancel the image's
     pending work. The row stays, marked deleted, for the record. With `original_gone`
-    (someone removed the file by hand) there is nothing to move, and nothing is kept. The
-    row is locked and read again first: False, and nothing done, when it was deleted or
-    moved meanwhile (or, with `original_gone`, when the file is there after all)."""
+    (someone removed the file by hand) there is nothing to move, and nothing is kept.
+    False, and nothing done, when it was deleted or moved meanwhile (or, with
+    `original_gone`, when the file is there after all). The trash's name is claimed
+    (`landing_key`) in a short transaction, the file moved with none open and the
+    deletion recorded in another; an interrupted deletion is finished by the next."""
     row = get_image_row(library, image_id)
+    if original_gone and row.original_key and library.blobs.exists(row.original_key):
+        return False
+    trash_key = None
+    if row.original_key is not None and not original_gone:
+        name = row.original_key.rsplit("/", 1)[-1]
+        trash_key = f"projects/{row.folder}/{TRASH}/{image_id}-{name}"
     with library.engine.begin() as conn:
+        hold_briefly(conn)
         current = conn.execute(
-            sa.select(images.c.original_key, images.c.deleted_at)
+            sa.select(images.c.original_key, images.c.deleted_at, images.c.landing_key)
             .where(images.c.id == image_id)
             .with_for_update()
         ).one()
         if current.deleted_at is not None or current.original_key != row.original_key:
             return False
-        if original_gone and row.original_key and library.blobs.exists(row.original_key):
-            return False
-        kept = (
-            {r.name for r in library.recipes.thumbnails}
-            if row.original_key is not None and not original_gone
-            else set()
-        )
-        gone = derivatives.c.image_id == image_id
-        if kept:
-            gone = sa.and_(gone, derivatives.c.name.not_in(kept))
-        made = list(conn.execute(sa.select(derivatives).where(gone)))
-        conn.execute(derivatives.delete().where(gone))
-        trash_key = None
-        if row.original_key is not None and not original_gone:
-            name = row.original_key.rsplit("/", 1)[-1]
-            trash_key = f"projects/{row.folder}/.trash/{image_id}-{name}"
-        conn.execute(
-            images.update()
-            .where(images.c.id == image_id)
-            .values(deleted_at=db_now(), updated_at=db_now(), original_key=trash_key)
-        )
-        announce_image(library, conn, image_id, DELETED)
-        if trash_key is not None:
-            library.blobs.move(row.original_key, trash_key)
+        if current.original_key is not None and current.landing_key not in (None, trash_key):
+            raise Conflict("the image is being moved; try again in a moment")
+        this_image = images.update().where(images.c.id == image_id)
+        if trash_key is None:
+            made = _record_deleted(library, conn, image_id, None)
+        else:
+            conn.execute(this_image.values(landing_key=trash_key, updated_at=db_now()))
+    if trash_key is not None:
+        _move_claimed(library, image_id, row.original_key, trash_key)
+        with library.engine.begin() as conn:
+            claim = conn.execute(
+                sa.select(images.c.landing_key).where(images.c.id == image_id).with_for_update()
+            ).scalar()
+            if claim != trash_key:
+                return False  # another deletion of it recorded it
+            made = _record_deleted(library, conn, image_id, trash_key)
     for job in library.queue.store.live_jobs_by_payload("imageId", [image_id]):
         with contextlib.suppress(KeyError, JobConflict):  # it finished meanwhile
             library.queue.store.cancel(job.id)
@@ -1105,10 +1177,39 @@ def delete_image(library: Library, image_id: str, original_gone: bool = False) -
     return True
 
 
+def _record_deleted(
+    library: Library, conn: sa.Connection, image_id: str, trash_key: str | None
+) -> list[sa.Row[Any]]:
+    """Mark the image deleted, its file at `trash_key` (None: it has none to bring back),
+    and drop its derivatives' rows but for the thumbnails of one in the trash; returns
+    the rows dropped, whose files the caller deletes once this commits."""
+    kept = {r.name for r in library.recipes.thumbnails} if trash_key is not None else set()
+    gone = derivatives.c.image_id == image_id
+    if kept:
+        gone = sa.and_(gone, derivatives.c.name.not_in(kept))
+    made = list(conn.execute(sa.select(derivatives).where(gone)))
+    conn.execute(derivatives.delete().where(gone))
+    conn.execute(
+        images.update()
+        .where(images.c.id == image_id)
+        .values(deleted_at=db_now(), updated_at=db_now(), original_key=trash_key, landing_key=None)
+    )
+    announce_image(library, conn, image_id, DELETED)
+    return made
+
+
+TRASH = ".trash"  # each project's trash folder
+
+
+def in_trash(key: str) -> bool:
+    """Whether a key is in a project's trash (`projects/<folder>/.trash/…`)."""
+    return f"/{TRASH}/" in key
+
+
 def free_trash_key(library: Library, folder: str, name: str) -> str:
     """Where `name` goes in the project's trash without replacing what is there."""
     for candidate in numbered_names(name):
-        key = f"projects/{folder}/.trash/{candidate}"
+        key = f"projects/{folder}/{TRASH}/{candidate}"
         if not library.blobs.exists(key):
             return key
     raise Conflict(f"the trash of {folder!r} is full of files like {name!r}")
@@ -1162,7 +1263,7 @@ def refresh_original(library: Library, image_id: str) -> ImageStatus:
     return ImageStatus(values["status"])
 
 
-RESTORE_STALLED_S = 60  # a restore's claim this old was interrupted
+MOVE_STALLED_S = 60  # a claim (`landing_key`) this old on a stored file was interrupted
 
 
 def restore_image(library: Library, image_id: str, key: str) -> None:
@@ -1181,7 +1282,7 @@ def restore_image(library: Library, image_id: str, key: str) -> None:
         lock_project(conn, project_id)
         row = conn.execute(
             sa.select(
-                images, (images.c.updated_at > db_now(-RESTORE_STALLED_S)).label("recent")
+                images, (images.c.updated_at > db_now(-MOVE_STALLED_S)).label("recent")
             ).where(images.c.id == image_id)
         ).one()
         if row.deleted_at is None or row.original_key is None:
@@ -1207,22 +1308,31 @@ def restore_image(library: Library, image_id: str, key: str) -> None:
         this_image = images.update().where(images.c.id == image_id)
         conn.execute(this_image.values(landing_key=key, updated_at=db_now()))
     moved_before = claimed and not library.blobs.exists(row.original_key)
-    try:
-        if not moved_before:
-            if library.blobs.exists(key):  # put there by hand
-                raise taken
-            library.blobs.move(row.original_key, key)
-    except BaseException:
-        with library.engine.begin() as conn:
-            conn.execute(this_image.where(images.c.landing_key == key).values(landing_key=None))
-        raise
+    if not moved_before and library.blobs.exists(key):  # put there by hand
+        _give_up_claim(library, image_id, key)
+        raise taken
+    _move_claimed(library, image_id, row.original_key, key)
     with library.engine.begin() as conn:
-        conn.execute(
-            this_image.values(
+        back = conn.execute(
+            this_image.where(images.c.landing_key == key).values(
                 deleted_at=None, original_key=key, landing_key=None, updated_at=db_now()
             )
-        )
-        announce_image(library, conn, image_id, row.status)
+        ).rowcount
+        if back:
+            announce_image(library, conn, image_id, row.status)
+
+
+def finish_interrupted(library: Library, row: sa.Row[Any]) -> None:
+    """Finish what a process that died between claiming a stored file's new name
+    (`landing_key`) and recording its move began: a deletion, a restore or a move to
+    another project, each safe to run again."""
+    key = str(row.landing_key)
+    if row.deleted_at is not None:
+        restore_image(library, row.id, key)
+    elif in_trash(key):
+        delete_image(library, row.id)
+    else:
+        update_image(library, row.id, collection=key.split("/")[1])
 
 
 # ---- backfill -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ them on restore.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -157,8 +158,10 @@ def seen(conn: sa.Connection, key: str, data: bytes) -> None:
 
 
 def holder(conn: sa.Connection, key: str) -> int | None:
-    """The photo whose sidecar lies at `key`, if any."""
-    query = sa.select(photo_sidecars.c.photo_id).where(photo_sidecars.c.key == key)
+    """The photo whose sidecar lies at `key`, or is on its way there, if any."""
+    query = sa.select(photo_sidecars.c.photo_id).where(
+        sa.or_(photo_sidecars.c.key == key, photo_sidecars.c.moving_to == key)
+    )
     found = conn.execute(query).scalar()
     return None if found is None else int(found)
 
@@ -202,40 +205,66 @@ def store(
     the one its name says), and the photo takes its decisions. It replaces the photo's
     own sidecar of that name (the old one goes to the trash; the same bytes again change
     nothing) but never another file: a name that is taken gets the next number, as
-    originals do. Returns the photo's base name and the name the sidecar got."""
-    with library.engine.begin() as conn:
-        service.lock_project(conn, project.id)
-        basename = basename or sidecar_basename(name, has_photo(conn, project.id))
-        photo_id = photo_for(conn, project.id, basename)
-        key = _free_key(library, conn, project.folder, name, photo_id)
-        replacing = holder(conn, key) == photo_id
-        if replacing and _read(library, key) == data:
-            return basename, key.rsplit("/", 1)[-1]
-        if replacing and library.blobs.exists(key):
-            library.blobs.move(key, service.free_trash_key(library, project.folder, name))
+    originals do. A new name is claimed under the project's lock in one short
+    transaction and the file written with none open. Returns the photo's base name and
+    the name the sidecar got."""
+    skip: set[str] = set()
+    while True:
+        with library.engine.begin() as conn:
+            hold_briefly(conn)  # every upload into the project waits on this lock
+            service.lock_project(conn, project.id)
+            basename = basename or sidecar_basename(name, has_photo(conn, project.id))
+            photo_id = photo_for(conn, project.id, basename)
+            key = _free_key(conn, project.folder, name, photo_id, skip)
+            replacing = holder(conn, key) == photo_id
+            if not replacing:
+                attach(conn, photo_id, key, data)
+        if replacing or not library.blobs.exists(key):
+            break
+        with library.engine.begin() as conn:  # a file put there by hand: never overwritten
+            forget(conn, key)
+        skip.add(key)
+    stored_as = key.rsplit("/", 1)[-1]
+    if replacing:
+        old = _read(library, key)
+        if old == data:
+            return basename, stored_as
+        if old is not None:
+            with contextlib.suppress(FileNotFoundError):  # another arrival took it there
+                library.blobs.move(key, service.free_trash_key(library, project.folder, name))
+    try:
         library.blobs.put_bytes(key, data)
+    except BaseException:
+        if not replacing:
+            with library.engine.begin() as conn:
+                forget(conn, key)  # the claim made for it, given up
+        raise
+    with library.engine.begin() as conn:
         if replacing:
             seen(conn, key, data)
-        else:
-            attach(conn, photo_id, key, data)
         conn.execute(
             photos.update()
             .where(photos.c.id == photo_id)
             .values(updated_at=db_now(), **decisions_in(data))
         )
-    return basename, key.rsplit("/", 1)[-1]
+    return basename, stored_as
 
 
-def _free_key(library: Library, conn: sa.Connection, folder: str, name: str, photo_id: int) -> str:
-    """The first of `name`, `name-2`… that is the photo's own sidecar or nobody's file."""
+def _free_key(conn: sa.Connection, folder: str, name: str, photo_id: int, skip: set[str]) -> str:
+    """The first of `name`, `name-2`… that is the photo's own sidecar or no one's (nor an
+    image's, or an upload's on its way), leaving out `skip` (files put there by hand).
+    Database reads only: the caller holds the project's lock."""
     for candidate in numbered_names(name):
         key = folder_key(folder, candidate)
+        if key in skip:
+            continue
         held_by = holder(conn, key)
         if held_by == photo_id:
             return key
-        original = sa.select(images.c.id).where(images.c.original_key == key)
-        free = held_by is None and conn.execute(original).first() is None
-        if free and not library.blobs.exists(key):
+        original = sa.select(images.c.id).where(
+            sa.or_(images.c.original_key == key, images.c.landing_key == key)
+        )
+        if held_by is None and conn.execute(original).first() is None:
             return key
     raise service.Conflict(f"no free name like {name!r} in {folder!r}")
 
@@ -488,6 +517,7 @@ def send_to_trash(
     """Move the photo's sidecars (those of `names`, or all) to the project's trash,
     remembering the name each had."""
     with library.engine.connect() as conn:
+        project_id = _project_of(conn, photo_id)
         rows = list(
             conn.execute(
                 sa.select(photo_sidecars.c.key, photo_sidecars.c.name).where(
@@ -498,17 +528,58 @@ def send_to_trash(
     for row in rows:
         if names is not None and row.name not in names:
             continue
-        with library.engine.begin() as conn:
-            if not library.blobs.exists(row.key):
+        if not library.blobs.exists(row.key):
+            with library.engine.begin() as conn:
                 forget(conn, row.key)
-                continue
-            trash_key = service.free_trash_key(library, folder, row.name)
-            conn.execute(
-                photo_sidecars.update()
-                .where(photo_sidecars.c.key == row.key)
-                .values(key=trash_key, trashed_at=db_now())
-            )
-            library.blobs.move(row.key, trash_key)
+            continue
+        trash_key = service.free_trash_key(library, folder, row.name)
+        _move(library, project_id, row.key, trash_key)
+
+
+def _project_of(conn: sa.Connection, photo_id: int) -> int:
+    return int(
+        conn.execute(sa.select(photos.c.project_id).where(photos.c.id == photo_id)).scalar_one()
+    )
+
+
+def _move(library: Library, project_id: int, key: str, to: str) -> bool:
+    """Move the sidecar at `key` to `to` (into the trash, or back): `to` is claimed
+    (`moving_to`) under the project's lock in one short transaction, the file moved with
+    none open and the move recorded in another. False, and nothing done, when `to` is
+    another sidecar's or the sidecar is on its way somewhere already."""
+    with library.engine.begin() as conn:
+        hold_briefly(conn)  # every upload into the project waits on this lock
+        service.lock_project(conn, project_id)
+        if holder(conn, to) is not None:
+            return False
+        claimed = conn.execute(
+            photo_sidecars.update()
+            .where(photo_sidecars.c.key == key, photo_sidecars.c.moving_to.is_(None))
+            .values(moving_to=to, moving_since=db_now())
+        ).rowcount
+    if claimed:
+        finish_move(library, key, to)
+    return bool(claimed)
+
+
+def finish_move(library: Library, key: str, to: str) -> None:
+    """Move the sidecar's file from `key` to where it is claimed to go, unless a run that
+    died did it already, and record it there; a move that fails gives the claim up."""
+    this_sidecar = photo_sidecars.update().where(
+        photo_sidecars.c.key == key, photo_sidecars.c.moving_to == to
+    )
+    try:
+        if library.blobs.exists(key) or not library.blobs.exists(to):
+            library.blobs.move(key, to)
+    except BaseException:
+        with library.engine.begin() as conn:
+            conn.execute(this_sidecar.values(moving_to=None, moving_since=None))
+        raise
+    trashed_at = db_now() if service.in_trash(to) else None
+    with library.engine.begin() as conn:
+        conn.execute(
+            this_sidecar.values(key=to, trashed_at=trashed_at, moving_to=None, moving_since=None)
+        )
 
 
 def bring_back(
@@ -520,6 +591,7 @@ def bring_back(
     own = {name + SIDECAR_SUFFIX for name in restored}
     of_others = {name + SIDECAR_SUFFIX for name in filenames} - own
     with library.engine.connect() as conn:
+        project_id = _project_of(conn, photo_id)
         rows = list(
             conn.execute(
                 sa.select(photo_sidecars.c.key, photo_sidecars.c.name)
@@ -535,17 +607,12 @@ def bring_back(
         if row.name in of_others or row.name in back:
             continue
         key = folder_key(folder, row.name)
-        with library.engine.begin() as conn:
-            if holder(conn, key) is not None or library.blobs.exists(key):
-                continue  # the name is taken again: it stays in the trash
-            if not library.blobs.exists(row.key):
+        if library.blobs.exists(key):
+            continue  # the name is taken again: it stays in the trash
+        if not library.blobs.exists(row.key):
+            with library.engine.begin() as conn:
                 forget(conn, row.key)
-                continue
-            conn.execute(
-                photo_sidecars.update()
-                .where(photo_sidecars.c.key == row.key)
-                .values(key=key, trashed_at=None)
-            )
-            library.blobs.move(row.key, key)
-        back.append(row.name)
+            continue
+        if _move(library, project_id, row.key, key):
+            back.append(row.name)
     return back
