@@ -17,8 +17,10 @@ import pytest
 import sqlalchemy as sa
 
 from enlarger.db.schema import images, job_schedules
+from enlarger.handlers import registry
 from enlarger.library import maintenance, service
 from enlarger.library.runtime import Library, build_library
+from enlarger.library.service import JobType
 from enlarger.library.tasks import Maintenance
 from enlarger.media.xmp import Decisions, write_decisions
 from enlarger.queue import Worker
@@ -232,15 +234,21 @@ def test_trash_is_purged_after_its_retention(
     assert photo_of(client, "keep", "P")["files"][0]["filename"] == "P.jpg"
 
 
+def _one_processed(
+    client: httpx.Client, run_worker: Callable[[], Worker], folder: str, tmp_path: Path
+) -> str:
+    """A new project with one photo, A.jpg (900 x 600), processed; its image id."""
+    client.post("/api/projects", json={"folder": folder})
+    answer = upload(client, folder, jpeg(tmp_path / "A.jpg", 900, 600)).json()
+    run_worker()
+    wait_for(lambda: processed(client, folder, "A"), timeout=60)
+    return str(answer["files"][0]["image_id"])
+
+
 def test_manifest_cleaning_removes_stray_derivatives_and_remakes_lost_ones(
     client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
 ) -> None:
-    client.post("/api/projects", json={"folder": "clean"})
-    image_id = upload(client, "clean", jpeg(tmp_path / "A.jpg", 900, 600)).json()["files"][0][
-        "image_id"
-    ]
-    run_worker()
-    wait_for(lambda: processed(client, "clean", "A"), timeout=60)
+    image_id = _one_processed(client, run_worker, "clean", tmp_path)
     made = service.derivatives_of(library, [image_id])[image_id]
     stray = f"{service.derivative_folder(image_id)}/preview-oldrecipe.jpg"
     library.blobs.put_bytes(stray, b"left by a job that died")
@@ -256,6 +264,30 @@ def test_manifest_cleaning_removes_stray_derivatives_and_remakes_lost_ones(
     assert not library.blobs.exists(stray)
     photo = wait_for(lambda: processed(client, "clean", "A"), timeout=60)
     assert size_of(client, photo["previewUrl"]) == (900, 600)
+
+
+def test_derivatives_of_images_the_database_does_not_know_are_swept(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    """A database restored from a backup older than the storage knows nothing of the
+    images uploaded since: their derivative folders were kept for ever, since each
+    project's manifest_cleaning looks only at its own images. The daily sweep deletes
+    them once an hour old; the derivatives of every known image stay."""
+    known = _one_processed(client, run_worker, "kept", tmp_path)
+    made = service.derivatives_of(library, [known])[known]
+    unknown = "f0" + "9" * 30  # uploaded after the backup the database came from
+    strays = [f"{service.derivative_folder(unknown)}/{name}" for name in ("a.jpg", "b.webp")]
+    for key in strays:
+        library.blobs.put_bytes(key, b"a derivative of an image nobody knows")
+    assert JobType.DERIVATIVE_SWEEP in registry.schedules
+
+    assert service.sweep_derivatives(library) == []  # too young: it may be a new image's
+    assert all(library.blobs.exists(key) for key in strays)
+    assert service.sweep_derivatives(library, older_than_s=0) == [unknown]
+    assert not any(library.blobs.exists(key) for key in strays)
+    assert all(library.blobs.exists(d.storage_key) for d in made.values())
+    photo = processed(client, "kept", "A")
+    assert photo is not None and size_of(client, photo["previewUrl"]) == (900, 600)
 
 
 def test_every_project_gets_its_maintenance_schedules(

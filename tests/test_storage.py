@@ -80,7 +80,7 @@ def test_blob_store_contract(blobs: BlobStore, tmp_path: Path) -> None:
 
 def test_blob_store_lists_a_folder_and_dates_moves(blobs: BlobStore, tmp_path: Path) -> None:
     """What maintenance relies on: a folder's own blobs with sizes and times (never its
-    subfolders), and a move into the trash that dates the blob to the move."""
+    subfolders, listed apart), and a move into the trash that dates the blob to the move."""
     blobs.put_bytes("projects/trip/a.jpg", b"aaaa")
     blobs.put_bytes("projects/trip/b.nef", b"bb")
     blobs.put_bytes("projects/trip/.trash/old.jpg", b"old")
@@ -93,6 +93,10 @@ def test_blob_store_lists_a_folder_and_dates_moves(blobs: BlobStore, tmp_path: P
     assert listed == {"a.jpg": 4, "b.nef": 2}
     assert [i.name for i in blobs.list_folder("projects/trip/.trash")] == ["old.jpg"]
     assert list(blobs.list_folder("projects/none")) == []
+    assert sorted(blobs.list_subfolders("projects")) == ["trip", "trip-2"]
+    assert list(blobs.list_subfolders("projects/trip")) == [".trash"]
+    assert list(blobs.list_subfolders("projects/trip-2")) == []
+    assert list(blobs.list_subfolders("projects/none")) == []
 
     if isinstance(blobs, LocalBlobStore):  # an old file, as a camera card's copy would be
         old = blobs.path("projects/trip/a.jpg")

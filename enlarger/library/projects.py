@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from enlarger.db.engine import hold_briefly
 from enlarger.db.schema import derivatives, images, photo_files, photos, projects
 from enlarger.db.types import db_now
 from enlarger.library import listing, service, sidecars
@@ -223,19 +224,23 @@ def _record(
 ) -> tuple[list[FileOutcome], int | None]:
     outcomes: list[FileOutcome] = []
     new_names: list[str] = []
+    not_kept: list[tuple[str, Received]] = []
     with library.engine.begin() as conn:
+        hold_briefly(conn)  # every upload into the project waits on this lock
         service.lock_project(conn, project.id)
         for name, row, upload_ in accepted:
             existing = service.live_duplicate(conn, project.id, row["checksum"])
             if existing is not None:
-                upload_.path.unlink(missing_ok=True)
-                service.discard_staged(library, row["id"])
+                not_kept.append((row["id"], upload_))
                 outcomes.append(_duplicate(name, existing))
                 continue
             stored_as = _free_name(conn, project.id, name, Capture.of(row))
             outcomes.append(_insert_file(library, conn, project.id, name, stored_as, row))
             new_names.append(stored_as)
         job_id = _postprocess(library, conn, project.folder, new_names)
+    for image_id, upload_ in not_kept:  # storage I/O: with no transaction open
+        upload_.path.unlink(missing_ok=True)
+        service.discard_staged(library, image_id)
     return outcomes, job_id
 
 

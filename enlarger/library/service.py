@@ -75,6 +75,7 @@ class JobType(StrEnum):
     UPLOAD_POSTPROCESS = "upload_postprocess"  # reference 003's project jobs are lower case
     GENERATE_DERIVATIVES = "generate_derivatives"
     STAGING_SWEEP = "staging_sweep"
+    DERIVATIVE_SWEEP = "derivative_sweep"
     FULL_VIEW = "full_view"
 
 
@@ -292,6 +293,39 @@ def sweep_staged(library: Library, older_than_s: float = STAGED_ORPHAN_AFTER_S) 
     for blob in swept:
         library.blobs.delete(blob.key)
     return [b.name for b in swept]
+
+
+DERIVATIVE_ORPHAN_AFTER_S = 3600  # a derivative no image owns is swept this old
+SWEEP_BATCH = 500  # image ids looked up at once
+
+
+def sweep_derivatives(
+    library: Library, older_than_s: float = DERIVATIVE_ORPHAN_AFTER_S
+) -> list[str]:
+    """Delete the files of derivative folders whose image the database does not know
+    (dropped for good, or a database restored from a backup older than the storage)
+    once they are `older_than_s` old; returns the ids of the images swept. Every
+    project's manifest_cleaning sees only the images it has."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+    swept: list[str] = []
+    for shard in sorted(library.blobs.list_subfolders(DERIVATIVES_FOLDER)):
+        folder = f"{DERIVATIVES_FOLDER}/{shard}"
+        ids = sorted(library.blobs.list_subfolders(folder))
+        for start in range(0, len(ids), SWEEP_BATCH):
+            batch = ids[start : start + SWEEP_BATCH]
+            with library.engine.connect() as conn:
+                query = sa.select(images.c.id).where(images.c.id.in_(batch))
+                known = set(conn.execute(query).scalars())
+            for image_id in batch:
+                if image_id in known:
+                    continue
+                blobs = library.blobs.list_folder(f"{folder}/{image_id}")
+                old = [b for b in blobs if b.modified_at <= cutoff]
+                for blob in old:
+                    library.blobs.delete(blob.key)
+                if old:
+                    swept.append(image_id)
+    return swept
 
 
 def _sweep_temp(library: Library, older_than_s: float) -> list[str]:
@@ -1110,7 +1144,12 @@ def _move_claimed(library: Library, image_id: str, origin: str, landing: str) ->
     move that fails gives the claim up and raises."""
     try:
         if library.blobs.exists(origin) or not library.blobs.exists(landing):
-            library.blobs.move(origin, landing)
+            try:
+                library.blobs.move(origin, landing)
+            except FileNotFoundError:
+                if not library.blobs.exists(landing):
+                    raise
+                # another run of the same request moved it first: it records it
     except BaseException:
         _give_up_claim(library, image_id, landing)
         raise

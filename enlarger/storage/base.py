@@ -125,6 +125,11 @@ class BlobStore(ABC):
         still in progress are not listed."""
 
     @abstractmethod
+    def list_subfolders(self, folder: str) -> Iterator[str]:
+        """The names of the folders directly in `folder`, in no set order (for sweeps
+        over folders named by ids, such as the derivatives')."""
+
+    @abstractmethod
     def location(self, key: str) -> str:
         """Where the blob is, for people and scripts: a file path, or an s3:// URI."""
 

@@ -121,6 +121,15 @@ class LocalBlobStore(BlobStore):
             except FileNotFoundError:  # removed since the folder was read
                 continue
 
+    def list_subfolders(self, folder: str) -> Iterator[str]:
+        try:
+            entries = list(os.scandir(self.path(check_key(folder))))
+        except (FileNotFoundError, NotADirectoryError, StorageError):
+            return
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                yield entry.name
+
     def location(self, key: str) -> str:
         return str(self.path(key))
 

@@ -96,6 +96,19 @@ class S3BlobStore(BlobStore):
                         continue
                     yield BlobInfo(f"{folder}/{name}", int(entry["Size"]), entry["LastModified"])
 
+    def list_subfolders(self, folder: str) -> Iterator[str]:
+        """The common prefixes of a delimited listing."""
+        prefix = self._object(check_key(folder)) + "/"
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, Delimiter="/"
+        )
+        with _errors(folder):
+            for page in pages:
+                for entry in page.get("CommonPrefixes", []):
+                    name = entry["Prefix"][len(prefix) :].rstrip("/")
+                    if name:
+                        yield name
+
     def delete(self, key: str) -> None:
         with _errors(key):
             self.client.delete_object(Bucket=self.bucket, Key=self._object(key))
