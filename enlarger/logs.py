@@ -81,8 +81,10 @@ class OutageLog:
     """One line when a dependency (the database, storage) goes, a reminder at most every
     `remind_every_s` while it stays out, and one line when it is back: an outage of a
     minute is three lines in the log, not a traceback per attempt. A dependency that
-    flaps (out again within `remind_every_s` of being back) is told of by the reminder
-    only. An outage nothing has reported for twice that long is over. Thread-safe."""
+    flaps (out again within `remind_every_s` of being back) is told of by the reminder,
+    or, when it is back before that, by one line for all such short outages, once
+    `remind_every_s` has passed since the last line. An outage nothing has reported for
+    twice that long is over. Thread-safe."""
 
     def __init__(
         self,
@@ -96,6 +98,7 @@ class OutageLog:
         self._lock = threading.Lock()
         self._down: dict[str, _Outage] = {}
         self._back: dict[str, float] = {}  # name: when a line last told it was back
+        self._untold: dict[str, list[float]] = {}  # name: how long each flap not told lasted
 
     def down(self, name: str, reason: str) -> None:
         now = self.clock()
@@ -121,18 +124,34 @@ class OutageLog:
             )
 
     def up(self, name: str) -> None:
-        """`name` answered: a line if it had been out and that was told. Cheap when
-        nothing was out."""
-        if name not in self._down:
+        """`name` answered: a line if it had been out and that was told, or for the flaps
+        not told, once a while has passed since the last line. Cheap when nothing was
+        out."""
+        if name not in self._down and name not in self._untold:
             return
         now = self.clock()
+        untold: list[float] = []
         with self._lock:
             outage = self._down.pop(name, None)
             told = outage is not None and outage.said is not None
+            if outage is not None and not told:
+                self._untold.setdefault(name, []).append(now - outage.since)
             if told:
                 self._back[name] = now
+            elif now - self._back.get(name, -math.inf) >= self.remind_every_s:
+                untold = self._untold.pop(name, [])
+                if untold:
+                    self._back[name] = now
         if told and outage is not None:
             self.logger.warning("%s reachable again after %.0f s", name, now - outage.since)
+        elif untold:
+            self.logger.warning(
+                "%s was unreachable %d more time%s since, for at most %.0f s (flapping)",
+                name,
+                len(untold),
+                "" if len(untold) == 1 else "s",
+                max(untold),
+            )
 
     def is_down(self, name: str) -> bool:
         return name in self._down

@@ -120,7 +120,7 @@ def test_every_response_carries_a_request_id(client: httpx.Client) -> None:
     assert client.get("/healthz").headers["x-request-id"] != made.headers["x-request-id"]
 
 
-def test_an_outage_is_three_lines_and_a_flapping_one_is_not_told_each_time(
+def test_an_outage_is_three_lines_and_a_flapping_one_is_told_once_a_minute(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     now = [0.0]
@@ -131,15 +131,22 @@ def test_an_outage_is_three_lines_and_a_flapping_one_is_not_told_each_time(
         outages.down("database", "refused")
     now[0] = 90
     outages.up("database")
-    for second in (100, 101, 102):  # out for a second, three times, within the minute
+    for second in (100, 101, 103):  # out for a second or two, three times, within the minute
         now[0] = second
         outages.down("database", "refused")
+        now[0] += 1 + (second == 103)
         outages.up("database")
+    now[0] = 149  # all is well since: a minute after the last line, the flaps are told of
+    outages.up("database")
+    now[0] = 151
+    outages.up("database")
+    outages.up("database")
     now[0] = 300  # a new outage, long after
     outages.down("database", "refused")
     assert [r.getMessage() for r in caplog.records] == [
         "database unreachable: refused (retrying; the next errors are not logged)",
         "database still unreachable after 60 s: refused",
         "database reachable again after 90 s",
+        "database was unreachable 3 more times since, for at most 2 s (flapping)",
         "database unreachable: refused (retrying; the next errors are not logged)",
     ]

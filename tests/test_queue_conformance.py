@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import multiprocessing
 import os
 import signal
@@ -837,3 +838,35 @@ def test_rescued_and_handed_back_jobs_keep_their_place(store: Store, engine: sa.
     handed_back = Outcome(oldest, again.lease_token, OutcomeKind.RELEASED)
     _, ((third,),) = store.exchange("stopping", [handed_back], [ClaimRequest(1)], 30)
     assert third.id == oldest and third.attempts == 2
+
+
+def test_a_worker_on_a_schema_rolled_back_under_it_says_so_once_and_goes_on_after(
+    queue: JobQueue, make_worker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The schema was rolled back while workers of the newer version still ran: each
+    logged a traceback every half second. Now the first failure is logged with what is
+    wrong with the schema, the same again at most once a minute; upgraded again, the
+    worker goes on by itself."""
+    caplog.set_level(logging.INFO, logger="enlarger.queue.worker")
+    worker = make_worker()
+    wait_status(queue.store, queue.enqueue("noop").id, JobStatus.COMPLETED)
+    exchanges = [0]
+    exchange = worker.store.exchange
+
+    def counted(*args: object, **kwargs: object) -> object:
+        exchanges[0] += 1
+        return exchange(*args, **kwargs)
+
+    worker.store.exchange = counted  # type: ignore[method-assign]
+    migrate.downgrade(queue.store.engine, "0015_landing_key")  # jobs.outage_since goes
+    waiting = queue.enqueue("noop").id
+    before = exchanges[0]
+    wait_for(lambda: exchanges[0] >= before + 6, timeout=30)  # failing, again and again
+    failures = [r for r in caplog.records if "exchange" in r.getMessage()]
+    assert len(failures) == 1, [r.getMessage() for r in failures]
+    assert failures[0].exc_info is not None
+    assert "schema is at 0015_landing_key, this version needs" in failures[0].getMessage()
+    assert "enlarger db upgrade" in failures[0].getMessage()
+
+    migrate.upgrade(queue.store.engine)
+    wait_status(queue.store, waiting, JobStatus.COMPLETED, timeout=30)

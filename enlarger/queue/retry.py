@@ -42,6 +42,10 @@ class RetryPolicy:
 BUSY_SQLSTATES = frozenset({"55P03", "57014"})
 
 
+# SQLite tells a query of a column or table its schema lacks as an OperationalError too
+SQLITE_SCHEMA_ERRORS = ("no such column", "no such table", "has no column named")
+
+
 def as_dependency_down(exc: BaseException) -> DependencyDown | None:
     """The database's passing failures as DependencyDown: DATABASE_UNAVAILABLE for refused
     or dropped connections, DATABASE_BUSY for a lock not had in time (PostgreSQL's
@@ -55,6 +59,8 @@ def as_dependency_down(exc: BaseException) -> DependencyDown | None:
         return None
     cause = getattr(exc, "orig", None) or exc
     said = (str(cause).strip().splitlines() or [""])[0][:200]
+    if any(sign in said for sign in SQLITE_SCHEMA_ERRORS):
+        return None  # the schema is not what the code expects: no outage, it will not pass
     busy = getattr(cause, "sqlstate", None) in BUSY_SQLSTATES or "database is locked" in said
     code = ErrorCode.DATABASE_BUSY if busy else ErrorCode.DATABASE_UNAVAILABLE
     return DependencyDown(code, f"{type(cause).__name__}: {said}")

@@ -25,6 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from enlarger.db import migrate
 from enlarger.db.engine import read_connection
 from enlarger.db.schema import (
     FINISHED_STATUSES,
@@ -593,6 +594,17 @@ class Store(ABC):
             return list(conn.execute(sa.select(job_type_pauses.c.job_type)).scalars())
 
     # ---- worker telemetry -----------------------------------------------------------
+
+    def schema_behind(self) -> str | None:
+        """What is wrong when the database's schema is not the one this version was
+        made for (rolled back under running processes, say), else None."""
+        current, head = migrate.current_revision(self.engine), migrate.head_revision(self.engine)
+        if current == head:
+            return None
+        return (
+            f"the database's schema is at {current or 'base'}, this version needs {head}: "
+            "stop the processes of this version, or run `enlarger db upgrade`"
+        )
 
     def save_worker_stats(self, worker_id: str, stats: dict[str, Any]) -> None:
         """Replace a worker's saved counts; forget workers silent for `WORKER_STATS_KEEP_S`."""

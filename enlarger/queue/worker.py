@@ -51,6 +51,7 @@ from enlarger.queue.store import Store
 from enlarger.queue.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
+FAILED_AGAIN_EVERY_S = 60.0  # a failure that is no outage is logged again this often
 
 WAKE = object()
 MAINTENANCE_EVERY_S = 1.0
@@ -169,6 +170,8 @@ class Worker:
         self._hungry = [True, True]  # per lane: may there be ready jobs for it?
         self._outcomes: list[Outcome] = []
         self._failing: dict[int, ClaimedJob] = {}  # failed for good, hook waiting on the record
+        # "what: error type" of a failure that is no outage: when last logged, times since
+        self._failed_again_at: dict[str, tuple[float, int]] = {}
         self._first_outcome_at = 0.0
         self._min_claim = max(1, min(settings.claim_batch, settings.max_parallel_jobs) // 4)
         self._stopping = threading.Event()
@@ -358,6 +361,10 @@ class Worker:
             time.sleep(0.5)
             return
         self.outages.up(DATABASE)
+        if self._failed_again_at:
+            self._failed_again_at = {
+                k: v for k, v in self._failed_again_at.items() if not k.startswith("exchange:")
+            }
         self._count(outcomes, set(accepted))
         self._tell_failures(outcomes, set(accepted))
         self._dispatch_all(claimed)
@@ -507,7 +514,36 @@ class Worker:
             self._cut_off_at = time.monotonic()
             self.outages.down(DATABASE, f"{down.message} (worker {self.worker_id}, {what})")
         else:
-            log.exception("worker %s: %s failed", self.worker_id, what)
+            self._failed_again(what, exc)
+
+    def _failed_again(self, what: str, exc: Exception) -> None:
+        """A failure that is no outage: a bug, or a schema this version does not know (the
+        database rolled back under it). The first is logged with its traceback and what
+        is wrong with the schema, if anything; the same again once a minute, counted."""
+        now = time.monotonic()
+        key = f"{what}: {type(exc).__name__}"
+        since, times = self._failed_again_at.get(key, (None, 0))
+        if since is not None and now - since < FAILED_AGAIN_EVERY_S:
+            self._failed_again_at[key] = (since, times + 1)
+            return
+        self._failed_again_at[key] = (now, 0)
+        try:
+            schema = self.store.schema_behind()
+        except Exception:  # the database cannot say: the failure is told as it is
+            schema = None
+        note = f" ({schema})" if schema else ""
+        if since is None:
+            log.exception("worker %s: %s failed%s", self.worker_id, what, note)
+        else:
+            log.error(
+                "worker %s: %s still failing, %d times in %.0f s: %s%s",
+                self.worker_id,
+                what,
+                times + 1,
+                now - since,
+                _first_line(exc),
+                note,
+            )
 
     def _save_telemetry(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -761,3 +797,7 @@ class Worker:
             error_code=ErrorCode.CANCELLED.value,
             error="cancelled while running",
         )
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
