@@ -336,8 +336,11 @@ def test_staged_uploads_no_image_waits_for_are_swept(
 ) -> None:
     waiting = _upload(client, jpeg(tmp_path / "wait.jpg", 300, 200)).json()["imageId"]
     library.blobs.put_bytes("uploads/0123abcd", b"left by an API process that died")
-    assert service.sweep_staged(library) == []  # both are younger than a day
-    assert service.sweep_staged(library, older_than_s=0) == ["0123abcd"]
+    left = library.temp_dir / "4567cdef.upload"  # an upload answered 503 (storage out)
+    left.write_bytes(b"an upload storage could not take")
+    assert service.sweep_staged(library) == []  # all are younger than a day
+    assert service.sweep_staged(library, older_than_s=0) == ["4567cdef.upload", "0123abcd"]
+    assert not left.exists()
     assert [blob.name for blob in library.blobs.list_folder("uploads")] == [waiting]
     assert JobType.STAGING_SWEEP in handlers_registry.schedules
 

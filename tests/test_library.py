@@ -18,7 +18,7 @@ from enlarger.db.engine import hold_briefly
 from enlarger.db.schema import images, jobs, photo_sidecars, photos
 from enlarger.db.types import db_now
 from enlarger.handlers import registry
-from enlarger.library import maintenance, service, sidecars
+from enlarger.library import maintenance, projects, service, sidecars
 from enlarger.library.photos import Capture, same_capture
 from enlarger.library.runtime import Library, build_library
 from enlarger.library.service import ImageStatus, JobType
@@ -219,6 +219,11 @@ def test_a_restore_interrupted_after_its_move_is_finished_by_the_next(
     assert (restored.original_key, restored.landing_key) == ("projects/trip/a.jpg", None)
 
 
+def _received(library: Library, folder: Path, name: str) -> service.Received:
+    folder.mkdir(exist_ok=True)
+    return service.copy_to_temp(library, jpeg(folder / name, 500, 300))
+
+
 def _pause_move_to(
     library: Library, monkeypatch: pytest.MonkeyPatch, target: str, failures: list[Exception]
 ) -> tuple[threading.Event, threading.Event]:
@@ -301,9 +306,15 @@ def test_a_move_to_another_collection_paused_mid_move_holds_up_no_upload_there(
             assert not done.changes, done.changes  # a.jpg arrived: no stranger
             done = maintenance.run(library, Maintenance.MANIFEST_CHECK, "trip")
             assert not done.changes, done.changes  # a.jpg left: not gone
+            (other_a,) = projects.upload(  # another a.jpg, sent to the project meanwhile
+                library, "final", [("a.jpg", _received(library, tmp_path / "other", "a.jpg"))]
+            ).files
+            assert other_a.stored_as == "a-2.jpg", other_a
         finally:
             resume.set()
         row = paused.result(timeout=30)
+    assert service.offload_original(library, other_a.image_id) == "projects/final/a-2.jpg"
+    assert service.get_image_row(library, other_a.image_id).original_filename == "a-2.jpg"
     assert (row.original_key, row.landing_key, row.folder) == (
         "projects/final/a.jpg",
         None,
@@ -316,25 +327,36 @@ def test_a_move_to_another_collection_paused_mid_move_holds_up_no_upload_there(
         named = conn.execute(
             sa.select(photos.c.basename).where(photos.c.project_id == row.project_id)
         ).scalars()
-        assert sorted(in_final) == ["a.jpg", "b.jpg"]  # and no copy of a.jpg taken for new
-        assert sorted(named) == ["a", "b"]
+        assert sorted(in_final) == ["a-2.jpg", "a.jpg", "b.jpg"]  # no copy taken for new
+        assert sorted(named) == ["a", "a-2", "b"]
 
 
-@pytest.mark.parametrize("where", ["Final", "trash"])
+@pytest.mark.parametrize("copied", [False, True], ids=["moved", "copied"])
+@pytest.mark.parametrize("where", ["Final", "trash", "restore"])
 def test_a_move_interrupted_after_the_file_moved_is_finished_by_maintenance(
-    library: Library, tmp_path: Path, where: str
+    library: Library, tmp_path: Path, where: str, copied: bool
 ) -> None:
     """Its process died between moving the file and recording it (a deletion's, a move's
-    to another collection): manifest_check finds the stale claim and finishes the work."""
+    to another collection, a restore's), or halfway through the move (S3 copies, then
+    deletes): manifest_check finds the stale claim and finishes the work. A restore's
+    own copy was taken for a file put there by hand: the restore was undone and the copy
+    later taken in as a new image."""
     image_id = _ingest(library, jpeg(tmp_path / "a.jpg", 300, 200)).image_id
     service.offload_original(library, image_id)
-    if where == "trash":
+    if where == "restore":
+        assert service.delete_image(library, image_id)
+        landing = "projects/trip/a.jpg"
+    elif where == "trash":
         landing = f"projects/trip/.trash/{image_id}-a.jpg"
     else:
         with library.engine.begin() as conn:
             service.project_id_for(library, conn, where)
         landing = "projects/final/a.jpg"
-    library.blobs.move("projects/trip/a.jpg", landing)
+    origin = service.get_image_row(library, image_id, include_deleted=True).original_key
+    with library.blobs.local_copy(origin) as path:
+        library.blobs.put_file(landing, path)
+    if not copied:
+        library.blobs.delete(origin)
     with library.engine.begin() as conn:
         conn.execute(
             images.update()
@@ -346,7 +368,44 @@ def test_a_move_interrupted_after_the_file_moved_is_finished_by_maintenance(
     row = service.get_image_row(library, image_id, include_deleted=True)
     assert (row.original_key, row.landing_key) == (landing, None)
     assert (row.deleted_at is not None) == (where == "trash")
-    assert row.folder == ("trip" if where == "trash" else "final")
+    assert row.folder == ("trip" if where != "Final" else "final")
+    assert library.blobs.exists(landing) and not library.blobs.exists(origin)
+    for project in ("trip", "final") if where == "Final" else ("trip",):
+        found = maintenance.run(library, Maintenance.FOLDER_CHECK, project)
+        assert not found.changes, found.changes  # no copy left behind to be taken in
+
+
+def test_a_claim_left_by_a_dead_process_is_finished_by_the_next_request(
+    library: Library, tmp_path: Path
+) -> None:
+    """A move's claim left by a process that died answered every delete "being moved"
+    until a manifest_check, six hours away, finished it. The next request does now."""
+    image_id = _ingest(library, jpeg(tmp_path / "a.jpg", 300, 200)).image_id
+    service.offload_original(library, image_id)
+    with library.engine.begin() as conn:
+        service.project_id_for(library, conn, "Final")
+        conn.execute(  # a move to Final claimed its name; the process died before moving
+            images.update()
+            .where(images.c.id == image_id)
+            .values(landing_key="projects/final/a.jpg", updated_at=db_now(-3600))
+        )
+    assert service.delete_image(library, image_id)
+    row = service.get_image_row(library, image_id, include_deleted=True)
+    assert row.deleted_at is not None and row.landing_key is None
+    assert row.original_key == f"projects/final/.trash/{image_id}-a.jpg"
+    assert library.blobs.exists(row.original_key)
+
+    other = _ingest(library, jpeg(tmp_path / "b.jpg", 320, 200)).image_id
+    service.offload_original(library, other)
+    with library.engine.begin() as conn:  # a deletion claimed the trash, and died
+        conn.execute(
+            images.update()
+            .where(images.c.id == other)
+            .values(landing_key=f"projects/trip/.trash/{other}-b.jpg", updated_at=db_now(-3600))
+        )
+    with pytest.raises(service.NotFound):  # the deletion, finished first: nothing to move
+        service.update_image(library, other, collection="Final")
+    assert service.get_image_row(library, other, include_deleted=True).deleted_at is not None
 
 
 def _sidecar_row(library: Library, name: str) -> sa.Row:

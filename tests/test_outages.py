@@ -15,14 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
+from fastapi.testclient import TestClient
 
 from enlarger.access import tokens
 from enlarger.access.tokens import Role
+from enlarger.api.app import create_app
 from enlarger.client import EnlargerClient
 from enlarger.db import create_db_engine
 from enlarger.library.runtime import Library, build_library
-from tests.conftest import FAST, loopback_socket, serving, wait_for
+from tests.conftest import FAST, PG_ADMIN_DSN, loopback_socket, serving, wait_for
 from tests.images import jpeg
 from tests.outages import CuttableProxy
 
@@ -175,3 +178,26 @@ def test_an_import_waits_out_a_storage_outage(
     assert run.returncode == 0, err
     assert "storage is back" in err, err
     assert [json.loads(line)["status"] for line in out.splitlines()] == ["INGESTED"]
+
+
+def test_the_first_request_after_a_database_restart_is_answered(
+    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A restart of PostgreSQL closes every connection the API's pool holds: the first
+    request after it answered 503 and the log told of an outage of a second that never
+    was. The API checks a pooled connection before it uses it."""
+    caplog.set_level(logging.WARNING)
+    settings = FAST.replace(data_dir=tmp_path / "data", database_url=db_url)
+    database = db_url.rsplit("/", 1)[-1]
+    with TestClient(create_app(settings)) as http:
+        assert http.get("/api/images").status_code == 200
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+            closed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database,),
+            ).fetchone()
+        assert closed is not None and closed[0] >= 1  # the pool's connection, as a restart
+        answers = [http.get("/api/images").status_code for _ in range(3)]
+    assert answers == [200, 200, 200]
+    assert not _outage_lines(caplog)

@@ -34,6 +34,7 @@ from enlarger.catalog.service import InvalidReport, LimitReached, UnknownTheme
 from enlarger.catalog.service import NotFound as ProductNotFound
 from enlarger.catalog.states import InvalidTransition
 from enlarger.config import Settings
+from enlarger.db import create_db_engine
 from enlarger.library.project_jobs import InvalidJob
 from enlarger.library.runtime import Library, build_library
 from enlarger.library.service import Conflict, InvalidName, NotFound
@@ -56,7 +57,9 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
-    app.state.library = library or build_library(settings)
+    app.state.library = library or build_library(
+        settings, create_db_engine(settings.resolved_database_url, pre_ping=True)
+    )
     app.state.catalog = catalog_from(app.state.library)
     app.state.event_hub = EventHub(app.state.library.queue.store, settings.poll_interval_ms / 1000)
     app.state.metrics = ops.metrics_registry(app.state.library)

@@ -80,7 +80,10 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def create_db_engine(url: str, *, pool_size: int = 5) -> sa.Engine:
+def create_db_engine(url: str, *, pool_size: int = 5, pre_ping: bool = False) -> sa.Engine:
+    """An engine for `url`; with `pre_ping` (the API's), a PostgreSQL connection is
+    checked before each use, so the first request after a server restart finds a new
+    one instead of answering 503 on the dead one."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
@@ -95,12 +98,13 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> sa.Engine:
         )
         _configure_sqlite(engine)
         return engine
-    # no pre-ping: it costs a round trip per transaction; a connection found dead is
-    # invalidated on its error and the worker retries the exchange
+    # workers take no pre-ping: it costs a round trip per transaction; a connection found
+    # dead is invalidated on its error and the worker retries the exchange
     return sa.create_engine(
         url,
         pool_size=pool_size,
         max_overflow=10,
+        pool_pre_ping=pre_ping,
         connect_args={"options": POSTGRES_SESSION_OPTIONS} | network_options(url),
     )
 

@@ -234,7 +234,7 @@ def _record(
                 not_kept.append((row["id"], upload_))
                 outcomes.append(_duplicate(name, existing))
                 continue
-            stored_as = _free_name(conn, project.id, name, Capture.of(row))
+            stored_as = _free_name(conn, project, name, Capture.of(row))
             outcomes.append(_insert_file(library, conn, project.id, name, stored_as, row))
             new_names.append(stored_as)
         job_id = _postprocess(library, conn, project.folder, new_names)
@@ -324,17 +324,24 @@ def _duplicate(filename: str, existing: sa.Row[Any]) -> FileOutcome:
     )
 
 
-def _free_name(conn: sa.Connection, project_id: int, name: str, capture: Capture) -> str:
-    """`name`, or the first `name-2.ext`… no live file of the project has and whose photo
+def _free_name(conn: sa.Connection, project: sa.Row[Any], name: str, capture: Capture) -> str:
+    """`name`, or the first `name-2.ext`… no live file of the project has, no file on its
+    way into the folder claims (a restore, a move from another project), and whose photo
     is this capture's (or nobody's yet)."""
     for candidate in numbered_names(name):
-        if not fits_photo(conn, project_id, candidate, capture):
+        if not fits_photo(conn, project.id, candidate, capture):
             continue
+        key = f"projects/{project.folder}/{candidate}"
         taken = conn.execute(
             sa.select(images.c.id).where(
-                images.c.project_id == project_id,
-                images.c.original_filename == candidate,
-                images.c.deleted_at.is_(None),
+                sa.or_(
+                    sa.and_(
+                        images.c.project_id == project.id,
+                        images.c.original_filename == candidate,
+                        images.c.deleted_at.is_(None),
+                    ),
+                    images.c.landing_key == key,
+                )
             )
         ).first()
         if taken is None:

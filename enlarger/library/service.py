@@ -282,8 +282,9 @@ def sweep_staged(library: Library, older_than_s: float = STAGED_ORPHAN_AFTER_S) 
     staged on remote storage (an API process died between staging an upload and
     recording its image), or left in this host's temp folder (a server killed while a
     request was still arriving)."""
+    in_temp = _sweep_temp(library, older_than_s)  # on S3 too: an upload answered 503
     if not library.blobs.remote:
-        return _sweep_temp(library, older_than_s)
+        return in_temp
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
     old = [
         b for b in library.blobs.list_folder(STAGING_PREFIX.rstrip("/")) if b.modified_at <= cutoff
@@ -292,7 +293,7 @@ def sweep_staged(library: Library, older_than_s: float = STAGED_ORPHAN_AFTER_S) 
     swept = [b for b in old if b.name.split(".")[0] not in waiting]
     for blob in swept:
         library.blobs.delete(blob.key)
-    return [b.name for b in swept]
+    return in_temp + [b.name for b in swept]
 
 
 DERIVATIVE_ORPHAN_AFTER_S = 3600  # a derivative no image owns is swept this old
@@ -720,7 +721,11 @@ def _free_key(
             continue
         holder = conn.execute(
             sa.select(images.c.id).where(
-                sa.or_(images.c.original_key == key, images.c.landing_key == key),
+                sa.or_(
+                    images.c.original_key == key,
+                    images.c.landing_key == key,
+                    _named_on_arrival(project_id, candidate),
+                ),
                 images.c.id != row.id,
             )
         ).first()
@@ -729,6 +734,19 @@ def _free_key(
         if not joining or fits_photo(conn, project_id, candidate, capture):
             return key
     raise Conflict(f"no free name like {name!r} in {folder!r}")
+
+
+def _named_on_arrival(project_id: int, name: str) -> sa.ColumnElement[bool]:
+    """A project upload's image of that name, not stored yet: its name was given when it
+    arrived (it joined its photo by it), so its offload takes no other."""
+    return sa.and_(
+        images.c.project_id == project_id,
+        images.c.original_filename == name,
+        images.c.original_key.is_(None),
+        images.c.landing_key.is_(None),
+        images.c.deleted_at.is_(None),
+        sa.exists().where(photo_files.c.image_id == images.c.id),
+    )
 
 
 def _foreign_file(library: Library, key: str, checksum: str) -> bool:
@@ -1063,7 +1081,8 @@ def update_image(
                 )
             values["project_id"] = target
             moving = False
-        conn.execute(images.update().where(images.c.id == image_id).values(**values))
+        if len(values) > 1:  # not only the time: it tells how old a claim is
+            conn.execute(images.update().where(images.c.id == image_id).values(**values))
     if moving and target is not None:
         _move_to_project(library, row, target)
     return get_image_row(library, image_id)
@@ -1089,6 +1108,7 @@ def _move_to_project(library: Library, row: sa.Row[Any], project_id: int) -> Non
     folder = folder_of_id(library, project_id)
     pending = row.landing_key if _is_in_folder(row.landing_key, folder) else None
     skip: set[str] = set()
+    left_over: sa.Row[Any] | None = None
     while True:
         key = pending
         if key is None:
@@ -1100,13 +1120,27 @@ def _move_to_project(library: Library, row: sa.Row[Any], project_id: int) -> Non
         with library.engine.begin() as conn:
             hold_briefly(conn)  # every upload into the project waits on this lock
             lock_project(conn, project_id)
-            current = _lock_live(conn, row.id)
-            if current.original_key != row.original_key or current.landing_key != pending:
-                raise Conflict("the image is being moved or deleted; try again in a moment")
-            if pending is None and _free_key(conn, row, folder, project_id, True, skip) != key:
+            current = conn.execute(
+                sa.select(images, _stalled().label("stalled"))
+                .where(images.c.id == row.id, images.c.deleted_at.is_(None))
+                .with_for_update()
+            ).first()
+            if current is None:
+                raise NotFound(f"no image {row.id!r}")
+            if current.original_key != row.original_key:
+                raise Conflict("the image was moved meanwhile; try again")
+            if current.landing_key != pending:
+                if not current.stalled:
+                    raise Conflict("the image is being moved or deleted; try again in a moment")
+                left_over = current
+            elif pending is None and _free_key(conn, row, folder, project_id, True, skip) != key:
                 continue  # taken meanwhile: look again
-            this_image = images.update().where(images.c.id == row.id)
-            conn.execute(this_image.values(landing_key=key, updated_at=db_now()))
+            else:
+                this_image = images.update().where(images.c.id == row.id)
+                conn.execute(this_image.values(landing_key=key, updated_at=db_now()))
+        if left_over is not None:  # a process that died left it: finished first
+            finish_interrupted(library, left_over)
+            return _move_to_project(library, get_image_row(library, row.id), project_id)
         break
     _move_claimed(library, row.id, row.original_key, key)
     name = key.rsplit("/", 1)[-1]
@@ -1183,19 +1217,25 @@ def delete_image(library: Library, image_id: str, original_gone: bool = False) -
     with library.engine.begin() as conn:
         hold_briefly(conn)
         current = conn.execute(
-            sa.select(images.c.original_key, images.c.deleted_at, images.c.landing_key)
+            sa.select(images, _stalled().label("stalled"))
             .where(images.c.id == image_id)
             .with_for_update()
         ).one()
         if current.deleted_at is not None or current.original_key != row.original_key:
             return False
-        if current.original_key is not None and current.landing_key not in (None, trash_key):
+        moving = current.original_key is not None and current.landing_key not in (None, trash_key)
+        if moving and not current.stalled:
             raise Conflict("the image is being moved; try again in a moment")
         this_image = images.update().where(images.c.id == image_id)
-        if trash_key is None:
+        if moving:
+            pass  # the move a process that died left: finished first, below
+        elif trash_key is None:
             made = _record_deleted(library, conn, image_id, None)
         else:
             conn.execute(this_image.values(landing_key=trash_key, updated_at=db_now()))
+    if moving:
+        finish_interrupted(library, current)
+        return delete_image(library, image_id, original_gone)
     if trash_key is not None:
         _move_claimed(library, image_id, row.original_key, trash_key)
         with library.engine.begin() as conn:
@@ -1305,6 +1345,11 @@ def refresh_original(library: Library, image_id: str) -> ImageStatus:
 MOVE_STALLED_S = 60  # a claim (`landing_key`) this old on a stored file was interrupted
 
 
+def _stalled() -> sa.ColumnElement[bool]:
+    """The image's claim, if any, was left by a process that died."""
+    return images.c.updated_at < db_now(-MOVE_STALLED_S)
+
+
 def restore_image(library: Library, image_id: str, key: str) -> None:
     """Bring a deleted image's original back from the trash to `key`; Conflict when a
     live file holds that name or the project holds these bytes again. As an offload
@@ -1320,9 +1365,7 @@ def restore_image(library: Library, image_id: str, key: str) -> None:
         ).scalar_one()
         lock_project(conn, project_id)
         row = conn.execute(
-            sa.select(
-                images, (images.c.updated_at > db_now(-MOVE_STALLED_S)).label("recent")
-            ).where(images.c.id == image_id)
+            sa.select(images, sa.not_(_stalled()).label("recent")).where(images.c.id == image_id)
         ).one()
         if row.deleted_at is None or row.original_key is None:
             raise Conflict("not in the trash (restored meanwhile)")
@@ -1346,8 +1389,7 @@ def restore_image(library: Library, image_id: str, key: str) -> None:
             raise taken
         this_image = images.update().where(images.c.id == image_id)
         conn.execute(this_image.values(landing_key=key, updated_at=db_now()))
-    moved_before = claimed and not library.blobs.exists(row.original_key)
-    if not moved_before and library.blobs.exists(key):  # put there by hand
+    if _foreign_file(library, key, row.checksum):  # put there by hand (not our own copy)
         _give_up_claim(library, image_id, key)
         raise taken
     _move_claimed(library, image_id, row.original_key, key)
