@@ -685,6 +685,23 @@ def backfill(
     console.print(f"queued derivative work for {done.images} image(s)")
 
 
+@app.command()
+def sweep(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Look over the whole library now, as the daily library_sweep job does (after
+    restoring a database from a backup older than the storage): project folders no
+    project has become projects again (running workers take their files in), and
+    derivatives of images the database does not know, an hour old, are deleted."""
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    done = maintenance.sweep_library(build_library(settings, _store(settings).engine))
+    for folder in done["adopted"]:
+        console.print(f"projects/{folder}: a project again; its folder_check is queued")
+    console.print(f"deleted the derivatives of {len(done['swept'])} image(s) nobody knows")
+
+
 @app.command("maintenance")
 def maintenance_(
     task: Annotated[Maintenance, typer.Argument(help="The task to run on the project.")],

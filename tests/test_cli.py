@@ -203,6 +203,22 @@ def test_backfill_command(db_url: str, tmp_path: Path) -> None:
     assert code == 0 and "queued derivative work for 0 image(s)" in out
 
 
+def test_sweep_command(db_url: str, tmp_path: Path) -> None:
+    """After restoring an older database: a project folder it does not know."""
+    common = ("--data-dir", str(tmp_path / "data"), "--database-url", db_url)
+    found = tmp_path / "data" / "library" / "projects" / "after" / "B.jpg"
+    found.parent.mkdir(parents=True)
+    jpeg(found, 300, 200)
+    code, out = invoke("sweep", *common)
+    assert code == 0, out
+    assert "projects/after: a project again; its folder_check is queued" in out
+    assert "deleted the derivatives of 0 image(s)" in out
+    library = build_library(Settings(data_dir=tmp_path / "data", database_url=db_url))
+    assert projects.get_project(library, "after").folder == "after"
+    code, out = invoke("sweep", *common)
+    assert code == 0 and "a project again" not in out
+
+
 def test_serve_logs_json_and_ends_open_event_streams_when_it_stops(tmp_path: Path) -> None:
     """Streams never end by themselves; SIGTERM must still stop `serve` at once, cleanly.
     With `--log-format json` every log line is a JSON object; a request's carry its id."""

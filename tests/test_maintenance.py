@@ -266,23 +266,30 @@ def test_manifest_cleaning_removes_stray_derivatives_and_remakes_lost_ones(
     assert size_of(client, photo["previewUrl"]) == (900, 600)
 
 
-def test_derivatives_of_images_the_database_does_not_know_are_swept(
+def test_the_library_sweep_finds_what_a_restored_database_does_not_know(
     client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
 ) -> None:
-    """A database restored from a backup older than the storage knows nothing of the
-    images uploaded since: their derivative folders were kept for ever, since each
-    project's manifest_cleaning looks only at its own images. The daily sweep deletes
-    them once an hour old; the derivatives of every known image stay."""
+    """A database restored from a backup older than the storage knows nothing of what
+    came since: a project made since had its folder never looked at again, and the
+    derivative folders of images uploaded since were kept for ever (each project's own
+    maintenance sees only its own images). The sweep makes the folder a project again,
+    whose folder_check takes its photos in, and deletes the unknown derivatives once an
+    hour old; the derivatives of every known image stay."""
     known = _one_processed(client, run_worker, "kept", tmp_path)
     made = service.derivatives_of(library, [known])[known]
     unknown = "f0" + "9" * 30  # uploaded after the backup the database came from
     strays = [f"{service.derivative_folder(unknown)}/{name}" for name in ("a.jpg", "b.webp")]
     for key in strays:
         library.blobs.put_bytes(key, b"a derivative of an image nobody knows")
-    assert JobType.DERIVATIVE_SWEEP in registry.schedules
+    by_hand(library, "projects/after/B.jpg", jpeg(tmp_path / "B.jpg", 640, 480).read_bytes())
+    assert JobType.LIBRARY_SWEEP in registry.schedules
 
-    assert service.sweep_derivatives(library) == []  # too young: it may be a new image's
+    done = maintenance.sweep_library(library)
+    assert done == {"adopted": ["after"], "swept": []}  # the strays are too young
     assert all(library.blobs.exists(key) for key in strays)
+    photo = wait_for(lambda: processed(client, "after", "B"), timeout=60)
+    assert size_of(client, photo["previewUrl"]) == (640, 480)
+    assert maintenance.sweep_library(library) == {"adopted": [], "swept": []}
     assert service.sweep_derivatives(library, older_than_s=0) == [unknown]
     assert not any(library.blobs.exists(key) for key in strays)
     assert all(library.blobs.exists(d.storage_key) for d in made.values())

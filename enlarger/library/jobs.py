@@ -232,13 +232,13 @@ def staging_sweep(ctx: JobContext, payload: Any) -> dict[str, Any]:
 registry.schedule(JobType.STAGING_SWEEP, JobType.STAGING_SWEEP, 3600, priority=10)
 
 
-@registry.handler(JobType.DERIVATIVE_SWEEP, kind="io", max_attempts=1, timeout_s=3600)
-def derivative_sweep(ctx: JobContext, payload: Any) -> dict[str, Any]:
-    """Derivatives of images the database does not know (`sweep_derivatives`)."""
-    return {"swept": service.sweep_derivatives(_library(ctx))}
+@registry.handler(JobType.LIBRARY_SWEEP, kind="io", max_attempts=1, timeout_s=3600)
+def library_sweep(ctx: JobContext, payload: Any) -> dict[str, Any]:
+    """Daily, over the whole library (`maintenance.sweep_library`)."""
+    return dict(maintenance.sweep_library(_library(ctx)))
 
 
-registry.schedule(JobType.DERIVATIVE_SWEEP, JobType.DERIVATIVE_SWEEP, 86400, priority=10)
+registry.schedule(JobType.LIBRARY_SWEEP, JobType.LIBRARY_SWEEP, 86400, priority=10)
 
 
 @registry.handler(JobType.GENERATE_DERIVATIVES, kind="cpu", max_attempts=3, timeout_s=3600)

@@ -19,6 +19,7 @@ alone.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -32,8 +33,8 @@ from enlarger.db.types import db_now
 from enlarger.library import projects, service, sidecars
 from enlarger.library.photos import has_photo, sidecar_basename
 from enlarger.library.runtime import Library
-from enlarger.library.service import Conflict, ImageStatus, NotFound, Received
-from enlarger.library.tasks import PRIORITY, Maintenance
+from enlarger.library.service import Conflict, ImageStatus, InvalidName, NotFound, Received
+from enlarger.library.tasks import PRIORITY, Maintenance, enqueue_task
 from enlarger.media import MediaErrorCode
 from enlarger.media.sniff import HEAD_BYTES, TAIL_BYTES, reaches_its_end, sniff
 from enlarger.queue import JobStatus
@@ -66,6 +67,10 @@ class Report:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+log = logging.getLogger(__name__)
+PROJECTS_FOLDER = "projects"  # each project's folder is in it
 
 
 def run(library: Library, task: Maintenance, folder: str, *, dry_run: bool = False) -> Report:
@@ -327,6 +332,34 @@ def _reaches_its_end(library: Library, blob: BlobInfo) -> bool:
         tail = fh.read()
     kind = sniff(head)
     return kind is None or reaches_its_end(kind, head, tail, blob.size_bytes)
+
+
+def sweep_library(library: Library) -> dict[str, list[str]]:
+    """The whole library at once (every project's own tasks see only its own): project
+    folders no project has become projects again, and derivatives of images the
+    database does not know are deleted (`service.sweep_derivatives`)."""
+    return {"adopted": adopt_folders(library), "swept": service.sweep_derivatives(library)}
+
+
+def adopt_folders(library: Library) -> list[str]:
+    """Project folders in storage the database has no project for (made after the
+    backup a restored database came from): each becomes a project again, and a
+    folder_check is queued to take its files in. Returns the folders adopted."""
+    adopted = []
+    for folder in sorted(library.blobs.list_subfolders(PROJECTS_FOLDER)):
+        try:
+            projects.get_project(library, folder)
+            continue
+        except NotFound:
+            pass
+        try:
+            projects.create_project(library, folder)
+        except (Conflict, InvalidName) as error:
+            log.warning("projects/%s is no project's folder and cannot be one: %s", folder, error)
+            continue
+        enqueue_task(library.queue, folder, Maintenance.FOLDER_CHECK)
+        adopted.append(folder)
+    return adopted
 
 
 def _recheck_later(library: Library, folder: str) -> int | None:

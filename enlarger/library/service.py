@@ -75,7 +75,7 @@ class JobType(StrEnum):
     UPLOAD_POSTPROCESS = "upload_postprocess"  # reference 003's project jobs are lower case
     GENERATE_DERIVATIVES = "generate_derivatives"
     STAGING_SWEEP = "staging_sweep"
-    DERIVATIVE_SWEEP = "derivative_sweep"
+    LIBRARY_SWEEP = "library_sweep"
     FULL_VIEW = "full_view"
 
 
