@@ -26,7 +26,7 @@ import sqlalchemy as sa
 import uvicorn
 from moto.server import ThreadedMotoServer
 
-from enlarger.api import create_app
+from enlarger.api import create_app, ops
 from enlarger.api.app import server_config
 from enlarger.catalog.fetch import FetchLimits, fetch
 from enlarger.catalog.states import StageFailed
@@ -34,6 +34,7 @@ from enlarger.config import Settings
 from enlarger.db import create_db_engine, migrate
 from enlarger.handlers import registry as handlers_registry
 from enlarger.library.runtime import Library, build_library
+from enlarger.logs import OutageLog
 from enlarger.queue import JobQueue, Store, Worker, store_for_engine
 from tests.browsers import browser, page  # noqa: F401 (fixtures of the browser tests)
 from tests.handlers import registry as test_registry
@@ -72,6 +73,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that mostly wait for minutes (`long_wait`) start first, so the other test
     processes run the rest beside them instead of after them."""
     items.sort(key=lambda item: item.get_closest_marker("long_wait") is None)
+
+
+@pytest.fixture(autouse=True)
+def fresh_outage_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API's outage log is the process's: what an earlier test in this process left
+    in it (an outage a minute ago makes the next a flap) is not this test's."""
+    monkeypatch.setattr(ops, "OUTAGES", OutageLog(ops.access_log))
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from fastapi.testclient import TestClient
 
+from enlarger.api.app import create_app
+from enlarger.config import Settings
 from enlarger.db import create_db_engine, migrate
 from enlarger.db.schema import images, metadata, photo_files, photo_sidecars, photos, projects
 from enlarger.db.types import Timestamp
@@ -147,3 +153,30 @@ def test_handoff_moves_each_photos_sidecar_into_its_own_table(empty_db_url: str)
         back = conn.exec_driver_sql("SELECT id, sidecar_key FROM photos ORDER BY id").all()
         assert [tuple(r) for r in back] == [(1, "projects/day/IMG_1.CR2.xmp"), (2, None)]
     engine.dispose()
+
+
+def test_a_server_on_a_schema_rolled_back_under_it_answers_503_saying_so(
+    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The schema was rolled back while the newer server still ran: its requests answered
+    500 with a traceback each. Now 503 SCHEMA_MISMATCH naming both revisions, a line a
+    minute in the log, and the answers are right again once the schema is upgraded."""
+    caplog.set_level(logging.ERROR, logger="enlarger.http")
+    settings = Settings(data_dir=tmp_path / "data", database_url=db_url)
+    with TestClient(create_app(settings)) as http:
+        assert http.get("/api/images").status_code == 200
+        engine = create_db_engine(db_url)
+        migrate.downgrade(engine, "0015_landing_key")  # jobs.outage_since goes
+        answers = [http.get("/api/admin/jobs") for _ in range(3)]
+        assert {a.status_code for a in answers} == {503}, answers[0].text
+        body = answers[0].json()
+        assert body["errorCode"] == "SCHEMA_MISMATCH"
+        assert "schema is at 0015_landing_key, this version needs" in body["detail"]
+        assert answers[0].headers["retry-after"]
+        logged = [
+            r for r in caplog.records if "SCHEMA" in r.getMessage() or "schema" in r.getMessage()
+        ]
+        assert len(logged) == 1 and logged[0].exc_info is None, [r.getMessage() for r in logged]
+        migrate.upgrade(engine)
+        engine.dispose()
+        assert http.get("/api/images").status_code == 200

@@ -42,7 +42,7 @@ from enlarger import logs
 from enlarger.db import migrate
 from enlarger.library import service
 from enlarger.library.runtime import Library, outage_of
-from enlarger.queue import DependencyDown, as_dependency_down
+from enlarger.queue import DependencyDown, as_dependency_down, is_schema_error
 from enlarger.queue.telemetry import RUN_SECONDS_BUCKETS
 
 router = APIRouter(tags=["operations"])
@@ -110,9 +110,13 @@ class RequestObserver:
             if answered:
                 raise  # the answer is under way: the server can only cut it off
             down = outage_of(error)
-            status, body = error_answer(error, rid, down)
+            schema = _schema_problem(scope["app"].state.library, error) if down is None else None
+            status, body = error_answer(error, rid, down, schema)
             headers = [(b"content-type", b"application/json")]
-            if down is not None:
+            if schema is not None:
+                SCHEMA_LOG.say(f"{scope['method']} {loggable_path(scope)}: {schema}")
+                headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
+            elif down is not None:
                 if down.is_outage:
                     OUTAGES.down(down.service, down.message)
                     if down.service == "storage":
@@ -161,13 +165,15 @@ def loggable_path(scope: Scope) -> str:
 
 
 def error_answer(
-    error: Exception, request_id: str, down: DependencyDown | None
+    error: Exception, request_id: str, down: DependencyDown | None, schema: str | None = None
 ) -> tuple[int, bytes]:
     """The status and JSON body for an error no route handled: 503 with the code of the
-    service that is out (`down`: a client waits `Retry-After` and tries again), 507 for a
-    full disk, else 500."""
+    service that is out (`down`: a client waits `Retry-After` and tries again) or
+    SCHEMA_MISMATCH (`schema` says what is wrong with it), 507 for a full disk, else 500."""
     answer: dict[str, Any] = {}
-    if down is not None:
+    if schema is not None:
+        status, answer["errorCode"], detail = 503, "SCHEMA_MISMATCH", schema
+    elif down is not None:
         status, answer["errorCode"] = 503, down.code
         state = "unreachable for now" if down.is_outage else "busy (a lock was held too long)"
         detail = f"the {down.service} is {state}; try again shortly"
@@ -177,6 +183,39 @@ def error_answer(
         status, detail = 500, "internal error; the server's log has it under this request id"
     answer |= {"detail": detail, "requestId": request_id}
     return status, json.dumps(answer).encode()
+
+
+def _schema_problem(library: Library, error: Exception) -> str | None:
+    """What is wrong with the database's schema, when `error` is a query of what it lacks
+    (rolled back under this server, say)."""
+    if not is_schema_error(error):
+        return None
+    try:
+        return library.queue.store.schema_behind() or "the database's schema is not this version's"
+    except Exception:  # the database cannot say
+        return "the database's schema is not this version's"
+
+
+class _OncePerMinute:
+    """An error line at most once a minute: a request each second on a rolled-back schema
+    is not a traceback each second. Thread-safe enough: a line more is no harm."""
+
+    def __init__(self, logger: logging.Logger, every_s: float = 60.0) -> None:
+        self.logger, self.every_s = logger, every_s
+        self._said_at = -float("inf")
+        self._since = 0
+
+    def say(self, line: str) -> None:
+        now = time.monotonic()
+        if now - self._said_at < self.every_s:
+            self._since += 1
+            return
+        again = f" ({self._since} more since the last line)" if self._since else ""
+        self.logger.error("%s%s", line, again)
+        self._said_at, self._since = now, 0
+
+
+SCHEMA_LOG = _OncePerMinute(access_log)
 
 
 # ---- the state of the engine and the library, read at each scrape ---------------------

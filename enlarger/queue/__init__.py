@@ -40,7 +40,7 @@ from enlarger.queue.registry import (
     Schedule,
     load_registry,
 )
-from enlarger.queue.retry import as_dependency_down
+from enlarger.queue.retry import as_dependency_down, is_schema_error
 from enlarger.queue.store import JobConflict, Store
 from enlarger.queue.worker import Worker, settle_heap
 
@@ -115,6 +115,7 @@ __all__ = [
     "Store",
     "Worker",
     "as_dependency_down",
+    "is_schema_error",
     "load_registry",
     "open_store",
     "settle_heap",

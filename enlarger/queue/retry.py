@@ -46,6 +46,22 @@ BUSY_SQLSTATES = frozenset({"55P03", "57014"})
 SQLITE_SCHEMA_ERRORS = ("no such column", "no such table", "has no column named")
 
 
+# PostgreSQL's undefined_column and undefined_table
+SCHEMA_SQLSTATES = frozenset({"42703", "42P01"})
+
+
+def is_schema_error(exc: BaseException) -> bool:
+    """A query of a column or table the database's schema lacks: the schema is older
+    (or newer) than the code, rolled back under it, say. No outage: it will not pass."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    cause = exc.orig
+    said = str(cause)
+    return getattr(cause, "sqlstate", None) in SCHEMA_SQLSTATES or any(
+        sign in said for sign in SQLITE_SCHEMA_ERRORS
+    )
+
+
 def as_dependency_down(exc: BaseException) -> DependencyDown | None:
     """The database's passing failures as DependencyDown: DATABASE_UNAVAILABLE for refused
     or dropped connections, DATABASE_BUSY for a lock not had in time (PostgreSQL's
