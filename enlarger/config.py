@@ -34,6 +34,7 @@ class Settings:
     database_url: str = ""
     storage_url: str = ""
     s3_endpoint_url: str = ""
+    storage_timeout_seconds: float = 15.0  # an S3 call unanswered this long gives up
     handlers: str = "enlarger.handlers:registry"
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one JSON object per line, with request ids
@@ -128,6 +129,8 @@ class Settings:
             )
         if self.blur_threshold < 0 or self.burst_gap_seconds < 0:
             raise SettingsError("blur_threshold and burst_gap_seconds cannot be negative")
+        if self.storage_timeout_seconds <= 0:
+            raise SettingsError("storage_timeout_seconds must be more than 0")
         if self.image_threads < 0:
             raise SettingsError("image_threads must be 0 (automatic) or more")
         if self.secret_key and len(self.secret_key.encode()) < MIN_SECRET_BYTES:

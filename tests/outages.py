@@ -24,6 +24,8 @@ class CuttableProxy:
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._down = False
+        self._flowing = threading.Event()  # cleared while hung: bytes are held, not passed
+        self._flowing.set()
         self._listener = socket.socket()
         self._listener.bind((listen_host, 0))
         self._listener.listen(128)
@@ -49,9 +51,15 @@ class CuttableProxy:
         for sock in doomed:
             _reset(sock)
 
+    def hang(self) -> None:
+        """Take connections, new ones too, but pass nothing either way until `restore()`:
+        a service that is up yet never answers."""
+        self._flowing.clear()
+
     def restore(self) -> None:
         with self._lock:
             self._down = False
+        self._flowing.set()
 
     def close(self) -> None:
         self.cut()
@@ -84,6 +92,7 @@ class CuttableProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass

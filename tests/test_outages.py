@@ -140,6 +140,37 @@ def test_a_storage_outage_answers_503_naming_storage(
     assert "storage unreachable" in lines[0] and "storage reachable again" in lines[1], lines
 
 
+def test_storage_that_takes_connections_but_never_answers_is_an_outage(
+    db_url: str, bucket: str, s3_endpoint: str, tmp_path: Path
+) -> None:
+    """S3 hung (connections taken, no answer): an upload waited as long as it lasted
+    (45 s seen) and then answered 201, /readyz said storage was fine after as long. A call
+    unanswered for storage_timeout_seconds now gives up: 503 STORAGE_UNAVAILABLE while
+    it is still hung, and /readyz names storage."""
+    proxy, endpoint = CuttableProxy.in_front_of(s3_endpoint)
+    library = _library(
+        tmp_path,
+        db_url,
+        storage_url=f"s3://{bucket}/photos",
+        s3_endpoint_url=endpoint,
+        storage_timeout_seconds=1.0,
+    )
+    photo = jpeg(tmp_path / "a.jpg", 600, 400).read_bytes()
+    try:
+        with serving(library, loopback_socket()) as base, httpx.Client(base_url=base) as http:
+            proxy.hang()
+            answer = http.post("/api/upload", files={"file": ("a.jpg", photo)}, timeout=60)
+            ready = http.get("/readyz", timeout=60)
+            proxy.restore()  # only now: the answers came while it was still hung
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["errorCode"] == "STORAGE_UNAVAILABLE"
+            assert ready.status_code == 503 and "storage" in ready.text, ready.text
+            again = http.post("/api/upload", files={"file": ("a.jpg", photo)})
+            assert again.status_code == 201, again.text
+    finally:
+        proxy.close()
+
+
 def test_an_import_waits_out_a_storage_outage(
     db_url: str, bucket: str, s3_endpoint: str, tmp_path: Path
 ) -> None:

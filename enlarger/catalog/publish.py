@@ -59,7 +59,11 @@ def _folder_target(catalog: Catalog) -> tuple[BlobStore, str]:
     url = catalog.settings.product_publish_url
     if not url:
         return catalog.blobs, DEFAULT_PUBLISH_PREFIX
-    return open_blob_store(url, s3_endpoint_url=catalog.settings.s3_endpoint_url), ""
+    settings = catalog.settings
+    blobs = open_blob_store(
+        url, s3_endpoint_url=settings.s3_endpoint_url, timeout_s=settings.storage_timeout_seconds
+    )
+    return blobs, ""
 
 
 def publish_to_folder(catalog: Catalog, job: dict[str, Any]) -> Published:

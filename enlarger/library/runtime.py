@@ -86,6 +86,7 @@ def build_library(settings: Settings, engine: sa.Engine | None = None) -> Librar
             settings.resolved_storage_url,
             s3_endpoint_url=settings.s3_endpoint_url,
             signer=url_signer(settings),
+            timeout_s=settings.storage_timeout_seconds,
         ),
         limits=Limits(
             settings.max_upload_bytes,

@@ -33,10 +33,15 @@ __all__ = [
 
 
 def open_blob_store(
-    url: str, *, s3_endpoint_url: str = "", signer: UrlSigner | None = None
+    url: str,
+    *,
+    s3_endpoint_url: str = "",
+    signer: UrlSigner | None = None,
+    timeout_s: float = 15.0,
 ) -> BlobStore:
     """`file:///path` for a local directory (served by the app with `signer`'s URLs),
-    `s3://bucket/prefix` for S3 (`s3_endpoint_url` for MinIO, moto and the like)."""
+    `s3://bucket/prefix` for S3 (`s3_endpoint_url` for MinIO, moto and the like; a call
+    unanswered for `timeout_s` gives up)."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         return LocalBlobStore(Path(parsed.path), signer)
@@ -45,5 +50,5 @@ def open_blob_store(
             raise StorageError(f"storage URL {url!r} names no bucket (use s3://bucket/prefix)")
         from enlarger.storage.s3 import S3BlobStore  # boto3 loads only when S3 is used
 
-        return S3BlobStore(parsed.netloc, parsed.path, s3_endpoint_url)
+        return S3BlobStore(parsed.netloc, parsed.path, s3_endpoint_url, timeout_s)
     raise StorageError(f"unsupported storage URL {url!r} (use file:///path or s3://bucket)")

@@ -33,7 +33,13 @@ _PASSING_CODES = {
 class S3BlobStore(BlobStore):
     remote = True
 
-    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        timeout_s: float = 15.0,
+    ) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.client: Any = boto3.client(
@@ -41,9 +47,11 @@ class S3BlobStore(BlobStore):
             endpoint_url=endpoint_url or None,
             config=Config(
                 signature_version="s3v4",
-                retries={"mode": "standard"},
-                connect_timeout=10,  # a partitioned endpoint fails a call in seconds
-                read_timeout=60,
+                # tried twice: a server that takes connections but never answers (hung)
+                # is an outage in about 2 * timeout_s, not after minutes
+                retries={"mode": "standard", "total_max_attempts": 2},
+                connect_timeout=timeout_s,
+                read_timeout=timeout_s,
             ),
         )
 
