@@ -77,9 +77,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(autouse=True)
 def fresh_outage_log(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The API's outage log is the process's: what an earlier test in this process left
-    in it (an outage a minute ago makes the next a flap) is not this test's."""
+    """The API's outage logs are the process's: what an earlier test in this process left
+    in them (an outage a minute ago makes the next a flap, a line a minute ago keeps the
+    next one back) is not this test's."""
     monkeypatch.setattr(ops, "OUTAGES", OutageLog(ops.access_log))
+    monkeypatch.setattr(ops, "SCHEMA_LOG", ops.OncePerMinute(ops.access_log))
 
 
 @pytest.fixture(scope="session")

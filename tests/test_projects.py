@@ -198,6 +198,26 @@ def test_commit_trashes_what_is_not_kept_and_restore_brings_it_back(
     )
 
 
+def test_a_new_file_of_a_photo_thrown_away_is_not_thrown_away_too(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    """P2 was rejected and the commit sent its file to the trash; a new P2.JPG (other
+    bytes, another shoot) joined that photo with its reject, and the next commit threw
+    it away too. It starts undecided."""
+    client.post("/api/projects", json={"folder": "again"})
+    upload(client, "again", jpeg(tmp_path / "P2.JPG", 800, 600))
+    run_worker()
+    wait_for(lambda: processed(client, "again", "P2"), timeout=60)
+    client.patch("/api/projects/again/photos/P2", json={"flag": "reject", "rating": 2})
+    assert client.post("/api/projects/again/commit-changes").json()["trashed"] == ["P2.JPG"]
+    (tmp_path / "later").mkdir()
+    upload(client, "again", jpeg(tmp_path / "later" / "P2.JPG", 640, 480))
+    photo = wait_for(lambda: processed(client, "again", "P2"), timeout=60)
+    assert (photo["flag"], photo["rating"]) == ("unflagged", 0)
+    assert client.post("/api/projects/again/commit-changes").json()["trashed"] == []
+    assert listing(library, "projects/again") == ["P2.JPG"]
+
+
 def test_revert_resets_intent_to_what_is_there(client: httpx.Client, tmp_path: Path) -> None:
     client.post("/api/projects", json={"folder": "undo"})
     upload(client, "undo", jpeg(tmp_path / "Q.jpg", 300, 200))

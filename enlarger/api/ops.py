@@ -196,7 +196,7 @@ def _schema_problem(library: Library, error: Exception) -> str | None:
         return "the database's schema is not this version's"
 
 
-class _OncePerMinute:
+class OncePerMinute:
     """An error line at most once a minute: a request each second on a rolled-back schema
     is not a traceback each second. Thread-safe enough: a line more is no harm."""
 
@@ -215,7 +215,7 @@ class _OncePerMinute:
         self._said_at, self._since = now, 0
 
 
-SCHEMA_LOG = _OncePerMinute(access_log)
+SCHEMA_LOG = OncePerMinute(access_log)
 
 
 # ---- the state of the engine and the library, read at each scrape ---------------------

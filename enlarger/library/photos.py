@@ -179,13 +179,27 @@ def join_photo(
     decided on yet takes the decisions the file's own XMP records (`metadata`)."""
     role = role_of(image_format)
     photo_id = photo_for(conn, project_id, basename_of(filename))
-    conn.execute(photo_files.insert().values(image_id=image_id, photo_id=photo_id, role=role))
     values: dict[str, Any] = {"updated_at": db_now(), f"keep_{role}": True}
+    if _only_in_the_trash(conn, photo_id):  # a new file of a photo thrown away: undecided
+        values.update(flag=UNFLAGGED, rating=0, label=None)
+    conn.execute(photo_files.insert().values(image_id=image_id, photo_id=photo_id, role=role))
     conn.execute(photos.update().where(photos.c.id == photo_id).values(**values))
     recorded = {k: v for k, v in (metadata or {}).items() if k in DECISION_FIELDS}
     if recorded:
         conn.execute(photos.update().where(photos.c.id == photo_id, undecided()).values(**recorded))
     return role
+
+
+def _only_in_the_trash(conn: sa.Connection, photo_id: int) -> bool:
+    """The photo has files, and every one is in the trash (rejected and committed, say):
+    the decisions it keeps were made on those, not on a file joining it now."""
+    deleted = (
+        sa.select(images.c.deleted_at)
+        .join(photo_files, photo_files.c.image_id == images.c.id)
+        .where(photo_files.c.photo_id == photo_id)
+    )
+    found = list(conn.execute(deleted).scalars())
+    return bool(found) and all(at is not None for at in found)
 
 
 def undecided() -> sa.ColumnElement[bool]:
