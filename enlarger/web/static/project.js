@@ -228,6 +228,15 @@
     return false;
   }
 
+  // Changes reach the server in the order they were made: sent at once, a pick and then
+  // a star could land star first, and two stars pressed quickly the first one last.
+  let saving = Promise.resolve();
+  function inOrder(send) {
+    const request = saving.then(send);
+    saving = request.catch(() => {});
+    return request;
+  }
+
   // Record one change on these photos (optimistically: the page shows it at once, and
   // puts it back if the server refuses it); it can be undone.
   async function decide(change, names = targets(), { advance = true, remember = true } = {}) {
@@ -245,8 +254,9 @@
       next();
     }
     try {
-      if (names.length === 1) await api(`${base}/photos/${encodeURIComponent(names[0])}`, { method: "PATCH", json: change });
-      else await api(`${base}/photos`, { method: "PATCH", json: { basenames: names, ...change } });
+      await inOrder(() => names.length === 1
+        ? api(`${base}/photos/${encodeURIComponent(names[0])}`, { method: "PATCH", json: change })
+        : api(`${base}/photos`, { method: "PATCH", json: { basenames: names, ...change } }));
     } catch (error) {
       for (const p of before) store(p);
       changed(names);
