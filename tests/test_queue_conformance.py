@@ -732,15 +732,16 @@ def _migrated(engine: sa.Engine) -> bool:
     return has_version and migrate.current_revision(engine) == migrate.head_revision(engine)
 
 
-def _worker_pids(db_url: str, jobs: int) -> set[int]:
+def _worker_pids(db_url: str, jobs: int, until_pids: int = 0) -> set[int]:
     """Once `serve` has migrated: run `jobs` jobs, and the pids of the processes that ran
-    them."""
+    them (with `until_pids`, each job waits until that many have run one: a worker
+    process that starts first cannot take them all)."""
     engine = create_db_engine(db_url)
     wait_for(lambda: _migrated(engine), timeout=30)
     with engine.begin() as conn:
         conn.exec_driver_sql(TEST_RUNS_DDL)
     store = store_for_engine(engine)
-    payload = {"db": db_url, "sleep_first": 0.3}
+    payload = {"db": db_url, "sleep_first": 0.3, "until_pids": until_pids}
     ids = [store.enqueue(NewJob("record", payload)).id for _ in range(jobs)]
     for job_id in ids:  # processes starting on a busy machine: a generous deadline
         wait_status(store, job_id, JobStatus.COMPLETED, timeout=60)
@@ -752,7 +753,7 @@ def _worker_pids(db_url: str, jobs: int) -> set[int]:
 def test_serve_migrates_on_start_and_runs_workers(empty_db_url: str, tmp_path: Path) -> None:
     serve = _serve_with_two_workers(empty_db_url, tmp_path)
     try:
-        worker_pids = _worker_pids(empty_db_url, 16)
+        worker_pids = _worker_pids(empty_db_url, 16, until_pids=2)
         assert len(worker_pids) == 2, "both worker processes should have run jobs"
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(30) == 0
