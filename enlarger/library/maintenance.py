@@ -127,7 +127,7 @@ def manifest_check(library: Library, project: sa.Row[Any], report: Report) -> No
                     images.c.project_id == project.id,
                     images.c.original_key.is_not(None),
                     images.c.landing_key.is_not(None),
-                    images.c.updated_at < db_now(-service.MOVE_STALLED_S),
+                    service.claim_stalled(),
                 )
             )
         )

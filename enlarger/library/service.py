@@ -1089,9 +1089,10 @@ def update_image(
 
 
 def _lock_live(conn: sa.Connection, image_id: str) -> sa.Row[Any]:
-    """The live image's row, locked until the transaction ends; NotFound when deleted."""
+    """The live image's row (and whether its claim, if any, is `stalled`), locked until
+    the transaction ends; NotFound when deleted."""
     row = conn.execute(
-        sa.select(images)
+        sa.select(images, claim_stalled().label("stalled"))
         .where(images.c.id == image_id, images.c.deleted_at.is_(None))
         .with_for_update()
     ).first()
@@ -1105,7 +1106,7 @@ def _move_to_project(library: Library, row: sa.Row[Any], project_id: int) -> Non
     is claimed (`landing_key`) under that project's lock in one short transaction, the
     file moved with none open, and the move recorded (project, name, photo) in another.
     A move interrupted after its claim is finished by the next one to the same project."""
-    folder = folder_of_id(library, project_id)
+    folder = project_row(library, project_id).folder
     pending = row.landing_key if _is_in_folder(row.landing_key, folder) else None
     skip: set[str] = set()
     left_over: sa.Row[Any] | None = None
@@ -1120,13 +1121,7 @@ def _move_to_project(library: Library, row: sa.Row[Any], project_id: int) -> Non
         with library.engine.begin() as conn:
             hold_briefly(conn)  # every upload into the project waits on this lock
             lock_project(conn, project_id)
-            current = conn.execute(
-                sa.select(images, _stalled().label("stalled"))
-                .where(images.c.id == row.id, images.c.deleted_at.is_(None))
-                .with_for_update()
-            ).first()
-            if current is None:
-                raise NotFound(f"no image {row.id!r}")
+            current = _lock_live(conn, row.id)
             if current.original_key != row.original_key:
                 raise Conflict("the image was moved meanwhile; try again")
             if current.landing_key != pending:
@@ -1165,11 +1160,6 @@ def _move_to_project(library: Library, row: sa.Row[Any], project_id: int) -> Non
 
 def _is_in_folder(key: str | None, folder: str) -> bool:
     return key is not None and key.startswith(f"projects/{folder}/")
-
-
-def folder_of_id(library: Library, project_id: int) -> str:
-    with library.engine.connect() as conn:
-        return folder_of(conn, project_id)
 
 
 def _move_claimed(library: Library, image_id: str, origin: str, landing: str) -> None:
@@ -1217,7 +1207,7 @@ def delete_image(library: Library, image_id: str, original_gone: bool = False) -
     with library.engine.begin() as conn:
         hold_briefly(conn)
         current = conn.execute(
-            sa.select(images, _stalled().label("stalled"))
+            sa.select(images, claim_stalled().label("stalled"))
             .where(images.c.id == image_id)
             .with_for_update()
         ).one()
@@ -1227,8 +1217,8 @@ def delete_image(library: Library, image_id: str, original_gone: bool = False) -
         if moving and not current.stalled:
             raise Conflict("the image is being moved; try again in a moment")
         this_image = images.update().where(images.c.id == image_id)
-        if moving:
-            pass  # the move a process that died left: finished first, below
+        if moving:  # a move a process that died left: finished first, below
+            pass
         elif trash_key is None:
             made = _record_deleted(library, conn, image_id, None)
         else:
@@ -1345,8 +1335,8 @@ def refresh_original(library: Library, image_id: str) -> ImageStatus:
 MOVE_STALLED_S = 60  # a claim (`landing_key`) this old on a stored file was interrupted
 
 
-def _stalled() -> sa.ColumnElement[bool]:
-    """The image's claim, if any, was left by a process that died."""
+def claim_stalled() -> sa.ColumnElement[bool]:
+    """The image's claim (`landing_key`), if any, was left by a process that died."""
     return images.c.updated_at < db_now(-MOVE_STALLED_S)
 
 
@@ -1365,7 +1355,9 @@ def restore_image(library: Library, image_id: str, key: str) -> None:
         ).scalar_one()
         lock_project(conn, project_id)
         row = conn.execute(
-            sa.select(images, sa.not_(_stalled()).label("recent")).where(images.c.id == image_id)
+            sa.select(images, sa.not_(claim_stalled()).label("recent")).where(
+                images.c.id == image_id
+            )
         ).one()
         if row.deleted_at is None or row.original_key is None:
             raise Conflict("not in the trash (restored meanwhile)")
