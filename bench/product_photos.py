@@ -44,12 +44,15 @@ def product_photo(
     height: int = 1200,
     backdrop: str | None = None,
     shape: str | None = None,
+    colour: tuple[int, int, int] | None = None,
+    pieces: int = 1,
 ) -> ProductPhoto:
+    """One photo; `pieces` objects side by side make a set (a pair of shoes, say)."""
     rng = np.random.default_rng(seed)
     backdrop = backdrop or ("white", "grey")[seed % 2]
     shape = shape or SHAPES[seed % len(SHAPES)]
-    colour = COLOURS[seed % len(COLOURS)]
-    truth = _object_mask(rng, width, height, shape)
+    colour = colour or COLOURS[seed % len(COLOURS)]
+    truth = _object_mask(rng, width, height, shape, pieces)
     pixels = _backdrop(rng, width, height, backdrop)
     pixels *= _shadow(rng, truth, width, height)[..., None]
     alpha = truth.astype(np.float32)[..., None] / 255.0
@@ -60,14 +63,27 @@ def product_photo(
     return ProductPhoto(out.getvalue(), truth, backdrop, shape, colour)
 
 
-def _object_mask(rng: np.random.Generator, width: int, height: int, shape: str) -> np.ndarray:
+def _object_mask(
+    rng: np.random.Generator, width: int, height: int, shape: str, pieces: int
+) -> np.ndarray:
     big = Image.new("L", (width * SUPERSAMPLE, height * SUPERSAMPLE), 0)
     draw = ImageDraw.Draw(big)
-    s = SUPERSAMPLE
-    object_w = rng.uniform(0.3, 0.55) * width
+    object_w = rng.uniform(0.3, 0.55) * width / pieces
     object_h = rng.uniform(0.35, 0.65) * height
-    cx = width / 2 + rng.uniform(-0.08, 0.08) * width
+    cx = width / 2 + rng.uniform(-0.08, 0.08) * width / pieces
     cy = height / 2 + rng.uniform(-0.05, 0.08) * height
+    gap = object_w * 1.4
+    for piece in range(pieces):
+        middle = cx + (piece - (pieces - 1) / 2) * gap
+        _draw_shape(draw, shape, middle, cy, object_w, object_h)
+    small = big.resize((width, height), Image.Resampling.BOX)
+    return np.asarray(small, dtype=np.uint8)
+
+
+def _draw_shape(
+    draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, object_w: float, object_h: float
+) -> None:
+    s = SUPERSAMPLE
     left, top = (cx - object_w / 2) * s, (cy - object_h / 2) * s
     right, bottom = (cx + object_w / 2) * s, (cy + object_h / 2) * s
     if shape == "ellipse":
@@ -86,8 +102,6 @@ def _object_mask(rng: np.random.Generator, width: int, height: int, shape: str) 
         )
         middle = (left + right) / 2
         draw.rectangle((middle - neck_w / 2, top, middle + neck_w / 2, body_top), fill=255)
-    small = big.resize((width, height), Image.Resampling.BOX)
-    return np.asarray(small, dtype=np.uint8)
 
 
 def _backdrop(rng: np.random.Generator, width: int, height: int, kind: str) -> np.ndarray:

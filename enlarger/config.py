@@ -96,8 +96,10 @@ class Settings:
     fetch_timeout_seconds: float = 60.0
     product_themes_file: str = ""  # a TOML file of themes beside the built-in ones
     product_external_themes: str = ""  # themes whose jobs an external worker runs
-    product_segmenter: str = "backdrop"  # backdrop, or onnx (with product_onnx_model)
-    product_onnx_model: str = ""  # path of a local .onnx salient-object model
+    product_segmenter: str = "auto"  # auto, model or backdrop (see enlarger.media.segment)
+    product_onnx_model: str = ""  # a local .onnx salient-object model instead of U²-Net-p
+    product_onnx_preprocessing: str = "imagenet"  # imagenet, isnet or unit
+    product_review_below: float = 0.8  # hold cut-outs less sure than this for review; 0: never
     product_publishers: str = "folder"  # comma-separated: folder, webhook, shopify
     product_publish_url: str = ""  # folder publisher: file://… or s3://…; default: storage
     product_webhook_url: str = ""  # webhook publisher: where composites are announced
@@ -145,10 +147,14 @@ class Settings:
             public.scheme not in ("http", "https") or not public.netloc or public.query
         ):
             raise SettingsError("public_url must be an http(s) address such as https://host")
-        if self.product_segmenter not in ("backdrop", "onnx"):
-            raise SettingsError("product_segmenter must be backdrop or onnx")
+        if self.product_segmenter not in ("auto", "model", "backdrop", "onnx"):
+            raise SettingsError("product_segmenter must be auto, model or backdrop")
         if self.product_segmenter == "onnx" and not self.product_onnx_model:
             raise SettingsError("product_segmenter=onnx needs product_onnx_model (a local path)")
+        if self.product_onnx_preprocessing not in ("imagenet", "isnet", "unit"):
+            raise SettingsError("product_onnx_preprocessing must be imagenet, isnet or unit")
+        if not 0.0 <= self.product_review_below <= 1.0:
+            raise SettingsError("product_review_below is a confidence between 0 and 1")
         unknown = set(self.product_publisher_list) - {"folder", "webhook", "shopify"}
         if unknown or not self.product_publisher_list:
             raise SettingsError("product_publishers takes folder, webhook and shopify")
@@ -181,6 +187,11 @@ class Settings:
         else:
             cores = os.cpu_count() or 1
         return max(1, cores // self.max_parallel_jobs)
+
+    @property
+    def product_cut_method(self) -> str:
+        """How products are cut out; `onnx`, an older name, is the model method."""
+        return "model" if self.product_segmenter == "onnx" else self.product_segmenter
 
     @property
     def product_publisher_list(self) -> list[str]:

@@ -1,6 +1,8 @@
-"""The product pipeline's pure parts: the state machine, webhook signatures, backdrop
-removal on generated studio photos with known masks, an ONNX model the test builds, and
-compositing rules (aspect sizes, Amazon's white frame and fill)."""
+"""The product pipeline's pure parts: the state machine, webhook signatures, cut-outs of
+generated studio photos with known masks (light and grey products on white, sets of
+several pieces, products cut by the frame, busy backgrounds), the built-in model and an
+ONNX model the test builds, and compositing rules (aspect sizes, Amazon's white frame and
+fill, a theme's own fill)."""
 
 from __future__ import annotations
 
@@ -35,9 +37,13 @@ from enlarger.media.compose import (
     draw_background,
 )
 from enlarger.media.segment import (
-    OnnxSegmenter,
+    BUILTIN_MODEL_SHA256,
+    SaliencyModel,
     SegmentationError,
+    boundary_f,
     bounding_box,
+    builtin_model,
+    cut_out,
     iou,
     remove_backdrop,
 )
@@ -178,27 +184,100 @@ def _brightness_model(path: Path, size: int | None) -> Path:
         helper.make_tensor("gain", TensorProto.FLOAT, [], [40.0]),
     ]
     graph = helper.make_graph(nodes, "brightness", [pixels], [mask], constants)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
 
 
 @pytest.mark.parametrize("size", [None, 256])
-def test_onnx_segmenter_runs_a_local_model(tmp_path: Path, size: int | None) -> None:
+def test_a_local_onnx_model_cuts_out_the_product(tmp_path: Path, size: int | None) -> None:
     photo = product_photo(1, 640, 480)  # a blue box on grey: its red channel is low
-    segmenter = OnnxSegmenter(_brightness_model(tmp_path / "tiny.onnx", size))
-    alpha = segmenter(_rgb(photo.jpeg))
-    assert alpha.shape == photo.truth.shape
-    assert iou(alpha, photo.truth) >= (0.9 if size else 0.95)
+    model = SaliencyModel(_brightness_model(tmp_path / "tiny.onnx", size), "unit")
+    cut = cut_out(_rgb(photo.jpeg), model, "model")
+    assert cut.alpha.shape == photo.truth.shape
+    assert iou(cut.alpha, photo.truth) >= 0.9
 
 
-def test_onnx_segmenter_refuses_a_missing_or_broken_model(tmp_path: Path) -> None:
+def test_a_missing_broken_or_altered_model_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SegmentationError, match="no segmentation model"):
-        OnnxSegmenter(tmp_path / "absent.onnx")
+        SaliencyModel(tmp_path / "absent.onnx")
     (tmp_path / "broken.onnx").write_bytes(b"not a model")
     with pytest.raises(SegmentationError, match="cannot load"):
-        OnnxSegmenter(tmp_path / "broken.onnx")
+        SaliencyModel(tmp_path / "broken.onnx")
+    altered = tmp_path / "u2netp.onnx"
+    altered.write_bytes(b"x" + (tmp_path / "broken.onnx").read_bytes())
+    with pytest.raises(SegmentationError, match="SHA-256"):
+        SaliencyModel(altered, sha256=BUILTIN_MODEL_SHA256)
+    with pytest.raises(SegmentationError, match="preprocessing"):
+        SaliencyModel(_brightness_model(tmp_path / "tiny.onnx", 64), "rgb")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_default_cut_out_recovers_generated_products(seed: int) -> None:
+    photo = product_photo(seed, 800, 800)
+    cut = cut_out(_rgb(photo.jpeg))
+    assert iou(cut.alpha, photo.truth) >= 0.95 and boundary_f(cut.alpha, photo.truth) >= 0.9
+    assert cut.alpha[photo.truth == 0].mean() < 8  # the cast shadow stays backdrop
+    assert cut.confidence >= 0.8 and cut.concerns == ()
+
+
+@pytest.mark.parametrize("grey", [140, 190, 225])
+def test_light_and_grey_products_on_white_are_kept_whole(grey: int) -> None:
+    """Issue 26, item 1: a light product on white is not erased as if it were shadow."""
+    photo = product_photo(10, 600, 600, "white", "box", (grey, grey, grey))
+    cut = cut_out(_rgb(photo.jpeg))
+    assert iou(cut.alpha, photo.truth) >= 0.95, cut.method
+
+
+def test_every_piece_of_a_set_is_kept() -> None:
+    """Issue 26, item 2: a pair is two pieces, and both are published."""
+    photo = product_photo(3, 900, 600, pieces=2)
+    cut = cut_out(_rgb(photo.jpeg))
+    assert cut.pieces == 2 and iou(cut.alpha, photo.truth) >= 0.95
+    backdrop_only = remove_backdrop(_rgb(photo.jpeg))
+    assert iou(backdrop_only, photo.truth) >= 0.95
+
+
+def test_a_busy_background_makes_a_doubtful_cut_out() -> None:
+    """Issue 26, item 3: a product in front of clutter is not called certain."""
+    photo = product_photo(2, 640, 640)
+    rng = np.random.default_rng(7)
+    clutter = np.kron(rng.integers(0, 255, (16, 16, 3)), np.ones((40, 40, 1))).astype(np.uint8)
+    rgb = np.where(photo.truth[..., None] >= 128, _rgb(photo.jpeg), clutter)
+    cut = cut_out(rgb)
+    codes = {concern.code for concern in cut.concerns}
+    assert "BUSY_BACKGROUND" in codes and cut.method.startswith("model")
+    assert cut.confidence < 0.8, (cut.confidence, codes)
+
+
+def test_a_product_cut_by_the_frame_is_flagged() -> None:
+    """Issue 26, item 4: the frame cutting the product off is told, with the side."""
+    photo = product_photo(4, 800, 800)
+    left, _, _, _ = bounding_box(photo.truth)
+    rgb = _rgb(photo.jpeg)[:, left + 60 :]
+    cut = cut_out(rgb)
+    assert "left" in cut.cropped_sides
+    assert "CROPPED" in {concern.code for concern in cut.concerns}
+
+
+def test_the_built_in_model_ships_with_the_package_and_is_checked() -> None:
+    model = builtin_model()
+    assert model.name == "u2netp" and builtin_model() is model
+    photo = product_photo(5, 480, 480)
+    views = model.views(_rgb(photo.jpeg))
+    assert len(views) == 3 and all(view.shape == (480, 480) for view in views)
+    assert iou((np.mean(views, axis=0) * 255).astype(np.uint8), photo.truth) >= 0.9
+
+
+def test_boundary_f_measures_edges_within_a_tolerance() -> None:
+    truth = np.zeros((100, 100), dtype=np.uint8)
+    truth[20:80, 20:80] = 255
+    shifted = np.roll(truth, 2, axis=1)
+    far = np.roll(truth, 10, axis=1)
+    assert boundary_f(truth, truth) == 1.0
+    assert boundary_f(shifted, truth) == 1.0 and boundary_f(far, truth) < 0.6
+    assert boundary_f(np.zeros_like(truth), truth) == 0.0
 
 
 # ---- compositing --------------------------------------------------------------------------
@@ -249,6 +328,9 @@ def test_studio_theme_stands_the_product_on_the_floor_with_a_shadow() -> None:
         ({"product_publishers": "shopify"}, "shopify_access_token"),
         ({"product_publishers": "webhook"}, "product_webhook_url"),
         ({"product_segmenter": "onnx"}, "product_onnx_model"),
+        ({"product_segmenter": "magic"}, "auto, model or backdrop"),
+        ({"product_onnx_preprocessing": "bgr"}, "imagenet, isnet or unit"),
+        ({"product_review_below": 1.5}, "between 0 and 1"),
         ({"image_max_per_sku": 0}, "image_max_per_sku"),
     ],
 )
@@ -274,3 +356,25 @@ def test_themes_come_from_a_toml_file_and_may_run_externally(tmp_path: Path) -> 
     themes_file.write_text('[themes.bad]\nbackground = "solid"\naspects = ["2:1"]\n')
     with pytest.raises(SettingsError, match="unknown aspects"):
         load_themes(Settings(product_themes_file=str(themes_file)))
+
+
+def test_a_theme_sets_a_presets_fill_within_the_marketplaces_rule(tmp_path: Path) -> None:
+    """Issue 26, item 6: Amazon's fill is the theme's to choose, down to Amazon's 85 %."""
+    themes_file = tmp_path / "themes.toml"
+    themes_file.write_text(
+        '[themes.tight]\nbackground = "solid"\nfill = 0.7\n'
+        "preset_fill = { amazon-main = 0.87, shopify = 0.6 }\n"
+    )
+    tight = load_themes(Settings(product_themes_file=str(themes_file)))["tight"]
+    assert tight.placement().fill == 0.7
+    assert tight.placement("amazon-main").fill == 0.87
+    assert tight.placement("shopify").fill == 0.6
+    assert BUILTIN_THEMES["white"].placement("amazon-main").fill == 0.9
+    for wrong, reason in [
+        ("{ amazon-main = 0.8 }", "between 0.85 and 1"),
+        ("{ etsy = 0.8 }", "unknown preset"),
+        ("0.8", "table"),
+    ]:
+        themes_file.write_text(f'[themes.bad]\nbackground = "solid"\npreset_fill = {wrong}\n')
+        with pytest.raises(SettingsError, match=reason):
+            load_themes(Settings(product_themes_file=str(themes_file)))

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -162,7 +163,7 @@ def test_a_signed_webhook_runs_to_done_with_composites_published(
     image_host: ImageHost,
     library: Library,
 ) -> None:
-    photo = product_photo(3, 1000, 1000)
+    photo = product_photo(3, 1600, 1600)  # smaller, it would be held as enlarged
     url = image_host.add("/photo.jpg", photo.jpeg)
     response = _announce(client, url, photo.jpeg)
     assert response.status_code == 201, response.text
@@ -183,7 +184,7 @@ def test_a_signed_webhook_runs_to_done_with_composites_published(
     original = client.get(job["urls"]["original"])
     assert original.content == photo.jpeg
     mask = pyvips.Image.new_from_buffer(client.get(job["urls"]["mask"]).content, "")
-    alpha = np.ndarray(buffer=mask.write_to_memory(), dtype=np.uint8, shape=(1000, 1000))
+    alpha = np.ndarray(buffer=mask.write_to_memory(), dtype=np.uint8, shape=(1600, 1600))
     truth = photo.truth >= 128
     assert (
         np.logical_and(alpha >= 128, truth).sum() / np.logical_or(alpha >= 128, truth).sum() >= 0.95
@@ -212,6 +213,8 @@ def test_a_signed_webhook_runs_to_done_with_composites_published(
         "PUBLISHING",
     }
     assert job["costUsd"] == 0 and job["durationS"] > 0
+    assert job["cutoutMethod"] == "model+backdrop" and job["confidence"] >= 0.8
+    assert job["concerns"] == [] and job["reviewDecision"] is None
 
     stats = client.get("/api/product-jobs/stats").json()
     assert stats["total"] == 1 and stats["byStatus"]["DONE"] == 1
@@ -359,6 +362,10 @@ def test_failures_carry_their_codes(
         assert job["errorMessage"] and job["completedAt"]
     stats = client.get("/api/product-jobs/stats").json()
     assert stats["byStatus"]["FAILED"] == 3 and stats["failureRate"] == 1.0
+    # issue 26, item 6: failing to fetch a photo is no failure to cut one out
+    assert stats["failuresByCode"]["DOWNLOAD_FAILED"] == 2
+    assert stats["failuresByCode"]["INVALID_IMAGE"] == 1
+    assert stats["cutoutFailureRate"] == 0.0
 
 
 def test_fetch_is_refused_from_private_addresses_unless_allowed(
@@ -707,3 +714,186 @@ def test_the_folder_publisher_writes_to_an_s3_prefix(
     assert manifest["files"][0]["sha256"] == hashlib.sha256(b"composite bytes").hexdigest()
     with target.local_copy("S/j2/shopify.jpg") as path:
         assert path.read_bytes() == b"composite bytes"
+
+
+# ---- doubtful cut-outs, SKUs with slashes, uploads (issue 26) -------------------------------
+
+
+def _job(client: httpx.Client, job_id: str) -> dict[str, Any]:
+    return client.get(f"/api/product-jobs/{job_id}").json()
+
+
+def _waiting_for(client: httpx.Client, job_id: str, *statuses: str) -> dict[str, Any]:
+    return wait_for(
+        lambda: (job := _job(client, job_id))["status"] in statuses and job, timeout=120
+    )
+
+
+def _jpeg(pixels: np.ndarray) -> bytes:
+    return pyvips.Image.new_from_array(pixels).jpegsave_buffer(Q=92)
+
+
+def _cropped_photo() -> bytes:
+    """A studio shot whose product the frame cuts off at the left."""
+    photo = product_photo(4, 1800, 1800)
+    columns = np.flatnonzero(photo.truth.max(axis=0) >= 128)
+    pixels = np.asarray(pyvips.Image.new_from_buffer(photo.jpeg, "").numpy())
+    return _jpeg(np.ascontiguousarray(pixels[:, columns[0] + 120 :]))
+
+
+def _published(library: Library, job_id: str) -> list[str]:
+    return [
+        info.key
+        for sku in library.blobs.list_subfolders("products/published")
+        for info in library.blobs.list_folder(f"products/published/{sku}/{job_id}")
+    ]
+
+
+def test_a_doubtful_cut_out_waits_for_a_person_who_accepts_rejects_or_reruns_it(
+    client: httpx.Client,
+    run_worker: Callable[[], Worker],
+    image_host: ImageHost,
+    library: Library,
+) -> None:
+    """Issue 26, item 4: nothing doubtful is published before a person has seen it."""
+    cropped = _cropped_photo()
+    jobs = {
+        name: _announce(
+            client, image_host.add(f"/{name}.jpg", cropped), cropped, f"SKU-{name}", f"msg_{name}"
+        ).json()["jobId"]
+        for name in ("accept", "reject", "rerun")
+    }
+    run_worker()
+    for job_id in jobs.values():
+        held = _waiting_for(client, job_id, "NEEDS_REVIEW", "DONE", "FAILED")
+        assert held["status"] == "NEEDS_REVIEW", held
+        assert "CROPPED" in {c["code"] for c in held["concerns"]}
+        assert "left" in next(c["message"] for c in held["concerns"] if c["code"] == "CROPPED")
+        assert held["composites"] and held["mediaIds"] == []
+        assert _published(library, job_id) == []
+
+    accepted = client.post(f"/api/product-jobs/{jobs['accept']}/review", json={"action": "accept"})
+    assert accepted.status_code == 200 and accepted.json()["status"] == "PUBLISHING"
+    done = _waiting_for(client, jobs["accept"], "DONE", "FAILED")
+    assert done["status"] == "DONE" and done["reviewDecision"] == "accepted"
+    assert len(_published(library, jobs["accept"])) == 7  # six composites and the manifest
+
+    rejected = client.post(
+        f"/api/product-jobs/{jobs['reject']}/review",
+        json={"action": "reject", "note": "the heel is cut off"},
+    ).json()
+    assert (rejected["status"], rejected["errorCode"]) == ("FAILED", "REJECTED")
+    assert "the heel is cut off" in rejected["errorMessage"]
+    assert _published(library, jobs["reject"]) == []
+
+    refused = client.post(f"/api/product-jobs/{jobs['rerun']}/review", json={"action": "rerun"})
+    assert refused.status_code == 422 and "method" in refused.json()["detail"]
+    rerun = client.post(
+        f"/api/product-jobs/{jobs['rerun']}/review", json={"action": "rerun", "method": "backdrop"}
+    )
+    assert rerun.json()["status"] == "SEGMENTING" and rerun.json()["requestedMethod"] == "backdrop"
+    again = _waiting_for(client, jobs["rerun"], "NEEDS_REVIEW", "DONE", "FAILED")
+    assert again["status"] == "NEEDS_REVIEW" and again["cutoutMethod"] == "backdrop", again[
+        "errorMessage"
+    ]
+
+    decided = client.post(f"/api/product-jobs/{jobs['accept']}/review", json={"action": "reject"})
+    assert decided.status_code == 409 and "NEEDS_REVIEW" in decided.json()["detail"]
+    stats = client.get("/api/product-jobs/stats").json()
+    assert stats["byStatus"]["NEEDS_REVIEW"] == 1 and stats["failuresByCode"]["REJECTED"] == 1
+    assert stats["cutoutFailureRate"] == 0.5  # one rejected of the two decided
+
+
+def test_a_product_blown_up_from_a_small_photo_is_held(
+    client: httpx.Client, run_worker: Callable[[], Worker], image_host: ImageHost
+) -> None:
+    small = product_photo(6, 300, 300).jpeg
+    job_id = _announce(client, image_host.add("/small.jpg", small), small).json()["jobId"]
+    run_worker()
+    held = _waiting_for(client, job_id, "NEEDS_REVIEW", "DONE", "FAILED")
+    assert held["status"] == "NEEDS_REVIEW", held
+    enlarged = next(c for c in held["concerns"] if c["code"] == "ENLARGED")
+    assert "enlarged" in enlarged["message"] and "px wide" in enlarged["message"]
+
+
+def test_review_holds_low_confidence_and_warnings_unless_turned_off(catalog: Catalog) -> None:
+    cropped = [{"code": "CROPPED", "message": "the frame cuts the product at left"}]
+    assert pipeline._doubtful(catalog, {"confidence": 0.95}, cropped)
+    assert pipeline._doubtful(catalog, {"confidence": 0.5}, [])
+    assert not pipeline._doubtful(catalog, {"confidence": 0.95}, [])
+    assert not pipeline._doubtful(catalog, {"confidence": None}, [])  # an external worker's
+    off = replace(catalog, settings=replace(catalog.settings, product_review_below=0.0))
+    assert not pipeline._doubtful(off, {"confidence": 0.1}, cropped)
+
+
+def test_skus_with_slashes_get_folders_of_their_own(
+    client: httpx.Client, run_worker: Callable[[], Worker], image_host: ImageHost, library: Library
+) -> None:
+    """Issue 26, item 5: TEE/RED/M and TEE/RED/S no longer share `products/M/`."""
+    photo = product_photo(3, 1600, 1600).jpeg
+    url = image_host.add("/tee.jpg", photo)
+    ids = [
+        _announce(client, url, photo, sku=sku, webhook_id=f"msg_{n}").json()["jobId"]
+        for n, sku in enumerate(["TEE/RED/M", "TEE/RED/S", "M"])
+    ]
+    run_worker()
+    folders = set()
+    for job_id, sku in zip(ids, ["TEE/RED/M", "TEE/RED/S", "M"], strict=True):
+        job = _waiting_for(client, job_id, "DONE", "FAILED", "NEEDS_REVIEW")
+        assert job["status"] == "DONE" and job["sku"] == sku
+        folder = job["originalKey"].split("/")[1]
+        published = {key.split("/")[2] for key in _published(library, job_id)}
+        assert published == {folder}
+        folders.add(folder)
+    assert len(folders) == 3 and "M" in folders and len(set(ids)) == 3
+    assert all(folder.startswith("TEE-RED-") for folder in folders - {"M"})
+
+
+@pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
+def test_a_product_photo_can_be_uploaded_instead_of_announced(
+    client: httpx.Client, run_worker: Callable[[], Worker], library: Library
+) -> None:
+    """Issue 26, item 6: a photo that is not hosted anywhere goes in by upload."""
+    photo = product_photo(3, 1600, 1600)
+    form = {"sku": "CAP/BLUE", "theme": "white"}
+    sent = client.post(
+        "/api/product-jobs/upload", data=form, files={"file": ("cap.jpg", photo.jpeg)}
+    )
+    assert sent.status_code == 201, sent.text
+    job_id = sent.json()["jobId"]
+    again = client.post(
+        "/api/product-jobs/upload", data=form, files={"file": ("cap copy.jpg", photo.jpeg)}
+    )
+    assert (again.status_code, again.json()) == (200, {"jobId": job_id, "status": "duplicate"})
+    not_image = client.post(
+        "/api/product-jobs/upload", data=form, files={"file": ("cap.jpg", b"not a photo")}
+    )
+    assert not_image.status_code == 422 and not_image.json()["errorCode"]
+    no_sku = client.post(
+        "/api/product-jobs/upload", data={"theme": "white"}, files={"file": ("c.jpg", photo.jpeg)}
+    )
+    assert no_sku.status_code == 422 and "sku" in no_sku.json()["detail"]
+    wrong_theme = client.post(
+        "/api/product-jobs/upload",
+        data={"sku": "CAP", "theme": "winter"},
+        files={"file": ("c.jpg", photo.jpeg)},
+    )
+    assert wrong_theme.status_code == 422 and "winter" in wrong_theme.json()["detail"]
+
+    run_worker()
+    job = _waiting_for(client, job_id, "DONE", "FAILED", "NEEDS_REVIEW")
+    assert job["status"] == "DONE", job
+    assert (
+        job["imageUrl"] == "upload:cap.jpg"
+        and job["sha256"] == hashlib.sha256(photo.jpeg).hexdigest()
+    )
+    assert client.get(job["urls"]["original"]).content == photo.jpeg
+    assert client.get("/api/product-jobs").json()["pagination"]["total"] == 1
+    kept = {
+        info.key.rsplit("/", 1)[0]
+        for sku in library.blobs.list_subfolders("products")
+        if sku != "published"
+        for folder in library.blobs.list_subfolders(f"products/{sku}")
+        for info in library.blobs.list_folder(f"products/{sku}/{folder}")
+    }
+    assert kept == {job["originalKey"].rsplit("/", 1)[0]}  # the duplicate's copy is gone

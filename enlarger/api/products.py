@@ -15,7 +15,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from enlarger.api.deps import CatalogDep
+from enlarger.api.deps import CatalogDep, LibraryDep
+from enlarger.api.multipart import read_upload_form
 from enlarger.api.shapes import Offset, iso, pagination
 from enlarger.catalog import service
 from enlarger.catalog.publish import composites_of
@@ -107,6 +108,42 @@ async def receive_image(request: Request, catalog: CatalogDep) -> JSONResponse:
     )
 
 
+@router.post(
+    "/api/product-jobs/upload",
+    summary="Send a product photo (multipart: file, sku, theme) instead of announcing a URL",
+    responses={
+        201: {"description": "a job was created"},
+        200: {"description": "a duplicate: this SKU has this photo in this theme already"},
+        422: {"description": "not an image, no SKU, or an unknown theme"},
+    },
+)
+async def upload_product_photo(
+    request: Request, catalog: CatalogDep, library: LibraryDep
+) -> JSONResponse:
+    form = await read_upload_form(request, library, "file")
+    photo = form.file.received
+    try:
+        sku = (form.fields.get("sku") or "").strip()
+        theme = (form.fields.get("theme") or "").strip() or DEFAULT_THEME
+        if not sku or len(sku) > 200:
+            raise HTTPException(422, "sku is required: a form field of 1 to 200 characters")
+        created = await run_in_threadpool(
+            service.create_uploaded_job,
+            catalog,
+            sku,
+            theme,
+            photo.path,
+            photo.checksum,
+            form.file.filename,
+        )
+    finally:
+        photo.path.unlink(missing_ok=True)
+    status = "created" if created.created else "duplicate"
+    return JSONResponse(
+        {"jobId": created.job_id, "status": status}, status_code=201 if created.created else 200
+    )
+
+
 def _status_filter(value: str | None) -> str | None:
     if value is None:
         return None
@@ -147,6 +184,12 @@ def product_job_json(
         "estimatedSecondsRemaining": remaining_seconds(status),
         "errorCode": job["error_code"],
         "errorMessage": job["error_message"],
+        "cutoutMethod": job["cutout_method"],
+        "confidence": job["confidence"],
+        "concerns": job["concerns"] or [],
+        "requestedMethod": job["requested_method"],
+        "reviewDecision": job["review_decision"],
+        "reviewedAt": iso(job["reviewed_at"]),
         "originalKey": job["original_key"],
         "maskKey": job["mask_key"],
         "cutoutKey": job["cutout_key"],
@@ -331,6 +374,27 @@ def report_composite(job_id: str, body: CompositeReport, catalog: CatalogDep) ->
 @router.post("/api/product-jobs/{job_id}/shopify", summary="External: published (reference name)")
 def report_publish(job_id: str, body: PublishReport, catalog: CatalogDep) -> dict[str, Any]:
     return _report(catalog, job_id, ProductStatus.PUBLISHING, body, {"media_ids": body.mediaIds})
+
+
+class ReviewDecision(BaseModel):
+    """A reviewer's decision on a job held in NEEDS_REVIEW."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: service.ReviewAction
+    method: Literal["auto", "model", "backdrop"] | None = None  # rerun: how to cut it out
+    note: str | None = Field(None, max_length=500)  # reject: why (kept in errorMessage)
+
+
+@router.post(
+    "/api/product-jobs/{job_id}/review",
+    summary="Decide on a held cut-out: accept (publish), reject (fail) or rerun with a method",
+    responses={409: {"description": "the job is not waiting for review"}},
+)
+def review_product_job(job_id: str, body: ReviewDecision, catalog: CatalogDep) -> dict[str, Any]:
+    if body.action is service.ReviewAction.RERUN and body.method is None:
+        raise HTTPException(422, "rerun needs a method: auto, model or backdrop")
+    job = service.review(catalog, job_id, body.action, body.method, body.note)
+    return _job_with_costs(catalog, job)
 
 
 @router.post("/api/product-jobs/{job_id}/fail", summary="Fail a job with an error code")

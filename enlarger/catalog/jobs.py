@@ -60,6 +60,7 @@ def run_stage(ctx: JobContext, payload: dict[str, Any], status: ProductStatus) -
             ProductError.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", retryable=True
         )
         _give_up_or_retry(ctx, catalog, job_id, status, error)
+    following = result.following or following
     try:
         service.advance(catalog, job_id, status, following, result.updates, result.costs)
     except (InvalidTransition, service.NotFound) as exc:

@@ -2,9 +2,10 @@
 does its work, writes its artifacts (deterministic keys, atomic writes: a stage run twice
 after a crash writes the same files) and returns the job's new fields and its costs.
 
-QUEUED: fetch the original · SEGMENTING: mask and cut-out · BG_GENERATING: the theme's
-backgrounds · COMPOSITING: composites and 400 px thumbnails · PUBLISHING: hand them over
-(see `enlarger.catalog.publish`).
+QUEUED: fetch the original · SEGMENTING: mask, cut-out and how sure it is ·
+BG_GENERATING: the theme's backgrounds · COMPOSITING: composites and 400 px thumbnails,
+then NEEDS_REVIEW instead of PUBLISHING when the cut-out is doubtful · PUBLISHING: hand
+them over (see `enlarger.catalog.publish`).
 """
 
 from __future__ import annotations
@@ -40,14 +41,19 @@ from enlarger.media.compose import (
     to_jpeg,
 )
 from enlarger.media.segment import (
-    OnnxSegmenter,
+    Concern,
+    SaliencyModel,
     SegmentationError,
     bounding_box,
-    remove_backdrop,
+    cut_out,
 )
 
 WORK_SIDE = 3000  # originals are decoded at most this large: masks and composites agree
 THUMB_SIDE = 400
+ENLARGED_ABOVE = 4.0  # a product scaled up more than this in a composite is a concern
+# Concerns that hold a job for review whatever its confidence: the product is cut off by
+# the photo's frame, or blown up from a photo too small for the composite.
+ALWAYS_REVIEWED = frozenset({"CROPPED", "ENLARGED"})
 COMPOSITE_QUALITY = 90
 FREE = Decimal(0)
 
@@ -56,6 +62,7 @@ FREE = Decimal(0)
 class StageResult:
     updates: dict[str, Any]
     costs: list[Cost]
+    following: ProductStatus | None = None  # None: the stage's usual next status
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,7 @@ def frames(theme: Theme) -> list[Frame]:
     for name in theme.presets:
         preset = PRESETS[name]
         background = preset.background or theme.background
-        made.append(Frame(name, preset.width, preset.height, background, theme.placement(preset)))
+        made.append(Frame(name, preset.width, preset.height, background, theme.placement(name)))
     return made
 
 
@@ -87,6 +94,8 @@ def frames(theme: Theme) -> list[Frame]:
 
 
 def fetch_original(catalog: Catalog, job: dict[str, Any]) -> StageResult:
+    if job["original_key"]:  # sent with the request: stored already
+        return StageResult({}, [])
     download = catalog.temp_dir / f"{uuid.uuid4().hex}.download"
     try:
         fetch(job["image_url"], download, job["sha256"], catalog.fetch_limits)
@@ -119,31 +128,42 @@ def _decoded_original(catalog: Catalog, key: str) -> np.ndarray:
 
 
 @functools.cache
-def _segmenter(settings: Settings) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
-    """The configured segmenter and its provider name (a model is loaded once per process)."""
-    if settings.product_segmenter == "onnx":
-        model = Path(settings.product_onnx_model)
-        try:
-            return f"onnx:{model.name}", OnnxSegmenter(model)
-        except SegmentationError as error:
-            raise StageFailed(ProductError.SEGMENT_FAILED, str(error)) from None
-    return "builtin-backdrop", remove_backdrop
+def _model(settings: Settings) -> SaliencyModel | None:
+    """The configured model file, loaded once per process (None: the built-in one)."""
+    if not settings.product_onnx_model:
+        return None
+    try:
+        return SaliencyModel(Path(settings.product_onnx_model), settings.product_onnx_preprocessing)
+    except SegmentationError as error:
+        raise StageFailed(ProductError.SEGMENT_FAILED, str(error)) from None
 
 
 def segment(catalog: Catalog, job: dict[str, Any]) -> StageResult:
     rgb = _decoded_original(catalog, job["original_key"])
-    provider, segmenter = _segmenter(catalog.settings)
+    model = _model(catalog.settings)
+    method = job.get("requested_method") or catalog.settings.product_cut_method
     try:
-        alpha = segmenter(rgb)
-        left, top, width, height = bounding_box(alpha)
+        cut = cut_out(rgb, model, method)
+        left, top, width, height = bounding_box(cut.alpha)
     except SegmentationError as error:
         raise StageFailed(ProductError.SEGMENT_FAILED, str(error)) from None
     prefix = artifact_prefix(job)
-    catalog.blobs.put_bytes(f"{prefix}mask.png", mask_png(alpha))
+    catalog.blobs.put_bytes(f"{prefix}mask.png", mask_png(cut.alpha))
     box = np.s_[top : top + height, left : left + width]
-    catalog.blobs.put_bytes(f"{prefix}cutout.png", cutout_png(rgb[box], alpha[box]))
-    updates = {"mask_key": f"{prefix}mask.png", "cutout_key": f"{prefix}cutout.png"}
-    return StageResult(updates, [Cost(ProductStatus.SEGMENTING, provider, FREE)])
+    catalog.blobs.put_bytes(f"{prefix}cutout.png", cutout_png(rgb[box], cut.alpha[box]))
+    made_by = cut.method if model is None or cut.method == "backdrop" else f"onnx:{model.name}"
+    updates = {
+        "mask_key": f"{prefix}mask.png",
+        "cutout_key": f"{prefix}cutout.png",
+        "cutout_method": made_by,
+        "confidence": cut.confidence,
+        "concerns": [_concern_json(concern) for concern in cut.concerns],
+    }
+    return StageResult(updates, [Cost(ProductStatus.SEGMENTING, f"builtin-{made_by}", FREE)])
+
+
+def _concern_json(concern: Concern) -> dict[str, str]:
+    return {"code": concern.code, "message": concern.message}
 
 
 # ---- BG_GENERATING ---------------------------------------------------------------------------
@@ -178,10 +198,11 @@ def composite(catalog: Catalog, job: dict[str, Any]) -> StageResult:
     if len(theme_frames) != len(job["bg_keys"]):
         raise StageFailed(ProductError.COMPOSITE_FAILED, "the backgrounds do not match the theme")
     made = []
+    enlarged = 0.0
     for frame, bg_key in zip(theme_frames, job["bg_keys"], strict=True):
         try:
             background = _read_image(catalog, bg_key)
-            pixels, _box = compose(rgb, alpha, background, frame.placement)
+            pixels, box = compose(rgb, alpha, background, frame.placement)
         except (MediaError, SegmentationError) as error:
             raise StageFailed(ProductError.COMPOSITE_FAILED, str(error)) from None
         key, thumb = f"{prefix}composite-{frame.name}.jpg", f"{prefix}thumb-{frame.name}.jpg"
@@ -196,12 +217,30 @@ def composite(catalog: Catalog, job: dict[str, Any]) -> StageResult:
                 "thumbKey": thumb,
             }
         )
+        enlarged = max(enlarged, box[2] / bounding_box(alpha)[2])
+    concerns = [c for c in job.get("concerns") or [] if c["code"] != "ENLARGED"]
+    if enlarged > ENLARGED_ABOVE:
+        width = bounding_box(alpha)[2]
+        message = f"the product, {width} px wide in its photo, is enlarged {enlarged:.1f}x"
+        concerns.append({"code": "ENLARGED", "message": message})
     updates = {
         "composite_keys": [m["key"] for m in made],
         "thumb_keys": [m["thumbKey"] for m in made],
         "composites": made,
+        "concerns": concerns,
     }
-    return StageResult(updates, [Cost(ProductStatus.COMPOSITING, "builtin-composite", FREE)])
+    following = ProductStatus.NEEDS_REVIEW if _doubtful(catalog, job, concerns) else None
+    costs = [Cost(ProductStatus.COMPOSITING, "builtin-composite", FREE)]
+    return StageResult(updates, costs, following)
+
+
+def _doubtful(catalog: Catalog, job: dict[str, Any], concerns: list[dict[str, str]]) -> bool:
+    """Whether a person should see the cut-out before it is published."""
+    threshold = catalog.settings.product_review_below
+    if threshold <= 0 or job.get("confidence") is None:
+        return False  # review is off, or the mask came from an external worker
+    warned = any(concern["code"] in ALWAYS_REVIEWED for concern in concerns)
+    return warned or job["confidence"] < threshold
 
 
 # ---- PUBLISHING ------------------------------------------------------------------------------

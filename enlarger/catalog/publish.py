@@ -26,6 +26,7 @@ from typing import Any
 
 from enlarger.catalog import calls, shopify
 from enlarger.catalog.runtime import Catalog
+from enlarger.catalog.service import sku_folder
 from enlarger.catalog.webhooks import secret_key, sign_standard
 from enlarger.storage import BlobStore, open_blob_store, safe_name
 
@@ -68,7 +69,7 @@ def _folder_target(catalog: Catalog) -> tuple[BlobStore, str]:
 
 def publish_to_folder(catalog: Catalog, job: dict[str, Any]) -> Published:
     target, prefix = _folder_target(catalog)
-    base = f"{prefix}{safe_name(job['sku'], 'sku')}/{job['id']}/"
+    base = f"{prefix}{sku_folder(job['sku'])}/{job['id']}/"
     files = []
     for item in composites_of(job):
         extension = item["key"].rsplit(".", 1)[-1]

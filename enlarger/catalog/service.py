@@ -9,11 +9,14 @@ Every change is a compare-and-set on the status: two writers racing cannot both 
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,6 +33,7 @@ from enlarger.catalog.states import (
 from enlarger.db.engine import is_postgres, read_connection
 from enlarger.db.schema import product_costs, product_jobs, webhook_deliveries
 from enlarger.db.types import db_now, db_seconds_between
+from enlarger.media import Limits, probe
 from enlarger.storage import safe_name
 
 STAGE_JOB_TYPES: dict[ProductStatus, str] = {
@@ -43,6 +47,11 @@ STAGE_JOB_TYPES: dict[ProductStatus, str] = {
 # so jobs already under way finish before new ones start (results arrive early).
 STAGE_PRIORITY = 50
 NANO = Decimal("0.000000001")
+# Jobs that failed before there was a photo to cut out, and jobs whose cut-out failed
+# (or was turned down): the cut-out failure rate counts the second among those that had
+# a photo to cut.
+NOT_CUT_OUT = (ProductError.DOWNLOAD_FAILED, ProductError.INVALID_IMAGE)
+CUT_OUT_FAILURES = (ProductError.SEGMENT_FAILED, ProductError.REJECTED)
 
 
 class NotFound(LookupError):
@@ -82,6 +91,19 @@ def from_nano_usd(nano: int) -> Decimal:
 # ---- creating ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Uploaded:
+    """A product photo sent with the request and stored already under the job id it
+    will have: the fetch stage finds it there and fetches nothing."""
+
+    job_id: str
+    original_key: str
+
+
+def new_job_id() -> str:
+    return secrets.token_urlsafe(15)
+
+
 def create_job(
     catalog: Catalog,
     sku: str,
@@ -89,20 +111,54 @@ def create_job(
     sha256: str,
     theme: str,
     webhook_id: str | None = None,
+    uploaded: Uploaded | None = None,
 ) -> Created:
     """One job per (sku, sha256, theme) and per webhook id, however many deliveries race.
     A built-in theme's job is QUEUED at once with its fetch job; an external one waits in
     NEW for `start`."""
-    if theme not in catalog.themes:
-        known = ", ".join(sorted(catalog.themes))
-        raise UnknownTheme(f"unknown theme {theme!r} (known: {known})")
+    check_theme(catalog, theme)
     for _ in range(3):  # a racing delivery may win between our read and our insert
         try:
             with catalog.engine.begin() as conn:
-                return _create(catalog, conn, sku, image_url, sha256, theme, webhook_id)
+                return _create(catalog, conn, sku, image_url, sha256, theme, webhook_id, uploaded)
         except sa.exc.IntegrityError:
             continue
     raise RuntimeError("a product job kept being created and removed under us")
+
+
+def create_uploaded_job(
+    catalog: Catalog, sku: str, theme: str, photo: Path, sha256: str, filename: str | None
+) -> Created:
+    """A job for a product photo sent with the request rather than announced by URL: it
+    is checked to be an image, stored as the job's original (before the job exists, so
+    no transaction waits on storage), then the job created; a duplicate's copy is
+    removed again. `image_url` records `upload:<file name>`."""
+    check_theme(catalog, theme)
+    found = probe(photo, Limits(catalog.fetch_limits.max_bytes))  # MediaError: not an image
+    job_id = new_job_id()
+    key = f"products/{sku_folder(sku)}/{job_id}/original.{found.format}"
+    catalog.blobs.take_file(key, photo)
+    try:
+        created = create_job(
+            catalog,
+            sku,
+            f"upload:{safe_name(filename or 'photo', 'photo')}",
+            sha256,
+            theme,
+            uploaded=Uploaded(job_id, key),
+        )
+    except BaseException:
+        catalog.blobs.delete(key)
+        raise
+    if not created.created:
+        catalog.blobs.delete(key)
+    return created
+
+
+def check_theme(catalog: Catalog, theme: str) -> None:
+    if theme not in catalog.themes:
+        known = ", ".join(sorted(catalog.themes))
+        raise UnknownTheme(f"unknown theme {theme!r} (known: {known})")
 
 
 def _create(
@@ -113,6 +169,7 @@ def _create(
     sha256: str,
     theme: str,
     webhook_id: str | None,
+    uploaded: Uploaded | None,
 ) -> Created:
     if webhook_id is not None:
         seen = conn.execute(
@@ -133,7 +190,8 @@ def _create(
     ).scalar()
     if existing is None:
         _check_sku_limit(catalog, conn, sku)
-        existing = _insert(catalog, conn, sku, image_url, sha256, theme)
+        announced = {"sku": sku, "image_url": image_url, "sha256": sha256, "theme": theme}
+        existing = _insert(catalog, conn, announced, uploaded)
         created = True
     else:
         created = False
@@ -160,24 +218,24 @@ def _check_sku_limit(catalog: Catalog, conn: sa.Connection, sku: str) -> None:
 
 
 def _insert(
-    catalog: Catalog, conn: sa.Connection, sku: str, image_url: str, sha256: str, theme: str
+    catalog: Catalog, conn: sa.Connection, announced: dict[str, str], uploaded: Uploaded | None
 ) -> str:
-    job_id = secrets.token_urlsafe(15)
-    external = catalog.themes[theme].external
+    """A new job of an announced (sku, image_url, sha256, theme), QUEUED at once on the
+    built-in providers."""
+    job_id = uploaded.job_id if uploaded else new_job_id()
+    external = catalog.themes[announced["theme"]].external
     conn.execute(
         product_jobs.insert().values(
+            **announced,
             id=job_id,
-            sku=sku,
-            image_url=image_url,
-            sha256=sha256,
-            theme=theme,
+            original_key=uploaded.original_key if uploaded else None,
             mode="external" if external else "builtin",
             status=ProductStatus.NEW.value,
             created_at=db_now(),
             updated_at=db_now(),
         )
     )
-    _announce(catalog, conn, {"id": job_id, "sku": sku, "theme": theme}, ProductStatus.NEW)
+    _announce(catalog, conn, {**announced, "id": job_id}, ProductStatus.NEW)
     if not external:
         _transition(catalog, conn, _locked(conn, job_id), ProductStatus.QUEUED, {})
     return job_id
@@ -294,6 +352,47 @@ def _record_costs(conn: sa.Connection, job_id: str, costs: Iterable[Cost]) -> No
         conn.execute(product_costs.insert().values(created_at=db_now()), rows)
 
 
+# ---- review: a person decides on a doubtful cut-out -----------------------------------------
+
+
+class ReviewAction(StrEnum):
+    ACCEPT = "accept"  # publish it as it is
+    REJECT = "reject"  # fail the job (REJECTED): nothing is published
+    RERUN = "rerun"  # cut the product out again, with the method asked for
+
+
+def review(
+    catalog: Catalog,
+    job_id: str,
+    action: ReviewAction,
+    method: str | None = None,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """Carry out a reviewer's decision on a job in NEEDS_REVIEW (InvalidTransition when
+    it is not there: decided already, or never held)."""
+    with catalog.engine.begin() as conn:
+        job = _locked(conn, job_id)
+        if job["status"] != ProductStatus.NEEDS_REVIEW.value:
+            raise InvalidTransition(f"the job is {job['status']}, not NEEDS_REVIEW")
+        decided: dict[str, Any] = {"reviewed_at": db_now()}
+        if action is ReviewAction.ACCEPT:
+            decided["review_decision"] = "accepted"
+            new = ProductStatus.PUBLISHING
+        elif action is ReviewAction.REJECT:
+            message = "the cut-out was rejected in review" + (f": {note}" if note else "")
+            decided |= {
+                "review_decision": "rejected",
+                "error_code": ProductError.REJECTED.value,
+                "error_message": message[:2000],
+            }
+            new = ProductStatus.FAILED
+        else:
+            decided |= {"review_decision": "rerun", "requested_method": method}
+            new = ProductStatus.SEGMENTING
+        _transition(catalog, conn, job, new, decided)
+    return get_job(catalog, job_id)
+
+
 # ---- reading ---------------------------------------------------------------------------------
 
 
@@ -353,7 +452,8 @@ def costs_of(catalog: Catalog, job_ids: list[str]) -> dict[str, list[dict[str, A
 
 
 def stats(catalog: Catalog) -> dict[str, Any]:
-    """Totals for dashboards: jobs by status, cost, mean time to DONE, failure rate."""
+    """Totals for dashboards: jobs by status and failure code, cost, mean time to DONE,
+    the failure rate of finished jobs, and that of cut-outs (see NOT_CUT_OUT)."""
     done = ProductStatus.DONE.value
     with read_connection(catalog.engine) as conn:
         by_status = {
@@ -364,6 +464,14 @@ def stats(catalog: Catalog) -> dict[str, Any]:
         }
         nano = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(product_costs.c.nano_usd), 0)))
         total_nano = int(nano.scalar_one())
+        failures = {
+            code: int(n)
+            for code, n in conn.execute(
+                sa.select(product_jobs.c.error_code, sa.func.count())
+                .where(product_jobs.c.status == ProductStatus.FAILED.value)
+                .group_by(product_jobs.c.error_code)
+            )
+        }
         average = conn.execute(
             sa.select(
                 sa.func.avg(
@@ -373,12 +481,17 @@ def stats(catalog: Catalog) -> dict[str, Any]:
         ).scalar()
     finished = by_status.get(done, 0) + by_status.get(ProductStatus.FAILED.value, 0)
     failed = by_status.get(ProductStatus.FAILED.value, 0)
+    never_cut = sum(failures.get(code.value, 0) for code in NOT_CUT_OUT)
+    cut_out_failed = sum(failures.get(code.value, 0) for code in CUT_OUT_FAILURES)
+    cut_out = finished - never_cut
     return {
         "total": sum(by_status.values()),
         "byStatus": {status.value: by_status.get(status.value, 0) for status in ProductStatus},
+        "failuresByCode": {code.value: failures.get(code.value, 0) for code in ProductError},
         "totalCostUsd": from_nano_usd(total_nano),
         "avgDurationS": None if average is None else round(float(average), 3),
         "failureRate": round(failed / finished, 4) if finished else 0.0,
+        "cutoutFailureRate": round(cut_out_failed / cut_out, 4) if cut_out > 0 else 0.0,
     }
 
 
@@ -460,7 +573,17 @@ REPORT_STEPS: dict[ProductStatus, tuple[tuple[ProductStatus, ...], ProductStatus
 
 def artifact_prefix(job: Mapping[str, Any]) -> str:
     """Where a job's artifacts live, whoever makes them: `products/<sku>/<job id>/`."""
-    return f"products/{safe_name(job['sku'], 'sku')}/{job['id']}/"
+    return f"products/{sku_folder(job['sku'])}/{job['id']}/"
+
+
+def sku_folder(sku: str) -> str:
+    """The SKU as a folder name no other SKU shares: the SKU itself when it is a safe
+    name already, else its safe characters and a digest of the whole SKU (`TEE/RED/M` →
+    `TEE-RED-M~1c5f…`). A safe name never holds `~`, so the two kinds never meet."""
+    cleaned = safe_name(sku.replace("/", "-").replace("\\", "-"), "sku")
+    if cleaned == sku:
+        return sku
+    return f"{cleaned[:120]}~{hashlib.sha256(sku.encode()).hexdigest()[:12]}"
 
 
 def start(catalog: Catalog, job_id: str) -> dict[str, Any]:

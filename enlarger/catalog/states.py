@@ -4,6 +4,11 @@ between them, the fields each status needs, error codes, descriptions and estima
 NEW → QUEUED → SEGMENTING → BG_GENERATING → COMPOSITING → PUBLISHING → DONE, and from
 any status that is not final, FAILED with an error code. The reference's SHOPIFY_PUSH is
 PUBLISHING here: a job may publish to a folder, S3, a webhook or Shopify.
+
+A job whose cut-out is doubtful (low confidence, a product cut off by the frame, a small
+photo enlarged a lot) waits after COMPOSITING in NEEDS_REVIEW, where a person accepts it
+(→ PUBLISHING), rejects it (→ FAILED, REJECTED) or has it cut out again by another method
+(→ SEGMENTING). Nothing doubtful is published unseen.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ class ProductStatus(StrEnum):
     SEGMENTING = "SEGMENTING"
     BG_GENERATING = "BG_GENERATING"
     COMPOSITING = "COMPOSITING"
+    NEEDS_REVIEW = "NEEDS_REVIEW"
     PUBLISHING = "PUBLISHING"
     DONE = "DONE"
     FAILED = "FAILED"
@@ -38,6 +44,7 @@ class ProductError(StrEnum):
     RATE_LIMITED = "RATE_LIMITED"
     QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
     INVALID_TRANSITION = "INVALID_TRANSITION"
+    REJECTED = "REJECTED"  # a reviewer turned the cut-out down
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
@@ -54,6 +61,10 @@ PIPELINE = (
 TRANSITIONS: dict[ProductStatus, frozenset[ProductStatus]] = {
     status: frozenset({following, ProductStatus.FAILED}) for status, following in pairwise(PIPELINE)
 }
+TRANSITIONS[ProductStatus.COMPOSITING] |= {ProductStatus.NEEDS_REVIEW}
+TRANSITIONS[ProductStatus.NEEDS_REVIEW] = frozenset(
+    {ProductStatus.PUBLISHING, ProductStatus.SEGMENTING, ProductStatus.FAILED}
+)
 TRANSITIONS[ProductStatus.DONE] = frozenset()
 TRANSITIONS[ProductStatus.FAILED] = frozenset()
 
@@ -64,6 +75,7 @@ REQUIRED_FIELDS: dict[ProductStatus, tuple[str, ...]] = {
     ProductStatus.SEGMENTING: ("original_key",),
     ProductStatus.BG_GENERATING: ("original_key", "mask_key"),
     ProductStatus.COMPOSITING: ("mask_key", "bg_keys"),
+    ProductStatus.NEEDS_REVIEW: ("composite_keys", "thumb_keys"),
     ProductStatus.PUBLISHING: ("composite_keys", "thumb_keys"),
     ProductStatus.DONE: ("composite_keys", "media_ids"),
     ProductStatus.FAILED: ("error_code", "error_message"),
@@ -75,6 +87,7 @@ DESCRIPTIONS: dict[ProductStatus, str] = {
     ProductStatus.SEGMENTING: "Cutting the product out of its background",
     ProductStatus.BG_GENERATING: "Making the backgrounds",
     ProductStatus.COMPOSITING: "Placing the product on its backgrounds",
+    ProductStatus.NEEDS_REVIEW: "Held for review: the cut-out may be wrong",
     ProductStatus.PUBLISHING: "Publishing the composites",
     ProductStatus.DONE: "Done: the composites are published",
     ProductStatus.FAILED: "Failed",
@@ -88,6 +101,7 @@ ESTIMATED_SECONDS: dict[ProductStatus, float] = {
     ProductStatus.SEGMENTING: 3.0,
     ProductStatus.BG_GENERATING: 1.0,
     ProductStatus.COMPOSITING: 4.0,
+    ProductStatus.NEEDS_REVIEW: 0.0,  # waits for a person: not counted
     ProductStatus.PUBLISHING: 2.0,
     ProductStatus.DONE: 0.0,
     ProductStatus.FAILED: 0.0,
@@ -124,6 +138,8 @@ def remaining_seconds(status: ProductStatus) -> float:
     """A rough time to DONE from the start of `status` (0 for final statuses)."""
     if status in TERMINAL:
         return 0.0
+    if status is ProductStatus.NEEDS_REVIEW:
+        status = ProductStatus.PUBLISHING  # once accepted
     ahead = PIPELINE[PIPELINE.index(status) :]
     return sum(ESTIMATED_SECONDS[s] for s in ahead)
 

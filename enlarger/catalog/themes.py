@@ -5,7 +5,8 @@ product casts a shadow, how much of the frame it fills, the aspect ratios to ren
 `long_side` on its long edge) and the marketplace presets to render as well. Presets
 carry their own rules: `shopify` is a 2048 x 2048 square on the theme's background;
 `amazon-main` is 2000 x 2000 on pure white (255), the product filling 90 % of the frame
-(Amazon asks for at least 85 %), no shadow.
+(Amazon asks for at least 85 %), no shadow. A theme may set a preset's fill of its own
+(`preset_fill`).
 
 Built in: `default` (a light studio with a floor shadow), `white` and `gradient`. More can
 be defined in a TOML file (setting `product_themes_file`):
@@ -15,7 +16,8 @@ be defined in a TOML file (setting `product_themes_file`):
     colours = ["#fdf6e3", "#f5d0a9"]
     shadow = false
     aspects = ["1:1", "4:5"]
-    presets = ["shopify"]
+    presets = ["shopify", "amazon-main"]
+    preset_fill = { amazon-main = 0.87 }
 
 A theme listed in `product_external_themes` (or with `external = true`) is run by an
 external worker: its jobs wait in NEW until started through the API.
@@ -41,11 +43,17 @@ class Preset:
     background: Background | None  # None: the theme's
     fill: float
     shadow: bool | None  # None: the theme's
+    min_fill: float = 0.1  # the marketplace's own rule
+
+
+AMAZON_MIN_FILL = 0.85
 
 
 PRESETS: dict[str, Preset] = {
     "shopify": Preset(2048, 2048, None, 0.8, None),
-    "amazon-main": Preset(2000, 2000, Background("solid", ((255, 255, 255),)), 0.9, False),
+    "amazon-main": Preset(
+        2000, 2000, Background("solid", ((255, 255, 255),)), 0.9, False, AMAZON_MIN_FILL
+    ),
 }
 
 
@@ -59,6 +67,7 @@ class Theme:
     presets: tuple[str, ...] = tuple(PRESETS)
     long_side: int = 2048
     external: bool = False
+    preset_fill: tuple[tuple[str, float], ...] = ()  # (preset, fill) overriding the preset's
 
     def __post_init__(self) -> None:
         unknown = [a for a in self.aspects if a not in ASPECTS]
@@ -69,16 +78,27 @@ class Theme:
             raise ValueError(f"theme {self.name!r}: fill must be between 0.1 and 1")
         if not self.aspects and not self.presets:
             raise ValueError(f"theme {self.name!r} renders nothing (no aspects, no presets)")
+        for preset, fill in self.preset_fill:
+            if preset not in PRESETS:
+                raise ValueError(
+                    f"theme {self.name!r}: preset_fill names unknown preset {preset!r}"
+                )
+            if not PRESETS[preset].min_fill <= fill <= 1.0:
+                raise ValueError(
+                    f"theme {self.name!r}: {preset} fill must be between "
+                    f"{PRESETS[preset].min_fill:g} and 1 (the marketplace's rule), not {fill:g}"
+                )
 
-    def placement(self, preset: Preset | None = None) -> Placement:
-        shadow = self.shadow if preset is None or preset.shadow is None else preset.shadow
-        background = (
-            self.background if preset is None or preset.background is None else (preset.background)
-        )
+    def placement(self, preset_name: str | None = None) -> Placement:
+        """Where the product goes in one of this theme's aspects, or in a preset."""
+        if preset_name is None:
+            return Placement(self.fill, self.background.kind == "studio", self.shadow)
+        preset = PRESETS[preset_name]
+        background = preset.background or self.background
         return Placement(
-            fill=self.fill if preset is None else preset.fill,
+            fill=dict(self.preset_fill).get(preset_name, preset.fill),
             on_floor=background.kind == "studio",
-            shadow=shadow,
+            shadow=self.shadow if preset.shadow is None else preset.shadow,
         )
 
 
@@ -109,6 +129,7 @@ def _theme_from_toml(name: str, table: dict[str, Any]) -> Theme:
         "presets",
         "long_side",
         "external",
+        "preset_fill",
     }
     unknown = set(table) - known
     if unknown:
@@ -121,6 +142,12 @@ def _theme_from_toml(name: str, table: dict[str, Any]) -> Theme:
     for key in ("aspects", "presets"):
         if key in table:
             options[key] = tuple(table[key])
+    if "preset_fill" in table:
+        if not isinstance(table["preset_fill"], dict):
+            raise ValueError(f"theme {name!r}: preset_fill is a table of preset = fill")
+        options["preset_fill"] = tuple(
+            (str(preset), float(fill)) for preset, fill in table["preset_fill"].items()
+        )
     return Theme(name, background, **options)
 
 
