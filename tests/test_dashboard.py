@@ -26,12 +26,12 @@ from enlarger.access import tokens
 from enlarger.access.tokens import Role
 from enlarger.catalog import service as products
 from enlarger.catalog.runtime import catalog_from
-from enlarger.catalog.states import ProductError
+from enlarger.catalog.states import ProductError, ProductStatus
 from enlarger.library.runtime import Library
 from enlarger.queue import Worker
 from tests.browsers import backend, shoot  # noqa: F401 (backend: SQLite suffices)
 from tests.conftest import wait_for
-from tests.images import jpeg
+from tests.images import jpeg, photo
 from tests.photos import arriving, processed, upload
 
 PAGES = ["/", "/projects", "/projects/shoot", "/jobs", "/products"]
@@ -184,6 +184,81 @@ def test_product_jobs_show_their_stage_live(page: Page, library: Library) -> Non
     expect(page.locator(f"#details-{created.job_id}")).to_contain_text("the host said 404")
     expect(page.locator("#failure-rate")).to_have_text("100.0 %")
     shoot(page, "products")
+
+
+def _held_for_review(library: Library, sku: str) -> str:
+    """A product job brought to NEEDS_REVIEW by hand (no worker runs here)."""
+    catalog = catalog_from(library)
+    digest = hashlib.sha256(sku.encode()).hexdigest()
+    job_id = products.create_job(
+        catalog, sku, "https://example.com/p.jpg", digest, "default"
+    ).job_id
+    prefix = products.artifact_prefix({"sku": sku, "id": job_id})
+    steps = [
+        (
+            ProductStatus.QUEUED,
+            ProductStatus.SEGMENTING,
+            {"original_key": f"{prefix}original.jpeg"},
+        ),
+        (ProductStatus.SEGMENTING, ProductStatus.BG_GENERATING, {"mask_key": f"{prefix}mask.png"}),
+        (ProductStatus.BG_GENERATING, ProductStatus.COMPOSITING, {"bg_keys": [f"{prefix}bg.jpg"]}),
+        (
+            ProductStatus.COMPOSITING,
+            ProductStatus.NEEDS_REVIEW,
+            {
+                "cutout_key": f"{prefix}cutout.png",
+                "composite_keys": [f"{prefix}composite-1x1.jpg"],
+                "thumb_keys": [f"{prefix}thumb-1x1.jpg"],
+                "confidence": 0.42,
+                "cutout_method": "model",
+                "concerns": [{"code": "VIEWS_DISAGREE", "message": "the views agree only 61%"}],
+            },
+        ),
+    ]
+    picture = photo(320, 240).jpegsave_buffer(Q=80)
+    for name in ("original.jpeg", "cutout.png", "composite-1x1.jpg", "thumb-1x1.jpg"):
+        library.blobs.put_bytes(f"{prefix}{name}", picture)  # browsers sniff, not trust, types
+    for expected, new, updates in steps:
+        products.advance(catalog, job_id, expected, new, updates)
+    return job_id
+
+
+def test_a_held_cut_out_is_accepted_rejected_or_cut_out_again_from_the_page(
+    page: Page, library: Library
+) -> None:
+    accept, reject, again = (_held_for_review(library, sku) for sku in ("CAP-1", "CAP-2", "CAP-3"))
+    page.goto("/products")
+    review = page.locator("#review")
+    expect(review).to_be_visible()
+    expect(page.locator("#review-count")).to_have_text("3")
+    held = page.locator(f'#review-jobs li[data-job-id="{accept}"]')
+    expect(held).to_contain_text("confidence 42 %")
+    expect(held.locator('.concerns li[data-code="VIEWS_DISAGREE"]')).to_contain_text("61%")
+    expect(
+        page.locator(f'#product-jobs li[data-job-id="{accept}"] .stages li.current')
+    ).to_have_text("NEEDS_REVIEW")
+    shoot(page, "products-review")
+    held.get_by_role("button", name="Accept and publish").click()
+    expect(held).to_have_count(0)
+    expect(page.locator("#review-count")).to_have_text("2")
+    catalog = catalog_from(library)
+    assert products.get_job(catalog, accept)["status"] == "PUBLISHING"
+
+    doubtful = page.locator(f'#review-jobs li[data-job-id="{reject}"]')
+    doubtful.get_by_label("Why reject CAP-2").fill("a strap is missing")
+    doubtful.get_by_role("button", name="Reject").click()
+    expect(doubtful).to_have_count(0)
+    rejected = products.get_job(catalog, reject)
+    assert (rejected["status"], rejected["error_code"]) == ("FAILED", "REJECTED")
+    assert "a strap is missing" in rejected["error_message"]
+
+    other = page.locator(f'#review-jobs li[data-job-id="{again}"]')
+    other.get_by_label("Method to cut CAP-3 out again").select_option("backdrop")
+    other.get_by_role("button", name="Cut out again").click()
+    expect(review).to_be_hidden()
+    rerun = products.get_job(catalog, again)
+    assert (rerun["status"], rerun["requested_method"]) == ("SEGMENTING", "backdrop")
+    expect(page.locator("#cutout-failure-rate")).to_have_text("100.0 %")
 
 
 def test_signing_in_with_a_token_opens_the_dashboard(

@@ -1,7 +1,8 @@
-// Product jobs: each job's stage, its composites and costs, and the totals. Live.
+// Product jobs: the cut-outs waiting for review (accept, reject, or cut out again), each
+// job's stage, its composites and costs, and the totals. Live.
 "use strict";
 (() => {
-  const { el, badge, api, live, debounce, throttle, when } = enlarger;
+  const { el, badge, api, act, live, debounce, throttle, when } = enlarger;
   const STAGES = ["NEW", "QUEUED", "SEGMENTING", "BG_GENERATING", "COMPOSITING", "PUBLISHING", "DONE"];
   const list = document.getElementById("product-jobs");
   const byStatus = document.getElementById("filter-status");
@@ -13,6 +14,7 @@
     document.getElementById("total").textContent = stats.total;
     document.getElementById("done").textContent = stats.byStatus.DONE;
     document.getElementById("failure-rate").textContent = `${(100 * stats.failureRate).toFixed(1)} %`;
+    document.getElementById("cutout-failure-rate").textContent = `${(100 * stats.cutoutFailureRate).toFixed(1)} %`;
     document.getElementById("avg-duration").textContent = stats.avgDurationS === null ? "–" : `${stats.avgDurationS.toFixed(1)} s`;
     document.getElementById("cost").textContent = `$${stats.totalCostUsd.toFixed(4)}`;
     if (byStatus.options.length === 1) {
@@ -21,12 +23,14 @@
   }
 
   function stages(job) {
-    const at = STAGES.indexOf(job.status);
+    const held = job.status === "NEEDS_REVIEW";
+    const at = STAGES.indexOf(held ? "PUBLISHING" : job.status);
     const failedAt = job.status === "FAILED";
     return el(
       "ol",
       { class: "stages", "aria-label": `Stages of ${job.sku}` },
       ...STAGES.map((stage, i) => {
+        if (held && stage === "PUBLISHING") return el("li", { class: "current", "aria-current": "step" }, "NEEDS_REVIEW");
         const state = failedAt ? "" : i < at || job.status === "DONE" ? "done" : i === at ? "current" : "";
         return el("li", { class: state, "aria-current": i === at && !failedAt ? "step" : null }, stage);
       }),
@@ -62,6 +66,48 @@
     );
   }
 
+  // ---- review: a person decides on a doubtful cut-out ---------------------------------
+  const reviewSection = document.getElementById("review");
+  const reviewList = document.getElementById("review-jobs");
+
+  function concernList(job) {
+    return el("ul", { class: "concerns" }, ...job.concerns.map((c) => el("li", { dataset: { code: c.code } }, el("strong", {}, c.code), ` ${c.message}`)));
+  }
+
+  function reviewItem(job) {
+    const decide = (button, body, said) => act(button, () => api(`/api/product-jobs/${job.id}/review`, { method: "POST", json: body }), said).then(refresh);
+    const accept = el("button", { type: "button", class: "primary" }, "Accept and publish");
+    accept.addEventListener("click", () => decide(accept, { action: "accept" }, `${job.sku}: accepted`));
+    const note = el("input", { type: "text", placeholder: "why (optional)", "aria-label": `Why reject ${job.sku}`, maxlength: 500 });
+    const reject = el("button", { type: "button", class: "danger" }, "Reject");
+    reject.addEventListener("click", () => decide(reject, { action: "reject", note: note.value.trim() || null }, `${job.sku}: rejected`));
+    const method = el("select", { "aria-label": `Method to cut ${job.sku} out again` }, ...[["model", "the model"], ["backdrop", "backdrop removal"], ["auto", "automatic"]].map(([value, label]) => el("option", { value }, label)));
+    const rerun = el("button", { type: "button" }, "Cut out again");
+    rerun.addEventListener("click", () => decide(rerun, { action: "rerun", method: method.value }, `${job.sku}: cutting out again`));
+    const confidence = job.confidence === null ? "–" : `${Math.round(100 * job.confidence)} %`;
+    return el(
+      "li",
+      { dataset: { jobId: job.id } },
+      el("div", { class: "grow" },
+        el("strong", {}, job.sku), ` · ${job.theme} · confidence ${confidence} · ${job.cutoutMethod || "?"}`,
+        concernList(job),
+        el("div", { class: "composites" },
+          el("figure", {}, el("img", { src: job.urls.original, alt: `${job.sku}: the photo`, loading: "lazy" }), el("figcaption", {}, "photo")),
+          el("figure", {}, el("img", { class: "checker", src: job.urls.cutout, alt: `${job.sku}: the cut-out`, loading: "lazy" }), el("figcaption", {}, "cut-out")),
+          ...job.composites.slice(0, 2).map((c) => el("figure", {}, el("img", { src: c.thumbUrl || c.url, alt: `${job.sku} ${c.name}`, loading: "lazy" }), el("figcaption", {}, c.name))),
+        ),
+      ),
+      el("div", { class: "actions" }, accept, el("span", { class: "row" }, note, reject), el("span", { class: "row" }, method, rerun)),
+    );
+  }
+
+  async function loadReview() {
+    const { jobs, pagination } = await api("/api/product-jobs?status=NEEDS_REVIEW&limit=50");
+    reviewSection.hidden = jobs.length === 0;
+    document.getElementById("review-count").textContent = String(pagination.total);
+    reviewList.replaceChildren(...jobs.map(reviewItem));
+  }
+
   async function load() {
     const params = new URLSearchParams({ limit: 100 });
     if (byStatus.value) params.set("status", byStatus.value);
@@ -72,7 +118,7 @@
 
   byStatus.addEventListener("change", load);
   bySku.addEventListener("input", debounce(load, 300));
-  const refresh = throttle(() => { load(); loadStats(); }, 500);
+  const refresh = throttle(() => { load(); loadStats(); loadReview(); }, 500);
   live({ type: "product" }, refresh, refresh);
-  loadStats().then(load);
+  loadStats().then(load).then(loadReview);
 })();
