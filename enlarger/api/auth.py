@@ -42,6 +42,7 @@ OPEN_ROUTES = {
 }
 UPLOADER_ROUTES = {
     ("POST", "/api/upload"),
+    ("POST", "/api/product-jobs/upload"),
     ("POST", "/api/projects/{folder}/upload"),
     ("PATCH", "/api/projects/{folder}/photos/{basename}"),
     ("PATCH", "/api/projects/{folder}/photos"),
