@@ -26,9 +26,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -40,7 +40,6 @@ EDGE_BAND_PX = 4  # matting may move the model's edge this far (at MATTE_SIDE)�
 SOFT_BAND_PX = 20  # …and this far where the model is unsure (hair, fur, glass)
 PAD_FRACTION = 0.15  # the framed view's margin, of the photo's long side
 AGREEMENT_EXPECTED = 0.95  # views of a clear product overlap at least this much (IoU)
-Method = Literal["auto", "model", "backdrop"]
 METHODS: tuple[str, ...] = ("auto", "model", "backdrop")
 
 # The built-in model: U²-Net-p (Apache-2.0, Qin et al. 2020) as shipped in the
@@ -74,7 +73,7 @@ class Cutout:
     confidence: float  # 0..1
     concerns: tuple[Concern, ...] = ()
     pieces: int = 1
-    cropped_sides: tuple[str, ...] = field(default=())  # where the frame cuts the product
+    cropped_sides: tuple[str, ...] = ()  # where the frame cuts the product
 
 
 @dataclass(frozen=True)
@@ -373,7 +372,7 @@ def builtin_model() -> SaliencyModel:
 def cut_out(
     rgb: np.ndarray,
     model: SaliencyModel | None = None,
-    method: Method = "auto",
+    method: str = "auto",
     settings: BackdropSettings | None = None,
 ) -> Cutout:
     """The product's alpha mask, with how sure it is. `model` defaults to the built-in
