@@ -26,7 +26,7 @@ from rich.text import Text
 from enlarger import logs
 from enlarger.access import tokens
 from enlarger.catalog import service as product_service
-from enlarger.catalog.runtime import catalog_from
+from enlarger.catalog.runtime import catalog_from, check_catalog_settings
 from enlarger.config import Settings, SettingsError, load_settings
 from enlarger.db import create_db_engine, migrate
 from enlarger.library import imports, maintenance, service
@@ -77,6 +77,18 @@ def _settings(config: Path | None = None, **flags: Any) -> Settings:
     except SettingsError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+
+
+def _working_settings(config: Path | None = None, **flags: Any) -> Settings:
+    """The settings of a process that runs jobs or serves: the product settings read
+    only later (themes, a model file) checked too, before anything else is done."""
+    settings = _settings(config, **flags)
+    try:
+        check_catalog_settings(settings)
+    except SettingsError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    return settings
 
 
 def _store(settings: Settings, *, migrate_first: bool = False) -> Store:
@@ -247,7 +259,7 @@ def worker(
 ) -> None:
     """Run a standalone worker (scale out: run one per host or core, on PostgreSQL)."""
     flags = _worker_flags(max_parallel_jobs, priority_lane_slots, handlers, log_level, log_format)
-    run_worker(_settings(config, data_dir=data_dir, database_url=database_url, **flags))
+    run_worker(_working_settings(config, data_dir=data_dir, database_url=database_url, **flags))
 
 
 @app.command()
@@ -280,7 +292,7 @@ def serve(
     from enlarger.api.app import create_app, run_server
 
     flags = _worker_flags(max_parallel_jobs, priority_lane_slots, handlers, log_level, log_format)
-    settings = _settings(config, data_dir=data_dir, database_url=database_url, **flags)
+    settings = _working_settings(config, data_dir=data_dir, database_url=database_url, **flags)
     logs.configure(settings.log_level, settings.log_format)
     store = _store(settings, migrate_first=True)
     if not tokens.any_created(store.engine):

@@ -47,6 +47,7 @@ from enlarger.media.segment import (
     iou,
     remove_backdrop,
 )
+from tests.test_cli import invoke
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 BODY = b'{"sku":"SKU-1","imageUrl":"https://img.example/a.jpg","sha256":"' + b"a" * 64 + b'"}'
@@ -378,3 +379,43 @@ def test_a_theme_sets_a_presets_fill_within_the_marketplaces_rule(tmp_path: Path
         themes_file.write_text(f'[themes.bad]\nbackground = "solid"\npreset_fill = {wrong}\n')
         with pytest.raises(SettingsError, match=reason):
             load_themes(Settings(product_themes_file=str(themes_file)))
+
+
+@pytest.mark.parametrize("command", ["worker", "serve"])
+def test_a_bad_themes_file_or_a_missing_model_stops_a_process_with_one_line(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    themes_file = tmp_path / "themes.toml"
+    themes_file.write_text(
+        '[themes.loose]\nbackground = "solid"\npresets = ["amazon-main"]\n'
+        "preset_fill = { amazon-main = 0.5 }\n"
+    )
+    monkeypatch.setenv("ENLARGER_PRODUCT_THEMES_FILE", str(themes_file))
+    code, out = invoke(command, "--data-dir", str(tmp_path / "data"))
+    out = " ".join(out.split())  # as the terminal's width wrapped it
+    assert code == 2 and "between 0.85 and 1" in out and "Traceback" not in out
+    assert not (tmp_path / "data").exists()  # stopped before migrating anything
+    themes_file.write_text(
+        '[themes.plain]\nbackground = "solid"\npresets = ["shopify"]\n'
+        "preset_fill = { amazon-main = 0.9 }\n"
+    )
+    code, out = invoke(command, "--data-dir", str(tmp_path / "data"))
+    assert code == 2 and "does not render" in " ".join(out.split())
+    monkeypatch.delenv("ENLARGER_PRODUCT_THEMES_FILE")
+    monkeypatch.setenv("ENLARGER_PRODUCT_ONNX_MODEL", str(tmp_path / "absent.onnx"))
+    code, out = invoke(command, "--data-dir", str(tmp_path / "data"))
+    out = "".join(out.split())
+    assert code == 2 and "nomodelfile" in out and "absent.onnx" in out
+
+
+def test_backdrop_removal_alone_is_not_trusted_on_a_busy_photo() -> None:
+    """A reviewer's re-run with backdrop removal comes back doubtful when it should."""
+    photo = product_photo(2, 640, 640)
+    rng = np.random.default_rng(7)
+    clutter = np.kron(rng.integers(0, 255, (16, 16, 3)), np.ones((40, 40, 1))).astype(np.uint8)
+    rgb = np.where(photo.truth[..., None] >= 128, _rgb(photo.jpeg), clutter)
+    cut = cut_out(rgb, method="backdrop")
+    assert cut.method == "backdrop" and cut.confidence <= 0.5
+    shadowed = cut_out(_rgb(product_photo(0, 600, 600).jpeg), method="backdrop")
+    assert "SHADOWS" in {concern.code for concern in shadowed.concerns}
+    assert shadowed.confidence < 0.8

@@ -897,3 +897,30 @@ def test_a_product_photo_can_be_uploaded_instead_of_announced(
         for info in library.blobs.list_folder(f"products/{sku}/{folder}")
     }
     assert kept == {job["originalKey"].rsplit("/", 1)[0]}  # the duplicate's copy is gone
+
+
+def test_a_photo_whose_job_failed_can_be_announced_again(
+    client: httpx.Client, run_worker: Callable[[], Worker], image_host: ImageHost
+) -> None:
+    """A CDN that was not ready yet does not lose the photo for good."""
+    photo = product_photo(3, 1600, 1600).jpeg
+    url = f"http://127.0.0.1:{image_host.port}/late.jpg"  # not served yet: 404
+    first = _announce(client, url, photo, webhook_id="msg_early").json()["jobId"]
+    run_worker()
+    failed = _waiting_for(client, first, "FAILED", "DONE")
+    assert failed["errorCode"] == "DOWNLOAD_FAILED"
+    image_host.add("/late.jpg", photo)
+    redelivered = _announce(client, url, photo, webhook_id="msg_early")  # the same delivery
+    assert (redelivered.status_code, redelivered.json()["jobId"]) == (200, first)
+    again = _announce(client, url, photo, webhook_id="msg_later")
+    assert again.status_code == 201 and again.json()["jobId"] != first
+    done = _waiting_for(client, again.json()["jobId"], "DONE", "FAILED", "NEEDS_REVIEW")
+    assert done["status"] == "DONE"
+    assert _announce(client, url, photo, webhook_id="msg_last").json() == {
+        "jobId": done["id"],
+        "status": "duplicate",
+    }
+    review = client.post(
+        f"/api/product-jobs/{done['id']}/review", json={"action": "accept", "method": "model"}
+    )
+    assert review.status_code == 422 and "rerun only" in review.json()["detail"]

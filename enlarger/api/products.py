@@ -393,6 +393,10 @@ class ReviewDecision(BaseModel):
 def review_product_job(job_id: str, body: ReviewDecision, catalog: CatalogDep) -> dict[str, Any]:
     if body.action is service.ReviewAction.RERUN and body.method is None:
         raise HTTPException(422, "rerun needs a method: auto, model or backdrop")
+    if body.action is not service.ReviewAction.RERUN and body.method is not None:
+        raise HTTPException(422, f"a method is for rerun only, not for {body.action.value}")
+    if body.action is not service.ReviewAction.REJECT and body.note is not None:
+        raise HTTPException(422, f"a note is for reject only, not for {body.action.value}")
     job = service.review(catalog, job_id, body.action, body.method, body.note)
     return _job_with_costs(catalog, job)
 

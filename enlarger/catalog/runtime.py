@@ -30,6 +30,21 @@ class Catalog:
     temp_dir: Path  # downloads wait here (the library's temp directory)
 
 
+def check_catalog_settings(settings: Settings) -> None:
+    """What the catalog reads only when it starts (the themes file, webhook secrets, a
+    model file), checked when a process starts: a mistake stops it with one line, not a
+    traceback later or every product job failing. SettingsError names the setting."""
+    try:
+        parse_secrets(settings.webhook_secrets)
+        parse_allow_hosts(settings.fetch_allow_hosts)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    load_themes(settings)
+    model = settings.product_onnx_model
+    if model and not Path(model).is_file():
+        raise SettingsError(f"product_onnx_model: there is no model file at {model}")
+
+
 def catalog_from(library: Library) -> Catalog:
     settings = library.settings
     try:

@@ -113,9 +113,10 @@ def create_job(
     webhook_id: str | None = None,
     uploaded: Uploaded | None = None,
 ) -> Created:
-    """One job per (sku, sha256, theme) and per webhook id, however many deliveries race.
-    A built-in theme's job is QUEUED at once with its fetch job; an external one waits in
-    NEW for `start`."""
+    """One job per (sku, sha256, theme) and per webhook id, however many deliveries race;
+    once that job has FAILED, the same photo announced again (under a new webhook id)
+    makes a new job. A built-in theme's job is QUEUED at once with its fetch job; an
+    external one waits in NEW for `start`."""
     check_theme(catalog, theme)
     for _ in range(3):  # a racing delivery may win between our read and our insert
         try:
@@ -186,6 +187,7 @@ def _create(
             product_jobs.c.sku == sku,
             product_jobs.c.sha256 == sha256,
             product_jobs.c.theme == theme,
+            product_jobs.c.status != ProductStatus.FAILED.value,  # a failed one is tried anew
         )
     ).scalar()
     if existing is None:

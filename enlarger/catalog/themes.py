@@ -83,6 +83,11 @@ class Theme:
                 raise ValueError(
                     f"theme {self.name!r}: preset_fill names unknown preset {preset!r}"
                 )
+            if preset not in self.presets:
+                raise ValueError(
+                    f"theme {self.name!r}: preset_fill names {preset}, which the theme does "
+                    f"not render (presets = {list(self.presets)})"
+                )
             if not PRESETS[preset].min_fill <= fill <= 1.0:
                 raise ValueError(
                     f"theme {self.name!r}: {preset} fill must be between "

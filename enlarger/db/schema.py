@@ -343,7 +343,15 @@ product_jobs = sa.Table(
     sa.Column("updated_at", Timestamp, nullable=False),
     sa.Column("started_at", Timestamp, nullable=True),  # when it was QUEUED
     sa.Column("completed_at", Timestamp, nullable=True),  # DONE or FAILED
-    sa.UniqueConstraint("sku", "sha256", "theme", name="uq_product_jobs_image"),
+    sa.Index(  # a photo whose job failed may be announced again
+        "uq_product_jobs_live_image",
+        "sku",
+        "sha256",
+        "theme",
+        unique=True,
+        postgresql_where=sa.text("status <> 'FAILED'"),
+        sqlite_where=sa.text("status <> 'FAILED'"),
+    ),
     sa.Index("ix_product_jobs_status", "status"),
     sa.Index("ix_product_jobs_created_at", "created_at"),
 )

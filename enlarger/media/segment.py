@@ -383,10 +383,11 @@ def cut_out(
     if method != "model":
         small = _working_copy(rgb, WORKING_SIDE)
         found = analyse_backdrop(small, settings)
-        if method == "backdrop" or (found.plain and _backdrop_is_sure(found, settings)):
+        sure = found.plain and _backdrop_is_sure(found, settings)
+        if method == "backdrop" or sure:
             mask = _clean(found.distinct, settings)
             alpha = _full_size_alpha(mask.astype(np.float32), rgb.shape[:2], settings.feather_px)
-            return _judged(alpha, "backdrop", found.plain, settings)
+            return _judged(alpha, "backdrop", found.plain, settings, shadows=not sure)
     small = _working_copy(rgb, MATTE_SIDE)
     views = (model or builtin_model()).views(small)
     probability = np.mean(views, axis=0)
@@ -464,10 +465,12 @@ def _judged(
     plain: bool,
     settings: BackdropSettings,
     agreement: float | None = None,
+    shadows: bool = False,
 ) -> Cutout:
     """The cut-out with its confidence: 1, less for each concern (a tiny or frame-filling
     product, one running along the photo's border, many pieces, views of the model that
-    disagree, no plain backdrop)."""
+    disagree, no plain backdrop: much less when backdrop removal alone did the work, or
+    when it met what may be shadow or may be a grey part of the product)."""
     solid = alpha >= 128
     if not solid.any():
         raise SegmentationError("no product stands out from the backdrop")
@@ -498,7 +501,11 @@ def _judged(
         confidence -= min(0.6, 3.0 * (AGREEMENT_EXPECTED - agreement))
     if not plain:
         concerns.append(Concern("BUSY_BACKGROUND", "the photo has no plain backdrop"))
-        confidence -= 0.1
+        confidence -= 0.5 if method == "backdrop" else 0.1
+    if shadows and plain:
+        message = "parts darker than the backdrop in its hue were taken for shadow"
+        concerns.append(Concern("SHADOWS", message))
+        confidence -= 0.25
     confidence = round(max(0.0, min(1.0, confidence)), 3)
     return Cutout(alpha, method, confidence, tuple(concerns), pieces, sides)
 

@@ -81,7 +81,9 @@
     const note = el("input", { type: "text", placeholder: "why (optional)", "aria-label": `Why reject ${job.sku}`, maxlength: 500 });
     const reject = el("button", { type: "button", class: "danger" }, "Reject");
     reject.addEventListener("click", () => decide(reject, { action: "reject", note: note.value.trim() || null }, `${job.sku}: rejected`));
-    const method = el("select", { "aria-label": `Method to cut ${job.sku} out again` }, ...[["model", "the model"], ["backdrop", "backdrop removal"], ["auto", "automatic"]].map(([value, label]) => el("option", { value }, label)));
+    // offered first: the method that did not make this cut-out
+    const methods = job.cutoutMethod === "backdrop" ? [["model", "the model"], ["backdrop", "backdrop removal"]] : [["backdrop", "backdrop removal"], ["model", "the model"]];
+    const method = el("select", { "aria-label": `Method to cut ${job.sku} out again` }, ...[...methods, ["auto", "automatic"]].map(([value, label]) => el("option", { value }, label)));
     const rerun = el("button", { type: "button" }, "Cut out again");
     rerun.addEventListener("click", () => decide(rerun, { action: "rerun", method: method.value }, `${job.sku}: cutting out again`));
     const confidence = job.confidence === null ? "–" : `${Math.round(100 * job.confidence)} %`;
