@@ -106,9 +106,7 @@ def rembg_cutter() -> Callable[[Sample], tuple[np.ndarray, bool]]:
     return cut
 
 
-def run(
-    name: str, cutter: Callable[[Sample], tuple[np.ndarray, bool]], samples: list[Sample]
-) -> list[Result]:
+def run(cutter: Callable[[Sample], tuple[np.ndarray, bool]], samples: list[Sample]) -> list[Result]:
     results = []
     for sample in samples:
         started = time.perf_counter()
@@ -135,7 +133,7 @@ def main() -> None:
     samples = load_set(args.set, args.quick)
     builtin_model()  # loaded before the clock runs, as a worker has it loaded
     ways = {"enlarger": enlarger_cut, "backdrop": backdrop_cut, "rembg": rembg_cutter()}
-    results = {name: run(name, cutter, samples) for name, cutter in ways.items()}
+    results = {name: run(cutter, samples) for name, cutter in ways.items()}
 
     print_table(
         f"Cut-outs of {len(samples)} real photos against masks drawn by people",

@@ -199,6 +199,7 @@ def composite(catalog: Catalog, job: dict[str, Any]) -> StageResult:
         raise StageFailed(ProductError.COMPOSITE_FAILED, "the backgrounds do not match the theme")
     made = []
     enlarged = 0.0
+    product_width = bounding_box(alpha)[2]
     for frame, bg_key in zip(theme_frames, job["bg_keys"], strict=True):
         try:
             background = _read_image(catalog, bg_key)
@@ -217,11 +218,10 @@ def composite(catalog: Catalog, job: dict[str, Any]) -> StageResult:
                 "thumbKey": thumb,
             }
         )
-        enlarged = max(enlarged, box[2] / bounding_box(alpha)[2])
+        enlarged = max(enlarged, box[2] / product_width)
     concerns = [c for c in job.get("concerns") or [] if c["code"] != "ENLARGED"]
     if enlarged > ENLARGED_ABOVE:
-        width = bounding_box(alpha)[2]
-        message = f"the product, {width} px wide in its photo, is enlarged {enlarged:.1f}x"
+        message = f"the product, {product_width} px wide in its photo, is enlarged {enlarged:.1f}x"
         concerns.append({"code": "ENLARGED", "message": message})
     updates = {
         "composite_keys": [m["key"] for m in made],

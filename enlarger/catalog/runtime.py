@@ -34,24 +34,25 @@ def check_catalog_settings(settings: Settings) -> None:
     """What the catalog reads only when it starts (the themes file, webhook secrets, a
     model file), checked when a process starts: a mistake stops it with one line, not a
     traceback later or every product job failing. SettingsError names the setting."""
-    try:
-        parse_secrets(settings.webhook_secrets)
-        parse_allow_hosts(settings.fetch_allow_hosts)
-    except ValueError as exc:
-        raise SettingsError(str(exc)) from None
+    _webhook_keys_and_allowed_hosts(settings)
     load_themes(settings)
     model = settings.product_onnx_model
     if model and not Path(model).is_file():
         raise SettingsError(f"product_onnx_model: there is no model file at {model}")
 
 
-def catalog_from(library: Library) -> Catalog:
-    settings = library.settings
+def _webhook_keys_and_allowed_hosts(settings: Settings) -> tuple[list[bytes], frozenset[str]]:
     try:
-        keys = parse_secrets(settings.webhook_secrets)
-        allow_hosts = parse_allow_hosts(settings.fetch_allow_hosts)
+        return parse_secrets(settings.webhook_secrets), parse_allow_hosts(
+            settings.fetch_allow_hosts
+        )
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
+
+
+def catalog_from(library: Library) -> Catalog:
+    settings = library.settings
+    keys, allow_hosts = _webhook_keys_and_allowed_hosts(settings)
     return Catalog(
         settings=settings,
         engine=library.engine,

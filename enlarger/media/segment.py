@@ -305,9 +305,6 @@ class SaliencyModel:
         views.append(score[margin : margin + height, margin : margin + width])
         return [view.clip(0.0, 1.0) for view in views]
 
-    def probability(self, rgb: np.ndarray) -> np.ndarray:
-        return np.mean(self.views(rgb), axis=0)
-
     def _pixels(self, image: Image.Image) -> np.ndarray:
         height, width = self._size
         resized = image.resize((width, height), Image.Resampling.LANCZOS)
@@ -344,11 +341,8 @@ def _fixed_size(shape: list[Any]) -> tuple[int, int] | None:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 @functools.cache
@@ -551,9 +545,7 @@ def bounding_box(alpha: np.ndarray, threshold: int = 128) -> tuple[int, int, int
 
 def iou(mask: np.ndarray, truth: np.ndarray, threshold: int = 128) -> float:
     """Intersection over union of two masks (alpha at least `threshold` counts)."""
-    a, b = mask >= threshold, truth >= threshold
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+    return _overlap(mask >= threshold, truth >= threshold)
 
 
 def boundary_f(mask: np.ndarray, truth: np.ndarray, tolerance: int = 3) -> float:
