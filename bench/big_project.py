@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from enlarger.db.schema import derivatives, images, photo_files, photos
 from enlarger.library import projects, service
-from enlarger.library.runtime import Library
+from enlarger.library.library import Library
 
 SCENES = 24  # distinct pictures the photos cycle through
 PREVIEW_SIDE = 1024

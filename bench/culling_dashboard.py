@@ -42,9 +42,9 @@ from playwright.sync_api import Page, sync_playwright
 
 from bench.big_project import seed
 from bench.common import percentile, print_table, start_serve, verdict, wait_until
+from enlarger.bootstrap import build_services
 from enlarger.config import Settings
 from enlarger.db import create_db_engine, migrate
-from enlarger.library.runtime import build_library
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -91,7 +91,7 @@ def _served_project(folder: Path, photos: int) -> None:
     engine = create_db_engine(settings.database_url)
     migrate.upgrade(engine)
     started = time.perf_counter()
-    library = build_library(settings, engine)
+    library = build_services(settings, engine=engine).library
     seed(library, "wedding", photos)
     seed(library, "portraits", SMALL)
     engine.dispose()

@@ -55,7 +55,7 @@ def make_photo(path: Path, seed: int, width: int = WIDTH, height: int = HEIGHT) 
 
 def enlarger_set(path: Path) -> int:
     from enlarger.config import Settings
-    from enlarger.library.runtime import recipes_from
+    from enlarger.library.library import recipes_from
     from enlarger.media import Limits, probe, render
 
     recipes = recipes_from(Settings())

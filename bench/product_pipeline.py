@@ -34,14 +34,13 @@ import sqlalchemy as sa
 
 from bench.common import print_table, verdict, wait_until
 from bench.product_photos import product_photo
+from enlarger.bootstrap import build_services
 from enlarger.catalog import service
 from enlarger.catalog.pipeline import frames
-from enlarger.catalog.runtime import catalog_from
 from enlarger.catalog.themes import BUILTIN_THEMES
 from enlarger.config import load_settings
 from enlarger.db import migrate
 from enlarger.db.schema import product_jobs
-from enlarger.library.runtime import build_library
 from enlarger.media.compose import (
     compose,
     decode_mask,
@@ -123,9 +122,9 @@ def main() -> None:
         "ENLARGER_PRODUCT_REVIEW_BELOW": "0",  # throughput to DONE: nobody to review here
     }
     settings = load_settings(environ=env)
-    library = build_library(settings)
-    migrate.upgrade(library.engine)
-    catalog = catalog_from(library)
+    services = build_services(settings)
+    migrate.upgrade(services.engine)
+    catalog = services.catalog
     worker = subprocess.Popen(
         [sys.executable, "-m", "enlarger", "worker"], env=env, stdout=subprocess.DEVNULL
     )
@@ -145,7 +144,7 @@ def main() -> None:
         finished = sa.select(sa.func.count()).where(product_jobs.c.status.in_(("DONE", "FAILED")))
 
         def all_finished() -> bool:
-            with library.engine.connect() as conn:
+            with services.engine.connect() as conn:
                 return conn.execute(finished).scalar_one() == count
 
         ended = wait_until(all_finished, timeout=3600, interval=0.2)
@@ -163,7 +162,7 @@ def main() -> None:
             ious.append(0.0)
             continue
         durations.append((job["completed_at"] - job["created_at"]).total_seconds())
-        with library.blobs.local_copy(job["mask_key"]) as path:
+        with services.blobs.local_copy(job["mask_key"]) as path:
             ious.append(iou(decode_mask(path.read_bytes()), photo.truth))
     jpegs = [p.jpeg for p in photos]
     kernel = kernel_photos_per_min(jpegs[:8] if args.quick else jpegs)

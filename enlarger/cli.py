@@ -22,15 +22,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy import Engine
 
 from enlarger import logs
 from enlarger.access import tokens
+from enlarger.bootstrap import Services, build_services, build_worker, outage_of
 from enlarger.catalog import service as product_service
-from enlarger.catalog.runtime import catalog_from, check_catalog_settings
+from enlarger.catalog.catalog import check_catalog_settings
 from enlarger.config import Settings, SettingsError, load_settings
 from enlarger.db import create_db_engine, migrate
 from enlarger.library import imports, maintenance, service
-from enlarger.library.runtime import Library, build_library, outage_of
+from enlarger.library.library import Library
 from enlarger.library.tasks import Maintenance
 from enlarger.media import MediaError
 from enlarger.queue import (
@@ -38,7 +40,6 @@ from enlarger.queue import (
     JobConflict,
     Store,
     Worker,
-    load_registry,
     settle_heap,
     store_for_engine,
 )
@@ -91,10 +92,10 @@ def _working_settings(config: Path | None = None, **flags: Any) -> Settings:
     return settings
 
 
-def _store(settings: Settings, *, migrate_first: bool = False) -> Store:
-    """The job store; `migrate_first` (the long-running commands) upgrades the schema,
+def _engine(settings: Settings, *, migrate_first: bool = False, pre_ping: bool = False) -> Engine:
+    """The database; `migrate_first` (the long-running commands) upgrades the schema,
     waiting for a database that is out when they start."""
-    engine = create_db_engine(settings.resolved_database_url)
+    engine = create_db_engine(settings.resolved_database_url, pre_ping=pre_ping)
     if migrate_first:
         try:
             _through_outages(settings, lambda: migrate.upgrade(engine))
@@ -108,7 +109,18 @@ def _store(settings: Settings, *, migrate_first: bool = False) -> Store:
             "[red]error:[/red] the database is not at the current schema; run `enlarger db upgrade`"
         )
         raise typer.Exit(2)
+    return engine
+
+
+def _store(settings: Settings, *, migrate_first: bool = False) -> Store:
+    """The job store of the database (see `_engine`)."""
+    engine = _engine(settings, migrate_first=migrate_first)
     return store_for_engine(engine, max_attempts_default=settings.max_attempts_default)
+
+
+def _services(settings: Settings, *, migrate_first: bool = False) -> Services:
+    """The application's services (`enlarger.bootstrap`) on the database (see `_engine`)."""
+    return build_services(settings, engine=_engine(settings, migrate_first=migrate_first))
 
 
 def _open_store(config: Path | None, data_dir: Path | None, database_url: str | None) -> Store:
@@ -191,8 +203,7 @@ def _notice(settings: Settings, markup: str, level: int = logging.INFO) -> None:
 def run_worker(settings: Settings) -> Worker:
     """Migrate, then run one worker in this process until SIGTERM or SIGINT."""
     logs.configure(settings.log_level, settings.log_format)
-    store = _store(settings, migrate_first=True)
-    worker = Worker(store, load_registry(settings.handlers), settings)
+    worker = build_worker(_services(settings, migrate_first=True))
 
     def on_signal(signum: int, _frame: Any) -> None:
         logging.getLogger(__name__).info("signal %s: finishing running jobs", signum)
@@ -294,8 +305,8 @@ def serve(
     flags = _worker_flags(max_parallel_jobs, priority_lane_slots, handlers, log_level, log_format)
     settings = _working_settings(config, data_dir=data_dir, database_url=database_url, **flags)
     logs.configure(settings.log_level, settings.log_format)
-    store = _store(settings, migrate_first=True)
-    if not tokens.any_created(store.engine):
+    engine = _engine(settings, migrate_first=True, pre_ping=True)
+    if not tokens.any_created(engine):
         if not _is_loopback(host) and not insecure:
             err_console.print(
                 f"[red]error:[/red] no API token exists, so the API would be open to anyone "
@@ -310,7 +321,7 @@ def serve(
             logging.WARNING,
         )
     _check_open_files(settings.max_connections)
-    app_ = create_app(settings)
+    app_ = create_app(build_services(settings, engine=engine))
     processes = [
         multiprocessing.get_context("spawn").Process(
             target=run_serve_worker, args=(settings, os.getpid()), name=f"enlarger-worker-{n}"
@@ -474,14 +485,14 @@ def import_(
     flags = {"max_parallel_jobs": max_parallel_jobs, "log_level": log_level or "WARNING"}
     settings = _settings(config, data_dir=data_dir, database_url=database_url, **flags)
     logs.configure(settings.log_level, settings.log_format)
-    store = _store(settings, migrate_first=True)
+    services = _services(settings, migrate_first=True)
     try:
         files = imports.discover(paths)
     except FileNotFoundError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    library = build_library(settings, store.engine)
-    worker = Worker(store, load_registry(settings.handlers), settings) if wait else None
+    library = services.library
+    worker = build_worker(services) if wait else None
     if worker is not None:
         worker.start()
     lines: list[dict[str, Any]] = []
@@ -692,7 +703,7 @@ def backfill(
         err_console.print("[red]error:[/red] say --missing or --all")
         raise typer.Exit(2)
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
-    library = build_library(settings, _store(settings).engine)
+    library = _services(settings).library
     done = service.backfill(library, everything=everything)
     console.print(f"queued derivative work for {done.images} image(s)")
 
@@ -708,7 +719,7 @@ def sweep(
     project has become projects again (running workers take their files in), and
     derivatives of images the database does not know, an hour old, are deleted."""
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
-    done = maintenance.sweep_library(build_library(settings, _store(settings).engine))
+    done = maintenance.sweep_library(_services(settings).library)
     for folder in done["adopted"]:
         console.print(f"projects/{folder}: a project again; its folder_check is queued")
     console.print(f"deleted the derivatives of {len(done['swept'])} image(s) nobody knows")
@@ -731,7 +742,7 @@ def maintenance_(
     """Run a project maintenance task now, in this process (the schedules run them in the
     workers): trash_maintenance, manifest_check, folder_check or manifest_cleaning."""
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
-    library = build_library(settings, _store(settings).engine)
+    library = _services(settings).library
     try:
         folder = service.project_folder(library, project)
         report = maintenance.run(library, task, folder, dry_run=dry_run)
@@ -769,7 +780,7 @@ def products_stats(
 ) -> None:
     """Product jobs by status, total cost, mean time to DONE and failure rate."""
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
-    totals = product_service.stats(catalog_from(build_library(settings, _store(settings).engine)))
+    totals = product_service.stats(_services(settings).catalog)
     table = Table(title=f"{totals['total']} product job(s)")
     table.add_column("status")
     table.add_column("jobs", justify="right")
@@ -795,7 +806,7 @@ def products_cleanup(
     """Delete DONE and FAILED product jobs finished more than N days ago, with their
     artifacts (published copies stay)."""
     settings = _settings(config, data_dir=data_dir, database_url=database_url)
-    catalog = catalog_from(build_library(settings, _store(settings).engine))
+    catalog = _services(settings).catalog
     deleted = product_service.cleanup(catalog, older_than_days)
     console.print(f"deleted {deleted} finished product job(s)")
 

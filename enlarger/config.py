@@ -35,7 +35,7 @@ class Settings:
     storage_url: str = ""
     s3_endpoint_url: str = ""
     storage_timeout_seconds: float = 15.0  # an S3 call unanswered this long gives up
-    handlers: str = "enlarger.handlers:registry"
+    handlers: str = "enlarger.bootstrap:registry"
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one JSON object per line, with request ids
 

@@ -28,12 +28,14 @@ from moto.server import ThreadedMotoServer
 
 from enlarger.api import create_app, ops
 from enlarger.api.app import server_config
+from enlarger.bootstrap import Services, build_services, build_worker
+from enlarger.bootstrap import registry as app_registry
+from enlarger.catalog.catalog import Catalog
 from enlarger.catalog.fetch import FetchLimits, fetch
 from enlarger.catalog.states import StageFailed
 from enlarger.config import Settings
 from enlarger.db import create_db_engine, migrate
-from enlarger.handlers import registry as handlers_registry
-from enlarger.library.runtime import Library, build_library
+from enlarger.library.library import Library
 from enlarger.logs import OutageLog
 from enlarger.queue import JobQueue, Store, Worker, store_for_engine
 from tests.browsers import browser, page  # noqa: F401 (fixtures of the browser tests)
@@ -197,7 +199,11 @@ def make_worker(db_url: str) -> Iterator[Callable[..., Worker]]:
 
     def make(registry: Any = test_registry, settings: Settings = FAST, **changes: Any) -> Worker:
         engine = create_db_engine(db_url)
-        worker = Worker(store_for_engine(engine), registry, settings.replace(**changes))
+        settings = settings.replace(**changes)
+        if registry is app_registry:  # enlarger's own handlers read the application's services
+            worker = build_worker(build_services(settings, engine=engine))
+        else:
+            worker = Worker(store_for_engine(engine), registry, settings)
         worker.start()
         started.append((worker, engine))
         return worker
@@ -247,7 +253,7 @@ def library_changes() -> dict[str, Any]:
 
 
 @pytest.fixture
-def library(
+def services(
     storage: str,
     request: pytest.FixtureRequest,
     db_url: str,
@@ -264,13 +270,25 @@ def library(
         bucket = request.getfixturevalue("bucket")
         endpoint = request.getfixturevalue("s3_endpoint")
         settings = settings.replace(storage_url=f"s3://{bucket}/photos", s3_endpoint_url=endpoint)
-    return build_library(settings, engine)
+    return build_services(settings, engine=engine)
+
+
+@pytest.fixture
+def library(services: Services) -> Library:
+    """The photo library's view of the test's services."""
+    return services.library
+
+
+@pytest.fixture
+def catalog(services: Services) -> Catalog:
+    """The catalog's view of the test's services."""
+    return services.catalog
 
 
 @pytest.fixture
 def run_worker(make_worker: Callable[..., Worker], library: Library) -> Callable[[], Worker]:
     """Start a worker running enlarger's own handlers with the library's settings."""
-    return lambda: make_worker(handlers_registry, library.settings)
+    return lambda: make_worker(app_registry, library.settings)
 
 
 def loopback_socket() -> socket.socket:
@@ -281,9 +299,9 @@ def loopback_socket() -> socket.socket:
 
 
 @contextmanager
-def serving(library: Library, sock: socket.socket) -> Iterator[str]:
+def serving(services: Services, sock: socket.socket) -> Iterator[str]:
     """The HTTP API served by uvicorn on `sock`; yields its base URL."""
-    app = create_app(library.settings, library)
+    app = create_app(services)
     server = uvicorn.Server(server_config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -298,9 +316,9 @@ def serving(library: Library, sock: socket.socket) -> Iterator[str]:
 
 
 @pytest.fixture
-def live_server(library: Library) -> Iterator[str]:
+def live_server(services: Services) -> Iterator[str]:
     """The HTTP API served by uvicorn on a loopback port; yields its base URL."""
-    with serving(library, loopback_socket()) as base_url:
+    with serving(services, loopback_socket()) as base_url:
         yield base_url
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pyvips
 
-from enlarger.library.runtime import Library
+from enlarger.library.library import Library
 from enlarger.storage import LocalBlobStore
 
 

@@ -16,15 +16,15 @@ from fastapi.routing import APIRoute
 from enlarger.access import tokens
 from enlarger.access.tokens import Role
 from enlarger.api.auth import required_role
+from enlarger.bootstrap import Services
 from enlarger.client import EnlargerClient, EnlargerError
 from enlarger.db.schema import api_tokens
-from enlarger.library.runtime import Library
 from tests.test_cli import invoke
 
 NEVER_ENDS = {("GET", "/api/jobs/stream")}  # an event stream: refusals only
 
 
-def _app_routes(library: Library) -> list[tuple[str, str]]:
+def _app_routes(services: Services) -> list[tuple[str, str]]:
     """(method, path template) of every API route: those of each router module, checked
     against the app's OpenAPI document so that a router added later cannot be missed."""
     from enlarger.api import (
@@ -46,7 +46,7 @@ def _app_routes(library: Library) -> list[tuple[str, str]]:
         if isinstance(route, APIRoute)
         for method in route.methods
     }
-    app = create_app(library.settings, library)
+    app = create_app(services)
     routes |= {
         (method, route.path)
         for route in app.routes
@@ -90,13 +90,13 @@ def test_tokens_are_hashed_shown_once_and_revocable(engine: sa.Engine) -> None:
 
 
 def test_every_route_refuses_the_wrong_role(
-    client: httpx.Client, library: Library, engine: sa.Engine
+    client: httpx.Client, services: Services, engine: sa.Engine
 ) -> None:
     assert client.get("/api/images").status_code == 200  # open: no token exists yet
     issued = {role: tokens.create(engine, role)[1] for role in Role}
     revoked, revoked_token = tokens.create(engine, Role.ADMIN, "old")
     tokens.revoke(engine, revoked.id)
-    routes = _app_routes(library)
+    routes = _app_routes(services)
     assert len(routes) >= 40
     checked = 0
     for method, template in routes:

@@ -14,10 +14,11 @@ import pytest
 import pyvips
 import sqlalchemy as sa
 
+from enlarger.bootstrap import Services, build_services
+from enlarger.bootstrap import registry as handlers_registry
 from enlarger.db.schema import jobs
-from enlarger.handlers import registry as handlers_registry
 from enlarger.library import service
-from enlarger.library.runtime import Library, build_library
+from enlarger.library.library import Library
 from enlarger.library.service import JobType
 from enlarger.queue import Worker
 from enlarger.queue.registry import FailedJob
@@ -106,13 +107,14 @@ def test_with_a_public_url_blob_urls_are_absolute_and_fetchable(
     sock = loopback_socket()
     public_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     settings = FAST.replace(data_dir=tmp_path / "data", database_url=db_url)
-    library = build_library(settings.replace(public_url=f"{public_url}/"), engine)
+    services = build_services(settings.replace(public_url=f"{public_url}/"), engine=engine)
+    library = services.library
     library.blobs.put_bytes("derivatives/x/y.jpg", b"bytes")
     url = library.blobs.url("derivatives/x/y.jpg", 60)
     assert url.startswith(f"{public_url}/files/derivatives/x/y.jpg?expires=")
-    with serving(library, sock):
+    with serving(services, sock):
         assert httpx.get(url).content == b"bytes"
-    relative = build_library(settings, engine).blobs.url("derivatives/x/y.jpg", 60)
+    relative = build_services(settings, engine=engine).library.blobs.url("derivatives/x/y.jpg", 60)
     assert relative.startswith("/files/derivatives/x/y.jpg?expires=")
 
 
@@ -385,7 +387,7 @@ def test_a_raw_has_a_full_size_view_for_the_browser(
 
 
 def test_a_failed_images_message_never_shows_where_the_storage_service_lives(
-    client: httpx.Client, library: Library, tmp_path: Path
+    client: httpx.Client, services: Services, library: Library, tmp_path: Path
 ) -> None:
     """A preview job that ran out of attempts in an S3 outage failed its image with the
     S3 client's words, the installation's internal endpoint among them."""
@@ -401,7 +403,7 @@ def test_a_failed_images_message_never_shows_where_the_storage_service_lives(
             {"imageId": image_id},
             "EndpointConnectionError",
             said,
-            library.settings,
+            services,
         )
     )
     failed = client.get(f"/api/images/{image_id}").json()

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from bench.big_project import seed
 from enlarger.db.schema import projects
-from enlarger.library.runtime import Library
+from enlarger.library.library import Library
 
 COUNT = 1200
 

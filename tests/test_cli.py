@@ -16,12 +16,13 @@ import pyvips
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from enlarger.bootstrap import build_services
 from enlarger.cli import app
 from enlarger.config import Settings
 from enlarger.db import create_db_engine, migrate
 from enlarger.db.schema import images, photos
 from enlarger.library import listing, projects
-from enlarger.library.runtime import Library, build_library
+from enlarger.library.library import Library
 from enlarger.media.xmp import Decisions, write_decisions
 from enlarger.queue import JobQueue, JobStatus
 from tests.conftest import wait_for
@@ -213,7 +214,7 @@ def test_sweep_command(db_url: str, tmp_path: Path) -> None:
     assert code == 0, out
     assert "projects/after: a project again; its folder_check is queued" in out
     assert "deleted the derivatives of 0 image(s)" in out
-    library = build_library(Settings(data_dir=tmp_path / "data", database_url=db_url))
+    library = build_services(Settings(data_dir=tmp_path / "data", database_url=db_url)).library
     assert projects.get_project(library, "after").folder == "after"
     code, out = invoke("sweep", *common)
     assert code == 0 and "a project again" not in out
@@ -267,7 +268,7 @@ def _answers(url: str) -> bool:
 def test_maintenance_command(db_url: str, tmp_path: Path) -> None:
     common = ("--data-dir", str(tmp_path / "data"), "--database-url", db_url)
     settings = Settings(data_dir=tmp_path / "data", database_url=db_url)
-    library = build_library(settings)
+    library = build_services(settings).library
     projects.create_project(library, "shoot")
     dropped = tmp_path / "data" / "library" / "projects" / "shoot" / "notes.txt"
     dropped.parent.mkdir(parents=True)
@@ -323,7 +324,7 @@ def test_import_brings_sidecars_along_and_a_card_imported_again_changes_nothing(
     assert "imported 4 file(s): 4 STORED; 3 sidecar(s) with their photos" in " ".join(
         first.stderr.split()
     )
-    library = build_library(Settings(data_dir=data, database_url=db_url))
+    library = build_services(Settings(data_dir=data, database_url=db_url)).library
     wedding = projects.get_project(library, "wedding")
     shown = {p["basename"]: p for p in listing.photos_of(library, wedding)}
     by_camera = {

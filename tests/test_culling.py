@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from enlarger.db.schema import photos
 from enlarger.library import maintenance, service, sidecars
-from enlarger.library.runtime import Library
+from enlarger.library.library import Library
 from enlarger.library.tasks import Maintenance
 from enlarger.media.embed import embed_xmp, embedded_xmp
 from enlarger.media.xmp import Decisions, read_decisions, write_decisions

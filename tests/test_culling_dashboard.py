@@ -16,7 +16,7 @@ import httpx
 from playwright.sync_api import Browser, Page, Request, expect
 
 from bench.big_project import seed
-from enlarger.library.runtime import Library
+from enlarger.library.library import Library
 from enlarger.queue import Worker
 from tests.browsers import backend, shoot  # noqa: F401 (backend: SQLite suffices)
 from tests.conftest import wait_for

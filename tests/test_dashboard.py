@@ -25,9 +25,9 @@ from playwright.sync_api import (
 from enlarger.access import tokens
 from enlarger.access.tokens import Role
 from enlarger.catalog import service as products
-from enlarger.catalog.runtime import catalog_from
+from enlarger.catalog.catalog import Catalog
 from enlarger.catalog.states import ProductError, ProductStatus
-from enlarger.library.runtime import Library
+from enlarger.library.library import Library
 from enlarger.queue import Worker
 from tests.browsers import backend, shoot  # noqa: F401 (backend: SQLite suffices)
 from tests.conftest import wait_for
@@ -167,8 +167,7 @@ def test_a_failed_jobs_reason_is_shown_and_it_can_be_retried(
     expect(page.locator("#throughput")).to_have_text(re.compile(r"^\d+ jobs$"))
 
 
-def test_product_jobs_show_their_stage_live(page: Page, library: Library) -> None:
-    catalog = catalog_from(library)
+def test_product_jobs_show_their_stage_live(page: Page, catalog: Catalog) -> None:
     digest = hashlib.sha256(b"x").hexdigest()
     created = products.create_job(catalog, "SKU-9", "https://example.com/9.jpg", digest, "default")
     page.goto("/products")
@@ -186,9 +185,8 @@ def test_product_jobs_show_their_stage_live(page: Page, library: Library) -> Non
     shoot(page, "products")
 
 
-def _held_for_review(library: Library, sku: str) -> str:
+def _held_for_review(catalog: Catalog, sku: str) -> str:
     """A product job brought to NEEDS_REVIEW by hand (no worker runs here)."""
-    catalog = catalog_from(library)
     digest = hashlib.sha256(sku.encode()).hexdigest()
     job_id = products.create_job(
         catalog, sku, "https://example.com/p.jpg", digest, "default"
@@ -217,16 +215,16 @@ def _held_for_review(library: Library, sku: str) -> str:
     ]
     picture = photo(320, 240).jpegsave_buffer(Q=80)
     for name in ("original.jpeg", "cutout.png", "composite-1x1.jpg", "thumb-1x1.jpg"):
-        library.blobs.put_bytes(f"{prefix}{name}", picture)  # browsers sniff, not trust, types
+        catalog.blobs.put_bytes(f"{prefix}{name}", picture)  # browsers sniff, not trust, types
     for expected, new, updates in steps:
         products.advance(catalog, job_id, expected, new, updates)
     return job_id
 
 
 def test_a_held_cut_out_is_accepted_rejected_or_cut_out_again_from_the_page(
-    page: Page, library: Library
+    page: Page, catalog: Catalog
 ) -> None:
-    accept, reject, again = (_held_for_review(library, sku) for sku in ("CAP-1", "CAP-2", "CAP-3"))
+    accept, reject, again = (_held_for_review(catalog, sku) for sku in ("CAP-1", "CAP-2", "CAP-3"))
     page.goto("/products")
     review = page.locator("#review")
     expect(review).to_be_visible()
@@ -241,7 +239,6 @@ def test_a_held_cut_out_is_accepted_rejected_or_cut_out_again_from_the_page(
     held.get_by_role("button", name="Accept and publish").click()
     expect(held).to_have_count(0)
     expect(page.locator("#review-count")).to_have_text("2")
-    catalog = catalog_from(library)
     assert products.get_job(catalog, accept)["status"] == "PUBLISHING"
 
     doubtful = page.locator(f'#review-jobs li[data-job-id="{reject}"]')

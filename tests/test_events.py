@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from enlarger.library.runtime import Library
+from enlarger.library.library import Library
 from enlarger.queue import Worker
 from tests.conftest import wait_for
 from tests.images import jpeg

@@ -14,13 +14,13 @@ import pyvips
 import sqlalchemy as sa
 
 from enlarger.api.ops import error_answer
+from enlarger.bootstrap import Services, build_services, registry
 from enlarger.db.engine import hold_briefly
 from enlarger.db.schema import images, jobs, photo_sidecars, photos
 from enlarger.db.types import db_now
-from enlarger.handlers import registry
 from enlarger.library import maintenance, projects, service, sidecars
+from enlarger.library.library import Library
 from enlarger.library.photos import Capture, same_capture
-from enlarger.library.runtime import Library, build_library
 from enlarger.library.service import ImageStatus, JobType
 from enlarger.library.tasks import Maintenance
 from enlarger.media.xmp import Decisions, write_decisions
@@ -542,7 +542,7 @@ def test_a_rescued_offload_and_a_repeated_preview_job_make_nothing_twice(
 
 
 def test_a_thawed_run_whose_job_was_rescued_records_nothing_and_queues_nothing(
-    library: Library, tmp_path: Path
+    services: Services, library: Library, tmp_path: Path
 ) -> None:
     """A worker frozen while it renders a preview comes back after its job was rescued
     and run again: its late record (and the thumbnail job it would queue) is refused in
@@ -559,7 +559,7 @@ def test_a_thawed_run_whose_job_was_rescued_records_nothing_and_queues_nothing(
 
     def context(run: ClaimedJob) -> JobContext:
         return JobContext(
-            run.id, run.type, 1, 3, run.lease_token, lambda *_: None, settings=library.settings
+            run.id, run.type, 1, 3, run.lease_token, lambda *_: None, services=services
         )
 
     frozen = claim("frozen-worker")
@@ -635,7 +635,7 @@ def test_backfill_after_a_recipe_change(
 
     old_256 = service.derivatives_of(library, [image_id])[image_id]["thumb_256"].storage_key
     changed = library.settings.replace(thumbnail_sizes="64,128,256,1024", thumbnail_quality=70)
-    later = build_library(changed, library.engine)
+    later = build_services(changed, engine=library.engine).library
     assert later.recipes.preview.hash == library.recipes.preview.hash
     assert service.backfill(later).images == 1
     assert service.backfill(later).images == 0  # already queued: not queued twice
@@ -664,7 +664,7 @@ def test_backfill_after_a_recipe_change(
 def test_a_library_sets_the_image_threads_of_its_process(library: Library) -> None:
     before = pyvips.concurrency_get()
     try:
-        build_library(library.settings.replace(image_threads=3), library.engine)
+        build_services(library.settings.replace(image_threads=3), engine=library.engine)
         assert pyvips.concurrency_get() == 3
     finally:
         pyvips.concurrency_set(before)

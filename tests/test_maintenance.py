@@ -16,10 +16,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from enlarger.bootstrap import build_services, registry
 from enlarger.db.schema import images, job_schedules
-from enlarger.handlers import registry
 from enlarger.library import maintenance, service
-from enlarger.library.runtime import Library, build_library
+from enlarger.library.library import Library
 from enlarger.library.service import JobType
 from enlarger.library.tasks import Maintenance
 from enlarger.media.xmp import Decisions, write_decisions
@@ -63,7 +63,7 @@ def queue_task(client: httpx.Client, folder: str, task: str) -> dict[str, Any]:
 
 
 def with_settings(library: Library, **changes: Any) -> Library:
-    return build_library(library.settings.replace(**changes), library.engine)
+    return build_services(library.settings.replace(**changes), engine=library.engine).library
 
 
 @pytest.mark.parametrize("library_changes", [{"settle_seconds": 600, "settle_look_seconds": 0.5}])

@@ -13,6 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from fastapi.testclient import TestClient
 
 from enlarger.api.app import create_app
+from enlarger.bootstrap import build_services
 from enlarger.config import Settings
 from enlarger.db import create_db_engine, migrate
 from enlarger.db.schema import images, metadata, photo_files, photo_sidecars, photos, projects
@@ -163,7 +164,7 @@ def test_a_server_on_a_schema_rolled_back_under_it_answers_503_saying_so(
     minute in the log, and the answers are right again once the schema is upgraded."""
     caplog.set_level(logging.ERROR, logger="enlarger.http")
     settings = Settings(data_dir=tmp_path / "data", database_url=db_url)
-    with TestClient(create_app(settings)) as http:
+    with TestClient(create_app(build_services(settings))) as http:
         assert http.get("/api/images").status_code == 200
         engine = create_db_engine(db_url)
         migrate.downgrade(engine, "0015_landing_key")  # jobs.outage_since goes

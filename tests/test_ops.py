@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from enlarger.db import migrate
-from enlarger.library.runtime import Library
+from enlarger.library.library import Library
 from enlarger.logs import OutageLog
 from enlarger.queue import Worker
 from enlarger.storage.local import LocalBlobStore

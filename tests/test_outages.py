@@ -22,9 +22,9 @@ from fastapi.testclient import TestClient
 from enlarger.access import tokens
 from enlarger.access.tokens import Role
 from enlarger.api.app import create_app
+from enlarger.bootstrap import Services, build_services
 from enlarger.client import EnlargerClient
 from enlarger.db import create_db_engine
-from enlarger.library.runtime import Library, build_library
 from tests.conftest import FAST, PG_ADMIN_DSN, loopback_socket, serving, wait_for
 from tests.images import jpeg
 from tests.outages import CuttableProxy
@@ -40,11 +40,11 @@ def proxied_db(db_url: str) -> Iterator[tuple[CuttableProxy, str]]:
     proxy.close()
 
 
-def _library(tmp_path: Path, database_url: str, **changes: object) -> Library:
+def _services(tmp_path: Path, database_url: str, **changes: object) -> Services:
     settings = FAST.replace(
         data_dir=tmp_path / "data", database_url=database_url, settle_seconds=0, **changes
     )
-    return build_library(settings, create_db_engine(database_url))
+    return build_services(settings, engine=create_db_engine(database_url))
 
 
 def _outage_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -55,10 +55,10 @@ def test_a_database_outage_answers_503_and_the_client_waits_it_out(
     proxied_db: tuple[CuttableProxy, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     proxy, url = proxied_db
-    library = _library(tmp_path, url)
+    services = _services(tmp_path, url)
     photo = jpeg(tmp_path / "a.jpg", 600, 400).read_bytes()
     caplog.set_level(logging.WARNING, logger="enlarger.http")
-    with serving(library, loopback_socket()) as base, httpx.Client(base_url=base) as http:
+    with serving(services, loopback_socket()) as base, httpx.Client(base_url=base) as http:
         assert http.get("/api/images").status_code == 200
         proxy.cut()
         for answer in (
@@ -89,12 +89,12 @@ def test_metrics_answer_through_a_database_outage(
     no token created (the default), the metrics stay open through it (they answered 503:
     whether access control was on was asked of the database each time)."""
     proxy, url = proxied_db
-    library = _library(tmp_path, url)
+    services = _services(tmp_path, url)
     headers = {}
     if access_control:
-        _, token = tokens.create(library.engine, Role.VIEWER, "prometheus")
+        _, token = tokens.create(services.engine, Role.VIEWER, "prometheus")
         headers = {"Authorization": f"Bearer {token}"}
-    with serving(library, loopback_socket()) as base, httpx.Client(base_url=base) as http:
+    with serving(services, loopback_socket()) as base, httpx.Client(base_url=base) as http:
         before = http.get("/metrics", headers=headers)
         assert before.status_code == 200 and "enlarger_database_up 1.0" in before.text
         proxy.cut()
@@ -119,12 +119,12 @@ def test_a_storage_outage_answers_503_naming_storage(
     most requests never touch storage to tell, when it is back."""
     caplog.set_level(logging.WARNING, logger="enlarger.http")
     proxy, endpoint = CuttableProxy.in_front_of(s3_endpoint)
-    library = _library(
+    services = _services(
         tmp_path, db_url, storage_url=f"s3://{bucket}/photos", s3_endpoint_url=endpoint
     )
     photo = jpeg(tmp_path / "a.jpg", 600, 400).read_bytes()
     try:
-        with serving(library, loopback_socket()) as base, httpx.Client(base_url=base) as http:
+        with serving(services, loopback_socket()) as base, httpx.Client(base_url=base) as http:
             proxy.cut()
             answer = http.post("/api/upload", files={"file": ("a.jpg", photo)})
             assert answer.status_code == 503, answer.text
@@ -148,7 +148,7 @@ def test_storage_that_takes_connections_but_never_answers_is_an_outage(
     unanswered for storage_timeout_seconds now gives up: 503 STORAGE_UNAVAILABLE while
     it is still hung, and /readyz names storage."""
     proxy, endpoint = CuttableProxy.in_front_of(s3_endpoint)
-    library = _library(
+    services = _services(
         tmp_path,
         db_url,
         storage_url=f"s3://{bucket}/photos",
@@ -157,7 +157,7 @@ def test_storage_that_takes_connections_but_never_answers_is_an_outage(
     )
     photo = jpeg(tmp_path / "a.jpg", 600, 400).read_bytes()
     try:
-        with serving(library, loopback_socket()) as base, httpx.Client(base_url=base) as http:
+        with serving(services, loopback_socket()) as base, httpx.Client(base_url=base) as http:
             proxy.hang()
             answer = http.post("/api/upload", files={"file": ("a.jpg", photo)}, timeout=60)
             ready = http.get("/readyz", timeout=60)
@@ -220,7 +220,7 @@ def test_the_first_request_after_a_database_restart_is_answered(
     caplog.set_level(logging.WARNING)
     settings = FAST.replace(data_dir=tmp_path / "data", database_url=db_url)
     database = db_url.rsplit("/", 1)[-1]
-    with TestClient(create_app(settings)) as http:
+    with TestClient(create_app(build_services(settings, pre_ping=True))) as http:
         assert http.get("/api/images").status_code == 200
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
             closed = admin.execute(

@@ -26,15 +26,16 @@ import pyvips
 import sqlalchemy as sa
 
 from bench.product_photos import product_photo
+from enlarger.bootstrap import build_services
 from enlarger.catalog import jobs as catalog_jobs
 from enlarger.catalog import pipeline, service
+from enlarger.catalog.catalog import Catalog
 from enlarger.catalog.fetch import FetchLimits, fetch
 from enlarger.catalog.publish import publish_to_folder
-from enlarger.catalog.runtime import Catalog, catalog_from
 from enlarger.catalog.states import ProductError, StageFailed
 from enlarger.catalog.webhooks import secret_key, sign_standard, verify
 from enlarger.db.schema import product_jobs
-from enlarger.library.runtime import Library, build_library
+from enlarger.library.library import Library
 from enlarger.queue import Worker
 from enlarger.storage import open_blob_store
 from tests.conftest import FAST, fetch_is_cut_off, wait_for
@@ -120,11 +121,6 @@ def library_changes(image_host: ImageHost) -> dict[str, Any]:
         "image_max_per_sku": 3,
         "product_external_themes": "gradient",
     }
-
-
-@pytest.fixture
-def catalog(library: Library) -> Catalog:
-    return catalog_from(library)
 
 
 def _signed(body: bytes, webhook_id: str = "msg_1") -> dict[str, str]:
@@ -341,7 +337,7 @@ def test_without_a_secret_webhooks_are_refused_unless_insecure(
         settings = FAST.replace(
             data_dir=tmp_path / "data", database_url=db_url, webhooks_insecure=insecure
         )
-        with TestClient(create_app(settings, build_library(settings, engine))) as http:
+        with TestClient(create_app(build_services(settings, engine=engine))) as http:
             answer = http.post("/api/webhooks/images", content=body)
             assert answer.status_code == expected, answer.text
             if not insecure:
@@ -642,7 +638,7 @@ def test_the_webhook_publisher_signs_what_it_sends(
         product_webhook_secret=SECRET,
         public_url="https://photos.example.com",
     )
-    catalog = catalog_from(build_library(settings, engine))
+    catalog = build_services(settings, engine=engine).catalog
     catalog.blobs.put_bytes("products/S/j1/composite-1x1.jpg", b"jpeg bytes")
     job = {
         "id": "j1",
@@ -707,7 +703,7 @@ def test_the_folder_publisher_writes_to_an_s3_prefix(
         product_publish_url=f"s3://{bucket}/catalogue",
         s3_endpoint_url=s3_endpoint,
     )
-    catalog = catalog_from(build_library(settings))
+    catalog = build_services(settings).catalog
     catalog.blobs.put_bytes("products/S/j2/composite-shopify.jpg", b"composite bytes")
     job = {
         "id": "j2",

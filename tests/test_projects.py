@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from PIL import Image as PILImage
 
 from enlarger.db.schema import images, photo_files, photos, projects
-from enlarger.library.runtime import Library
+from enlarger.library.library import Library
 from enlarger.media.xmp import Decisions, write_decisions
 from enlarger.queue import Worker
 from tests.conftest import BOTH_STACKS, wait_for

@@ -32,10 +32,11 @@ import tifffile
 from enlarger.access import tokens
 from enlarger.access.tokens import Role
 from enlarger.api.auth import TOKEN_COOKIE
+from enlarger.bootstrap import build_services
 from enlarger.catalog.fetch import FetchLimits, fetch
 from enlarger.catalog.states import StageFailed
 from enlarger.library import full_views, maintenance, projects, service
-from enlarger.library.runtime import Library, build_library
+from enlarger.library.library import Library
 from enlarger.library.service import JobType
 from enlarger.library.tasks import Maintenance
 from enlarger.media import (
@@ -405,15 +406,15 @@ def test_a_full_disk_is_a_507_in_json_with_the_request_id_logged_and_counted(
 ) -> None:
     caplog.set_level(logging.INFO, logger="enlarger.http")
     settings = FAST.replace(data_dir=small_disk / "data", database_url=db_url)
-    library = build_library(settings, engine)
+    services = build_services(settings, engine=engine)
     big = os.urandom(3 * 1024 * 1024)
-    with serving(library, loopback_socket()) as base, httpx.Client(base_url=base) as client:
+    with serving(services, loopback_socket()) as base, httpx.Client(base_url=base) as client:
         answer = client.post("/api/upload", files={"file": ("big.jpg", big)})
         assert answer.status_code == 507, answer.text
         body = answer.json()
         assert body["requestId"] == answer.headers["x-request-id"]
         assert "full" in body["detail"]
-        assert list(library.temp_dir.iterdir()) == []
+        assert list(services.library.temp_dir.iterdir()) == []
         metrics = client.get("/metrics").text
     assert 'route="/api/upload",status="507"' in metrics
     logged = [r for r in caplog.records if r.name == "enlarger.http" and "507" in r.getMessage()]
@@ -488,8 +489,8 @@ def test_the_api_description_needs_a_token_once_tokens_exist_unless_made_public(
         settings = FAST.replace(
             data_dir=tmp_path / str(public), database_url=db_url, docs_public=public
         )
-        library = build_library(settings, engine)
-        with serving(library, loopback_socket()) as base, httpx.Client(base_url=base) as client:
+        services = build_services(settings, engine=engine)
+        with serving(services, loopback_socket()) as base, httpx.Client(base_url=base) as client:
             assert client.get("/openapi.json").status_code == 200  # no token yet: all open
             if not public:
                 _, token = tokens.create(engine, Role.VIEWER, "reader")

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from enlarger.bootstrap import build_services
+from enlarger.catalog.catalog import Catalog
 from enlarger.catalog.publish import publish_to_shopify
-from enlarger.catalog.runtime import Catalog, catalog_from
 from enlarger.catalog.states import ProductError, StageFailed
-from enlarger.library.runtime import build_library
 from tests.conftest import FAST
 
 TOKEN = "shpat_test_token"
@@ -152,7 +152,7 @@ def _catalog(tmp_path: Path, shop: FakeShopify, token: str = TOKEN) -> Catalog:
         shopify_shop=shop.url,
         shopify_access_token=token,
     )
-    return catalog_from(build_library(settings))
+    return build_services(settings).catalog
 
 
 def _job(catalog: Catalog, sku: str = "SKU-1") -> dict[str, Any]:

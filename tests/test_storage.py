@@ -17,8 +17,9 @@ import pytest
 import pyvips
 import sqlalchemy as sa
 
+from enlarger.bootstrap import build_services
 from enlarger.library import service
-from enlarger.library.runtime import Library, build_library
+from enlarger.library.library import Library
 from enlarger.library.service import ImageStatus
 from enlarger.queue import Worker
 from enlarger.storage import (
@@ -212,7 +213,7 @@ def s3_library(
         storage_url=f"s3://{bucket}/photos",
         s3_endpoint_url=s3_endpoint,
     )
-    return build_library(settings, engine)
+    return build_services(settings, engine=engine).library
 
 
 def test_pipeline_on_s3(
@@ -222,7 +223,7 @@ def test_pipeline_on_s3(
     s3_endpoint: str,
     tmp_path: Path,
 ) -> None:
-    from enlarger.handlers import registry
+    from enlarger.bootstrap import registry
 
     source = jpeg(tmp_path / "a.jpg", 1600, 1200)
     ingested = service.ingest(

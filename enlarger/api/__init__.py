@@ -1,4 +1,4 @@
-"""The HTTP API (FastAPI): `create_app(settings)`; `enlarger serve` runs it with uvicorn."""
+"""The HTTP API (FastAPI): `create_app(services)`; `enlarger serve` runs it with uvicorn."""
 
 from enlarger.api.app import create_app
 

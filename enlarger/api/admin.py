@@ -11,7 +11,7 @@ from enlarger.api.deps import LibraryDep
 from enlarger.api.jobs import job_detail, job_or_404
 from enlarger.api.shapes import JobId, Offset, job_json, pagination
 from enlarger.library import service
-from enlarger.library.runtime import Library
+from enlarger.library.library import Library
 from enlarger.queue import JobConflict, JobStatus
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])

@@ -29,19 +29,20 @@ from enlarger.api.auth import authorize, wants_page
 from enlarger.api.events import EventHub
 from enlarger.api.guards import RequestGuards
 from enlarger.api.multipart import MalformedForm
-from enlarger.catalog.runtime import catalog_from
+from enlarger.bootstrap import Services
 from enlarger.catalog.service import InvalidReport, LimitReached, UnknownTheme
 from enlarger.catalog.service import NotFound as ProductNotFound
 from enlarger.catalog.states import InvalidTransition
-from enlarger.config import Settings
-from enlarger.db import create_db_engine
 from enlarger.library.project_jobs import InvalidJob
-from enlarger.library.runtime import Library, build_library
 from enlarger.library.service import Conflict, InvalidName, NotFound
 from enlarger.media import MediaError, MediaErrorCode
 
 
-def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
+def create_app(services: Services) -> FastAPI:
+    """The HTTP app over services built at the composition root (`enlarger.bootstrap`):
+    routes get them as dependencies (`api.deps`); the app builds none of its own."""
+    settings = services.settings
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
@@ -57,12 +58,9 @@ def create_app(settings: Settings, library: Library | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
-    app.state.library = library or build_library(
-        settings, create_db_engine(settings.resolved_database_url, pre_ping=True)
-    )
-    app.state.catalog = catalog_from(app.state.library)
-    app.state.event_hub = EventHub(app.state.library.queue.store, settings.poll_interval_ms / 1000)
-    app.state.metrics = ops.metrics_registry(app.state.library)
+    app.state.services = services
+    app.state.event_hub = EventHub(services.queue.store, settings.poll_interval_ms / 1000)
+    app.state.metrics = ops.metrics_registry(services.library)
     app.state.verified_tokens = {}  # auth._role_of's: tokens seen valid, for outages
     app.add_middleware(RequestGuards)
     app.add_middleware(ops.RequestObserver, registry=app.state.metrics)  # the outermost
@@ -329,7 +327,7 @@ class BoundedHttpTools(HttpToolsProtocol):
 def server_config(app: FastAPI, **options: Any) -> uvicorn.Config:
     """uvicorn's settings for the API, with limits on what a client may send and hold
     (`head_timeout_seconds`, `max_connections`, `max_connections_per_client`)."""
-    settings = app.state.library.settings
+    settings = app.state.services.settings
     protocol = functools.partial(
         BoundedHttpTools,
         head_timeout=settings.head_timeout_seconds,

@@ -75,7 +75,7 @@ async def access_control_on(request: Request) -> bool:
     answer this process had."""
     state = request.app.state
     if not getattr(state, "access_control_on", False):
-        engine = state.library.engine
+        engine = state.services.engine
         try:
             state.access_control_on = await run_in_threadpool(any_created, engine)
         except Exception as exc:
@@ -93,7 +93,7 @@ async def _role_of(request: Request, token: str, route: tuple[str, str]) -> Role
     known: dict[str, tuple[Role, float]] = request.app.state.verified_tokens
     key = hashlib.sha256(token.encode()).hexdigest()
     try:
-        role = await run_in_threadpool(authenticate, request.app.state.library.engine, token)
+        role = await run_in_threadpool(authenticate, request.app.state.services.engine, token)
     except Exception as exc:
         remembered = known.get(key)
         if (
@@ -138,7 +138,7 @@ async def authorize(request: Request) -> None:
     browser asking for a page without one is sent to sign in instead."""
     route = (request.method, request.scope["route"].path)
     header = request.headers.get("authorization", "")
-    settings = request.app.state.library.settings
+    settings = request.app.state.services.settings
     by_cookie = not header and (TOKEN_COOKIE in request.cookies or route in COOKIE_ROUTES)
     unsafe = request.method not in SAFE_METHODS
     if by_cookie and unsafe and from_another_origin(request, settings.public_url):

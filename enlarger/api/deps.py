@@ -1,4 +1,5 @@
-"""What handlers get injected: the process's Library and Catalog."""
+"""What routes get injected: the process's services, built at the composition root
+(`enlarger.bootstrap`) and kept on the app, or the one domain's view a route works with."""
 
 from __future__ import annotations
 
@@ -6,21 +7,28 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from enlarger.catalog.runtime import Catalog
-from enlarger.library.runtime import Library
+from enlarger.bootstrap import Services
+from enlarger.catalog.catalog import Catalog
+from enlarger.library.library import Library
 
 
-def _library(request: Request) -> Library:
-    library: Library = request.app.state.library
-    return library
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
+
+
+def _library(services: ServicesDep) -> Library:
+    return services.library
 
 
 LibraryDep = Annotated[Library, Depends(_library)]
 
 
-def _catalog(request: Request) -> Catalog:
-    catalog: Catalog = request.app.state.catalog
-    return catalog
+def _catalog(services: ServicesDep) -> Catalog:
+    return services.catalog
 
 
 CatalogDep = Annotated[Catalog, Depends(_catalog)]

@@ -25,7 +25,7 @@ from fastapi.responses import StreamingResponse
 from enlarger.api.deps import LibraryDep
 from enlarger.api.shapes import MAX_DB_INT, iso
 from enlarger.library import service
-from enlarger.library.runtime import Library
+from enlarger.library.library import Library
 from enlarger.queue import Job, Store
 from enlarger.queue.model import Event
 from enlarger.queue.store import Listener, Topic

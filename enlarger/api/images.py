@@ -16,7 +16,7 @@ from enlarger.api.deps import LibraryDep
 from enlarger.api.multipart import read_upload_form
 from enlarger.api.shapes import Offset, images_json, iso, pagination
 from enlarger.library import full_views, service
-from enlarger.library.runtime import Library
+from enlarger.library.library import Library
 from enlarger.library.service import ImageStatus
 from enlarger.media import MIME_TYPES, sniff
 from enlarger.media.sniff import HEAD_BYTES

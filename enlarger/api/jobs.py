@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Query
 from enlarger.api.deps import LibraryDep
 from enlarger.api.shapes import JobId, images_json, iso, job_detail_json
 from enlarger.library import service
-from enlarger.library.runtime import Library
+from enlarger.library.library import Library
 from enlarger.queue import Job
 
 router = APIRouter(tags=["jobs"])

@@ -13,7 +13,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from enlarger.library.runtime import Library
+from enlarger.library.library import Library
 from enlarger.library.service import Received, UploadWriter
 from enlarger.media import MediaError, MediaErrorCode
 

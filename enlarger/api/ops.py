@@ -39,9 +39,10 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from enlarger import logs
+from enlarger.bootstrap import outage_of
 from enlarger.db import migrate
 from enlarger.library import service
-from enlarger.library.runtime import Library, outage_of
+from enlarger.library.library import Library
 from enlarger.queue import DependencyDown, as_dependency_down, is_schema_error
 from enlarger.queue.telemetry import RUN_SECONDS_BUCKETS
 
@@ -110,7 +111,8 @@ class RequestObserver:
             if answered:
                 raise  # the answer is under way: the server can only cut it off
             down = outage_of(error)
-            schema = _schema_problem(scope["app"].state.library, error) if down is None else None
+            library = scope["app"].state.services.library
+            schema = _schema_problem(library, error) if down is None else None
             status, body = error_answer(error, rid, down, schema)
             headers = [(b"content-type", b"application/json")]
             if schema is not None:
@@ -120,7 +122,7 @@ class RequestObserver:
                 if down.is_outage:
                     OUTAGES.down(down.service, down.message)
                     if down.service == "storage":
-                        watch_storage_until_back(scope["app"].state.library)
+                        watch_storage_until_back(scope["app"].state.services.library)
                 else:
                     access_log.warning(
                         "%s %s: the %s is busy: %s",
@@ -413,7 +415,7 @@ def readiness(library: Library) -> dict[str, str]:
     responses={503: {"description": "A check failed; the body says which"}},
 )
 async def readyz(request: Request) -> JSONResponse:
-    checks = await run_in_threadpool(readiness, request.app.state.library)
+    checks = await run_in_threadpool(readiness, request.app.state.services.library)
     ready = all(result == "ok" for result in checks.values())
     body = {"status": "ready" if ready else "not ready", "checks": checks}
     return JSONResponse(body, status_code=200 if ready else 503)

@@ -19,8 +19,8 @@ from enlarger.api.deps import CatalogDep, LibraryDep
 from enlarger.api.multipart import read_upload_form
 from enlarger.api.shapes import Offset, iso, pagination
 from enlarger.catalog import service
+from enlarger.catalog.catalog import Catalog
 from enlarger.catalog.publish import composites_of
-from enlarger.catalog.runtime import Catalog
 from enlarger.catalog.states import DESCRIPTIONS, ProductError, ProductStatus, remaining_seconds
 from enlarger.catalog.themes import DEFAULT_THEME
 from enlarger.catalog.webhooks import WebhookRejected, verify

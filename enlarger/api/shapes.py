@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from fastapi import Path, Query
 
 from enlarger.library import service
-from enlarger.library.runtime import PREVIEW, Library
+from enlarger.library.library import PREVIEW, Library
 from enlarger.library.service import ImageStatus
 from enlarger.queue import Job
 

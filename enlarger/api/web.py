@@ -65,7 +65,7 @@ for path, (name, title) in SHELLS.items():
 
 @router.get("/projects/{folder}", response_class=HTMLResponse)
 def project_page(request: Request, folder: str) -> Response:
-    project = projects.get_project(request.app.state.library, folder)
+    project = projects.get_project(request.app.state.services.library, folder)
     title = project.title or project.name  # a collection's name when it has no title
     return _page(request, "project.html", "projects", title, folder=project.folder)
 
@@ -110,7 +110,7 @@ def login_form(request: Request, next: str = "/") -> Response:
 async def login(
     request: Request, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/"
 ) -> Response:
-    engine = request.app.state.library.engine
+    engine = request.app.state.services.engine
     if not await access_control_on(request):
         return RedirectResponse(_safe_next(next), status_code=303)  # open: nothing to sign in
     role = await run_in_threadpool(authenticate, engine, token.strip()) if token else None

@@ -11,10 +11,10 @@ is found by `product_reconcile`, which fails the product job it left behind.
 from __future__ import annotations
 
 import logging
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from enlarger.catalog import pipeline, service
-from enlarger.catalog.runtime import Catalog, catalog_for
+from enlarger.catalog.catalog import Catalog
 from enlarger.catalog.states import InvalidTransition, ProductError, ProductStatus, StageFailed
 from enlarger.queue import (
     ErrorCode,
@@ -32,10 +32,18 @@ registry = Registry(passing_errors=(StorageUnavailable,))
 RECONCILE_EVERY_S = 30.0
 
 
+class WithCatalog(Protocol):
+    """What the catalog's handlers read of the services their worker hands down."""
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+
 def _catalog(ctx: JobContext) -> Catalog:
-    if ctx.settings is None:
-        raise RuntimeError("product jobs need a worker started with settings")
-    return catalog_for(ctx.settings)
+    services: WithCatalog | None = ctx.services
+    if services is None:
+        raise RuntimeError("product jobs need a worker started with the application's services")
+    return services.catalog
 
 
 def run_stage(ctx: JobContext, payload: dict[str, Any], status: ProductStatus) -> dict[str, Any]:

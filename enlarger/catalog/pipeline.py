@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from enlarger.catalog import publish
+from enlarger.catalog.catalog import Catalog
 from enlarger.catalog.fetch import fetch
-from enlarger.catalog.runtime import Catalog
 from enlarger.catalog.service import Cost, artifact_prefix
 from enlarger.catalog.states import ProductError, ProductStatus, StageFailed
 from enlarger.catalog.themes import PRESETS, Theme

@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from enlarger.catalog import calls, shopify
-from enlarger.catalog.runtime import Catalog
+from enlarger.catalog.catalog import Catalog
 from enlarger.catalog.service import sku_folder
 from enlarger.catalog.webhooks import secret_key, sign_standard
 from enlarger.storage import BlobStore, open_blob_store, safe_name

@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from enlarger.catalog.runtime import Catalog
+from enlarger.catalog.catalog import Catalog
 from enlarger.catalog.states import (
     TERMINAL,
     InvalidTransition,

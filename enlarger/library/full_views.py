@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from enlarger.library import service
-from enlarger.library.runtime import Library
+from enlarger.library.library import Library
 from enlarger.library.service import Conflict, JobType, derivative_key
 from enlarger.media import MediaErrorCode, Recipe, probe, render
 from enlarger.queue import ErrorCode, Job, JobStatus

@@ -20,8 +20,8 @@ import sqlalchemy as sa
 
 from enlarger.db.schema import images, photo_files, photos
 from enlarger.library import service, sidecars
+from enlarger.library.library import Library
 from enlarger.library.photos import basename_of, has_photo, sidecar_basename
-from enlarger.library.runtime import Library
 from enlarger.library.service import ImageStatus
 
 SETTLED = (ImageStatus.STORED.value, ImageStatus.FAILED.value)

@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
 from enlarger.library import full_views, listing, maintenance, projects, service, sidecars
-from enlarger.library.runtime import Library, library_for
+from enlarger.library.library import Library
 from enlarger.library.service import JobType
 from enlarger.library.tasks import Maintenance
 from enlarger.media import MediaError, Recipe, probe, render
@@ -28,10 +28,18 @@ from enlarger.storage import StorageError, StorageUnavailable
 registry = Registry(passing_errors=(StorageUnavailable,))
 
 
-def _library(ctx: JobContext) -> Library:
-    if ctx.settings is None:
-        raise RuntimeError("library jobs need a worker started with settings")
-    return library_for(ctx.settings)
+class WithLibrary(Protocol):
+    """What the library's handlers read of the services their worker hands down."""
+
+    @property
+    def library(self) -> Library: ...
+
+
+def _library(ctx: JobContext | FailedJob) -> Library:
+    services: WithLibrary | None = ctx.services
+    if services is None:
+        raise RuntimeError("library jobs need a worker started with the application's services")
+    return services.library
 
 
 STORAGE_ERROR = "STORAGE_ERROR"
@@ -42,12 +50,12 @@ def _fail_its_image(failed: FailedJob) -> None:
     (its process killed for memory, its time limit, a crash, its worker gone): the image
     is FAILED with the job's error, not left INGESTED or PROCESSING for ever."""
     code, message = _reason(failed)
-    service.fail_waiting(library_for(failed.settings), [failed.payload["imageId"]], code, message)
+    service.fail_waiting(_library(failed), [failed.payload["imageId"]], code, message)
 
 
 def _fail_its_files(failed: FailedJob) -> None:
     """The same for a project job's files (`folder`, `filenames`) still waiting."""
-    library = library_for(failed.settings)
+    library = _library(failed)
     image_ids = []
     for name in failed.payload["filenames"]:
         with contextlib.suppress(service.NotFound):

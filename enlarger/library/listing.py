@@ -19,8 +19,8 @@ import sqlalchemy as sa
 
 from enlarger.db.schema import derivatives, images, photo_files, photos, projects
 from enlarger.library import culling, service, sidecars
+from enlarger.library.library import Library
 from enlarger.library.photos import JPG, RAW, basename_of, live_files_query, shown_file
-from enlarger.library.runtime import Library
 from enlarger.library.service import ImageStatus, NotFound
 
 ASSESSED = ("sharpness", "highlights", "shadows", "exposure", "headroom")  # media.assess's

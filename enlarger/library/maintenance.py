@@ -31,8 +31,8 @@ import sqlalchemy as sa
 from enlarger.db.schema import derivatives, images, photo_files, photo_sidecars, photos
 from enlarger.db.types import db_now
 from enlarger.library import projects, service, sidecars
+from enlarger.library.library import Library
 from enlarger.library.photos import has_photo, sidecar_basename
-from enlarger.library.runtime import Library
 from enlarger.library.service import Conflict, ImageStatus, InvalidName, NotFound, Received
 from enlarger.library.tasks import PRIORITY, Maintenance, enqueue_task
 from enlarger.media import MediaErrorCode

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from enlarger.library import listing, projects, service
-from enlarger.library.runtime import Library
+from enlarger.library.library import Library
 from enlarger.library.service import JobType
 from enlarger.library.tasks import PRIORITY, Maintenance
 from enlarger.queue import Job

@@ -21,6 +21,7 @@ from enlarger.db.engine import hold_briefly
 from enlarger.db.schema import derivatives, images, photo_files, photos, projects
 from enlarger.db.types import db_now
 from enlarger.library import listing, service, sidecars
+from enlarger.library.library import Library
 from enlarger.library.photos import (
     DECISION_FIELDS,
     JPG,
@@ -33,7 +34,6 @@ from enlarger.library.photos import (
     numbered_names,
     shown_file,
 )
-from enlarger.library.runtime import Library
 from enlarger.library.service import (
     Conflict,
     ImageStatus,

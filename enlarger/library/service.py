@@ -24,6 +24,8 @@ import sqlalchemy as sa
 from enlarger.db.engine import hold_briefly, read_connection
 from enlarger.db.schema import derivatives, images, photo_files, photos, projects
 from enlarger.db.types import db_now
+from enlarger.library.library import PREVIEW as PREVIEW_NAME
+from enlarger.library.library import Library
 from enlarger.library.photos import (
     Capture,
     fits_photo,
@@ -32,8 +34,6 @@ from enlarger.library.photos import (
     leave_photo,
     numbered_names,
 )
-from enlarger.library.runtime import PREVIEW as PREVIEW_NAME
-from enlarger.library.runtime import Library
 from enlarger.library.tasks import schedule_project
 from enlarger.media import (
     MIME_TYPES,

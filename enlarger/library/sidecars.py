@@ -28,6 +28,7 @@ from enlarger.db.engine import hold_briefly
 from enlarger.db.schema import images, photo_files, photo_sidecars, photos
 from enlarger.db.types import db_now
 from enlarger.library import service
+from enlarger.library.library import Library
 from enlarger.library.photos import (
     basename_of,
     has_photo,
@@ -35,7 +36,6 @@ from enlarger.library.photos import (
     photo_for,
     sidecar_basename,
 )
-from enlarger.library.runtime import Library
 from enlarger.media.embed import EMBEDDABLE, EmbedError, embed_xmp, embedded_xmp
 from enlarger.media.xmp import (
     PICKS_AS,

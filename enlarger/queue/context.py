@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from enlarger.config import Settings
 from enlarger.queue.model import ItemStatus
 
 Reporter = Callable[[str, tuple[Any, ...]], None]
@@ -46,8 +45,9 @@ class JobContext:
     lease_token: int
     reporter: Reporter = field(repr=False)
     cancel_flag: CancelFlag = field(default_factory=CancelFlag, repr=False)
-    # the worker's settings, so a handler reaches the database and storage it was set up with
-    settings: Settings | None = field(default=None, repr=False)
+    # what the application built for this process (its database, queue, storage…), so a
+    # handler uses what the worker was set up with; each domain declares what it reads
+    services: Any = field(default=None, repr=False)
 
     @property
     def cancelled(self) -> bool:

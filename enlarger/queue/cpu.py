@@ -42,6 +42,10 @@ class ChildTask:
     max_attempts: int
     lease_token: int
     settings: Settings | None = None
+    # builds the child's services from `settings` (a module-level function, sent by
+    # reference): engines and clients cannot cross a process boundary, so each child
+    # builds its own, once
+    build_services: Callable[[Settings], Any] | None = None
 
 
 class ChildKilled(Exception):
@@ -67,6 +71,8 @@ def _child_main(conn: multiprocessing.connection.Connection) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     limit_malloc_arenas()
     process = psutil.Process()
+    services: Any = None
+    built_from: tuple[Any, ...] = ()
     while True:
         try:
             task: ChildTask | None = conn.recv()
@@ -78,16 +84,20 @@ def _child_main(conn: multiprocessing.connection.Connection) -> None:
         def report(kind: str, args: tuple[Any, ...]) -> None:
             conn.send(("report", kind, args))
 
-        ctx = JobContext(
-            task.job_id,
-            task.job_type,
-            task.attempt,
-            task.max_attempts,
-            task.lease_token,
-            report,
-            settings=task.settings,
-        )
         try:
+            wanted = (task.build_services, task.settings)
+            if task.build_services is not None and built_from != wanted:
+                services = task.build_services(task.settings)
+                built_from = wanted
+            ctx = JobContext(
+                task.job_id,
+                task.job_type,
+                task.attempt,
+                task.max_attempts,
+                task.lease_token,
+                report,
+                services=services,
+            )
             result = task.fn(ctx, task.payload)
             message: tuple[Any, ...] = ("ok", result)
         except BaseException as exc:  # a database outage is named here: its error may not pickle

@@ -31,7 +31,7 @@ class FailedJob:
     payload: Any
     error_code: str | None
     error: str | None
-    settings: Any  # the worker's Settings
+    services: Any  # the worker's services (see JobContext.services)
 
 
 FailureHook = Callable[[FailedJob], None]

@@ -144,11 +144,17 @@ class Worker:
         registry: Registry,
         settings: Settings,
         *,
+        services: Any = None,
+        build_services: Callable[[Settings], Any] | None = None,
         worker_id: str | None = None,
     ) -> None:
+        """`services` reach handlers as `ctx.services`; CPU children build their own with
+        `build_services(settings)` (a module-level function), once each."""
         self.store = store
         self.registry = registry
         self.settings = settings
+        self.services = services
+        self.build_services = build_services
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.retry_policy = RetryPolicy(settings.retry_base_seconds, settings.retry_cap_seconds)
         self.stats = WorkerStats()
@@ -394,7 +400,7 @@ class Worker:
         if handler is None or handler.on_failed is None:
             return
         try:
-            handler.on_failed(FailedJob(job_id, job_type, payload, code, error, self.settings))
+            handler.on_failed(FailedJob(job_id, job_type, payload, code, error, self.services))
         except Exception:
             log.exception("job %s (%s): its on_failed hook failed", job_id, job_type)
 
@@ -590,7 +596,7 @@ class Worker:
             job.max_attempts,
             job.lease_token,
             reporter=lambda kind, args, job=job: self._report(job, kind, args),
-            settings=self.settings,
+            services=self.services,
         )
         timeout = job.timeout_s or (handler.timeout_s if handler else None)
         timeout = timeout or self.settings.job_timeout_seconds
@@ -660,6 +666,7 @@ class Worker:
             job.max_attempts,
             job.lease_token,
             self.settings,
+            self.build_services,
         )
         try:
             return child.run(

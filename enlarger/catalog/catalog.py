@@ -1,9 +1,9 @@
-"""What the catalog needs to work: the process's database, queue and blob store (shared
-with the photo library), its themes, fetch limits and webhook keys."""
+"""What the catalog works with: the process's database, queue and blob store (shared
+with the photo library), its themes, fetch limits and webhook keys. `enlarger.bootstrap`
+builds it once per process from the parts it shares."""
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +13,6 @@ from enlarger.catalog.fetch import FetchLimits, parse_allow_hosts
 from enlarger.catalog.themes import Theme, load_themes
 from enlarger.catalog.webhooks import parse_secrets
 from enlarger.config import Settings, SettingsError
-from enlarger.library.runtime import Library, library_for
 from enlarger.queue import JobQueue
 from enlarger.storage import BlobStore
 
@@ -50,24 +49,19 @@ def _webhook_keys_and_allowed_hosts(settings: Settings) -> tuple[list[bytes], fr
         raise SettingsError(str(exc)) from None
 
 
-def catalog_from(library: Library) -> Catalog:
-    settings = library.settings
+def build_catalog(
+    settings: Settings, *, engine: sa.Engine, queue: JobQueue, blobs: BlobStore, temp_dir: Path
+) -> Catalog:
     keys, allow_hosts = _webhook_keys_and_allowed_hosts(settings)
     return Catalog(
         settings=settings,
-        engine=library.engine,
-        queue=library.queue,
-        blobs=library.blobs,
+        engine=engine,
+        queue=queue,
+        blobs=blobs,
         themes=load_themes(settings),
         fetch_limits=FetchLimits(
             settings.fetch_max_bytes, settings.fetch_timeout_seconds, allow_hosts
         ),
         webhook_keys=keys,
-        temp_dir=library.temp_dir,
+        temp_dir=temp_dir,
     )
-
-
-@functools.cache
-def catalog_for(settings: Settings) -> Catalog:
-    """The process's Catalog for these settings (handlers in CPU children call this)."""
-    return catalog_from(library_for(settings))
