@@ -1,5 +1,5 @@
-"""The FastAPI application: routers per domain, and errors mapped to 4xx with a reason;
-`run_server` serves it with uvicorn."""
+"""The FastAPI application: routers per domain, every domain error answered with its
+status and code by one handler; `run_server` serves it with uvicorn."""
 
 from __future__ import annotations
 
@@ -28,14 +28,8 @@ from enlarger.api import admin, events, images, jobs, ops, products, projects, w
 from enlarger.api.auth import authorize, wants_page
 from enlarger.api.events import EventHub
 from enlarger.api.guards import RequestGuards
-from enlarger.api.multipart import MalformedForm
 from enlarger.bootstrap import Services
-from enlarger.catalog.service import InvalidReport, LimitReached, UnknownTheme
-from enlarger.catalog.service import NotFound as ProductNotFound
-from enlarger.catalog.states import InvalidTransition
-from enlarger.library.project_jobs import InvalidJob
-from enlarger.library.service import Conflict, InvalidName, NotFound
-from enlarger.media import MediaError, MediaErrorCode
+from enlarger.errors import EnlargerError
 
 
 def create_app(services: Services) -> FastAPI:
@@ -82,43 +76,18 @@ def create_app(services: Services) -> FastAPI:
             return web.not_found_page(request, f"There is no page at {request.url.path}.")
         return await http_exception_handler(request, exc)
 
-    @app.exception_handler(NotFound)
-    @app.exception_handler(ProductNotFound)
-    async def not_found(request: Request, exc: LookupError) -> Response:
-        if _wants_dashboard_page(request):  # /projects/<a folder not there>
-            return web.not_found_page(request, str(exc.args[0]))
-        return JSONResponse({"detail": str(exc.args[0])}, status_code=404)
-
-    @app.exception_handler(Conflict)
-    async def conflict(_request: Request, exc: Conflict) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    @app.exception_handler(LimitReached)
-    @app.exception_handler(InvalidTransition)
-    async def refused(_request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    @app.exception_handler(InvalidName)
-    @app.exception_handler(InvalidJob)
-    @app.exception_handler(UnknownTheme)
-    @app.exception_handler(InvalidReport)
-    async def invalid_request(_request: Request, exc: ValueError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
-
-    @app.exception_handler(MalformedForm)
-    async def malformed(_request: Request, exc: MalformedForm) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+    @app.exception_handler(EnlargerError)
+    async def refused(request: Request, exc: EnlargerError) -> Response:
+        """Every domain's error, with its status and code; a page for a browser that
+        asked for a dashboard page that is not there (/projects/<a folder not there>)."""
+        if exc.status == 404 and _wants_dashboard_page(request):
+            return web.not_found_page(request, exc.message)
+        return JSONResponse(exc.answer(), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_input(_request: Request, exc: RequestValidationError) -> JSONResponse:
         """FastAPI's own answer, minus what JSON cannot carry (a NaN that was sent)."""
         return JSONResponse({"detail": json_safe(jsonable_encoder(exc.errors()))}, 422)
-
-    @app.exception_handler(MediaError)
-    async def media_error(_request: Request, exc: MediaError) -> JSONResponse:
-        status = 413 if exc.code is MediaErrorCode.TOO_LARGE else 422
-        body = {"detail": exc.message, "errorCode": exc.code.value, "status": "FAILED"}
-        return JSONResponse(body, status_code=status)
 
     return app
 

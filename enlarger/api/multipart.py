@@ -13,6 +13,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
+from enlarger.errors import Malformed
 from enlarger.library.library import Library
 from enlarger.library.service import Received, UploadWriter
 from enlarger.media import MediaError, MediaErrorCode
@@ -22,7 +23,7 @@ MAX_FIELDS = 32
 MAX_FILES = 500
 
 
-class MalformedForm(ValueError):
+class MalformedForm(Malformed):
     """The request is not a form enlarger can read; the message says why."""
 
 

@@ -33,6 +33,7 @@ from enlarger.catalog.states import (
 from enlarger.db.engine import is_postgres, read_connection
 from enlarger.db.schema import product_costs, product_jobs, webhook_deliveries
 from enlarger.db.types import db_now, db_seconds_between
+from enlarger.errors import Conflict, Invalid, NotFound
 from enlarger.media import Limits, probe
 from enlarger.storage import safe_name
 
@@ -54,16 +55,14 @@ NOT_CUT_OUT = (ProductError.DOWNLOAD_FAILED, ProductError.INVALID_IMAGE)
 CUT_OUT_FAILURES = (ProductError.SEGMENT_FAILED, ProductError.REJECTED)
 
 
-class NotFound(LookupError):
-    pass
-
-
-class LimitReached(Exception):
+class LimitReached(Conflict):
     """The SKU already has `image_max_per_sku` product jobs."""
 
+    code = "LIMIT_REACHED"
 
-class UnknownTheme(ValueError):
-    pass
+
+class UnknownTheme(Invalid):
+    code = "UNKNOWN_THEME"
 
 
 @dataclass(frozen=True)
@@ -548,8 +547,10 @@ def stalled_candidates(catalog: Catalog) -> list[dict[str, Any]]:
 # ---- external mode: an outside worker runs the stages ------------------------------------------
 
 
-class InvalidReport(ValueError):
+class InvalidReport(Invalid):
     """An external worker's report names blobs that are not the job's or do not exist."""
+
+    code = "INVALID_REPORT"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from enum import StrEnum
 from itertools import pairwise
 from typing import Any
 
+from enlarger.errors import Conflict
+
 
 class ProductStatus(StrEnum):
     NEW = "NEW"
@@ -108,7 +110,7 @@ ESTIMATED_SECONDS: dict[ProductStatus, float] = {
 }
 
 
-class InvalidTransition(Exception):
+class InvalidTransition(Conflict):
     """The change is not allowed from the job's status, or the job lacks a field the new
     status needs; `code` is INVALID_TRANSITION."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from enlarger.errors import Invalid
 from enlarger.library import listing, projects, service
 from enlarger.library.library import Library
 from enlarger.library.service import JobType
@@ -20,8 +21,10 @@ PROJECT_JOB_TYPES = sorted([*ITEMIZED, *(task.value for task in Maintenance)])
 MAX_FILENAMES = 10_000
 
 
-class InvalidJob(ValueError):
+class InvalidJob(Invalid):
     """A job request enlarger will not queue; the message says why."""
+
+    code = "INVALID_JOB"
 
 
 def process(

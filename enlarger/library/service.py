@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from enlarger.db.engine import hold_briefly, read_connection
 from enlarger.db.schema import derivatives, images, photo_files, photos, projects
 from enlarger.db.types import db_now
+from enlarger.errors import Conflict, Invalid, NotFound
 from enlarger.library.library import PREVIEW as PREVIEW_NAME
 from enlarger.library.library import Library
 from enlarger.library.photos import (
@@ -77,14 +78,6 @@ class JobType(StrEnum):
     STAGING_SWEEP = "staging_sweep"
     LIBRARY_SWEEP = "library_sweep"
     FULL_VIEW = "full_view"
-
-
-class NotFound(LookupError):
-    pass
-
-
-class Conflict(Exception):
-    """The change would break a rule (the target collection already holds these bytes)."""
 
 
 @dataclass(frozen=True)
@@ -162,9 +155,11 @@ def read_chunks(source: BinaryIO) -> Iterator[bytes]:
 # ---- ingest -------------------------------------------------------------------------------
 
 
-class InvalidName(ValueError):
+class InvalidName(Invalid):
     """A folder, file, title or collection name enlarger will not use; the message says
     why."""
+
+    code = "INVALID_NAME"
 
 
 # the longest names the database keeps (projects.name, images.title, original_filename)

@@ -17,7 +17,9 @@ import sqlalchemy as sa
 from alembic import op
 
 from enlarger.db.types import db_now
-from enlarger.media.sniff import RAW_FORMATS
+
+# the RAW formats as they were at this revision (media.sniff may grow; a migration may not)
+RAW_FORMATS = frozenset({"dng", "cr2", "cr3", "nef", "arw", "raf", "orf", "rw2", "raw"})
 
 revision = "0009_one_library"
 down_revision = "0008_schedule_names"
