@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -72,12 +73,18 @@ ConfigFile = Annotated[
 ]
 
 
+def _settings_refused(exc: SettingsError) -> typer.Exit:
+    """One line per problem, however long (not wrapped), then exit code 2."""
+    for line in str(exc).splitlines():
+        err_console.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
+    return typer.Exit(2)
+
+
 def _settings(config: Path | None = None, **flags: Any) -> Settings:
     try:
         return load_settings(flags, config_file=config)
     except SettingsError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise _settings_refused(exc) from None
 
 
 def _working_settings(config: Path | None = None, **flags: Any) -> Settings:
@@ -87,8 +94,7 @@ def _working_settings(config: Path | None = None, **flags: Any) -> Settings:
     try:
         check_catalog_settings(settings)
     except SettingsError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise _settings_refused(exc) from None
     return settings
 
 

@@ -95,6 +95,30 @@ def test_bad_setting_is_a_clear_error(db_url: str) -> None:
     assert result.exit_code == 2 and "max_parallel_jobs" in result.output
 
 
+def test_serve_refuses_bad_settings_one_line_each(tmp_path: Path) -> None:
+    """Before anything starts: exit code 2, a line per problem, a long one not wrapped."""
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO_ROOT),
+        ENLARGER_MANIFEST_VERIFY_HASHES="ture",
+        ENLARGER_SECRET_KEY="short",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "enlarger", "serve"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "error: manifest_verify_hashes: 'ture' is not a boolean; use true or false",
+        "error: secret_key must be at least 16 bytes (it signs blob URLs); "
+        "leave it empty to have one made in data_dir",
+    ]
+
+
 def test_jobs_watch_follows_events(queue: JobQueue, db_url: str, tmp_path: Path) -> None:
     job_id = queue.enqueue("echo", 1).id
     queue.store.cancel(job_id)
