@@ -4,7 +4,11 @@ layers are checked by `lint-imports` in the lint step.)"""
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -63,3 +67,42 @@ def test_every_job_type_has_exactly_one_handler() -> None:
     assert set(JobType) <= set(registry.handlers)
     with pytest.raises(ValueError, match="already registered"):
         registry.include(registry)
+
+
+HEAVY = ("scipy", "pyvips", "numpy", "onnxruntime", "fastapi", "enlarger.catalog", "enlarger.media")
+
+
+def _modules_loaded_by(*args: str, env: dict[str, str] | None = None) -> set[str]:
+    """The modules an `enlarger` command has loaded when it ends (in a fresh process)."""
+    code = (
+        "import sys\nfrom enlarger.cli import app\n"
+        f"try:\n    app(args={list(args)!r}, prog_name='enlarger')\n"
+        "except SystemExit as end:\n    assert not end.code, end.code\n"
+        "print('MODULES', ' '.join(sorted(sys.modules)))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    return set(run.stdout.rsplit("MODULES ", 1)[1].split())
+
+
+def test_help_loads_no_database_image_or_web_stack() -> None:
+    """`enlarger --help` starts at once (timed in bench.cli_start): it reads no settings
+    and loads neither the database, the image libraries, the catalog nor the web app."""
+    loaded = _modules_loaded_by("--help")
+    assert not {m for m in loaded if m.split(".")[0] in HEAVY or m.startswith(HEAVY)}
+    assert "sqlalchemy" not in loaded and "enlarger.config" not in loaded
+
+
+def test_a_light_command_loads_no_image_or_web_stack(tmp_path: Path) -> None:
+    env = {**os.environ, "ENLARGER_DATA_DIR": str(tmp_path)}
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "enlarger", "db", "upgrade"], env=env, capture_output=True
+        ).returncode
+        == 0
+    )
+    loaded = _modules_loaded_by("tokens", "list", env=env)
+    assert "sqlalchemy" in loaded  # it did read the database
+    assert not {m for m in loaded if m.split(".")[0] in HEAVY or m.startswith(HEAVY)}

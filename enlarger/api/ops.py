@@ -40,7 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from enlarger import logs
 from enlarger.bootstrap import outage_of
-from enlarger.db import migrate
+from enlarger.db import revision
 from enlarger.library import service
 from enlarger.library.library import Library
 from enlarger.queue import DependencyDown, as_dependency_down, is_schema_error
@@ -394,8 +394,8 @@ def readiness(library: Library) -> dict[str, str]:
     try:
         with library.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-        current = migrate.current_revision(library.engine)
-        head = migrate.head_revision(library.engine)
+        current = revision.stored_revision(library.engine)
+        head = revision.head_revision()
         checks["database"] = "ok"
         checks["migrations"] = (
             "ok"

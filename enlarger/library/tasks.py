@@ -5,10 +5,12 @@ and periods, and the per-project schedules that fire them. What each task does i
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
+if TYPE_CHECKING:  # this module is read by `enlarger --help`, which loads no database
+    import sqlalchemy as sa
 
-from enlarger.queue import JobQueue, Schedule
+    from enlarger.queue import JobQueue
 
 HOUR = 3600.0
 
@@ -42,6 +44,8 @@ def schedule_name(folder: str, task: Maintenance) -> str:
 def schedule_project(queue: JobQueue, conn: sa.Connection, folder: str) -> None:
     """A new project's four maintenance schedules, committed with the project; each fires
     first one period from now."""
+    from enlarger.queue import Schedule
+
     schedules = [
         Schedule(
             schedule_name(folder, task),

@@ -25,7 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from enlarger.db import migrate
+from enlarger.db import revision
 from enlarger.db.engine import read_connection
 from enlarger.db.schema import (
     FINISHED_STATUSES,
@@ -598,7 +598,7 @@ class Store(ABC):
     def schema_behind(self) -> str | None:
         """What is wrong when the database's schema is not the one this version was
         made for (rolled back under running processes, say), else None."""
-        current, head = migrate.current_revision(self.engine), migrate.head_revision(self.engine)
+        current, head = revision.stored_revision(self.engine), revision.head_revision()
         if current == head:
             return None
         return (

@@ -1,0 +1,163 @@
+"""What the commands share: consoles, the options every command takes (declared once
+here), and the way from options to settings, the database and the application's services.
+
+Commands import what they use inside their bodies, so `enlarger --help` and the light
+commands start without loading the image, catalog or web stacks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from enlarger.bootstrap import Services
+    from enlarger.config import Settings, SettingsError
+    from enlarger.queue import Store
+
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+OUTAGE_PAUSE_MAX_S = 15.0  # `import` tries a service that is out again at least this often
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Where the SQLite file and blobs live.")
+]
+DatabaseUrl = Annotated[
+    str | None, typer.Option("--database-url", help="sqlite:///… or postgresql://…")
+]
+ConfigFile = Annotated[
+    Path | None, typer.Option("--config", help="An enlarger.toml to read settings from.")
+]
+
+
+def settings_refused(exc: SettingsError) -> typer.Exit:
+    """One line per problem, however long (not wrapped), then exit code 2."""
+    for line in str(exc).splitlines():
+        err_console.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
+    return typer.Exit(2)
+
+
+def settings_from(config: Path | None = None, **flags: Any) -> Settings:
+    from enlarger.config import SettingsError, load_settings
+
+    try:
+        return load_settings(flags, config_file=config)
+    except SettingsError as exc:
+        raise settings_refused(exc) from None
+
+
+def working_settings(config: Path | None = None, **flags: Any) -> Settings:
+    """The settings of a process that runs jobs or serves: the product settings read
+    only later (themes, a model file) checked too, before anything else is done."""
+    from enlarger.catalog.catalog import check_catalog_settings
+    from enlarger.config import SettingsError
+
+    settings = settings_from(config, **flags)
+    try:
+        check_catalog_settings(settings)
+    except SettingsError as exc:
+        raise settings_refused(exc) from None
+    return settings
+
+
+def engine_for(
+    settings: Settings, *, migrate_first: bool = False, pre_ping: bool = False
+) -> Engine:
+    """The database; `migrate_first` (the long-running commands) upgrades the schema,
+    waiting for a database that is out when they start."""
+    from enlarger.db import create_db_engine, revision
+
+    engine = create_db_engine(settings.resolved_database_url, pre_ping=pre_ping)
+    if migrate_first:
+        from enlarger.db import migrate
+
+        try:
+            through_outages(settings, lambda: migrate.upgrade(engine))
+        except Exception as exc:
+            from enlarger.bootstrap import outage_of
+
+            if outage_of(exc) is None:
+                raise
+            err_console.print(f"[red]error:[/red] the database is unreachable: {exc}")
+            raise typer.Exit(3) from None
+    elif revision.stored_revision(engine) != revision.head_revision():
+        err_console.print(
+            "[red]error:[/red] the database is not at the current schema; run `enlarger db upgrade`"
+        )
+        raise typer.Exit(2)
+    return engine
+
+
+def store_for(settings: Settings, *, migrate_first: bool = False) -> Store:
+    """The job store of the database (see `engine_for`)."""
+    from enlarger.queue import store_for_engine
+
+    engine = engine_for(settings, migrate_first=migrate_first)
+    return store_for_engine(engine, max_attempts_default=settings.max_attempts_default)
+
+
+def services_for(settings: Settings, *, migrate_first: bool = False) -> Services:
+    """The application's services (`enlarger.bootstrap`) on the database (see
+    `engine_for`)."""
+    from enlarger.bootstrap import build_services
+
+    return build_services(settings, engine=engine_for(settings, migrate_first=migrate_first))
+
+
+def open_store(config: Path | None, data_dir: Path | None, database_url: str | None) -> Store:
+    """The store of an already migrated database, from the commands' common options."""
+    return store_for(settings_from(config, data_dir=data_dir, database_url=database_url))
+
+
+def through_outages(settings: Settings, attempt: Callable[[], T]) -> T:
+    """`attempt()`, tried again while the database or storage is out (saying so once, and
+    once when it is back), for up to the outage budget; then its error goes up."""
+    from enlarger.bootstrap import outage_of
+
+    started = time.monotonic()
+    deadline = started + settings.outage_budget_seconds
+    pause, waiting = 1.0, None
+    while True:
+        try:
+            result = attempt()
+        except Exception as exc:
+            down = outage_of(exc)
+            if down is None or time.monotonic() + pause > deadline:
+                raise
+            if waiting is None:
+                waiting = down.service
+                state = "unreachable" if down.is_outage else "busy"
+                err_console.print(
+                    f"[yellow]{time.strftime('%H:%M:%S')} the {waiting} is {state}; waiting "
+                    f"for it (up to {settings.outage_budget_seconds:.0f} s)"
+                )
+            time.sleep(pause)
+            pause = min(2 * pause, OUTAGE_PAUSE_MAX_S)
+            continue
+        if waiting is not None:
+            waited = time.monotonic() - started
+            err_console.print(
+                f"{time.strftime('%H:%M:%S')} the {waiting} is back after {waited:.0f} s; going on"
+            )
+        return result
+
+
+def fmt_time(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+MaxParallel = Annotated[int | None, typer.Option(help="Job slots per worker.")]
+PrioritySlots = Annotated[int | None, typer.Option(help="Slots kept for high priorities.")]
+Handlers = Annotated[str | None, typer.Option(help="Handler registry as module:attribute.")]
+LogLevel = Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")]
+LogFormat = Annotated[
+    str | None, typer.Option(help="text, or json: one JSON object per line with request ids.")
+]

@@ -1,0 +1,88 @@
+"""`enlarger tokens`: API tokens for access control."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from enlarger.cli.shared import (
+    ConfigFile,
+    DatabaseUrl,
+    DataDir,
+    console,
+    engine_for,
+    err_console,
+    fmt_time,
+    settings_from,
+)
+
+tokens_app = typer.Typer(help="API tokens (access control).", no_args_is_help=True)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    role: Annotated[str, typer.Option("--role", help="viewer, uploader or admin.")],
+    name: Annotated[str, typer.Option("--name", help="Who or what the token is for.")] = "",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Create an API token and print it once (only its hash is kept). The first token
+    turns access control on."""
+    from enlarger.access import tokens
+
+    try:
+        chosen = tokens.Role.named(role)
+    except ValueError as error:
+        err_console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    settings = settings_from(config, data_dir=data_dir, database_url=database_url)
+    record, token = tokens.create(engine_for(settings, migrate_first=True), chosen, name)
+    err_console.print(
+        f"token {record.id} ({record.name}, {chosen.name.lower()}); it is shown only now:"
+    )
+    console.print(token)
+
+
+@tokens_app.command("list")
+def tokens_list(
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None
+) -> None:
+    """Every token: its id, name, role, first characters and state."""
+    from enlarger.access import tokens
+
+    engine = engine_for(settings_from(config, data_dir=data_dir, database_url=database_url))
+    table = Table(title="API tokens")
+    for column in ("id", "name", "role", "starts with", "created", "last used", "state"):
+        table.add_column(column)
+    for t in tokens.list_tokens(engine):
+        state = f"revoked {fmt_time(t.revoked_at)}" if t.revoked_at else "live"
+        table.add_row(
+            str(t.id),
+            t.name,
+            t.role.name.lower(),
+            t.prefix + "…",
+            fmt_time(t.created_at),
+            fmt_time(t.last_used_at),
+            state,
+        )
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's id (see tokens list).")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Revoke a token at once (revoking every token does not open the API again)."""
+    from enlarger.access import tokens
+
+    settings = settings_from(config, data_dir=data_dir, database_url=database_url)
+    if not tokens.revoke(engine_for(settings), token_id):
+        err_console.print(f"[red]error:[/red] no live token {token_id}")
+        raise typer.Exit(2)
+    console.print(f"revoked token {token_id}")
