@@ -54,12 +54,13 @@ def echo(ctx: JobContext, payload: Any) -> Any:
 @registry.handler("record")
 def record_run(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Records each execution; sleeps `sleep_first` seconds on the first attempt only;
-    with `until_pids`, returns once that many processes have recorded a run (60 s at
-    most): how a test knows every worker process took jobs, whichever started first."""
+    with `until_pids`, returns once that many processes have recorded a run (240 s at
+    most, for a loaded machine): how a test knows every worker process took jobs,
+    whichever started first."""
     record(payload["db"], ctx.job_id, f"run:{ctx.attempt}")
     if ctx.attempt == 1:
         time.sleep(payload.get("sleep_first", 0))
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 240
     while len(_pids(payload["db"])) < payload.get("until_pids", 0):
         if time.monotonic() > deadline:
             return

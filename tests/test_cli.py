@@ -140,11 +140,12 @@ def test_jobs_watch_follows_events(queue: JobQueue, db_url: str, tmp_path: Path)
         stdout=subprocess.PIPE,
         env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
     )
-    time.sleep(1.0)
+    assert watcher.stdout is not None
+    seen = [watcher.stdout.readline() for _ in range(2)]  # the history: it is watching now
     queue.store.retry(job_id)  # arrives while the watcher waits
     queue.store.pause("echo")
-    out, _ = watcher.communicate(timeout=30)
-    events = [json.loads(line) for line in out.decode().splitlines()]
+    out, _ = watcher.communicate(timeout=60)
+    events = [json.loads(line) for line in [*seen, *out.decode().splitlines()]]
     assert [(e["kind"], e["status"]) for e in events] == [
         ("job", "pending"),
         ("job", "cancelled"),
