@@ -298,7 +298,8 @@ class ProcessRequest(BaseModel):
 
 class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    type: str = Field(description=f"one of {', '.join(project_jobs.PROJECT_JOB_TYPES)}")
+    # checked by project_jobs.enqueue (its message names them); documented as the choice
+    type: str = Field(json_schema_extra={"enum": project_jobs.PROJECT_JOB_TYPES})
     payload: dict[str, Any] = Field(default_factory=dict)
 
 
