@@ -60,8 +60,11 @@ class AnnouncedImage(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
     sku: str = Field(min_length=1, max_length=200)
-    imageUrl: str = Field(min_length=8, max_length=4000)
-    sha256: str
+    # the validators below check these; the patterns document them
+    imageUrl: str = Field(
+        min_length=8, max_length=4000, json_schema_extra={"pattern": "^[hH][tT][tT][pP][sS]?://"}
+    )
+    sha256: str = Field(json_schema_extra={"pattern": SHA256.pattern})
     theme: str = Field(DEFAULT_THEME, min_length=1, max_length=100)
 
     @field_validator("sha256")

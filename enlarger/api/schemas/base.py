@@ -68,9 +68,15 @@ class ErrorAnswer(ApiModel):
     request_id: str | None = Field(None, exclude_if=absent_if_none)
 
 
-# Every operation's answers other than those it documents itself: 4xx and 5xx errors.
+# Every operation's answers other than those it documents itself: 4xx and 5xx errors,
+# JSON from the application; plain text from the HTTP server (api/app.py's
+# BoundedHttpTools, uvicorn) for a request it cannot parse or will not take (400, 408, 503).
 ERRORS: dict[int | str, dict[str, Any]] = {
-    "default": {"model": ErrorAnswer, "description": "An error: `detail` says why"}
+    "default": {
+        "model": ErrorAnswer,
+        "description": "An error: `detail` says why",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
 }
 
 
