@@ -825,7 +825,7 @@ def test_review_holds_low_confidence_and_warnings_unless_turned_off(catalog: Cat
     assert pipeline._doubtful(catalog, {"confidence": 0.5}, [])
     assert not pipeline._doubtful(catalog, {"confidence": 0.95}, [])
     assert not pipeline._doubtful(catalog, {"confidence": None}, [])  # an external worker's
-    off = replace(catalog, settings=replace(catalog.settings, product_review_below=0.0))
+    off = replace(catalog, settings=catalog.settings.replace(product_review_below=0.0))
     assert not pipeline._doubtful(off, {"confidence": 0.1}, cropped)
 
 

@@ -3,18 +3,21 @@ them (which the reference deferred), and start a derivative backfill."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
 from enlarger.api.deps import LibraryDep
-from enlarger.api.jobs import job_detail, job_or_404
-from enlarger.api.shapes import JobId, Offset, job_json, pagination
+from enlarger.api.jobs import job_or_404
+from enlarger.api.schemas.base import ERRORS, Pagination
+from enlarger.api.schemas.job_details import JobDetail
+from enlarger.api.schemas.jobs import Backfill, Job, JobList, JobStats, Paused
+from enlarger.api.shapes import JobId, Offset
 from enlarger.library import service
 from enlarger.library.library import Library
 from enlarger.queue import JobConflict, JobStatus
 
-router = APIRouter(prefix="/api/admin", tags=["admin"])
+router = APIRouter(prefix="/api/admin", tags=["admin"], responses=ERRORS)
 
 
 def status_filter(value: str | None) -> str | None:
@@ -47,21 +50,21 @@ def list_jobs(
     type: Annotated[str | None, Query(description="A job type, like OFFLOAD_ORIGINAL")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
-) -> dict[str, Any]:
+) -> JobList:
     jobs, total = library.queue.store.list_jobs(
         status=status_filter(status),
         job_type=_type_filter(library, type),
         limit=limit,
         offset=offset,
     )
-    return {
-        "jobs": [job_json(job) for job in jobs],
-        "pagination": pagination(total, limit, offset, len(jobs)),
-    }
+    return JobList(
+        jobs=[Job.of(job) for job in jobs],
+        pagination=Pagination.of(total, limit, offset, len(jobs)),
+    )
 
 
 @router.get("/jobs/stats", summary="Counts by type, status and lane; throughput; pauses")
-def job_stats(library: LibraryDep) -> dict[str, Any]:
+def job_stats(library: LibraryDep) -> JobStats:
     """What the dashboard's jobs page shows, from cheap counts (no scan of history)."""
     store = library.queue.store
     by_type: dict[str, dict[str, int]] = {
@@ -74,35 +77,41 @@ def job_stats(library: LibraryDep) -> dict[str, Any]:
     for (lane, status), n in store.live_counts_by_lane(library.settings.priority_threshold).items():
         lanes[lane][status.upper()] = n
     finished = store.finished_since(60)
-    return {
-        "byType": dict(sorted(by_type.items())),
-        "lanes": lanes,
-        "priorityThreshold": library.settings.priority_threshold,
-        "paused": sorted(store.paused_types()),
-        "completedLastMinute": finished.get(JobStatus.COMPLETED.value, 0),
-        "failedLastMinute": finished.get(JobStatus.FAILED.value, 0),
-        "queueLagSeconds": store.oldest_ready_age_s(),
-    }
+    return JobStats.model_validate(
+        {
+            "byType": dict(sorted(by_type.items())),
+            "lanes": lanes,
+            "priorityThreshold": library.settings.priority_threshold,
+            "paused": sorted(store.paused_types()),
+            "completedLastMinute": finished.get(JobStatus.COMPLETED.value, 0),
+            "failedLastMinute": finished.get(JobStatus.FAILED.value, 0),
+            "queueLagSeconds": store.oldest_ready_age_s(),
+        }
+    )
 
 
 @router.post("/job-types/{job_type}/pause", summary="Stop workers claiming jobs of a type")
-def pause_type(job_type: str, library: LibraryDep) -> dict[str, Any]:
+def pause_type(job_type: str, library: LibraryDep) -> Paused:
     library.queue.store.pause(_known_type(library, job_type))
-    return {"paused": sorted(library.queue.store.paused_types())}
+    return Paused(paused=sorted(library.queue.store.paused_types()))
 
 
 @router.post("/job-types/{job_type}/resume", summary="Let workers claim jobs of a type again")
-def resume_type(job_type: str, library: LibraryDep) -> dict[str, Any]:
+def resume_type(job_type: str, library: LibraryDep) -> Paused:
     library.queue.store.resume(_known_type(library, job_type))
-    return {"paused": sorted(library.queue.store.paused_types())}
+    return Paused(paused=sorted(library.queue.store.paused_types()))
 
 
-@router.get("/jobs/{job_id}", summary="One job: attempts, lease, retry info, its image")
-def get_job(job_id: JobId, library: LibraryDep) -> dict[str, Any]:
-    return job_detail(library, job_or_404(library, job_id))
+@router.get(
+    "/jobs/{job_id}",
+    summary="One job: attempts, lease, retry info, its image",
+    operation_id="get_admin_job",
+)
+def get_job(job_id: JobId, library: LibraryDep) -> JobDetail:
+    return JobDetail.of(library, job_or_404(library, job_id))
 
 
-def _steer(library: Library, job_id: int, retry: bool) -> dict[str, Any]:
+def _steer(library: Library, job_id: int, retry: bool) -> JobDetail:
     store = library.queue.store
     try:
         job = store.retry(job_id) if retry else store.cancel(job_id)
@@ -110,16 +119,20 @@ def _steer(library: Library, job_id: int, retry: bool) -> dict[str, Any]:
         raise HTTPException(404, f"no job {job_id}") from None
     except JobConflict as exc:
         raise HTTPException(409, str(exc)) from None
-    return job_detail(library, job)
+    return JobDetail.of(library, job)
 
 
 @router.post("/jobs/{job_id}/retry", summary="Run a failed or cancelled job again")
-def retry_job(job_id: JobId, library: LibraryDep) -> dict[str, Any]:
+def retry_job(job_id: JobId, library: LibraryDep) -> JobDetail:
     return _steer(library, job_id, retry=True)
 
 
-@router.post("/jobs/{job_id}/cancel", summary="Cancel a pending job or stop a running one")
-def cancel_job(job_id: JobId, library: LibraryDep) -> dict[str, Any]:
+@router.post(
+    "/jobs/{job_id}/cancel",
+    summary="Cancel a pending job or stop a running one",
+    operation_id="cancel_job",
+)
+def cancel_job(job_id: JobId, library: LibraryDep) -> JobDetail:
     return _steer(library, job_id, retry=False)
 
 
@@ -130,6 +143,6 @@ def backfill(
         Literal["missing", "all"],
         Query(description="missing: only images lacking a current derivative; all: every one"),
     ] = "missing",
-) -> dict[str, Any]:
+) -> Backfill:
     done = service.backfill(library, everything=mode == "all")
-    return {"mode": mode, "images": done.images}
+    return Backfill(mode=mode, images=done.images)

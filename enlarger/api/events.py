@@ -23,14 +23,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from enlarger.api.deps import LibraryDep
-from enlarger.api.shapes import MAX_DB_INT, iso
+from enlarger.api.schemas.base import ERRORS
+from enlarger.api.shapes import MAX_DB_INT
 from enlarger.library import service
 from enlarger.library.library import Library
 from enlarger.queue import Job, Store
 from enlarger.queue.model import Event
 from enlarger.queue.store import Listener, Topic
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], responses=ERRORS)
 
 KEEP_ALIVE_S = 15.0
 WAIT_S = 1.0  # a stream looks for a closed connection at least this often
@@ -87,7 +88,7 @@ def event_json(event: Event) -> dict[str, Any]:
     `{type: "item", project_folder, filename, thumbnail_status, preview_status,
     updated_at}`, plus the job and the item's own status."""
     data = _data(event)
-    common = {"eventId": event.id, "jobId": event.job_id, "at": iso(event.created_at)}
+    common = {"eventId": event.id, "jobId": event.job_id, "at": event.created_at.isoformat()}
     if event.kind == "item":
         item_data = data.get("data") if isinstance(data.get("data"), dict) else {}
         return {
@@ -229,7 +230,12 @@ def _stream_types(library: Library) -> set[str]:
     "/api/jobs/stream",
     summary="Live job, item, progress, image, photo and product-job events (Server-Sent Events)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {
+            "description": "`id:` and `data:` lines, the data one JSON object each",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
 )
 async def stream(
     request: Request,

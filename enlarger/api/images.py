@@ -5,16 +5,35 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from enlarger.api.deps import LibraryDep
 from enlarger.api.multipart import read_upload_form
-from enlarger.api.shapes import Offset, images_json, iso, pagination
+from enlarger.api.schemas.base import (
+    BINARY,
+    ERRORS,
+    ErrorAnswer,
+    Pagination,
+    answer,
+    links,
+    multipart_body,
+)
+from enlarger.api.schemas.images import (
+    FullView,
+    Image,
+    ImageList,
+    ReceivedBlob,
+    Uploaded,
+    UploadRefused,
+    image_of,
+    images_of,
+)
+from enlarger.api.shapes import Offset
 from enlarger.library import full_views, service
 from enlarger.library.library import Library
 from enlarger.library.service import ImageStatus
@@ -22,20 +41,46 @@ from enlarger.media import MIME_TYPES, sniff
 from enlarger.media.sniff import HEAD_BYTES
 from enlarger.storage import LocalBlobStore, StorageError, UrlSigner, check_key
 
-router = APIRouter()
+router = APIRouter(responses=ERRORS)
+
+TO_IMAGE = links(
+    "image_id",
+    "/imageId",
+    get_image="The image uploaded (or the one it duplicates)",
+    get_full_view="The original at full size",
+    delete_image="Delete the image",
+)
 
 
 @router.post(
     "/api/upload",
     status_code=201,
     summary="Upload an image (multipart: file, title, collection)",
+    response_model=Uploaded,
     responses={
-        200: {"description": "These bytes were already in the collection: the same image"},
-        413: {"description": "Over the upload size limit"},
-        422: {"description": "Not an image enlarger accepts; recorded as FAILED with a code"},
+        201: {"description": "A new image", "links": TO_IMAGE},
+        200: {
+            "model": Uploaded,
+            "description": "These bytes were already in the collection: the same image",
+            "links": TO_IMAGE,
+        },
+        413: {"model": ErrorAnswer, "description": "Over the upload size limit"},
+        422: {
+            "model": UploadRefused | ErrorAnswer,
+            "description": "Not an image enlarger accepts; recorded as FAILED with a code",
+        },
     },
+    openapi_extra=multipart_body(
+        {
+            "file": BINARY,
+            "title": {"type": "string", "description": "Default: the file's name"},
+            "collection": {"type": "string", "description": "A project's name (default)"},
+        },
+        ["file"],
+        "The image, and optionally its title and collection",
+    ),
 )
-async def upload(request: Request, library: LibraryDep) -> JSONResponse:
+async def upload(request: Request, response: Response, library: LibraryDep) -> Uploaded | Response:
     form = await read_upload_form(request, library, "file")
     ingested = await run_in_threadpool(
         service.ingest,
@@ -45,22 +90,24 @@ async def upload(request: Request, library: LibraryDep) -> JSONResponse:
         title=form.fields.get("title") or None,
         collection=form.fields.get("collection") or None,
     )
-    body: dict[str, Any] = {
-        "imageId": ingested.image_id,
-        "status": ingested.status.value,
-        "checksum": ingested.checksum,
-        "sizeBytes": ingested.size_bytes,
-        "uploadedAt": iso(ingested.uploaded_at),
-        "duplicate": not ingested.created,
-    }
+    taken = Uploaded(
+        image_id=ingested.image_id,
+        status=ingested.status,
+        checksum=ingested.checksum,
+        size_bytes=ingested.size_bytes,
+        uploaded_at=ingested.uploaded_at,
+        duplicate=not ingested.created,
+    )
     if ingested.status is ImageStatus.FAILED:
-        body |= {
-            "errorCode": ingested.error_code,
-            "errorMessage": ingested.error_message,
-            "detail": f"{ingested.error_code}: {ingested.error_message}",
-        }
-        return JSONResponse(body, status_code=422)
-    return JSONResponse(body, status_code=201 if ingested.created else 200)
+        refused = UploadRefused(
+            **taken.model_dump(),
+            error_code=ingested.error_code,
+            error_message=ingested.error_message,
+            detail=f"{ingested.error_code}: {ingested.error_message}",
+        )
+        return answer(refused, status_code=422)
+    response.status_code = 201 if ingested.created else 200
+    return taken
 
 
 @router.get("/api/images", summary="List images, newest upload first")
@@ -70,46 +117,43 @@ def list_images(
     collection: Annotated[str | None, Query(description="Only this collection")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
-) -> dict[str, Any]:
+) -> ImageList:
     page = service.list_images(
         library, status=status, collection=collection, limit=limit, offset=offset
     )
-    return {
-        "data": images_json(library, page.rows),
-        "collections": page.collections,
-        "count": page.count,
-        "pagination": pagination(page.count, limit, offset, len(page.rows)),
-    }
+    return ImageList(
+        data=images_of(library, page.rows),
+        collections=page.collections,
+        count=page.count,
+        pagination=Pagination.of(page.count, limit, offset, len(page.rows)),
+    )
 
 
-@router.get("/api/images/{image_id}", summary="One image, with its derivatives and live jobs")
-def get_image(image_id: str, library: LibraryDep) -> dict[str, Any]:
-    return images_json(library, [service.get_image_row(library, image_id)])[0]
-
-
-class FullViewAnswer(BaseModel):
-    status: Literal["done", "rendering", "failed"]
-    url: str | None = Field(None, description="A signed URL of the JPEG, once done")
-    jobId: int | None = Field(None, description="The render's job, while it runs or failed")
-    errorCode: str | None = Field(None, description="Why the render failed: CORRUPT_IMAGE…")
-    error: str | None = Field(None, description="Why the render failed, in words")
+@router.get(
+    "/api/images/{image_id}",
+    summary="One image, with its derivatives and live jobs",
+    operation_id="get_image",
+)
+def get_image(image_id: str, library: LibraryDep) -> Image:
+    return image_of(library, service.get_image_row(library, image_id))
 
 
 @router.get(
     "/api/images/{image_id}/full-view",
     summary="The original at full size as a JPEG (for 100 % views): rendered by a worker",
+    operation_id="get_full_view",
     description=(
         "200 with `status: done` and the URL once rendered; otherwise the render is queued "
         "(one per image) and the answer is 202 with `status: rendering` and `Retry-After`: "
         "ask again then. `status: failed` (200) says why the original cannot be rendered."
     ),
     responses={
-        202: {"description": "Rendering; ask again after Retry-After seconds"},
+        202: {"model": FullView, "description": "Rendering; ask again after Retry-After seconds"},
         409: {"description": "The original is not stored yet"},
         429: {"description": "Too many renders are waiting; ask again after Retry-After"},
     },
 )
-def full_view(image_id: str, library: LibraryDep, response: Response) -> FullViewAnswer:
+def full_view(image_id: str, library: LibraryDep, response: Response) -> FullView:
     try:
         view = full_views.request(library, image_id)
     except full_views.Busy as busy:
@@ -120,8 +164,12 @@ def full_view(image_id: str, library: LibraryDep, response: Response) -> FullVie
         response.status_code = 202
         response.headers["Retry-After"] = str(full_views.RETRY_AFTER_S)
     url = library.blobs.url(view.key, library.settings.url_expiry_seconds) if view.key else None
-    return FullViewAnswer(
-        status=view.status, url=url, jobId=view.job_id, errorCode=view.error_code, error=view.error
+    return FullView(
+        status=view.status,
+        url=url,
+        job_id=view.job_id,
+        error_code=view.error_code,
+        error=view.error,
     )
 
 
@@ -132,15 +180,17 @@ class ImageChange(BaseModel):
 
 
 @router.patch("/api/images/{image_id}", summary="Rename an image or move it to a collection")
-def update_image(image_id: str, change: ImageChange, library: LibraryDep) -> dict[str, Any]:
+def update_image(image_id: str, change: ImageChange, library: LibraryDep) -> Image:
     row = service.update_image(library, image_id, title=change.title, collection=change.collection)
-    return images_json(library, [row])[0]
+    return image_of(library, row)
 
 
 @router.delete(
     "/api/images/{image_id}",
     status_code=204,
     summary="Delete an image: its original goes to the collection's trash, derivatives go",
+    operation_id="delete_image",
+    response_class=Response,
 )
 def delete_image(image_id: str, library: LibraryDep) -> Response:
     service.delete_image(library, image_id)
@@ -172,7 +222,7 @@ def served_type(path: Path) -> str:
     return MIME_TYPES.get(kind or "", "application/octet-stream")
 
 
-@router.get("/files/{key:path}", include_in_schema=False)
+@router.get("/files/{key:path}", include_in_schema=False, response_class=FileResponse)
 def serve_file(key: str, expires: int, signature: str, library: LibraryDep) -> FileResponse:
     """A local blob, for whoever holds a signed URL that has not expired. Derivatives are
     shown inline; originals and sidecars are downloads."""
@@ -202,7 +252,7 @@ def serve_file(key: str, expires: int, signature: str, library: LibraryDep) -> F
 @router.put("/files/{key:path}", include_in_schema=False)
 async def receive_file(
     key: str, expires: int, signature: str, request: Request, library: LibraryDep
-) -> dict[str, Any]:
+) -> ReceivedBlob:
     """A local blob written by whoever holds a signed upload URL (an external worker):
     streamed to a temp file under the upload size limit, then moved into place whole."""
     blobs, signer = _served_blobs(library)
@@ -221,4 +271,4 @@ async def receive_file(
         raise
     received = writer.finish()
     await run_in_threadpool(blobs.take_file, key, received.path)
-    return {"key": key, "sizeBytes": received.size_bytes, "sha256": received.checksum}
+    return ReceivedBlob(key=key, size_bytes=received.size_bytes, sha256=received.checksum)

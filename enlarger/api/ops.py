@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -39,6 +39,8 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from enlarger import logs
+from enlarger.api.schemas.base import ERRORS
+from enlarger.api.schemas.ops import Health, Readiness
 from enlarger.bootstrap import outage_of
 from enlarger.db import revision
 from enlarger.library import service
@@ -46,7 +48,7 @@ from enlarger.library.library import Library
 from enlarger.queue import DependencyDown, as_dependency_down, is_schema_error
 from enlarger.queue.telemetry import RUN_SECONDS_BUCKETS
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], responses=ERRORS)
 access_log = logging.getLogger("enlarger.http")
 # a request that met an outage says so in one line per outage, not a traceback each
 OUTAGES = logs.OutageLog(access_log)
@@ -339,7 +341,17 @@ def metrics_registry(library: Library) -> CollectorRegistry:
     return registry
 
 
-@router.get("/metrics", summary="Prometheus metrics (text exposition format)")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (text exposition format)",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Every metric (docs/operations.md lists them)",
+            "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def metrics(request: Request) -> Response:
     registry: CollectorRegistry = request.app.state.metrics
     body = await run_in_threadpool(generate_latest, registry)
@@ -350,8 +362,8 @@ async def metrics(request: Request) -> Response:
 
 
 @router.get("/healthz", summary="The process is up (no other check)")
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+def healthz() -> Health:
+    return Health(status="ok")
 
 
 READINESS_KEY = ".readyz/probe"
@@ -412,10 +424,10 @@ def readiness(library: Library) -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="Ready for traffic: database reachable, migrations current, storage writable",
-    responses={503: {"description": "A check failed; the body says which"}},
+    responses={503: {"model": Readiness, "description": "A check failed; the body says which"}},
 )
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(request: Request, response: Response) -> Readiness:
     checks = await run_in_threadpool(readiness, request.app.state.services.library)
     ready = all(result == "ok" for result in checks.values())
-    body = {"status": "ready" if ready else "not ready", "checks": checks}
-    return JSONResponse(body, status_code=200 if ready else 503)
+    response.status_code = 200 if ready else 503
+    return Readiness(status="ready" if ready else "not ready", checks=checks)

@@ -10,22 +10,47 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
 
 from enlarger.api.deps import CatalogDep, LibraryDep
 from enlarger.api.multipart import read_upload_form
-from enlarger.api.shapes import Offset, iso, pagination
+from enlarger.api.schemas.base import BINARY, ERRORS, Pagination, links, multipart_body
+from enlarger.api.schemas.products import (
+    Deleted,
+    PresignedUrls,
+    ProductCreated,
+    ProductJob,
+    ProductJobList,
+    ProductStats,
+    StartedProductJob,
+    product_job_fields,
+)
+from enlarger.api.shapes import Offset
 from enlarger.catalog import service
 from enlarger.catalog.catalog import Catalog
-from enlarger.catalog.publish import composites_of
-from enlarger.catalog.states import DESCRIPTIONS, ProductError, ProductStatus, remaining_seconds
+from enlarger.catalog.states import ProductError, ProductStatus
 from enlarger.catalog.themes import DEFAULT_THEME
 from enlarger.catalog.webhooks import WebhookRejected, verify
 
-router = APIRouter(tags=["product images"])
+router = APIRouter(tags=["product images"], responses=ERRORS)
+TO_PRODUCT_JOB = links(
+    "job_id",
+    "/jobId",
+    get_product_job="The product job",
+    start_product_job="Start it (an external theme's job)",
+    presign_artifact="Signed URLs for its artifacts (an external theme's job)",
+    review_product_job="Decide on its cut-out, once held",
+)
+CREATED = {
+    201: {"description": "A job was created", "links": TO_PRODUCT_JOB},
+    200: {
+        "model": ProductCreated,
+        "description": "A duplicate: the job this photo has already",
+        "links": TO_PRODUCT_JOB,
+    },
+}
 SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 MAX_WEBHOOK_BYTES = 64 * 1024
 
@@ -35,8 +60,11 @@ class AnnouncedImage(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
     sku: str = Field(min_length=1, max_length=200)
-    imageUrl: str = Field(min_length=8, max_length=4000)
-    sha256: str
+    # the validators below check these; the patterns document them
+    imageUrl: str = Field(
+        min_length=8, max_length=4000, json_schema_extra={"pattern": "^[hH][tT][tT][pP][sS]?://"}
+    )
+    sha256: str = Field(json_schema_extra={"pattern": SHA256.pattern})
     theme: str = Field(DEFAULT_THEME, min_length=1, max_length=100)
 
     @field_validator("sha256")
@@ -73,9 +101,20 @@ def _verified_webhook_id(catalog: Catalog, request: Request, body: bytes) -> str
 @router.post(
     "/api/webhooks/images",
     summary="Announce a product image (signed webhook)",
-    responses={201: {"description": "a job was created"}, 200: {"description": "a duplicate"}},
+    status_code=201,
+    responses=CREATED,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "Signed with Standard Webhooks headers (webhook-id, "
+            "webhook-timestamp, webhook-signature) or the legacy x-webhook-signature HMAC",
+            "content": {"application/json": {"schema": AnnouncedImage.model_json_schema()}},
+        }
+    },
 )
-async def receive_image(request: Request, catalog: CatalogDep) -> JSONResponse:
+async def receive_image(
+    request: Request, response: Response, catalog: CatalogDep
+) -> ProductCreated:
     too_large = HTTPException(413, f"a webhook body is at most {MAX_WEBHOOK_BYTES:,} bytes")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_WEBHOOK_BYTES:
@@ -102,24 +141,37 @@ async def receive_image(request: Request, catalog: CatalogDep) -> JSONResponse:
         announced.theme,
         webhook_id,
     )
-    status = "created" if created.created else "duplicate"
-    return JSONResponse(
-        {"jobId": created.job_id, "status": status}, status_code=201 if created.created else 200
+    return _created(response, created)
+
+
+def _created(response: Response, created: service.Created) -> ProductCreated:
+    response.status_code = 201 if created.created else 200
+    return ProductCreated(
+        job_id=created.job_id, status="created" if created.created else "duplicate"
     )
 
 
 @router.post(
     "/api/product-jobs/upload",
     summary="Send a product photo (multipart: file, sku, theme) instead of announcing a URL",
+    status_code=201,
     responses={
-        201: {"description": "a job was created"},
-        200: {"description": "a duplicate: this SKU has this photo in this theme already"},
+        **CREATED,
         422: {"description": "not an image, no SKU, or an unknown theme"},
     },
+    openapi_extra=multipart_body(
+        {
+            "file": BINARY,
+            "sku": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"},
+            "theme": {"type": "string", "description": f"Default: {DEFAULT_THEME}"},
+        },
+        ["file", "sku"],
+        "The photo, its SKU and the theme to render it in",
+    ),
 )
 async def upload_product_photo(
-    request: Request, catalog: CatalogDep, library: LibraryDep
-) -> JSONResponse:
+    request: Request, response: Response, catalog: CatalogDep, library: LibraryDep
+) -> ProductCreated:
     form = await read_upload_form(request, library, "file")
     photo = form.file.received
     try:
@@ -138,10 +190,7 @@ async def upload_product_photo(
         )
     finally:
         photo.path.unlink(missing_ok=True)
-    status = "created" if created.created else "duplicate"
-    return JSONResponse(
-        {"jobId": created.job_id, "status": status}, status_code=201 if created.created else 200
-    )
+    return _created(response, created)
 
 
 def _status_filter(value: str | None) -> str | None:
@@ -154,77 +203,6 @@ def _status_filter(value: str | None) -> str | None:
         raise HTTPException(422, f"unknown status {value!r}; use one of {known}") from None
 
 
-def product_job_json(
-    catalog: Catalog, job: dict[str, Any], costs: list[dict[str, Any]]
-) -> dict[str, Any]:
-    ttl = catalog.settings.url_expiry_seconds
-
-    def url(key: str | None) -> str | None:
-        return catalog.blobs.url(key, ttl) if key else None
-
-    status = ProductStatus(job["status"])
-    composites = (
-        [
-            {**item, "url": url(item["key"]), "thumbUrl": url(item.get("thumbKey"))}
-            for item in composites_of(job)
-        ]
-        if job["composite_keys"]
-        else []
-    )
-    started, completed = job["created_at"], job["completed_at"]
-    return {
-        "id": job["id"],
-        "sku": job["sku"],
-        "imageUrl": job["image_url"],
-        "sha256": job["sha256"],
-        "theme": job["theme"],
-        "mode": job["mode"],
-        "status": status.value,
-        "statusDescription": DESCRIPTIONS[status],
-        "estimatedSecondsRemaining": remaining_seconds(status),
-        "errorCode": job["error_code"],
-        "errorMessage": job["error_message"],
-        "cutoutMethod": job["cutout_method"],
-        "confidence": job["confidence"],
-        "concerns": job["concerns"] or [],
-        "requestedMethod": job["requested_method"],
-        "reviewDecision": job["review_decision"],
-        "reviewedAt": iso(job["reviewed_at"]),
-        "originalKey": job["original_key"],
-        "maskKey": job["mask_key"],
-        "cutoutKey": job["cutout_key"],
-        "bgKeys": job["bg_keys"] or [],
-        "compositeKeys": job["composite_keys"] or [],
-        "thumbKeys": job["thumb_keys"] or [],
-        "composites": composites,
-        "mediaIds": job["media_ids"] or [],
-        "published": job["published"] or {},
-        "urls": {
-            "original": url(job["original_key"]),
-            "mask": url(job["mask_key"]),
-            "cutout": url(job["cutout_key"]),
-            "backgrounds": [url(k) for k in job["bg_keys"] or []],
-            "composites": [url(k) for k in job["composite_keys"] or []],
-            "thumbs": [url(k) for k in job["thumb_keys"] or []],
-        },
-        "costUsd": float(service.from_nano_usd(sum(c["nano_usd"] for c in costs))),
-        "costs": [
-            {
-                "stage": c["stage"],
-                "provider": c["provider"],
-                "amountUsd": float(service.from_nano_usd(c["nano_usd"])),
-                "at": iso(c["created_at"]),
-            }
-            for c in costs
-        ],
-        "createdAt": iso(job["created_at"]),
-        "updatedAt": iso(job["updated_at"]),
-        "startedAt": iso(job["started_at"]),
-        "completedAt": iso(completed),
-        "durationS": round((completed - started).total_seconds(), 3) if completed else None,
-    }
-
-
 @router.get("/api/product-jobs", summary="List product jobs, newest first")
 def list_product_jobs(
     catalog: CatalogDep,
@@ -233,21 +211,21 @@ def list_product_jobs(
     theme: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Offset = 0,
-) -> dict[str, Any]:
+) -> ProductJobList:
     rows, total = service.list_jobs(
         catalog, status=_status_filter(status), sku=sku, theme=theme, limit=limit, offset=offset
     )
     costs = service.costs_of(catalog, [row["id"] for row in rows])
-    return {
-        "jobs": [product_job_json(catalog, row, costs[row["id"]]) for row in rows],
-        "pagination": pagination(total, limit, offset, len(rows)),
-    }
+    return ProductJobList(
+        jobs=[ProductJob.of(catalog, row, costs[row["id"]]) for row in rows],
+        pagination=Pagination.of(total, limit, offset, len(rows)),
+    )
 
 
 @router.get("/api/product-jobs/stats", summary="Totals: by status, cost, duration, failure rate")
-def product_job_stats(catalog: CatalogDep) -> dict[str, Any]:
+def product_job_stats(catalog: CatalogDep) -> ProductStats:
     totals = service.stats(catalog)
-    return {**totals, "totalCostUsd": float(totals["totalCostUsd"])}
+    return ProductStats.model_validate({**totals, "totalCostUsd": float(totals["totalCostUsd"])})
 
 
 class Cleanup(BaseModel):
@@ -256,12 +234,16 @@ class Cleanup(BaseModel):
 
 
 @router.post("/api/product-jobs/cleanup", summary="Delete finished jobs older than N days")
-def cleanup_product_jobs(cleanup: Cleanup, catalog: CatalogDep) -> dict[str, Any]:
-    return {"deleted": service.cleanup(catalog, cleanup.olderThanDays)}
+def cleanup_product_jobs(cleanup: Cleanup, catalog: CatalogDep) -> Deleted:
+    return Deleted(deleted=service.cleanup(catalog, cleanup.olderThanDays))
 
 
-@router.get("/api/product-jobs/{job_id}", summary="One product job with its artifacts and costs")
-def get_product_job(job_id: str, catalog: CatalogDep) -> dict[str, Any]:
+@router.get(
+    "/api/product-jobs/{job_id}",
+    summary="One product job with its artifacts and costs",
+    operation_id="get_product_job",
+)
+def get_product_job(job_id: str, catalog: CatalogDep) -> ProductJob:
     return _job_with_costs(catalog, service.get_job(catalog, job_id))
 
 
@@ -271,19 +253,21 @@ def get_product_job(job_id: str, catalog: CatalogDep) -> dict[str, Any]:
 @router.post(
     "/api/product-jobs/{job_id}/start",
     summary="Start an external theme's job: QUEUED, with upload URLs for the original and mask",
+    operation_id="start_product_job",
 )
-def start_product_job(job_id: str, catalog: CatalogDep) -> dict[str, Any]:
+def start_product_job(job_id: str, catalog: CatalogDep) -> StartedProductJob:
     job = service.start(catalog, job_id)
     ttl = catalog.settings.url_expiry_seconds
     uploads = {
         kind: service.presign(catalog, job_id, kind, expires_in=ttl)
         for kind in ("original", "mask")
     }
-    return {**_job_with_costs(catalog, job), "uploads": uploads}
+    costs = service.costs_of(catalog, [job["id"]])[job["id"]]
+    return StartedProductJob(**product_job_fields(catalog, job, costs), uploads=uploads)
 
 
-def _job_with_costs(catalog: Catalog, job: dict[str, Any]) -> dict[str, Any]:
-    return product_job_json(catalog, job, service.costs_of(catalog, [job["id"]])[job["id"]])
+def _job_with_costs(catalog: Catalog, job: dict[str, Any]) -> ProductJob:
+    return ProductJob.of(catalog, job, service.costs_of(catalog, [job["id"]])[job["id"]])
 
 
 class PresignRequest(BaseModel):
@@ -298,9 +282,10 @@ class PresignRequest(BaseModel):
 @router.post(
     "/api/product-jobs/{job_id}/presign",
     summary="Signed PUT and GET URLs for one artifact of a job (at most seven days)",
+    operation_id="presign_artifact",
 )
-def presign_artifact(job_id: str, request: PresignRequest, catalog: CatalogDep) -> dict[str, Any]:
-    return service.presign(
+def presign_artifact(job_id: str, request: PresignRequest, catalog: CatalogDep) -> PresignedUrls:
+    found = service.presign(
         catalog,
         job_id,
         request.kind,
@@ -309,11 +294,18 @@ def presign_artifact(job_id: str, request: PresignRequest, catalog: CatalogDep) 
         kind_type=request.type,
         expires_in=request.expiresIn,
     )
+    return PresignedUrls.model_validate(found)
 
 
 class CostReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    costUsd: Decimal | None = Field(None, ge=0, le=10_000)
+    # a number, or a string of one (read exactly); documented as a number, as sent
+    costUsd: Annotated[
+        Decimal | None,
+        WithJsonSchema(
+            {"anyOf": [{"type": "number", "minimum": 0, "maximum": 10_000}, {"type": "null"}]}
+        ),
+    ] = Field(None, ge=0, le=10_000)
     provider: str = Field("external", min_length=1, max_length=100)
 
 
@@ -342,7 +334,7 @@ class FailReport(BaseModel):
 
 def _report(
     catalog: Catalog, job_id: str, stage: ProductStatus, body: CostReport, updates: dict[str, Any]
-) -> dict[str, Any]:
+) -> ProductJob:
     cost = None
     if body.costUsd is not None:
         cost = service.Cost(stage, body.provider, body.costUsd)
@@ -351,19 +343,17 @@ def _report(
 
 
 @router.post("/api/product-jobs/{job_id}/segmentation", summary="External: the mask is made")
-def report_segmentation(
-    job_id: str, body: SegmentationReport, catalog: CatalogDep
-) -> dict[str, Any]:
+def report_segmentation(job_id: str, body: SegmentationReport, catalog: CatalogDep) -> ProductJob:
     return _report(catalog, job_id, ProductStatus.SEGMENTING, body, {"mask_key": body.maskKey})
 
 
 @router.post("/api/product-jobs/{job_id}/backgrounds", summary="External: backgrounds are made")
-def report_backgrounds(job_id: str, body: BackgroundsReport, catalog: CatalogDep) -> dict[str, Any]:
+def report_backgrounds(job_id: str, body: BackgroundsReport, catalog: CatalogDep) -> ProductJob:
     return _report(catalog, job_id, ProductStatus.BG_GENERATING, body, {"bg_keys": body.bgKeys})
 
 
 @router.post("/api/product-jobs/{job_id}/composite", summary="External: composites are made")
-def report_composite(job_id: str, body: CompositeReport, catalog: CatalogDep) -> dict[str, Any]:
+def report_composite(job_id: str, body: CompositeReport, catalog: CatalogDep) -> ProductJob:
     if len(body.thumbs) != len(body.composites):
         raise HTTPException(422, "thumbs are one per composite")
     updates = {"composite_keys": body.composites, "thumb_keys": body.thumbs}
@@ -372,7 +362,7 @@ def report_composite(job_id: str, body: CompositeReport, catalog: CatalogDep) ->
 
 @router.post("/api/product-jobs/{job_id}/publish", summary="External: composites are published")
 @router.post("/api/product-jobs/{job_id}/shopify", summary="External: published (reference name)")
-def report_publish(job_id: str, body: PublishReport, catalog: CatalogDep) -> dict[str, Any]:
+def report_publish(job_id: str, body: PublishReport, catalog: CatalogDep) -> ProductJob:
     return _report(catalog, job_id, ProductStatus.PUBLISHING, body, {"media_ids": body.mediaIds})
 
 
@@ -388,9 +378,10 @@ class ReviewDecision(BaseModel):
 @router.post(
     "/api/product-jobs/{job_id}/review",
     summary="Decide on a held cut-out: accept (publish), reject (fail) or rerun with a method",
+    operation_id="review_product_job",
     responses={409: {"description": "the job is not waiting for review"}},
 )
-def review_product_job(job_id: str, body: ReviewDecision, catalog: CatalogDep) -> dict[str, Any]:
+def review_product_job(job_id: str, body: ReviewDecision, catalog: CatalogDep) -> ProductJob:
     if body.action is service.ReviewAction.RERUN and body.method is None:
         raise HTTPException(422, "rerun needs a method: auto, model or backdrop")
     if body.action is not service.ReviewAction.RERUN and body.method is not None:
@@ -402,5 +393,5 @@ def review_product_job(job_id: str, body: ReviewDecision, catalog: CatalogDep) -
 
 
 @router.post("/api/product-jobs/{job_id}/fail", summary="Fail a job with an error code")
-def report_failure(job_id: str, body: FailReport, catalog: CatalogDep) -> dict[str, Any]:
+def report_failure(job_id: str, body: FailReport, catalog: CatalogDep) -> ProductJob:
     return _job_with_costs(catalog, service.fail_reported(catalog, job_id, body.code, body.message))

@@ -16,14 +16,44 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from enlarger.api.admin import status_filter
 from enlarger.api.deps import LibraryDep
-from enlarger.api.multipart import read_upload_form
-from enlarger.api.shapes import Offset, iso, job_json, pagination
+from enlarger.api.multipart import MAX_FILES, read_upload_form
+from enlarger.api.schemas.base import (
+    BINARY,
+    ERRORS,
+    Pagination,
+    answer,
+    links,
+    multipart_body,
+)
+from enlarger.api.schemas.jobs import Job, JobList, QueuedJob
+from enlarger.api.schemas.projects import (
+    Committed,
+    MaintenanceReport,
+    Photo,
+    PhotoPage,
+    PhotosChanged,
+    Project,
+    ProjectDetail,
+    ProjectList,
+    ProjectUpload,
+    Restored,
+    Reverted,
+    Trash,
+)
+from enlarger.api.shapes import Offset
 from enlarger.library import listing, maintenance, project_jobs, projects
-from enlarger.library.sidecars import NAMINGS, Handoff
+from enlarger.library.sidecars import NAMINGS
 from enlarger.library.tasks import Maintenance
 from enlarger.media.xmp import PICKS_AS
 
-router = APIRouter()
+router = APIRouter(responses=ERRORS)
+TO_JOB = links(
+    "job_id",
+    "/jobId",
+    get_job="The job queued, with its items",
+    get_admin_job="The job with its lease and retry information",
+    cancel_job="Cancel the job",
+)
 
 
 class NewProject(BaseModel):
@@ -91,65 +121,87 @@ class PhotosChange(PhotoChange):
     basenames: list[str] = Field(min_length=1, max_length=5000)
 
 
-def _project_json(row: Any, photo_count: int) -> dict[str, Any]:
-    return {
-        "folder": row.folder,
-        "title": row.title,
-        "collection": row.name,
-        "createdAt": iso(row.created_at),
-        "photoCount": photo_count,
-        "options": Handoff.of(row.options).as_json(),
-    }
+TO_PROJECT = links(
+    "folder",
+    "/folder",
+    get_project="The project created",
+    upload_to_project="Upload files into it",
+    list_photos="Its photos",
+    list_project_jobs="Its jobs",
+)
 
 
-@router.post("/api/projects", status_code=201, summary="Create a project (a folder of photos)")
-def create_project(new: NewProject, library: LibraryDep) -> dict[str, Any]:
-    return _project_json(projects.create_project(library, new.folder, new.title), 0)
+@router.post(
+    "/api/projects",
+    status_code=201,
+    summary="Create a project (a folder of photos)",
+    responses={201: {"description": "The project", "links": TO_PROJECT}},
+)
+def create_project(new: NewProject, library: LibraryDep) -> Project:
+    return Project.of(projects.create_project(library, new.folder, new.title), 0)
 
 
 @router.get("/api/projects", summary="Every project, with its number of photos")
-def list_projects(library: LibraryDep) -> dict[str, Any]:
+def list_projects(library: LibraryDep) -> ProjectList:
     rows = projects.list_projects(library)
-    return {"projects": [_project_json(row, row.photo_count) for row in rows]}
+    return ProjectList(projects=[Project.of(row, row.photo_count) for row in rows])
 
 
-@router.get("/api/projects/{folder}", summary="One project, with its options")
-def get_project(folder: str, library: LibraryDep) -> dict[str, Any]:
+@router.get(
+    "/api/projects/{folder}", summary="One project, with its options", operation_id="get_project"
+)
+def get_project(folder: str, library: LibraryDep) -> ProjectDetail:
     """With `settling`: files folder_check found still being written (it looks again)."""
-    found = _project_json(*projects.project_with_count(library, folder))
-    return found | {"settling": projects.settling(library, folder)}
+    found = Project.of(*projects.project_with_count(library, folder))
+    return ProjectDetail(**found.model_dump(), settling=projects.settling(library, folder))
 
 
 @router.patch(
     "/api/projects/{folder}", summary="Retitle a project, or change how its decisions are written"
 )
-def change_project(folder: str, change: ProjectChange, library: LibraryDep) -> dict[str, Any]:
+def change_project(folder: str, change: ProjectChange, library: LibraryDep) -> Project:
     if change.title is not None:
         projects.retitle(library, folder, change.title)
     if change.options is not None:
         projects.set_handoff(library, folder, change.options.model_dump(exclude_none=True))
-    return _project_json(*projects.project_with_count(library, folder))
+    return Project.of(*projects.project_with_count(library, folder))
 
 
 @router.post(
     "/api/projects/{folder}/upload",
     status_code=201,
     summary="Upload files into a project (multipart: one or more `files` parts)",
-    responses={200: {"description": "Every file was already in the project, or refused"}},
+    operation_id="upload_to_project",
+    responses={
+        201: {"description": "New files: their upload_postprocess job", "links": TO_JOB},
+        200: {
+            "model": ProjectUpload,
+            "description": "Every file was already in the project, or refused",
+        },
+    },
+    openapi_extra=multipart_body(
+        {"files": {"type": "array", "items": BINARY, "minItems": 1, "maxItems": MAX_FILES}},
+        ["files"],
+        "The files, each a `files` part",
+    ),
 )
-async def upload(folder: str, request: Request, library: LibraryDep) -> JSONResponse:
+async def upload(
+    folder: str, request: Request, response: Response, library: LibraryDep
+) -> ProjectUpload:
     projects.get_project(library, folder)  # 404 before reading a large body
     form = await read_upload_form(request, library, "files", many=True)
     received = [(f.filename, f.received) for f in form.files]
     done = await run_in_threadpool(projects.upload, library, folder, received)
-    body = {
-        "files": [asdict(outcome) for outcome in done.files],
-        "jobId": done.job_id,
-    }
-    return JSONResponse(body, status_code=201 if done.job_id is not None else 200)
+    response.status_code = 201 if done.job_id is not None else 200
+    return ProjectUpload(files=[asdict(outcome) for outcome in done.files], job_id=done.job_id)
 
 
-@router.get("/api/projects/{folder}/photos", summary="The project's photos, in base name order")
+@router.get(
+    "/api/projects/{folder}/photos",
+    summary="The project's photos, in base name order",
+    operation_id="list_photos",
+    response_model=PhotoPage,
+)
 def list_photos(
     folder: str,
     library: LibraryDep,
@@ -183,21 +235,19 @@ def list_photos(
     "/api/projects/{folder}/photos/{basename}",
     summary="Record a photo's keep flags and decisions (applied by commit-changes)",
 )
-def change_photo(
-    folder: str, basename: str, change: PhotoChange, library: LibraryDep
-) -> dict[str, Any]:
-    return projects.change_photo(library, folder, basename, change.changes())
+def change_photo(folder: str, basename: str, change: PhotoChange, library: LibraryDep) -> Photo:
+    return Photo.model_validate(projects.change_photo(library, folder, basename, change.changes()))
 
 
 @router.patch(
     "/api/projects/{folder}/photos",
     summary="Record the same keep flags or decisions on many photos at once",
 )
-def change_photos(folder: str, change: PhotosChange, library: LibraryDep) -> dict[str, Any]:
+def change_photos(folder: str, change: PhotosChange, library: LibraryDep) -> PhotosChanged:
     changes = change.changes()
     changes.pop("basenames")
     unknown = projects.change_photos(library, folder, change.basenames, changes)
-    return {"changed": len(set(change.basenames)) - len(unknown), "unknown": unknown}
+    return PhotosChanged(changed=len(set(change.basenames)) - len(unknown), unknown=unknown)
 
 
 class RestoreRequest(BaseModel):
@@ -213,31 +263,31 @@ def commit_changes(
     folder: str,
     library: LibraryDep,
     request: Annotated[CommitRequest | None, Body()] = None,
-) -> dict[str, Any]:
+) -> Committed:
     request = request or CommitRequest()
     done = projects.commit_changes(library, folder, trash=request.trash, dry_run=request.dryRun)
-    return asdict(done) | {"dryRun": request.dryRun}
+    return Committed(**asdict(done), dry_run=request.dryRun)
 
 
 @router.post(
     "/api/projects/{folder}/revert-changes",
     summary="Reset every photo's keep flags to the files it has (nothing moves)",
 )
-def revert_changes(folder: str, library: LibraryDep) -> dict[str, Any]:
-    return {"photosChanged": projects.revert_changes(library, folder)}
+def revert_changes(folder: str, library: LibraryDep) -> Reverted:
+    return Reverted(photos_changed=projects.revert_changes(library, folder))
 
 
 @router.get("/api/projects/{folder}/trash", summary="Files in the project's .trash, restorable")
-def list_trash(folder: str, library: LibraryDep) -> dict[str, Any]:
-    return {"files": projects.list_trash(library, folder)}
+def list_trash(folder: str, library: LibraryDep) -> Trash:
+    return Trash.model_validate({"files": projects.list_trash(library, folder)})
 
 
 @router.post(
     "/api/projects/{folder}/trash/restore",
     summary="Bring files back from the project's .trash while they are there",
 )
-def restore(folder: str, request: RestoreRequest, library: LibraryDep) -> dict[str, Any]:
-    return asdict(projects.restore_from_trash(library, folder, request.filenames))
+def restore(folder: str, request: RestoreRequest, library: LibraryDep) -> Restored:
+    return Restored.model_validate(projects.restore_from_trash(library, folder, request.filenames))
 
 
 class ProcessRequest(BaseModel):
@@ -248,7 +298,8 @@ class ProcessRequest(BaseModel):
 
 class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    type: str = Field(description=f"one of {', '.join(project_jobs.PROJECT_JOB_TYPES)}")
+    # checked by project_jobs.enqueue (its message names them); documented as the choice
+    type: str = Field(json_schema_extra={"enum": project_jobs.PROJECT_JOB_TYPES})
     payload: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -256,23 +307,29 @@ class JobRequest(BaseModel):
     "/api/projects/{folder}/process",
     status_code=202,
     summary="Queue generate_derivatives for the project's photos (or the named files)",
+    responses={202: {"description": "The job queued", "links": TO_JOB}},
 )
-def process(folder: str, request: ProcessRequest, library: LibraryDep) -> dict[str, Any]:
+def process(folder: str, request: ProcessRequest, library: LibraryDep) -> QueuedJob:
     job = project_jobs.process(library, folder, request.force, request.filenames)
-    return {"jobId": job.id, "job": job_json(job)}
+    return QueuedJob.of(job)
 
 
 @router.post(
     "/api/projects/{folder}/jobs",
     status_code=202,
     summary="Queue any project job; payload.filenames become the job's items",
+    responses={202: {"description": "The job queued", "links": TO_JOB}},
 )
-def enqueue_job(folder: str, request: JobRequest, library: LibraryDep) -> dict[str, Any]:
+def enqueue_job(folder: str, request: JobRequest, library: LibraryDep) -> QueuedJob:
     job = project_jobs.enqueue(library, folder, request.type, request.payload)
-    return {"jobId": job.id, "job": job_json(job)}
+    return QueuedJob.of(job)
 
 
-@router.get("/api/projects/{folder}/jobs", summary="The project's jobs, newest first")
+@router.get(
+    "/api/projects/{folder}/jobs",
+    summary="The project's jobs, newest first",
+    operation_id="list_project_jobs",
+)
 def list_jobs(
     folder: str,
     library: LibraryDep,
@@ -280,32 +337,40 @@ def list_jobs(
     type: Annotated[str | None, Query(description="A project job type")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
-) -> dict[str, Any]:
+) -> JobList:
     if type is not None and type not in project_jobs.PROJECT_JOB_TYPES:
         known = ", ".join(project_jobs.PROJECT_JOB_TYPES)
         raise project_jobs.InvalidJob(f"unknown job type {type!r}; use one of {known}")
     found, total = project_jobs.list_jobs(
         library, folder, status_filter(status), type, limit, offset
     )
-    return {
-        "jobs": [job_json(job) for job in found],
-        "pagination": pagination(total, limit, offset, len(found)),
-    }
+    return JobList(
+        jobs=[Job.of(job) for job in found],
+        pagination=Pagination.of(total, limit, offset, len(found)),
+    )
 
 
 @router.post(
     "/api/projects/{folder}/maintenance/{task}",
     summary="Run a maintenance task now: queued, or with dryRun=true the diff it would apply",
-    responses={202: {"description": "Queued: the job's result will hold the report"}},
+    response_model=MaintenanceReport,
+    responses={
+        200: {"description": "dryRun=true: the changes it would make"},
+        202: {
+            "model": QueuedJob,
+            "description": "Queued: the job's result will hold the report",
+            "links": TO_JOB,
+        },
+    },
 )
 def run_maintenance(
     folder: str,
     task: Maintenance,
     library: LibraryDep,
     dry_run: Annotated[bool, Query(alias="dryRun")] = False,
-) -> JSONResponse:
+) -> MaintenanceReport | JSONResponse:
     if dry_run:
         report = maintenance.run(library, task, folder, dry_run=True)
-        return JSONResponse(report.as_dict())
+        return MaintenanceReport.model_validate(report)
     job = project_jobs.enqueue(library, folder, task.value, {})
-    return JSONResponse({"jobId": job.id, "job": job_json(job)}, status_code=202)
+    return answer(QueuedJob.of(job), status_code=202)

@@ -77,7 +77,7 @@ def _safe_next(target: str) -> str:
     return target if local else "/"
 
 
-@router.get("/openapi.json")
+@router.get("/openapi.json", response_class=JSONResponse)
 def openapi(request: Request) -> JSONResponse:
     """The API's description; behind a viewer token unless `docs_public` (see `auth`)."""
     return JSONResponse(request.app.openapi())
@@ -137,7 +137,7 @@ async def login(
     return response
 
 
-@router.post("/logout")
+@router.post("/logout", response_class=RedirectResponse)
 def logout() -> Response:
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(TOKEN_COOKIE)

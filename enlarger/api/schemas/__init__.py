@@ -1,0 +1,1 @@
+"""The API's response models, one module per resource, on one base (`base.ApiModel`)."""
