@@ -23,7 +23,7 @@ import pyvips
 import sqlalchemy as sa
 
 from enlarger.db.schema import derivatives, images, photo_files, photos
-from enlarger.library import projects, service
+from enlarger.library import image_records, projects
 from enlarger.library.library import Library
 
 SCENES = 24  # distinct pictures the photos cycle through
@@ -100,7 +100,7 @@ def seed(library: Library, folder: str, count: int, seed_value: int = 1) -> list
                 "project_id": project.id,
                 "title": basename,
                 "original_filename": f"{basename}.JPG",
-                "status": service.ImageStatus.STORED.value,
+                "status": image_records.ImageStatus.STORED.value,
                 "checksum": hashlib.sha256(image_id.encode()).hexdigest(),
                 "size_bytes": size,
                 "format": "jpeg",
@@ -137,7 +137,7 @@ def seed(library: Library, folder: str, count: int, seed_value: int = 1) -> list
             }
         )
         for recipe in library.recipes.all:
-            key = service.derivative_key(image_id, recipe)
+            key = image_records.derivative_key(image_id, recipe)
             size = _link(files[recipe.name][scene], blobs_root / key)
             side = PREVIEW_SIDE if recipe is library.recipes.preview else recipe.long_side
             made.append(

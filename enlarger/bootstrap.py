@@ -17,9 +17,9 @@ from enlarger.catalog.catalog import Catalog, build_catalog
 from enlarger.catalog.jobs import registry as catalog_registry
 from enlarger.config import Settings
 from enlarger.db import create_db_engine
+from enlarger.library.image_records import JobType
 from enlarger.library.jobs import registry as library_registry
 from enlarger.library.library import Library, recipes_from
-from enlarger.library.service import JobType
 from enlarger.media import Limits, set_threads, whole_decode_pixels
 from enlarger.queue import (
     DependencyDown,

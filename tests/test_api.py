@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from enlarger.bootstrap import Services, build_services
 from enlarger.bootstrap import registry as handlers_registry
 from enlarger.db.schema import jobs
-from enlarger.library import service
+from enlarger.library import image_records, ingest, processing
+from enlarger.library.image_records import JobType
 from enlarger.library.library import Library
-from enlarger.library.service import JobType
 from enlarger.queue import Worker
 from enlarger.queue.registry import FailedJob
 from tests.conftest import FAST, loopback_socket, serving, wait_for
@@ -340,8 +340,8 @@ def test_staged_uploads_no_image_waits_for_are_swept(
     library.blobs.put_bytes("uploads/0123abcd", b"left by an API process that died")
     left = library.temp_dir / "4567cdef.upload"  # an upload answered 503 (storage out)
     left.write_bytes(b"an upload storage could not take")
-    assert service.sweep_staged(library) == []  # all are younger than a day
-    assert service.sweep_staged(library, older_than_s=0) == ["4567cdef.upload", "0123abcd"]
+    assert ingest.sweep_staged(library) == []  # all are younger than a day
+    assert ingest.sweep_staged(library, older_than_s=0) == ["4567cdef.upload", "0123abcd"]
     assert not left.exists()
     assert [blob.name for blob in library.blobs.list_folder("uploads")] == [waiting]
     assert JobType.STAGING_SWEEP in handlers_registry.schedules
@@ -354,9 +354,9 @@ def test_on_local_storage_temp_files_no_image_waits_for_are_swept(
     waiting = _upload(client, jpeg(tmp_path / "wait.jpg", 300, 200)).json()["imageId"]
     left = library.temp_dir / "0123abcd.upload"
     left.write_bytes(b"half an upload")
-    assert service.sweep_staged(library) == []  # both are younger than a day
-    assert service.sweep_staged(library, older_than_s=0) == ["0123abcd.upload"]
-    temp_path = service.get_image_row(library, waiting).temp_path
+    assert ingest.sweep_staged(library) == []  # both are younger than a day
+    assert ingest.sweep_staged(library, older_than_s=0) == ["0123abcd.upload"]
+    temp_path = image_records.get_image_row(library, waiting).temp_path
     assert [str(p) for p in library.temp_dir.iterdir()] == [temp_path]
 
 
@@ -392,7 +392,7 @@ def test_a_failed_images_message_never_shows_where_the_storage_service_lives(
     """A preview job that ran out of attempts in an S3 outage failed its image with the
     S3 client's words, the installation's internal endpoint among them."""
     image_id = _upload(client, jpeg(tmp_path / "a.jpg", 600, 400)).json()["imageId"]
-    service.offload_original(library, image_id)  # PROCESSING, its preview job queued
+    processing.offload_original(library, image_id)  # PROCESSING, its preview job queued
     said = 'EndpointConnectionError: Could not connect to the endpoint URL: "http://s3.internal:9000/photos/derivatives/ab/x.jpg"'
     handler = handlers_registry.get(JobType.PREVIEW_GENERATION)
     assert handler is not None and handler.on_failed is not None
@@ -418,7 +418,7 @@ def test_an_image_whose_derivative_job_fails_for_good_unseen_by_its_handler_is_f
     """Its preview job's last attempt was on a worker that died (a lapsed lease): the
     image is FAILED with LEASE_EXPIRED, not PROCESSING for ever."""
     image_id = _upload(client, jpeg(tmp_path / "a.jpg", 600, 400)).json()["imageId"]
-    service.offload_original(library, image_id)  # PROCESSING, its preview job queued
+    processing.offload_original(library, image_id)  # PROCESSING, its preview job queued
     with library.engine.begin() as conn:
         abandoned = conn.execute(
             jobs.update()

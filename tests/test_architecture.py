@@ -17,8 +17,9 @@ from enlarger import errors
 from enlarger.bootstrap import registry
 from enlarger.catalog.service import LimitReached, UnknownTheme
 from enlarger.catalog.states import InvalidTransition
+from enlarger.library.image_records import JobType
+from enlarger.library.ingest import InvalidName
 from enlarger.library.project_jobs import InvalidJob
-from enlarger.library.service import InvalidName, JobType
 from enlarger.media import MediaError, MediaErrorCode
 
 

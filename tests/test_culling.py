@@ -20,7 +20,7 @@ import rawpy
 import sqlalchemy as sa
 
 from enlarger.db.schema import photos
-from enlarger.library import maintenance, service, sidecars
+from enlarger.library import image_records, maintenance, sidecars
 from enlarger.library.library import Library
 from enlarger.library.tasks import Maintenance
 from enlarger.media.embed import embed_xmp, embedded_xmp
@@ -466,7 +466,7 @@ def test_exiftool_reads_decisions_where_each_tool_looks_for_them(
         ("JPG_1.JPG", jpeg_before, jpeg_after),
         ("DNG_2.DNG", dng_before, dng_after),
     ):
-        row = service.get_image_row(library, next(
+        row = image_records.get_image_row(library, next(
             f["imageId"] for f in photo_of(client, "hand", name.split(".")[0])["files"]
         ))  # fmt: skip
         assert row.checksum == hashlib.sha256(after).hexdigest()

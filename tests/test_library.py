@@ -13,15 +13,25 @@ import pytest
 import pyvips
 import sqlalchemy as sa
 
+from enlarger import errors
 from enlarger.api.ops import error_answer
 from enlarger.bootstrap import Services, build_services, registry
 from enlarger.db.engine import hold_briefly
 from enlarger.db.schema import images, jobs, photo_sidecars, photos
 from enlarger.db.types import db_now
-from enlarger.library import maintenance, projects, service, sidecars
+from enlarger.library import (
+    edits,
+    image_records,
+    ingest,
+    lookups,
+    maintenance,
+    processing,
+    projects,
+    sidecars,
+)
+from enlarger.library.image_records import ImageStatus, JobType
 from enlarger.library.library import Library
 from enlarger.library.photos import Capture, same_capture
-from enlarger.library.service import ImageStatus, JobType
 from enlarger.library.tasks import Maintenance
 from enlarger.media.xmp import Decisions, write_decisions
 from enlarger.queue import ErrorCode, JobCancelled, JobContext, Worker
@@ -32,14 +42,14 @@ from tests.conftest import wait_for
 from tests.images import jpeg
 
 
-def _ingest(library: Library, path: Path, collection: str = "Trip") -> service.Ingested:
-    return service.ingest(
-        library, service.copy_to_temp(library, path), filename=path.name, collection=collection
+def _ingest(library: Library, path: Path, collection: str = "Trip") -> image_records.Ingested:
+    return ingest.ingest(
+        library, ingest.copy_to_temp(library, path), filename=path.name, collection=collection
     )
 
 
 def _settled(library: Library, image_id: str) -> sa.Row | None:
-    row = service.get_image_row(library, image_id, include_deleted=True)
+    row = image_records.get_image_row(library, image_id, include_deleted=True)
     return row if row.status in (ImageStatus.STORED, ImageStatus.FAILED) else None
 
 
@@ -54,7 +64,7 @@ def test_upload_to_stored(
     source = jpeg(tmp_path / "Beach Day.jpg", 2400, 1600)
     ingested = _ingest(library, source)
     assert ingested.status is ImageStatus.INGESTED and ingested.created
-    row = service.get_image_row(library, ingested.image_id)
+    row = image_records.get_image_row(library, ingested.image_id)
     assert (row.width, row.height, row.format) == (2400, 1600, "jpeg")
     assert Path(row.temp_path).is_file()
 
@@ -65,7 +75,7 @@ def test_upload_to_stored(
     assert row.temp_path is None and row.thumbhash
     stored = library.blobs.path(row.original_key)  # type: ignore[attr-defined]
     assert stored.read_bytes() == source.read_bytes()  # the original, untouched
-    made = service.derivatives_of(library, [row.id])[row.id]
+    made = lookups.derivatives_of(library, [row.id])[row.id]
     assert set(made) == {"thumb_64", "thumb_128", "thumb_256", "thumb_512", "preview"}
     recipes = {r.name: r for r in library.recipes.all}
     for name, derivative in made.items():
@@ -105,8 +115,8 @@ def test_broken_files_fail_alone(
     run_worker()
     for name in ("cut.jpg", "good.jpg"):
         wait_for(lambda n=name: _settled(library, results[n].image_id), timeout=60)
-    assert service.get_image_row(library, results["good.jpg"].image_id).status == "STORED"
-    cut_row = service.get_image_row(library, results["cut.jpg"].image_id)
+    assert image_records.get_image_row(library, results["good.jpg"].image_id).status == "STORED"
+    cut_row = image_records.get_image_row(library, results["cut.jpg"].image_id)
     assert (cut_row.status, cut_row.error_code) == ("FAILED", "CORRUPT_IMAGE")
 
     def failed_jobs() -> list[sa.Row]:  # the image fails inside its job, before its outcome
@@ -119,8 +129,8 @@ def test_broken_files_fail_alone(
 
 def test_offload_is_safe_to_repeat(library: Library, tmp_path: Path) -> None:
     ingested = _ingest(library, jpeg(tmp_path / "a.jpg", 300, 200))
-    key = service.offload_original(library, ingested.image_id)
-    assert service.offload_original(library, ingested.image_id) == key
+    key = processing.offload_original(library, ingested.image_id)
+    assert processing.offload_original(library, ingested.image_id) == key
     assert len(_jobs_of(library, JobType.PREVIEW_GENERATION)) == 1  # idempotency key held
 
 
@@ -142,16 +152,16 @@ def test_an_offload_paused_mid_move_holds_up_no_other(
 
     monkeypatch.setattr(library.blobs, "take_file", pausing_take_file)
     with ThreadPoolExecutor(2) as pool:
-        paused = pool.submit(service.offload_original, library, first.image_id)
+        paused = pool.submit(processing.offload_original, library, first.image_id)
         assert moving.wait(timeout=30)
         try:
-            other = pool.submit(service.offload_original, library, second.image_id)
+            other = pool.submit(processing.offload_original, library, second.image_id)
             assert other.result(timeout=20) == "projects/trip/b.jpg"
         finally:
             resume.set()
         assert paused.result(timeout=30) == "projects/trip/a.jpg"
     for image_id in (first.image_id, second.image_id):
-        assert service.get_image_row(library, image_id).status == ImageStatus.PROCESSING
+        assert image_records.get_image_row(library, image_id).status == ImageStatus.PROCESSING
 
 
 def test_a_restore_paused_mid_move_holds_up_no_upload_and_a_failed_one_gives_its_name_up(
@@ -161,8 +171,8 @@ def test_a_restore_paused_mid_move_holds_up_no_upload_and_a_failed_one_gives_its
     upload into the project waited on a slow or stalled storage. Now the name is claimed,
     the file moved with no transaction open, and a move that fails frees the name."""
     trashed = _ingest(library, jpeg(tmp_path / "a.jpg", 300, 200)).image_id
-    service.offload_original(library, trashed)
-    assert service.delete_image(library, trashed)
+    processing.offload_original(library, trashed)
+    assert edits.delete_image(library, trashed)
     arriving = _ingest(library, jpeg(tmp_path / "b.jpg", 320, 200)).image_id
     moving, resume = threading.Event(), threading.Event()
     move = library.blobs.move
@@ -178,13 +188,13 @@ def test_a_restore_paused_mid_move_holds_up_no_upload_and_a_failed_one_gives_its
 
     monkeypatch.setattr(library.blobs, "move", pausing_move)
     with pytest.raises(StorageUnavailable):
-        service.restore_image(library, trashed, "projects/trip/a.jpg")
-    assert service.get_image_row(library, trashed, include_deleted=True).landing_key is None
+        edits.restore_image(library, trashed, "projects/trip/a.jpg")
+    assert image_records.get_image_row(library, trashed, include_deleted=True).landing_key is None
     with ThreadPoolExecutor(2) as pool:
-        paused = pool.submit(service.restore_image, library, trashed, "projects/trip/a.jpg")
+        paused = pool.submit(edits.restore_image, library, trashed, "projects/trip/a.jpg")
         assert moving.wait(timeout=30)
         try:
-            other = pool.submit(service.offload_original, library, arriving)
+            other = pool.submit(processing.offload_original, library, arriving)
             assert other.result(timeout=20) == "projects/trip/b.jpg"
             # maintenance meanwhile neither drops the image (its trash file is gone) nor
             # takes the file that arrived in the folder for a new one
@@ -194,7 +204,7 @@ def test_a_restore_paused_mid_move_holds_up_no_upload_and_a_failed_one_gives_its
         finally:
             resume.set()
         paused.result(timeout=30)
-    restored = service.get_image_row(library, trashed)
+    restored = image_records.get_image_row(library, trashed)
     assert (restored.original_key, restored.landing_key) == ("projects/trip/a.jpg", None)
 
 
@@ -204,9 +214,9 @@ def test_a_restore_interrupted_after_its_move_is_finished_by_the_next(
     """Its process died between moving the file and recording it: the claim and the
     moved file are found, and the next restore asked for records it."""
     trashed = _ingest(library, jpeg(tmp_path / "a.jpg", 300, 200)).image_id
-    service.offload_original(library, trashed)
-    assert service.delete_image(library, trashed)
-    in_trash = service.get_image_row(library, trashed, include_deleted=True).original_key
+    processing.offload_original(library, trashed)
+    assert edits.delete_image(library, trashed)
+    in_trash = image_records.get_image_row(library, trashed, include_deleted=True).original_key
     library.blobs.move(in_trash, "projects/trip/a.jpg")
     with library.engine.begin() as conn:
         conn.execute(
@@ -214,14 +224,14 @@ def test_a_restore_interrupted_after_its_move_is_finished_by_the_next(
             .where(images.c.id == trashed)
             .values(landing_key="projects/trip/a.jpg", updated_at=db_now(-3600))
         )
-    service.restore_image(library, trashed, "projects/trip/a.jpg")
-    restored = service.get_image_row(library, trashed)
+    edits.restore_image(library, trashed, "projects/trip/a.jpg")
+    restored = image_records.get_image_row(library, trashed)
     assert (restored.original_key, restored.landing_key) == ("projects/trip/a.jpg", None)
 
 
-def _received(library: Library, folder: Path, name: str) -> service.Received:
+def _received(library: Library, folder: Path, name: str) -> image_records.Received:
     folder.mkdir(exist_ok=True)
-    return service.copy_to_temp(library, jpeg(folder / name, 500, 300))
+    return ingest.copy_to_temp(library, jpeg(folder / name, 500, 300))
 
 
 def _pause_move_to(
@@ -250,30 +260,30 @@ def test_a_delete_paused_mid_move_holds_up_no_upload_and_a_failed_one_keeps_the_
     """Deleting held the image's row (on SQLite, the whole database) while it moved the
     file to the trash. Now the trash's name is claimed, the file moved with none open."""
     doomed = _ingest(library, jpeg(tmp_path / "a.jpg", 300, 200)).image_id
-    service.offload_original(library, doomed)
+    processing.offload_original(library, doomed)
     arriving = _ingest(library, jpeg(tmp_path / "b.jpg", 320, 200)).image_id
     moving, resume = _pause_move_to(
         library, monkeypatch, "-a.jpg", [StorageUnavailable("storage did not answer")]
     )
     with pytest.raises(StorageUnavailable):
-        service.delete_image(library, doomed)
-    kept = service.get_image_row(library, doomed)
+        edits.delete_image(library, doomed)
+    kept = image_records.get_image_row(library, doomed)
     assert (kept.original_key, kept.landing_key) == ("projects/trip/a.jpg", None)
     with ThreadPoolExecutor(2) as pool:
-        paused = pool.submit(service.delete_image, library, doomed)
+        paused = pool.submit(edits.delete_image, library, doomed)
         assert moving.wait(timeout=30)
         try:
-            other = pool.submit(service.offload_original, library, arriving)
+            other = pool.submit(processing.offload_original, library, arriving)
             assert other.result(timeout=20) == "projects/trip/b.jpg"
-            with pytest.raises(service.Conflict, match="being moved"):
-                service.update_image(library, doomed, collection="Elsewhere")
+            with pytest.raises(errors.Conflict, match="being moved"):
+                edits.update_image(library, doomed, collection="Elsewhere")
             for task in (Maintenance.MANIFEST_CHECK, Maintenance.FOLDER_CHECK):
                 done = maintenance.run(library, task, "trip")
                 assert not [c for c in done.changes if "a.jpg" in c.name], done.changes
         finally:
             resume.set()
         assert paused.result(timeout=30)
-    gone = service.get_image_row(library, doomed, include_deleted=True)
+    gone = image_records.get_image_row(library, doomed, include_deleted=True)
     assert gone.deleted_at is not None and gone.landing_key is None
     assert gone.original_key == f"projects/trip/.trash/{doomed}-a.jpg"
     assert library.blobs.exists(gone.original_key)
@@ -287,20 +297,20 @@ def test_a_move_to_another_collection_paused_mid_move_holds_up_no_upload_there(
     (and a read of any file in the way): every upload into it waited. Now the name is
     claimed first; the folder's check meanwhile knows the file arriving is no stranger."""
     moved = _ingest(library, jpeg(tmp_path / "a.jpg", 300, 200)).image_id
-    service.offload_original(library, moved)
+    processing.offload_original(library, moved)
     arriving = _ingest(library, jpeg(tmp_path / "b.jpg", 320, 200), "Final").image_id
     moving, resume = _pause_move_to(
         library, monkeypatch, "final/a.jpg", [StorageUnavailable("storage did not answer")]
     )
     with pytest.raises(StorageUnavailable):
-        service.update_image(library, moved, collection="Final")
-    kept = service.get_image_row(library, moved)
+        edits.update_image(library, moved, collection="Final")
+    kept = image_records.get_image_row(library, moved)
     assert (kept.original_key, kept.landing_key) == ("projects/trip/a.jpg", None)
     with ThreadPoolExecutor(2) as pool:
-        paused = pool.submit(service.update_image, library, moved, collection="Final")
+        paused = pool.submit(edits.update_image, library, moved, collection="Final")
         assert moving.wait(timeout=30)
         try:
-            other = pool.submit(service.offload_original, library, arriving)
+            other = pool.submit(processing.offload_original, library, arriving)
             assert other.result(timeout=20) == "projects/final/b.jpg"
             done = maintenance.run(library, Maintenance.FOLDER_CHECK, "final")
             assert not done.changes, done.changes  # a.jpg arrived: no stranger
@@ -313,8 +323,8 @@ def test_a_move_to_another_collection_paused_mid_move_holds_up_no_upload_there(
         finally:
             resume.set()
         row = paused.result(timeout=30)
-    assert service.offload_original(library, other_a.image_id) == "projects/final/a-2.jpg"
-    assert service.get_image_row(library, other_a.image_id).original_filename == "a-2.jpg"
+    assert processing.offload_original(library, other_a.image_id) == "projects/final/a-2.jpg"
+    assert image_records.get_image_row(library, other_a.image_id).original_filename == "a-2.jpg"
     assert (row.original_key, row.landing_key, row.folder) == (
         "projects/final/a.jpg",
         None,
@@ -342,17 +352,17 @@ def test_a_move_interrupted_after_the_file_moved_is_finished_by_maintenance(
     own copy was taken for a file put there by hand: the restore was undone and the copy
     later taken in as a new image."""
     image_id = _ingest(library, jpeg(tmp_path / "a.jpg", 300, 200)).image_id
-    service.offload_original(library, image_id)
+    processing.offload_original(library, image_id)
     if where == "restore":
-        assert service.delete_image(library, image_id)
+        assert edits.delete_image(library, image_id)
         landing = "projects/trip/a.jpg"
     elif where == "trash":
         landing = f"projects/trip/.trash/{image_id}-a.jpg"
     else:
         with library.engine.begin() as conn:
-            service.project_id_for(library, conn, where)
+            ingest.project_id_for(library, conn, where)
         landing = "projects/final/a.jpg"
-    origin = service.get_image_row(library, image_id, include_deleted=True).original_key
+    origin = image_records.get_image_row(library, image_id, include_deleted=True).original_key
     with library.blobs.local_copy(origin) as path:
         library.blobs.put_file(landing, path)
     if not copied:
@@ -365,7 +375,7 @@ def test_a_move_interrupted_after_the_file_moved_is_finished_by_maintenance(
         )
     done = maintenance.run(library, Maintenance.MANIFEST_CHECK, "trip")
     assert [c.action for c in done.changes] == ["finish"], done.changes
-    row = service.get_image_row(library, image_id, include_deleted=True)
+    row = image_records.get_image_row(library, image_id, include_deleted=True)
     assert (row.original_key, row.landing_key) == (landing, None)
     assert (row.deleted_at is not None) == (where == "trash")
     assert row.folder == ("trip" if where != "Final" else "final")
@@ -381,31 +391,31 @@ def test_a_claim_left_by_a_dead_process_is_finished_by_the_next_request(
     """A move's claim left by a process that died answered every delete "being moved"
     until a manifest_check, six hours away, finished it. The next request does now."""
     image_id = _ingest(library, jpeg(tmp_path / "a.jpg", 300, 200)).image_id
-    service.offload_original(library, image_id)
+    processing.offload_original(library, image_id)
     with library.engine.begin() as conn:
-        service.project_id_for(library, conn, "Final")
+        ingest.project_id_for(library, conn, "Final")
         conn.execute(  # a move to Final claimed its name; the process died before moving
             images.update()
             .where(images.c.id == image_id)
             .values(landing_key="projects/final/a.jpg", updated_at=db_now(-3600))
         )
-    assert service.delete_image(library, image_id)
-    row = service.get_image_row(library, image_id, include_deleted=True)
+    assert edits.delete_image(library, image_id)
+    row = image_records.get_image_row(library, image_id, include_deleted=True)
     assert row.deleted_at is not None and row.landing_key is None
     assert row.original_key == f"projects/final/.trash/{image_id}-a.jpg"
     assert library.blobs.exists(row.original_key)
 
     other = _ingest(library, jpeg(tmp_path / "b.jpg", 320, 200)).image_id
-    service.offload_original(library, other)
+    processing.offload_original(library, other)
     with library.engine.begin() as conn:  # a deletion claimed the trash, and died
         conn.execute(
             images.update()
             .where(images.c.id == other)
             .values(landing_key=f"projects/trip/.trash/{other}-b.jpg", updated_at=db_now(-3600))
         )
-    with pytest.raises(service.NotFound):  # the deletion, finished first: nothing to move
-        service.update_image(library, other, collection="Final")
-    assert service.get_image_row(library, other, include_deleted=True).deleted_at is not None
+    with pytest.raises(errors.NotFound):  # the deletion, finished first: nothing to move
+        edits.update_image(library, other, collection="Final")
+    assert image_records.get_image_row(library, other, include_deleted=True).deleted_at is not None
 
 
 def _sidecar_row(library: Library, name: str) -> sa.Row:
@@ -421,8 +431,10 @@ def test_sidecars_are_written_trashed_and_brought_back_with_no_lock_held(
     file. Now each claims the name first: an upload into the project lands meanwhile,
     and maintenance neither forgets the sidecar on its way nor takes it for a new one."""
     image_id = _ingest(library, jpeg(tmp_path / "a.jpg", 300, 200)).image_id
-    service.offload_original(library, image_id)
-    project = service.project_row(library, service.get_image_row(library, image_id).project_id)
+    processing.offload_original(library, image_id)
+    project = lookups.project_row(
+        library, image_records.get_image_row(library, image_id).project_id
+    )
     rated = write_decisions(None, Decisions("pick", 3, None))
     uploads = iter(
         _ingest(library, jpeg(tmp_path / f"{n}.jpg", 300 + n, 200)).image_id for n in range(3)
@@ -454,7 +466,7 @@ def test_sidecars_are_written_trashed_and_brought_back_with_no_lock_held(
             paused = pool.submit(run)
             assert held.wait(timeout=30), step
             try:
-                other = pool.submit(service.offload_original, library, next(uploads))
+                other = pool.submit(processing.offload_original, library, next(uploads))
                 assert other.result(timeout=20).startswith("projects/trip/"), step
                 for task in (Maintenance.MANIFEST_CHECK, Maintenance.FOLDER_CHECK):
                     done = maintenance.run(library, task, "trip")
@@ -481,8 +493,10 @@ def test_a_sidecar_move_interrupted_is_finished_by_maintenance(
     library: Library, tmp_path: Path
 ) -> None:
     image_id = _ingest(library, jpeg(tmp_path / "a.jpg", 300, 200)).image_id
-    service.offload_original(library, image_id)
-    project = service.project_row(library, service.get_image_row(library, image_id).project_id)
+    processing.offload_original(library, image_id)
+    project = lookups.project_row(
+        library, image_records.get_image_row(library, image_id).project_id
+    )
     sidecars.store(library, project, "a.xmp", write_decisions(None, Decisions("pick", 3, None)))
     in_trash = "projects/trip/.trash/a.xmp"
     with library.engine.begin() as conn:  # claimed by a process that died before moving
@@ -518,17 +532,17 @@ def test_a_rescued_offload_and_a_repeated_preview_job_make_nothing_twice(
 
     monkeypatch.setattr(library.blobs, "take_file", first_call_pauses)
     with ThreadPoolExecutor(1) as pool:
-        frozen = pool.submit(service.offload_original, library, image_id)
+        frozen = pool.submit(processing.offload_original, library, image_id)
         assert moving.wait(timeout=30)
         try:
-            key = service.offload_original(library, image_id)  # the rescued attempt
+            key = processing.offload_original(library, image_id)  # the rescued attempt
             run_worker()
             wait_for(lambda: _settled(library, image_id), timeout=60)
         finally:
             resume.set()
         assert frozen.result(timeout=30) == key
     with library.engine.begin() as conn:
-        service.enqueue_preview(library, conn, image_id, key, priority=0)
+        processing.enqueue_preview(library, conn, image_id, key, priority=0)
 
     def finished(job_type: JobType) -> list[sa.Row] | None:
         found = _jobs_of(library, job_type)
@@ -538,7 +552,7 @@ def test_a_rescued_offload_and_a_repeated_preview_job_make_nothing_twice(
         ran = wait_for(lambda t=job_type: finished(t), timeout=60)
         in_order = sorted(ran, key=lambda j: j.id)
         assert [j.result.get("skipped") for j in in_order] == [None, "already made"], job_type
-    assert service.get_image_row(library, image_id).status == ImageStatus.STORED
+    assert image_records.get_image_row(library, image_id).status == ImageStatus.STORED
 
 
 def test_a_thawed_run_whose_job_was_rescued_records_nothing_and_queues_nothing(
@@ -548,7 +562,7 @@ def test_a_thawed_run_whose_job_was_rescued_records_nothing_and_queues_nothing(
     and run again: its late record (and the thumbnail job it would queue) is refused in
     the transaction itself, not only its result."""
     image_id = _ingest(library, jpeg(tmp_path / "a.jpg", 900, 600)).image_id
-    key = service.offload_original(library, image_id)
+    key = processing.offload_original(library, image_id)
     store = library.queue.store
     (preview_job,) = _jobs_of(library, JobType.PREVIEW_GENERATION)
     store.pause(JobType.THUMBNAIL_GENERATION)
@@ -571,7 +585,7 @@ def test_a_thawed_run_whose_job_was_rescued_records_nothing_and_queues_nothing(
     payload = {"imageId": image_id, "originalPath": key}
     with pytest.raises(JobCancelled):
         registry.get(JobType.PREVIEW_GENERATION.value).fn(context(frozen), payload)
-    assert service.derivatives_of(library, [image_id])[image_id] == {}
+    assert lookups.derivatives_of(library, [image_id])[image_id] == {}
     assert _jobs_of(library, JobType.THUMBNAIL_GENERATION) == []
     done = registry.get(JobType.PREVIEW_GENERATION.value).fn(context(rescuer), payload)
     assert done["derivatives"] == ["preview"]
@@ -616,7 +630,7 @@ def test_a_lock_not_had_in_time_is_a_busy_database_not_an_outage(engine: sa.Engi
 def test_a_hand_dropped_file_is_not_overwritten(library: Library, tmp_path: Path) -> None:
     library.blobs.put_bytes("projects/trip/a.jpg", b"someone else's file")
     ingested = _ingest(library, jpeg(tmp_path / "a.jpg", 300, 200))
-    key = service.offload_original(library, ingested.image_id)
+    key = processing.offload_original(library, ingested.image_id)
     assert key.startswith("projects/trip/a-") and key.endswith(".jpg")
     assert library.blobs.path("projects/trip/a.jpg").read_bytes() == b"someone else's file"  # type: ignore[attr-defined]
 
@@ -631,16 +645,16 @@ def test_backfill_after_a_recipe_change(
     first = run_worker()
     wait_for(lambda: _settled(library, image_id), timeout=60)
     first.stop()
-    assert service.backfill(library).images == 0  # everything current
+    assert processing.backfill(library).images == 0  # everything current
 
-    old_256 = service.derivatives_of(library, [image_id])[image_id]["thumb_256"].storage_key
+    old_256 = lookups.derivatives_of(library, [image_id])[image_id]["thumb_256"].storage_key
     changed = library.settings.replace(thumbnail_sizes="64,128,256,1024", thumbnail_quality=70)
     later = build_services(changed, engine=library.engine).library
     assert later.recipes.preview.hash == library.recipes.preview.hash
-    assert service.backfill(later).images == 1
-    assert service.backfill(later).images == 0  # already queued: not queued twice
+    assert processing.backfill(later).images == 1
+    assert processing.backfill(later).images == 0  # already queued: not queued twice
     (job,) = [j for j in _jobs_of(later, JobType.THUMBNAIL_GENERATION) if j.status == "pending"]
-    assert job.priority == service.BACKFILL_PRIORITY < later.settings.priority_threshold
+    assert job.priority == image_records.BACKFILL_PRIORITY < later.settings.priority_threshold
     assert job.payload["sourcePath"].endswith(".jpg") and "/preview-" in job.payload["sourcePath"]
 
     make_worker(registry, data_dir=changed.data_dir, database_url=changed.database_url,
@@ -648,17 +662,17 @@ def test_backfill_after_a_recipe_change(
                 thumbnail_quality=changed.thumbnail_quality)  # fmt: skip
 
     def has_1024() -> bool:
-        return "thumb_1024" in service.derivatives_of(later, [image_id])[image_id]
+        return "thumb_1024" in lookups.derivatives_of(later, [image_id])[image_id]
 
     wait_for(has_1024, timeout=60)
-    thumb = service.derivatives_of(later, [image_id])[image_id]["thumb_1024"]
+    thumb = lookups.derivatives_of(later, [image_id])[image_id]["thumb_1024"]
     assert thumb.width == 1024 and abs(thumb.height - 683) <= 1  # from the 2000x1333 preview
-    new_256 = service.derivatives_of(later, [image_id])[image_id]["thumb_256"].storage_key
+    new_256 = lookups.derivatives_of(later, [image_id])[image_id]["thumb_256"].storage_key
     assert new_256 != old_256 and later.blobs.exists(new_256)
     # an older recipe's file is removed, just after the new one is recorded
     wait_for(lambda: not later.blobs.exists(old_256), timeout=10)
-    wait_for(lambda: service.backfill(later).images == 0 or None, timeout=30)
-    assert service.backfill(later, everything=True).images == 1
+    wait_for(lambda: processing.backfill(later).images == 0 or None, timeout=30)
+    assert processing.backfill(later, everything=True).images == 1
 
 
 def test_a_library_sets_the_image_threads_of_its_process(library: Library) -> None:

@@ -18,9 +18,9 @@ import sqlalchemy as sa
 
 from enlarger.bootstrap import build_services, registry
 from enlarger.db.schema import images, job_schedules
-from enlarger.library import maintenance, service
+from enlarger.library import image_records, ingest, lookups, maintenance, processing
+from enlarger.library.image_records import JobType
 from enlarger.library.library import Library
-from enlarger.library.service import JobType
 from enlarger.library.tasks import Maintenance
 from enlarger.media.xmp import Decisions, write_decisions
 from enlarger.queue import Worker
@@ -181,7 +181,7 @@ def test_manifest_check_notices_files_deleted_or_changed_by_hand(
                 )
             ).all()
         )
-    assert recorded["C.jpg"] == service.blob_checksum(library, "projects/mc/C.jpg")
+    assert recorded["C.jpg"] == processing.blob_checksum(library, "projects/mc/C.jpg")
     wait_for(  # one byte off may or may not still decode; either way C is done with
         lambda: (
             processed(client, "mc", "C")
@@ -249,8 +249,8 @@ def test_manifest_cleaning_removes_stray_derivatives_and_remakes_lost_ones(
     client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
 ) -> None:
     image_id = _one_processed(client, run_worker, "clean", tmp_path)
-    made = service.derivatives_of(library, [image_id])[image_id]
-    stray = f"{service.derivative_folder(image_id)}/preview-oldrecipe.jpg"
+    made = lookups.derivatives_of(library, [image_id])[image_id]
+    stray = f"{image_records.derivative_folder(image_id)}/preview-oldrecipe.jpg"
     library.blobs.put_bytes(stray, b"left by a job that died")
     library.blobs.delete(made["preview"].storage_key)
 
@@ -276,9 +276,9 @@ def test_the_library_sweep_finds_what_a_restored_database_does_not_know(
     whose folder_check takes its photos in, and deletes the unknown derivatives once an
     hour old; the derivatives of every known image stay."""
     known = _one_processed(client, run_worker, "kept", tmp_path)
-    made = service.derivatives_of(library, [known])[known]
+    made = lookups.derivatives_of(library, [known])[known]
     unknown = "f0" + "9" * 30  # uploaded after the backup the database came from
-    strays = [f"{service.derivative_folder(unknown)}/{name}" for name in ("a.jpg", "b.webp")]
+    strays = [f"{image_records.derivative_folder(unknown)}/{name}" for name in ("a.jpg", "b.webp")]
     for key in strays:
         library.blobs.put_bytes(key, b"a derivative of an image nobody knows")
     by_hand(library, "projects/after/B.jpg", jpeg(tmp_path / "B.jpg", 640, 480).read_bytes())
@@ -290,7 +290,7 @@ def test_the_library_sweep_finds_what_a_restored_database_does_not_know(
     photo = wait_for(lambda: processed(client, "after", "B"), timeout=60)
     assert size_of(client, photo["previewUrl"]) == (640, 480)
     assert maintenance.sweep_library(library) == {"adopted": [], "swept": []}
-    assert service.sweep_derivatives(library, older_than_s=0) == [unknown]
+    assert ingest.sweep_derivatives(library, older_than_s=0) == [unknown]
     assert not any(library.blobs.exists(key) for key in strays)
     assert all(library.blobs.exists(d.storage_key) for d in made.values())
     photo = processed(client, "kept", "A")

@@ -35,9 +35,9 @@ from enlarger.api.auth import TOKEN_COOKIE
 from enlarger.bootstrap import build_services
 from enlarger.catalog.fetch import FetchLimits, fetch
 from enlarger.catalog.states import StageFailed
-from enlarger.library import full_views, maintenance, projects, service
+from enlarger.library import full_views, image_records, maintenance, projects
+from enlarger.library.image_records import JobType
 from enlarger.library.library import Library
-from enlarger.library.service import JobType
 from enlarger.library.tasks import Maintenance
 from enlarger.media import (
     Limits,
@@ -789,7 +789,7 @@ def test_full_views_render_in_the_worker_once_per_image_and_only_so_many_wait(
     assert client.get("/api/projects").status_code == 200
     refused = ids[1 + next(n for n, a in enumerate(others) if a.status_code == 429)]
     broken_id = next(i for i in ids[1:] if i != refused)
-    broken = service.get_image_row(library, broken_id).original_key
+    broken = image_records.get_image_row(library, broken_id).original_key
     library.blobs.put_bytes(broken, b"no longer a PNG")
 
     library.queue.store.resume(JobType.FULL_VIEW)

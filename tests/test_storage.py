@@ -18,9 +18,9 @@ import pyvips
 import sqlalchemy as sa
 
 from enlarger.bootstrap import build_services
-from enlarger.library import service
+from enlarger.library import image_records, ingest, lookups
+from enlarger.library.image_records import ImageStatus
 from enlarger.library.library import Library
-from enlarger.library.service import ImageStatus
 from enlarger.queue import Worker
 from enlarger.storage import (
     BlobStore,
@@ -226,8 +226,8 @@ def test_pipeline_on_s3(
     from enlarger.bootstrap import registry
 
     source = jpeg(tmp_path / "a.jpg", 1600, 1200)
-    ingested = service.ingest(
-        s3_library, service.copy_to_temp(s3_library, source), filename="a.jpg", collection="Trip"
+    ingested = ingest.ingest(
+        s3_library, ingest.copy_to_temp(s3_library, source), filename="a.jpg", collection="Trip"
     )
     settings = s3_library.settings
     make_worker(
@@ -239,11 +239,11 @@ def test_pipeline_on_s3(
     )
 
     def stored() -> bool:
-        row = service.get_image_row(s3_library, ingested.image_id)
+        row = image_records.get_image_row(s3_library, ingested.image_id)
         return row.status in (ImageStatus.STORED, ImageStatus.FAILED)
 
     wait_for(stored, timeout=60)
-    row = service.get_image_row(s3_library, ingested.image_id)
+    row = image_records.get_image_row(s3_library, ingested.image_id)
     assert row.status == ImageStatus.STORED, row.error_message
     keys = {
         o["Key"]
@@ -252,7 +252,7 @@ def test_pipeline_on_s3(
         ]
     }
     assert "photos/projects/trip/a.jpg" in keys
-    made = service.derivatives_of(s3_library, [row.id])[row.id]
+    made = lookups.derivatives_of(s3_library, [row.id])[row.id]
     assert {f"photos/{d.storage_key}" for d in made.values()} <= keys
     preview = httpx.get(s3_library.blobs.url(made["preview"].storage_key, 60))
     decoded = pyvips.Image.new_from_buffer(preview.content, "")

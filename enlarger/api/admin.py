@@ -13,7 +13,7 @@ from enlarger.api.schemas.base import ERRORS, Pagination
 from enlarger.api.schemas.job_details import JobDetail
 from enlarger.api.schemas.jobs import Backfill, Job, JobList, JobStats, Paused
 from enlarger.api.shapes import JobId, Offset
-from enlarger.library import service
+from enlarger.library import processing
 from enlarger.library.library import Library
 from enlarger.queue import JobConflict, JobStatus
 
@@ -144,5 +144,5 @@ def backfill(
         Query(description="missing: only images lacking a current derivative; all: every one"),
     ] = "missing",
 ) -> Backfill:
-    done = service.backfill(library, everything=mode == "all")
+    done = processing.backfill(library, everything=mode == "all")
     return Backfill(mode=mode, images=done.images)

@@ -25,7 +25,7 @@ from fastapi.responses import StreamingResponse
 from enlarger.api.deps import LibraryDep
 from enlarger.api.schemas.base import ERRORS
 from enlarger.api.shapes import MAX_DB_INT
-from enlarger.library import service
+from enlarger.library import lookups
 from enlarger.library.library import Library
 from enlarger.queue import Job, Store
 from enlarger.queue.model import Event
@@ -151,7 +151,7 @@ class EventFilter:
         if self.project is not None:
             images = {self._image_of(e) for e in events if e.kind != "image"}
             images -= {None, *self.image_projects}
-            self.image_projects.update(service.image_projects(self.library, sorted(images)))
+            self.image_projects.update(lookups.image_projects(self.library, sorted(images)))
         return [e for e in events if self._passes(e)]
 
     def _payload(self, event: Event) -> dict[str, Any]:

@@ -34,9 +34,9 @@ from enlarger.api.schemas.images import (
     images_of,
 )
 from enlarger.api.shapes import Offset
-from enlarger.library import full_views, service
+from enlarger.library import edits, full_views, image_records, ingest, lookups
+from enlarger.library.image_records import ImageStatus
 from enlarger.library.library import Library
-from enlarger.library.service import ImageStatus
 from enlarger.media import MIME_TYPES, sniff
 from enlarger.media.sniff import HEAD_BYTES
 from enlarger.storage import LocalBlobStore, StorageError, UrlSigner, check_key
@@ -83,7 +83,7 @@ TO_IMAGE = links(
 async def upload(request: Request, response: Response, library: LibraryDep) -> Uploaded | Response:
     form = await read_upload_form(request, library, "file")
     ingested = await run_in_threadpool(
-        service.ingest,
+        ingest.ingest,
         library,
         form.file.received,
         filename=form.file.filename,
@@ -118,7 +118,7 @@ def list_images(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
 ) -> ImageList:
-    page = service.list_images(
+    page = lookups.list_images(
         library, status=status, collection=collection, limit=limit, offset=offset
     )
     return ImageList(
@@ -135,7 +135,7 @@ def list_images(
     operation_id="get_image",
 )
 def get_image(image_id: str, library: LibraryDep) -> Image:
-    return image_of(library, service.get_image_row(library, image_id))
+    return image_of(library, image_records.get_image_row(library, image_id))
 
 
 @router.get(
@@ -181,7 +181,7 @@ class ImageChange(BaseModel):
 
 @router.patch("/api/images/{image_id}", summary="Rename an image or move it to a collection")
 def update_image(image_id: str, change: ImageChange, library: LibraryDep) -> Image:
-    row = service.update_image(library, image_id, title=change.title, collection=change.collection)
+    row = edits.update_image(library, image_id, title=change.title, collection=change.collection)
     return image_of(library, row)
 
 
@@ -193,7 +193,7 @@ def update_image(image_id: str, change: ImageChange, library: LibraryDep) -> Ima
     response_class=Response,
 )
 def delete_image(image_id: str, library: LibraryDep) -> Response:
-    service.delete_image(library, image_id)
+    edits.delete_image(library, image_id)
     return Response(status_code=204)
 
 
@@ -235,7 +235,7 @@ def serve_file(key: str, expires: int, signature: str, library: LibraryDep) -> F
         raise HTTPException(404, "no such file") from None
     if not path.is_file():
         raise HTTPException(404, "no such file")
-    inline = key.startswith(f"{service.DERIVATIVES_FOLDER}/")
+    inline = key.startswith(f"{image_records.DERIVATIVES_FOLDER}/")
     headers = BLOB_HEADERS
     if inline:  # a derivative's URL is the same for a while: let the browser keep it
         cached = max(0, min(expires - int(time.time()), MAX_CACHED_S))
@@ -262,7 +262,7 @@ async def receive_file(
         check_key(key)
     except StorageError as exc:
         raise HTTPException(400, str(exc)) from None
-    writer = service.UploadWriter(library)
+    writer = ingest.UploadWriter(library)
     try:
         async for chunk in request.stream():  # too slow a body: 408 from the server
             writer.write(chunk)

@@ -14,8 +14,9 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from enlarger.errors import Malformed
+from enlarger.library.image_records import Received
+from enlarger.library.ingest import UploadWriter
 from enlarger.library.library import Library
-from enlarger.library.service import Received, UploadWriter
 from enlarger.media import MediaError, MediaErrorCode
 
 MAX_FIELD_BYTES = 64 * 1024

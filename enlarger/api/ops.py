@@ -43,7 +43,7 @@ from enlarger.api.schemas.base import ERRORS
 from enlarger.api.schemas.ops import Health, Readiness
 from enlarger.bootstrap import outage_of
 from enlarger.db import revision
-from enlarger.library import service
+from enlarger.library import lookups
 from enlarger.library.library import Library
 from enlarger.queue import DependencyDown, as_dependency_down, is_schema_error
 from enlarger.queue.telemetry import RUN_SECONDS_BUCKETS
@@ -279,7 +279,7 @@ class StateCollector(Collector):
             "enlarger_bytes_stored", "Bytes in storage by kind", labels=["kind"]
         )
         images = GaugeMetricFamily("enlarger_images", "Images by status", labels=["status"])
-        totals = service.storage_totals(self.library)
+        totals = lookups.storage_totals(self.library)
         stored.add_metric(["original"], totals.original_bytes)
         stored.add_metric(["derivative"], totals.derivative_bytes)
         for status, n in sorted(totals.images_by_status.items()):

@@ -254,14 +254,14 @@ def backfill(
 ) -> None:
     """Queue derivative work for images made before a recipe change (low priority: new
     uploads go first). Running workers do the work."""
-    from enlarger.library import service
+    from enlarger.library import processing
 
     if missing == everything:
         err_console.print("[red]error:[/red] say --missing or --all")
         raise typer.Exit(2)
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)
     library = services_for(settings).library
-    done = service.backfill(library, everything=everything)
+    done = processing.backfill(library, everything=everything)
     console.print(f"queued derivative work for {done.images} image(s)")
 
 
@@ -298,14 +298,15 @@ def maintenance_(
 ) -> None:
     """Run a project maintenance task now, in this process (the schedules run them in the
     workers): trash_maintenance, manifest_check, folder_check or manifest_cleaning."""
-    from enlarger.library import maintenance, service
+    from enlarger import errors
+    from enlarger.library import lookups, maintenance
 
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)
     library = services_for(settings).library
     try:
-        folder = service.project_folder(library, project)
+        folder = lookups.project_folder(library, project)
         report = maintenance.run(library, task, folder, dry_run=dry_run)
-    except service.NotFound as error:
+    except errors.NotFound as error:
         err_console.print(f"[red]error:[/red] {error.args[0]}")
         raise typer.Exit(2) from None
     if as_json:

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from enlarger.library import service
+from enlarger.errors import Conflict
+from enlarger.library import image_records
+from enlarger.library.image_records import JobType, derivative_key
 from enlarger.library.library import Library
-from enlarger.library.service import Conflict, JobType, derivative_key
 from enlarger.media import MediaErrorCode, Recipe, probe, render
 from enlarger.queue import ErrorCode, Job, JobStatus
 
@@ -50,7 +51,7 @@ def request(library: Library, image_id: str) -> FullView:
     original changes; so does one past the memory ceiling (the same file needs the same
     memory). One that failed for a passing cause (its time limit on a busy machine, a
     lost worker) is tried again when asked TRY_AGAIN_AFTER it failed."""
-    row = service.get_image_row(library, image_id)
+    row = image_records.get_image_row(library, image_id)
     if row.original_key is None or row.width is None or row.height is None:
         raise Conflict(f"image {image_id}: its original is not stored yet")
     key = derivative_key(image_id, _recipe(row.width, row.height))
@@ -73,7 +74,7 @@ def request(library: Library, image_id: str) -> FullView:
         queued = library.queue.enqueue(
             JobType.FULL_VIEW,
             {"imageId": image_id, "original": stamp},
-            priority=service.DERIVATIVE_PRIORITY,
+            priority=image_records.DERIVATIVE_PRIORITY,
             idempotency_key=f"{JobType.FULL_VIEW.value}:{image_id}",
         )
     return FullView("rendering", job_id=queued.id)
@@ -110,7 +111,7 @@ def _said(failed: Job) -> str | None:
 
 def render_full_view(library: Library, image_id: str) -> str:
     """Render and keep the full view (the job's work); returns its key."""
-    row = service.get_image_row(library, image_id)
+    row = image_records.get_image_row(library, image_id)
     if row.original_key is None or row.width is None or row.height is None:
         raise Conflict(f"image {image_id}: its original is not stored yet")
     recipe = _recipe(row.width, row.height)

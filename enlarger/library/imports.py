@@ -19,10 +19,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from enlarger.db.schema import images, photo_files, photos
-from enlarger.library import service, sidecars
+from enlarger.library import image_records, ingest, lookups, sidecars
+from enlarger.library.image_records import ImageStatus
 from enlarger.library.library import Library
 from enlarger.library.photos import basename_of, has_photo, sidecar_basename
-from enlarger.library.service import ImageStatus
 
 SETTLED = (ImageStatus.STORED.value, ImageStatus.FAILED.value)
 
@@ -95,23 +95,23 @@ HELD, TRASHED = "held", "trashed"
 def import_file(library: Library, item: Planned, project: str | None) -> Imported:
     """Ingest one image with its sidecars, unless the project holds its bytes (then its
     sidecars go to the photo that has them) or has them in its trash."""
-    collection = project or service.DEFAULT_COLLECTION
-    received = service.copy_to_temp(library, item.path)
-    twin = service.trashed_twin(library, collection, received.checksum)
+    collection = project or image_records.DEFAULT_COLLECTION
+    received = ingest.copy_to_temp(library, item.path)
+    twin = ingest.trashed_twin(library, collection, received.checksum)
     if twin is not None:
         received.path.unlink(missing_ok=True)
         return Imported(twin.id, TRASHED, list(item.sidecars))
     given = [(x.name, x.read_bytes()) for x in item.sidecars]
-    ingested = service.ingest(
+    ingested = ingest.ingest(
         library, received, filename=item.path.name, collection=project, sidecars=given
     )
     if ingested.created:
         return Imported(ingested.image_id, None)
-    held = service.get_image_row(library, ingested.image_id)
+    held = image_records.get_image_row(library, ingested.image_id)
     decided_at = _decided_at(library, held.id)
     if held.original_key is None or decided_at is None:
         return Imported(ingested.image_id, HELD, list(item.sidecars))
-    project_row = service.project_row(library, held.project_id)
+    project_row = lookups.project_row(library, held.project_id)
     final = held.original_filename or ""
     ignored = []
     for xmp, (name, data) in zip(item.sidecars, given, strict=True):
@@ -142,9 +142,9 @@ class NoPhoto(LookupError):
 def import_sidecar(library: Library, path: Path, project: str | None) -> str:
     """A sidecar describing no image of the import joins the project's photo of its name
     (decisions made elsewhere, brought back); returns that photo's base name."""
-    collection = project or service.DEFAULT_COLLECTION
+    collection = project or image_records.DEFAULT_COLLECTION
     with library.engine.connect() as conn:
-        project_id = service.find_project_id(conn, collection)
+        project_id = image_records.find_project_id(conn, collection)
         basename = (
             sidecar_basename(path.name, has_photo(conn, project_id))
             if project_id is not None
@@ -153,7 +153,7 @@ def import_sidecar(library: Library, path: Path, project: str | None) -> str:
         if project_id is None or not has_photo(conn, project_id)(basename or ""):
             raise NoPhoto(f"{path.name}: no photo of {collection!r} is called {basename!r}")
     return sidecars.store(
-        library, service.project_row(library, project_id), path.name, path.read_bytes()
+        library, lookups.project_row(library, project_id), path.name, path.read_bytes()
     )[0]
 
 
@@ -181,7 +181,7 @@ def standings(library: Library, image_ids: Iterable[str]) -> dict[str, Standing]
 
 def derivative_locations(library: Library, image_id: str) -> dict[str, str]:
     """Where each derivative is: a file path on local storage, an s3:// URI on S3."""
-    made = service.derivatives_of(library, [image_id])[image_id]
+    made = lookups.derivatives_of(library, [image_id])[image_id]
     return {
         r.name: library.blobs.location(made[r.name].storage_key)
         for r in library.recipes.all

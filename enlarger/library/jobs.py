@@ -17,9 +17,20 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from enlarger.library import full_views, listing, maintenance, projects, service, sidecars
+from enlarger import errors
+from enlarger.library import (
+    full_views,
+    image_records,
+    ingest,
+    listing,
+    lookups,
+    maintenance,
+    processing,
+    projects,
+    sidecars,
+)
+from enlarger.library.image_records import JobType
 from enlarger.library.library import Library
-from enlarger.library.service import JobType
 from enlarger.library.tasks import Maintenance
 from enlarger.media import MediaError, Recipe, probe, render
 from enlarger.queue import FailedJob, ItemStatus, JobContext, PermanentError, Registry
@@ -50,7 +61,7 @@ def _fail_its_image(failed: FailedJob) -> None:
     (its process killed for memory, its time limit, a crash, its worker gone): the image
     is FAILED with the job's error, not left INGESTED or PROCESSING for ever."""
     code, message = _reason(failed)
-    service.fail_waiting(_library(failed), [failed.payload["imageId"]], code, message)
+    processing.fail_waiting(_library(failed), [failed.payload["imageId"]], code, message)
 
 
 def _fail_its_files(failed: FailedJob) -> None:
@@ -58,9 +69,9 @@ def _fail_its_files(failed: FailedJob) -> None:
     library = _library(failed)
     image_ids = []
     for name in failed.payload["filenames"]:
-        with contextlib.suppress(service.NotFound):
+        with contextlib.suppress(errors.NotFound):
             image_ids.append(projects.file_row(library, failed.payload["folder"], name).id)
-    service.fail_waiting(library, image_ids, *_reason(failed))
+    processing.fail_waiting(library, image_ids, *_reason(failed))
 
 
 # an address in an error (an S3 client's "Could not connect to the endpoint URL: …"):
@@ -84,9 +95,9 @@ def offload_original(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
     outage of the storage service is waited out instead, for the outage budget."""
     library = _library(ctx)
     try:
-        key = service.offload_original(library, payload["imageId"])
+        key = processing.offload_original(library, payload["imageId"])
         sidecars.adopt(library, payload["imageId"], payload.get("sidecars", []))
-    except service.NotFound:
+    except errors.NotFound:
         return {"skipped": "the image was deleted"}
     except StorageUnavailable:
         raise  # waited out by the engine (see queue.retry), attempts unspent
@@ -94,7 +105,7 @@ def offload_original(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
         if ctx.attempt < ctx.max_attempts:
             raise
         message = f"the original could not be stored: {type(error).__name__}"
-        service.fail_waiting(library, [payload["imageId"]], STORAGE_ERROR, message)
+        processing.fail_waiting(library, [payload["imageId"]], STORAGE_ERROR, message)
         raise PermanentError(STORAGE_ERROR, message) from None
     return {"originalPath": key}
 
@@ -111,9 +122,9 @@ def preview_generation(ctx: JobContext, payload: dict[str, Any]) -> dict[str, An
     def enqueue_thumbnails(conn: sa.Connection) -> None:
         source = None
         if _preview_can_feed_thumbnails(library):
-            source = service.derivative_key(image_id, preview)
-        priority = int(payload.get("priority", service.DERIVATIVE_PRIORITY))
-        service.enqueue_thumbnails(
+            source = image_records.derivative_key(image_id, preview)
+        priority = int(payload.get("priority", image_records.DERIVATIVE_PRIORITY))
+        processing.enqueue_thumbnails(
             library,
             conn,
             image_id,
@@ -177,7 +188,7 @@ def upload_postprocess(ctx: JobContext, payload: dict[str, Any]) -> dict[str, An
 def _start_item(ctx: JobContext, library: Library, project: sa.Row[Any], name: str) -> None:
     """The item is running; its event says what is being made (reference 003's shape)."""
     data = None
-    with contextlib.suppress(service.NotFound):
+    with contextlib.suppress(errors.NotFound):
         data = listing.item_event_data(library, project, name)
         for field in ("thumbnail_status", "preview_status"):
             if data[field] != listing.DONE:
@@ -191,13 +202,13 @@ def _postprocess_file(
     """The item's event data once its file is done; None when it was deleted meanwhile."""
     try:
         row = projects.file_row(library, project.folder, name)
-    except service.NotFound:
+    except errors.NotFound:
         return None
-    key = service.offload_original(library, row.id, enqueue_derivatives=False)
+    key = processing.offload_original(library, row.id, enqueue_derivatives=False)
     if projects.is_derivative_source(library, row.id):
         _render_photo(ctx, library, row.id, key)
     else:
-        service.mark_stored(library, row.id)
+        processing.mark_stored(library, row.id)
     return listing.item_event_data(library, project, name)
 
 
@@ -209,7 +220,7 @@ def _render_photo(
     preview = library.recipes.preview
     payload = {"imageId": image_id, "originalPath": original_key}
     _derive(ctx, library, payload, original_key, (preview,), assess=True, again=again)
-    source = service.derivative_key(image_id, preview)
+    source = image_records.derivative_key(image_id, preview)
     if not _preview_can_feed_thumbnails(library):
         source = original_key
     _derive(
@@ -224,7 +235,7 @@ def full_view(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     fails the job with the media error's code; the viewer is told, the image stays."""
     try:
         key = full_views.render_full_view(_library(ctx), payload["imageId"])
-    except service.NotFound:
+    except errors.NotFound:
         return {"skipped": "the image was deleted"}
     except MediaError as error:
         raise PermanentError(error.code.value, str(error)) from None
@@ -234,7 +245,7 @@ def full_view(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
 @registry.handler(JobType.STAGING_SWEEP, kind="io", max_attempts=1, timeout_s=600)
 def staging_sweep(ctx: JobContext, payload: Any) -> dict[str, Any]:
     """Uploads, staged or in the temp folder, that no image waits for (`sweep_staged`)."""
-    return {"swept": service.sweep_staged(_library(ctx))}
+    return {"swept": ingest.sweep_staged(_library(ctx))}
 
 
 registry.schedule(JobType.STAGING_SWEEP, JobType.STAGING_SWEEP, 3600, priority=10)
@@ -264,10 +275,10 @@ def generate_derivatives(ctx: JobContext, payload: dict[str, Any]) -> dict[str, 
         _start_item(ctx, library, project, name)
         try:
             row = projects.file_row(library, folder, name)
-        except service.NotFound:
+        except errors.NotFound:
             ctx.item(name, ItemStatus.SKIPPED, error="no such file in the project")
             continue
-        made = service.derivatives_of(library, [row.id])[row.id].values()
+        made = lookups.derivatives_of(library, [row.id])[row.id].values()
         have = {(d.name, d.recipe_hash) for d in made}
         shows_photo = row.original_key is not None and projects.is_derivative_source(
             library, row.id
@@ -295,7 +306,7 @@ def _run_maintenance(task: Maintenance) -> Callable[[JobContext, dict[str, Any]]
             report = maintenance.run(
                 _library(ctx), task, payload["folder"], dry_run=bool(payload.get("dryRun"))
             )
-        except service.NotFound as error:
+        except errors.NotFound as error:
             raise PermanentError("NOT_FOUND", str(error)) from None
         return report.as_dict()
 
@@ -339,10 +350,10 @@ def _derive(
         library.queue.store.hold_lease(conn, ctx.job_id, ctx.lease_token)
 
     try:
-        service.get_image_row(library, image_id)
-    except service.NotFound:
+        image_records.get_image_row(library, image_id)
+    except errors.NotFound:
         return {"skipped": "the image was deleted"}
-    made_before = service.derivatives_of(library, [image_id])[image_id].values()
+    made_before = lookups.derivatives_of(library, [image_id])[image_id].values()
     again = again or bool(payload.get("again"))
     if not again and {(r.name, r.hash) for r in recipes} <= {
         (d.name, d.recipe_hash) for d in made_before
@@ -357,12 +368,12 @@ def _derive(
             found = probe(path, library.limits)
             rendered = render(path, found, recipes, keep_thumbhash, with_assessment=assess)
     except MediaError as error:
-        service.mark_failed(library, image_id, error.code.value, error.message)
+        processing.mark_failed(library, image_id, error.code.value, error.message)
         raise PermanentError(error.code.value, error.message) from None
     made = []
     for rendition in rendered.renditions:
         recipe = rendition.recipe
-        key = service.derivative_key(image_id, recipe)
+        key = image_records.derivative_key(image_id, recipe)
         library.blobs.put_bytes(key, rendition.data)
         made.append(
             {
@@ -376,7 +387,7 @@ def _derive(
             }
         )
     assessment = rendered.assessment.as_dict() if rendered.assessment is not None else None
-    status = service.record_derivatives(
+    status = processing.record_derivatives(
         library, image_id, made, rendered.thumbhash, then, assessment=assessment, fence=fence
     )
     ctx.count("derivatives_written", len(made))

@@ -18,10 +18,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from enlarger.db.schema import derivatives, images, photo_files, photos, projects
-from enlarger.library import culling, service, sidecars
+from enlarger.errors import NotFound
+from enlarger.library import culling, lookups, sidecars
+from enlarger.library.image_records import ImageStatus
 from enlarger.library.library import Library
 from enlarger.library.photos import JPG, RAW, basename_of, live_files_query, shown_file
-from enlarger.library.service import ImageStatus, NotFound
 
 ASSESSED = ("sharpness", "highlights", "shadows", "exposure", "headroom")  # media.assess's
 PENDING, PROCESSING, DONE, FAILED = "pending", "processing", "done", "failed"
@@ -140,7 +141,7 @@ def _derivatives_of(
     library: Library, conn: sa.Connection, image_ids: list[str]
 ) -> dict[str, _Made]:
     """The keys of the thumbnail a photo is shown by and of its preview, by image."""
-    thumbnail = service.default_thumbnail_recipe(library).name
+    thumbnail = lookups.default_thumbnail_recipe(library).name
     preview = library.recipes.preview.name
     keys: dict[str, dict[str, str]] = {}
     for n in range(0, len(image_ids), CHUNK):

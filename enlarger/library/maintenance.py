@@ -30,10 +30,12 @@ import sqlalchemy as sa
 
 from enlarger.db.schema import derivatives, images, photo_files, photo_sidecars, photos
 from enlarger.db.types import db_now
-from enlarger.library import projects, service, sidecars
+from enlarger.errors import Conflict, NotFound
+from enlarger.library import edits, image_records, ingest, processing, projects, sidecars
+from enlarger.library.image_records import ImageStatus, Received
+from enlarger.library.ingest import InvalidName
 from enlarger.library.library import Library
 from enlarger.library.photos import has_photo, sidecar_basename
-from enlarger.library.service import Conflict, ImageStatus, InvalidName, NotFound, Received
 from enlarger.library.tasks import PRIORITY, Maintenance, enqueue_task
 from enlarger.media import MediaErrorCode
 from enlarger.media.sniff import HEAD_BYTES, TAIL_BYTES, reaches_its_end, sniff
@@ -127,7 +129,7 @@ def manifest_check(library: Library, project: sa.Row[Any], report: Report) -> No
                     images.c.project_id == project.id,
                     images.c.original_key.is_not(None),
                     images.c.landing_key.is_not(None),
-                    service.claim_stalled(),
+                    edits.claim_stalled(),
                 )
             )
         )
@@ -135,7 +137,7 @@ def manifest_check(library: Library, project: sa.Row[Any], report: Report) -> No
         _check_file(library, row, report)
     for row in stalled:
         _finish_move(library, row, report)
-    stalled_since = db_now(-service.MOVE_STALLED_S)
+    stalled_since = db_now(-edits.MOVE_STALLED_S)
     with library.engine.connect() as conn:
         moving = list(
             conn.execute(
@@ -220,17 +222,17 @@ def _check_file(library: Library, row: sa.Row[Any], report: Report) -> None:
         reason = f"its size changed from {row.size_bytes} to {blob.size_bytes} bytes"
     elif (
         library.settings.manifest_verify_hashes
-        and service.blob_checksum(library, row.original_key) != row.checksum
+        and processing.blob_checksum(library, row.original_key) != row.checksum
     ):
         reason = "its content changed (same size, other bytes)"
     else:
         return
     if report.add("refresh", name, reason):
         try:
-            status = service.refresh_original(library, row.id)
+            status = edits.refresh_original(library, row.id)
         except Conflict as error:
             report.add("trash", name, str(error))
-            service.delete_image(library, row.id)
+            edits.delete_image(library, row.id)
             return
         if status is not ImageStatus.FAILED:
             _make_derivatives(library, row.id, row.original_key)
@@ -244,23 +246,25 @@ def _finish_move(library: Library, row: sa.Row[Any], report: Report) -> None:
     if report.add("finish", name, f"its move to {row.landing_key} was interrupted"):
         # both files gone: the claim is given up, and the image forgotten next time
         with contextlib.suppress(Conflict, NotFound, FileNotFoundError):
-            service.finish_interrupted(library, row)
+            edits.finish_interrupted(library, row)
 
 
 def _forget(library: Library, row: sa.Row[Any]) -> None:
     """The file is gone: its image is deleted (derivatives too), unless it moved meanwhile
     (a commit sending it to the trash, say), which `delete_image` checks under a lock."""
     with contextlib.suppress(NotFound):
-        service.delete_image(library, row.id, original_gone=True)
+        edits.delete_image(library, row.id, original_gone=True)
 
 
 def _make_derivatives(library: Library, image_id: str, original_key: str) -> None:
     """New derivatives for the file its photo is shown by; any other file is done."""
     if not projects.is_derivative_source(library, image_id):
-        service.mark_stored(library, image_id)
+        processing.mark_stored(library, image_id)
         return
     with library.engine.begin() as conn:
-        service.enqueue_preview(library, conn, image_id, original_key, service.DERIVATIVE_PRIORITY)
+        processing.enqueue_preview(
+            library, conn, image_id, original_key, image_records.DERIVATIVE_PRIORITY
+        )
 
 
 # ---- folder_check --------------------------------------------------------------------------
@@ -337,8 +341,8 @@ def _reaches_its_end(library: Library, blob: BlobInfo) -> bool:
 def sweep_library(library: Library) -> dict[str, list[str]]:
     """The whole library at once (every project's own tasks see only its own): project
     folders no project has become projects again, and derivatives of images the
-    database does not know are deleted (`service.sweep_derivatives`)."""
-    return {"adopted": adopt_folders(library), "swept": service.sweep_derivatives(library)}
+    database does not know are deleted (`ingest.sweep_derivatives`)."""
+    return {"adopted": adopt_folders(library), "swept": ingest.sweep_derivatives(library)}
 
 
 def adopt_folders(library: Library) -> list[str]:
@@ -423,8 +427,8 @@ def _examine(library: Library, blob: BlobInfo) -> tuple[dict[str, Any], str | No
     with library.blobs.local_copy(blob.key) as path:
         with path.open("rb") as fh:
             kind = sniff(fh.read(HEAD_BYTES))
-        received = Received(path, service.file_checksum(path), path.stat().st_size)
-        row, failed = service.examine(library, received, filename=blob.name)
+        received = Received(path, processing.file_checksum(path), path.stat().st_size)
+        row, failed = ingest.examine(library, received, filename=blob.name)
     if failed is not None and (kind is None or failed.code in NOT_IMAGES):
         return row, f"not an image enlarger takes ({failed.message})"
     row.update(original_key=blob.key, temp_path=None, format=kind)
@@ -495,7 +499,7 @@ def _attach_sidecar(
 
 def _to_trash(library: Library, report: Report, blob: BlobInfo, reason: str) -> None:
     if report.add("trash", blob.name, reason):
-        trash_key = service.free_trash_key(library, report.folder, blob.name)
+        trash_key = edits.free_trash_key(library, report.folder, blob.name)
         with contextlib.suppress(StorageError, FileNotFoundError):  # gone meanwhile: fine
             library.blobs.move(blob.key, trash_key)
 
@@ -543,7 +547,7 @@ def _clean_derivative_folder(
 ) -> None:
     """Files in the image's derivatives folder no record points at (left by a job that
     died between writing and recording, or by an image dropped since)."""
-    for blob in library.blobs.list_folder(service.derivative_folder(row.id)):
+    for blob in library.blobs.list_folder(image_records.derivative_folder(row.id)):
         if blob.key in recorded or not _settled(library, blob):
             continue
         if report.add("delete", blob.key, "a derivative no record points at"):
@@ -575,8 +579,8 @@ def _regenerate_missing(
                     .where(images.c.id == image_id)
                     .values(status=ImageStatus.PROCESSING.value, updated_at=db_now())
                 )
-                service.enqueue_preview(
-                    library, conn, image_id, row.original_key, service.DERIVATIVE_PRIORITY
+                processing.enqueue_preview(
+                    library, conn, image_id, row.original_key, image_records.DERIVATIVE_PRIORITY
                 )
 
 

@@ -7,15 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 from enlarger.errors import Invalid
-from enlarger.library import listing, projects, service
+from enlarger.library import image_records, listing, projects
+from enlarger.library.image_records import JobType
 from enlarger.library.library import Library
-from enlarger.library.service import JobType
 from enlarger.library.tasks import PRIORITY, Maintenance
 from enlarger.queue import Job
 
 ITEMIZED = {
-    JobType.GENERATE_DERIVATIVES.value: service.DERIVATIVE_PRIORITY,
-    JobType.UPLOAD_POSTPROCESS.value: service.UPLOAD_PRIORITY,
+    JobType.GENERATE_DERIVATIVES.value: image_records.DERIVATIVE_PRIORITY,
+    JobType.UPLOAD_POSTPROCESS.value: image_records.UPLOAD_PRIORITY,
 }
 PROJECT_JOB_TYPES = sorted([*ITEMIZED, *(task.value for task in Maintenance)])
 MAX_FILENAMES = 10_000

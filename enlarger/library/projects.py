@@ -20,7 +20,10 @@ import sqlalchemy as sa
 from enlarger.db.engine import hold_briefly
 from enlarger.db.schema import derivatives, images, photo_files, photos, projects
 from enlarger.db.types import db_now
-from enlarger.library import listing, service, sidecars
+from enlarger.errors import Conflict, NotFound
+from enlarger.library import edits, image_records, ingest, listing, lookups, processing, sidecars
+from enlarger.library.image_records import ImageStatus, JobType, Received
+from enlarger.library.ingest import InvalidName
 from enlarger.library.library import Library
 from enlarger.library.photos import (
     DECISION_FIELDS,
@@ -33,14 +36,6 @@ from enlarger.library.photos import (
     live_files_query,
     numbered_names,
     shown_file,
-)
-from enlarger.library.service import (
-    Conflict,
-    ImageStatus,
-    InvalidName,
-    JobType,
-    NotFound,
-    Received,
 )
 from enlarger.library.sidecars import Handoff
 from enlarger.library.tasks import AFTER_COMMIT, Maintenance, enqueue_task, schedule_project
@@ -202,12 +197,12 @@ def upload(
         if sidecars.is_sidecar(name):
             xmps.append((name, upload_))
             continue
-        row, failed = service.examine(library, upload_, filename=name)
+        row, failed = ingest.examine(library, upload_, filename=name)
         if failed is not None:
             upload_.path.unlink(missing_ok=True)
             outcomes.append(_refused(name, failed))
             continue
-        service.stage_upload(library, row["id"], upload_)
+        ingest.stage_upload(library, row["id"], upload_)
         accepted.append((name, row, upload_))
     recorded, job_id = _record(library, project, accepted)
     names = {o.filename: o.stored_as for o in recorded if o.filename and o.stored_as}
@@ -227,9 +222,9 @@ def _record(
     not_kept: list[tuple[str, Received]] = []
     with library.engine.begin() as conn:
         hold_briefly(conn)  # every upload into the project waits on this lock
-        service.lock_project(conn, project.id)
+        image_records.lock_project(conn, project.id)
         for name, row, upload_ in accepted:
-            existing = service.live_duplicate(conn, project.id, row["checksum"])
+            existing = ingest.live_duplicate(conn, project.id, row["checksum"])
             if existing is not None:
                 not_kept.append((row["id"], upload_))
                 outcomes.append(_duplicate(name, existing))
@@ -240,7 +235,7 @@ def _record(
         job_id = _postprocess(library, conn, project.folder, new_names)
     for image_id, upload_ in not_kept:  # storage I/O: with no transaction open
         upload_.path.unlink(missing_ok=True)
-        service.discard_staged(library, image_id)
+        image_records.discard_staged(library, image_id)
     return outcomes, job_id
 
 
@@ -263,7 +258,7 @@ def _insert_file(
         )
     )
     role = join_photo(conn, project_id, row["id"], stored_as, row["format"], row.get("exif"))
-    service.announce_image(library, conn, row["id"], row["status"])
+    image_records.announce_image(library, conn, row["id"], row["status"])
     return FileOutcome(given, stored_as, basename_of(stored_as), role, row["id"])
 
 
@@ -276,7 +271,7 @@ def _postprocess(
     return library.queue.enqueue(
         JobType.UPLOAD_POSTPROCESS,
         {"folder": folder, "filenames": filenames},
-        priority=service.UPLOAD_PRIORITY,
+        priority=image_records.UPLOAD_PRIORITY,
         items=filenames,
         conn=conn,
     ).id
@@ -285,7 +280,7 @@ def _postprocess(
 def adopt(
     library: Library, folder: str, found: list[dict[str, Any]]
 ) -> tuple[list[FileOutcome], int | None]:
-    """Files someone put into the project's folder by hand (rows from `service.examine`,
+    """Files someone put into the project's folder by hand (rows from `ingest.examine`,
     with `original_key` where they lie): recorded as the project's photos where they are
     and post-processed like an upload. A file that turns out to hold the bytes of a file
     the project has is left out (its outcome says `duplicate`)."""
@@ -295,7 +290,7 @@ def adopt(
     with library.engine.begin() as conn:
         for row in found:
             name = row["original_filename"]
-            existing = service.live_duplicate(conn, project.id, row["checksum"])
+            existing = ingest.live_duplicate(conn, project.id, row["checksum"])
             if existing is not None and existing.original_key == row["original_key"]:
                 continue  # known by now: a restore or an upload put it there meanwhile
             if existing is not None:
@@ -312,7 +307,7 @@ def twin_in(library: Library, folder: str, checksum: str) -> str | None:
     """The name of the project's live file holding these bytes, if any."""
     project = get_project(library, folder)
     with library.engine.connect() as conn:
-        existing = service.live_duplicate(conn, project.id, checksum)
+        existing = ingest.live_duplicate(conn, project.id, checksum)
     return existing.original_filename if existing is not None else None
 
 
@@ -514,7 +509,7 @@ def commit_changes(
             continue
         for file in gone:
             try:
-                moved = service.delete_image(library, file.id)
+                moved = edits.delete_image(library, file.id)
             except NotFound:  # another commit, running at once, trashed it
                 moved = False
             if moved:
@@ -596,7 +591,7 @@ def list_trash(library: Library, folder: str) -> list[dict[str, Any]]:
     """The project's files in its `.trash` that can still be restored, newest first, each
     with the thumbnail it keeps there (a RAW shown by its JPG, with its photo's)."""
     project = get_project(library, folder)
-    thumbnail = service.default_thumbnail_recipe(library).name
+    thumbnail = lookups.default_thumbnail_recipe(library).name
     query = (
         sa.select(
             images.c.id,
@@ -675,7 +670,7 @@ def restore_from_trash(library: Library, folder: str, filenames: list[str]) -> R
             refused[name] = "not in the trash"
             continue
         try:
-            service.restore_image(library, row.id, f"projects/{folder}/{name}")
+            edits.restore_image(library, row.id, f"projects/{folder}/{name}")
         except Conflict as error:
             refused[name] = str(error)
             continue
@@ -715,11 +710,11 @@ def _live_files(library: Library, photo_id: int) -> list[sa.Row[Any]]:
 def _regenerate(library: Library, image_id: str) -> bool:
     """Queue the preview (then the thumbnails) of the file that now shows its photo;
     False when it is not stored yet (its upload_postprocess item will see to it)."""
-    row = service.get_image_row(library, image_id)
+    row = image_records.get_image_row(library, image_id)
     if row.original_key is None:
         return False
     with library.engine.begin() as conn:
-        service.enqueue_preview(
-            library, conn, row.id, row.original_key, service.DERIVATIVE_PRIORITY
+        processing.enqueue_preview(
+            library, conn, row.id, row.original_key, image_records.DERIVATIVE_PRIORITY
         )
     return True

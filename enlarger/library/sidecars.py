@@ -24,10 +24,11 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from enlarger import errors
 from enlarger.db.engine import hold_briefly
 from enlarger.db.schema import images, photo_files, photo_sidecars, photos
 from enlarger.db.types import db_now
-from enlarger.library import service
+from enlarger.library import edits, image_records, ingest, lookups
 from enlarger.library.library import Library
 from enlarger.library.photos import (
     basename_of,
@@ -212,7 +213,7 @@ def store(
     while True:
         with library.engine.begin() as conn:
             hold_briefly(conn)  # every upload into the project waits on this lock
-            service.lock_project(conn, project.id)
+            image_records.lock_project(conn, project.id)
             basename = basename or sidecar_basename(name, has_photo(conn, project.id))
             photo_id = photo_for(conn, project.id, basename)
             key = _free_key(conn, project.folder, name, photo_id, skip)
@@ -231,7 +232,7 @@ def store(
             return basename, stored_as
         if old is not None:
             with contextlib.suppress(FileNotFoundError):  # another arrival took it there
-                library.blobs.move(key, service.free_trash_key(library, project.folder, name))
+                library.blobs.move(key, edits.free_trash_key(library, project.folder, name))
     try:
         library.blobs.put_bytes(key, data)
     except BaseException:
@@ -266,26 +267,26 @@ def _free_key(conn: sa.Connection, folder: str, name: str, photo_id: int, skip: 
         )
         if held_by is None and conn.execute(original).first() is None:
             return key
-    raise service.Conflict(f"no free name like {name!r} in {folder!r}")
+    raise errors.Conflict(f"no free name like {name!r} in {folder!r}")
 
 
 def adopt(library: Library, image_id: str, staged: list[dict[str, str]]) -> list[str]:
-    """Sidecars that waited with an upload (`service.stage_sidecar`) join its photo now
+    """Sidecars that waited with an upload (`ingest.stage_sidecar`) join its photo now
     that it is stored, renamed as it was; returns their names. Safe to run again: a
     sidecar adopted already is gone from where it waited."""
-    row = service.get_image_row(library, image_id)
+    row = image_records.get_image_row(library, image_id)
     if row.original_key is None:
         return []
-    project = service.project_row(library, row.project_id)
+    project = lookups.project_row(library, row.project_id)
     final = row.original_filename or ""
     names = []
     for entry in staged:
-        data = service.staged_sidecar_bytes(library, entry)
+        data = ingest.staged_sidecar_bytes(library, entry)
         if data is not None:
             name = renamed(entry["name"], entry["describes"], final)
             data = following(data, entry["describes"], final)
             names.append(store(library, project, name, data, basename_of(final))[1])
-            service.discard_staged_sidecar(library, entry)
+            ingest.discard_staged_sidecar(library, entry)
     return names
 
 
@@ -368,7 +369,7 @@ def _claim(
     None when it is another photo's."""
     with library.engine.begin() as conn:
         hold_briefly(conn)  # every upload into the project waits on this lock
-        service.lock_project(conn, project_id)
+        image_records.lock_project(conn, project_id)
         taken_by = holder(conn, key)
         if taken_by is None:
             attach(conn, photo_id, key, data)
@@ -380,7 +381,7 @@ def edited_file(library: Library, image_id: str, modified_at: datetime) -> None:
     """A file changed in place (Lightroom saving its metadata into a JPEG, say): the
     decisions its own XMP records now are its photo's, when the change is newer than the
     photo's last decision here."""
-    row = service.get_image_row(library, image_id)
+    row = image_records.get_image_row(library, image_id)
     recorded = {k: v for k, v in (row.exif or {}).items() if k in ("flag", "rating", "label")}
     if "flag" not in recorded:
         return  # its XMP records no decision
@@ -469,7 +470,7 @@ def embed(
     for file in files:
         if file.format not in EMBEDDABLE:
             continue
-        row = service.get_image_row(library, file.id)
+        row = image_records.get_image_row(library, file.id)
         if row.original_key is None:
             continue  # not stored yet: the next commit sees to it
         try:
@@ -496,7 +497,7 @@ def embed(
         except (EmbedError, XmpError) as error:
             refused[file.original_filename] = str(error)
             continue
-        service.rewrite_original(library, row, updated)
+        edits.rewrite_original(library, row, updated)
         written.append(file.original_filename)
     return written
 
@@ -532,7 +533,7 @@ def send_to_trash(
             with library.engine.begin() as conn:
                 forget(conn, row.key)
             continue
-        trash_key = service.free_trash_key(library, folder, row.name)
+        trash_key = edits.free_trash_key(library, folder, row.name)
         _move(library, project_id, row.key, trash_key)
 
 
@@ -549,7 +550,7 @@ def _move(library: Library, project_id: int, key: str, to: str) -> bool:
     another sidecar's or the sidecar is on its way somewhere already."""
     with library.engine.begin() as conn:
         hold_briefly(conn)  # every upload into the project waits on this lock
-        service.lock_project(conn, project_id)
+        image_records.lock_project(conn, project_id)
         if holder(conn, to) is not None:
             return False
         claimed = conn.execute(
@@ -575,7 +576,7 @@ def finish_move(library: Library, key: str, to: str) -> None:
         with library.engine.begin() as conn:
             conn.execute(this_sidecar.values(moving_to=None, moving_since=None))
         raise
-    trashed_at = db_now() if service.in_trash(to) else None
+    trashed_at = db_now() if edits.in_trash(to) else None
     with library.engine.begin() as conn:
         conn.execute(
             this_sidecar.values(key=to, trashed_at=trashed_at, moving_to=None, moving_since=None)

@@ -9,9 +9,9 @@ from pydantic import Field
 
 from enlarger.api.schemas.base import ApiModel, Pagination, Timestamp
 from enlarger.api.schemas.jobs import Job
-from enlarger.library import service
+from enlarger.library import lookups
+from enlarger.library.image_records import ImageStatus
 from enlarger.library.library import PREVIEW, Library
-from enlarger.library.service import ImageStatus
 from enlarger.queue import Job as QueueJob
 
 
@@ -125,7 +125,7 @@ class Image(ApiModel):
             )
             for name, d in sorted(derivatives.items())
         }
-        thumbnail = service.default_thumbnail(library, derivatives)
+        thumbnail = lookups.default_thumbnail(library, derivatives)
         preview = derivatives.get(PREVIEW)
         original = row.original_key
         return cls(
@@ -167,8 +167,8 @@ class Image(ApiModel):
 def images_of(library: Library, rows: list[sa.Row[Any]]) -> list[Image]:
     """Images with their derivatives and live jobs, read in two queries for the page."""
     ids = [row.id for row in rows]
-    made = service.derivatives_of(library, ids)
-    live = service.live_jobs_of(library, ids)
+    made = lookups.derivatives_of(library, ids)
+    live = lookups.live_jobs_of(library, ids)
     return [Image.of(library, row, made[row.id], live[row.id]) for row in rows]
 
 

@@ -8,10 +8,11 @@ from typing import Any
 
 from pydantic import Field
 
+from enlarger import errors
 from enlarger.api.schemas.base import ApiModel, Timestamp, absent_if_none
 from enlarger.api.schemas.images import Image, image_of
 from enlarger.api.schemas.jobs import Job, job_fields
-from enlarger.library import service
+from enlarger.library import image_records
 from enlarger.library.library import Library
 from enlarger.queue import Job as QueueJob
 from enlarger.queue.model import ItemStatus, JobItem
@@ -110,6 +111,8 @@ def _image_of(library: Library, job: QueueJob) -> Image | None:
     """The image an image job works on, deleted or not; None for other jobs."""
     image_id = job.payload.get("imageId") if isinstance(job.payload, dict) else None
     if isinstance(image_id, str):
-        with contextlib.suppress(service.NotFound):
-            return image_of(library, service.get_image_row(library, image_id, include_deleted=True))
+        with contextlib.suppress(errors.NotFound):
+            return image_of(
+                library, image_records.get_image_row(library, image_id, include_deleted=True)
+            )
     return None
