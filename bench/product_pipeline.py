@@ -35,12 +35,12 @@ import sqlalchemy as sa
 from bench.common import print_table, verdict, wait_until
 from bench.product_photos import product_photo
 from enlarger.bootstrap import build_services
-from enlarger.catalog import service
+from enlarger.catalog import product_jobs
 from enlarger.catalog.pipeline import frames
 from enlarger.catalog.themes import BUILTIN_THEMES
 from enlarger.config import load_settings
 from enlarger.db import migrate
-from enlarger.db.schema import product_jobs
+from enlarger.db.schema import product_jobs as product_jobs_table
 from enlarger.media.compose import (
     compose,
     decode_mask,
@@ -132,7 +132,7 @@ def main() -> None:
         time.sleep(2.0)  # the worker has started its CPU children
         started = time.perf_counter()
         ids = [
-            service.create_job(
+            product_jobs.create_job(
                 catalog,
                 f"SKU-{n:04d}",
                 f"http://127.0.0.1:{port}/{n}.jpg",
@@ -141,7 +141,9 @@ def main() -> None:
             ).job_id
             for n, p in enumerate(photos)
         ]
-        finished = sa.select(sa.func.count()).where(product_jobs.c.status.in_(("DONE", "FAILED")))
+        finished = sa.select(sa.func.count()).where(
+            product_jobs_table.c.status.in_(("DONE", "FAILED"))
+        )
 
         def all_finished() -> bool:
             with services.engine.connect() as conn:
@@ -156,7 +158,7 @@ def main() -> None:
 
     ious, durations, failed = [], [], 0
     for job_id, photo in zip(ids, photos, strict=True):
-        job = service.get_job(catalog, job_id)
+        job = product_jobs.get_job(catalog, job_id)
         if job["status"] != "DONE":
             failed += 1
             ious.append(0.0)

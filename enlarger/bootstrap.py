@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from enlarger.catalog.catalog import Catalog, build_catalog
-from enlarger.catalog.jobs import registry as catalog_registry
+from enlarger.catalog.stage_jobs import registry as catalog_registry
 from enlarger.config import Settings
 from enlarger.db import create_db_engine
 from enlarger.library.image_records import JobType
-from enlarger.library.jobs import registry as library_registry
+from enlarger.library.job_handlers import registry as library_registry
 from enlarger.library.library import Library, recipes_from
 from enlarger.media import Limits, set_threads, whole_decode_pixels
 from enlarger.queue import (

@@ -35,13 +35,13 @@ def _app_routes(services: Services) -> list[tuple[str, str]]:
         jobs,
         ops,
         products,
-        projects,
+        project_routes,
         web,
     )
 
     routes = {
         (method, route.path)
-        for module in (admin, events, images, jobs, ops, products, projects, web)
+        for module in (admin, events, images, jobs, ops, products, project_routes, web)
         for route in module.router.routes
         if isinstance(route, APIRoute)
         for method in route.methods

@@ -15,7 +15,7 @@ import pytest
 
 from enlarger import errors
 from enlarger.bootstrap import registry
-from enlarger.catalog.service import LimitReached, UnknownTheme
+from enlarger.catalog.product_jobs import LimitReached, UnknownTheme
 from enlarger.catalog.states import InvalidTransition
 from enlarger.library.image_records import JobType
 from enlarger.library.ingest import InvalidName

@@ -24,7 +24,7 @@ from playwright.sync_api import (
 
 from enlarger.access import tokens
 from enlarger.access.tokens import Role
-from enlarger.catalog import service as products
+from enlarger.catalog import product_jobs as products
 from enlarger.catalog.catalog import Catalog
 from enlarger.catalog.states import ProductError, ProductStatus
 from enlarger.library.library import Library

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi.routing import APIRoute
 
-from enlarger.api import admin, events, images, jobs, ops, products, projects, web
+from enlarger.api import admin, events, images, jobs, ops, products, project_routes, web
 from enlarger.config import Settings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -17,7 +17,7 @@ def test_the_api_guide_has_every_route() -> None:
     guide = (DOCS / "api.md").read_text()
     routes = {
         (method, route.path.replace("{key:path}", "{key}"))
-        for module in (admin, events, images, jobs, ops, products, projects, web)
+        for module in (admin, events, images, jobs, ops, products, project_routes, web)
         for route in module.router.routes
         if isinstance(route, APIRoute)
         for method in route.methods - {"HEAD"}

@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Stre
 from fastapi.routing import APIRoute
 from jsonschema import Draft202012Validator
 
-from enlarger.api import admin, events, images, jobs, ops, products, projects, web
+from enlarger.api import admin, events, images, jobs, ops, products, project_routes, web
 from enlarger.api.app import create_app
 from enlarger.bootstrap import build_services
 from enlarger.config import Settings
@@ -81,7 +81,7 @@ def test_every_json_route_declares_its_response_model() -> None:
     """Routes of the schema and the few outside it (signed blob uploads) alike."""
     routes = [
         route
-        for module in (admin, events, images, jobs, ops, products, projects, web)
+        for module in (admin, events, images, jobs, ops, products, project_routes, web)
         for route in module.router.routes
         if isinstance(route, APIRoute)
     ]

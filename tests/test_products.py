@@ -27,14 +27,14 @@ import sqlalchemy as sa
 
 from bench.product_photos import product_photo
 from enlarger.bootstrap import build_services
-from enlarger.catalog import jobs as catalog_jobs
-from enlarger.catalog import pipeline, service
+from enlarger.catalog import pipeline, product_jobs
+from enlarger.catalog import stage_jobs as catalog_jobs
 from enlarger.catalog.catalog import Catalog
 from enlarger.catalog.fetch import FetchLimits, fetch
 from enlarger.catalog.publish import publish_to_folder
 from enlarger.catalog.states import ProductError, StageFailed
 from enlarger.catalog.webhooks import secret_key, sign_standard, verify
-from enlarger.db.schema import product_jobs
+from enlarger.db.schema import product_jobs as product_jobs_table
 from enlarger.library.library import Library
 from enlarger.queue import Worker
 from enlarger.storage import open_blob_store
@@ -439,14 +439,14 @@ def test_list_filters_pagination_and_cleanup(
     assert page["jobs"][0]["id"] == ids[2]
     assert client.get("/api/product-jobs?status=queued").json()["pagination"]["total"] == 3
 
-    service.fail(catalog, ids[0], ProductError.INTERNAL_ERROR, "test")
+    product_jobs.fail(catalog, ids[0], ProductError.INTERNAL_ERROR, "test")
     assert client.post("/api/product-jobs/cleanup", json={"olderThanDays": 1}).json() == {
         "deleted": 0
     }
     with catalog.engine.begin() as conn:  # finished two days ago
         conn.execute(
-            product_jobs.update()
-            .where(product_jobs.c.id == ids[0])
+            product_jobs_table.update()
+            .where(product_jobs_table.c.id == ids[0])
             .values(completed_at=datetime.now(UTC) - timedelta(days=2))
         )
     assert client.post("/api/product-jobs/cleanup", json={"olderThanDays": 1}).json() == {
@@ -460,10 +460,10 @@ def test_reconcile_fails_a_job_whose_stage_job_died(
     catalog: Catalog, image_host: ImageHost
 ) -> None:
     data = b"some bytes"
-    created = service.create_job(
+    created = product_jobs.create_job(
         catalog, "SKU-R", image_host.add("/r", data), hashlib.sha256(data).hexdigest(), "default"
     )
-    job = service.get_job(catalog, created.job_id)
+    job = product_jobs.get_job(catalog, created.job_id)
     store = catalog.queue.store
     stage_job = store.get_job(job["stage_job_id"])
     assert stage_job is not None and stage_job.type == "product_fetch"
@@ -474,15 +474,15 @@ def test_reconcile_fails_a_job_whose_stage_job_died(
             {"id": stage_job.id},
         )
     assert catalog_jobs.reconcile(catalog) == [created.job_id]
-    failed = service.get_job(catalog, created.job_id)
+    failed = product_jobs.get_job(catalog, created.job_id)
     assert (failed["status"], failed["error_code"]) == ("FAILED", "PROVIDER_TIMEOUT")
 
     # a stage job already pruned into history is found there
     other = b"other bytes"
-    second = service.create_job(
+    second = product_jobs.create_job(
         catalog, "SKU-R", image_host.add("/r2", other), hashlib.sha256(other).hexdigest(), "white"
     )
-    second_stage = service.get_job(catalog, second.job_id)["stage_job_id"]
+    second_stage = product_jobs.get_job(catalog, second.job_id)["stage_job_id"]
     with catalog.engine.begin() as conn:
         conn.execute(
             sa.text(
@@ -492,7 +492,7 @@ def test_reconcile_fails_a_job_whose_stage_job_died(
         )
     assert store.prune(0) >= 1 and store.get_job(second_stage).archived
     assert catalog_jobs.reconcile(catalog) == [second.job_id]
-    assert service.get_job(catalog, second.job_id)["error_code"] == "INTERNAL_ERROR"
+    assert product_jobs.get_job(catalog, second.job_id)["error_code"] == "INTERNAL_ERROR"
 
 
 def _upload(client: httpx.Client, url: str, data: bytes) -> httpx.Response:
@@ -679,13 +679,13 @@ def test_the_webhook_publisher_signs_what_it_sends(
 
 def test_cli_stats_and_cleanup(catalog: Catalog, library: Library, image_host: ImageHost) -> None:
     data = b"cli bytes"
-    created = service.create_job(
+    created = product_jobs.create_job(
         catalog, "SKU-C", image_host.add("/c", data), hashlib.sha256(data).hexdigest(), "default"
     )
-    service.fail(catalog, created.job_id, ProductError.DOWNLOAD_FAILED, "gone")
+    product_jobs.fail(catalog, created.job_id, ProductError.DOWNLOAD_FAILED, "gone")
     with catalog.engine.begin() as conn:
         conn.execute(
-            product_jobs.update().values(completed_at=datetime.now(UTC) - timedelta(days=3))
+            product_jobs_table.update().values(completed_at=datetime.now(UTC) - timedelta(days=3))
         )
     where = [
         "--data-dir",
@@ -697,7 +697,7 @@ def test_cli_stats_and_cleanup(catalog: Catalog, library: Library, image_host: I
     assert code == 0 and "FAILED" in output and "failure rate 100.0%" in output
     code, output = invoke("products", "cleanup", "--older-than-days", "2", *where)
     assert code == 0 and "deleted 1 finished product job(s)" in output
-    assert service.list_jobs(catalog)[1] == 0
+    assert product_jobs.list_jobs(catalog)[1] == 0
 
 
 def test_the_folder_publisher_writes_to_an_s3_prefix(

@@ -9,9 +9,9 @@ from fastapi import APIRouter, HTTPException, Query
 
 from enlarger.api.deps import LibraryDep
 from enlarger.api.jobs import job_or_404
-from enlarger.api.schemas.base import ERRORS, Pagination
-from enlarger.api.schemas.job_details import JobDetail
-from enlarger.api.schemas.jobs import Backfill, Job, JobList, JobStats, Paused
+from enlarger.api.schemas.base_models import ERRORS, Pagination
+from enlarger.api.schemas.job_detail_models import JobDetail
+from enlarger.api.schemas.job_models import Backfill, Job, JobList, JobStats, Paused
 from enlarger.api.shapes import JobId, Offset
 from enlarger.library import processing
 from enlarger.library.library import Library

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from enlarger import __version__
-from enlarger.api import admin, events, images, jobs, ops, products, projects, web
+from enlarger.api import admin, events, images, jobs, ops, products, project_routes, web
 from enlarger.api.auth import authorize, wants_page
 from enlarger.api.events import EventHub
 from enlarger.api.guards import RequestGuards
@@ -61,7 +61,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(images.router)
     app.include_router(admin.router)
-    app.include_router(projects.router)
+    app.include_router(project_routes.router)
     app.include_router(events.router)
     app.include_router(jobs.router)
     app.include_router(products.router)

@@ -23,7 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from enlarger.api.deps import LibraryDep
-from enlarger.api.schemas.base import ERRORS
+from enlarger.api.schemas.base_models import ERRORS
 from enlarger.api.shapes import MAX_DB_INT
 from enlarger.library import lookups
 from enlarger.library.library import Library

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from enlarger.api.deps import LibraryDep
 from enlarger.api.multipart import read_upload_form
-from enlarger.api.schemas.base import (
+from enlarger.api.schemas.base_models import (
     BINARY,
     ERRORS,
     ErrorAnswer,
@@ -23,7 +23,7 @@ from enlarger.api.schemas.base import (
     links,
     multipart_body,
 )
-from enlarger.api.schemas.images import (
+from enlarger.api.schemas.image_models import (
     FullView,
     Image,
     ImageList,

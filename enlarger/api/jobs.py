@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from enlarger.api.deps import LibraryDep
-from enlarger.api.schemas.base import ERRORS
-from enlarger.api.schemas.job_details import JobDetail
+from enlarger.api.schemas.base_models import ERRORS
+from enlarger.api.schemas.job_detail_models import JobDetail
 from enlarger.api.shapes import JobId
 from enlarger.library.library import Library
 from enlarger.queue import Job

@@ -39,8 +39,8 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from enlarger import logs
-from enlarger.api.schemas.base import ERRORS
-from enlarger.api.schemas.ops import Health, Readiness
+from enlarger.api.schemas.base_models import ERRORS
+from enlarger.api.schemas.ops_models import Health, Readiness
 from enlarger.bootstrap import outage_of
 from enlarger.db import revision
 from enlarger.library import lookups

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSche
 
 from enlarger.api.deps import CatalogDep, LibraryDep
 from enlarger.api.multipart import read_upload_form
-from enlarger.api.schemas.base import BINARY, ERRORS, Pagination, links, multipart_body
-from enlarger.api.schemas.products import (
+from enlarger.api.schemas.base_models import BINARY, ERRORS, Pagination, links, multipart_body
+from enlarger.api.schemas.product_models import (
     Deleted,
     PresignedUrls,
     ProductCreated,
@@ -28,7 +28,7 @@ from enlarger.api.schemas.products import (
     product_job_fields,
 )
 from enlarger.api.shapes import Offset
-from enlarger.catalog import service
+from enlarger.catalog import product_jobs
 from enlarger.catalog.catalog import Catalog
 from enlarger.catalog.states import ProductError, ProductStatus
 from enlarger.catalog.themes import DEFAULT_THEME
@@ -133,7 +133,7 @@ async def receive_image(
         )
         raise HTTPException(422, f"invalid announcement: {problems}") from None
     created = await run_in_threadpool(
-        service.create_job,
+        product_jobs.create_job,
         catalog,
         announced.sku,
         announced.imageUrl,
@@ -144,7 +144,7 @@ async def receive_image(
     return _created(response, created)
 
 
-def _created(response: Response, created: service.Created) -> ProductCreated:
+def _created(response: Response, created: product_jobs.Created) -> ProductCreated:
     response.status_code = 201 if created.created else 200
     return ProductCreated(
         job_id=created.job_id, status="created" if created.created else "duplicate"
@@ -180,7 +180,7 @@ async def upload_product_photo(
         if not sku or len(sku) > 200:
             raise HTTPException(422, "sku is required: a form field of 1 to 200 characters")
         created = await run_in_threadpool(
-            service.create_uploaded_job,
+            product_jobs.create_uploaded_job,
             catalog,
             sku,
             theme,
@@ -212,10 +212,10 @@ def list_product_jobs(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Offset = 0,
 ) -> ProductJobList:
-    rows, total = service.list_jobs(
+    rows, total = product_jobs.list_jobs(
         catalog, status=_status_filter(status), sku=sku, theme=theme, limit=limit, offset=offset
     )
-    costs = service.costs_of(catalog, [row["id"] for row in rows])
+    costs = product_jobs.costs_of(catalog, [row["id"] for row in rows])
     return ProductJobList(
         jobs=[ProductJob.of(catalog, row, costs[row["id"]]) for row in rows],
         pagination=Pagination.of(total, limit, offset, len(rows)),
@@ -224,7 +224,7 @@ def list_product_jobs(
 
 @router.get("/api/product-jobs/stats", summary="Totals: by status, cost, duration, failure rate")
 def product_job_stats(catalog: CatalogDep) -> ProductStats:
-    totals = service.stats(catalog)
+    totals = product_jobs.stats(catalog)
     return ProductStats.model_validate({**totals, "totalCostUsd": float(totals["totalCostUsd"])})
 
 
@@ -235,7 +235,7 @@ class Cleanup(BaseModel):
 
 @router.post("/api/product-jobs/cleanup", summary="Delete finished jobs older than N days")
 def cleanup_product_jobs(cleanup: Cleanup, catalog: CatalogDep) -> Deleted:
-    return Deleted(deleted=service.cleanup(catalog, cleanup.olderThanDays))
+    return Deleted(deleted=product_jobs.cleanup(catalog, cleanup.olderThanDays))
 
 
 @router.get(
@@ -244,7 +244,7 @@ def cleanup_product_jobs(cleanup: Cleanup, catalog: CatalogDep) -> Deleted:
     operation_id="get_product_job",
 )
 def get_product_job(job_id: str, catalog: CatalogDep) -> ProductJob:
-    return _job_with_costs(catalog, service.get_job(catalog, job_id))
+    return _job_with_costs(catalog, product_jobs.get_job(catalog, job_id))
 
 
 # ---- external mode -----------------------------------------------------------------------------
@@ -256,18 +256,18 @@ def get_product_job(job_id: str, catalog: CatalogDep) -> ProductJob:
     operation_id="start_product_job",
 )
 def start_product_job(job_id: str, catalog: CatalogDep) -> StartedProductJob:
-    job = service.start(catalog, job_id)
+    job = product_jobs.start(catalog, job_id)
     ttl = catalog.settings.url_expiry_seconds
     uploads = {
-        kind: service.presign(catalog, job_id, kind, expires_in=ttl)
+        kind: product_jobs.presign(catalog, job_id, kind, expires_in=ttl)
         for kind in ("original", "mask")
     }
-    costs = service.costs_of(catalog, [job["id"]])[job["id"]]
+    costs = product_jobs.costs_of(catalog, [job["id"]])[job["id"]]
     return StartedProductJob(**product_job_fields(catalog, job, costs), uploads=uploads)
 
 
 def _job_with_costs(catalog: Catalog, job: dict[str, Any]) -> ProductJob:
-    return ProductJob.of(catalog, job, service.costs_of(catalog, [job["id"]])[job["id"]])
+    return ProductJob.of(catalog, job, product_jobs.costs_of(catalog, [job["id"]])[job["id"]])
 
 
 class PresignRequest(BaseModel):
@@ -276,7 +276,7 @@ class PresignRequest(BaseModel):
     variant: int = Field(1, ge=1, le=999)
     aspect: Literal["1:1", "4:5", "3:4", "16:9"] = "1:1"
     type: str = Field("master", pattern=r"^[a-z0-9][a-z0-9-]{0,19}$")
-    expiresIn: int = Field(3600, ge=1, le=service.MAX_PRESIGN_S)
+    expiresIn: int = Field(3600, ge=1, le=product_jobs.MAX_PRESIGN_S)
 
 
 @router.post(
@@ -285,7 +285,7 @@ class PresignRequest(BaseModel):
     operation_id="presign_artifact",
 )
 def presign_artifact(job_id: str, request: PresignRequest, catalog: CatalogDep) -> PresignedUrls:
-    found = service.presign(
+    found = product_jobs.presign(
         catalog,
         job_id,
         request.kind,
@@ -337,8 +337,8 @@ def _report(
 ) -> ProductJob:
     cost = None
     if body.costUsd is not None:
-        cost = service.Cost(stage, body.provider, body.costUsd)
-    job = service.report(catalog, job_id, service.Report(stage, updates, cost))
+        cost = product_jobs.Cost(stage, body.provider, body.costUsd)
+    job = product_jobs.report(catalog, job_id, product_jobs.Report(stage, updates, cost))
     return _job_with_costs(catalog, job)
 
 
@@ -370,7 +370,7 @@ class ReviewDecision(BaseModel):
     """A reviewer's decision on a job held in NEEDS_REVIEW."""
 
     model_config = ConfigDict(extra="forbid")
-    action: service.ReviewAction
+    action: product_jobs.ReviewAction
     method: Literal["auto", "model", "backdrop"] | None = None  # rerun: how to cut it out
     note: str | None = Field(None, max_length=500)  # reject: why (kept in errorMessage)
 
@@ -382,16 +382,18 @@ class ReviewDecision(BaseModel):
     responses={409: {"description": "the job is not waiting for review"}},
 )
 def review_product_job(job_id: str, body: ReviewDecision, catalog: CatalogDep) -> ProductJob:
-    if body.action is service.ReviewAction.RERUN and body.method is None:
+    if body.action is product_jobs.ReviewAction.RERUN and body.method is None:
         raise HTTPException(422, "rerun needs a method: auto, model or backdrop")
-    if body.action is not service.ReviewAction.RERUN and body.method is not None:
+    if body.action is not product_jobs.ReviewAction.RERUN and body.method is not None:
         raise HTTPException(422, f"a method is for rerun only, not for {body.action.value}")
-    if body.action is not service.ReviewAction.REJECT and body.note is not None:
+    if body.action is not product_jobs.ReviewAction.REJECT and body.note is not None:
         raise HTTPException(422, f"a note is for reject only, not for {body.action.value}")
-    job = service.review(catalog, job_id, body.action, body.method, body.note)
+    job = product_jobs.review(catalog, job_id, body.action, body.method, body.note)
     return _job_with_costs(catalog, job)
 
 
 @router.post("/api/product-jobs/{job_id}/fail", summary="Fail a job with an error code")
 def report_failure(job_id: str, body: FailReport, catalog: CatalogDep) -> ProductJob:
-    return _job_with_costs(catalog, service.fail_reported(catalog, job_id, body.code, body.message))
+    return _job_with_costs(
+        catalog, product_jobs.fail_reported(catalog, job_id, body.code, body.message)
+    )

@@ -23,7 +23,7 @@ import numpy as np
 from enlarger.catalog import publish
 from enlarger.catalog.catalog import Catalog
 from enlarger.catalog.fetch import fetch
-from enlarger.catalog.service import Cost, artifact_prefix
+from enlarger.catalog.product_jobs import Cost, artifact_prefix
 from enlarger.catalog.states import ProductError, ProductStatus, StageFailed
 from enlarger.catalog.themes import PRESETS, Theme
 from enlarger.config import Settings

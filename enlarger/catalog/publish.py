@@ -26,7 +26,7 @@ from typing import Any
 
 from enlarger.catalog import calls, shopify
 from enlarger.catalog.catalog import Catalog
-from enlarger.catalog.service import sku_folder
+from enlarger.catalog.product_jobs import sku_folder
 from enlarger.catalog.webhooks import secret_key, sign_standard
 from enlarger.storage import BlobStore, open_blob_store, safe_name
 

@@ -24,7 +24,7 @@ def products_stats(
     data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None
 ) -> None:
     """Product jobs by status, total cost, mean time to DONE and failure rate."""
-    from enlarger.catalog import service as product_service
+    from enlarger.catalog import product_jobs as product_service
 
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)
     totals = product_service.stats(services_for(settings).catalog)
@@ -52,7 +52,7 @@ def products_cleanup(
 ) -> None:
     """Delete DONE and FAILED product jobs finished more than N days ago, with their
     artifacts (published copies stay)."""
-    from enlarger.catalog import service as product_service
+    from enlarger.catalog import product_jobs as product_service
 
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)
     catalog = services_for(settings).catalog

@@ -14,6 +14,9 @@ looks at such files twice, `settle_look_seconds` apart, and takes in those whose
 and time held and that end where their format says; the others are reported as settling
 and looked at again by a folder_check it queues. The other tasks leave files that young
 alone.
+
+One module, though long: the four tasks share the settling rules and the Report, and
+each is one section here.
 """
 
 from __future__ import annotations

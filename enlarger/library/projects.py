@@ -8,6 +8,9 @@ photos are read for the API and the dashboard is `library.listing`.
 Each file is an image row (so the photo API sees it too), linked to its photo with a
 role: `jpg` for any rendered image, `raw` for camera RAW. A photo's thumbnails and
 preview are made from its JPG when it has one, else from its RAW.
+
+One module, though long: creating a project, taking files into it and committing its
+decisions change the same rows under the same project lock, each a section here.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ Each sidecar is a row of `photo_sidecars`: where it is now, and the name it has 
 folder. Sidecars go to the project's trash with the files they describe (a file's own
 `IMG_1.CR2.xmp` with it, the rest when the photo has no file left) and come back with
 them on restore.
+
+One module, though long: naming, moving with the trash and writing decisions are one
+set of rules over the same rows, each a section here; apart, they would reach into each
+other's helpers.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 HTTP; safe to call from any process."""
 
 from enlarger.media.decode import Limits, Probe, load, probe, set_threads, whole_decode_pixels
-from enlarger.media.errors import MediaError, MediaErrorCode
+from enlarger.media.media_error import MediaError, MediaErrorCode
 from enlarger.media.metadata import Metadata, read_metadata
 from enlarger.media.render import Recipe, Rendered, Rendition, encode, render, thumbhash_of
 from enlarger.media.sniff import MIME_TYPES, SUPPORTED_FORMATS, sniff

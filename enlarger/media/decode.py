@@ -7,6 +7,10 @@ preview when it is large enough, and decides which TIFF-shaped files are RAW (of
 that carry a camera's data). A file libvips refuses but Pillow reads (an AVIF sequence, an
 LZMA TIFF) is decoded by Pillow, and a TIFF only tifffile reads (12-bit) by tifffile: both
 whole, so limited like HEIC.
+
+One module, though long: every format's path ends in the same limits and the same
+upright 8-bit sRGB result, and which fallback runs (Pillow, tifffile) depends on why
+libvips refused.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any, NamedTuple
 
 import pyvips
 
-from enlarger.media.errors import MediaError, MediaErrorCode
+from enlarger.media.media_error import MediaError, MediaErrorCode
 from enlarger.media.sniff import (
     HEAD_BYTES,
     HEIF_CODEC_NAMES,

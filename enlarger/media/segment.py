@@ -19,6 +19,10 @@ with a confidence in 0..1 and the concerns that lowered it, so that a doubtful o
 held for a person to look at before it is published.
 
 Arrays throughout: RGB `uint8` (H, W, 3) in, alpha `uint8` (H, W) out.
+
+One module, though long: the methods share their mask helpers (pieces, edges, the
+backdrop model) and are tuned against each other by `bench.cutouts`; apart, a change to
+one would hide what it does to the others.
 """
 
 from __future__ import annotations

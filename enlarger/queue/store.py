@@ -9,6 +9,9 @@ The worker only ever talks to this interface.
 Fencing: every claim increments a job's `lease_token`; every write a worker makes about
 a running job (finish, heartbeat, progress, items) names the token it was given and
 changes nothing if the token has moved on, so a rescued job cannot be finished twice.
+
+One module, though long: it is the engine's SQL in one place to read (as procrastinate
+keeps its schema); the backends add only what differs.
 """
 
 from __future__ import annotations

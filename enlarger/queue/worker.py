@@ -12,6 +12,9 @@ The supervisor loop, in order of what it does each turn:
    then prune finished jobs into history.
 
 Handlers never touch leases, so a CPU-bound handler cannot starve its heartbeat.
+
+One module, though long: the supervisor is one state machine whose turn order above is
+the contract; its executors are small classes beside it.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from enlarger.api.schemas.base import ApiModel
+from enlarger.api.schemas.base_models import ApiModel
 
 
 class Health(ApiModel):

@@ -9,9 +9,9 @@ from typing import Any
 from pydantic import Field
 
 from enlarger import errors
-from enlarger.api.schemas.base import ApiModel, Timestamp, absent_if_none
-from enlarger.api.schemas.images import Image, image_of
-from enlarger.api.schemas.jobs import Job, job_fields
+from enlarger.api.schemas.base_models import ApiModel, Timestamp, absent_if_none
+from enlarger.api.schemas.image_models import Image, image_of
+from enlarger.api.schemas.job_models import Job, job_fields
 from enlarger.library import image_records
 from enlarger.library.library import Library
 from enlarger.queue import Job as QueueJob

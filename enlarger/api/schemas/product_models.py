@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from enlarger.api.schemas.base import ApiModel, Pagination, Timestamp, absent_if_none
-from enlarger.catalog import service
+from enlarger.api.schemas.base_models import ApiModel, Pagination, Timestamp, absent_if_none
+from enlarger.catalog import product_jobs
 from enlarger.catalog.catalog import Catalog
 from enlarger.catalog.publish import composites_of
 from enlarger.catalog.states import DESCRIPTIONS, ProductStatus, remaining_seconds
@@ -149,12 +149,12 @@ def product_job_fields(
             composites=[url(k) for k in job["composite_keys"] or []],
             thumbs=[url(k) for k in job["thumb_keys"] or []],
         ),
-        "cost_usd": float(service.from_nano_usd(sum(c["nano_usd"] for c in costs))),
+        "cost_usd": float(product_jobs.from_nano_usd(sum(c["nano_usd"] for c in costs))),
         "costs": [
             Cost(
                 stage=c["stage"],
                 provider=c["provider"],
-                amount_usd=float(service.from_nano_usd(c["nano_usd"])),
+                amount_usd=float(product_jobs.from_nano_usd(c["nano_usd"])),
                 at=c["created_at"],
             )
             for c in costs

@@ -5,6 +5,10 @@ job handlers call these.
 A status change and the queue job that carries the product job on (for built-in themes)
 are written in one transaction, so a job never waits in a stage with nobody to run it.
 Every change is a compare-and-set on the status: two writers racing cannot both move it.
+
+One module, though long: every write here is a compare-and-set on the same status with
+the same transaction rules, and the external workers' reports at the end go through
+the same `advance`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from enlarger.api.schemas.base import ApiModel, Timestamp
+from enlarger.api.schemas.base_models import ApiModel, Timestamp
 from enlarger.library.sidecars import Handoff
 
 

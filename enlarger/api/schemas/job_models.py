@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from enlarger.api.schemas.base import ApiModel, Pagination, Timestamp
+from enlarger.api.schemas.base_models import ApiModel, Pagination, Timestamp
 from enlarger.queue import Job as QueueJob
 
 JobState = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from enlarger.api.admin import status_filter
 from enlarger.api.deps import LibraryDep
 from enlarger.api.multipart import MAX_FILES, read_upload_form
-from enlarger.api.schemas.base import (
+from enlarger.api.schemas.base_models import (
     BINARY,
     ERRORS,
     Pagination,
@@ -25,8 +25,8 @@ from enlarger.api.schemas.base import (
     links,
     multipart_body,
 )
-from enlarger.api.schemas.jobs import Job, JobList, QueuedJob
-from enlarger.api.schemas.projects import (
+from enlarger.api.schemas.job_models import Job, JobList, QueuedJob
+from enlarger.api.schemas.project_models import (
     Committed,
     MaintenanceReport,
     Photo,

@@ -7,8 +7,8 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from pydantic import Field
 
-from enlarger.api.schemas.base import ApiModel, Pagination, Timestamp
-from enlarger.api.schemas.jobs import Job
+from enlarger.api.schemas.base_models import ApiModel, Pagination, Timestamp
+from enlarger.api.schemas.job_models import Job
 from enlarger.library import lookups
 from enlarger.library.image_records import ImageStatus
 from enlarger.library.library import PREVIEW, Library

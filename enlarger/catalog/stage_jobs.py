@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any, NoReturn, Protocol
 
-from enlarger.catalog import pipeline, service
+from enlarger.catalog import pipeline, product_jobs
 from enlarger.catalog.catalog import Catalog
 from enlarger.catalog.states import InvalidTransition, ProductError, ProductStatus, StageFailed
 from enlarger.queue import (
@@ -50,8 +50,8 @@ def run_stage(ctx: JobContext, payload: dict[str, Any], status: ProductStatus) -
     catalog = _catalog(ctx)
     job_id = payload["productJobId"]
     try:
-        job = service.get_job(catalog, job_id)
-    except service.NotFound:
+        job = product_jobs.get_job(catalog, job_id)
+    except product_jobs.NotFound:
         return {"skipped": "the product job was deleted"}
     if job["status"] != status.value:
         return {"skipped": f"the product job is {job['status']}"}
@@ -70,8 +70,8 @@ def run_stage(ctx: JobContext, payload: dict[str, Any], status: ProductStatus) -
         _give_up_or_retry(ctx, catalog, job_id, status, error)
     following = result.following or following
     try:
-        service.advance(catalog, job_id, status, following, result.updates, result.costs)
-    except (InvalidTransition, service.NotFound) as exc:
+        product_jobs.advance(catalog, job_id, status, following, result.updates, result.costs)
+    except (InvalidTransition, product_jobs.NotFound) as exc:
         return {"skipped": str(exc)}
     return {"productJobId": job_id, "status": following.value}
 
@@ -81,7 +81,7 @@ def _give_up_or_retry(
 ) -> NoReturn:
     if error.retryable and ctx.attempt < ctx.max_attempts:
         raise RetryableError(error.code.value, error.message)
-    service.fail(catalog, job_id, error.code, error.message, expected=status)
+    product_jobs.fail(catalog, job_id, error.code, error.message, expected=status)
     raise PermanentError(error.code.value, error.message)
 
 
@@ -120,7 +120,7 @@ registry.schedule("product_reconcile", "product_reconcile", RECONCILE_EVERY_S, p
 
 
 def reconcile(catalog: Catalog) -> list[str]:
-    candidates = service.stalled_candidates(catalog)
+    candidates = product_jobs.stalled_candidates(catalog)
     stage_jobs = catalog.queue.store.jobs_by_id([job["stage_job_id"] for job in candidates])
     failed = []
     for job in candidates:
@@ -131,6 +131,8 @@ def reconcile(catalog: Catalog) -> list[str]:
         if stage_job.error_code == ErrorCode.TIMEOUT:
             code = ProductError.PROVIDER_TIMEOUT
         message = f"the {job['status']} stage ended without finishing: {stage_job.last_error}"
-        if service.fail(catalog, job["id"], code, message, expected=ProductStatus(job["status"])):
+        if product_jobs.fail(
+            catalog, job["id"], code, message, expected=ProductStatus(job["status"])
+        ):
             failed.append(job["id"])
     return failed
