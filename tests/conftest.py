@@ -197,13 +197,21 @@ def make_worker(db_url: str) -> Iterator[Callable[..., Worker]]:
     """Start workers (each with its own engine, like a separate process); stop them after."""
     started: list[tuple[Worker, sa.Engine]] = []
 
-    def make(registry: Any = test_registry, settings: Settings = FAST, **changes: Any) -> Worker:
+    def make(
+        registry: Any = test_registry,
+        settings: Settings = FAST,
+        *,
+        services: Any = None,
+        **changes: Any,
+    ) -> Worker:
+        """`services` reach a test registry's handlers as `ctx.services`; enlarger's own
+        registry gets the application's, built from `settings`."""
         engine = create_db_engine(db_url)
         settings = settings.replace(**changes)
         if registry is app_registry:  # enlarger's own handlers read the application's services
             worker = build_worker(build_services(settings, engine=engine))
         else:
-            worker = Worker(store_for_engine(engine), registry, settings)
+            worker = Worker(store_for_engine(engine), registry, settings, services=services)
         worker.start()
         started.append((worker, engine))
         return worker

@@ -695,11 +695,12 @@ def _told(marker: str) -> list[FailedJob]:
 
 def test_on_failed_hears_once_of_a_job_failed_for_good(queue: JobQueue, make_worker) -> None:
     """After its last retry (not before), or killed for memory where its handler never
-    saw it: the hook is told once, with the job's error and the worker's settings."""
+    saw it: the hook is told once, with the job's error and the worker's services."""
     marker = uuid.uuid4().hex
+    services = {"the worker's": "services"}
     retried_out = queue.enqueue("doomed", {"m": marker}).id
     killed = queue.enqueue("cpu_hog_told", {"mb": 400, "seconds": 5, "m": marker}).id
-    make_worker(max_parallel_jobs=1, priority_lane_slots=0, cpu_kill_rss_mb=250)
+    make_worker(max_parallel_jobs=1, priority_lane_slots=0, cpu_kill_rss_mb=250, services=services)
     for job_id in (retried_out, killed):
         wait_status(queue.store, job_id, JobStatus.FAILED, timeout=15)
     heard = wait_for(lambda: len(_told(marker)) >= 2 and _told(marker))
@@ -708,7 +709,7 @@ def test_on_failed_hears_once_of_a_job_failed_for_good(queue: JobQueue, make_wor
         [(retried_out, ErrorCode.HANDLER_ERROR), (killed, ErrorCode.MEMORY_LIMIT)]
     )
     assert queue.store.get_job(retried_out).attempts == 2  # type: ignore[union-attr]
-    assert all(t.settings is not None and t.type in ("doomed", "cpu_hog_told") for t in heard)
+    assert all(t.services is services and t.type in ("doomed", "cpu_hog_told") for t in heard)
 
 
 def test_on_failed_hears_of_a_job_whose_worker_died_on_its_last_attempt(
