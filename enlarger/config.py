@@ -316,9 +316,15 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _agree(self) -> Settings:
         if not 0 <= self.priority_lane_slots <= self.max_parallel_jobs:
-            raise ValueError("priority_lane_slots must be between 0 and max_parallel_jobs")
+            raise ValueError(
+                f"priority_lane_slots must be between 0 and max_parallel_jobs "
+                f"({self.max_parallel_jobs}), not {self.priority_lane_slots}"
+            )
         if self.heartbeat_ms <= 0 or self.stale_seconds * 1000 <= self.heartbeat_ms:
-            raise ValueError("stale_seconds must be longer than one heartbeat (heartbeat_ms)")
+            raise ValueError(
+                f"stale_seconds ({self.stale_seconds:g}) must be longer than one heartbeat "
+                f"(heartbeat_ms: {self.heartbeat_ms})"
+            )
         if self.product_segmenter == "onnx" and not self.product_onnx_model:
             raise ValueError("product_segmenter=onnx needs product_onnx_model (a local path)")
         publishers = self.product_publisher_list

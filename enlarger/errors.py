@@ -15,6 +15,7 @@ a storage outage, a worker's child killed) are not requests' mistakes and stay o
 
 from __future__ import annotations
 
+import http
 from typing import Any
 
 
@@ -54,3 +55,15 @@ class TooLarge(EnlargerError):
 class Invalid(EnlargerError):
     status = 422
     code = "INVALID"
+
+
+FAMILIES = {
+    family.status: family.code for family in (Malformed, NotFound, Conflict, TooLarge, Invalid)
+}
+
+
+def code_for_status(status: int) -> str:
+    """The code of a refusal made by the framework or the HTTP layer (an unknown route,
+    a wrong method, a query parameter that does not parse), which has only a status:
+    the family's code, else the status's name (`METHOD_NOT_ALLOWED`)."""
+    return FAMILIES.get(status) or http.HTTPStatus(status).name

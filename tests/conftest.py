@@ -52,9 +52,11 @@ for _name, _value in {
     os.environ.setdefault(_name, _value)
 
 PG_ADMIN_DSN = os.environ.get("ENLARGER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-# one template per pytest-xdist worker: PostgreSQL copies a template only while no other
-# session is connected to it
-TEMPLATE_DB = f"enlarger_test_template_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+# one template per pytest-xdist worker (PostgreSQL copies a template only while no other
+# session is connected to it) and per run, so two checkouts testing at once on one server
+# (CI beside a developer) do not drop each other's
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID", uuid.uuid4().hex)[:8]
+TEMPLATE_DB = f"enlarger_test_template_{_RUN}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 TEST_RUNS_DDL = "CREATE TABLE IF NOT EXISTS test_runs (job_id BIGINT, what TEXT, pid INTEGER)"
 
 
@@ -87,7 +89,7 @@ def fresh_outage_log(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_template() -> str:
+def pg_template() -> Iterator[str]:
     if not _pg_available():
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_DSN} (required under CI)")
@@ -100,7 +102,9 @@ def pg_template() -> str:
     with engine.begin() as conn:
         conn.exec_driver_sql(TEST_RUNS_DDL)
     engine.dispose()
-    return TEMPLATE_DB
+    yield TEMPLATE_DB
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
 
 
 @pytest.fixture(scope="session")

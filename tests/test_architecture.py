@@ -42,6 +42,22 @@ def test_domain_errors_are_answered_with_their_status_and_code(client: httpx.Cli
     assert corrupt.json()["status"] == "FAILED"
 
 
+def test_what_the_framework_refuses_answers_the_same_shape(client: httpx.Client) -> None:
+    """Refusals made before any domain code runs (routing, parsing, the NUL guard) carry
+    an errorCode too, so a client reads every 4xx the same way."""
+    cases = {
+        ("GET", "/api/no-such-route"): (404, "NOT_FOUND"),
+        ("DELETE", "/api/images"): (405, "METHOD_NOT_ALLOWED"),
+        ("GET", "/api/images?limit=abc"): (422, "INVALID"),
+        ("GET", "/api/admin/jobs/999999"): (404, "NOT_FOUND"),
+        ("GET", "/api/images?collection=a%00b"): (422, "NUL_CHARACTER"),
+    }
+    for (method, path), (status, code) in cases.items():
+        answer = client.request(method, path)
+        assert (answer.status_code, answer.json()["errorCode"]) == (status, code), path
+        assert answer.json()["detail"], path
+
+
 @pytest.mark.parametrize(
     ("error", "status", "code"),
     [

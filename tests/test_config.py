@@ -50,8 +50,8 @@ def test_enlarger_table_in_toml_is_read(tmp_path: Path) -> None:
     [
         ("max_parallel_jobs = 'many'", "max_parallel_jobs"),
         ("max_paralel_jobs = 2", "unknown setting 'max_paralel_jobs'"),
-        ("priority_lane_slots = 9", "priority_lane_slots must be between"),
-        ("stale_seconds = 0.5", "stale_seconds must be longer"),
+        ("priority_lane_slots = 9", r"max_parallel_jobs \(4\), not 9"),
+        ("stale_seconds = 0.5", r"stale_seconds \(0.5\) must be longer"),
         ("image_threads = -1", "image_threads must be 0"),
         ("public_url = 'photos.example.com'", "public_url must be an http"),
         ("public_url = 'ftp://photos.example.com'", "public_url must be an http"),

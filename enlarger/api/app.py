@@ -29,7 +29,7 @@ from enlarger.api.auth import authorize, wants_page
 from enlarger.api.events import EventHub
 from enlarger.api.guards import RequestGuards
 from enlarger.bootstrap import Services
-from enlarger.errors import EnlargerError
+from enlarger.errors import EnlargerError, Invalid, code_for_status
 
 
 def create_app(services: Services) -> FastAPI:
@@ -74,7 +74,10 @@ def create_app(services: Services) -> FastAPI:
         """FastAPI's answer, but a page for a browser that asked for one that is not here."""
         if exc.status_code == 404 and _wants_dashboard_page(request):
             return web.not_found_page(request, f"There is no page at {request.url.path}.")
-        return await http_exception_handler(request, exc)
+        if exc.status_code in BODYLESS:
+            return await http_exception_handler(request, exc)
+        body = {"detail": exc.detail, "errorCode": code_for_status(exc.status_code)}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(EnlargerError)
     async def refused(request: Request, exc: EnlargerError) -> Response:
@@ -86,10 +89,15 @@ def create_app(services: Services) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_input(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        """FastAPI's own answer, minus what JSON cannot carry (a NaN that was sent)."""
-        return JSONResponse({"detail": json_safe(jsonable_encoder(exc.errors()))}, 422)
+        """FastAPI's own answer (a list of what is wrong, where), minus what JSON cannot
+        carry (a NaN that was sent)."""
+        detail = json_safe(jsonable_encoder(exc.errors()))
+        return JSONResponse({"detail": detail, "errorCode": Invalid.code}, 422)
 
     return app
+
+
+BODYLESS = (204, 304)  # answers that may carry no body, not even an error's
 
 
 def _wants_dashboard_page(request: Request) -> bool:

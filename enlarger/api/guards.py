@@ -16,8 +16,12 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_JSON_BYTES = 8 * 1024 * 1024
-NUL_REFUSED = json.dumps({"detail": "the request contains a NUL character (U+0000)"}).encode()
-TOO_LARGE = json.dumps({"detail": f"a JSON body may be at most {MAX_JSON_BYTES:,} bytes"}).encode()
+NUL_REFUSED = json.dumps(
+    {"detail": "the request contains a NUL character (U+0000)", "errorCode": "NUL_CHARACTER"}
+).encode()
+TOO_LARGE = json.dumps(
+    {"detail": f"a JSON body may be at most {MAX_JSON_BYTES:,} bytes", "errorCode": "TOO_LARGE"}
+).encode()
 
 
 class RequestGuards:

@@ -149,8 +149,11 @@ def get_image(image_id: str, library: LibraryDep) -> Image:
     ),
     responses={
         202: {"model": FullView, "description": "Rendering; ask again after Retry-After seconds"},
-        409: {"description": "The original is not stored yet"},
-        429: {"description": "Too many renders are waiting; ask again after Retry-After"},
+        409: {"model": ErrorAnswer, "description": "The original is not stored yet"},
+        429: {
+            "model": ErrorAnswer,
+            "description": "Too many renders are waiting; ask again after Retry-After",
+        },
     },
 )
 def full_view(image_id: str, library: LibraryDep, response: Response) -> FullView:

@@ -16,7 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSche
 
 from enlarger.api.deps import CatalogDep, LibraryDep
 from enlarger.api.multipart import read_upload_form
-from enlarger.api.schemas.base_models import BINARY, ERRORS, Pagination, links, multipart_body
+from enlarger.api.schemas.base_models import (
+    BINARY,
+    ERRORS,
+    ErrorAnswer,
+    Pagination,
+    links,
+    multipart_body,
+)
 from enlarger.api.schemas.product_models import (
     Deleted,
     PresignedUrls,
@@ -157,7 +164,7 @@ def _created(response: Response, created: product_jobs.Created) -> ProductCreate
     status_code=201,
     responses={
         **CREATED,
-        422: {"description": "not an image, no SKU, or an unknown theme"},
+        422: {"model": ErrorAnswer, "description": "not an image, no SKU, or an unknown theme"},
     },
     openapi_extra=multipart_body(
         {
@@ -379,7 +386,7 @@ class ReviewDecision(BaseModel):
     "/api/product-jobs/{job_id}/review",
     summary="Decide on a held cut-out: accept (publish), reject (fail) or rerun with a method",
     operation_id="review_product_job",
-    responses={409: {"description": "the job is not waiting for review"}},
+    responses={409: {"model": ErrorAnswer, "description": "the job is not waiting for review"}},
 )
 def review_product_job(job_id: str, body: ReviewDecision, catalog: CatalogDep) -> ProductJob:
     if body.action is product_jobs.ReviewAction.RERUN and body.method is None:

@@ -157,7 +157,7 @@ def fmt_time(value: Any) -> str:
 MaxParallel = Annotated[int | None, typer.Option(help="Job slots per worker.")]
 PrioritySlots = Annotated[int | None, typer.Option(help="Slots kept for high priorities.")]
 Handlers = Annotated[str | None, typer.Option(help="Handler registry as module:attribute.")]
-LogLevel = Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")]
+LogLevel = Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING, ERROR or CRITICAL.")]
 LogFormat = Annotated[
     str | None, typer.Option(help="text, or json: one JSON object per line with request ids.")
 ]

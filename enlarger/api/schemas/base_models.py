@@ -76,7 +76,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     "default": {
         "model": ErrorAnswer,
         "description": "An error: `detail` says why",
-        "content": {"text/plain": {"schema": {"type": "string"}}},
+        # JSON first (the model fills its schema): generated clients read the first
+        "content": {"application/json": {}, "text/plain": {"schema": {"type": "string"}}},
     }
 }
 
