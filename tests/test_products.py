@@ -114,13 +114,22 @@ def image_host() -> Iterator[ImageHost]:
 
 
 @pytest.fixture
-def library_changes(image_host: ImageHost) -> dict[str, Any]:
-    return {
+def library_changes(image_host: ImageHost, request: pytest.FixtureRequest) -> dict[str, Any]:
+    changes: dict[str, Any] = {
         "webhook_secrets": SECRET,
         "fetch_allow_hosts": f"127.0.0.1:{image_host.port}",
         "image_max_per_sku": 3,
         "product_external_themes": "gradient",
     }
+    if request.node.get_closest_marker("flow_only"):
+        changes["product_review_below"] = 0.0
+    return changes
+
+
+# a test of how jobs flow (names, folders, uploads, retries), not of the cut-out: review
+# off, so a small photo (a fraction of the model's and the matting's work) goes to DONE
+flow_only = pytest.mark.flow_only
+FLOW_PHOTO_SIDE = 600
 
 
 def _signed(body: bytes, webhook_id: str = "msg_1") -> dict[str, str]:
@@ -829,11 +838,12 @@ def test_review_holds_low_confidence_and_warnings_unless_turned_off(catalog: Cat
     assert not pipeline._doubtful(off, {"confidence": 0.1}, cropped)
 
 
+@flow_only
 def test_skus_with_slashes_get_folders_of_their_own(
     client: httpx.Client, run_worker: Callable[[], Worker], image_host: ImageHost, library: Library
 ) -> None:
     """Issue 26, item 5: TEE/RED/M and TEE/RED/S no longer share `products/M/`."""
-    photo = product_photo(3, 1600, 1600).jpeg
+    photo = product_photo(3, FLOW_PHOTO_SIDE, FLOW_PHOTO_SIDE).jpeg
     url = image_host.add("/tee.jpg", photo)
     ids = [
         _announce(client, url, photo, sku=sku, webhook_id=f"msg_{n}").json()["jobId"]
@@ -852,12 +862,13 @@ def test_skus_with_slashes_get_folders_of_their_own(
     assert all(folder.startswith("TEE-RED-") for folder in folders - {"M"})
 
 
+@flow_only
 @pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
 def test_a_product_photo_can_be_uploaded_instead_of_announced(
     client: httpx.Client, run_worker: Callable[[], Worker], library: Library
 ) -> None:
     """Issue 26, item 6: a photo that is not hosted anywhere goes in by upload."""
-    photo = product_photo(3, 1600, 1600)
+    photo = product_photo(3, FLOW_PHOTO_SIDE, FLOW_PHOTO_SIDE)
     form = {"sku": "CAP/BLUE", "theme": "white"}
     sent = client.post(
         "/api/product-jobs/upload", data=form, files={"file": ("cap.jpg", photo.jpeg)}
@@ -902,11 +913,12 @@ def test_a_product_photo_can_be_uploaded_instead_of_announced(
     assert kept == {job["originalKey"].rsplit("/", 1)[0]}  # the duplicate's copy is gone
 
 
+@flow_only
 def test_a_photo_whose_job_failed_can_be_announced_again(
     client: httpx.Client, run_worker: Callable[[], Worker], image_host: ImageHost
 ) -> None:
     """A CDN that was not ready yet does not lose the photo for good."""
-    photo = product_photo(3, 1600, 1600).jpeg
+    photo = product_photo(3, FLOW_PHOTO_SIDE, FLOW_PHOTO_SIDE).jpeg
     url = f"http://127.0.0.1:{image_host.port}/late.jpg"  # not served yet: 404
     first = _announce(client, url, photo, webhook_id="msg_early").json()["jobId"]
     run_worker()
