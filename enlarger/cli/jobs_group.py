@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from enlarger.cli.shared import (
     ConfigFile,
@@ -55,6 +54,8 @@ def jobs_list(
     config: ConfigFile = None,
 ) -> None:
     """List jobs, newest first, with counts by type and status."""
+    from rich.table import Table
+
     store = open_store(config, data_dir, database_url)
     jobs, total = store.list_jobs(status=status, job_type=job_type, limit=limit, offset=offset)
     if as_json:
@@ -106,6 +107,8 @@ def jobs_show(
     config: ConfigFile = None,
 ) -> None:
     """Show one job: state, attempts, lease, error, payload, items."""
+    from rich.table import Table
+
     store = open_store(config, data_dir, database_url)
     job = _load_job(store, job_id)
     data = _job_dict(job)

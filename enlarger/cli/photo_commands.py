@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from enlarger import logs
 from enlarger.cli.shared import (
@@ -28,6 +26,8 @@ from enlarger.cli.shared import (
 from enlarger.library.tasks import Maintenance
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from enlarger.library.library import Library
 
 
@@ -141,12 +141,20 @@ def _import_summary(lines: list[dict[str, Any]]) -> str:
 
 
 def _progress() -> Progress:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(
         TextColumn("{task.description:<11}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=err_console,
+        console=err_console.made(),
     )
 
 
@@ -298,6 +306,8 @@ def maintenance_(
 ) -> None:
     """Run a project maintenance task now, in this process (the schedules run them in the
     workers): trash_maintenance, manifest_check, folder_check or manifest_cleaning."""
+    from rich.table import Table
+
     from enlarger import errors
     from enlarger.library import lookups, maintenance
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from enlarger.cli.shared import (
     ConfigFile,
@@ -24,6 +23,8 @@ def products_stats(
     data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None
 ) -> None:
     """Product jobs by status, total cost, mean time to DONE and failure rate."""
+    from rich.table import Table
+
     from enlarger.catalog import product_jobs as product_service
 
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)

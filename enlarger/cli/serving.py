@@ -12,7 +12,6 @@ import signal
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.text import Text
 
 from enlarger import logs
 from enlarger.cli.shared import (
@@ -39,6 +38,8 @@ def _notice(settings: Settings, markup: str, level: int = logging.INFO) -> None:
     """A line for the operator: on stderr, or with JSON logs one log record like any
     other (a collector reading the log takes one JSON object a line)."""
     if settings.log_format == "json":
+        from rich.text import Text
+
         logging.getLogger("enlarger.serve").log(level, Text.from_markup(markup).plain)
     else:
         err_console.print(markup)

@@ -12,18 +12,38 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from sqlalchemy import Engine
 
     from enlarger.bootstrap import Services
     from enlarger.config import Settings, SettingsError
     from enlarger.queue import Store
 
-console = Console()
-err_console = Console(stderr=True)
+
+class LazyConsole:
+    """rich's Console, made at its first use: importing rich costs a fifth of the start of
+    a command that prints nothing with it (`--help`)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def made(self) -> Console:
+        """The Console itself, for what takes one (a progress display)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.made(), name)
+
+
+console = LazyConsole()
+err_console = LazyConsole(stderr=True)
 T = TypeVar("T")
 OUTAGE_PAUSE_MAX_S = 15.0  # `import` tries a service that is out again at least this often
 
@@ -40,6 +60,8 @@ ConfigFile = Annotated[
 
 def settings_refused(exc: SettingsError) -> typer.Exit:
     """One line per problem, however long (not wrapped), then exit code 2."""
+    from rich.markup import escape
+
     for line in str(exc).splitlines():
         err_console.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
     return typer.Exit(2)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from enlarger.cli.shared import (
     ConfigFile,
@@ -51,6 +50,8 @@ def tokens_list(
     data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None
 ) -> None:
     """Every token: its id, name, role, first characters and state."""
+    from rich.table import Table
+
     from enlarger.access import tokens
 
     engine = engine_for(settings_from(config, data_dir=data_dir, database_url=database_url))
