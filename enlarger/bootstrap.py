@@ -74,10 +74,6 @@ class Services:
     def blobs(self) -> BlobStore:
         return self.library.blobs
 
-    def close(self) -> None:
-        """Close the database's pooled connections (a process that is done with them)."""
-        self.engine.dispose()
-
 
 def build_services(
     settings: Settings, *, engine: sa.Engine | None = None, pre_ping: bool = False

@@ -20,37 +20,17 @@ import sqlalchemy as sa
 from enlarger.db.schema import images, photo_files, photos, projects
 from enlarger.errors import NotFound
 from enlarger.library.library import Library
-from enlarger.media import (
-    Recipe,
-)
+from enlarger.media import Recipe
 
 DEFAULT_COLLECTION = "default"
-
-
 STAGING_PREFIX = "uploads/"  # remote storage: uploads waiting for OFFLOAD_ORIGINAL
-
-
 STAGED_ORPHAN_AFTER_S = 86400  # a staged upload no image waits for is swept this old
-
-
 UPLOAD_PRIORITY = 100  # uploads ride the priority lane: never stuck behind a backfill
-
-
 DERIVATIVE_PRIORITY = 95
-
-
 DEFAULT_THUMBNAIL_SIDE = 256
-
-
 BACKFILL_PRIORITY = 10  # below priority_threshold: the normal lane, behind fresh uploads
-
-
 BACKFILL_PAGE = 500
-
-
 CHUNK = 1024 * 1024
-
-
 DELETED = "DELETED"  # an image event's status when its file went to the trash
 
 

@@ -104,11 +104,7 @@ class InvalidName(Invalid):
 
 # the longest names the database keeps (projects.name, images.title, original_filename)
 MAX_COLLECTION_CHARS = 200
-
-
 MAX_TITLE_CHARS = 500
-
-
 MAX_FILENAME_CHARS = 500
 
 
@@ -226,8 +222,6 @@ def sweep_staged(library: Library, older_than_s: float = STAGED_ORPHAN_AFTER_S) 
 
 
 DERIVATIVE_ORPHAN_AFTER_S = 3600  # a derivative no image owns is swept this old
-
-
 SWEEP_BATCH = 500  # image ids looked up at once
 
 

@@ -17,9 +17,7 @@ from enlarger.library.image_records import (
     image_query,
 )
 from enlarger.library.library import Library
-from enlarger.media import (
-    Recipe,
-)
+from enlarger.media import Recipe
 from enlarger.queue import Job
 
 
