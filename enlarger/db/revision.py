@@ -4,6 +4,7 @@ cost of one query. `migrate` does the migrating."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from enlarger.db.engine import read_connection
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 
 
+@functools.cache  # the installed migrations do not change while a process runs
 def head_revision() -> str:
     """The newest migration this version has. Revisions are named `NNNN_what` after
     their files and each follows the one numbered before it (a test holds this against
