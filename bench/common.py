@@ -24,7 +24,8 @@ from rich.console import Console
 from rich.table import Table
 
 from enlarger.config import Settings
-from enlarger.db import create_db_engine, migrate
+from enlarger.db import migrate
+from enlarger.db.engine import create_db_engine
 from enlarger.queue import Registry, Worker, settle_heap, store_for_engine
 
 WORKERS = 2  # worker processes per system in the throughput benchmark

@@ -44,7 +44,8 @@ from bench.big_project import seed
 from bench.common import percentile, print_table, start_serve, verdict, wait_until
 from enlarger.bootstrap import build_services
 from enlarger.config import Settings
-from enlarger.db import create_db_engine, migrate
+from enlarger.db import migrate
+from enlarger.db.engine import create_db_engine
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

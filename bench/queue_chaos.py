@@ -30,7 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.common import drop_pg_database, fresh_pg_database, migrated_engine, print_table, verdict
-from enlarger.db import create_db_engine
+from enlarger.db.engine import create_db_engine
 from enlarger.queue import JobContext, NewJob, Registry, store_for_engine
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from enlarger.catalog.catalog import Catalog, build_catalog
 from enlarger.catalog.stage_jobs import registry as catalog_registry
 from enlarger.config import Settings
-from enlarger.db import create_db_engine
+from enlarger.db.engine import create_db_engine
 from enlarger.library.image_records import JobType
 from enlarger.library.job_handlers import registry as library_registry
 from enlarger.library.library import Library, recipes_from

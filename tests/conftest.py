@@ -34,7 +34,8 @@ from enlarger.catalog.catalog import Catalog
 from enlarger.catalog.fetch import FetchLimits, fetch
 from enlarger.catalog.states import StageFailed
 from enlarger.config import Settings
-from enlarger.db import create_db_engine, migrate
+from enlarger.db import migrate
+from enlarger.db.engine import create_db_engine
 from enlarger.library.library import Library
 from enlarger.logs import OutageLog
 from enlarger.queue import JobQueue, Store, Worker, store_for_engine

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from enlarger.db import create_db_engine
+from enlarger.db.engine import create_db_engine
 from enlarger.queue import (
     DependencyDown,
     FailedJob,

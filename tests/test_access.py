@@ -14,10 +14,12 @@ import sqlalchemy as sa
 from fastapi.routing import APIRoute
 
 from enlarger.access import tokens
+from enlarger.access.token_records import read_tokens
 from enlarger.access.tokens import Role
 from enlarger.api.auth import required_role
 from enlarger.bootstrap import Services
 from enlarger.client import EnlargerClient, EnlargerError
+from enlarger.db import direct
 from enlarger.db.schema import api_tokens
 from tests.test_cli import invoke
 
@@ -147,6 +149,25 @@ def test_token_commands_and_serve_refusing_to_listen_openly(tmp_path: Path) -> N
     assert invoke("tokens", "revoke", "1", *where)[0] == 0
     code, output = invoke("tokens", "revoke", "1", *where)
     assert code == 2 and "no live token 1" in output
+
+
+def test_tokens_read_without_sqlalchemy_match_the_engines(engine: sa.Engine, db_url: str) -> None:
+    """`enlarger tokens list` reads through a plain DB-API connection (db.direct): the
+    same records, timestamps included, as the engine's read on either backend."""
+    tokens.create(engine, Role.ADMIN, "ops")
+    tokens.create(engine, Role.VIEWER)
+    assert tokens.revoke(engine, 2)
+    connection = direct.connect_directly(db_url)
+    try:
+        read_directly = read_tokens(connection)
+    finally:
+        connection.close()
+    assert read_directly == tokens.list_tokens(engine)
+    assert [(t.name, t.role, t.revoked_at is None) for t in read_directly] == [
+        ("ops", Role.ADMIN, True),
+        ("viewer", Role.VIEWER, False),
+    ]
+    assert all(t.created_at.tzinfo is not None for t in read_directly)
 
 
 def _bearer(token: str) -> dict[str, str]:

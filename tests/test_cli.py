@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from enlarger.bootstrap import build_services
 from enlarger.cli import app
 from enlarger.config import Settings
-from enlarger.db import create_db_engine, migrate
+from enlarger.db import migrate
+from enlarger.db.engine import create_db_engine
 from enlarger.db.schema import images, photos
 from enlarger.library import listing, projects
 from enlarger.library.library import Library

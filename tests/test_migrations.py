@@ -15,20 +15,32 @@ from fastapi.testclient import TestClient
 from enlarger.api.app import create_app
 from enlarger.bootstrap import build_services
 from enlarger.config import Settings
-from enlarger.db import create_db_engine, migrate, revision
+from enlarger.db import direct, migrate, revision
+from enlarger.db.engine import create_db_engine
 from enlarger.db.schema import images, metadata, photo_files, photo_sidecars, photos, projects
 from enlarger.db.types import Timestamp
 from enlarger.queue import NewJob, store_for_engine
 
 
+def _revision_read_directly(url: str) -> str | None:
+    connection = direct.connect_directly(url)
+    try:
+        return revision.revision_in(connection, direct.dialect_of(url))
+    finally:
+        connection.close()
+
+
 def test_upgrade_downgrade_upgrade(empty_db_url: str) -> None:
     engine = create_db_engine(empty_db_url)
     assert revision.stored_revision(engine) is None
+    assert _revision_read_directly(empty_db_url) is None
     migrate.upgrade(engine)
     assert migrate.current_revision(engine) == migrate.head_revision(engine)
-    # the light check (no alembic) agrees with alembic: files named and chained in order
+    # the light checks (no alembic; no SQLAlchemy either) agree with alembic: files
+    # named and chained in order
     assert (
         revision.stored_revision(engine)
+        == _revision_read_directly(empty_db_url)
         == revision.head_revision()
         == migrate.head_revision(engine)
     )

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-from enlarger.db import create_db_engine, migrate
+from enlarger.db import migrate
+from enlarger.db.engine import create_db_engine
 from enlarger.db.schema import images
 from tests.images import jpeg
 

@@ -24,7 +24,7 @@ from enlarger.access.tokens import Role
 from enlarger.api.app import create_app
 from enlarger.bootstrap import Services, build_services
 from enlarger.client import EnlargerClient
-from enlarger.db import create_db_engine
+from enlarger.db.engine import create_db_engine
 from tests.conftest import FAST, PG_ADMIN_DSN, loopback_socket, serving, wait_for
 from tests.images import jpeg
 from tests.outages import CuttableProxy

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from enlarger.db import create_db_engine
+from enlarger.db.engine import create_db_engine
 from enlarger.db.schema import images, jobs
 from tests import cluster as hosts
 from tests.conftest import wait_for

@@ -21,7 +21,8 @@ import psutil
 import pytest
 import sqlalchemy as sa
 
-from enlarger.db import create_db_engine, migrate
+from enlarger.db import migrate
+from enlarger.db.engine import create_db_engine
 from enlarger.db.schema import job_events, job_schedules
 from enlarger.db.schema import jobs as jobs_table
 from enlarger.db.types import db_now

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from enlarger.db import create_db_engine
+from enlarger.db.engine import create_db_engine
 from enlarger.db.schema import images
 from tests.cluster import (
     CLUSTER_TEST,

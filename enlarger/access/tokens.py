@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
-from datetime import datetime
-from enum import IntEnum
 
 import sqlalchemy as sa
 
+from enlarger.access.token_records import LIST_TOKENS, Role, Token, token_from_row
 from enlarger.db.engine import read_connection
 from enlarger.db.schema import api_tokens
 from enlarger.db.types import db_now
@@ -23,33 +21,6 @@ from enlarger.db.types import db_now
 TOKEN_PREFIX = "enl_"
 SHOWN_PREFIX = 12  # characters of a token kept in clear, to tell tokens apart in a list
 USE_RECORDED_EVERY_S = 60
-
-
-class Role(IntEnum):
-    """Each role may do what the ones below it may."""
-
-    VIEWER = 1  # read
-    UPLOADER = 2  # also upload and edit keep flags
-    ADMIN = 3  # everything: job control, maintenance, product-job callbacks…
-
-    @classmethod
-    def named(cls, name: str) -> Role:
-        try:
-            return cls[name.upper()]
-        except KeyError:
-            known = ", ".join(r.name.lower() for r in cls)
-            raise ValueError(f"unknown role {name!r}; use one of {known}") from None
-
-
-@dataclass(frozen=True)
-class Token:
-    id: int
-    name: str
-    role: Role
-    prefix: str
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
 
 
 def _digest(token: str) -> str:
@@ -76,13 +47,7 @@ def create(engine: sa.Engine, role: Role, name: str = "") -> tuple[Token, str]:
 
 def list_tokens(engine: sa.Engine) -> list[Token]:
     with read_connection(engine) as conn:
-        rows = conn.execute(sa.select(api_tokens).order_by(api_tokens.c.id)).all()
-    return [
-        Token(
-            r.id, r.name, Role.named(r.role), r.prefix, r.created_at, r.last_used_at, r.revoked_at
-        )
-        for r in rows
-    ]
+        return [token_from_row(row) for row in conn.exec_driver_sql(LIST_TOKENS)]
 
 
 def revoke(engine: sa.Engine, token_id: int) -> bool:

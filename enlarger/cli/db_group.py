@@ -17,7 +17,8 @@ def db_upgrade(
     config: ConfigFile = None,
 ) -> None:
     """Apply migrations up to REVISION (default: the newest)."""
-    from enlarger.db import create_db_engine, migrate
+    from enlarger.db import migrate
+    from enlarger.db.engine import create_db_engine
 
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)
     engine = create_db_engine(settings.resolved_database_url)
@@ -33,7 +34,8 @@ def db_downgrade(
     config: ConfigFile = None,
 ) -> None:
     """Revert migrations down to REVISION."""
-    from enlarger.db import create_db_engine, migrate
+    from enlarger.db import migrate
+    from enlarger.db.engine import create_db_engine
 
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)
     engine = create_db_engine(settings.resolved_database_url)
@@ -46,7 +48,8 @@ def db_current(
     data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None
 ) -> None:
     """Show the database's revision and the newest one this version knows."""
-    from enlarger.db import create_db_engine, migrate
+    from enlarger.db import migrate
+    from enlarger.db.engine import create_db_engine
 
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)
     engine = create_db_engine(settings.resolved_database_url)
@@ -62,7 +65,8 @@ def db_history(
 ) -> None:
     """List the revisions this version knows, newest first, the database's marked: the
     names `enlarger db downgrade` takes."""
-    from enlarger.db import create_db_engine, migrate
+    from enlarger.db import migrate
+    from enlarger.db.engine import create_db_engine
 
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)
     engine = create_db_engine(settings.resolved_database_url)

@@ -95,7 +95,8 @@ def engine_for(
 ) -> Engine:
     """The database; `migrate_first` (the long-running commands) upgrades the schema,
     waiting for a database that is out when they start."""
-    from enlarger.db import create_db_engine, revision
+    from enlarger.db import revision
+    from enlarger.db.engine import create_db_engine
 
     engine = create_db_engine(settings.resolved_database_url, pre_ping=pre_ping)
     if migrate_first:
@@ -111,11 +112,32 @@ def engine_for(
             err_console.print(f"[red]error:[/red] the database is unreachable: {exc}")
             raise typer.Exit(3) from None
     elif revision.stored_revision(engine) != revision.head_revision():
-        err_console.print(
-            "[red]error:[/red] the database is not at the current schema; run `enlarger db upgrade`"
-        )
-        raise typer.Exit(2)
+        raise not_at_schema()
     return engine
+
+
+def direct_connection_for(settings: Settings) -> Any:
+    """A DB-API connection without SQLAlchemy (`enlarger.db.direct`), for commands that
+    only read a few rows, checked like `engine_for`'s. The caller closes it."""
+    from enlarger.db import direct, revision
+
+    try:
+        connection = direct.connect_directly(settings.resolved_database_url)
+    except direct.Unreachable as exc:
+        err_console.print(f"[red]error:[/red] the database cannot be opened: {exc}")
+        raise typer.Exit(3) from None
+    dialect = direct.dialect_of(settings.resolved_database_url)
+    if revision.revision_in(connection, dialect) != revision.head_revision():
+        connection.close()
+        raise not_at_schema()
+    return connection
+
+
+def not_at_schema() -> typer.Exit:
+    err_console.print(
+        "[red]error:[/red] the database is not at the current schema; run `enlarger db upgrade`"
+    )
+    return typer.Exit(2)
 
 
 def store_for(settings: Settings, *, migrate_first: bool = False) -> Store:

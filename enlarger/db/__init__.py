@@ -1,5 +1,5 @@
-"""Database access: one engine factory for SQLite and PostgreSQL, the schema, migrations."""
+"""The database: the engine (`engine`), the schema (`schema`), its migrations
+(`migrate`) and revision (`revision`), and a connection without SQLAlchemy (`direct`).
 
-from enlarger.db.engine import create_db_engine, is_postgres, normalize_url, read_connection
-
-__all__ = ["create_db_engine", "is_postgres", "normalize_url", "read_connection"]
+Nothing is imported here, so a command that reads through `direct` does not pay for
+importing SQLAlchemy."""

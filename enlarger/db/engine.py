@@ -10,6 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from enlarger.db.direct import normalize_url
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_BEGIN_OPTION = "sqlite_begin"
 # A session that waits on a lock, or holds a transaction open while doing nothing, is cut
@@ -48,14 +50,6 @@ def hold_briefly(conn: sa.Connection) -> None:
     while they hold it, so a frozen holder costs seconds, not the whole idle timeout."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SET LOCAL idle_in_transaction_session_timeout = {HELD_BRIEFLY_MS}")
-
-
-def normalize_url(url: str) -> str:
-    """Accept the URLs users write (`postgresql://…`) and pick the psycopg 3 driver."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
 
 
 def is_postgres(engine_or_url: sa.Engine | str) -> bool:

@@ -8,7 +8,7 @@ workers run on many hosts.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,6 +16,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.types import TypeDecorator
+
+from enlarger.db.direct import stored_time
 
 SQLITE_EPOCH_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 
@@ -35,11 +37,7 @@ class Timestamp(TypeDecorator[datetime]):
         return value.timestamp() if isinstance(value, datetime) else float(value)
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if dialect.name == "sqlite":
-            return datetime.fromtimestamp(float(value), UTC)
-        return value
+        return stored_time(value)
 
 
 Json = sa.JSON().with_variant(JSONB(), "postgresql")

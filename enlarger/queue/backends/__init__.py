@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from enlarger.db import create_db_engine, is_postgres
+from enlarger.db.engine import create_db_engine, is_postgres
 from enlarger.queue.store import Store
 
 
