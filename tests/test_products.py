@@ -38,7 +38,7 @@ from enlarger.db.schema import product_jobs as product_jobs_table
 from enlarger.library.library import Library
 from enlarger.queue import Worker
 from enlarger.storage import open_blob_store
-from tests.conftest import FAST, fetch_is_cut_off, wait_for
+from tests.conftest import BOTH_STACKS, FAST, fetch_is_cut_off, wait_for
 from tests.test_cli import invoke
 
 SECRET = "whsec_" + base64.b64encode(b"test secret for product webhooks").decode()
@@ -178,7 +178,7 @@ def _waiting_for(client: httpx.Client, job_id: str, *statuses: str) -> dict[str,
     )
 
 
-@pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
+@BOTH_STACKS
 def test_a_signed_webhook_runs_to_done_with_composites_published(
     client: httpx.Client,
     run_worker: Callable[[], Worker],
@@ -863,7 +863,7 @@ def test_skus_with_slashes_get_folders_of_their_own(
 
 
 @flow_only
-@pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
+@BOTH_STACKS
 def test_a_product_photo_can_be_uploaded_instead_of_announced(
     client: httpx.Client, run_worker: Callable[[], Worker], library: Library
 ) -> None:
