@@ -5,6 +5,11 @@ preview) from 24 MP JPEGs, made three ways, each in its own process pinned to on
   preview from the original and measures it for culling; THUMBNAIL_GENERATION the four
   thumbnails and the thumbhash from that preview), files written as the jobs write them;
 - pillow: a straightforward implementation: decode, resize each size with LANCZOS, save;
+- sharp: the Node library most web apps make their images with (Next.js, Strapi,
+  Payload), on libvips too: the preview from the original, written to a file, then each
+  thumbnail from the preview's bytes (`bench/sharp_set.cjs`); one thread, cache off.
+  The bench installs it with npm into `bench/.peers/` the first time, and leaves it out
+  with a message when npm is missing;
 - floor: libvips decoding the file at its shrink-on-load scale plus one preview encode,
   the least any implementation must do.
 
@@ -22,17 +27,21 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import multiprocessing
 import os
 import resource
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import print_table, verdict
-from enlarger.queue.cpu import limit_malloc_arenas
+from enlarger.queue.cpu import MALLOC_ARENAS, limit_malloc_arenas
 
 WIDTH, HEIGHT = 6000, 4000
 THUMB_SIDES = (64, 128, 256, 512)
@@ -110,6 +119,57 @@ CONTENDERS: dict[str, Callable[[Path], int | float]] = {
 }
 
 
+ORDER = ("enlarger", "sharp", "pillow", "floor", "assessment alone")  # as the table lists
+SHARP_VERSION = "0.35"
+PEERS = Path(__file__).with_name(".peers")
+SHARP_SCRIPT = Path(__file__).with_name("sharp_set.cjs")
+
+
+def sharp_module() -> Path | None:
+    """sharp's folder under bench/.peers, installed with npm the first time; None (and
+    why, on stderr) when it cannot be."""
+    module = PEERS / "sharp" / "node_modules" / "sharp"
+    if module.is_dir():
+        return module
+    if not shutil.which("npm") or not shutil.which("node"):
+        print("sharp left out: Node.js and npm are needed to install it", file=sys.stderr)
+        return None
+    print(f"installing sharp {SHARP_VERSION} with npm into {module.parent.parent}", file=sys.stderr)
+    installed = subprocess.run(
+        [
+            "npm",
+            "install",
+            "--prefix",
+            str(module.parent.parent),
+            "--no-audit",
+            "--no-fund",
+            f"sharp@~{SHARP_VERSION}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if installed.returncode != 0:
+        print(f"sharp left out: npm failed:\n{installed.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return module
+
+
+def run_sharp(module: Path, files: list[Path], rounds: int) -> tuple[float, float]:
+    """sharp's median ms per image and peak RSS (MB), in a Node process on core 0."""
+    env = {**os.environ, "UV_THREADPOOL_SIZE": "1", "MALLOC_ARENA_MAX": str(MALLOC_ARENAS)}
+    done = subprocess.run(
+        ["node", str(SHARP_SCRIPT), str(module), str(rounds), *map(str, files)],
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.sched_setaffinity(0, {0}),
+        timeout=1800,
+        check=True,
+    )
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(measured["ms"]), float(measured["peak_mb"])
+
+
 def _measure(name: str, files: list[Path], rounds: int, out: multiprocessing.Queue) -> None:
     """In a fresh process on core 0: one warm-up, then every file `rounds` times. A
     contender that returns a float has timed its own part (milliseconds)."""
@@ -153,14 +213,27 @@ def main() -> None:
             make_photo(path, seed=n)
         sizes_mb = statistics.mean(p.stat().st_size for p in files) / 1e6
         print(f"{count} JPEGs of {WIDTH}x{HEIGHT}, {sizes_mb:.1f} MB each, {rounds} round(s)")
+        sharp = sharp_module()
         measured = {name: run(name, files, rounds) for name in CONTENDERS}
+        if sharp is not None:
+            measured["sharp"] = run_sharp(sharp, files, rounds)
     print_table(
         "derivative set per image (median), one core each",
         ["implementation", "ms per image", "peak RSS MB"],
-        [(name, ms, rss) for name, (ms, rss) in measured.items()],
+        [(name, *measured[name]) for name in ORDER if name in measured],
     )
     enlarger_ms, enlarger_rss = measured["enlarger"]
+    against_sharp = {}
+    if "sharp" in measured:
+        sharp_ms, sharp_rss = measured["sharp"]
+        against_sharp = {
+            "sharp_ms_per_image": sharp_ms,
+            "sharp_peak_rss_mb": sharp_rss,
+            "sharp_ratio": enlarger_ms / sharp_ms,
+            "rss_ratio_vs_sharp": enlarger_rss / sharp_rss,
+        }
     verdict(
+        **against_sharp,
         enlarger_ms_per_image=enlarger_ms,
         pillow_ms_per_image=measured["pillow"][0],
         floor_ms_per_image=measured["floor"][0],

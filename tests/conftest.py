@@ -7,6 +7,7 @@ locally and fails under CI=true, where it must never be skipped.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
@@ -78,6 +79,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that mostly wait for minutes (`long_wait`) start first, so the other test
     processes run the rest beside them instead of after them."""
     items.sort(key=lambda item: item.get_closest_marker("long_wait") is None)
+
+
+@pytest.fixture(scope="session")
+def matting_compiled() -> None:
+    """Wait for scripts/test's pymatting warm-up to have compiled its numba functions
+    (it holds a lock on ENLARGER_TEST_MATTING_LOCK until then), so the tests that cut out
+    products do not each compile them again beside it. Without the variable (pytest run
+    by hand), nothing to wait for."""
+    lock = os.environ.get("ENLARGER_TEST_MATTING_LOCK")
+    if lock:
+        with open(lock) as held:
+            fcntl.flock(held, fcntl.LOCK_SH)
 
 
 @pytest.fixture(autouse=True)

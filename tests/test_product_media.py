@@ -49,6 +49,7 @@ from enlarger.media.segment import (
 )
 from tests.test_cli import invoke
 
+pytestmark = pytest.mark.usefixtures("matting_compiled")
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 BODY = b'{"sku":"SKU-1","imageUrl":"https://img.example/a.jpg","sha256":"' + b"a" * 64 + b'"}'
 NOW = 1_800_000_000

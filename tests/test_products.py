@@ -163,7 +163,7 @@ def _settled(client: httpx.Client, job_id: str) -> dict[str, Any] | None:
 
 # a job waited on runs model cut-outs on a core the other test processes share: past
 # pytest's default limit on a loaded machine, within `_waiting_for`'s deadline
-pytestmark = pytest.mark.timeout(400)
+pytestmark = [pytest.mark.timeout(400), pytest.mark.usefixtures("matting_compiled")]
 
 
 def _job(client: httpx.Client, job_id: str) -> dict[str, Any]:
