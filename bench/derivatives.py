@@ -10,15 +10,19 @@ preview) from 24 MP JPEGs, made three ways, each in its own process pinned to on
   thumbnail from the preview's bytes (`bench/sharp_set.cjs`); one thread, cache off.
   The bench installs it with npm into `bench/.peers/` the first time, and leaves it out
   with a message when npm is missing;
-- floor: libvips decoding the file at its shrink-on-load scale plus one preview encode,
-  the least any implementation must do.
+- floor: libvips decoding the file at the smallest JPEG scale still at least the
+  preview's size, resizing it and encoding the preview: the least any implementation
+  must do.
 
 Beside them, the culling assessment alone (`media.assess` on the 2000 px preview held in
-memory, as the preview job calls it), to give its share of enlarger's time per image.
+memory, as the preview job calls it), to give its share of enlarger's time per image,
+and each stage of enlarger's set timed on its own (decode and resize, encodes,
+assessment, file writes, thumbnails, thumbhash).
 
 The images are generated (photographic noise, EXIF-free, quality 90) once per run. Peak
-RSS is each process's high-water mark (`ru_maxrss`), imports included; every process caps
-glibc's malloc arenas as enlarger's CPU children do.
+RSS is each process's high-water mark (VmHWM), imports included: each imports what
+its work needs (enlarger's, `enlarger.media`; the recipes are made from the settings in
+the parent). Every process caps glibc's malloc arenas as enlarger's CPU children do.
 
     python -m bench.derivatives [--quick] [--images 6] [--rounds 2]
 """
@@ -26,11 +30,11 @@ glibc's malloc arenas as enlarger's CPU children do.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import multiprocessing
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -39,9 +43,15 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from bench.common import print_table, verdict
-from enlarger.queue.cpu import MALLOC_ARENAS, limit_malloc_arenas
+if TYPE_CHECKING:
+    from enlarger.media import Recipe
+
+    # the preview's recipe, then the thumbnails': media's own objects, so that a child
+    # unpickling them imports media only
+    Recipes = tuple[Recipe, tuple[Recipe, ...]]
+
 
 WIDTH, HEIGHT = 6000, 4000
 THUMB_SIDES = (64, 128, 256, 512)
@@ -62,18 +72,16 @@ def make_photo(path: Path, seed: int, width: int = WIDTH, height: int = HEIGHT) 
     image.cast("uchar").copy(interpretation="srgb").jpegsave(str(path), Q=90)
 
 
-def enlarger_set(path: Path) -> int:
-    from enlarger.config import Settings
-    from enlarger.library.library import recipes_from
+def enlarger_set(path: Path, recipes: Recipes) -> int:
     from enlarger.media import Limits, probe, render
 
-    recipes = recipes_from(Settings())
     limits = Limits(200 * 1024 * 1024, 200_000_000)
     found = probe(path, limits)
-    preview = render(path, found, (recipes.preview,), with_assessment=True).renditions[0]
+    preview_recipe, thumbnail_recipes = recipes
+    preview = render(path, found, (preview_recipe,), with_assessment=True).renditions[0]
     preview_path = path.with_suffix(".preview.jpg")
     preview_path.write_bytes(preview.data)
-    thumbs = render(preview_path, probe(preview_path, limits), recipes.thumbnails, True)
+    thumbs = render(preview_path, probe(preview_path, limits), thumbnail_recipes, True)
     return len(preview.data) + sum(len(r.data) for r in thumbs.renditions)
 
 
@@ -105,10 +113,19 @@ def assessment_alone(path: Path) -> float:
 
 
 def floor_set(path: Path) -> int:
+    """The file decoded at the smallest of its JPEG scales (1/2, 1/4, 1/8) still at least
+    the preview's size, resized, encoded. (libvips' own `thumbnail` decodes at a scale
+    twice that, whole for a 24 MP photo: 30 % more time.)"""
     import pyvips
 
-    image = pyvips.Image.thumbnail(str(path), PREVIEW_SIDE, height=PREVIEW_SIDE)
-    return len(image.jpegsave_buffer(Q=85))
+    header = pyvips.Image.new_from_file(str(path))
+    long_side = max(header.width, header.height)
+    shrink = 1
+    while shrink < 8 and long_side >= 2 * shrink * PREVIEW_SIDE:
+        shrink *= 2
+    image = pyvips.Image.new_from_file(str(path), shrink=shrink, access="sequential")
+    preview = image.thumbnail_image(PREVIEW_SIDE, height=PREVIEW_SIDE, size="down")
+    return len(preview.jpegsave_buffer(Q=85))
 
 
 CONTENDERS: dict[str, Callable[[Path], int | float]] = {
@@ -156,7 +173,7 @@ def sharp_module() -> Path | None:
 
 def run_sharp(module: Path, files: list[Path], rounds: int) -> tuple[float, float]:
     """sharp's median ms per image and peak RSS (MB), in a Node process on core 0."""
-    env = {**os.environ, "UV_THREADPOOL_SIZE": "1", "MALLOC_ARENA_MAX": str(MALLOC_ARENAS)}
+    env = {**os.environ, "UV_THREADPOOL_SIZE": "1"}
     done = subprocess.run(
         ["node", str(SHARP_SCRIPT), str(module), str(rounds), *map(str, files)],
         env=env,
@@ -170,12 +187,15 @@ def run_sharp(module: Path, files: list[Path], rounds: int) -> tuple[float, floa
     return float(measured["ms"]), float(measured["peak_mb"])
 
 
-def _measure(name: str, files: list[Path], rounds: int, out: multiprocessing.Queue) -> None:
+def _measure(
+    name: str, files: list[Path], rounds: int, recipes: Recipes, out: multiprocessing.Queue
+) -> None:
     """In a fresh process on core 0: one warm-up, then every file `rounds` times. A
     contender that returns a float has timed its own part (milliseconds)."""
     os.sched_setaffinity(0, {0})
-    limit_malloc_arenas()  # as in enlarger's CPU children, for every contender alike
     make = CONTENDERS[name]
+    if name == "enlarger":
+        make = functools.partial(enlarger_set, recipes=recipes)
     make(files[0])
     times = []
     for _ in range(rounds):
@@ -184,14 +204,67 @@ def _measure(name: str, files: list[Path], rounds: int, out: multiprocessing.Que
             own = make(path)
             elapsed = (time.perf_counter() - start) * 1000
             times.append(own if isinstance(own, float) else elapsed)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = _peak_rss_mb()
     out.put((statistics.median(times), peak_mb))
 
 
-def run(name: str, files: list[Path], rounds: int) -> tuple[float, float]:
+def enlarger_stages(path: Path, recipes: Recipes) -> dict[str, float]:
+    """Milliseconds of each stage of `enlarger_set`, through media's public functions."""
+    from enlarger.media import Limits, encode, probe, render, thumbhash_of
+    from enlarger.media.assess import assess
+    from enlarger.media.decode import load
+
+    preview_recipe, thumbnail_recipes = recipes
+    limits = Limits(200 * 1024 * 1024, 200_000_000)
+    times: dict[str, float] = {}
+
+    def timed(stage: str, work: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        done = work()
+        times[stage] = (time.perf_counter() - start) * 1000
+        return done
+
+    found = timed("probe the original", lambda: probe(path, limits))
+    preview = timed("decode and resize the original", lambda: load(path, found, 2000))
+    data = timed("encode the preview", lambda: encode(preview, preview_recipe))
+    timed("assessment", lambda: assess(preview))
+    preview_path = path.with_suffix(".preview.jpg")
+    timed("write the preview", lambda: preview_path.write_bytes(data))
+    timed(
+        "thumbnails: probe, decode the preview, 4 resizes and encodes",
+        lambda: render(preview_path, probe(preview_path, limits), thumbnail_recipes),
+    )
+    smallest = load(preview_path, found, min(r.long_side for r in thumbnail_recipes))
+    timed("thumbhash", lambda: thumbhash_of(smallest))
+    return times
+
+
+def _profile(files: list[Path], rounds: int, recipes: Recipes, out: multiprocessing.Queue) -> None:
+    """In a fresh process on core 0: each stage's median over every file and round."""
+    os.sched_setaffinity(0, {0})
+    enlarger_stages(files[0], recipes)
+    runs = [enlarger_stages(path, recipes) for _ in range(rounds) for path in files]
+    out.put({stage: statistics.median(r[stage] for r in runs) for stage in runs[0]})
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS since it started (VmHWM begins again at exec; ru_maxrss
+    would count the pages of the parent that spawned it, which made the images)."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def run(name: str, files: list[Path], rounds: int, recipes: Recipes) -> Any:
+    """`name`'s measurement in a child process: (ms per image, peak RSS MB), or for
+    "stages" each stage's milliseconds."""
     context = multiprocessing.get_context("spawn")
     results: multiprocessing.Queue = context.Queue()
-    process = context.Process(target=_measure, args=(name, files, rounds, results))
+    process = (
+        context.Process(target=_profile, args=(files, rounds, recipes, results))
+        if name == "stages"
+        else context.Process(target=_measure, args=(name, files, rounds, recipes, results))
+    )
     process.start()
     measured = results.get(timeout=1800)
     process.join()
@@ -205,8 +278,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     count, rounds = (2, 1) if args.quick else (args.images, args.rounds)
+    from bench.common import print_table, verdict
+    from enlarger.config import Settings
+    from enlarger.library.library import recipes_from
+    from enlarger.queue.cpu import MALLOC_ARENAS
+
+    made = recipes_from(Settings())  # here: the children import only their own work
+    recipes = (made.preview, tuple(made.thumbnails))
     # libvips may use one thread per core; on one pinned core more threads only contend
     os.environ["VIPS_CONCURRENCY"] = "1"
+    # every process, sharp's too, caps glibc's malloc arenas as enlarger's CPU children do
+    os.environ["MALLOC_ARENA_MAX"] = str(MALLOC_ARENAS)
     with tempfile.TemporaryDirectory(prefix="enlarger-bench-") as scratch:
         files = [Path(scratch) / f"photo-{n}.jpg" for n in range(count)]
         for n, path in enumerate(files):
@@ -214,13 +296,19 @@ def main() -> None:
         sizes_mb = statistics.mean(p.stat().st_size for p in files) / 1e6
         print(f"{count} JPEGs of {WIDTH}x{HEIGHT}, {sizes_mb:.1f} MB each, {rounds} round(s)")
         sharp = sharp_module()
-        measured = {name: run(name, files, rounds) for name in CONTENDERS}
+        measured = {name: run(name, files, rounds, recipes) for name in CONTENDERS}
         if sharp is not None:
             measured["sharp"] = run_sharp(sharp, files, rounds)
+        stages = run("stages", files, rounds, recipes)
     print_table(
         "derivative set per image (median), one core each",
         ["implementation", "ms per image", "peak RSS MB"],
         [(name, *measured[name]) for name in ORDER if name in measured],
+    )
+    print_table(
+        "where enlarger's time goes (median ms per image, one core)",
+        ["stage", "ms", "share"],
+        [(stage, ms, f"{ms / sum(stages.values()):.0%}") for stage, ms in stages.items()],
     )
     enlarger_ms, enlarger_rss = measured["enlarger"]
     against_sharp = {}

@@ -6,7 +6,7 @@
 //   node sharp_set.cjs SHARP_MODULE_DIR ROUNDS FILE...
 //
 // Prints one line of JSON: the median milliseconds per image (after one warm-up image)
-// and the process's peak RSS in MB.
+// and the process's peak RSS in MB (VmHWM).
 "use strict";
 
 const fs = require("node:fs/promises");
@@ -51,7 +51,9 @@ async function main() {
   times.sort((a, b) => a - b);
   const middle = Math.floor(times.length / 2);
   const median = times.length % 2 ? times[middle] : (times[middle - 1] + times[middle]) / 2;
-  const peakMb = process.resourceUsage().maxRSS / 1024;
+  // VmHWM, as the Python contenders read it (maxRSS would count the spawning parent's)
+  const status = require("node:fs").readFileSync("/proc/self/status", "utf8");
+  const peakMb = Number(status.match(/^VmHWM:\s+(\d+)/m)[1]) / 1024;
   console.log(JSON.stringify({ ms: median, peak_mb: peakMb, version: sharp.versions }));
 }
 

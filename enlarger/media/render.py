@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pyvips
-import thumbhash
 
 from enlarger.media.assess import Assessment, assess
 from enlarger.media.decode import Probe, corrupt_error, load
@@ -106,12 +106,60 @@ def encode(image: pyvips.Image, recipe: Recipe) -> bytes:
 
 def thumbhash_of(image: pyvips.Image) -> str:
     image = _shrink(image, THUMBHASH_SIDE)
-    if image.hasalpha():  # the thumbhash package fails on translucent input (0.1.2)
+    if image.hasalpha():
         image = image.flatten(background=[255, 255, 255])
-    image = image.bandjoin(255)
-    pixels = list(bytes(image.write_to_memory()))
-    digest = thumbhash.rgba_to_thumb_hash(image.width, image.height, pixels)
-    return base64.b64encode(bytes(digest)).decode()
+    pixels = np.atleast_3d(image.numpy())
+    if pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    return base64.b64encode(thumb_hash(pixels[:, :, :3])).decode()
+
+
+def thumb_hash(rgb: np.ndarray) -> bytes:
+    """ThumbHash (evanw/thumbhash) of an opaque 8-bit RGB image of at most 100 x 100: the
+    reference algorithm with its sums as matrix products (the pure-Python package took
+    9 ms of a 2000 px preview's thumbnails, this takes well under one)."""
+    height, width = rgb.shape[:2]
+    if width > THUMBHASH_SIDE or height > THUMBHASH_SIDE:
+        raise ValueError(f"{width}x{height} does not fit in 100x100")
+    r, g, b = (rgb[:, :, band] * (1 / 255) for band in range(3))
+    longest = max(width, height)
+    lx = max(1, round(7 * width / longest))
+    ly = max(1, round(7 * height / longest))
+
+    def coefficients(channel: np.ndarray, nx: int, ny: int) -> tuple[float, list[float], float]:
+        xs, ys = np.arange(width) + 0.5, np.arange(height) + 0.5
+        along_x = np.cos(np.pi / width * np.outer(np.arange(nx), xs))
+        along_y = np.cos(np.pi / height * np.outer(np.arange(ny), ys))
+        every = along_y @ channel @ along_x.T / (width * height)
+        # the reference's order: row by row, each row's first nx * (ny - cy) / ny terms
+        kept = [every[cy, cx] for cy in range(ny) for cx in range(nx) if cx * ny < nx * (ny - cy)]
+        dc, ac = float(kept[0]), [float(f) for f in kept[1:]]
+        scale = max((abs(f) for f in ac), default=0.0)
+        if scale:
+            ac = [0.5 + 0.5 / scale * f for f in ac]
+        return dc, ac, scale
+
+    l_dc, l_ac, l_scale = coefficients((r + g + b) / 3, max(3, lx), max(3, ly))
+    p_dc, p_ac, p_scale = coefficients((r + g) / 2 - b, 3, 3)
+    q_dc, q_ac, q_scale = coefficients(r - g, 3, 3)
+    landscape = width > height
+    header24 = (
+        round(63 * l_dc)
+        | (round(31.5 + 31.5 * p_dc) << 6)
+        | (round(31.5 + 31.5 * q_dc) << 12)
+        | (round(31 * l_scale) << 18)
+    )
+    header16 = (
+        (ly if landscape else lx)
+        | (round(63 * p_scale) << 3)
+        | (round(63 * q_scale) << 9)
+        | (landscape << 15)
+    )
+    packed = [header24 & 255, (header24 >> 8) & 255, header24 >> 16, header16 & 255, header16 >> 8]
+    nibbles = [round(15.0 * f) for f in l_ac + p_ac + q_ac]
+    for n in range(0, len(nibbles), 2):
+        packed.append(nibbles[n] | (nibbles[n + 1] << 4 if n + 1 < len(nibbles) else 0))
+    return bytes(packed)
 
 
 def _shrink(image: pyvips.Image, long_side: int) -> pyvips.Image:
