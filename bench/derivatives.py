@@ -48,8 +48,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from enlarger.media import Recipe
 
-    # the preview's recipe, then the thumbnails': media's own objects, so that a child
-    # unpickling them imports media only
+    # the preview's recipe, then the thumbnails'
     Recipes = tuple[Recipe, tuple[Recipe, ...]]
 
 
@@ -70,6 +69,16 @@ def make_photo(path: Path, seed: int, width: int = WIDTH, height: int = HEIGHT) 
     noise = pyvips.Image.gaussnoise(width, height, sigma=6, mean=0)
     image = red.bandjoin([green.cast("uchar"), blue.cast("uchar")]) + noise
     image.cast("uchar").copy(interpretation="srgb").jpegsave(str(path), Q=90)
+
+
+def library_recipes() -> Recipes:
+    """The photo library's preview recipe and thumbnail recipes, from the default settings
+    (media's own objects: a child process unpickling them imports media only)."""
+    from enlarger.config import Settings
+    from enlarger.library.library import recipes_from
+
+    made = recipes_from(Settings())
+    return made.preview, tuple(made.thumbnails)
 
 
 def enlarger_set(path: Path, recipes: Recipes) -> int:
@@ -279,12 +288,9 @@ def main() -> None:
     args = parser.parse_args()
     count, rounds = (2, 1) if args.quick else (args.images, args.rounds)
     from bench.common import print_table, verdict
-    from enlarger.config import Settings
-    from enlarger.library.library import recipes_from
     from enlarger.queue.cpu import MALLOC_ARENAS
 
-    made = recipes_from(Settings())  # here: the children import only their own work
-    recipes = (made.preview, tuple(made.thumbnails))
+    recipes = library_recipes()  # here: the children import only their own work
     # libvips may use one thread per core; on one pinned core more threads only contend
     os.environ["VIPS_CONCURRENCY"] = "1"
     # every process, sharp's too, caps glibc's malloc arenas as enlarger's CPU children do

@@ -44,7 +44,7 @@ from bench.common import (
     verdict,
     wait_until,
 )
-from bench.derivatives import enlarger_set, make_photo
+from bench.derivatives import enlarger_set, library_recipes, make_photo
 from enlarger.client import EnlargerClient
 
 WIDTH, HEIGHT = 4240, 2832  # 12 MP
@@ -83,11 +83,12 @@ def _kernel_process(
     files: list[Path], done: Any, index: int, ready: EventType, go: EventType
 ) -> None:
     mine = files[index :: os.cpu_count() or 1]
-    enlarger_set(mine[0])  # warm-up: imports, libvips start-up
+    recipes = library_recipes()
+    enlarger_set(mine[0], recipes)  # warm-up: imports, libvips start-up
     ready.set()
     go.wait()
     for path in mine:
-        enlarger_set(path)
+        enlarger_set(path, recipes)
         with done.get_lock():
             done.value += 1
 
