@@ -34,6 +34,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+DATABASE_URL_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")
 ENV_PREFIX = "ENLARGER_"
 CONFIG_FILE_ENV = "ENLARGER_CONFIG"
 DEFAULT_CONFIG_FILE = "enlarger.toml"
@@ -270,6 +271,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"secret_key must be at least {MIN_SECRET_BYTES} bytes (it signs blob URLs); "
                 "leave it empty to have one made in data_dir"
+            )
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if value and not value.startswith(DATABASE_URL_SCHEMES):
+            raise ValueError(
+                f"database_url {value!r} is not a database enlarger can use: give "
+                "sqlite:///path/to/file.db or postgresql://user@host:port/database"
             )
         return value
 

@@ -5,7 +5,10 @@ beyond loopback with no token."""
 
 from __future__ import annotations
 
+import json
 import re
+import time
+import unicodedata
 from pathlib import Path
 
 import httpx
@@ -21,6 +24,7 @@ from enlarger.bootstrap import Services
 from enlarger.client import EnlargerClient, EnlargerError
 from enlarger.db import direct
 from enlarger.db.schema import api_tokens
+from tests.conftest import PG_ADMIN_DSN
 from tests.test_cli import invoke
 
 NEVER_ENDS = {("GET", "/api/jobs/stream")}  # an event stream: refusals only
@@ -168,6 +172,59 @@ def test_tokens_read_without_sqlalchemy_match_the_engines(engine: sa.Engine, db_
         ("viewer", Role.VIEWER, False),
     ]
     assert all(t.created_at.tzinfo is not None for t in read_directly)
+
+
+def test_token_commands_refuse_what_would_not_work(tmp_path: Path) -> None:
+    """A revoke on a data directory with no database makes none; names that would break
+    the list, or not fit, are refused; a database URL enlarger cannot use is named."""
+    where = ["--data-dir", str(tmp_path / "data")]
+    code, output = invoke("tokens", "revoke", "1", *where)
+    assert code == 3 and "no database at" in output
+    assert not (tmp_path / "data" / "enlarger.db").exists()
+    code, output = invoke("tokens", "create", "--role", "admin", "--name", "a\nb", *where)
+    assert code == 2 and "control characters" in output
+    code, output = invoke("tokens", "create", "--role", "admin", "--name", "x" * 201, *where)
+    assert code == 2 and "at most 200" in output
+    code, output = invoke("tokens", "list", "--database-url", "mysql://u@host/db")
+    assert code == 2 and "sqlite:///" in output and "postgresql://" in output
+
+
+def test_tokens_list_as_json_and_in_aligned_columns(tmp_path: Path) -> None:
+    where = ["--data-dir", str(tmp_path / "data")]
+    assert invoke("tokens", "create", "--role", "admin", "--name", "ops team", *where)[0] == 0
+    assert invoke("tokens", "create", "--role", "viewer", "--name", "Ævar 📷", *where)[0] == 0
+    assert invoke("tokens", "revoke", "2", *where)[0] == 0
+    code, output = invoke("tokens", "list", "--json", *where)
+    listed = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert code == 0
+    assert [(t["id"], t["name"], t["role"]) for t in listed] == [
+        (1, "ops team", "admin"),
+        (2, "Ævar 📷", "viewer"),
+    ]
+    assert listed[0]["revokedAt"] is None and listed[1]["revokedAt"].endswith("+00:00")
+    code, output = invoke("tokens", "list", *where)
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert code == 0 and lines[0].startswith("ID  NAME") and len(lines) == 3
+    # the ROLE column starts at the same terminal column on every line (📷 takes two)
+    starts = {
+        _columns(line[: line.index(role)])
+        for line, role in zip(lines, ("ROLE", "admin", "viewer"), strict=True)
+    }
+    assert len(starts) == 1, output
+
+
+def _columns(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+@pytest.mark.postgres
+def test_a_misspelled_postgresql_database_is_refused_at_once(pg_template: str) -> None:
+    """Not waited for as if it were an outage (which would last the outage budget)."""
+    url = PG_ADMIN_DSN.rsplit("/", 1)[0] + "/enlarger_no_such_database"
+    started = time.monotonic()
+    code, output = invoke("tokens", "create", "--role", "admin", "--database-url", url)
+    assert code == 3 and "does not exist" in output, output
+    assert time.monotonic() - started < 60  # not the outage budget's 15 minutes
 
 
 def _bearer(token: str) -> dict[str, str]:

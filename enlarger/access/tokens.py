@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 
 import sqlalchemy as sa
 
@@ -21,14 +22,27 @@ from enlarger.db.types import db_now
 TOKEN_PREFIX = "enl_"
 SHOWN_PREFIX = 12  # characters of a token kept in clear, to tell tokens apart in a list
 USE_RECORDED_EVERY_S = 60
+MAX_NAME_CHARACTERS = 200  # api_tokens.name's length
 
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def checked_name(name: str) -> str:
+    """A token's name as given, refused when it would not fit its column or would break
+    a list (control characters: a newline, a tab, an escape)."""
+    name = name.strip()
+    if len(name) > MAX_NAME_CHARACTERS:
+        raise ValueError(f"a token's name is at most {MAX_NAME_CHARACTERS} characters")
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise ValueError("a token's name cannot hold control characters (newlines, tabs)")
+    return name
+
+
 def create(engine: sa.Engine, role: Role, name: str = "") -> tuple[Token, str]:
     """A new token: its record and the token itself (shown once, never stored)."""
+    name = checked_name(name)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with engine.begin() as conn:
         token_id = conn.execute(

@@ -43,7 +43,9 @@ class LazyConsole:
 
 
 console = LazyConsole()
-err_console = LazyConsole(stderr=True)
+# messages are not wrapped by rich: a terminal wraps them itself, and a log or a pipe
+# keeps a path or a server's message on one line
+err_console = LazyConsole(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 OUTAGE_PAUSE_MAX_S = 15.0  # `import` tries a service that is out again at least this often
 
@@ -91,29 +93,44 @@ def working_settings(config: Path | None = None, **flags: Any) -> Settings:
 
 
 def engine_for(
-    settings: Settings, *, migrate_first: bool = False, pre_ping: bool = False
+    settings: Settings, *, migrate_first: bool = False, pre_ping: bool = False, wait: bool = True
 ) -> Engine:
-    """The database; `migrate_first` (the long-running commands) upgrades the schema,
-    waiting for a database that is out when they start."""
-    from enlarger.db import revision
+    """The database. `migrate_first` upgrades the schema (making a SQLite file if need
+    be), waiting for a database that is out unless told not to (`wait`: the long-running
+    commands). Otherwise the schema must be current, and a SQLite file is never made."""
+    import sqlalchemy as sa
+
+    from enlarger.bootstrap import outage_of
+    from enlarger.db import direct, revision
     from enlarger.db.engine import create_db_engine
 
-    engine = create_db_engine(settings.resolved_database_url, pre_ping=pre_ping)
-    if migrate_first:
-        from enlarger.db import migrate
+    url = settings.resolved_database_url
+    if not migrate_first and (missing := direct.missing_sqlite_file(url)):
+        raise cannot_open(direct.no_database_at(missing))
+    engine = create_db_engine(url, pre_ping=pre_ping)
+    try:
+        if migrate_first:
+            from enlarger.db import migrate
 
-        try:
-            through_outages(settings, lambda: migrate.upgrade(engine))
-        except Exception as exc:
-            from enlarger.bootstrap import outage_of
-
-            if outage_of(exc) is None:
-                raise
-            err_console.print(f"[red]error:[/red] the database is unreachable: {exc}")
-            raise typer.Exit(3) from None
-    elif revision.stored_revision(engine) != revision.head_revision():
-        raise not_at_schema()
+            if wait:
+                through_outages(settings, lambda: migrate.upgrade(engine))
+            else:
+                migrate.upgrade(engine)
+        elif revision.stored_revision(engine) != revision.head_revision():
+            raise not_at_schema()
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        said = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise cannot_open(said) from None
+    except Exception as exc:
+        if (down := outage_of(exc)) is None:
+            raise
+        raise cannot_open(str(down)) from None
     return engine
+
+
+def cannot_open(why: str) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] the database cannot be opened: {why}")
+    return typer.Exit(3)
 
 
 def direct_connection_for(settings: Settings) -> Any:
@@ -124,8 +141,7 @@ def direct_connection_for(settings: Settings) -> Any:
     try:
         connection = direct.connect_directly(settings.resolved_database_url)
     except direct.Unreachable as exc:
-        err_console.print(f"[red]error:[/red] the database cannot be opened: {exc}")
-        raise typer.Exit(3) from None
+        raise cannot_open(str(exc)) from None
     dialect = direct.dialect_of(settings.resolved_database_url)
     if revision.revision_in(connection, dialect) != revision.head_revision():
         connection.close()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+import unicodedata
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,6 +20,9 @@ from enlarger.cli.shared import (
     fmt_time,
     settings_from,
 )
+
+if TYPE_CHECKING:
+    from enlarger.access.token_records import Token
 
 tokens_app = typer.Typer(help="API tokens (access control).", no_args_is_help=True)
 
@@ -39,7 +45,13 @@ def tokens_create(
         err_console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)
-    record, token = tokens.create(engine_for(settings, migrate_first=True), chosen, name)
+    try:
+        checked = tokens.checked_name(name)
+    except ValueError as error:
+        err_console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    engine = engine_for(settings, migrate_first=True, wait=False)
+    record, token = tokens.create(engine, chosen, checked)
     err_console.print(
         f"token {record.id} ({record.name}, {chosen.name.lower()}); it is shown only now:"
     )
@@ -48,9 +60,15 @@ def tokens_create(
 
 @tokens_app.command("list")
 def tokens_list(
-    data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per token, times in ISO 8601.")
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
 ) -> None:
-    """Every token: its id, name, role, first characters and state."""
+    """Every token: its id, name, role, first characters, when it was created and last
+    used (UTC), and whether it is live or revoked."""
     from enlarger.access.token_records import read_tokens
 
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)
@@ -59,6 +77,10 @@ def tokens_list(
         listed = read_tokens(connection)
     finally:
         connection.close()
+    if as_json:
+        for t in listed:
+            typer.echo(json.dumps(token_json(t), ensure_ascii=False))
+        return
     if not listed:
         err_console.print("no API tokens yet: `enlarger tokens create --role admin` makes one")
         return
@@ -77,11 +99,32 @@ def tokens_list(
     ]
     # plain aligned columns, one token a line, as `docker ps` prints: they read the same
     # in a narrow terminal and through grep, and rich's tables cost 40 ms of the start
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    widths = [max(_columns(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        typer.echo(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        cells = (
+            cell + " " * (width - _columns(cell)) for cell, width in zip(row, widths, strict=True)
         )
+        typer.echo("  ".join(cells).rstrip())
+
+
+def _columns(text: str) -> int:
+    """How many terminal columns `text` takes: wide characters (CJK, emoji) take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def token_json(token: Token) -> dict[str, Any]:
+    def when(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment else None
+
+    return {
+        "id": token.id,
+        "name": token.name,
+        "role": token.role.name.lower(),
+        "startsWith": token.prefix,
+        "createdAt": when(token.created_at),
+        "lastUsedAt": when(token.last_used_at),
+        "revokedAt": when(token.revoked_at),
+    }
 
 
 @tokens_app.command("revoke")

@@ -39,8 +39,8 @@ def connect_directly(url: str) -> Any:
     url = normalize_url(url)
     if url.startswith(SQLITE_URL):
         path = url[len(SQLITE_URL) :].split("?", 1)[0]
-        if not Path(path).is_file():
-            raise Unreachable(f"there is no database at {path}; `enlarger db upgrade` makes one")
+        if missing := missing_sqlite_file(url):
+            raise Unreachable(no_database_at(missing))
         try:
             return sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, timeout=30)
         except sqlite3.OperationalError as exc:
@@ -52,6 +52,19 @@ def connect_directly(url: str) -> Any:
         return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), **timeout)
     except psycopg.OperationalError as exc:
         raise Unreachable(str(exc).strip()) from None
+
+
+def missing_sqlite_file(url: str) -> str | None:
+    """The path of a SQLite database URL whose file does not exist; None otherwise."""
+    url = normalize_url(url)
+    if not url.startswith(SQLITE_URL):
+        return None
+    path = url[len(SQLITE_URL) :].split("?", 1)[0]
+    return None if Path(path).is_file() else path
+
+
+def no_database_at(path: str) -> str:
+    return f"there is no database at {path}; `enlarger db upgrade` makes one"
 
 
 def stored_time(value: Any) -> datetime | None:

@@ -44,6 +44,9 @@ BUSY_SQLSTATES = frozenset({"55P03", "57014"})
 
 # SQLite tells a query of a column or table its schema lacks as an OperationalError too
 SQLITE_SCHEMA_ERRORS = ("no such column", "no such table", "has no column named")
+# PostgreSQL refusing a connection for what it was asked, not for being out: a database
+# or role that does not exist (`database "shop" does not exist`), a password it refuses
+WRONG_DATABASE_SIGNS = ('" does not exist', "authentication failed")
 
 
 # PostgreSQL's undefined_column and undefined_table
@@ -77,6 +80,8 @@ def as_dependency_down(exc: BaseException) -> DependencyDown | None:
     said = (str(cause).strip().splitlines() or [""])[0][:200]
     if any(sign in said for sign in SQLITE_SCHEMA_ERRORS):
         return None  # the schema is not what the code expects: no outage, it will not pass
+    if any(sign in said for sign in WRONG_DATABASE_SIGNS):
+        return None  # a misspelled database or user, a refused login: waiting will not help
     busy = getattr(cause, "sqlstate", None) in BUSY_SQLSTATES or "database is locked" in said
     code = ErrorCode.DATABASE_BUSY if busy else ErrorCode.DATABASE_UNAVAILABLE
     return DependencyDown(code, f"{type(cause).__name__}: {said}")
