@@ -214,6 +214,7 @@ def fmt_time(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
+JsonLines = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
 MaxParallel = Annotated[int | None, typer.Option(help="Job slots per worker.")]
 PrioritySlots = Annotated[int | None, typer.Option(help="Slots kept for high priorities.")]
 Handlers = Annotated[str | None, typer.Option(help="Handler registry as module:attribute.")]

@@ -13,6 +13,7 @@ from enlarger.cli.shared import (
     ConfigFile,
     DatabaseUrl,
     DataDir,
+    JsonLines,
     console,
     direct_connection_for,
     engine_for,
@@ -60,9 +61,7 @@ def tokens_create(
 
 @tokens_app.command("list")
 def tokens_list(
-    as_json: Annotated[
-        bool, typer.Option("--json", help="One JSON object per token, times in ISO 8601.")
-    ] = False,
+    as_json: JsonLines = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     config: ConfigFile = None,
