@@ -76,9 +76,17 @@ def _pg_available() -> bool:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that mostly wait for minutes (`long_wait`) start first, so the other test
-    processes run the rest beside them instead of after them."""
-    items.sort(key=lambda item: item.get_closest_marker("long_wait") is None)
+    """Tests that mostly wait for minutes (`long_wait`) start first, then those with a
+    minute or more of work (`heavy`), so the other test processes run the rest beside them
+    instead of one of them ending the run alone."""
+
+    def starts(item: pytest.Item) -> int:
+        for order, marker in enumerate(("long_wait", "heavy")):
+            if item.get_closest_marker(marker):
+                return order
+        return 2
+
+    items.sort(key=starts)
 
 
 @pytest.fixture(scope="session")

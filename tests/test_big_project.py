@@ -6,6 +6,7 @@ changes, on both backends."""
 from __future__ import annotations
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from bench.big_project import seed
@@ -57,6 +58,7 @@ def test_the_photo_list_comes_in_pages_and_by_name_with_cacheable_urls(
     assert refused.status_code == 422
 
 
+@pytest.mark.heavy
 def test_bursts_are_kept_until_the_project_changes(client: httpx.Client, library: Library) -> None:
     seed(library, "big", 300)
     assert _signature(library) is None

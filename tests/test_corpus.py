@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import pyvips
 
 from tests import corpus
@@ -18,6 +19,7 @@ from tests import corpus
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.heavy
 def test_the_real_world_corpus_is_imported_right(sqlite_template: Path, tmp_path: Path) -> None:
     folder = tmp_path / "corpus"
     expected = corpus.build(folder)

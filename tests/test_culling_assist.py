@@ -24,6 +24,7 @@ def backend() -> str:
     return "sqlite"
 
 
+@pytest.mark.heavy
 def test_assistance_finds_bursts_their_best_frames_and_blurry_photos(
     client: httpx.Client, run_worker: Callable[[], Worker], tmp_path: Path
 ) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from playwright.sync_api import Browser, Page, Request, expect
 
 from bench.big_project import seed
@@ -77,6 +78,7 @@ def _shown(page: Page) -> list[str]:
     )
 
 
+@pytest.mark.heavy
 def test_a_5000_photo_project_is_culled_by_keyboard(
     page: Page, client: httpx.Client, library: Library
 ) -> None:

@@ -13,9 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
+@pytest.mark.heavy
 def test_generated_requests_get_what_the_document_says(live_server: str) -> None:
     schemathesis = Path(sys.executable).with_name("schemathesis")
     run = subprocess.run(
