@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 SQLITE_URL = "sqlite:///"
-CONNECT_TIMEOUT_S = 10  # as the engine's, unless the URL names its own
+CONNECT_TIMEOUT_S = 10  # a server that does not answer is given up on (unless the URL says)
 
 
 class Unreachable(Exception):
@@ -37,10 +37,9 @@ def connect_directly(url: str) -> Any:
     """A DB-API connection to the database at `url` that already exists (a SQLite file
     is never created here); Unreachable when it cannot be opened."""
     url = normalize_url(url)
-    if url.startswith(SQLITE_URL):
-        path = url[len(SQLITE_URL) :].split("?", 1)[0]
-        if missing := missing_sqlite_file(url):
-            raise Unreachable(no_database_at(missing))
+    if (path := sqlite_path(url)) is not None:
+        if not Path(path).is_file():
+            raise Unreachable(no_database_at(path))
         try:
             return sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, timeout=30)
         except sqlite3.OperationalError as exc:
@@ -54,13 +53,17 @@ def connect_directly(url: str) -> Any:
         raise Unreachable(str(exc).strip()) from None
 
 
-def missing_sqlite_file(url: str) -> str | None:
-    """The path of a SQLite database URL whose file does not exist; None otherwise."""
-    url = normalize_url(url)
+def sqlite_path(url: str) -> str | None:
+    """The file of a SQLite database URL; None for any other database."""
     if not url.startswith(SQLITE_URL):
         return None
-    path = url[len(SQLITE_URL) :].split("?", 1)[0]
-    return None if Path(path).is_file() else path
+    return url[len(SQLITE_URL) :].split("?", 1)[0]
+
+
+def missing_sqlite_file(url: str) -> str | None:
+    """The path of a SQLite database URL whose file does not exist; None otherwise."""
+    path = sqlite_path(url)
+    return None if path is None or Path(path).is_file() else path
 
 
 def no_database_at(path: str) -> str:

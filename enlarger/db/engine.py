@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from enlarger.db.direct import normalize_url
+from enlarger.db.direct import CONNECT_TIMEOUT_S, normalize_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_BEGIN_OPTION = "sqlite_begin"
@@ -29,7 +29,7 @@ POSTGRES_SESSION_OPTIONS = (
 # whose bytes go unacknowledged for 30 s, an idle connection that fails three keepalives.
 # Options the database URL names itself win.
 POSTGRES_NETWORK_OPTIONS: dict[str, int] = {
-    "connect_timeout": 10,
+    "connect_timeout": CONNECT_TIMEOUT_S,
     "tcp_user_timeout": 30_000,
     "keepalives": 1,
     "keepalives_idle": 10,
