@@ -119,6 +119,10 @@ def json_safe(value: Any) -> Any:
 
 
 STREAM_SHUTDOWN_S = 5  # a stream still open this long after a shutdown began is cut off
+# An idle connection is kept longer than clients keep theirs (httpx and enlarger.client:
+# 5 s), so a client never sends on a connection the server is just closing (uvicorn's 5 s
+# default matched theirs: a request racing the close was cut off, "server disconnected")
+KEEP_ALIVE_S = 30
 
 
 class _Server(uvicorn.Server):
@@ -319,6 +323,7 @@ def server_config(app: FastAPI, **options: Any) -> uvicorn.Config:
         log_config=None,  # keep enlarger's logging (text or JSON, with request ids)
         access_log=False,  # ops.RequestObserver logs each request, with its id
         timeout_graceful_shutdown=STREAM_SHUTDOWN_S,
+        timeout_keep_alive=KEEP_ALIVE_S,
         **options,
     )
 
