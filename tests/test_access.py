@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import unicodedata
 from pathlib import Path
 
 import httpx
@@ -21,6 +20,7 @@ from enlarger.access.token_records import read_tokens
 from enlarger.access.tokens import Role
 from enlarger.api.auth import required_role
 from enlarger.bootstrap import Services
+from enlarger.cli.tokens_group import terminal_columns
 from enlarger.client import EnlargerClient, EnlargerError
 from enlarger.db import direct
 from enlarger.db.schema import api_tokens
@@ -207,14 +207,10 @@ def test_tokens_list_as_json_and_in_aligned_columns(tmp_path: Path) -> None:
     assert code == 0 and lines[0].startswith("ID  NAME") and len(lines) == 3
     # the ROLE column starts at the same terminal column on every line (📷 takes two)
     starts = {
-        _columns(line[: line.index(role)])
+        terminal_columns(line[: line.index(role)])
         for line, role in zip(lines, ("ROLE", "admin", "viewer"), strict=True)
     }
     assert len(starts) == 1, output
-
-
-def _columns(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 @pytest.mark.postgres

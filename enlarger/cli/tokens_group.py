@@ -98,15 +98,16 @@ def tokens_list(
     ]
     # plain aligned columns, one token a line, as `docker ps` prints: they read the same
     # in a narrow terminal and through grep, and rich's tables cost 40 ms of the start
-    widths = [max(_columns(row[i]) for row in rows) for i in range(len(rows[0]))]
+    widths = [max(terminal_columns(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         cells = (
-            cell + " " * (width - _columns(cell)) for cell, width in zip(row, widths, strict=True)
+            cell + " " * (width - terminal_columns(cell))
+            for cell, width in zip(row, widths, strict=True)
         )
         typer.echo("  ".join(cells).rstrip())
 
 
-def _columns(text: str) -> int:
+def terminal_columns(text: str) -> int:
     """How many terminal columns `text` takes: wide characters (CJK, emoji) take two."""
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
