@@ -75,10 +75,16 @@ def _pg_available() -> bool:
         return False
 
 
+HEAVY_TIMEOUT_S = 360
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that mostly wait for minutes (`long_wait`) start first, then those with a
     minute or more of work (`heavy`), so the other test processes run the rest beside them
-    instead of one of them ending the run alone."""
+    instead of one of them ending the run alone. A heavy test gets HEAVY_TIMEOUT_S unless
+    it says otherwise: beside the suite on busy cores it takes more than twice its time
+    on a quiet machine (the 5,000-photo culling took 104 s in one such run, and
+    went past 120 s in the next)."""
 
     def starts(item: pytest.Item) -> int:
         for order, marker in enumerate(("long_wait", "heavy")):
@@ -87,6 +93,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return 2
 
     items.sort(key=starts)
+    for item in items:
+        if item.get_closest_marker("heavy") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(HEAVY_TIMEOUT_S))
 
 
 @pytest.fixture(scope="session")

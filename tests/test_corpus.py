@@ -20,7 +20,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.heavy
-@pytest.mark.timeout(360)  # 70-85 s beside the suite; more than twice that with the cores busy
 def test_the_real_world_corpus_is_imported_right(sqlite_template: Path, tmp_path: Path) -> None:
     folder = tmp_path / "corpus"
     expected = corpus.build(folder)
