@@ -1,9 +1,9 @@
 """The photo library's full derivative set (thumbnails 64/128/256/512 and the 2000 px
 preview) from 24 MP JPEGs, made three ways, each in its own process pinned to one core:
 
-- enlarger: the kernel exactly as the two jobs call it (PREVIEW_GENERATION renders the
-  preview from the original and measures it for culling; THUMBNAIL_GENERATION the four
-  thumbnails and the thumbhash from that preview), files written as the jobs write them;
+- enlarger: the kernel exactly as PREVIEW_GENERATION calls it (one decode of the
+  original; the preview, measured for culling; the four thumbnails and the thumbhash
+  from the preview in memory), each file written as the job writes it;
 - pillow: a straightforward implementation: decode, resize each size with LANCZOS, save;
 - sharp: the Node library most web apps make their images with (Next.js, Strapi,
   Payload), on libvips too: the preview from the original, written to a file, then each
@@ -84,14 +84,12 @@ def library_recipes() -> Recipes:
 def enlarger_set(path: Path, recipes: Recipes) -> int:
     from enlarger.media import Limits, probe, render
 
-    limits = Limits(200 * 1024 * 1024, 200_000_000)
-    found = probe(path, limits)
+    found = probe(path, Limits(200 * 1024 * 1024, 200_000_000))
     preview_recipe, thumbnail_recipes = recipes
-    preview = render(path, found, (preview_recipe,), with_assessment=True).renditions[0]
-    preview_path = path.with_suffix(".preview.jpg")
-    preview_path.write_bytes(preview.data)
-    thumbs = render(preview_path, probe(preview_path, limits), thumbnail_recipes, True)
-    return len(preview.data) + sum(len(r.data) for r in thumbs.renditions)
+    made = render(path, found, (preview_recipe, *thumbnail_recipes), True, with_assessment=True)
+    for rendition in made.renditions:
+        path.with_suffix(f".{rendition.recipe.name}.jpg").write_bytes(rendition.data)
+    return sum(len(r.data) for r in made.renditions)
 
 
 def pillow_set(path: Path) -> int:
@@ -219,11 +217,11 @@ def _measure(
 
 def enlarger_stages(path: Path, recipes: Recipes) -> dict[str, float]:
     """Milliseconds of each stage of `enlarger_set`, through media's public functions."""
-    from enlarger.media import Limits, encode, probe, render, thumbhash_of
+    from enlarger.media import Limits, encode, load, probe, shrink, thumbhash_of
     from enlarger.media.assess import assess
-    from enlarger.media.decode import load
 
     preview_recipe, thumbnail_recipes = recipes
+    side = preview_recipe.long_side
     limits = Limits(200 * 1024 * 1024, 200_000_000)
     times: dict[str, float] = {}
 
@@ -234,17 +232,27 @@ def enlarger_stages(path: Path, recipes: Recipes) -> dict[str, float]:
         return done
 
     found = timed("probe the original", lambda: probe(path, limits))
-    preview = timed("decode and resize the original", lambda: load(path, found, 2000))
-    data = timed("encode the preview", lambda: encode(preview, preview_recipe))
+    preview = timed("decode and resize the original", lambda: shrink(load(path, found, side), side))
+    files = {
+        preview_recipe.name: timed("encode the preview", lambda: encode(preview, preview_recipe))
+    }
     timed("assessment", lambda: assess(preview))
-    preview_path = path.with_suffix(".preview.jpg")
-    timed("write the preview", lambda: preview_path.write_bytes(data))
-    timed(
-        "thumbnails: probe, decode the preview, 4 resizes and encodes",
-        lambda: render(preview_path, probe(preview_path, limits), thumbnail_recipes),
-    )
-    smallest = load(preview_path, found, min(r.long_side for r in thumbnail_recipes))
+
+    def thumbnails() -> Any:
+        image = preview
+        for recipe in sorted(thumbnail_recipes, key=lambda r: r.long_side, reverse=True):
+            image = shrink(image, recipe.long_side)
+            files[recipe.name] = encode(image, recipe)
+        return image
+
+    smallest = timed("thumbnails: 4 resizes and encodes from the preview in memory", thumbnails)
     timed("thumbhash", lambda: thumbhash_of(smallest))
+
+    def write() -> None:
+        for name, data in files.items():
+            path.with_suffix(f".{name}.jpg").write_bytes(data)
+
+    timed("write the 5 files", write)
     return times
 
 

@@ -7,9 +7,10 @@ the image kernel alone on the same files and the same cores.
   worker and its CPU children are warm, then the clock runs from the first upload until
   `GET /api/images?status=STORED` counts them all. Uploads go through `enlarger.client`
   from `--concurrency` threads.
-- kernel: the derivative set exactly as the two jobs make it (bench.derivatives'
-  `enlarger_set`: preview from the original, thumbnails and thumbhash from the preview),
-  one process per core, each warmed up on one file, the files shared out between them.
+- kernel: the derivative set exactly as the preview job makes it (bench.derivatives'
+  `enlarger_set`: one decode of the original; the preview, measured for culling; the
+  thumbnails and thumbhash from it), one process per core, each warmed up on one file,
+  the files shared out between them.
 
 The photographs are generated (8 distinct ones); each file is made unique by a JPEG
 comment segment, so no upload is a duplicate while decoding costs stay those of photos.

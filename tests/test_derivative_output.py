@@ -1,7 +1,8 @@
 """The photo library's derivatives stay what they were while the code that makes them is
 made faster: the preview (with the culling measurements taken on it) and the thumbnails
-(with the thumbhash), made as the two jobs make them, against the ones made before
-(`tests/data/derivatives/`).
+(with the thumbhash), made as PREVIEW_GENERATION makes them, against the ones made
+before (`tests/data/derivatives/`, made when the thumbnails came from the preview's
+file in a job of their own).
 
 The sources are generated here, the same on every run: 15 MP of photograph-like shapes
 and light noise, one upright and one stored on its side with an EXIF orientation. Each
@@ -86,16 +87,13 @@ def _source(path: Path, width: int, height: int, orientation: int, seed: int) ->
 
 
 def _made(source: Path) -> Made:
-    """The preview as PREVIEW_GENERATION makes it, then the thumbnails from that preview
-    as THUMBNAIL_GENERATION does."""
+    """The set as PREVIEW_GENERATION makes it: the preview, measured, and the thumbnails
+    and thumbhash from it."""
     recipes = recipes_from(Settings())
-    preview = render(source, probe(source, LIMITS), (recipes.preview,), with_assessment=True)
-    preview_path = source.with_name(source.stem + "-preview.jpg")
-    preview_path.write_bytes(preview.renditions[0].data)
-    thumbs = render(preview_path, probe(preview_path, LIMITS), recipes.thumbnails, True)
-    assert preview.assessment is not None and thumbs.thumbhash is not None
-    renditions = {r.recipe.name: r.data for r in preview.renditions + thumbs.renditions}
-    return Made(renditions, thumbs.thumbhash, preview.assessment.as_dict())
+    made = render(source, probe(source, LIMITS), recipes.all, True, with_assessment=True)
+    assert made.assessment is not None and made.thumbhash is not None
+    renditions = {r.recipe.name: r.data for r in made.renditions}
+    return Made(renditions, made.thumbhash, made.assessment.as_dict())
 
 
 def _made_from_sources(folder: Path) -> dict[str, Made]:

@@ -548,10 +548,10 @@ def test_a_rescued_offload_and_a_repeated_preview_job_make_nothing_twice(
         found = _jobs_of(library, job_type)
         return found if all(j.status == "completed" for j in found) else None
 
-    for job_type in (JobType.PREVIEW_GENERATION, JobType.THUMBNAIL_GENERATION):
-        ran = wait_for(lambda t=job_type: finished(t), timeout=60)
-        in_order = sorted(ran, key=lambda j: j.id)
-        assert [j.result.get("skipped") for j in in_order] == [None, "already made"], job_type
+    ran = wait_for(lambda: finished(JobType.PREVIEW_GENERATION), timeout=60)
+    in_order = sorted(ran, key=lambda j: j.id)
+    assert [j.result.get("skipped") for j in in_order] == [None, "already made"]
+    assert _jobs_of(library, JobType.THUMBNAIL_GENERATION) == []  # the preview job made them
     assert image_records.get_image_row(library, image_id).status == ImageStatus.STORED
 
 
@@ -559,13 +559,12 @@ def test_a_thawed_run_whose_job_was_rescued_records_nothing_and_queues_nothing(
     services: Services, library: Library, tmp_path: Path
 ) -> None:
     """A worker frozen while it renders a preview comes back after its job was rescued
-    and run again: its late record (and the thumbnail job it would queue) is refused in
-    the transaction itself, not only its result."""
+    and run again: its late record is refused in the transaction itself, not only its
+    result, and the image stays PROCESSING until the rescuer records the set."""
     image_id = _ingest(library, jpeg(tmp_path / "a.jpg", 900, 600)).image_id
     key = processing.offload_original(library, image_id)
     store = library.queue.store
     (preview_job,) = _jobs_of(library, JobType.PREVIEW_GENERATION)
-    store.pause(JobType.THUMBNAIL_GENERATION)
 
     def claim(worker: str) -> ClaimedJob:
         _, (claimed,) = store.exchange(worker, [], [ClaimRequest(20)], 30)
@@ -586,10 +585,12 @@ def test_a_thawed_run_whose_job_was_rescued_records_nothing_and_queues_nothing(
     with pytest.raises(JobCancelled):
         registry.get(JobType.PREVIEW_GENERATION.value).fn(context(frozen), payload)
     assert lookups.derivatives_of(library, [image_id])[image_id] == {}
-    assert _jobs_of(library, JobType.THUMBNAIL_GENERATION) == []
+    assert image_records.get_image_row(library, image_id).status == ImageStatus.PROCESSING
     done = registry.get(JobType.PREVIEW_GENERATION.value).fn(context(rescuer), payload)
-    assert done["derivatives"] == ["preview"]
-    assert len(_jobs_of(library, JobType.THUMBNAIL_GENERATION)) == 1
+    made = [library.recipes.preview, *library.recipes.thumbnails]
+    assert done["derivatives"] == [recipe.name for recipe in made]
+    assert done["imageStatus"] == ImageStatus.STORED.value
+    assert _jobs_of(library, JobType.THUMBNAIL_GENERATION) == []
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)

@@ -1,9 +1,11 @@
 """The photo library's job handlers: where the queue meets images.
 
 OFFLOAD_ORIGINAL is I/O (a move into storage) and enqueues PREVIEW_GENERATION, which
-enqueues THUMBNAIL_GENERATION in the transaction that records the preview: thumbnails
-are made from the 2000 px preview, so the original is decoded once. The derivative jobs
-are CPU work and run in the worker's supervised child processes. A broken image fails
+decodes the original once and makes the 2000 px preview and, from it in memory, the
+thumbnails: one record of all of them marks the image STORED. THUMBNAIL_GENERATION
+makes thumbnails alone (a backfill after their recipes changed), from the stored
+preview. The derivative jobs are CPU work and run in the worker's supervised child
+processes. A broken image fails
 its image at once with the media error's code (no retries); anything else is retried by
 the engine.
 """
@@ -114,29 +116,22 @@ def offload_original(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]
     JobType.PREVIEW_GENERATION, kind="cpu", max_attempts=3, timeout_s=600, on_failed=_fail_its_image
 )
 def preview_generation(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    """The preview from the original; then the thumbnails' job, which reads the preview."""
+    """The preview from the original, measured for culling, and the thumbnails and the
+    thumbhash from it in memory, unless the payload says `thenThumbnails: false` (a
+    backfill of the preview alone)."""
     library = _library(ctx)
-    preview = library.recipes.preview
-    image_id = payload["imageId"]
-
-    def enqueue_thumbnails(conn: sa.Connection) -> None:
-        source = None
-        if _preview_can_feed_thumbnails(library):
-            source = image_records.derivative_key(image_id, preview)
-        priority = int(payload.get("priority", image_records.DERIVATIVE_PRIORITY))
-        processing.enqueue_thumbnails(
-            library,
-            conn,
-            image_id,
-            payload["originalPath"],
-            source,
-            priority,
-            again=bool(payload.get("again")),
-        )
-
-    then = enqueue_thumbnails if payload.get("thenThumbnails", True) else None
+    recipes = (
+        library.recipes.preview,
+        *(library.recipes.thumbnails if payload.get("thenThumbnails", True) else ()),
+    )
     return _derive(
-        ctx, library, payload, payload["originalPath"], (preview,), then=then, assess=True
+        ctx,
+        library,
+        payload,
+        payload["originalPath"],
+        recipes,
+        keep_thumbhash=len(recipes) > 1,
+        assess=True,
     )
 
 
@@ -148,10 +143,11 @@ def preview_generation(ctx: JobContext, payload: dict[str, Any]) -> dict[str, An
     on_failed=_fail_its_image,
 )
 def thumbnail_generation(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    """Thumbnails and the thumbhash, from the preview when there is one, else the original."""
+    """Thumbnails and the thumbhash, from the preview when there is one large enough,
+    else from the original."""
     library = _library(ctx)
     source = payload.get("sourcePath")
-    if not source or not library.blobs.exists(source):
+    if not (source and _preview_can_feed_thumbnails(library) and library.blobs.exists(source)):
         source = payload["originalPath"]
     return _derive(ctx, library, payload, source, library.recipes.thumbnails, keep_thumbhash=True)
 
@@ -215,16 +211,12 @@ def _postprocess_file(
 def _render_photo(
     ctx: JobContext, library: Library, image_id: str, original_key: str, again: bool = False
 ) -> None:
-    """Preview, then thumbnails from it, in this job (one item's whole work); `again`
-    renders them even when they are made already."""
-    preview = library.recipes.preview
+    """Preview and thumbnails from one decode, in this job (one item's whole work);
+    `again` renders them even when they are made already."""
     payload = {"imageId": image_id, "originalPath": original_key}
-    _derive(ctx, library, payload, original_key, (preview,), assess=True, again=again)
-    source = image_records.derivative_key(image_id, preview)
-    if not _preview_can_feed_thumbnails(library):
-        source = original_key
+    recipes = library.recipes.preview, *library.recipes.thumbnails
     _derive(
-        ctx, library, payload, source, library.recipes.thumbnails, keep_thumbhash=True, again=again
+        ctx, library, payload, original_key, recipes, keep_thumbhash=True, assess=True, again=again
     )
 
 
@@ -335,15 +327,14 @@ def _derive(
     source_key: str,
     recipes: tuple[Recipe, ...],
     keep_thumbhash: bool = False,
-    then: Callable[[sa.Connection], object] | None = None,
     assess: bool = False,
     again: bool = False,
 ) -> dict[str, Any]:
-    """Render `recipes` from `source_key`, store and record them (with the culling
-    assessment of the smallest when `assess`); `then` runs in the transaction that
-    records them, which commits only while this run holds the job's lease. Recipes
-    already made (by a run of this job before its worker was lost, or by a second job a
-    rescue queued) are not made twice, unless `again`."""
+    """Render `recipes` from `source_key`, store them and record them in a transaction
+    that commits only while this run holds the job's lease; with `assess`, the first
+    recipe's rendition (the preview) is measured for culling. Recipes already made (by
+    a run of this job before its worker was lost, by a second job a rescue queued) are
+    not made twice, unless `again`."""
     image_id = payload["imageId"]
 
     def fence(conn: sa.Connection) -> None:
@@ -354,15 +345,13 @@ def _derive(
     except errors.NotFound:
         return {"skipped": "the image was deleted"}
     made_before = lookups.derivatives_of(library, [image_id])[image_id].values()
-    again = again or bool(payload.get("again"))
-    if not again and {(r.name, r.hash) for r in recipes} <= {
-        (d.name, d.recipe_hash) for d in made_before
-    }:
-        if then is not None:  # what follows may be what is missing (thumbnails deleted)
-            with library.engine.begin() as conn:
-                fence(conn)
-                then(conn)
-        return {"skipped": "already made"}
+    if not (again or payload.get("again")):
+        have = {(d.name, d.recipe_hash) for d in made_before}
+        missing = tuple(r for r in recipes if (r.name, r.hash) not in have)
+        if not missing:
+            return {"skipped": "already made"}
+        assess = assess and missing[0] == recipes[0]
+        recipes = missing
     try:
         with library.blobs.local_copy(source_key) as path:
             found = probe(path, library.limits)
@@ -388,7 +377,7 @@ def _derive(
         )
     assessment = rendered.assessment.as_dict() if rendered.assessment is not None else None
     status = processing.record_derivatives(
-        library, image_id, made, rendered.thumbhash, then, assessment=assessment, fence=fence
+        library, image_id, made, rendered.thumbhash, assessment=assessment, fence=fence
     )
     ctx.count("derivatives_written", len(made))
     ctx.count("derivative_bytes_written", sum(m["size_bytes"] for m in made))

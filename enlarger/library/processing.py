@@ -137,16 +137,17 @@ def enqueue_preview(
     then_thumbnails: bool = True,
     again: bool = False,
 ) -> bool:
-    """The preview job; when it is done it enqueues the thumbnails, made from the preview
-    (so a 24 MP original is decoded once, not once per job). What is made already is not
+    """The preview job, which makes the thumbnails too (`then_thumbnails`) from the
+    preview in memory, so a 24 MP original is decoded once. What is made already is not
     made again, unless `again` (a forced backfill, an assessment to measure)."""
     recipe = library.recipes.preview
+    thumbnails = library.recipes.thumbnails if then_thumbnails else ()
     return library.queue.enqueue(
         JobType.PREVIEW_GENERATION,
         {
             "imageId": image_id,
             "originalPath": original_key,
-            "sizes": [recipe.long_side],
+            "sizes": [recipe.long_side, *(r.long_side for r in thumbnails)],
             "thenThumbnails": then_thumbnails,
             "priority": priority,
             "again": again,
@@ -260,14 +261,12 @@ def record_derivatives(
     image_id: str,
     made: list[dict[str, Any]],
     thumbhash: str | None,
-    then: Callable[[sa.Connection], object] | None = None,
     assessment: dict[str, Any] | None = None,
     fence: Callable[[sa.Connection], object] | None = None,
 ) -> ImageStatus:
     """Record written derivatives; the job that completes the set marks the image STORED.
     `fence` runs first and may refuse (the job's lease moved on); then the image row is
-    locked, so two jobs finishing together cannot both miss it. `then` (say, enqueueing
-    the next job) commits with the record or not at all."""
+    locked, so two jobs finishing together cannot both miss it."""
     names = [entry["name"] for entry in made]
     new_keys = {entry["storage_key"] for entry in made}
     with library.engine.begin() as conn:
@@ -302,8 +301,6 @@ def record_derivatives(
             values.update(status=status, stored_at=db_now())
         conn.execute(images.update().where(images.c.id == image_id).values(**values))
         announce_image(library, conn, image_id, status)
-        if then is not None:
-            then(conn)
     for key in superseded:  # made by an older recipe: nothing points at it any more
         library.blobs.delete(key)
     return ImageStatus(status)

@@ -4,7 +4,15 @@ HTTP; safe to call from any process."""
 from enlarger.media.decode import Limits, Probe, load, probe, set_threads, whole_decode_pixels
 from enlarger.media.media_error import MediaError, MediaErrorCode
 from enlarger.media.metadata import Metadata, read_metadata
-from enlarger.media.render import Recipe, Rendered, Rendition, encode, render, thumbhash_of
+from enlarger.media.render import (
+    Recipe,
+    Rendered,
+    Rendition,
+    encode,
+    render,
+    shrink,
+    thumbhash_of,
+)
 from enlarger.media.sniff import MIME_TYPES, SUPPORTED_FORMATS, sniff
 
 __all__ = [
@@ -24,6 +32,7 @@ __all__ = [
     "read_metadata",
     "render",
     "set_threads",
+    "shrink",
     "sniff",
     "thumbhash_of",
     "whole_decode_pixels",

@@ -60,7 +60,7 @@ class Rendition:
 class Rendered:
     renditions: list[Rendition]  # in the order the recipes were given
     thumbhash: str | None  # a ~25-byte placeholder browsers paint while loading (base64)
-    assessment: Assessment | None = None  # measured on the smallest rendition
+    assessment: Assessment | None = None  # measured on the largest rendition
 
 
 def render(
@@ -70,23 +70,27 @@ def render(
     with_thumbhash: bool = False,
     with_assessment: bool = False,
 ) -> Rendered:
-    """Every recipe's output from one decode: each size is made from the one above it.
-    A single output with nothing else asked of it streams from decoder to encoder, never
-    held whole."""
+    """Every recipe's output from one decode: each size is made from the one above it,
+    held in memory (a preview's thumbnails cost their resizes and encodes, no decode).
+    The culling assessment measures the largest, the thumbhash the smallest. A single
+    output with nothing else asked of it streams from decoder to encoder, never held
+    whole."""
     by_size = sorted(recipes, key=lambda r: r.long_side, reverse=True)
     reused = len(by_size) > 1 or with_thumbhash or with_assessment
     image = load(path, found, by_size[0].long_side, in_memory=reused)
     made: dict[str, Rendition] = {}
+    assessment = None
     try:
         for recipe in by_size:
-            image = _shrink(image, recipe.long_side)
+            image = shrink(image, recipe.long_side)
             made[recipe.name] = Rendition(recipe, encode(image, recipe), image.width, image.height)
+            if with_assessment and assessment is None:
+                assessment = assess(image)
     except pyvips.Error as exc:
         if reused:  # decoded already: the encoder itself failed
             raise
         raise corrupt_error(found.format, exc, path) from exc
     digest = thumbhash_of(image) if with_thumbhash else None
-    assessment = assess(image) if with_assessment else None
     return Rendered([made[r.name] for r in recipes], digest, assessment)
 
 
@@ -105,7 +109,7 @@ def encode(image: pyvips.Image, recipe: Recipe) -> bytes:
 
 
 def thumbhash_of(image: pyvips.Image) -> str:
-    image = _shrink(image, THUMBHASH_SIDE)
+    image = shrink(image, THUMBHASH_SIDE)
     if image.hasalpha():
         image = image.flatten(background=[255, 255, 255])
     pixels = np.atleast_3d(image.numpy())
@@ -162,7 +166,7 @@ def thumb_hash(rgb: np.ndarray) -> bytes:
     return bytes(packed)
 
 
-def _shrink(image: pyvips.Image, long_side: int) -> pyvips.Image:
+def shrink(image: pyvips.Image, long_side: int) -> pyvips.Image:
     """At most `long_side` on the long edge, in memory (a source for the next size)."""
     if max(image.width, image.height) <= long_side:
         return image
