@@ -41,10 +41,10 @@ LIMITS = Limits(200 * 1024 * 1024, 200_000_000)
 # What encoding at the recipe's quality does to these renditions (the encoded file against
 # the pixels it was made from, measured on these sources). Before and after may differ by
 # at most 60 % of that in mean levels, and their PSNR must be 3 dB above it (the RMS
-# difference at most 70 %). The preview's shrink-on-load moved the preview by 54 % of it
-# and, through the preview, the thumbnails by 20-35 %. A preview made at q80 instead of
-# q85 fails; thumbnails at q75 instead of q80 would not (small noisy thumbnails lose as
-# much to their own encoding as that).
+# difference at most 70 %). The preview's shrink-on-load moved the preview by 54 % of it;
+# the thumbnails, made from the preview's pixels instead of its file, moved by 15-26 %. A
+# preview made at q80 instead of q85 fails; thumbnails at q75 instead of q80 would not
+# (small noisy thumbnails lose as much to their own encoding as that).
 OWN_ERROR_SHARE = 0.6
 OWN_PSNR_MARGIN_DB = 3.0
 ENCODER_OWN_ERROR = {  # recipe: (mean levels, PSNR dB)
