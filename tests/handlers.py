@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -82,17 +83,17 @@ def flaky(ctx: JobContext, payload: dict[str, Any]) -> str:
 
 @registry.handler("outage", max_attempts=1)
 def outage(ctx: JobContext, payload: dict[str, Any]) -> int:
-    """Its storage is out until `until` (a time.time()): fails with DependencyDown."""
-    if time.time() < payload["until"]:
+    """Its storage is out while the file `outage_flag` exists: fails with DependencyDown."""
+    if Path(payload["outage_flag"]).exists():
         raise DependencyDown("STORAGE_UNAVAILABLE", "the storage service did not answer")
     return ctx.attempt
 
 
 @registry.handler("cpu_outage", kind="cpu", max_attempts=1)
 def cpu_outage(ctx: JobContext, payload: dict[str, Any]) -> int:
-    """In a CPU child, its database is out until `until`: the driver's error, which the
-    child names before it crosses the pipe."""
-    if time.time() < payload["until"]:
+    """In a CPU child, its database is out while the file `outage_flag` exists: the
+    driver's error, which the child names before it crosses the pipe."""
+    if Path(payload["outage_flag"]).exists():
         refused = ConnectionRefusedError("connection refused")
         raise sa.exc.OperationalError("SELECT 1", {}, refused)
     return ctx.attempt

@@ -78,12 +78,17 @@ def wait_status(store: Store, job_id: int, *statuses: JobStatus, timeout: float 
 # ---- claiming -----------------------------------------------------------------------
 
 
-def _claim_until_empty(db_url: str, worker_id: str, start_at: float) -> list[int]:
-    """Claim (and complete) in batches of 7 until the queue stays empty; all claimers
-    start at the same wall-clock moment so they really compete."""
+# a claimer waits this long at the start line for the others (new processes on busy cores)
+START_LINE_TIMEOUT_S = 60
+
+
+def _claim_until_empty(db_url: str, worker_id: str, start_line: threading.Barrier) -> list[int]:
+    """Claim (and complete) in batches of 7 until the queue stays empty; every claimer
+    connects, then waits at `start_line` until all are there, so they really compete
+    (a start at a set time let one process drain the queue while another still started)."""
     store = store_for_engine(create_db_engine(db_url))
     store.paused_types()  # connect before the start line
-    time.sleep(max(0.0, start_at - time.time()))
+    start_line.wait(START_LINE_TIMEOUT_S)
     seen: list[int] = []
     outcomes: list[Outcome] = []
     idle = 0
@@ -100,10 +105,10 @@ def _claim_until_empty(db_url: str, worker_id: str, start_at: float) -> list[int
 def test_no_job_handed_to_two_claimers_threads(store: Store, db_url: str) -> None:
     ids = [r.id for r in store.enqueue_many([NewJob("noop") for _ in range(1000)])]
     results: list[list[int]] = [[] for _ in range(4)]
-    start_at = time.time() + 1.0
+    start_line = threading.Barrier(len(results))
 
     def claimer(n: int) -> None:
-        results[n] = _claim_until_empty(db_url, f"thread-{n}", start_at)
+        results[n] = _claim_until_empty(db_url, f"thread-{n}", start_line)
 
     threads = [threading.Thread(target=claimer, args=(n,)) for n in range(4)]
     for thread in threads:
@@ -116,23 +121,23 @@ def test_no_job_handed_to_two_claimers_threads(store: Store, db_url: str) -> Non
     assert sum(1 for chunk in results if chunk) >= 2, "only one claimer got work"
 
 
-def _claim_into_file(db_url: str, worker_id: str, start_at: float, out: Path) -> None:
-    out.write_text(json.dumps(_claim_until_empty(db_url, worker_id, start_at)))
+def _claim_into_file(db_url: str, worker_id: str, start_line: threading.Barrier, out: Path) -> None:
+    out.write_text(json.dumps(_claim_until_empty(db_url, worker_id, start_line)))
 
 
 def test_no_job_handed_to_two_claimers_processes(store: Store, db_url: str, tmp_path: Path) -> None:
     ids = [r.id for r in store.enqueue_many([NewJob("noop") for _ in range(1500)])]
-    start_at = time.time() + 4.0
     spawn = multiprocessing.get_context("spawn")
     outputs = [tmp_path / f"claims-{n}.json" for n in range(3)]
+    start_line = spawn.Barrier(len(outputs))
     processes = [
-        spawn.Process(target=_claim_into_file, args=(db_url, f"proc-{n}", start_at, out))
+        spawn.Process(target=_claim_into_file, args=(db_url, f"proc-{n}", start_line, out))
         for n, out in enumerate(outputs)
     ]
     for process in processes:
         process.start()
     for process in processes:
-        process.join(60)
+        process.join(START_LINE_TIMEOUT_S + 30)
         assert process.exitcode == 0
     results = [json.loads(out.read_text()) for out in outputs]
     claimed = [job_id for chunk in results for job_id in chunk]
@@ -242,24 +247,28 @@ def test_max_attempts_bounds_retries(queue: JobQueue, make_worker) -> None:
     indirect=["backend"],
 )
 def test_an_outage_is_waited_out_without_spending_attempts(
-    queue: JobQueue, make_worker, job_type: str, code: str
+    queue: JobQueue, make_worker, job_type: str, code: str, tmp_path: Path
 ) -> None:
-    """A dependency out for a few seconds costs a one-attempt job nothing: it waits (its
-    error saying which service) and completes on its first counted attempt; once the
-    outage budget is spent, the outage counts like any failure."""
-    waits = queue.enqueue(job_type, {"until": time.time() + 2.0}).id
+    """A dependency out for a while costs a one-attempt job nothing: it waits (its error
+    saying which service) and completes on its first counted attempt once the service is
+    back; once the outage budget is spent, the outage counts like any failure."""
+    outage = tmp_path / "outage"
+    outage.touch()
+    waits = queue.enqueue(job_type, {"outage_flag": str(outage)}).id
     patient = make_worker(outage_budget_seconds=60)
-    wait_for(lambda: (queue.store.get_job(waits) or waits).error_code == code, timeout=15)
-    wait_status(queue.store, waits, JobStatus.COMPLETED, timeout=30)
+    wait_for(lambda: (queue.store.get_job(waits) or waits).error_code == code, timeout=60)
+    outage.unlink()  # the service is back
+    wait_status(queue.store, waits, JobStatus.COMPLETED, timeout=60)
     job = queue.store.get_job(waits)
     assert job is not None and (job.attempts, job.result) == (1, 1)
     tries = [e for e in queue.store.read_events() if e.job_id == waits and e.status == "running"]
     assert len(tries) >= 2
     patient.stop(timeout=10)
 
-    spent = queue.enqueue(job_type, {"until": time.time() + 600}).id
+    outage.touch()  # out again, for good
+    spent = queue.enqueue(job_type, {"outage_flag": str(outage)}).id
     make_worker(outage_budget_seconds=1)
-    wait_status(queue.store, spent, JobStatus.FAILED, timeout=30)
+    wait_status(queue.store, spent, JobStatus.FAILED, timeout=60)
     job = queue.store.get_job(spent)
     assert job is not None and (job.attempts, job.error_code) == (1, code)
 
