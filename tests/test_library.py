@@ -636,16 +636,22 @@ def test_a_hand_dropped_file_is_not_overwritten(library: Library, tmp_path: Path
     assert library.blobs.path("projects/trip/a.jpg").read_bytes() == b"someone else's file"  # type: ignore[attr-defined]
 
 
+def _stored_photo(library: Library, run_worker: Callable[[], Worker], tmp_path: Path) -> sa.Row:
+    """A 2400 x 1600 photo uploaded and STORED by a worker, which is stopped again."""
+    image_id = _ingest(library, jpeg(tmp_path / "a.jpg", 2400, 1600)).image_id
+    worker = run_worker()
+    stored = wait_for(lambda: _settled(library, image_id), timeout=60)
+    worker.stop()
+    return stored
+
+
 def test_backfill_after_a_recipe_change(
     library: Library,
     run_worker: Callable[[], Worker],
     make_worker: Callable[..., Worker],
     tmp_path: Path,
 ) -> None:
-    image_id = _ingest(library, jpeg(tmp_path / "a.jpg", 2400, 1600)).image_id
-    first = run_worker()
-    wait_for(lambda: _settled(library, image_id), timeout=60)
-    first.stop()
+    image_id = _stored_photo(library, run_worker, tmp_path).id
     assert processing.backfill(library).images == 0  # everything current
 
     old_256 = lookups.derivatives_of(library, [image_id])[image_id]["thumb_256"].storage_key
@@ -674,6 +680,31 @@ def test_backfill_after_a_recipe_change(
     wait_for(lambda: not later.blobs.exists(old_256), timeout=10)
     wait_for(lambda: processing.backfill(later).images == 0 or None, timeout=30)
     assert processing.backfill(later, everything=True).images == 1
+
+
+def test_a_size_added_later_changes_neither_the_thumbhash_nor_the_measurements(
+    library: Library,
+    run_worker: Callable[[], Worker],
+    make_worker: Callable[..., Worker],
+    tmp_path: Path,
+) -> None:
+    """The backfill of a new thumbnail size makes that size alone, from the preview: the
+    placeholder clients cache and the culling numbers stay what the upload made."""
+    stored = _stored_photo(library, run_worker, tmp_path)
+    image_id = stored.id
+    made = lookups.derivatives_of(library, [image_id])[image_id]
+    changed = library.settings.replace(thumbnail_sizes="64,128,256,512,1024")
+    later = build_services(changed, engine=library.engine).library
+    assert processing.backfill(later).images == 1
+    make_worker(registry, data_dir=changed.data_dir, database_url=changed.database_url,
+                thumbnail_sizes=changed.thumbnail_sizes)  # fmt: skip
+    wait_for(lambda: "thumb_1024" in lookups.derivatives_of(later, [image_id])[image_id], 60)
+    after = image_records.get_image_row(later, image_id)
+    assert (after.thumbhash, after.assessment) == (stored.thumbhash, stored.assessment)
+    now = lookups.derivatives_of(later, [image_id])[image_id]
+    assert {name: now[name].storage_key for name in made} == {
+        name: d.storage_key for name, d in made.items()
+    }
 
 
 def test_a_library_sets_the_image_threads_of_its_process(library: Library) -> None:

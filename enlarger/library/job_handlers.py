@@ -350,7 +350,9 @@ def _derive(
         missing = tuple(r for r in recipes if (r.name, r.hash) not in have)
         if not missing:
             return {"skipped": "already made"}
+        smallest = min(recipes, key=lambda r: r.long_side)
         assess = assess and missing[0] == recipes[0]
+        keep_thumbhash = keep_thumbhash and smallest in missing  # else it stays as it was
         recipes = missing
     try:
         with library.blobs.local_copy(source_key) as path:

@@ -60,7 +60,7 @@ class Rendition:
 class Rendered:
     renditions: list[Rendition]  # in the order the recipes were given
     thumbhash: str | None  # a ~25-byte placeholder browsers paint while loading (base64)
-    assessment: Assessment | None = None  # measured on the largest rendition
+    assessment: Assessment | None = None  # measured on the first recipe's rendition
 
 
 def render(
@@ -72,9 +72,9 @@ def render(
 ) -> Rendered:
     """Every recipe's output from one decode: each size is made from the one above it,
     held in memory (a preview's thumbnails cost their resizes and encodes, no decode).
-    The culling assessment measures the largest, the thumbhash the smallest. A single
-    output with nothing else asked of it streams from decoder to encoder, never held
-    whole."""
+    The culling assessment measures the first recipe's (the preview's), the thumbhash
+    the smallest. A single output with nothing else asked of it streams from decoder to
+    encoder, never held whole."""
     by_size = sorted(recipes, key=lambda r: r.long_side, reverse=True)
     reused = len(by_size) > 1 or with_thumbhash or with_assessment
     image = load(path, found, by_size[0].long_side, in_memory=reused)
@@ -84,7 +84,7 @@ def render(
         for recipe in by_size:
             image = shrink(image, recipe.long_side)
             made[recipe.name] = Rendition(recipe, encode(image, recipe), image.width, image.height)
-            if with_assessment and assessment is None:
+            if with_assessment and recipe is recipes[0]:
                 assessment = assess(image)
     except pyvips.Error as exc:
         if reused:  # decoded already: the encoder itself failed
