@@ -541,13 +541,15 @@ def test_a_rescued_offload_and_a_repeated_preview_job_make_nothing_twice(
         finally:
             resume.set()
         assert frozen.result(timeout=30) == key
-    with library.engine.begin() as conn:
-        processing.enqueue_preview(library, conn, image_id, key, priority=0)
 
     def finished(job_type: JobType) -> list[sa.Row] | None:
         found = _jobs_of(library, job_type)
         return found if all(j.status == "completed" for j in found) else None
 
+    # the image is STORED inside the preview job, a moment before the job is completed
+    wait_for(lambda: finished(JobType.PREVIEW_GENERATION), timeout=60)
+    with library.engine.begin() as conn:
+        assert processing.enqueue_preview(library, conn, image_id, key, priority=0)
     ran = wait_for(lambda: finished(JobType.PREVIEW_GENERATION), timeout=60)
     in_order = sorted(ran, key=lambda j: j.id)
     assert [j.result.get("skipped") for j in in_order] == [None, "already made"]
