@@ -5,9 +5,8 @@ decodes the original once and makes the 2000 px preview and, from it in memory, 
 thumbnails: one record of all of them marks the image STORED. THUMBNAIL_GENERATION
 makes thumbnails alone (a backfill after their recipes changed), from the stored
 preview. The derivative jobs are CPU work and run in the worker's supervised child
-processes. A broken image fails
-its image at once with the media error's code (no retries); anything else is retried by
-the engine.
+processes. A broken image fails its image at once with the media error's code (no
+retries); anything else is retried by the engine.
 """
 
 from __future__ import annotations
