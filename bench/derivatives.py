@@ -86,7 +86,7 @@ def enlarger_set(path: Path, recipes: Recipes) -> int:
 
     found = probe(path, Limits(200 * 1024 * 1024, 200_000_000))
     preview_recipe, thumbnail_recipes = recipes
-    made = render(path, found, (preview_recipe, *thumbnail_recipes), True, with_assessment=True)
+    made = render(path, found, (preview_recipe, *thumbnail_recipes), True, preview_recipe)
     for rendition in made.renditions:
         path.with_suffix(f".{rendition.recipe.name}.jpg").write_bytes(rendition.data)
     return sum(len(r.data) for r in made.renditions)

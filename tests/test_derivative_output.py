@@ -90,8 +90,7 @@ def _made(source: Path) -> Made:
     """The set as PREVIEW_GENERATION makes it: the preview, measured, and the thumbnails
     and thumbhash from it."""
     recipes = recipes_from(Settings())
-    in_order = (recipes.preview, *recipes.thumbnails)  # the assessment measures the first
-    made = render(source, probe(source, LIMITS), in_order, True, with_assessment=True)
+    made = render(source, probe(source, LIMITS), recipes.all, True, recipes.preview)
     assert made.assessment is not None and made.thumbhash is not None
     renditions = {r.recipe.name: r.data for r in made.renditions}
     return Made(renditions, made.thumbhash, made.assessment.as_dict())

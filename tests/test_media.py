@@ -244,25 +244,27 @@ def _green_jpeg(width: int, height: int) -> bytes:
 
 def test_one_render_makes_the_set_and_measures_the_preview(tmp_path: Path) -> None:
     """The preview job's render: every size from one decode, the assessment taken on the
-    first recipe's rendition (the preview) even when a larger size is asked for, and
-    the thumbhash on the smallest."""
+    rendition asked for (the preview) whatever the order and even when a larger size is
+    made, and the thumbhash on the smallest."""
     path = jpeg(tmp_path / "p.jpg", 3000, 2000)
     found = probe(path, Limits())
     preview, large = Recipe("preview", 1200), Recipe("thumb_1600", 1600)
-    made = render(path, found, [preview, large, *THUMBS], True, with_assessment=True)
-    sides = [1200, 1600, 64, 128, 256, 512]
+    made = render(path, found, [large, *THUMBS, preview], True, preview)
+    sides = [1600, 64, 128, 256, 512, 1200]
     assert [r.width for r in made.renditions] == sides
     heights = [r.height for r in made.renditions]
     assert all(abs(h - side * 2 / 3) <= 1 for h, side in zip(heights, sides, strict=True))
     # decoded for 1600 px here, for 1200 alone: the pixels differ a little, the measure of
     # the 1600 px rendition more
-    alone = render(path, found, [preview], with_assessment=True).assessment
-    larger = render(path, found, [large], with_assessment=True).assessment
+    alone = render(path, found, [preview], assess_on=preview).assessment
+    larger = render(path, found, [large], assess_on=large).assessment
     assert made.assessment is not None and alone is not None and larger is not None
     measured = made.assessment.sharpness
     assert abs(measured - alone.sharpness) < abs(measured - larger.sharpness)
     assert made.assessment.phash == alone.phash
     assert made.thumbhash is not None
+    with pytest.raises(ValueError, match="not among"):
+        render(path, found, THUMBS, assess_on=preview)
 
 
 def test_raw_without_a_preview_is_demosaiced(tmp_path: Path) -> None:

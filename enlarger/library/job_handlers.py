@@ -130,7 +130,7 @@ def preview_generation(ctx: JobContext, payload: dict[str, Any]) -> dict[str, An
         payload["originalPath"],
         recipes,
         keep_thumbhash=len(recipes) > 1,
-        assess=True,
+        assess_on=library.recipes.preview,
     )
 
 
@@ -215,7 +215,14 @@ def _render_photo(
     payload = {"imageId": image_id, "originalPath": original_key}
     recipes = library.recipes.preview, *library.recipes.thumbnails
     _derive(
-        ctx, library, payload, original_key, recipes, keep_thumbhash=True, assess=True, again=again
+        ctx,
+        library,
+        payload,
+        original_key,
+        recipes,
+        keep_thumbhash=True,
+        assess_on=library.recipes.preview,
+        again=again,
     )
 
 
@@ -326,12 +333,12 @@ def _derive(
     source_key: str,
     recipes: tuple[Recipe, ...],
     keep_thumbhash: bool = False,
-    assess: bool = False,
+    assess_on: Recipe | None = None,
     again: bool = False,
 ) -> dict[str, Any]:
     """Render `recipes` from `source_key`, store them and record them in a transaction
-    that commits only while this run holds the job's lease; with `assess`, the first
-    recipe's rendition (the preview) is measured for culling. Recipes already made (by
+    that commits only while this run holds the job's lease; `assess_on`'s rendition (the
+    preview) is measured for culling. Recipes already made (by
     a run of this job before its worker was lost, by a second job a rescue queued) are
     not made twice, unless `again`."""
     image_id = payload["imageId"]
@@ -350,13 +357,13 @@ def _derive(
         if not missing:
             return {"skipped": "already made"}
         smallest = min(recipes, key=lambda r: r.long_side)
-        assess = assess and missing[0] == recipes[0]
+        assess_on = assess_on if assess_on in missing else None
         keep_thumbhash = keep_thumbhash and smallest in missing  # else it stays as it was
         recipes = missing
     try:
         with library.blobs.local_copy(source_key) as path:
             found = probe(path, library.limits)
-            rendered = render(path, found, recipes, keep_thumbhash, with_assessment=assess)
+            rendered = render(path, found, recipes, keep_thumbhash, assess_on)
     except MediaError as error:
         processing.mark_failed(library, image_id, error.code.value, error.message)
         raise PermanentError(error.code.value, error.message) from None

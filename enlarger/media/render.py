@@ -60,7 +60,7 @@ class Rendition:
 class Rendered:
     renditions: list[Rendition]  # in the order the recipes were given
     thumbhash: str | None  # a ~25-byte placeholder browsers paint while loading (base64)
-    assessment: Assessment | None = None  # measured on the first recipe's rendition
+    assessment: Assessment | None = None  # measured on the `assess` recipe's rendition
 
 
 def render(
@@ -68,15 +68,17 @@ def render(
     found: Probe,
     recipes: Sequence[Recipe],
     with_thumbhash: bool = False,
-    with_assessment: bool = False,
+    assess_on: Recipe | None = None,
 ) -> Rendered:
     """Every recipe's output from one decode: each size is made from the one above it,
     held in memory (a preview's thumbnails cost their resizes and encodes, no decode).
-    The culling assessment measures the first recipe's (the preview's), the thumbhash
-    the smallest. A single output with nothing else asked of it streams from decoder to
-    encoder, never held whole."""
+    The culling assessment measures `assess_on`'s rendition (one of `recipes`: the
+    preview, whose pixels culling judges), the thumbhash the smallest. A single output
+    with nothing else asked of it streams from decoder to encoder, never held whole."""
+    if assess_on is not None and assess_on not in recipes:
+        raise ValueError(f"the assessed recipe {assess_on.name} is not among those rendered")
     by_size = sorted(recipes, key=lambda r: r.long_side, reverse=True)
-    reused = len(by_size) > 1 or with_thumbhash or with_assessment
+    reused = len(by_size) > 1 or with_thumbhash or assess_on is not None
     image = load(path, found, by_size[0].long_side, in_memory=reused)
     made: dict[str, Rendition] = {}
     assessment = None
@@ -84,7 +86,7 @@ def render(
         for recipe in by_size:
             image = shrink(image, recipe.long_side)
             made[recipe.name] = Rendition(recipe, encode(image, recipe), image.width, image.height)
-            if with_assessment and recipe is recipes[0]:
+            if recipe == assess_on:
                 assessment = assess(image)
     except pyvips.Error as exc:
         if reused:  # decoded already: the encoder itself failed
