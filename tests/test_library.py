@@ -85,6 +85,23 @@ def test_upload_to_stored(
     assert not list((library.settings.data_dir / "tmp").iterdir())
 
 
+def test_an_earlier_uploads_preview_runs_before_a_later_upload(
+    library: Library, tmp_path: Path
+) -> None:
+    """An upload's preview job runs at the upload's priority, in arrival order: while
+    uploads keep coming, the photos that arrived first get their previews, rather than
+    every preview waiting until the last upload is stored."""
+    first = _ingest(library, jpeg(tmp_path / "a.jpg", 300, 200)).image_id
+    processing.offload_original(library, first)  # its preview is queued
+    later = _ingest(library, jpeg(tmp_path / "b.jpg", 320, 200)).image_id
+    _, (claimed,) = library.queue.store.exchange("test", [], [ClaimRequest(2, None)], 60)
+    assert [(job.type, job.payload["imageId"]) for job in claimed] == [
+        (JobType.OFFLOAD_ORIGINAL.value, first),
+        (JobType.PREVIEW_GENERATION.value, first),
+    ]
+    assert later not in {job.payload["imageId"] for job in claimed}
+
+
 def test_same_bytes_same_collection_is_one_image(library: Library, tmp_path: Path) -> None:
     source = jpeg(tmp_path / "a.jpg", 300, 200)
     first = _ingest(library, source)

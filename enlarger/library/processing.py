@@ -20,7 +20,7 @@ from enlarger.errors import Conflict
 from enlarger.library.image_records import (
     BACKFILL_PAGE,
     BACKFILL_PRIORITY,
-    DERIVATIVE_PRIORITY,
+    UPLOAD_PRIORITY,
     ImageStatus,
     JobType,
     announce_image,
@@ -72,7 +72,10 @@ def offload_original(library: Library, image_id: str, enqueue_derivatives: bool 
         if arrived:
             announce_image(library, conn, image_id, ImageStatus.PROCESSING)
             if enqueue_derivatives:
-                enqueue_preview(library, conn, image_id, key, priority=DERIVATIVE_PRIORITY)
+                # at the upload's own priority: one upload's jobs then run in arrival
+                # order, and a stream of uploads no longer holds every preview back
+                # until it ends (the dashboard fills in as photos arrive)
+                enqueue_preview(library, conn, image_id, key, priority=UPLOAD_PRIORITY)
     return key
 
 
