@@ -27,6 +27,7 @@ from enlarger.access.tokens import Role
 from enlarger.catalog import product_jobs as products
 from enlarger.catalog.catalog import Catalog
 from enlarger.catalog.states import ProductError, ProductStatus
+from enlarger.library import processing
 from enlarger.library.library import Library
 from enlarger.queue import Worker
 from tests.browsers import backend, shoot  # noqa: F401 (backend: SQLite suffices)
@@ -126,6 +127,33 @@ def test_a_burst_of_images_all_show_stored(
     run_worker()
     expect(page.locator('#grid li[data-status="STORED"]')).to_have_count(16, timeout=90_000)
     expect(page.locator("#image-count")).to_have_text("(16)")
+
+
+def test_a_change_to_an_image_on_a_page_not_loaded_counts_nothing(
+    page: Page, client: httpx.Client, library: Library, tmp_path: Path
+) -> None:
+    """More images than one page: an older image's event (its original stored, as a
+    burst's are while the newest already fill the page) adds no card and no count; a
+    new upload still arrives at the top, counted once."""
+    ids = []
+    for n in range(50):  # the page shows 48
+        made = jpeg(tmp_path / f"old-{n}.jpg", 200 + n, 150)
+        answer = client.post("/api/upload", files={"file": (made.name, made.read_bytes())})
+        ids.append(answer.json()["imageId"])
+    page.goto("/")
+    expect(page.locator("#live")).to_have_text("live")
+    expect(page.locator("#image-count")).to_have_text("(50)")
+    expect(page.locator("#grid li")).to_have_count(48)
+
+    oldest = ids[0]
+    with page.expect_response(lambda r: r.url.endswith(f"/api/images/{oldest}")):
+        processing.offload_original(library, oldest)  # as its job does: PROCESSING
+    newest = jpeg(tmp_path / "new.jpg", 900, 600)
+    assert client.post("/api/upload", files={"file": (newest.name, newest.read_bytes())}).is_success
+    expect(page.locator("#grid .caption .title").first).to_have_text("new")
+    expect(page.locator("#image-count")).to_have_text("(51)")
+    expect(page.locator("#grid li")).to_have_count(49)
+    assert page.locator(f'#grid li[data-id="{oldest}"]').count() == 0
 
 
 def test_a_failed_jobs_reason_is_shown_and_it_can_be_retried(

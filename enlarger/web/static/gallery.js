@@ -75,7 +75,7 @@
     return (!byCollection.value || image.collection === byCollection.value) && (!byStatus.value || image.status === byStatus.value);
   }
 
-  // An image changed: refresh its card in place (or add it at the top when new).
+  // An image changed: refresh its card in place (or add it where it sorts, when new).
   function forget(imageId) {
     const at = images.findIndex((i) => i.id === imageId);
     if (at < 0) return;
@@ -99,12 +99,31 @@
       images[at] = image;
       grid.querySelector(`[data-id="${CSS.escape(imageId)}"]`)?.replaceWith(card(image));
     } else if (matches(image)) {
-      images.unshift(image);
-      total++;
-      grid.prepend(card(image));
+      const slot = slotFor(image);
+      if (slot >= 0) {
+        const after = images[slot];
+        images.splice(slot, 0, image);
+        total++;
+        grid.insertBefore(card(image), after ? grid.querySelector(`[data-id="${CSS.escape(after.id)}"]`) : null);
+      }
     }
     count.textContent = `(${total})`;
     showUploadStatus(image);
+  }
+
+  // The grid's order, the API's: newest upload first, then by id.
+  function sortsBefore(a, b) {
+    const at = Date.parse(a.uploadedAt), bt = Date.parse(b.uploadedAt);
+    return at > bt || (at === bt && a.id < b.id);
+  }
+
+  // Where a card not shown belongs: before the first shown card it sorts before. Sorting
+  // after them all, it is a new image only when every image is shown; else it is an
+  // older one on a page not loaded (its STORED event, say): not new, not counted again.
+  function slotFor(image) {
+    const at = images.findIndex((shown) => sortsBefore(image, shown));
+    if (at >= 0) return at;
+    return images.length >= total ? images.length : -1;
   }
 
   // An upload's row follows its image to STORED (or FAILED, with the reason).
