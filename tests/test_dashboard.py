@@ -129,12 +129,13 @@ def test_a_burst_of_images_all_show_stored(
     expect(page.locator("#image-count")).to_have_text("(16)")
 
 
-def test_a_change_to_an_image_on_a_page_not_loaded_counts_nothing(
+def test_images_on_a_page_not_loaded_are_counted_right(
     page: Page, client: httpx.Client, library: Library, tmp_path: Path
 ) -> None:
     """More images than one page: an older image's event (its original stored, as a
     burst's are while the newest already fill the page) adds no card and no count; a
-    new upload still arrives at the top, counted once."""
+    new upload still arrives at the top, counted once; an older image deleted is
+    counted out."""
     ids = []
     for n in range(50):  # the page shows 48
         made = jpeg(tmp_path / f"old-{n}.jpg", 200 + n, 150)
@@ -154,6 +155,10 @@ def test_a_change_to_an_image_on_a_page_not_loaded_counts_nothing(
     expect(page.locator("#image-count")).to_have_text("(51)")
     expect(page.locator("#grid li")).to_have_count(49)
     assert page.locator(f'#grid li[data-id="{oldest}"]').count() == 0
+
+    assert client.delete(f"/api/images/{ids[1]}").is_success  # not shown either
+    expect(page.locator("#image-count")).to_have_text("(50)")
+    expect(page.locator("#grid li")).to_have_count(49)
 
 
 def test_a_failed_jobs_reason_is_shown_and_it_can_be_retried(

@@ -75,10 +75,16 @@
     return (!byCollection.value || image.collection === byCollection.value) && (!byStatus.value || image.status === byStatus.value);
   }
 
+  const recount = throttle(() => load(false, Math.max(images.length, PAGE)), 400);
+
   // An image changed: refresh its card in place (or add it where it sorts, when new).
   function forget(imageId) {
     const at = images.findIndex((i) => i.id === imageId);
-    if (at < 0) return;
+    if (at < 0) {
+      // on a page not loaded: whether the filters counted it, only the server knows
+      if (images.length < total) recount();
+      return;
+    }
     images.splice(at, 1);
     total--;
     grid.querySelector(`[data-id="${CSS.escape(imageId)}"]`)?.remove();
