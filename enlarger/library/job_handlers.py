@@ -338,9 +338,9 @@ def _derive(
 ) -> dict[str, Any]:
     """Render `recipes` from `source_key`, store them and record them in a transaction
     that commits only while this run holds the job's lease; `assess_on`'s rendition (the
-    preview) is measured for culling. Recipes already made (by
-    a run of this job before its worker was lost, by a second job a rescue queued) are
-    not made twice, unless `again`."""
+    preview) is measured for culling. Recipes already made (by a run of this job before
+    its worker was lost, by a second job a rescue queued) are not made twice, unless
+    `again`."""
     image_id = payload["imageId"]
 
     def fence(conn: sa.Connection) -> None:

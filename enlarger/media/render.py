@@ -60,7 +60,7 @@ class Rendition:
 class Rendered:
     renditions: list[Rendition]  # in the order the recipes were given
     thumbhash: str | None  # a ~25-byte placeholder browsers paint while loading (base64)
-    assessment: Assessment | None = None  # measured on the `assess` recipe's rendition
+    assessment: Assessment | None = None  # measured on `assess_on`'s rendition
 
 
 def render(

@@ -77,7 +77,7 @@
 
   const recount = throttle(() => load(false, Math.max(images.length, PAGE)), 400);
 
-  // An image changed: refresh its card in place (or add it where it sorts, when new).
+  // An image deleted: its card and its count leave.
   function forget(imageId) {
     const at = images.findIndex((i) => i.id === imageId);
     if (at < 0) {
@@ -91,6 +91,7 @@
     count.textContent = `(${total})`;
   }
 
+  // An image changed: refresh its card in place (or add it where it sorts, when new).
   async function refresh(imageId) {
     let image;
     try {
