@@ -274,13 +274,21 @@ def test_an_outage_is_waited_out_without_spending_attempts(
 
 
 def test_permanent_errors_fail_at_once(queue: JobQueue, make_worker) -> None:
+    """A declared failure's error is its own words (its code says what kind); any other
+    exception keeps its type's name, the one clue to a handler's bug."""
     corrupt = queue.enqueue("broken_input").id
     declared = queue.enqueue("value_error").id
     make_worker()
+    errors = {}
     for job_id, code in ((corrupt, "CORRUPT_IMAGE"), (declared, "HANDLER_ERROR")):
         wait_status(queue.store, job_id, JobStatus.FAILED)
         job = queue.store.get_job(job_id)
         assert job is not None and job.attempts == 1 and job.error_code == code
+        errors[job_id] = job.last_error
+    assert errors == {
+        corrupt: "the bytes are not an image",
+        declared: "ValueError: bad input, declared permanent",
+    }
 
 
 def test_unknown_type_fails_clearly(queue: JobQueue, make_worker) -> None:

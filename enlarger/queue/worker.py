@@ -732,7 +732,9 @@ class Worker:
         if isinstance(exc, ChildCrashed):
             return self._failure(job, ErrorCode.WORKER_CRASHED, str(exc), retryable=True)
         message = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, OSError) and exc.filename is not None:  # no server path shown
+        if isinstance(exc, JobError):  # declared: its code says what kind, its words why
+            message = str(exc)
+        elif isinstance(exc, OSError) and exc.filename is not None:  # no server path shown
             message = f"{type(exc).__name__}: {exc.strerror or 'error'}"
         passing = as_dependency_down(exc) or (
             DependencyDown(getattr(exc, "code", ErrorCode.DEPENDENCY_UNAVAILABLE), str(exc))
