@@ -731,11 +731,12 @@ class Worker:
             return self._failure(job, ErrorCode.TIMEOUT, message, retryable=True)
         if isinstance(exc, ChildCrashed):
             return self._failure(job, ErrorCode.WORKER_CRASHED, str(exc), retryable=True)
-        message = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, JobError):  # declared: its code says what kind, its words why
             message = str(exc)
         elif isinstance(exc, OSError) and exc.filename is not None:  # no server path shown
             message = f"{type(exc).__name__}: {exc.strerror or 'error'}"
+        else:
+            message = f"{type(exc).__name__}: {exc}"
         passing = as_dependency_down(exc) or (
             DependencyDown(getattr(exc, "code", ErrorCode.DEPENDENCY_UNAVAILABLE), str(exc))
             if isinstance(exc, handler.passing_errors)
