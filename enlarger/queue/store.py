@@ -2,8 +2,9 @@
 
 `Store` holds the operations that are the same SQL on both databases (written once in
 SQLAlchemy Core); each backend module (`backends/postgres.py`, `backends/sqlite.py`)
-adds what differs: the batched, fenced finish of jobs, how idle workers are woken, and
-on PostgreSQL the claim (one statement with its events, the busiest query there is).
+adds what differs: the batched, fenced finish of jobs, how a batch's events are
+written, how idle workers are woken, and on PostgreSQL the claim (one statement with its
+events, the busiest query there is).
 The worker only ever talks to this interface.
 
 Fencing: every claim increments a job's `lease_token`; every write a worker makes about
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
@@ -128,6 +129,10 @@ class Listener(ABC):
 
 
 class Store(ABC):
+    # the backend's INSERT of a batch of events: `:rows` a JSON array of [job id, job type,
+    # status], `:kind` and `:data` (JSON text) the same for every row
+    events_sql: ClassVar[sa.TextClause]
+
     def __init__(self, engine: sa.Engine, *, max_attempts_default: int = 3) -> None:
         self.engine = engine
         self.max_attempts_default = max_attempts_default
@@ -176,16 +181,16 @@ class Store(ABC):
     def _record_events(
         self, conn: sa.Connection, rows: Sequence[Any], kind: str = "job", data: Any = None
     ) -> None:
-        """One event per (id, type, status) row, in the same transaction as the change."""
+        """One event per (id, type, status) row, in the same transaction as the change: one
+        statement for the batch, its rows unpacked from a JSON array by the database."""
         if not rows:
             return
-        conn.execute(
-            job_events.insert().values(created_at=db_now()),
-            [
-                {"job_id": r[0], "job_type": r[1], "status": r[2], "kind": kind, "data": data}
-                for r in rows
-            ],
-        )
+        params = {
+            "rows": json.dumps([tuple(r[:3]) for r in rows]),
+            "kind": kind,
+            "data": json.dumps(data),
+        }
+        conn.execute(self.events_sql, params)
 
     def record_event(
         self, conn: sa.Connection, kind: str, data: dict[str, Any], status: str | None = None

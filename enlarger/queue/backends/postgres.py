@@ -4,7 +4,6 @@ workers wake the moment a job is ready."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -107,9 +106,9 @@ EVENTS_SQL = sa.text(
     f"""
     WITH inserted AS (
         INSERT INTO job_events (created_at, job_id, job_type, kind, status, data)
-        SELECT now(), e.job_id, e.job_type, :kind, e.status, CAST(:data AS jsonb)
-        FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-            AS e(job_id bigint, job_type text, status text)
+        SELECT now(), (e ->> 0)::bigint, e ->> 1, :kind, e ->> 2,
+               NULLIF(CAST(:data AS jsonb), 'null')
+        FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS e
         RETURNING 1
     )
     SELECT pg_notify('{Topic.EVENTS.value}', '') WHERE EXISTS (SELECT 1 FROM inserted)
@@ -119,6 +118,8 @@ NOTIFY_EVENTS = sa.text(f"NOTIFY {Topic.EVENTS.value}")
 
 
 class PostgresStore(Store):
+    events_sql = EVENTS_SQL
+
     def _insert(self, table: sa.Table) -> Any:
         return pg_insert(table)
 
@@ -127,19 +128,6 @@ class PostgresStore(Store):
         primary key. `IN (ids)` lets the planner hash-join against a scan of the whole table,
         which made every claim cost as much as the backlog was long."""
         return column == sa.any_(sa.func.array(ids.scalar_subquery()))
-
-    def _record_events(
-        self, conn: sa.Connection, rows: Sequence[Any], kind: str = "job", data: Any = None
-    ) -> None:
-        """One statement for the whole batch (psycopg's executemany sends one per row)."""
-        if not rows:
-            return
-        params = {
-            "rows": json.dumps([{"job_id": r[0], "job_type": r[1], "status": r[2]} for r in rows]),
-            "kind": kind,
-            "data": None if data is None else json.dumps(data),
-        }
-        conn.execute(EVENTS_SQL, params)
 
     def _update_recording(
         self, conn: sa.Connection, stmt: sa.Update, kind: str = "job", data: Any = None

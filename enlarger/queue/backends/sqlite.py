@@ -1,6 +1,6 @@
-"""SQLite: one writer at a time (`BEGIN IMMEDIATE`), batched finishes through a JSON array,
-and wake-ups by watching `PRAGMA data_version`, which changes whenever any other
-connection, in this process or another, commits."""
+"""SQLite: one writer at a time (`BEGIN IMMEDIATE`), batched finishes and events through
+JSON arrays, and wake-ups by watching `PRAGMA data_version`, which changes whenever any
+other connection, in this process or another, commits."""
 
 from __future__ import annotations
 
@@ -47,8 +47,20 @@ FINISH_SQL = sa.text(
     """
 )
 
+# An executemany binds each row in Python: it took nearly half of a worker's
+# claim-and-finish time.
+EVENTS_SQL = sa.text(
+    f"""
+    INSERT INTO job_events (created_at, job_id, job_type, kind, status, data)
+    SELECT {SQLITE_EPOCH_NOW}, value ->> 0, value ->> 1, :kind, value ->> 2, :data
+    FROM json_each(:rows)
+    """
+)
+
 
 class SqliteStore(Store):
+    events_sql = EVENTS_SQL
+
     def _insert(self, table: sa.Table) -> Any:
         return sqlite_insert(table)
 
