@@ -683,6 +683,51 @@ def test_cpu_children_start_with_the_handler_modules_loaded(
     assert result["importedBy"] not in (result["runsIn"], worker.pid)
 
 
+# a process that takes Ctrl-C itself (as the worker does) and starts a CPU child whose
+# forkserver preloads tests.slow_preload, then runs a job in it
+_CTRL_C_AT_START = """
+import signal
+from enlarger.queue.context import CancelFlag
+from enlarger.queue.cpu import ChildTask, CpuPool
+from tests.handlers import cpu_pid
+
+signal.signal(signal.SIGINT, lambda *_: None)
+child = CpuPool(10, 1000, 2000, preload=["tests.slow_preload"]).acquire()
+task = ChildTask(cpu_pid, None, 1, "cpu_pid", 1, 3, 1)
+print(child.run(task, lambda *_: None, None, CancelFlag()))
+"""
+
+
+def test_ctrl_c_while_cpu_children_start_does_not_kill_them(tmp_path: Path) -> None:
+    """Ctrl-C signals the terminal's whole process group. A forkserver still importing
+    the handlers' modules died of it, and every CPU job of a stopping worker then failed
+    with "EOFError", spending an attempt (seen pressing Ctrl-C right after `serve`
+    started)."""
+    started, go = tmp_path / "started", tmp_path / "go"
+    env = dict(
+        os.environ, ENLARGER_TEST_PRELOAD_STARTED=str(started), ENLARGER_TEST_PRELOAD_GO=str(go)
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", _CTRL_C_AT_START],
+        cwd=Path(__file__).parent.parent,
+        env=env,
+        start_new_session=True,  # its own process group, as a terminal gives `serve`
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(started.exists, timeout=60)  # the forkserver is mid-preload
+        os.killpg(process.pid, signal.SIGINT)
+        go.touch()
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, err
+    assert int(out) not in (process.pid, 0)  # the job ran, in a child
+
+
 def test_memory_heavy_cpu_children_are_replaced(queue: JobQueue, make_worker) -> None:
     ids = [queue.enqueue("cpu_pid").id for _ in range(3)]
     make_worker(max_parallel_jobs=1, priority_lane_slots=0, cpu_max_rss_mb=1)  # all exceed it

@@ -140,6 +140,7 @@ def serve(
     from enlarger.access import tokens
     from enlarger.api.app import create_app, run_server
     from enlarger.bootstrap import build_services
+    from enlarger.queue import start_deaf_to_ctrl_c
 
     flags = _worker_flags(max_parallel_jobs, priority_lane_slots, handlers, log_level, log_format)
     settings = working_settings(config, data_dir=data_dir, database_url=database_url, **flags)
@@ -168,7 +169,7 @@ def serve(
         for n in range(workers)
     ]
     for process in processes:
-        process.start()
+        start_deaf_to_ctrl_c(process)  # Ctrl-C reaches them too: `serve` stops them below
     _notice(
         settings,
         f"enlarger: dashboard at http://{host}:{port}/ (API docs at /docs), database "

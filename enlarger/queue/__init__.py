@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from enlarger.queue.backends import open_store, store_for_engine
 from enlarger.queue.context import JobCancelled, JobContext
+from enlarger.queue.cpu import start_deaf_to_ctrl_c
 from enlarger.queue.model import (
     DependencyDown,
     EnqueueResult,
@@ -119,5 +120,6 @@ __all__ = [
     "load_registry",
     "open_store",
     "settle_heap",
+    "start_deaf_to_ctrl_c",
     "store_for_engine",
 ]

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from typing import Any
 
 import psutil
@@ -119,11 +120,26 @@ def _portable(exc: BaseException) -> BaseException:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
+def start_deaf_to_ctrl_c(process: multiprocessing.process.BaseProcess) -> None:
+    """Start `process` with SIGINT blocked, which it inherits, and so do its children.
+    Ctrl-C signals the terminal's whole process group; a process whose parent decides when
+    it stops must not die of it, least of all half-started: `serve`'s worker died in its
+    imports, and a forkserver still importing the handlers' modules took every CPU job of
+    the stopping worker with it. (The resource tracker, which both need, unblocks SIGINT
+    once it has started: it starts first.)"""
+    resource_tracker.ensure_running()
+    unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        process.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+
+
 class CpuChild:
     def __init__(self) -> None:
         self._conn, child_conn = _MP.Pipe()
         self.process = _MP.Process(target=_child_main, args=(child_conn,), daemon=True)
-        self.process.start()
+        start_deaf_to_ctrl_c(self.process)
         child_conn.close()
         self._usage = psutil.Process(self.process.pid)
         self.tasks_done = 0
