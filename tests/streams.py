@@ -29,6 +29,7 @@ class EventReader(threading.Thread):
         self.events: list[dict[str, Any]] = []
         self.ids: list[int] = []
         self.connected = threading.Event()
+        self.opened = threading.Event()  # its `retry:` line read: a resync comes before it
         self.stopping = False
 
     def run(self) -> None:
@@ -51,7 +52,9 @@ class EventReader(threading.Thread):
             for line in response.iter_lines():
                 if self.stopping:
                     return
-                if line.startswith("id: "):
+                if line.startswith("retry: "):
+                    self.opened.set()
+                elif line.startswith("id: "):
                     event_id = int(line[4:])
                 elif line.startswith("event: "):
                     name = line[7:]

@@ -101,7 +101,7 @@ def test_a_client_behind_the_kept_history_gets_a_resync(
     for n in range(3):
         queue.enqueue("OFFLOAD_ORIGINAL", {"imageId": f"gone-{n}"}, delay_s=3600)
     library.queue.store.prune(older_than_s=3600, event_retention_s=-5)
-    assert library.queue.store.first_event_id() is None
+    assert library.queue.store.read_events() == []
     queue.enqueue("OFFLOAD_ORIGINAL", {"imageId": "kept"}, delay_s=3600)
     last = library.queue.store.last_event_id()
 
@@ -118,3 +118,53 @@ def test_a_client_behind_the_kept_history_gets_a_resync(
     current.stopping = True
     assert current.names[0] == "message" and current.events[0]["type"] == "job"
     assert current.ids[0] == last
+
+
+def _first_of_stream(live_server: str, **reader: Any) -> tuple[str, dict[str, Any] | None]:
+    """The stream's opening: a resync event's name and data, or ("", None)."""
+    stream = EventReader(live_server, **reader)
+    stream.start()
+    wait_for(stream.opened.is_set)
+    stream.stopping = True
+    return (stream.names[0], stream.events[0]) if stream.names else ("", None)
+
+
+def test_a_resync_when_every_event_was_pruned_or_the_id_is_not_this_databases(
+    live_server: str, library: Library
+) -> None:
+    """With the whole history pruned, a client behind it used to get nothing and then the
+    next events as if it had missed none; one holding an id this database never gave (a
+    database reset, or restored from a backup) waited for it in silence."""
+    queue, store = library.queue, library.queue.store
+    for n in range(3):
+        queue.enqueue("OFFLOAD_ORIGINAL", {"imageId": f"gone-{n}"}, delay_s=3600)
+    given = store.last_event_id()
+    store.prune(older_than_s=3600, event_retention_s=-5)
+    assert store.read_events() == []
+    assert not store.can_resume_after(given - 1) and store.can_resume_after(given)
+
+    name, data = _first_of_stream(live_server, last_event_id=given - 1)
+    assert name == "resync" and data == {
+        "type": "resync",
+        "missedAfter": given - 1,
+        "lastEventId": 0,
+    }
+    name, data = _first_of_stream(live_server, last_event_id=given + 1000)
+    assert name == "resync" and data is not None and data["missedAfter"] == given + 1000
+    assert _first_of_stream(live_server, last_event_id=given) == ("", None)  # missed nothing
+    assert _first_of_stream(live_server) == ("", None)  # a new client: what happens next
+
+
+def test_a_filter_naming_no_project_or_image_is_refused(
+    client: httpx.Client, live_server: str
+) -> None:
+    """It used to be taken, and the stream stayed silent forever."""
+    for params in ({"project": "no-such-project"}, {"image": "no-such-image"}):
+        answer = client.get("/api/jobs/stream", params=params)
+        assert answer.status_code == 404, params
+        assert next(iter(params.values())) in answer.json()["detail"]
+    client.post("/api/projects", json={"folder": "wedding-2026", "title": "Wedding 2026"})
+    stream = EventReader(live_server, params={"project": "Wedding 2026"})  # its title
+    stream.start()
+    wait_for(stream.opened.is_set)
+    stream.stopping = True

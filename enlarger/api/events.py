@@ -25,7 +25,7 @@ from fastapi.responses import StreamingResponse
 from enlarger.api.deps import LibraryDep
 from enlarger.api.schemas.base_models import ERRORS
 from enlarger.api.shapes import MAX_DB_INT
-from enlarger.library import lookups
+from enlarger.library import image_records, lookups
 from enlarger.library.library import Library
 from enlarger.queue import Job, Store
 from enlarger.queue.model import Event
@@ -190,13 +190,17 @@ def _resync(cursor: int, last: int) -> str:
 
 
 async def _stream(
-    request: Request, library: Library, hub: EventHub, cursor: int, wanted: EventFilter
+    request: Request,
+    library: Library,
+    hub: EventHub,
+    cursor: int,
+    wanted: EventFilter,
+    resuming: bool,
 ) -> AsyncIterator[str]:
     store = library.queue.store
-    first = await run_in_threadpool(store.first_event_id)
-    if first is not None and first > cursor + 1:
+    if resuming and not await run_in_threadpool(store.can_resume_after, cursor):
         last = await run_in_threadpool(store.last_event_id)
-        yield _resync(cursor, last)  # what came between was pruned: read the state afresh
+        yield _resync(cursor, last)  # some were pruned, or the id is not ours: read afresh
         cursor = last
     yield f"retry: 2000\nid: {cursor}\n\n"
     last_sent = time.monotonic()
@@ -253,7 +257,10 @@ async def stream(
         ),
     ] = None,
     project: Annotated[
-        str | None, Query(max_length=200, description="Only events of this project's folder")
+        str | None,
+        Query(
+            max_length=200, description="Only events of this project (its folder, name or title)"
+        ),
     ] = None,
     image: Annotated[
         str | None, Query(max_length=64, description="Only events of this image")
@@ -273,12 +280,17 @@ async def stream(
             raise HTTPException(
                 422, f"unknown type {unknown or type!r}; one of {', '.join(sorted(known))}"
             )
+    if project is not None:  # a project's name or title means its folder, as elsewhere
+        project = await run_in_threadpool(lookups.project_folder, library, project)
+    if image is not None:
+        await run_in_threadpool(image_records.get_image_row, library, image, True)  # or 404
+    resuming = cursor is not None
     if cursor is None:
         cursor = await run_in_threadpool(library.queue.store.last_event_id)
     hub: EventHub = request.app.state.event_hub
     wanted = EventFilter(library, job_types=types, project=project, image=image)
     return StreamingResponse(
-        _stream(request, library, hub, cursor, wanted),
+        _stream(request, library, hub, cursor, wanted, resuming),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

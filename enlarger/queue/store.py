@@ -132,6 +132,9 @@ class Store(ABC):
     # the backend's INSERT of a batch of events: `:rows` a JSON array of [job id, job type,
     # status], `:kind` and `:data` (JSON text) the same for every row
     events_sql: ClassVar[sa.TextClause]
+    # the highest event id the database has ever given out (0 before the first), pruned
+    # or not: its id sequence's
+    last_given_event_id_sql: ClassVar[sa.TextClause]
 
     def __init__(self, engine: sa.Engine, *, max_attempts_default: int = 3) -> None:
         self.engine = engine
@@ -815,10 +818,17 @@ class Store(ABC):
                 expected = r.id + 1
         return events
 
-    def first_event_id(self) -> int | None:
-        """The oldest event still kept (older ones are pruned); None when none is."""
+    def can_resume_after(self, after_id: int) -> bool:
+        """Whether reading on after `after_id` misses nothing: no event after it has been
+        pruned (the oldest kept follows it, or, with none kept, none was ever given after
+        it), and it is an id this database has given (not one from another database or
+        from after the backup this one was restored from)."""
         with read_connection(self.engine) as conn:
-            return conn.execute(sa.select(sa.func.min(job_events.c.id))).scalar()
+            first = conn.execute(sa.select(sa.func.min(job_events.c.id))).scalar()
+            given = conn.execute(self.last_given_event_id_sql).scalar_one()
+        if after_id > given:
+            return False
+        return after_id >= given if first is None else first <= after_id + 1
 
     def last_event_id(self) -> int:
         with read_connection(self.engine) as conn:

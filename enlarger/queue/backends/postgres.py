@@ -119,6 +119,10 @@ NOTIFY_EVENTS = sa.text(f"NOTIFY {Topic.EVENTS.value}")
 
 class PostgresStore(Store):
     events_sql = EVENTS_SQL
+    last_given_event_id_sql = sa.text(
+        "SELECT COALESCE(pg_sequence_last_value("
+        "CAST(pg_get_serial_sequence('job_events', 'id') AS regclass)), 0)"
+    )
 
     def _insert(self, table: sa.Table) -> Any:
         return pg_insert(table)

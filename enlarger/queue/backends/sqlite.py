@@ -60,6 +60,9 @@ EVENTS_SQL = sa.text(
 
 class SqliteStore(Store):
     events_sql = EVENTS_SQL
+    last_given_event_id_sql = sa.text(
+        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'job_events'), 0)"
+    )
 
     def _insert(self, table: sa.Table) -> Any:
         return sqlite_insert(table)
