@@ -824,8 +824,11 @@ class Store(ABC):
         it), and it is an id this database has given (not one from another database or
         from after the backup this one was restored from)."""
         with read_connection(self.engine) as conn:
-            first = conn.execute(sa.select(sa.func.min(job_events.c.id))).scalar()
-            given = conn.execute(self.last_given_event_id_sql).scalar_one()
+            first, last = conn.execute(
+                sa.select(sa.func.min(job_events.c.id), sa.func.max(job_events.c.id))
+            ).one()
+            # an event inserted with its id named leaves PostgreSQL's sequence behind it
+            given = max(conn.execute(self.last_given_event_id_sql).scalar_one(), last or 0)
         if after_id > given:
             return False
         return after_id >= given if first is None else first <= after_id + 1
