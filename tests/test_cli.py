@@ -65,6 +65,11 @@ def test_jobs_list_show_cancel_retry(queue: JobQueue, db_url: str) -> None:
     code, out = invoke("jobs", "list", "--json", "--type", "noop", "--database-url", db_url)
     rows = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and [row["id"] for row in rows] == [second]
+    # as the API and the dashboard write it; a status that is none was listed as no jobs
+    code, out = invoke("jobs", "list", "--json", "--status", "PENDING", "--database-url", db_url)
+    assert code == 0 and {json.loads(line)["id"] for line in out.splitlines()} == {first, second}
+    code, out = invoke("jobs", "list", "--status", "bogus", "--database-url", db_url)
+    assert code == 2 and "no status 'bogus'" in out and "cancelled" in out
 
     code, out = invoke("jobs", "show", str(second), "--database-url", db_url)
     assert code == 0 and "a.jpg" in out and "noop" in out
@@ -208,6 +213,19 @@ def test_import_wait_json(db_url: str, tmp_path: Path) -> None:
         found = conn.execute(sa.select(photos.c.basename).order_by(photos.c.basename))
         assert list(found.scalars()) == ["a", "b", "cut"]  # cut.jpg failed only once stored
     engine.dispose()
+
+    # again, with a new text file, as a person reads it: which file failed and why, and
+    # the files that failed before not counted among the photos the project holds
+    (folder / "more.txt").write_text("not an image either")
+    again = _enlarger(
+        "import", str(folder), str(cut), "--project", "Holiday", "--wait",
+        "--data-dir", str(data), "--database-url", db_url, cwd=tmp_path,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert f"FAILED {folder / 'more.txt'}: UNSUPPORTED_FORMAT not a supported image" in again.stderr
+    assert "notes.txt" not in again.stderr and "cut.jpg" not in again.stderr
+    summary = "imported 1 file(s): 1 FAILED; skipped 2 already in the project; skipped 2 that"
+    assert f"{summary} FAILED before" in again.stderr
 
 
 def test_import_without_wait_and_a_missing_path(db_url: str, tmp_path: Path) -> None:

@@ -25,6 +25,8 @@ from enlarger.cli.shared import (
 )
 from enlarger.library.tasks import Maintenance
 
+UNSETTLED = ("INGESTED", "PROCESSING")  # an image's statuses before STORED or FAILED
+
 if TYPE_CHECKING:
     from rich.progress import Progress
 
@@ -111,10 +113,27 @@ def import_(
             )
         if as_json:
             print(json.dumps(line), flush=True)
-    err_console.print(_import_summary(lines))
+    if not as_json:
+        for line in _failed_here(lines):
+            reason = f"{line['error_code']} {line['error_message'] or ''}".rstrip()
+            err_console.print(f"FAILED {line['path']}: {reason}", markup=False, highlight=False)
+    err_console.print(_import_summary(lines, wait))
 
 
-def _import_summary(lines: list[dict[str, Any]]) -> str:
+def _failed_here(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The files this import took that FAILED in the library (a file that could not be
+    read at all was named as it was met)."""
+    return [
+        line
+        for line in lines
+        if line["status"] == "FAILED"
+        and line["image_id"]
+        and line["skipped"] is None
+        and line["sidecar_of"] is None
+    ]
+
+
+def _import_summary(lines: list[dict[str, Any]], wait: bool) -> str:
     """One line: what became of the images, their sidecars, and what was skipped."""
     from enlarger.library import imports
 
@@ -128,15 +147,17 @@ def _import_summary(lines: list[dict[str, Any]]) -> str:
     older = sum(1 for line in lines if line["skipped"] == "older")
     if older:
         text += f"; {older} sidecar(s) older than their photos' decisions left out"
-    skipped = Counter(
-        line["skipped"]
-        for line in lines
-        if line["skipped"] is not None and line["sidecar_of"] is None
-    )
-    if skipped:
-        in_trash = skipped[imports.TRASHED]
-        text += f"; skipped {sum(skipped.values())} already in the project"
+    skipped = [line for line in lines if line["skipped"] is not None and line["sidecar_of"] is None]
+    # the same bytes as an image that FAILED are that image: not a photo the project holds
+    failed_before = sum(1 for line in skipped if line["status"] == "FAILED")
+    if len(skipped) > failed_before:
+        in_trash = sum(1 for line in skipped if line["skipped"] == imports.TRASHED)
+        text += f"; skipped {len(skipped) - failed_before} already in the project"
         text += f" ({in_trash} of them in its trash)" if in_trash else ""
+    if failed_before:
+        text += f"; skipped {failed_before} that FAILED before (the same bytes)"
+    if not wait and any(line["status"] in UNSETTLED for line in images):
+        text += "; --wait (or the dashboard) shows how the rest end"
     return text
 
 
@@ -182,11 +203,11 @@ def _import_all(
                 library.settings, lambda i=item: imports.import_file(library, i, project)
             )
         except MediaError as exc:
-            line["error_code"] = exc.code.value
+            line.update(error_code=exc.code.value, error_message=exc.message)
             err_console.print(f"{item.path}: {exc.message}")
         except OSError as exc:
-            line["error_code"] = "UNREADABLE_FILE"
-            err_console.print(f"{item.path}: {exc.strerror or exc}")
+            line.update(error_code="UNREADABLE_FILE", error_message=exc.strerror or str(exc))
+            err_console.print(f"{item.path}: {line['error_message']}")
         else:
             line.update(image_id=imported.image_id, skipped=imported.skipped)
             ignored = imported.ignored
@@ -212,6 +233,7 @@ def _import_all(
             line["error_code"] = (
                 "SIDECAR_OF_NO_PHOTO" if isinstance(exc, imports.NoPhoto) else "UNREADABLE_FILE"
             )
+            line["error_message"] = str(exc)
             err_console.print(f"{xmp}: {exc}")
         else:
             line.update(status="STORED", sidecar_of=basename)
@@ -221,14 +243,15 @@ def _import_all(
 
 
 def _import_line(path: Path) -> dict[str, Any]:
-    """One file's line of `import --json` (DESIGN.md's five keys, then `skipped` and, for
-    a sidecar, the image or photo it went with)."""
+    """One file's line of `import --json` (DESIGN.md's five keys, then the error's words,
+    `skipped` and, for a sidecar, the image or photo it went with)."""
     return {
         "path": str(path),
         "image_id": None,
         "status": "FAILED",
         "error_code": None,
         "derivatives": {},
+        "error_message": None,
         "skipped": None,
         "sidecar_of": None,
         "stored_as": None,

@@ -161,21 +161,28 @@ def import_sidecar(library: Library, path: Path, project: str | None) -> str:
 class Standing:
     status: ImageStatus
     error_code: str | None
+    error_message: str | None
     stored_as: str | None  # the name in the project's folder, once stored
 
 
 def standings(library: Library, image_ids: Iterable[str]) -> dict[str, Standing]:
-    """Each image's status and error code, read in chunks the databases accept."""
+    """Each image's status and error, read in chunks the databases accept."""
     ids = list(dict.fromkeys(image_ids))
     found: dict[str, Standing] = {}
     with library.engine.connect() as conn:
         for start in range(0, len(ids), 500):
             query = sa.select(
-                images.c.id, images.c.status, images.c.error_code, images.c.original_key
+                images.c.id,
+                images.c.status,
+                images.c.error_code,
+                images.c.error_message,
+                images.c.original_key,
             ).where(images.c.id.in_(ids[start : start + 500]))
             for row in conn.execute(query):
                 name = row.original_key.rsplit("/", 1)[-1] if row.original_key else None
-                found[row.id] = Standing(ImageStatus(row.status), row.error_code, name)
+                found[row.id] = Standing(
+                    ImageStatus(row.status), row.error_code, row.error_message, name
+                )
     return found
 
 
@@ -201,6 +208,7 @@ def report(
         "image_id": image_id,
         "status": standing.status.value,
         "error_code": standing.error_code,
+        "error_message": standing.error_message,
         "derivatives": derivatives,
         "stored_as": standing.stored_as,
     }
