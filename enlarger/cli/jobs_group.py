@@ -45,7 +45,10 @@ def _job_dict(job: Job) -> dict[str, Any]:
 
 @jobs_app.command("list")
 def jobs_list(
-    status: Annotated[str | None, typer.Option(help="pending, running, completed…")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="pending, running, completed, failed or cancelled (any case)."),
+    ] = None,
     job_type: Annotated[str | None, typer.Option("--type", help="Only this job type.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     offset: Annotated[int, typer.Option(min=0)] = 0,
@@ -55,8 +58,18 @@ def jobs_list(
     config: ConfigFile = None,
 ) -> None:
     """List jobs, newest first, with counts by type and status."""
+    from rich.markup import escape
     from rich.table import Table
 
+    from enlarger.queue import JobStatus
+
+    if status is not None:  # the API and the dashboard write FAILED; the store, failed
+        known = [s.value for s in JobStatus]
+        if status.lower() not in known:
+            wanted = escape(repr(status))
+            err_console.print(f"[red]error:[/red] no status {wanted}: one of {', '.join(known)}")
+            raise typer.Exit(2)
+        status = status.lower()
     store = open_store(config, data_dir, database_url)
     jobs, total = store.list_jobs(status=status, job_type=job_type, limit=limit, offset=offset)
     if as_json:
