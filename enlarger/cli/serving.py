@@ -54,7 +54,8 @@ def run_worker(settings: Settings) -> Worker:
     worker = build_worker(services_for(settings, migrate_first=True))
 
     def on_signal(signum: int, _frame: Any) -> None:
-        logging.getLogger(__name__).info("signal %s: finishing running jobs", signum)
+        name = signal.Signals(signum).name
+        logging.getLogger(__name__).info("%s: finishing running jobs", name)
         worker.stop(wait=False)
 
     signal.signal(signal.SIGTERM, on_signal)

@@ -750,7 +750,6 @@ class Worker:
             code = ErrorCode.HANDLER_ERROR.value
             retryable = not isinstance(exc, handler.permanent_errors)
         delay = exc.delay_s if isinstance(exc, RetryableError) else None
-        log.info("job %s (%s) attempt %d failed: %s", job.id, job.type, job.attempts, message)
         return self._failure(job, code, message, retryable=retryable, delay_s=delay)
 
     def _outage(self, job: ClaimedJob, down: DependencyDown) -> Outcome:
@@ -789,7 +788,17 @@ class Worker:
         retryable: bool,
         delay_s: float | None = None,
     ) -> Outcome:
-        if retryable and job.attempts < job.max_attempts:
+        again = retryable and job.attempts < job.max_attempts
+        log.info(
+            "job %s (%s) attempt %d of %d failed%s: %s",
+            job.id,
+            job.type,
+            job.attempts,
+            job.max_attempts,
+            ", to be retried" if again else " for good",
+            message,
+        )
+        if again:
             delay = self.retry_policy.delay(job.attempts) if delay_s is None else delay_s
             return Outcome(
                 job.id,
