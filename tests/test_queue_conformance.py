@@ -8,6 +8,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -22,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from enlarger.db import migrate
-from enlarger.db.engine import create_db_engine
+from enlarger.db.engine import SQLITE_BUSY_TIMEOUT_MS, create_db_engine
 from enlarger.db.schema import job_events, job_schedules
 from enlarger.db.schema import jobs as jobs_table
 from enlarger.db.types import db_now
@@ -726,6 +727,40 @@ def test_ctrl_c_while_cpu_children_start_does_not_kill_them(tmp_path: Path) -> N
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 0, err
     assert int(out) not in (process.pid, 0)  # the job ran, in a child
+
+
+def test_a_sqlite_writer_waits_for_the_write_lock_and_leaves_the_busy_timeout(
+    tmp_path: Path,
+) -> None:
+    """A writer that finds another connection writing tries again until the lock is free
+    (in its own short pauses, not SQLite's sleeps) and then puts the connection's busy
+    timeout back, so the statements after it still wait rather than fail."""
+    path = tmp_path / "locked.db"
+    engine = create_db_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    done, errors = threading.Event(), []
+
+    def write() -> None:
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=write, daemon=True).start()
+    assert not done.wait(0.3)  # the other connection still writes
+    holder.execute("COMMIT")
+    holder.close()
+    assert done.wait(10) and not errors, errors
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == SQLITE_BUSY_TIMEOUT_MS
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
+    engine.dispose()
 
 
 def test_memory_heavy_cpu_children_are_replaced(queue: JobQueue, make_worker) -> None:

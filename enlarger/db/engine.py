@@ -4,6 +4,8 @@ for `read_connection`; PostgreSQL goes through psycopg 3."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,10 @@ from sqlalchemy import event
 from enlarger.db.direct import CONNECT_TIMEOUT_S, normalize_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# how long a writer waiting for SQLite's write lock sleeps between tries, at first and at
+# most: SQLite's own busy handler sleeps 1, 2, 5, 10… 100 ms and so kept a waiter asleep
+# long after the lock was free (p90 8.6 ms, p99 19 ms for each enqueue at 200 jobs/s)
+WRITE_LOCK_PAUSE_S = (0.0002, 0.002)
 SQLITE_BEGIN_OPTION = "sqlite_begin"
 # A session that waits on a lock, or holds a transaction open while doing nothing, is cut
 # off after seconds: a paused or partitioned process then costs the others that long, not
@@ -71,7 +77,30 @@ def _configure_sqlite(engine: sa.Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
         mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if mode == "IMMEDIATE":
+            _begin_writing(connection.connection.dbapi_connection)
+        else:
+            connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _begin_writing(dbapi_connection: Any) -> None:
+    """BEGIN IMMEDIATE, trying again every fraction of a millisecond while another
+    connection writes (up to SQLITE_BUSY_TIMEOUT_MS), instead of in SQLite's own sleeps."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    pause, longest = WRITE_LOCK_PAUSE_S
+    dbapi_connection.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                dbapi_connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, longest)
+    finally:
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def create_db_engine(url: str, *, pool_size: int = 5, pre_ping: bool = False) -> sa.Engine:
