@@ -22,6 +22,7 @@ import psutil
 import pytest
 import sqlalchemy as sa
 
+from enlarger.db import engine as db_engine
 from enlarger.db import migrate
 from enlarger.db.engine import SQLITE_BUSY_TIMEOUT_MS, create_db_engine
 from enlarger.db.schema import job_events, job_schedules
@@ -38,6 +39,7 @@ from enlarger.queue import (
     Registry,
     Schedule,
     Store,
+    as_dependency_down,
     store_for_engine,
 )
 from enlarger.queue.model import ClaimRequest, Outcome, OutcomeKind
@@ -730,7 +732,7 @@ def test_ctrl_c_while_cpu_children_start_does_not_kill_them(tmp_path: Path) -> N
 
 
 def test_a_sqlite_writer_waits_for_the_write_lock_and_leaves_the_busy_timeout(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A writer that finds another connection writing tries again until the lock is free
     (in its own short pauses, not SQLite's sleeps) and then puts the connection's busy
@@ -760,6 +762,16 @@ def test_a_sqlite_writer_waits_for_the_write_lock_and_leaves_the_busy_timeout(
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == SQLITE_BUSY_TIMEOUT_MS
         assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
+
+    # one that never gets it fails as the database being busy, which jobs wait out
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    monkeypatch.setattr(db_engine, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    with pytest.raises(sa.exc.OperationalError) as refused, engine.begin():
+        pass
+    holder.close()
+    down = as_dependency_down(refused.value)
+    assert down is not None and down.code == ErrorCode.DATABASE_BUSY
     engine.dispose()
 
 

@@ -4,7 +4,6 @@ for `read_connection`; PostgreSQL goes through psycopg 3."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -78,29 +77,30 @@ def _configure_sqlite(engine: sa.Engine) -> None:
     def _on_begin(connection: sa.Connection) -> None:
         mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
         if mode == "IMMEDIATE":
-            _begin_writing(connection.connection.dbapi_connection)
+            _begin_writing(connection)
         else:
             connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def _begin_writing(dbapi_connection: Any) -> None:
+def _begin_writing(connection: sa.Connection) -> None:
     """BEGIN IMMEDIATE, trying again every fraction of a millisecond while another
-    connection writes (up to SQLITE_BUSY_TIMEOUT_MS), instead of in SQLite's own sleeps."""
+    connection writes (up to SQLITE_BUSY_TIMEOUT_MS), instead of in SQLite's own sleeps.
+    Its errors stay SQLAlchemy's, as callers tell "database is locked" (busy) by them."""
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
     pause, longest = WRITE_LOCK_PAUSE_S
-    dbapi_connection.execute("PRAGMA busy_timeout = 0")
+    connection.exec_driver_sql("PRAGMA busy_timeout = 0")
     try:
         while True:
             try:
-                dbapi_connection.execute("BEGIN IMMEDIATE")
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
                 return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() >= deadline:
+            except sa.exc.OperationalError as exc:
+                if "locked" not in str(exc.orig) or time.monotonic() >= deadline:
                     raise
             time.sleep(pause)
             pause = min(pause * 2, longest)
     finally:
-        dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def create_db_engine(url: str, *, pool_size: int = 5, pre_ping: bool = False) -> sa.Engine:
