@@ -25,8 +25,6 @@ from enlarger.cli.shared import (
 )
 from enlarger.library.tasks import Maintenance
 
-UNSETTLED = ("INGESTED", "PROCESSING")  # an image's statuses before STORED or FAILED
-
 if TYPE_CHECKING:
     from rich.progress import Progress
 
@@ -120,24 +118,22 @@ def import_(
     err_console.print(_import_summary(lines, wait))
 
 
+def _taken(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The lines of the images this import took (not sidecars, not files skipped)."""
+    return [line for line in lines if line["sidecar_of"] is None and line["skipped"] is None]
+
+
 def _failed_here(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The files this import took that FAILED in the library (a file that could not be
     read at all was named as it was met)."""
-    return [
-        line
-        for line in lines
-        if line["status"] == "FAILED"
-        and line["image_id"]
-        and line["skipped"] is None
-        and line["sidecar_of"] is None
-    ]
+    return [line for line in _taken(lines) if line["status"] == "FAILED" and line["image_id"]]
 
 
 def _import_summary(lines: list[dict[str, Any]], wait: bool) -> str:
     """One line: what became of the images, their sidecars, and what was skipped."""
     from enlarger.library import imports
 
-    images = [line for line in lines if line["sidecar_of"] is None and line["skipped"] is None]
+    images = _taken(lines)
     counts = Counter(line["status"] for line in images)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     text = f"imported {len(images)} file(s): {summary or 'nothing'}"
@@ -156,7 +152,7 @@ def _import_summary(lines: list[dict[str, Any]], wait: bool) -> str:
         text += f" ({in_trash} of them in its trash)" if in_trash else ""
     if failed_before:
         text += f"; skipped {failed_before} that FAILED before (the same bytes)"
-    if not wait and any(line["status"] in UNSETTLED for line in images):
+    if not wait and any(line["status"] not in imports.SETTLED for line in images):
         text += "; --wait (or the dashboard) shows how the rest end"
     return text
 
