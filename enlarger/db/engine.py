@@ -4,6 +4,7 @@ for `read_connection`; PostgreSQL goes through psycopg 3."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -85,22 +86,27 @@ def _configure_sqlite(engine: sa.Engine) -> None:
 def _begin_writing(connection: sa.Connection) -> None:
     """BEGIN IMMEDIATE, trying again every fraction of a millisecond while another
     connection writes (up to SQLITE_BUSY_TIMEOUT_MS), instead of in SQLite's own sleeps.
-    Its errors stay SQLAlchemy's, as callers tell "database is locked" (busy) by them."""
+    The tries go to the driver itself: SQLAlchemy's wrapping of each refusal cost ~0.2 ms
+    of CPU, 15 ms per upload while the API and a worker took turns. The last try goes
+    through SQLAlchemy, so an error stays the one callers tell "database is locked" by."""
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
     pause, longest = WRITE_LOCK_PAUSE_S
-    connection.exec_driver_sql("PRAGMA busy_timeout = 0")
+    driver = connection.connection.driver_connection
+    assert driver is not None  # a connection being begun is checked out
+    driver.execute("PRAGMA busy_timeout = 0")
     try:
-        while True:
+        while time.monotonic() < deadline:
             try:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                driver.execute("BEGIN IMMEDIATE")
                 return
-            except sa.exc.OperationalError as exc:
-                if "locked" not in str(exc.orig) or time.monotonic() >= deadline:
-                    raise
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    break
             time.sleep(pause)
             pause = min(pause * 2, longest)
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
     finally:
-        connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        driver.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def create_db_engine(url: str, *, pool_size: int = 5, pre_ping: bool = False) -> sa.Engine:

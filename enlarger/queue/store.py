@@ -17,6 +17,7 @@ keeps its schema); the backends add only what differs.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from abc import ABC, abstractmethod
@@ -43,7 +44,7 @@ from enlarger.db.schema import (
     jobs,
     worker_stats,
 )
-from enlarger.db.types import SQLITE_EPOCH_NOW, db_now
+from enlarger.db.types import db_now
 from enlarger.logs import OutageLog
 from enlarger.queue.context import JobCancelled
 from enlarger.queue.model import (
@@ -64,19 +65,8 @@ from enlarger.queue.model import (
 from enlarger.queue.registry import Schedule
 
 LIVE_KEY_WHERE = sa.text("idempotency_key IS NOT NULL AND status IN ('pending', 'running')")
-# id, type and status first, as `_update_recording` wants; the rest make a ClaimedJob
-CLAIMED_COLUMNS = (
-    jobs.c.id,
-    jobs.c.type,
-    jobs.c.status,
-    jobs.c.payload,
-    jobs.c.lease_token,
-    jobs.c.attempts,
-    jobs.c.max_attempts,
-    jobs.c.priority,
-    jobs.c.timeout_s,
-    sa.literal_column(f"{SQLITE_EPOCH_NOW} - outage_since"),  # the SQLite store's; see postgres.py
-)
+# "any priority" in a claim's floor: PostgreSQL's smallest integer, below every job's
+LOWEST_PRIORITY = -(2**31)
 HISTORY_COLUMNS = [c.name for c in job_history.c if c.name != "items_summary"]
 WORKER_STATS_KEEP_S = 7 * 86400  # a worker's counts outlive it a week, then reset
 EVENT_GAP_GRACE_S = 5.0
@@ -135,6 +125,9 @@ class Store(ABC):
     # the highest event id the database has ever given out (0 before the first), pruned
     # or not: its id sequence's
     last_given_event_id_sql: ClassVar[sa.TextClause]
+    # the backend's claim: `:worker`, `:lease_s`, `:limit` and `:min_priority` in, a
+    # ClaimedJob's fields out (in its order) for each job it marked running
+    claim_sql: ClassVar[sa.Executable]
 
     def __init__(self, engine: sa.Engine, *, max_attempts_default: int = 3) -> None:
         self.engine = engine
@@ -265,32 +258,43 @@ class Store(ABC):
             "updated_at": db_now(),
         }
 
-    def _insert_plain(self, conn: sa.Connection, new_jobs: Sequence[NewJob]) -> list[int]:
-        if not new_jobs:
-            return []
-        stmt = (
+    # The enqueue statements are built once per store: built per call, they cost each
+    # upload more Python than running them did.
+
+    @functools.cached_property
+    def _plain_insert(self) -> sa.Insert:
+        return (
             jobs.insert()
             .values(**self._insert_values())
             .returning(jobs.c.id, sort_by_parameter_order=True)
         )
-        return list(conn.execute(stmt, [self._row_for(j) for j in new_jobs]).scalars())
 
-    def _insert_keyed(self, conn: sa.Connection, job: NewJob) -> EnqueueResult:
-        stmt = (
+    @functools.cached_property
+    def _keyed_insert(self) -> sa.Insert:
+        return (
             self._insert(jobs)
             .values(**self._insert_values())
             .on_conflict_do_nothing(index_elements=["idempotency_key"], index_where=LIVE_KEY_WHERE)
             .returning(jobs.c.id)
         )
-        live = sa.select(jobs.c.id).where(
-            jobs.c.idempotency_key == job.idempotency_key,
-            jobs.c.status.in_((JobStatus.PENDING, JobStatus.RUNNING)),
-        )
+
+    _live_holder = sa.select(jobs.c.id).where(
+        jobs.c.idempotency_key == sa.bindparam("key"),
+        jobs.c.status.in_((JobStatus.PENDING, JobStatus.RUNNING)),
+    )
+
+    def _insert_plain(self, conn: sa.Connection, new_jobs: Sequence[NewJob]) -> list[int]:
+        if not new_jobs:
+            return []
+        rows = [self._row_for(j) for j in new_jobs]
+        return list(conn.execute(self._plain_insert, rows).scalars())
+
+    def _insert_keyed(self, conn: sa.Connection, job: NewJob) -> EnqueueResult:
         for _ in range(5):  # the live holder may finish between our two statements
-            new_id = conn.execute(stmt, self._row_for(job)).scalar()
+            new_id = conn.execute(self._keyed_insert, self._row_for(job)).scalar()
             if new_id is not None:
                 return EnqueueResult(new_id, True)
-            existing = conn.execute(live).scalar()
+            existing = conn.execute(self._live_holder, {"key": job.idempotency_key}).scalar()
             if existing is not None:
                 return EnqueueResult(existing, False)
         raise JobConflict(f"idempotency key {job.idempotency_key!r} kept changing hands")
@@ -340,35 +344,25 @@ class Store(ABC):
         self, conn: sa.Connection, worker_id: str, request: ClaimRequest, lease_s: float
     ) -> list[ClaimedJob]:
         """Lock up to `request.limit` ready jobs, mark them running under a new lease
-        token, record their events; highest priority first, then oldest."""
-        ready = sa.select(jobs.c.id).where(
-            jobs.c.status == JobStatus.PENDING,
-            jobs.c.run_at <= db_now(),
-            jobs.c.type.not_in(sa.select(job_type_pauses.c.job_type)),
-        )
-        if request.min_priority is not None:
-            ready = ready.where(jobs.c.priority >= request.min_priority)
-        picked = (
-            ready.order_by(jobs.c.priority.desc(), jobs.c.run_at, jobs.c.id)
-            .limit(request.limit)
-            .with_for_update(skip_locked=True)
-        )
-        stmt = (
-            jobs.update()
-            .where(self._one_of(jobs.c.id, picked))
-            .values(
-                status=JobStatus.RUNNING,
-                attempts=jobs.c.attempts + 1,
-                lease_token=jobs.c.lease_token + 1,
-                locked_by=worker_id,
-                locked_at=db_now(),
-                lease_expires_at=db_now(lease_s),
-                updated_at=db_now(),
-            )
-            .returning(*CLAIMED_COLUMNS)
-        )
-        rows = self._update_recording(conn, stmt, data={"worker": worker_id})
-        return in_start_order([ClaimedJob(row[0], row[1], *row[3:]) for row in rows])
+        token, record their events; highest priority first, then oldest. One prepared
+        statement (the backend's `claim_sql`): built per call, it cost the SQLite worker
+        more Python than the finish and the claim took in the database."""
+        params = {
+            "worker": worker_id,
+            "lease_s": lease_s,
+            "limit": request.limit,
+            "min_priority": (
+                LOWEST_PRIORITY if request.min_priority is None else request.min_priority
+            ),
+        }
+        claimed = [ClaimedJob(*row) for row in conn.execute(self.claim_sql, params).all()]
+        self._record_claimed(conn, claimed, worker_id)
+        return in_start_order(claimed)
+
+    def _record_claimed(  # noqa: B027 - optional hook
+        self, conn: sa.Connection, claimed: Sequence[ClaimedJob], worker_id: str
+    ) -> None:
+        """Record the claimed jobs' events, where `claim_sql` did not record them itself."""
 
     def heartbeat(self, leases: dict[int, int], lease_s: float) -> HeartbeatReply:
         """Extend the leases still held; report lost ones and cancel requests."""

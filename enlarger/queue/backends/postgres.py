@@ -17,8 +17,8 @@ from enlarger.db.engine import network_options
 from enlarger.db.schema import job_events
 from enlarger.db.types import Json
 from enlarger.logs import OutageLog
-from enlarger.queue.model import ClaimedJob, ClaimRequest, Outcome
-from enlarger.queue.store import Listener, Store, Topic, encode_outcomes, in_start_order
+from enlarger.queue.model import Outcome
+from enlarger.queue.store import Listener, Store, Topic, encode_outcomes
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,6 @@ CLAIM_SQL = sa.text(
     SELECT claimed.* FROM claimed, notified
     """
 )
-LOWEST_PRIORITY = -(2**31)  # PostgreSQL's smallest integer: "any priority"
 
 
 # The NOTIFY rides along: listeners of the events topic hear of every batch once.
@@ -118,6 +117,7 @@ NOTIFY_EVENTS = sa.text(f"NOTIFY {Topic.EVENTS.value}")
 
 
 class PostgresStore(Store):
+    claim_sql = CLAIM_SQL
     events_sql = EVENTS_SQL
     last_given_event_id_sql = sa.text(
         "SELECT COALESCE(pg_sequence_last_value("
@@ -162,19 +162,6 @@ class PostgresStore(Store):
 
     def _finish(self, conn: sa.Connection, outcomes: Sequence[Outcome]) -> list[sa.Row[Any]]:
         return conn.execute(FINISH_SQL, {"outcomes": encode_outcomes(outcomes)}).all()
-
-    def _claim(
-        self, conn: sa.Connection, worker_id: str, request: ClaimRequest, lease_s: float
-    ) -> list[ClaimedJob]:
-        params = {
-            "worker": worker_id,
-            "lease_s": lease_s,
-            "limit": request.limit,
-            "min_priority": (
-                LOWEST_PRIORITY if request.min_priority is None else request.min_priority
-            ),
-        }
-        return in_start_order([ClaimedJob(*row) for row in conn.execute(CLAIM_SQL, params).all()])
 
     def _notify_work(self, conn: sa.Connection) -> None:
         conn.execute(sa.text(f"NOTIFY {Topic.WORK.value}"))

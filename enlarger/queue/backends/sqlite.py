@@ -12,9 +12,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from enlarger.db.types import SQLITE_EPOCH_NOW
+from enlarger.db.types import SQLITE_EPOCH_NOW, NullableJson
 from enlarger.logs import OutageLog
-from enlarger.queue.model import Outcome
+from enlarger.queue.model import ClaimedJob, JobStatus, Outcome
 from enlarger.queue.store import Listener, Store, Topic, encode_outcomes
 
 # MATERIALIZED: left to itself SQLite flattens the JSON subquery and rescans it per row.
@@ -47,6 +47,28 @@ FINISH_SQL = sa.text(
     """
 )
 
+CLAIM_SQL = sa.text(
+    f"""
+    UPDATE jobs SET
+        status = 'running',
+        attempts = attempts + 1,
+        lease_token = lease_token + 1,
+        locked_by = :worker,
+        locked_at = {SQLITE_EPOCH_NOW},
+        lease_expires_at = {SQLITE_EPOCH_NOW} + :lease_s,
+        updated_at = {SQLITE_EPOCH_NOW}
+    WHERE id IN (
+        SELECT id FROM jobs
+        WHERE status = 'pending' AND run_at <= {SQLITE_EPOCH_NOW} AND priority >= :min_priority
+          AND type NOT IN (SELECT job_type FROM job_type_pauses)
+        ORDER BY priority DESC, run_at, id
+        LIMIT :limit
+    )
+    RETURNING id, type, payload, lease_token, attempts, max_attempts, priority, timeout_s,
+              {SQLITE_EPOCH_NOW} - outage_since
+    """
+).columns(payload=NullableJson)
+
 # An executemany binds each row in Python: it took nearly half of a worker's
 # claim-and-finish time.
 EVENTS_SQL = sa.text(
@@ -59,6 +81,7 @@ EVENTS_SQL = sa.text(
 
 
 class SqliteStore(Store):
+    claim_sql = CLAIM_SQL
     events_sql = EVENTS_SQL
     last_given_event_id_sql = sa.text(
         "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'job_events'), 0)"
@@ -71,6 +94,12 @@ class SqliteStore(Store):
         rows = conn.execute(FINISH_SQL, {"outcomes": encode_outcomes(outcomes)}).all()
         self._record_events(conn, rows)
         return rows
+
+    def _record_claimed(
+        self, conn: sa.Connection, claimed: Sequence[ClaimedJob], worker_id: str
+    ) -> None:
+        running = [(job.id, job.type, JobStatus.RUNNING.value) for job in claimed]
+        self._record_events(conn, running, data={"worker": worker_id})
 
     def listen(
         self,
