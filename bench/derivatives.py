@@ -19,6 +19,8 @@ memory, as the preview job calls it), to give its share of enlarger's time per i
 and each stage of enlarger's set timed on its own (decode and resize, encodes,
 assessment, file writes, thumbnails, thumbhash).
 
+The contenders take turns, image by image, one at a time on core 0 (each in its process
+of its own, started once), so a machine whose speed drifts meanwhile slows them alike.
 The images are generated (photographic noise, EXIF-free, quality 90) once per run. Peak
 RSS is each process's high-water mark (VmHWM), imports included: each imports what
 its work needs (enlarger's, `enlarger.media`; the recipes are made from the settings in
@@ -42,6 +44,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -178,41 +181,103 @@ def sharp_module() -> Path | None:
     return module
 
 
-def run_sharp(module: Path, files: list[Path], rounds: int) -> tuple[float, float]:
-    """sharp's median ms per image and peak RSS (MB), in a Node process on core 0."""
-    env = {**os.environ, "UV_THREADPOOL_SIZE": "1"}
-    done = subprocess.run(
-        ["node", str(SHARP_SCRIPT), str(module), str(rounds), *map(str, files)],
-        env=env,
-        capture_output=True,
-        text=True,
-        preexec_fn=lambda: os.sched_setaffinity(0, {0}),
-        timeout=1800,
-        check=True,
-    )
-    measured = json.loads(done.stdout.strip().splitlines()[-1])
-    return float(measured["ms"]), float(measured["peak_mb"])
+TIMEOUT_S = 1800  # one image's set, at most
 
 
-def _measure(
-    name: str, files: list[Path], rounds: int, recipes: Recipes, out: multiprocessing.Queue
-) -> None:
-    """In a fresh process on core 0: one warm-up, then every file `rounds` times. A
-    contender that returns a float has timed its own part (milliseconds)."""
+class _PythonContender:
+    """A Python contender in a process of its own on core 0 (`_serve_contender`), making
+    one image's set each time it is told to."""
+
+    def __init__(self, name: str, recipes: Recipes) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, theirs = context.Pipe()
+        self._process = context.Process(target=_serve_contender, args=(name, recipes, theirs))
+        self._process.start()
+
+    def _answer(self) -> float:
+        if not self._conn.poll(TIMEOUT_S):
+            raise SystemExit(f"a contender gave no answer in {TIMEOUT_S} s")
+        return float(self._conn.recv())
+
+    def time(self, path: Path) -> float:
+        self._conn.send(path)
+        return self._answer()
+
+    def finish(self) -> float:
+        """Its peak RSS (MB); the process ends."""
+        self._conn.send(None)
+        peak_mb = self._answer()
+        self._process.join()
+        return peak_mb
+
+
+def _serve_contender(name: str, recipes: Recipes, conn: Connection) -> None:
+    """Make the set of each path sent, answering its milliseconds (a contender that
+    returns a float has timed its own part); at None, answer the peak RSS and end."""
     os.sched_setaffinity(0, {0})
     make = CONTENDERS[name]
     if name == "enlarger":
         make = functools.partial(enlarger_set, recipes=recipes)
-    make(files[0])
-    times = []
+    while (path := conn.recv()) is not None:
+        start = time.perf_counter()
+        own = make(path)
+        elapsed = (time.perf_counter() - start) * 1000
+        conn.send(own if isinstance(own, float) else elapsed)
+    conn.send(_peak_rss_mb())
+
+
+class _SharpContender:
+    """sharp in a Node process on core 0 (`sharp_set.cjs`), told each file on a line."""
+
+    def __init__(self, module: Path) -> None:
+        self._node = subprocess.Popen(
+            ["node", str(SHARP_SCRIPT), str(module)],
+            env={**os.environ, "UV_THREADPOOL_SIZE": "1"},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: os.sched_setaffinity(0, {0}),
+        )
+
+    def _answer(self) -> dict[str, Any]:
+        assert self._node.stdout is not None
+        line = self._node.stdout.readline()
+        if not line:
+            raise SystemExit(f"sharp's process ended (exit code {self._node.wait()})")
+        return json.loads(line)
+
+    def time(self, path: Path) -> float:
+        assert self._node.stdin is not None
+        self._node.stdin.write(f"{path}\n")
+        self._node.stdin.flush()
+        return float(self._answer()["ms"])
+
+    def finish(self) -> float:
+        assert self._node.stdin is not None
+        self._node.stdin.close()
+        peak_mb = float(self._answer()["peak_mb"])
+        self._node.wait(60)
+        return peak_mb
+
+
+def take_turns(
+    contenders: dict[str, _PythonContender | _SharpContender], files: list[Path], rounds: int
+) -> dict[str, tuple[float, float]]:
+    """Each contender's median ms per image and peak RSS (MB). After one warm-up each,
+    they take turns image by image, one at a time on the same core: a machine whose speed
+    drifts during the run (another process, a virtual machine's neighbours) slows them
+    alike, where contenders measured one after another moved their ratios by 15 %."""
+    for contender in contenders.values():
+        contender.time(files[0])
+    times: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(rounds):
         for path in files:
-            start = time.perf_counter()
-            own = make(path)
-            elapsed = (time.perf_counter() - start) * 1000
-            times.append(own if isinstance(own, float) else elapsed)
-    peak_mb = _peak_rss_mb()
-    out.put((statistics.median(times), peak_mb))
+            for name, contender in contenders.items():
+                times[name].append(contender.time(path))
+    return {
+        name: (statistics.median(times[name]), contender.finish())
+        for name, contender in contenders.items()
+    }
 
 
 def enlarger_stages(path: Path, recipes: Recipes) -> dict[str, float]:
@@ -272,18 +337,13 @@ def _peak_rss_mb() -> float:
     return int(line.split()[1]) / 1024
 
 
-def run(name: str, files: list[Path], rounds: int, recipes: Recipes) -> Any:
-    """`name`'s measurement in a child process: (ms per image, peak RSS MB), or for
-    "stages" each stage's milliseconds."""
+def stages_of(files: list[Path], rounds: int, recipes: Recipes) -> dict[str, float]:
+    """Each stage's median milliseconds, measured in a child process on core 0."""
     context = multiprocessing.get_context("spawn")
     results: multiprocessing.Queue = context.Queue()
-    process = (
-        context.Process(target=_profile, args=(files, rounds, recipes, results))
-        if name == "stages"
-        else context.Process(target=_measure, args=(name, files, rounds, recipes, results))
-    )
+    process = context.Process(target=_profile, args=(files, rounds, recipes, results))
     process.start()
-    measured = results.get(timeout=1800)
+    measured = results.get(timeout=TIMEOUT_S)
     process.join()
     return measured
 
@@ -310,10 +370,13 @@ def main() -> None:
         sizes_mb = statistics.mean(p.stat().st_size for p in files) / 1e6
         print(f"{count} JPEGs of {WIDTH}x{HEIGHT}, {sizes_mb:.1f} MB each, {rounds} round(s)")
         sharp = sharp_module()
-        measured = {name: run(name, files, rounds, recipes) for name in CONTENDERS}
+        contenders: dict[str, _PythonContender | _SharpContender] = {
+            name: _PythonContender(name, recipes) for name in CONTENDERS
+        }
         if sharp is not None:
-            measured["sharp"] = run_sharp(sharp, files, rounds)
-        stages = run("stages", files, rounds, recipes)
+            contenders["sharp"] = _SharpContender(sharp)
+        measured = take_turns(contenders, files, rounds)
+        stages = stages_of(files, rounds, recipes)
     print_table(
         "derivative set per image (median), one core each",
         ["implementation", "ms per image", "peak RSS MB"],

@@ -3,16 +3,19 @@
 // 64/128/256/512 q80 thumbnails from the preview's bytes) made the way a Node app makes
 // it with sharp, on one thread, its cache off.
 //
-//   node sharp_set.cjs SHARP_MODULE_DIR ROUNDS FILE...
+//   node sharp_set.cjs SHARP_MODULE_DIR
 //
-// Prints one line of JSON: the median milliseconds per image (after one warm-up image)
-// and the process's peak RSS in MB (VmHWM).
+// Reads the files to make sets of, one path per line on stdin, and answers each with a
+// line of JSON, {"ms": …}, the milliseconds it took; at the end of stdin, with the
+// process's peak RSS in MB (VmHWM) and sharp's versions. bench.derivatives sends the
+// files in turn with the other contenders'.
 "use strict";
 
 const fs = require("node:fs/promises");
+const readline = require("node:readline");
 const { performance } = require("node:perf_hooks");
 
-const [sharpDir, roundsArg, ...files] = process.argv.slice(2);
+const [sharpDir] = process.argv.slice(2);
 const sharp = require(sharpDir);
 sharp.concurrency(1);
 sharp.cache(false);
@@ -39,22 +42,15 @@ async function makeSet(file) {
 }
 
 async function main() {
-  await makeSet(files[0]);
-  const times = [];
-  for (let round = 0; round < Number(roundsArg); round++) {
-    for (const file of files) {
-      const start = performance.now();
-      await makeSet(file);
-      times.push(performance.now() - start);
-    }
+  for await (const file of readline.createInterface({ input: process.stdin })) {
+    const start = performance.now();
+    await makeSet(file);
+    console.log(JSON.stringify({ ms: performance.now() - start }));
   }
-  times.sort((a, b) => a - b);
-  const middle = Math.floor(times.length / 2);
-  const median = times.length % 2 ? times[middle] : (times[middle - 1] + times[middle]) / 2;
   // VmHWM, as the Python contenders read it (maxRSS would count the spawning parent's)
   const status = require("node:fs").readFileSync("/proc/self/status", "utf8");
   const peakMb = Number(status.match(/^VmHWM:\s+(\d+)/m)[1]) / 1024;
-  console.log(JSON.stringify({ ms: median, peak_mb: peakMb, version: sharp.versions }));
+  console.log(JSON.stringify({ peak_mb: peakMb, version: sharp.versions }));
 }
 
 main().catch((error) => {
