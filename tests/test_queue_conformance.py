@@ -42,10 +42,13 @@ from enlarger.queue import (
     as_dependency_down,
     store_for_engine,
 )
+from enlarger.queue.context import CancelFlag
+from enlarger.queue.cpu import ChildTask, CpuPool
 from enlarger.queue.model import ClaimRequest, Outcome, OutcomeKind
 from enlarger.queue.store import EVENT_GAP_GRACE_S, Topic
 from tests import handlers
 from tests.conftest import TEST_RUNS_DDL, runs, wait_for
+from tests.handlers import cpu_pid
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -729,6 +732,26 @@ def test_ctrl_c_while_cpu_children_start_does_not_kill_them(tmp_path: Path) -> N
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 0, err
     assert int(out) not in (process.pid, 0)  # the job ran, in a child
+
+
+def test_a_warmed_cpu_pool_has_a_child_ready_before_the_first_job() -> None:
+    """A worker with CPU handlers warms its pool as it starts: the forkserver, with the
+    handlers' modules imported, and one child are up before the first CPU job, which
+    then starts no process (a first upload's photo appeared 2-4 s later than the next
+    one's on a slow machine)."""
+    pool = CpuPool(10, 1000, 2000)
+    try:
+        pool.warm()
+        wait_for(lambda: pool.idle_children == 1, timeout=60)
+        child = pool.acquire()
+        assert pool.idle_children == 0
+        task = ChildTask(cpu_pid, None, 1, "cpu_pid", 1, 3, 1)
+        assert child.run(task, lambda *_: None, None, CancelFlag()) == child.process.pid
+        pool.release(child)
+        assert pool.idle_children == 1
+    finally:
+        pool.close()
+    assert pool.idle_children == 0 and not child.alive
 
 
 def test_a_sqlite_writer_waits_for_the_write_lock_and_leaves_the_busy_timeout(

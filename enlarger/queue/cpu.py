@@ -233,6 +233,7 @@ class CpuPool:
         self._max_rss = max_rss_mb * 1024 * 1024
         self.kill_rss = kill_rss_mb * 1024 * 1024
         self.recycled = 0
+        self._closed = False
 
     def acquire(self) -> CpuChild:
         with self._lock:
@@ -242,6 +243,23 @@ class CpuPool:
                     return child
         return CpuChild()
 
+    @property
+    def idle_children(self) -> int:
+        with self._lock:
+            return len(self._idle)
+
+    def warm(self) -> None:
+        """Start the forkserver, which imports the handlers' modules (1.2 s of one core on
+        a slow machine), with one idle child from it, in the background: the first CPU
+        job after a start then waits for neither (a first upload's photo took 2-4 s
+        longer to appear than the next)."""
+
+        def start_one() -> None:
+            with contextlib.suppress(Exception):  # the first job starts one as ever
+                self.release(CpuChild())
+
+        threading.Thread(target=start_one, name="enlarger-cpu-warm", daemon=True).start()
+
     def release(self, child: CpuChild) -> None:
         if not child.alive:
             return
@@ -250,10 +268,14 @@ class CpuPool:
             child.stop()
             return
         with self._lock:
-            self._idle.append(child)
+            if not self._closed:
+                self._idle.append(child)
+                return
+        child.stop()  # the pool closed meanwhile (a warm-up that ended after it)
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             idle, self._idle = self._idle, []
         for child in idle:
             child.stop()

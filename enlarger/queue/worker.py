@@ -196,6 +196,7 @@ class Worker:
             settings.cpu_kill_rss_mb,
             cpu_modules,
         )
+        self._has_cpu_handlers = bool(cpu_modules)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: dict[int, asyncio.Future[None]] = {}  # async executions, on the loop
         self._loop_outcomes: list[Outcome] = []  # finished on the loop, not yet handed over
@@ -224,6 +225,8 @@ class Worker:
         listener = self.store.listen(
             self.wake, self.settings.poll_interval_ms / 1000, outages=self.outages
         )
+        if self._has_cpu_handlers:
+            self._cpu.warm()
         log.info(
             "worker %s started (%s slots, %s in the priority lane)",
             self.worker_id,
