@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -300,6 +301,43 @@ def test_serve_logs_json_and_ends_open_event_streams_when_it_stops(tmp_path: Pat
     assert any("no API token exists" in m for m in said) and any("dashboard at" in m for m in said)
     access = [r for r in records if r.get("request_id") == "trace-42"]
     assert access and access[-1]["path"] == "/api/images" and access[-1]["status"] == 200
+
+
+def test_serve_tells_its_workers_to_stop_at_once_not_after_its_requests(tmp_path: Path) -> None:
+    """A stopping `serve` finishes the requests it is answering; its workers used to be
+    told to stop only afterwards, and went on claiming jobs meanwhile (seen: three
+    started after a Ctrl-C). They are told at once, and say why."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(os.environ, ENLARGER_LOG_LEVEL="INFO")
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "enlarger", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(serve.stderr or ()), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), timeout=60)
+        wait_for(lambda: any("worker" in line and "started" in line for line in lines), 60)
+        with socket.create_connection(("127.0.0.1", port)) as upload:  # a body still coming
+            upload.sendall(
+                b"POST /api/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n"
+                b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n"
+            )
+            serve.send_signal(signal.SIGINT)
+            told = "serve is stopping: finishing running jobs"
+            wait_for(lambda: any(told in line for line in lines), timeout=30)
+            assert serve.poll() is None  # still answering the upload
+        assert serve.wait(30) == 0
+    finally:
+        serve.kill()
+    reader.join(10)
+    assert not any("Traceback" in line for line in lines), "".join(lines)
 
 
 def _answers(url: str) -> bool:

@@ -9,7 +9,7 @@ import http
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import FrameType
 from typing import Any
@@ -127,10 +127,16 @@ KEEP_ALIVE_S = 30
 
 class _Server(uvicorn.Server):
     """uvicorn, telling event streams to end when it is asked to stop: they never end by
-    themselves, and uvicorn waits for open responses."""
+    themselves, and uvicorn waits for open responses. `on_stop` is told at once too."""
+
+    def __init__(self, config: uvicorn.Config, on_stop: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_stop = on_stop
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.config.app.state.event_hub.end_streams()
+        if self._on_stop is not None:
+            self._on_stop()
         super().handle_exit(sig, frame)
 
 
@@ -328,5 +334,9 @@ def server_config(app: FastAPI, **options: Any) -> uvicorn.Config:
     )
 
 
-def run_server(app: FastAPI, host: str, port: int, log_level: str) -> None:
-    _Server(server_config(app, host=host, port=port, log_level=log_level)).run()
+def run_server(
+    app: FastAPI, host: str, port: int, log_level: str, on_stop: Callable[[], None] | None = None
+) -> None:
+    """Serve until SIGINT or SIGTERM; `on_stop` is called as soon as one arrives, while
+    the HTTP side still finishes its open requests."""
+    _Server(server_config(app, host=host, port=port, log_level=log_level), on_stop).run()

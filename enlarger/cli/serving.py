@@ -45,8 +45,9 @@ def _notice(settings: Settings, markup: str, level: int = logging.INFO) -> None:
         err_console.print(markup)
 
 
-def run_worker(settings: Settings) -> Worker:
-    """Migrate, then run one worker in this process until SIGTERM or SIGINT."""
+def run_worker(settings: Settings, under_serve: bool = False) -> Worker:
+    """Migrate, then run one worker in this process until SIGTERM or SIGINT (`serve`'s
+    own workers are told by SIGTERM that `serve` stops, whatever stopped it)."""
     from enlarger.bootstrap import build_worker
     from enlarger.queue import settle_heap
 
@@ -55,7 +56,8 @@ def run_worker(settings: Settings) -> Worker:
 
     def on_signal(signum: int, _frame: Any) -> None:
         name = signal.Signals(signum).name
-        logging.getLogger(__name__).info("%s: finishing running jobs", name)
+        why = "serve is stopping" if under_serve and signum == signal.SIGTERM else name
+        logging.getLogger(__name__).info("%s: finishing running jobs", why)
         worker.stop(wait=False)
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -75,7 +77,7 @@ def run_serve_worker(settings: Settings, serve_pid: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != serve_pid:  # serve died before the line above
         return
-    run_worker(settings)
+    run_worker(settings, under_serve=True)
 
 
 WorkerFlags = dict[str, Any]
@@ -181,17 +183,24 @@ def serve(
             else "no worker process (API only: `enlarger worker` runs the jobs)"
         ),
     )
+    told: list[multiprocessing.process.BaseProcess] = []
+
+    def stop_workers() -> None:
+        for process in processes:
+            if process.is_alive() and process not in told:
+                process.terminate()  # SIGTERM: the worker claims nothing more, finishes its jobs
+                told.append(process)
+
     # uvicorn handles SIGINT/SIGTERM itself (graceful HTTP shutdown), then re-raises the
-    # signal it caught; these handlers make that a return, so the workers below are
-    # stopped in turn and `serve` exits 0.
+    # signal it caught; these handlers make that a return, so `serve` waits for its
+    # workers below and exits 0. The workers are told at once, not after the HTTP side
+    # is done: they started jobs meanwhile.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: None)
     try:
-        run_server(app_, host, port, settings.log_level.lower())
+        run_server(app_, host, port, settings.log_level.lower(), on_stop=stop_workers)
     finally:
-        for process in processes:
-            if process.is_alive():
-                process.terminate()  # SIGTERM: the worker finishes its running jobs
+        stop_workers()
         for process in processes:
             process.join(settings.shutdown_grace_seconds + 5)
 
