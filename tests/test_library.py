@@ -85,6 +85,23 @@ def test_upload_to_stored(
     assert not list((library.settings.data_dir / "tmp").iterdir())
 
 
+def test_an_upload_is_answered_as_taken_though_a_worker_moved_it_on_already(
+    library: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upload's answer says INGESTED, as documented, even when a quick worker stored
+    its original before the answer was made (a client saw PROCESSING)."""
+    read_back = image_records.get_image_row
+
+    def worker_first(library: Library, image_id: str) -> sa.Row:
+        processing.offload_original(library, image_id)
+        return read_back(library, image_id)
+
+    monkeypatch.setattr(ingest, "get_image_row", worker_first)
+    ingested = _ingest(library, jpeg(tmp_path / "quick.jpg", 300, 200))
+    assert ingested.status is ImageStatus.INGESTED and ingested.created
+    assert read_back(library, ingested.image_id).status == ImageStatus.PROCESSING
+
+
 def test_an_earlier_uploads_preview_runs_before_a_later_upload(
     library: Library, tmp_path: Path
 ) -> None:

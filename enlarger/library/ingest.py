@@ -5,6 +5,7 @@ remote storage, and sweeping what no image waits for any more."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import time
 import uuid
@@ -158,7 +159,14 @@ def ingest(
         for entry in staged:
             discard_staged_sidecar(library, entry)
         return _ingested(existing, created=False)
-    return _ingested(get_image_row(library, image_id), created=True)
+    # as recorded here (INGESTED or FAILED): read back, it was at times PROCESSING already,
+    # when a worker took the upload's job before this answer was made
+    return dataclasses.replace(
+        _ingested(get_image_row(library, image_id), created=True),
+        status=ImageStatus(row["status"]),
+        error_code=row.get("error_code"),
+        error_message=row.get("error_message"),
+    )
 
 
 def stage_upload(library: Library, image_id: str, received: Received) -> None:
