@@ -8,11 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+# what an action or an `expect` waits for at most: expect's own 5 s was too short for a
+# page's first paint on a busy two-core machine half as fast as the one the tests began on
+PAGE_TIMEOUT_MS = 20_000
+expect.set_options(timeout=PAGE_TIMEOUT_MS)
 
 
 @pytest.fixture
@@ -35,7 +39,7 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser, live_server: str) -> Iterator[Page]:
     """A fresh browser context on the live server; any script error fails the test."""
     context = browser.new_context(base_url=live_server, viewport={"width": 1600, "height": 1000})
-    context.set_default_timeout(20_000)
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))

@@ -245,7 +245,11 @@ def test_a_restored_photo_comes_back_unrejected_with_its_sidecars(
         dng(tmp_path / "IMG_5006.DNG", 640, 400),
     )
     run_worker()
-    wait_for(lambda: processed(client, "wed", "IMG_5005") and processed(client, "wed", "IMG_5006"))
+    # two RAWs and two JPEGs through S3: over 15 s on a busy machine
+    wait_for(
+        lambda: processed(client, "wed", "IMG_5005") and processed(client, "wed", "IMG_5006"),
+        timeout=60,
+    )
     client.patch("/api/projects/wed/photos/IMG_5005", json={"flag": "reject"})
     client.patch("/api/projects/wed/photos/IMG_5006", json={"rating": 2, "keep_raw": False})
     first = client.post("/api/projects/wed/commit-changes").json()

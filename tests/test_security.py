@@ -490,7 +490,11 @@ def test_the_api_description_needs_a_token_once_tokens_exist_unless_made_public(
             data_dir=tmp_path / str(public), database_url=db_url, docs_public=public
         )
         services = build_services(settings, engine=engine)
-        with serving(services, loopback_socket()) as base, httpx.Client(base_url=base) as client:
+        # the first /openapi.json builds the document: over httpx's 5 s on a busy machine
+        with (
+            serving(services, loopback_socket()) as base,
+            httpx.Client(base_url=base, timeout=30) as client,
+        ):
             assert client.get("/openapi.json").status_code == 200  # no token yet: all open
             if not public:
                 _, token = tokens.create(engine, Role.VIEWER, "reader")
