@@ -68,6 +68,8 @@ def configure(level: str, log_format: str = "text") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # alembic names each plugin it sets up as it is imported: seven lines per process
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 @dataclass
