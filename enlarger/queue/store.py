@@ -195,15 +195,6 @@ class Store(ABC):
         the caller's transaction so it is seen exactly when the change is."""
         self._record_events(conn, [(None, None, status)], kind, data)
 
-    def _update_recording(
-        self, conn: sa.Connection, stmt: sa.Update, kind: str = "job", data: Any = None
-    ) -> list[sa.Row[Any]]:
-        """Run an UPDATE … RETURNING whose first three columns are id, type and status, and
-        record one event per changed row in the same transaction."""
-        rows = conn.execute(stmt).all()
-        self._record_events(conn, rows, kind, data)
-        return rows
-
     # ---- enqueue --------------------------------------------------------------------
 
     def enqueue(self, job: NewJob, conn: sa.Connection | None = None) -> EnqueueResult:

@@ -14,8 +14,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from enlarger.db.engine import network_options
-from enlarger.db.schema import job_events
-from enlarger.db.types import Json
 from enlarger.logs import OutageLog
 from enlarger.queue.model import Outcome
 from enlarger.queue.store import Listener, Store, Topic, encode_outcomes
@@ -113,7 +111,6 @@ EVENTS_SQL = sa.text(
     SELECT pg_notify('{Topic.EVENTS.value}', '') WHERE EXISTS (SELECT 1 FROM inserted)
     """
 )
-NOTIFY_EVENTS = sa.text(f"NOTIFY {Topic.EVENTS.value}")
 
 
 class PostgresStore(Store):
@@ -132,33 +129,6 @@ class PostgresStore(Store):
         primary key. `IN (ids)` lets the planner hash-join against a scan of the whole table,
         which made every claim cost as much as the backlog was long."""
         return column == sa.any_(sa.func.array(ids.scalar_subquery()))
-
-    def _update_recording(
-        self, conn: sa.Connection, stmt: sa.Update, kind: str = "job", data: Any = None
-    ) -> list[sa.Row[Any]]:
-        """The UPDATE and its events in one statement: the events are inserted from the
-        UPDATE's RETURNING rows inside PostgreSQL, not sent back and forth."""
-        changed = stmt.cte("changed")
-        recorded = job_events.insert().from_select(
-            ["created_at", "job_id", "job_type", "kind", "status", "data"],
-            sa.select(
-                sa.func.now(),
-                changed.c.id,
-                changed.c.type,
-                sa.literal(kind),
-                changed.c.status,
-                sa.literal(data, Json),
-            ),
-        )
-        rows = conn.execute(sa.select(changed).add_cte(recorded.cte("recorded"))).all()
-        self._notify_events(conn, rows)
-        return rows
-
-    @staticmethod
-    def _notify_events(conn: sa.Connection, rows: Sequence[Any]) -> None:
-        """Listeners of the events topic hear once per statement that recorded events."""
-        if rows:
-            conn.execute(NOTIFY_EVENTS)
 
     def _finish(self, conn: sa.Connection, outcomes: Sequence[Outcome]) -> list[sa.Row[Any]]:
         return conn.execute(FINISH_SQL, {"outcomes": encode_outcomes(outcomes)}).all()
