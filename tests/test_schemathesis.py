@@ -37,6 +37,10 @@ def test_generated_requests_get_what_the_document_says(live_server: str) -> None
             # depth mismatch", cpython#106905) and ends the run with a Runtime Error
             "--seed",
             "1",
+            # its default of 10 s is a race on a busy machine: an upload of 500 files,
+            # each decoded, once took longer there while five other test processes ran
+            "--request-timeout",
+            "60",
             "--generation-allow-x00",
             "true",
             "--exclude-path",
