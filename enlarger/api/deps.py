@@ -1,5 +1,7 @@
 """What routes get injected: the process's services, built at the composition root
-(`enlarger.bootstrap`) and kept on the app, or the one domain's view a route works with."""
+(`enlarger.bootstrap`) and kept on the app, or the one domain's view a route works with.
+Each is `async`: FastAPI runs a plain `def` dependency in its thread pool, a hop per
+dependency per request for what is only an attribute read."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from enlarger.catalog.catalog import Catalog
 from enlarger.library.library import Library
 
 
-def _services(request: Request) -> Services:
+async def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -20,14 +22,14 @@ def _services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(_services)]
 
 
-def _library(services: ServicesDep) -> Library:
+async def _library(services: ServicesDep) -> Library:
     return services.library
 
 
 LibraryDep = Annotated[Library, Depends(_library)]
 
 
-def _catalog(services: ServicesDep) -> Catalog:
+async def _catalog(services: ServicesDep) -> Catalog:
     return services.catalog
 
 
