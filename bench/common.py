@@ -1,10 +1,12 @@
 """Helpers shared by the benchmarks: scratch databases, worker processes that start on one
-signal, and the output format (a table, then a last line of key=value pairs)."""
+signal, process CPU time read from /proc, and the output format (a table, then a last
+line of key=value pairs)."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -132,6 +134,52 @@ def wait_until(done: Callable[[], bool], timeout: float, interval: float = 0.01)
             raise SystemExit(f"benchmark did not finish within {timeout:.0f} s")
         time.sleep(interval)
     return time.perf_counter()
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """Every process's parent, command name and CPU seconds: its own and those of the
+    children it has waited for (so a CPU child that ended is still counted, in its
+    parent)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        name = stat[stat.find("(") + 1 : stat.rfind(")")]
+        fields = stat[stat.rfind(")") + 2 :].split()
+        ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+        found[int(entry.name)] = (int(fields[1]), name, ticks / CLOCK_TICKS)
+    return found
+
+
+def tree_cpu(root: int) -> dict[int, float]:
+    """CPU seconds of `root` (depth 0) and its descendants, summed by depth."""
+    processes = _processes()
+    by_depth: dict[int, float] = {}
+    level, depth = {root}, 0
+    while level:
+        by_depth[depth] = sum(processes[pid][2] for pid in level if pid in processes)
+        level = {pid for pid, (parent, _, _) in processes.items() if parent in level}
+        depth += 1
+    return by_depth
+
+
+def waited_children_cpu() -> float:
+    """CPU seconds of this process's children that ended and were waited for."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of this machine's PostgreSQL server, all its processes (0 when it runs
+    elsewhere)."""
+    return sum(cpu for _, name, cpu in _processes().values() if name.startswith("postgres"))
 
 
 def free_port() -> int:

@@ -15,6 +15,11 @@ the image kernel alone on the same files and the same cores.
   the mean of the two counts: on a machine whose speed drifts (a virtual machine's
   neighbours), one kernel run measured 8.1 images/s and the next 10.4.
 
+What the end-to-end run pays beyond the kernel is CPU, so it is accounted for too: each
+process's CPU time (from /proc) over the timed uploads, per upload: `serve`, its worker
+processes, their CPU children (the derivatives), this bench (its upload threads and its
+polling, on the same cores) and, on PostgreSQL, the local server's processes.
+
 The photographs are generated (8 distinct ones); each file is made unique by a JPEG
 comment segment, so no upload is a duplicate while decoding costs stay those of photos.
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import signal
 import struct
 import subprocess
@@ -43,8 +49,10 @@ from bench.common import (
     Fleet,
     drop_pg_database,
     fresh_pg_database,
+    postgres_cpu,
     print_table,
     start_serve,
+    tree_cpu,
     verdict,
     wait_until,
 )
@@ -84,24 +92,28 @@ def _with_comment(jpeg: bytes, text: str) -> bytes:
 
 
 def _kernel_process(
-    files: list[Path], done: Any, index: int, ready: EventType, go: EventType
+    files: list[Path], done: Any, cpu: Any, index: int, ready: EventType, go: EventType
 ) -> None:
     mine = files[index :: os.cpu_count() or 1]
     recipes = library_recipes()
     enlarger_set(mine[0], recipes)  # warm-up: imports, libvips start-up
     ready.set()
     go.wait()
+    started = time.process_time()
     for path in mine:
         enlarger_set(path, recipes)
         with done.get_lock():
             done.value += 1
+    with cpu.get_lock():
+        cpu.value += time.process_time() - started
 
 
-def run_kernel(files: list[Path]) -> float:
-    """Seconds for one process per core to make every file's derivative set."""
-    done = SPAWN.Value("i", 0)
-    fleet = Fleet.start(_kernel_process, (files, done), os.cpu_count() or 1)
-    return fleet.time_until(lambda: done.value == len(files), TIMEOUT_S)
+def run_kernel(files: list[Path]) -> tuple[float, float]:
+    """Seconds for one process per core to make every file's derivative set, and the
+    CPU seconds they spent on it."""
+    done, cpu = SPAWN.Value("i", 0), SPAWN.Value("d", 0.0)
+    fleet = Fleet.start(_kernel_process, (files, done, cpu), os.cpu_count() or 1)
+    return fleet.time_until(lambda: done.value == len(files), TIMEOUT_S), cpu.value
 
 
 # End to end
@@ -128,11 +140,35 @@ def _until_stored(http: httpx.Client, expected: int) -> float:
     return wait_until(all_stored, TIMEOUT_S, interval=0.1)
 
 
+# what each process's CPU is reported as: the key in the verdict line, and in the table
+CPU_LABELS = {
+    "serve": "serve",
+    "workers": "its worker processes",
+    "cpu_children": "their CPU children (the derivatives)",
+    "bench": "this bench (uploads, polling)",
+    "postgres": "the PostgreSQL server",
+}
+TREE_ROLES = ("serve", "workers", "cpu_children")  # by depth under `serve`
+
+
+def _cpu_now(server: int, database_url: str | None) -> dict[str, float]:
+    """CPU seconds so far of each process in the run, by role."""
+    by_depth = tree_cpu(server)
+    cpu = {role: by_depth.get(depth, 0.0) for depth, role in enumerate(TREE_ROLES)}
+    cpu["cpu_children"] += sum(v for depth, v in by_depth.items() if depth >= len(TREE_ROLES))
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    cpu["bench"] = own.ru_utime + own.ru_stime
+    if database_url:
+        cpu["postgres"] = postgres_cpu()
+    return cpu
+
+
 def run_e2e(
     files: list[Path], concurrency: int, database_url: str | None
-) -> tuple[float, float, float]:
+) -> tuple[tuple[float, float, float], dict[str, float]]:
     """Seconds from the first upload until the first is STORED, until the last is
-    acknowledged, and until all are STORED, against a fresh `enlarger serve`."""
+    acknowledged, and until all are STORED, against a fresh `enlarger serve`; and the
+    CPU seconds each role spent meanwhile."""
     with tempfile.TemporaryDirectory(prefix="enlarger-bench-serve-") as scratch:
         log = Path(scratch) / "serve.log"
         server, base_url = start_serve(Path(scratch) / "data", database_url, log)
@@ -142,7 +178,9 @@ def run_e2e(
                     warm_up.poll_image_status(
                         warm_up.upload_image(files[-1])["imageId"], interval=0.1, timeout=120
                     )
+                before = _cpu_now(server.pid, database_url)
                 timings = _upload_all(base_url, files[:-1], concurrency, http)
+                after = _cpu_now(server.pid, database_url)
         finally:
             server.send_signal(signal.SIGTERM)
             try:
@@ -151,7 +189,7 @@ def run_e2e(
                 server.kill()
         if server.returncode != 0:
             raise SystemExit(f"enlarger serve exited {server.returncode}:\n{log.read_text()}")
-    return timings
+    return timings, {role: after[role] - before[role] for role in after}
 
 
 def _upload_all(
@@ -179,7 +217,7 @@ def _upload_all(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="50 images")
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=4, help="uploads in flight")
@@ -197,9 +235,10 @@ def main() -> None:
                 "in flight",
                 flush=True,
             )
-            kernel_before_s = run_kernel(files[:-1])
-            first_s, upload_s, e2e_s = run_e2e(files, args.concurrency, database_url)
-            kernel_s = (kernel_before_s + run_kernel(files[:-1])) / 2
+            before = run_kernel(files[:-1])
+            (first_s, upload_s, e2e_s), cpu = run_e2e(files, args.concurrency, database_url)
+            after = run_kernel(files[:-1])
+            kernel_s, kernel_cpu_s = ((b + a) / 2 for b, a in zip(before, after, strict=True))
             for path in Path(scratch).glob("*.preview.jpg"):
                 path.unlink()
     finally:
@@ -209,7 +248,7 @@ def main() -> None:
         "upload to STORED against the kernel alone",
         ["run", "seconds", "images per s", "first STORED after s", "uploads acknowledged after s"],
         [
-            ("kernel, one process per core", kernel_s, count / kernel_s, "-", "-"),
+            ("kernel, one process per core (mean of 2)", kernel_s, count / kernel_s, "-", "-"),
             (
                 f"enlarger serve ({args.backend})",
                 e2e_s,
@@ -219,10 +258,20 @@ def main() -> None:
             ),
         ],
     )
+    print_table(
+        "CPU per upload during the end-to-end run (process CPU time)",
+        ["process", "ms per upload"],
+        [
+            *((CPU_LABELS[role], seconds * 1000 / count) for role, seconds in cpu.items()),
+            ("(the kernel's processes, in its own runs)", kernel_cpu_s * 1000 / count),
+        ],
+    )
     verdict(
         e2e_images_per_s=count / e2e_s,
         kernel_images_per_s=count / kernel_s,
         efficiency=kernel_s / e2e_s,
+        **{f"cpu_ms_{role}": seconds * 1000 / count for role, seconds in cpu.items()},
+        cpu_ms_kernel=kernel_cpu_s * 1000 / count,
     )
 
 

@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import multiprocessing
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -166,6 +167,8 @@ def main() -> None:
         durations.append((job["completed_at"] - job["created_at"]).total_seconds())
         with services.blobs.local_copy(job["mask_key"]) as path:
             ious.append(iou(decode_mask(path.read_bytes()), photo.truth))
+    services.engine.dispose()
+    shutil.rmtree(data_dir, ignore_errors=True)
     jpegs = [p.jpeg for p in photos]
     kernel = kernel_photos_per_min(jpegs[:8] if args.quick else jpegs)
     per_min = count / seconds * 60

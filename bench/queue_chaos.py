@@ -196,8 +196,8 @@ def main() -> None:
         finally:
             drop_pg_database("bench_chaos")
     if args.backend in ("sqlite", "both"):
-        path = Path(tempfile.mkdtemp(prefix="enlarger-bench-")) / "chaos.db"
-        results["sqlite"] = run(f"sqlite:///{path}", jobs, args.seed)
+        with tempfile.TemporaryDirectory(prefix="enlarger-bench-") as scratch:
+            results["sqlite"] = run(f"sqlite:///{Path(scratch) / 'chaos.db'}", jobs, args.seed)
 
     columns = [
         "jobs",

@@ -82,8 +82,9 @@ def main() -> None:
         results["pg"] = latencies_ms(fresh_pg_database("bench_latency"), args.rate, seconds)
     finally:
         drop_pg_database("bench_latency")
-    scratch = Path(tempfile.mkdtemp(prefix="enlarger-bench-"))
-    results["sqlite"] = latencies_ms(f"sqlite:///{scratch / 'latency.db'}", args.rate, seconds)
+    with tempfile.TemporaryDirectory(prefix="enlarger-bench-") as scratch:
+        database = f"sqlite:///{Path(scratch) / 'latency.db'}"
+        results["sqlite"] = latencies_ms(database, args.rate, seconds)
 
     summary: dict[str, Any] = {}
     rows = []

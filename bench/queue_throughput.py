@@ -1,6 +1,8 @@
 """No-op job throughput: a backlog drained by two worker processes, side by side.
 
 PostgreSQL (one server, durable commits): enlarger vs PgQueuer vs Procrastinate.
+Each enlarger run also prints the CPU time per job of its workers and, when PostgreSQL
+runs on this machine, of the server's processes (from /proc).
 SQLite (synchronous=FULL for both): enlarger vs Huey's SqliteHuey.
 Each system is measured from the moment its already-started workers are released until
 the last job is recorded as done; the systems take turns, one run each per round, and
@@ -28,10 +30,13 @@ from bench.common import (
     drop_pg_database,
     fresh_pg_database,
     migrated_engine,
+    postgres_cpu,
     print_table,
     run_enlarger_worker,
+    tree_cpu,
     until_nothing_left,
     verdict,
+    waited_children_cpu,
 )
 from bench.peers import huey_jobs_per_s, pgqueuer_jobs_per_s, procrastinate_jobs_per_s
 from enlarger.config import Settings
@@ -99,15 +104,24 @@ def enlarger_jobs_per_s(
     with engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")
 
+    children_before = waited_children_cpu()
     fleet = Fleet.start(
         run_enlarger_worker, (url, "bench.queue_throughput:registry", ENLARGER_SETTINGS), WORKERS
     )
+    set_up = sum(tree_cpu(process.pid)[0] for process in fleet.processes)
+    server_before = postgres_cpu()
     seconds = fleet.time_until(
         until_nothing_left(
             engine, "SELECT EXISTS (SELECT 1 FROM jobs WHERE status IN ('pending', 'running'))"
         ),
         timeout=600,
     )
+    # the workers' CPU from release to exit, and (when it runs here) the server's
+    per_job = {"the workers": waited_children_cpu() - children_before - set_up}
+    if is_postgres(url):
+        per_job["the PostgreSQL server"] = postgres_cpu() - server_before
+    spent = ", ".join(f"{who} {cpu * 1e6 / jobs:.0f}" for who, cpu in per_job.items())
+    print(f"  enlarger: {jobs / seconds:,.0f} jobs/s; CPU µs per job: {spent}", flush=True)
     with engine.connect() as conn:
         completed = conn.execute(
             sa.text("SELECT count(*) FROM jobs WHERE status = 'completed'")
@@ -160,10 +174,19 @@ def main() -> None:
     jobs = args.jobs or (5000 if args.quick else 20000)
     repeats = args.repeats or (1 if args.quick else 3)
     scratch = Path(tempfile.mkdtemp(prefix="enlarger-bench-"))
-    sqlite_files = (scratch / f"run{n}.db" for n in range(10**6))
 
     def on_sqlite(measure: Callable[[str], float]) -> Callable[[], float]:
-        return lambda: measure(str(next(sqlite_files)))
+        """Measure on a new database file, removed afterwards (with a million jobs of
+        history, one is 200 MB)."""
+
+        def run() -> float:
+            try:
+                return measure(str(scratch / "run.db"))
+            finally:
+                for path in scratch.iterdir():
+                    path.unlink()
+
+        return run
 
     def enlarger_pg(history: int) -> Callable[[], float]:
         return on_pg("bench_enlarger", lambda url: enlarger_jobs_per_s(url, jobs, history))
@@ -195,6 +218,7 @@ def main() -> None:
         plan.append(("enlarger_sqlite_history", enlarger_sqlite(args.history), repeats))
     plan.append(("huey_sqlite", on_sqlite(lambda path: huey_jobs_per_s(path, jobs)), repeats))
     results = _median_rates(plan)
+    scratch.rmdir()
 
     pgqueuer_best = max(results[f"pgqueuer_batch{b}"] for b in PGQUEUER_BATCHES)
     print_table(
