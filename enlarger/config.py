@@ -15,6 +15,7 @@ file: it is the defaults and the values given, checked the same way.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -38,6 +39,9 @@ DATABASE_URL_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "postgresq
 ENV_PREFIX = "ENLARGER_"
 CONFIG_FILE_ENV = "ENLARGER_CONFIG"
 DEFAULT_CONFIG_FILE = "enlarger.toml"
+# ENLARGER_ variables read by name, not as settings: the test suite's and the benchmarks'
+# own (their prefixes), and the config file's path
+ENV_NOT_SETTINGS_PREFIXES = ("ENLARGER_TEST_", "ENLARGER_BENCH_")
 
 
 MIN_SECRET_BYTES = 16  # a shorter URL-signing secret could be guessed
@@ -461,3 +465,25 @@ def load_settings(
         return Settings(**flags)
     finally:
         _LAYERS.reset(token)
+
+
+def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A line for each ENLARGER_ variable that names no setting, with the setting it looks
+    most like: the environment source passes over them in silence, so a misspelled name
+    would leave the default in force unseen (the config file refuses unknown names)."""
+    env = os.environ if environ is None else environ
+    lines = []
+    for variable in sorted(env):
+        name = variable.upper()
+        if not name.startswith(ENV_PREFIX) or name.startswith(ENV_NOT_SETTINGS_PREFIXES):
+            continue
+        if name == CONFIG_FILE_ENV:
+            continue
+        setting = name.removeprefix(ENV_PREFIX).lower()
+        if setting in Settings.model_fields:
+            continue
+        names = [*Settings.model_fields, CONFIG_FILE_ENV.removeprefix(ENV_PREFIX).lower()]
+        nearest = difflib.get_close_matches(setting, names, n=1)
+        hint = f"; did you mean {ENV_PREFIX}{nearest[0].upper()}?" if nearest else ""
+        lines.append(f"{variable} is not a setting, so it is ignored{hint}")
+    return lines

@@ -57,6 +57,22 @@ def test_db_upgrade_downgrade_current(empty_db_url: str) -> None:
     assert code == 2 and "enlarger db upgrade" in out
 
 
+def test_a_misspelled_variable_is_warned_of_and_the_command_goes_on(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENLARGER_")}
+    env["ENLARGER_DATBASE_URL"] = "postgresql://db.internal/enlarger"
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "enlarger", "db", "upgrade", "--data-dir", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith(
+        "warning: ENLARGER_DATBASE_URL is not a setting, so it is ignored; did you mean"
+        " ENLARGER_DATABASE_URL?\n"
+    )
+    assert (tmp_path / "enlarger.db").is_file()  # the default took effect, as it warned
+
+
 def test_jobs_list_show_cancel_retry(queue: JobQueue, db_url: str) -> None:
     first = queue.enqueue("echo", {"n": 1}, priority=5).id
     second = queue.enqueue("noop", items=["a.jpg"]).id

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from enlarger.config import Settings, SettingsError, load_settings
+from enlarger.config import Settings, SettingsError, load_settings, unknown_environment
 
 
 def test_defaults_derive_paths_from_the_data_dir(tmp_path: Path) -> None:
@@ -96,6 +96,24 @@ def clean_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ENLARGER_TEST_PG", "postgresql://elsewhere/")  # not a setting: ignored
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def test_a_variable_that_names_no_setting_is_told_of_with_the_nearest_name(
+    clean_start: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in ("ENLARGER_DATBASE_URL", "ENLARGER_Max_Parallel_Jobs", "ENLARGER_CONFIG_FILE"):
+        monkeypatch.setenv(variable, "3")
+    monkeypatch.setenv("ENLARGER_SHINY", "yes")
+    monkeypatch.setenv("ENLARGER_BENCH_PG", "postgresql://elsewhere/")  # the benchmarks' own
+    monkeypatch.setenv("ENLARGER_CONFIG", str(clean_start / "enlarger.toml"))
+    (clean_start / "enlarger.toml").write_text("")
+    assert load_settings().max_parallel_jobs == 3  # names are read in any case
+    assert unknown_environment() == [
+        "ENLARGER_CONFIG_FILE is not a setting, so it is ignored; did you mean ENLARGER_CONFIG?",
+        "ENLARGER_DATBASE_URL is not a setting, so it is ignored; did you mean"
+        " ENLARGER_DATABASE_URL?",
+        "ENLARGER_SHINY is not a setting, so it is ignored",
+    ]
 
 
 def test_a_misspelled_boolean_is_refused_not_read_as_false(

@@ -70,12 +70,20 @@ def settings_refused(exc: SettingsError) -> typer.Exit:
 
 
 def settings_from(config: Path | None = None, **flags: Any) -> Settings:
-    from enlarger.config import SettingsError, load_settings
+    """The settings, or exit code 2 naming what is wrong; a warning on stderr for each
+    ENLARGER_ variable that is no setting (a misspelled one would go unnoticed)."""
+    from enlarger.config import SettingsError, load_settings, unknown_environment
 
     try:
-        return load_settings(flags, config_file=config)
+        settings = load_settings(flags, config_file=config)
     except SettingsError as exc:
         raise settings_refused(exc) from None
+    if unknown := unknown_environment():
+        from rich.markup import escape
+
+        for line in unknown:
+            err_console.print(f"[yellow]warning:[/yellow] {escape(line)}", soft_wrap=True)
+    return settings
 
 
 def working_settings(config: Path | None = None, **flags: Any) -> Settings:
