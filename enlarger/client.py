@@ -32,6 +32,7 @@ STATUS_LABELS = {
     "FAILED": "Failed",
 }
 FINAL_STATUSES = frozenset({"STORED", "FAILED"})
+CONNECT_RETRY_PAUSE_S = (0.2, 2.0)  # a server that refuses connections: first pause, longest
 
 
 class EnlargerError(Exception):
@@ -83,7 +84,8 @@ class EnlargerClient:
     ) -> None:
         """`token`: an API token (`enlarger tokens create`), sent as a Bearer header.
         `outage_wait`: for how many seconds a request answered 503 (the server's database
-        or storage out for a while) is sent again, after each `Retry-After`; 0 never."""
+        or storage out for a while) is sent again, after each `Retry-After`, and one the
+        server refused to connect (restarting, for an upgrade) is tried again; 0 never."""
         self.base_url = base_url.rstrip("/") + "/"
         self.outage_wait = outage_wait
         headers = dict(headers or {})
@@ -267,11 +269,24 @@ class EnlargerClient:
         self, method: str, path: str, rewind: Callable[[], object] | None = None, **kwargs: Any
     ) -> Any:
         """One API call; answered 503 (an outage on the server's side), sent again after
-        the answer's Retry-After until `outage_wait` has passed. A body read from a file
-        is sent again only when `rewind` can put the file back where it started."""
+        the answer's Retry-After until `outage_wait` has passed, and tried again as long
+        when no connection can be made (nothing was sent: safe whatever the method). A
+        body read from a file is sent again only when `rewind` can put the file back where
+        it started."""
         deadline = time.monotonic() + self.outage_wait
+        unreachable_pause = CONNECT_RETRY_PAUSE_S[0]
         while True:
-            response = self._http.request(method, path, **kwargs)
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.ConnectError:
+                left = deadline - time.monotonic()
+                if left <= 0 or ("files" in kwargs and rewind is None):
+                    raise
+                time.sleep(min(unreachable_pause, left))
+                unreachable_pause = min(unreachable_pause * 2, CONNECT_RETRY_PAUSE_S[1])
+                if rewind is not None:
+                    rewind()
+                continue
             pause = _retry_after(response)
             left = deadline - time.monotonic()
             if pause is None or left <= 0:

@@ -4,12 +4,16 @@ reference's helpers from upload to a downloaded thumbnail, failures and time-out
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import pyvips
 
+from enlarger.bootstrap import Services
 from enlarger.client import (
     EnlargerClient,
     EnlargerError,
@@ -18,6 +22,7 @@ from enlarger.client import (
     is_image_ready,
 )
 from enlarger.queue import Worker
+from tests.conftest import loopback_socket, serving, wait_for
 from tests.images import jpeg
 
 
@@ -112,3 +117,31 @@ def test_poll_raises_when_the_image_fails_or_time_runs_out(
         enlarger.poll_image_status(cut["imageId"], interval=0.05, timeout=60)
     assert failed.value.error_code == "CORRUPT_IMAGE"
     assert image_status_label(failed.value.image) == "Failed: CORRUPT_IMAGE"
+
+
+def test_a_server_restarting_is_waited_for_and_the_upload_goes_through(
+    services: Services, tmp_path: Path
+) -> None:
+    """Connections refused (a server between its stop and its start, for an upgrade)
+    are tried again within `outage_wait`: nothing was sent, so even an upload is safe to
+    send again; with `outage_wait=0` the refusal is the caller's at once."""
+    sock = loopback_socket()  # bound, not listening yet: connections to it are refused
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    photo = jpeg(tmp_path / "a.jpg", 600, 400).read_bytes()
+    with EnlargerClient(base_url, outage_wait=0) as impatient, pytest.raises(httpx.ConnectError):
+        impatient.get_images()
+
+    tries: list[httpx.Request] = []
+    answers: list[dict[str, Any]] = []
+    http = httpx.Client(base_url=base_url, timeout=30, event_hooks={"request": [tries.append]})
+    with EnlargerClient(base_url, http=http, outage_wait=60) as patient:
+        uploading = threading.Thread(
+            target=lambda: answers.append(patient.upload_image(photo, filename="a.jpg"))
+        )
+        uploading.start()
+        wait_for(lambda: len(tries) >= 2)  # refused once at least, and trying again
+        with serving(services, sock):
+            uploading.join(60)
+            assert answers and answers[0]["status"] == "INGESTED" and not answers[0]["duplicate"]
+            listed = patient.get_images()
+    assert [image["id"] for image in listed["data"]] == [answers[0]["imageId"]]
