@@ -14,6 +14,7 @@ import pytest
 import pyvips
 from PIL import Image as PILImage
 
+from enlarger.config import Settings
 from enlarger.media import (
     Limits,
     MediaError,
@@ -564,6 +565,24 @@ def test_exposure_is_read_off_the_histogram_not_only_clipped_pixels() -> None:
         assert found[1.0]["headroom"] == 0.0
     flat = assess(photo(600, 400)).as_dict()  # no highlights, but a median at mid-grey: fog
     assert flat["headroom"] < -1 and not is_dark(flat)
+
+
+def test_a_cut_out_on_transparency_is_measured_by_its_opaque_pixels() -> None:
+    """A product cut out onto transparency (a PNG as a shop exports it) used to be
+    flattened onto white and so read as clipped highlights: a bright frame. Only its
+    opaque pixels count now, so it measures as those pixels do on their own, and its
+    outline against what shows through is no detail."""
+    good = culling_set.exposed(culling_set.frame(culling_set.scene(100)), 1.0, 100)
+    subject = good.crop(300, 200, 600, 400)
+    canvas = pyvips.Image.black(1000, 700, bands=4).copy(interpretation="srgb").cast("uchar")
+    cut_out = canvas.insert(subject.bandjoin(255), 200, 150)
+    alone, on_transparency = assess(subject).as_dict(), assess(cut_out).as_dict()
+    for measure in ("highlights", "shadows", "exposure", "headroom"):
+        assert on_transparency[measure] == alone[measure], measure
+    assert not is_bright(on_transparency) and not is_dark(on_transparency)
+    assert on_transparency["sharpness"] > Settings().blur_threshold
+    grey = (pyvips.Image.black(600, 400, bands=3) + 128).cast("uchar").bandjoin(255)
+    assert assess(canvas.insert(grey, 200, 150)).sharpness == 0.0
 
 
 def test_a_second_camera_shooting_at_the_same_time_splits_no_burst() -> None:

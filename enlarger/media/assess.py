@@ -6,7 +6,9 @@ under-exposed frame's shadows off black), and a perceptual hash that stays close
 camera moves a little between frames of a burst.
 
 Everything is measured on the image shrunk to `ASSESS_SIDE` on its long edge, so numbers
-from a 12 MP phone and a 45 MP camera mean the same. Grouping photos into bursts and
+from a 12 MP phone and a 45 MP camera mean the same. In an image with transparency (a
+cut-out, a logo) only its opaque pixels are measured: what shows through is nobody's
+exposure, and flattened onto white it read as clipped highlights. Grouping photos into bursts and
 picking a burst's best frame are functions over these numbers (`bursts`, `best_frame`).
 """
 
@@ -30,6 +32,8 @@ WELL_EXPOSED_TOP = 0.8  # linear light (about 231 in sRGB) the top of a good fra
 DARK_EV, BRIGHT_EV = -1.0, 0.8  # past these (stops), a frame is called dark or bright
 DARK_MEDIAN_EV = -0.5  # and a dark one's median is below mid-grey (a foggy scene's is not)
 BRIGHT_CLIPPED = 0.03  # and a bright one clips at least this share of its pixels
+OPAQUE_ALPHA = 128  # a pixel at least this opaque is measured; what shows through is not
+MIN_OPAQUE_SHARE = 0.05  # a region with fewer opaque pixels than this has no sharpness
 
 
 @dataclass(frozen=True)
@@ -48,11 +52,19 @@ class Assessment:
 
 def assess(image: pyvips.Image) -> Assessment:
     """Measure an 8-bit sRGB or grey image (a preview as rendered)."""
-    if image.hasalpha():
-        image = image.flatten(background=[255, 255, 255])
     long_side = max(image.width, image.height)
     if long_side > ASSESS_SIDE:
-        image = image.resize(ASSESS_SIDE / long_side, kernel="linear")
+        scale = ASSESS_SIDE / long_side
+        if image.hasalpha():  # premultiplied: what shows through bleeds into no edge
+            image = image.premultiply().resize(scale, kernel="linear").unpremultiply()
+        else:
+            image = image.resize(scale, kernel="linear")
+    opaque = None
+    if image.hasalpha():
+        opaque = image[image.bands - 1].numpy() >= OPAQUE_ALPHA
+        image = image.flatten(background=[255, 255, 255])
+        if not opaque.any():
+            opaque = None  # nothing opaque: the whole image, as it shows on white
     colour = np.atleast_3d(image.cast("uchar").numpy())
     brightest = colour[:, :, 0]
     for band in range(1, min(colour.shape[2], 3)):  # faster than max(axis=2) on pixel-major
@@ -62,8 +74,12 @@ def assess(image: pyvips.Image) -> Assessment:
         if colour.shape[2] >= 3
         else colour[:, :, 0].astype(np.float32)
     )
-    regions = _region_sharpness(grey)
-    exposure, headroom = _exposure(grey)
+    regions = _region_sharpness(grey, opaque)
+    if opaque is not None:
+        brightest, measured = brightest[opaque], grey[opaque]
+    else:
+        measured = grey
+    exposure, headroom = _exposure(measured)
     return Assessment(
         sharpness=max(regions),
         regions=regions,
@@ -113,17 +129,32 @@ def is_bright(assessment: dict[str, Any]) -> bool:
     )
 
 
-def _region_sharpness(grey: np.ndarray) -> list[float]:
+def _region_sharpness(grey: np.ndarray, opaque: np.ndarray | None = None) -> list[float]:
     """The variance of the Laplacian in each of GRID x GRID regions (all 0 for an image
-    too small to have them)."""
+    too small to have them). With `opaque`, only at opaque pixels whose four neighbours
+    are opaque too (the edge of a cut-out against white is not its sharpness); a region
+    with too few of them counts 0."""
     if min(grey.shape) < 2 + 2 * GRID:
         return [0.0] * (GRID * GRID)
     lap = grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4 * grey[1:-1, 1:-1]
     rows = np.array_split(np.arange(lap.shape[0]), GRID)
     cols = np.array_split(np.arange(lap.shape[1]), GRID)
-    return [
-        round(float(lap[r[0] : r[-1] + 1, c[0] : c[-1] + 1].var()), 2) for r in rows for c in cols
-    ]
+    if opaque is None:
+        return [
+            round(float(lap[r[0] : r[-1] + 1, c[0] : c[-1] + 1].var()), 2)
+            for r in rows
+            for c in cols
+        ]
+    inside = opaque[1:-1, 1:-1] & opaque[:-2, 1:-1] & opaque[2:, 1:-1]
+    inside &= opaque[1:-1, :-2] & opaque[1:-1, 2:]
+    variances = []
+    for r in rows:
+        for c in cols:
+            region = (slice(r[0], r[-1] + 1), slice(c[0], c[-1] + 1))
+            values = lap[region][inside[region]]
+            enough = values.size >= MIN_OPAQUE_SHARE * inside[region].size
+            variances.append(round(float(values.var()), 2) if enough else 0.0)
+    return variances
 
 
 def _dct_matrix(n: int) -> np.ndarray:
