@@ -690,12 +690,16 @@ def test_backfill_after_a_recipe_change(
     image_id = _stored_photo(library, run_worker, tmp_path).id
     assert processing.backfill(library).images == 0  # everything current
 
-    old_256 = lookups.derivatives_of(library, [image_id])[image_id]["thumb_256"].storage_key
+    before = lookups.derivatives_of(library, [image_id])[image_id]
+    old_256, old_512 = before["thumb_256"].storage_key, before["thumb_512"].storage_key
     changed = library.settings.replace(thumbnail_sizes="64,128,256,1024", thumbnail_quality=70)
     later = build_services(changed, engine=library.engine).library
     assert later.recipes.preview.hash == library.recipes.preview.hash
-    assert processing.backfill(later).images == 1
-    assert processing.backfill(later).images == 0  # already queued: not queued twice
+    assert processing.backfill(later) == processing.Backfill(images=1, retired=1)
+    # 512 px is no size any more: gone from the image and from storage at once
+    assert "thumb_512" not in lookups.derivatives_of(later, [image_id])[image_id]
+    assert not later.blobs.exists(old_512)
+    assert processing.backfill(later) == processing.Backfill(0, 0)  # queued already, once
     (job,) = [j for j in _jobs_of(later, JobType.THUMBNAIL_GENERATION) if j.status == "pending"]
     assert job.priority == image_records.BACKFILL_PRIORITY < later.settings.priority_threshold
     assert job.payload["sourcePath"].endswith(".jpg") and "/preview-" in job.payload["sourcePath"]

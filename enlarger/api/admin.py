@@ -145,4 +145,4 @@ def backfill(
     ] = "missing",
 ) -> Backfill:
     done = processing.backfill(library, everything=mode == "all")
-    return Backfill(mode=mode, images=done.images)
+    return Backfill(mode=mode, images=done.images, retired=done.retired)

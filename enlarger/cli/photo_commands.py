@@ -280,7 +280,8 @@ def backfill(
     config: ConfigFile = None,
 ) -> None:
     """Queue derivative work for images made before a recipe change (low priority: new
-    uploads go first). Running workers do the work."""
+    uploads go first), and remove the derivatives of sizes taken out of the recipes.
+    Running workers do the work."""
     from enlarger.library import processing
 
     if missing == everything:
@@ -290,6 +291,8 @@ def backfill(
     library = services_for(settings).library
     done = processing.backfill(library, everything=everything)
     console.print(f"queued derivative work for {done.images} image(s)")
+    if done.retired:
+        console.print(f"removed {done.retired} derivative(s) of sizes no recipe makes any more")
 
 
 def sweep(

@@ -367,17 +367,21 @@ def _set_failed(
 @dataclass(frozen=True)
 class Backfill:
     images: int  # images that got a job (work already queued is not queued twice)
+    retired: int = 0  # derivatives removed: of a size no recipe makes any more
 
 
 def backfill(library: Library, everything: bool = False) -> Backfill:
     """Queue derivative work, in the low-priority lane, for every stored original that
     lacks a derivative of the current recipes (after a recipe change, or for images from
     before derivatives existed) or its culling assessment; with `everything`, for every
-    original. FAILED images are
-    left alone: their file is broken."""
+    original. FAILED images are left alone: their file is broken. The derivatives of a
+    size taken out of the recipes are removed (from the database, then from storage), as
+    a size changed is replaced: here, with the settings the command runs with, rather
+    than by any job, whose worker's settings may be older during a change."""
     current_preview = (PREVIEW_NAME, library.recipes.preview.hash)
     current_thumbs = {(r.name, r.hash) for r in library.recipes.thumbnails}
-    touched = 0
+    current_names = {r.name for r in library.recipes.all}
+    touched = retired = 0
     last_id = ""
     while True:
         with library.engine.connect() as conn:
@@ -395,11 +399,21 @@ def backfill(library: Library, everything: bool = False) -> Backfill:
                 )
             )
         if not page:
-            return Backfill(touched)
+            return Backfill(touched, retired)
         last_id = page[-1].id
         made = derivatives_of(library, [row.id for row in page])
+        unwanted: list[str] = []
         with library.engine.begin() as conn:
             for row in page:
+                extra = [d for d in made[row.id].values() if d.name not in current_names]
+                if extra:
+                    conn.execute(
+                        derivatives.delete().where(
+                            derivatives.c.image_id == row.id,
+                            derivatives.c.name.in_([d.name for d in extra]),
+                        )
+                    )
+                    unwanted += [d.storage_key for d in extra]
                 have = {(d.name, d.recipe_hash) for d in made[row.id].values()}
                 measured = row.assessment and "headroom" in row.assessment  # exposure too
                 needs_preview = everything or current_preview not in have or not measured
@@ -427,3 +441,6 @@ def backfill(library: Library, everything: bool = False) -> Backfill:
                         again=everything,
                     )
                 touched += created
+        for key in unwanted:  # storage I/O: with no transaction open
+            library.blobs.delete(key)
+        retired += len(unwanted)

@@ -108,3 +108,6 @@ class Paused(ApiModel):
 class Backfill(ApiModel):
     mode: Literal["missing", "all"]
     images: int = Field(description="How many images had derivative work queued")
+    retired: int = Field(
+        description="How many derivatives of sizes no recipe makes any more were removed"
+    )
