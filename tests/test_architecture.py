@@ -112,6 +112,19 @@ def test_help_loads_no_database_image_or_web_stack() -> None:
     assert "sqlalchemy" not in loaded and "enlarger.config" not in loaded
 
 
+def test_the_job_commands_load_no_image_catalog_or_web_stack(tmp_path: Path) -> None:
+    """`enlarger jobs list` reads the job store: the application's services (the image
+    and catalog stacks, scipy among them: half a second) stay unloaded."""
+    env = {**os.environ, "ENLARGER_DATA_DIR": str(tmp_path)}
+    made = subprocess.run(
+        [sys.executable, "-m", "enlarger", "db", "upgrade"], env=env, capture_output=True, text=True
+    )
+    assert made.returncode == 0, made.stderr
+    loaded = _modules_loaded_by("jobs", "list", env=env)
+    assert "enlarger.queue.store" in loaded  # it did read the store
+    assert not {m for m in loaded if m.startswith(HEAVY)}
+
+
 def test_a_light_command_loads_no_image_web_or_sqlalchemy_stack(tmp_path: Path) -> None:
     """`enlarger tokens list` reads the database through a DB-API connection: no
     SQLAlchemy (0.2 s to import), no image or web code."""

@@ -87,6 +87,8 @@ def test_jobs_list_show_cancel_retry(queue: JobQueue, db_url: str) -> None:
     assert code == 0 and {json.loads(line)["id"] for line in out.splitlines()} == {first, second}
     code, out = invoke("jobs", "list", "--status", "bogus", "--database-url", db_url)
     assert code == 2 and "no status 'bogus'" in out and "cancelled" in out
+    code, out = invoke("jobs", "list", "--status", "failed", "--database-url", db_url)
+    assert code == 0 and "no matching jobs" in out  # not "jobs 1-0 of 0"
 
     code, out = invoke("jobs", "show", str(second), "--database-url", db_url)
     assert code == 0 and "a.jpg" in out and "noop" in out

@@ -76,7 +76,11 @@ def jobs_list(
         for job in jobs:
             print(json.dumps(_job_dict(job)))
         return
-    table = Table(title=f"jobs {offset + 1}-{offset + len(jobs)} of {total}")
+    matching = "jobs" if status is None and job_type is None else "matching jobs"
+    shown = f"{matching} {offset + 1}-{offset + len(jobs)} of {total}"
+    if not jobs:
+        shown = f"no {matching}" if total == 0 else f"no {matching} past {offset} of {total}"
+    table = Table(title=shown)
     for column in ("id", "type", "status", "prio", "attempts", "run at", "error"):
         table.add_column(column)
     for job in jobs:

@@ -108,7 +108,6 @@ def engine_for(
     commands). Otherwise the schema must be current, and a SQLite file is never made."""
     import sqlalchemy as sa
 
-    from enlarger.bootstrap import outage_of
     from enlarger.db import direct, revision
     from enlarger.db.engine import create_db_engine
 
@@ -130,6 +129,10 @@ def engine_for(
         said = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise cannot_open(said) from None
     except Exception as exc:
+        # only here: the application's services import the image and catalog stacks,
+        # half a second that `jobs list` and the other store commands need not wait
+        from enlarger.bootstrap import outage_of
+
         if (down := outage_of(exc)) is None:
             raise
         raise cannot_open(str(down)) from None
