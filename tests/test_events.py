@@ -168,3 +168,23 @@ def test_a_filter_naming_no_project_or_image_is_refused(
     stream.start()
     wait_for(stream.opened.is_set)
     stream.stopping = True
+
+
+def test_an_image_that_fails_says_why_in_its_event(
+    client: httpx.Client, live_server: str, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    """A page following the stream shows why an image failed without reading it again:
+    refused at upload (not an image) or when its worker decoded it (cut off)."""
+    refused = client.post("/api/upload", files={"file": ("notes.jpg", b"not an image")})
+    whole = jpeg(tmp_path / "whole.jpg", 1600, 1200).read_bytes()
+    cut = client.post("/api/upload", files={"file": ("cut.jpg", whole[: len(whole) // 3])})
+    refused_id, cut_id = refused.json()["imageId"], cut.json()["imageId"]
+    run_worker()
+
+    def failed(events: list[dict[str, Any]]) -> bool:
+        return _image_statuses(events, cut_id)[-1:] == ["FAILED"]
+
+    seen = _read_until(live_server, failed, type="image")
+    failures = {e["imageId"]: e["errorCode"] for e in seen if e["status"] == "FAILED"}
+    assert failures == {refused_id: "UNSUPPORTED_FORMAT", cut_id: "CORRUPT_IMAGE"}
+    assert all("errorCode" not in e for e in seen if e["status"] != "FAILED")

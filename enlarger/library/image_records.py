@@ -132,19 +132,21 @@ def derivative_key(image_id: str, recipe: Recipe) -> str:
 
 
 def announce_image(library: Library, conn: sa.Connection, image_id: str, status: str) -> None:
-    """An `image` event on the live stream (with the image's project, for filtering, and
-    the photo it is a file of, so a page showing the project fetches that one photo),
-    committed with the change it tells of."""
+    """An `image` event on the live stream (with the image's project, for filtering, the
+    photo it is a file of, so a page showing the project fetches that one photo, and
+    when it failed, why), committed with the change it tells of."""
     found = conn.execute(
-        sa.select(projects.c.folder, photos.c.basename)
+        sa.select(projects.c.folder, photos.c.basename, images.c.error_code)
         .select_from(images)
         .join(projects, images.c.project_id == projects.c.id)
         .outerjoin(photo_files, photo_files.c.image_id == images.c.id)
         .outerjoin(photos, photos.c.id == photo_files.c.photo_id)
         .where(images.c.id == image_id)
     ).first()
-    folder, basename = found if found is not None else (None, None)
+    folder, basename, error_code = found if found is not None else (None, None, None)
     data = {"imageId": image_id, "project": folder, "photo": basename}
+    if str(status) == ImageStatus.FAILED.value:
+        data["errorCode"] = error_code
     library.queue.store.record_event(conn, "image", data, str(status))
 
 
