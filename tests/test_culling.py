@@ -211,6 +211,52 @@ def test_decisions_are_read_from_a_files_xmp_and_from_sidecars(
     assert kept["Xmp.xmpMM.DerivedFrom"] == "IMG_0002.DNG"
 
 
+# As Lightroom Classic writes a sidecar: stars and a label, no pick (it keeps its pick flag
+# in its catalog); a reject would be Rating -1.
+LIGHTROOM_SIDECAR = b"""<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="Adobe XMP Core 7.0-c000">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+   xmp:Rating="2" xmp:Label="Green"/>
+ </rdf:RDF>
+</x:xmpmeta>
+"""
+
+
+def test_another_tools_edit_of_one_property_is_read_and_a_pick_outlives_lightroom(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    """After a commit, darktable relabels the photo in the sidecar enlarger wrote (its own
+    colour number only: Lightroom's name and digiKam's number still say red), then a
+    Lightroom sidecar comes in with stars and no pick: the new label is read, and the
+    pick made in enlarger stays, since Lightroom writes none."""
+    client.post("/api/projects", json={"folder": "lr"})
+    upload(client, "lr", jpeg(tmp_path / "IMG_0001.JPG", 600, 400))
+    run_worker()
+    wait_for(lambda: processed(client, "lr", "IMG_0001"), timeout=60)
+    decided = {"flag": "pick", "rating": 5, "label": "red"}
+    client.patch("/api/projects/lr/photos/IMG_0001", json=decided)
+    committed = client.post("/api/projects/lr/commit-changes").json()
+    assert sorted(committed["sidecars"]) == ["IMG_0001.JPG.xmp", "IMG_0001.xmp"]
+
+    written = content(library, "projects/lr/IMG_0001.JPG.xmp")
+    assert written.count(b"<rdf:li>0</rdf:li>") == 1  # darktable's red
+    relabelled = tmp_path / "IMG_0001.JPG.xmp"
+    relabelled.write_bytes(written.replace(b"<rdf:li>0</rdf:li>", b"<rdf:li>2</rdf:li>"))
+    upload(client, "lr", relabelled)
+    now = photo_of(client, "lr", "IMG_0001")
+    assert (now["flag"], now["rating"], now["label"]) == ("pick", 5, "green")
+
+    lightroom = tmp_path / "IMG_0001.xmp"
+    lightroom.write_bytes(LIGHTROOM_SIDECAR)
+    upload(client, "lr", lightroom)
+    now = photo_of(client, "lr", "IMG_0001")
+    assert (now["flag"], now["rating"], now["label"]) == ("pick", 2, "green")
+
+    lightroom.write_bytes(LIGHTROOM_SIDECAR.replace(b'xmp:Rating="2"', b'xmp:Rating="-1"'))
+    upload(client, "lr", lightroom)  # a reject is a decision Lightroom does write
+    assert photo_of(client, "lr", "IMG_0001")["flag"] == "reject"
+
+
 def test_a_sidecar_that_is_not_xmp_is_never_overwritten(
     client: httpx.Client, library: Library, tmp_path: Path
 ) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -43,11 +43,14 @@ from enlarger.library.photos import (
 )
 from enlarger.media.embed import EMBEDDABLE, EmbedError, embed_xmp, embedded_xmp
 from enlarger.media.xmp import (
+    PICK,
     PICKS_AS,
     PICKS_AS_RATING,
+    UNFLAGGED,
     Decisions,
     XmpError,
     needs_writing,
+    pick_unsaid,
     read_decisions,
     renamed_source,
     write_decisions,
@@ -107,9 +110,15 @@ class Handoff:
 
 def decisions_in(packet: bytes) -> dict[str, Any]:
     """The photo columns a sidecar's decisions set (none when it records none): the
-    sidecar is what the user's editor last said, so it wins over the files' own XMP."""
+    sidecar is what the user's editor last said, so it wins over the files' own XMP. A
+    sidecar silent on picks (Lightroom's) leaves a pick a pick."""
     decisions = read_decisions(packet)
-    return asdict(decisions) if decisions is not None else {}
+    if decisions is None:
+        return {}
+    values = asdict(decisions)
+    if decisions.flag == UNFLAGGED and pick_unsaid(packet):
+        values["flag"] = sa.case((photos.c.flag == PICK, PICK), else_=UNFLAGGED)
+    return values
 
 
 def folder_key(folder: str, name: str) -> str:
@@ -430,6 +439,8 @@ def edited_elsewhere(library: Library, photo: sa.Row[Any]) -> Decisions:
         if data is None or info is None or checksum_of(data) == row.checksum:
             continue
         found = read_decisions(data)
+        if found is not None and found.flag == UNFLAGGED and pick_unsaid(data):
+            found = replace(found, flag=decisions.flag if decisions.flag == PICK else UNFLAGGED)
         # edited after enlarger last saw it: newer than the decision when that came
         # before, else when the file's time says so (S3 keeps whole seconds)
         newer = row.checksum is not None and (

@@ -98,7 +98,7 @@ def read_decisions(packet: bytes) -> Decisions | None:
         flag = {v: k for k, v in DIGIKAM_PICKS.items()}.get(pick, UNFLAGGED)
     elif (values[PM_TAGGED] or "").lower() == "true":
         flag = PICK
-    label = _label(values)
+    label = _label(values, _list(descriptions, DT_LABELS))
     if rating is None and label is None and flag == UNFLAGGED:
         return None
     if flag == PICK and rating is not None and str(rating) == values[PICK_RATING]:
@@ -106,6 +106,20 @@ def read_decisions(packet: bytes) -> Decisions | None:
     if flag == PICK and label is not None and label == values[PICK_LABEL]:
         label = None
     return Decisions(flag, min(max(rating or 0, 0), 5), label)
+
+
+def pick_unsaid(packet: bytes) -> bool:
+    """Whether the packet is silent on picks: none of the properties a pick is kept in
+    (digiKam's PickLabel, Photo Mechanic's Tagged, which enlarger writes too) and no
+    reject. Lightroom, Capture One and darktable write stars, and a reject as -1 stars,
+    but keep a pick to themselves: their sidecar's "not picked" is no decision."""
+    try:
+        descriptions = _descriptions(_parse(packet))
+    except XmpError:
+        return True
+    rating = _integer(_value(descriptions, RATING))
+    said = (_value(descriptions, tag) is not None for tag in (DK_PICK, PM_TAGGED, PM_PREFS))
+    return not any(said) and not (rating is not None and rating < 0)
 
 
 def write_decisions(
@@ -325,12 +339,20 @@ def _integer(text: str | None) -> int | None:
         return None
 
 
-def _label(values: dict[str, str | None]) -> str | None:
+def _label(values: dict[str, str | None], darktable: list[str]) -> str | None:
+    """The colour label, from Lightroom's name, else darktable's (of its several, the one
+    the others name, else its first), else digiKam's. Where the three disagree, the one
+    that differs from the two others is the edit (a tool changes its own property;
+    enlarger wrote all three alike): darktable's new label beside the Lightroom name
+    enlarger wrote before wins."""
     name = (values[LABEL] or "").lower()
-    if name in LABELS:
-        return name
-    number = _integer(values[DT_LABELS])
-    if number is not None and 0 <= number < len(LABELS):
-        return LABELS[number]
     colour = _integer(values[DK_COLOUR])
-    return next((k for k, v in DIGIKAM_COLOURS.items() if v == colour), None)
+    digikam = next((k for k, v in DIGIKAM_COLOURS.items() if v == colour), None)
+    numbers = [_integer(item) for item in darktable]
+    listed = [LABELS[n] for n in numbers if n is not None and 0 <= n < len(LABELS)]
+    dark = next((label for label in (name, digikam) if label in listed), None)
+    said = [name if name in LABELS else None, dark or next(iter(listed), None), digikam]
+    present = [label for label in said if label is not None]
+    if len(present) == 3 and len(set(present)) == 2:
+        return next(label for label in present if present.count(label) == 1)
+    return present[0] if present else None
