@@ -123,7 +123,10 @@ def test_commit_writes_sidecars_exiv2_reads_and_trashes_rejected_photos(
     )
     client.patch("/api/projects/cull/photos/B", json={"flag": "reject", "rating": 1})
 
+    dry = client.post("/api/projects/cull/commit-changes", json={"dryRun": True}).json()
+    assert listing(library, "projects/cull") == ["A.JPG", "B.DNG", "B.JPG", "C.JPG"]
     committed = client.post("/api/projects/cull/commit-changes").json()
+    assert (dry["sidecars"], dry["trashed"]) == (committed["sidecars"], committed["trashed"])
     assert sorted(committed["sidecars"]) == [  # Lightroom's name and darktable's; C has none
         "A.JPG.xmp",
         "A.xmp",
@@ -622,15 +625,16 @@ def test_a_commit_dry_run_says_what_would_move_and_moves_nothing(
     client.patch("/api/projects/dry/photos/B", json={"flag": "reject"})
     before = listing(library, "projects/dry")
     dry = client.post("/api/projects/dry/commit-changes", json={"dryRun": True}).json()
-    assert (sorted(dry["trashed"]), dry["sidecars"], dry["jobs"], dry["dryRun"]) == (
+    assert (sorted(dry["trashed"]), sorted(dry["sidecars"]), dry["jobs"], dry["dryRun"]) == (
         ["A.DNG", "B.jpg"],
-        [],
+        ["B.jpg.xmp", "B.xmp"],  # the reject, written where Lightroom and darktable look
         {},
         True,
     )
     assert listing(library, "projects/dry") == before
     done = client.post("/api/projects/dry/commit-changes").json()
     assert sorted(done["trashed"]) == sorted(dry["trashed"]) and done["dryRun"] is False
+    assert sorted(done["sidecars"]) == sorted(dry["sidecars"])
 
 
 def test_sidecars_are_matched_without_case_and_an_unrating_reaches_the_tools(

@@ -482,7 +482,7 @@ def commit_changes(
     with only its RAW gets derivatives from it; a photo left with no file takes its
     other sidecars along. Then manifest_check, folder_check and manifest_cleaning are
     queued to reconcile the rest. A `dry_run` changes nothing and lists the files that
-    would move (as the photos stand now)."""
+    would move and the sidecars that would be written (as the photos stand now)."""
     trashed: list[str] = []
     regenerating: list[str] = []
     written: list[str] = []
@@ -494,12 +494,13 @@ def commit_changes(
         if not photo.files:
             continue  # all in the trash: nothing to describe
         decisions = Decisions(photo.row.flag, photo.row.rating, photo.row.label)
-        if not dry_run:
-            names = [f.original_filename for f in photo.files]
-            wrote = sidecars.write_back(library, project, photo.row, names, handoff, photo.said)
-            written += wrote.written
-            refused |= wrote.refused
-            decisions = wrote.decisions
+        names = [f.original_filename for f in photo.files]
+        wrote = sidecars.write_back(
+            library, project, photo.row, names, handoff, photo.said, dry_run=dry_run
+        )
+        written += wrote.written
+        refused |= wrote.refused
+        decisions = wrote.decisions
         rejected = decisions.flag == REJECT
         gone = [f for f in photo.files if rejected or not photo.keep[f.role]] if trash else []
         if dry_run:

@@ -320,31 +320,24 @@ def write_back(
     filenames: list[str],
     handoff: Handoff,
     said: bool = False,
+    dry_run: bool = False,
 ) -> WriteBack:
     """Write the photo's decisions into each sidecar that says otherwise: those it has,
     and (when there is anything to say, or its files' own XMP said something: `said`)
     the names `handoff` gives that it lacks. A file already at such a name that is no
     one's sidecar becomes this photo's; one that is not XMP is never overwritten. A
     sidecar edited elsewhere since enlarger last saw it (darktable, Lightroom) after the
-    photo's decisions last changed here is read first: its decisions are the photo's."""
-    folder = project.folder
-    decisions = edited_elsewhere(library, photo)
-    with library.engine.connect() as conn:
-        own = {
-            row.name: row.key
-            for row in conn.execute(
-                sa.select(photo_sidecars.c.name, photo_sidecars.c.key).where(
-                    photo_sidecars.c.photo_id == photo.id, photo_sidecars.c.trashed_at.is_(None)
-                )
-            )
-        }
-    folded = {name.casefold() for name in own}  # IMG_1.XMP is IMG_1.xmp on a Mac's disk
-    wanted = handoff.names(photo.basename, filenames) if decisions != Decisions() or said else []
-    wanted = [name for name in wanted if name in own or name.casefold() not in folded]
+    photo's decisions last changed here is read first: its decisions are the photo's.
+    A `dry_run` writes and reads nothing back: the sidecars that would be written with
+    the decisions as the database has them now (what a commit's dry run shows)."""
+    if dry_run:
+        decisions = Decisions(photo.flag, photo.rating, photo.label)
+    else:
+        decisions = edited_elsewhere(library, photo)
+    own, targets = _targets(library, project, photo, filenames, handoff, said, decisions)
     written: list[str] = []
     refused: dict[str, str] = {}
-    for name in dict.fromkeys([*own, *wanted]):
-        key = own.get(name, folder_key(folder, name))
+    for name, key in targets.items():
         try:
             packet = _read(library, key)
             if not needs_writing(packet, decisions, handoff.picks_as):
@@ -352,6 +345,9 @@ def write_back(
             updated = write_decisions(packet, decisions, handoff.picks_as)
         except (XmpError, StorageError) as error:
             refused[name] = str(error)
+            continue
+        if dry_run:
+            written.append(name)
             continue
         mine = key in own.values()
         if not mine:
@@ -372,6 +368,36 @@ def write_back(
                 seen(conn, key, updated)
         written.append(name)
     return WriteBack(written, refused, decisions)
+
+
+def _targets(
+    library: Library,
+    project: sa.Row[Any],
+    photo: sa.Row[Any],
+    filenames: list[str],
+    handoff: Handoff,
+    said: bool,
+    decisions: Decisions,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The photo's own sidecars (name: key), and every sidecar that may take its
+    decisions: its own, and the names `handoff` gives that it lacks (when there is
+    anything to say)."""
+    with library.engine.connect() as conn:
+        own = {
+            row.name: row.key
+            for row in conn.execute(
+                sa.select(photo_sidecars.c.name, photo_sidecars.c.key).where(
+                    photo_sidecars.c.photo_id == photo.id, photo_sidecars.c.trashed_at.is_(None)
+                )
+            )
+        }
+    folded = {name.casefold() for name in own}  # IMG_1.XMP is IMG_1.xmp on a Mac's disk
+    wanted = handoff.names(photo.basename, filenames) if decisions != Decisions() or said else []
+    wanted = [name for name in wanted if name in own or name.casefold() not in folded]
+    return own, {
+        name: own.get(name, folder_key(project.folder, name))
+        for name in dict.fromkeys([*own, *wanted])
+    }
 
 
 def _claim(
