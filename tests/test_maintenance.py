@@ -437,3 +437,32 @@ def test_project_job_api_checks_what_it_is_asked(client: httpx.Client, tmp_path:
     assert client.get("/api/jobs/987654").status_code == 404
     stream = client.get("/api/jobs/stream", headers={"Last-Event-ID": "abc"})
     assert stream.status_code == 400
+
+
+@pytest.mark.parametrize("library_changes", [{"settle_seconds": 600}])
+def test_a_sidecar_edited_moments_ago_is_reported_settling_and_read_by_the_check_it_queues(
+    client: httpx.Client, library: Library, run_worker: Callable[[], Worker], tmp_path: Path
+) -> None:
+    """A manifest_check run just after darktable saved into a sidecar answered no change
+    at all; it says the sidecar is settling now, and queues itself for when it is old
+    enough to read (settle_seconds), which takes the edit."""
+    client.post("/api/projects", json={"folder": "m"})
+    upload(client, "m", jpeg(tmp_path / "IMG_1.JPG", 600, 400))
+    run_worker()
+    wait_for(lambda: processed(client, "m", "IMG_1"), timeout=60)
+    client.patch("/api/projects/m/photos/IMG_1", json={"rating": 2})
+    client.post("/api/projects/m/commit-changes", json={"trash": False})
+    by_hand(library, "projects/m/IMG_1.xmp", write_decisions(None, Decisions("unflagged", 4)))
+
+    report = maintenance.run(library, Maintenance.MANIFEST_CHECK, "m")
+    assert (report.changes, report.settling) == ([], ["IMG_1.xmp"]) and report.recheck
+    (again,) = [j for j in library.queue.store.list_jobs(job_type="manifest_check")[0]
+                if j.id == report.recheck]  # fmt: skip
+    assert (again.status.value, again.payload) == ("pending", {"folder": "m"})
+    assert again.run_at > datetime.now(UTC) + timedelta(seconds=500)  # when it has settled
+    assert photo_of(client, "m", "IMG_1")["rating"] == 2
+
+    settled = with_settings(library, settle_seconds=0)
+    report = maintenance.run(settled, Maintenance.MANIFEST_CHECK, "m")
+    assert [c.action for c in report.changes] == ["reread"] and report.settling == []
+    assert photo_of(client, "m", "IMG_1")["rating"] == 4

@@ -63,7 +63,7 @@ class Report:
     changes: list[Change] = field(default_factory=list)
     jobs: list[int] = field(default_factory=list)  # work it queued (upload_postprocess…)
     settling: list[str] = field(default_factory=list)  # files still being written
-    recheck: int | None = None  # the folder_check queued to look at them again
+    recheck: int | None = None  # the same check, queued to look at them again
 
     def add(self, action: str, name: str, reason: str) -> bool:
         """Note a change; True when it is to be applied (not a dry run)."""
@@ -155,20 +155,29 @@ def manifest_check(library: Library, project: sa.Row[Any], report: Report) -> No
                 sidecars.finish_move(library, xmp.key, xmp.moving_to)
     _forget_missing(library, xmps, report, "forget", "the sidecar is gone from the folder")
     _reread_edited(library, xmps, report)
+    if report.settling and not report.dry_run:
+        again = Maintenance.MANIFEST_CHECK
+        delay_s = library.settings.settle_seconds
+        report.recheck = _recheck_later(library, project.folder, again, delay_s)
 
 
 def _reread_edited(library: Library, xmps: list[sa.Row[Any]], report: Report) -> None:
     """Sidecars edited elsewhere (darktable, Lightroom) since enlarger last read or wrote
-    them: their decisions are read (the photo takes them when the edit is the newer)."""
+    them: their decisions are read (the photo takes them when the edit is the newer),
+    once the file has been left alone `settle_seconds`; until then it is settling (a
+    tool may still be saving into it)."""
     for xmp in xmps:
         if xmp.moving_to is not None:
             continue
         blob = library.blobs.info(xmp.key)
-        if blob is None or not _settled(library, blob) or xmp.checksum is None:
+        if blob is None or xmp.checksum is None:
             continue
         with library.blobs.local_copy(xmp.key) as path:
             if sidecars.checksum_of(path.read_bytes()) == xmp.checksum:
                 continue
+        if not _settled(library, blob):
+            report.settling.append(xmp.name)
+            continue
         if report.add("reread", xmp.name, "edited elsewhere since enlarger last saw it"):
             with library.engine.connect() as conn:
                 photo = conn.execute(sa.select(photos).where(photos.c.id == xmp.photo_id)).one()
@@ -282,7 +291,7 @@ def folder_check(library: Library, project: sa.Row[Any], report: Report) -> None
     tracked, in_flight = _tracked(library, project)  # read after listing: see _tracked
     untracked = _settled_now(library, [b for b in listed if b.key not in tracked], report)
     if report.settling and not report.dry_run:
-        report.recheck = _recheck_later(library, folder)
+        report.recheck = _recheck_later(library, folder, Maintenance.FOLDER_CHECK, RECHECK_AFTER_S)
     found: list[dict[str, Any]] = []
     found_sidecars: list[BlobInfo] = []
     for blob in untracked:
@@ -369,21 +378,18 @@ def adopt_folders(library: Library) -> list[str]:
     return adopted
 
 
-def _recheck_later(library: Library, folder: str) -> int | None:
-    """A folder_check in RECHECK_AFTER_S for the files still settling, unless one waits
+def _recheck_later(library: Library, folder: str, task: Maintenance, delay_s: float) -> int | None:
+    """`task` again in `delay_s`, for the files still settling, unless one waits
     already; returns its job id."""
     waiting = [
         job
         for job in library.queue.store.live_jobs_by_payload("folder", [folder])
-        if job.type == Maintenance.FOLDER_CHECK.value and job.status == JobStatus.PENDING
+        if job.type == task.value and job.status == JobStatus.PENDING
     ]
     if waiting:
         return None
     return library.queue.enqueue(
-        Maintenance.FOLDER_CHECK.value,
-        {"folder": folder},
-        priority=PRIORITY[Maintenance.FOLDER_CHECK],
-        delay_s=RECHECK_AFTER_S,
+        task.value, {"folder": folder}, priority=PRIORITY[task], delay_s=delay_s
     ).id
 
 
