@@ -420,6 +420,8 @@ def test_import_brings_sidecars_along_and_a_card_imported_again_changes_nothing(
     assert {Path(line["path"]).name: line["status"] for line in lines if not line["sidecar_of"]}
     assert all(line["status"] == "STORED" and line["skipped"] is None for line in lines)
     assert sum(1 for line in lines if line["sidecar_of"]) == 3
+    sidecars_stored = sorted(line["stored_as"] for line in lines if line["sidecar_of"])
+    assert sidecars_stored == ["IMG_0001-2.xmp", "IMG_0001.xmp", "IMG_0002.JPG.xmp"]
     stored = {line["stored_as"] for line in lines if line["path"].endswith("IMG_0001.JPG")}
     assert stored == {"IMG_0001.JPG", "IMG_0001-2.JPG"}  # camera B's took the next name
     assert "imported 4 file(s): 4 STORED; 3 sidecar(s) with their photos" in " ".join(
@@ -449,6 +451,7 @@ def test_import_brings_sidecars_along_and_a_card_imported_again_changes_nothing(
     folder = data / "library" / "projects" / "wedding"
     before = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     (card / "IMG_0002.JPG.xmp").write_bytes(write_decisions(None, Decisions("pick", 3, "blue")))
+    (card / "IMG_0009.xmp").write_bytes(write_decisions(None, Decisions("pick")))  # no photo's
 
     again = _enlarger("import", str(card), "--json", *common, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
@@ -461,6 +464,12 @@ def test_import_brings_sidecars_along_and_a_card_imported_again_changes_nothing(
     assert relines[("B", "IMG_0001.JPG")]["skipped"] == "held"
     assert relines[("card", "IMG_0002.JPG")]["skipped"] == "held"
     summary = " ".join(again.stderr.split())
+    assert "imported 0 file(s): nothing;" in summary  # a sidecar is no file of its own
+    assert "1 sidecar(s) of no photo refused" in summary and "IMG_0009" not in summary
+    orphan = relines[("card", "IMG_0009.xmp")]
+    assert (orphan["status"], orphan["error_code"]) == ("FAILED", "SIDECAR_OF_NO_PHOTO")
+    assert orphan["error_message"] == "no photo of 'Wedding' is called 'IMG_0009'"
+    assert relines[("card", "IMG_0002.JPG.xmp")]["stored_as"] == "IMG_0002.JPG.xmp"
     assert "skipped 4 already in the project (2 of them in its trash)" in summary
     assert "1 sidecar(s) with their photos; 1 sidecar(s) older" in summary
     assert relines[("B", "IMG_0001.xmp")]["skipped"] == "older"

@@ -102,6 +102,9 @@ def import_(
         standing = standings.get(line["image_id"]) if line["image_id"] else None
         if standing is not None and line["sidecar_of"]:
             line["status"] = standing.status.value  # a sidecar stands as its image does
+            if line["skipped"] is None:
+                image = Path(line["sidecar_of"])
+                line["stored_as"] = imports.sidecar_stored_as(Path(line["path"]), image, standing)
         elif standing is not None:
             with_derivatives = wait and line["skipped"] is None
             line.update(
@@ -120,13 +123,27 @@ def import_(
 
 def _taken(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The lines of the images this import took (not sidecars, not files skipped)."""
-    return [line for line in lines if line["sidecar_of"] is None and line["skipped"] is None]
+    return [
+        line
+        for line in lines
+        if line["sidecar_of"] is None and line["skipped"] is None and not _is_sidecar(line)
+    ]
+
+
+def _is_sidecar(line: dict[str, Any]) -> bool:
+    from enlarger.library.sidecars import is_sidecar
+
+    return is_sidecar(line["path"])
 
 
 def _failed_here(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The files this import took that FAILED in the library (a file that could not be
-    read at all was named as it was met)."""
-    return [line for line in _taken(lines) if line["status"] == "FAILED" and line["image_id"]]
+    """The files this import could not take (unreadable, a sidecar of no photo) or that
+    FAILED in the library; a sidecar of an image stands as its image does."""
+    return [
+        line
+        for line in lines
+        if line["status"] == "FAILED" and line["skipped"] is None and line["sidecar_of"] is None
+    ]
 
 
 def _import_summary(lines: list[dict[str, Any]], wait: bool) -> str:
@@ -143,6 +160,10 @@ def _import_summary(lines: list[dict[str, Any]], wait: bool) -> str:
     older = sum(1 for line in lines if line["skipped"] == "older")
     if older:
         text += f"; {older} sidecar(s) older than their photos' decisions left out"
+    refused = [line for line in lines if _is_sidecar(line) and line["status"] == "FAILED"]
+    refused = [line for line in refused if line["sidecar_of"] is None]
+    if refused:
+        text += f"; {len(refused)} sidecar(s) of no photo refused"
     skipped = [line for line in lines if line["skipped"] is not None and line["sidecar_of"] is None]
     # the same bytes as an image that FAILED are that image: not a photo the project holds
     failed_before = sum(1 for line in skipped if line["status"] == "FAILED")
@@ -200,10 +221,8 @@ def _import_all(
             )
         except MediaError as exc:
             line.update(error_code=exc.code.value, error_message=exc.message)
-            err_console.print(f"{item.path}: {exc.message}")
         except OSError as exc:
             line.update(error_code="UNREADABLE_FILE", error_message=exc.strerror or str(exc))
-            err_console.print(f"{item.path}: {line['error_message']}")
         else:
             line.update(image_id=imported.image_id, skipped=imported.skipped)
             ignored = imported.ignored
@@ -222,7 +241,7 @@ def _import_all(
     for xmp in alone:
         line = _import_line(xmp)
         try:
-            basename = through_outages(
+            basename, stored_as = through_outages(
                 library.settings, lambda x=xmp: imports.import_sidecar(library, x, project)
             )
         except (imports.NoPhoto, OSError) as exc:
@@ -230,9 +249,8 @@ def _import_all(
                 "SIDECAR_OF_NO_PHOTO" if isinstance(exc, imports.NoPhoto) else "UNREADABLE_FILE"
             )
             line["error_message"] = str(exc)
-            err_console.print(f"{xmp}: {exc}")
         else:
-            line.update(status="STORED", sidecar_of=basename)
+            line.update(status="STORED", sidecar_of=basename, stored_as=stored_as)
         lines.append(line)
         progress.advance(task)
     return ids

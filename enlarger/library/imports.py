@@ -139,9 +139,10 @@ class NoPhoto(LookupError):
     """A sidecar of no photo of the project and no image of the import."""
 
 
-def import_sidecar(library: Library, path: Path, project: str | None) -> str:
+def import_sidecar(library: Library, path: Path, project: str | None) -> tuple[str, str]:
     """A sidecar describing no image of the import joins the project's photo of its name
-    (decisions made elsewhere, brought back); returns that photo's base name."""
+    (decisions made elsewhere, brought back); returns that photo's base name and the
+    sidecar's name in the folder."""
     collection = project or image_records.DEFAULT_COLLECTION
     with library.engine.connect() as conn:
         project_id = image_records.find_project_id(conn, collection)
@@ -151,10 +152,10 @@ def import_sidecar(library: Library, path: Path, project: str | None) -> str:
             else None
         )
         if project_id is None or not has_photo(conn, project_id)(basename or ""):
-            raise NoPhoto(f"{path.name}: no photo of {collection!r} is called {basename!r}")
+            raise NoPhoto(f"no photo of {collection!r} is called {basename!r}")
     return sidecars.store(
         library, lookups.project_row(library, project_id), path.name, path.read_bytes()
-    )[0]
+    )
 
 
 @dataclass(frozen=True)
@@ -212,3 +213,11 @@ def report(
         "derivatives": derivatives,
         "stored_as": standing.stored_as,
     }
+
+
+def sidecar_stored_as(sidecar: Path, image: Path, standing: Standing) -> str | None:
+    """The name in the project's folder of a sidecar imported with `image`: it follows
+    the name the image took there (None until the image is stored)."""
+    if standing.stored_as is None:
+        return None
+    return sidecars.renamed(sidecar.name, image.name, standing.stored_as)
