@@ -334,10 +334,22 @@ def write_back(
         decisions = Decisions(photo.flag, photo.rating, photo.label)
     else:
         decisions = edited_elsewhere(library, photo)
-    own, targets = _targets(library, project, photo, filenames, handoff, said, decisions)
+    with library.engine.connect() as conn:
+        own = {
+            row.name: row.key
+            for row in conn.execute(
+                sa.select(photo_sidecars.c.name, photo_sidecars.c.key).where(
+                    photo_sidecars.c.photo_id == photo.id, photo_sidecars.c.trashed_at.is_(None)
+                )
+            )
+        }
+    folded = {name.casefold() for name in own}  # IMG_1.XMP is IMG_1.xmp on a Mac's disk
+    wanted = handoff.names(photo.basename, filenames) if decisions != Decisions() or said else []
+    wanted = [name for name in wanted if name in own or name.casefold() not in folded]
     written: list[str] = []
     refused: dict[str, str] = {}
-    for name, key in targets.items():
+    for name in dict.fromkeys([*own, *wanted]):
+        key = own.get(name, folder_key(project.folder, name))
         try:
             packet = _read(library, key)
             if not needs_writing(packet, decisions, handoff.picks_as):
@@ -368,36 +380,6 @@ def write_back(
                 seen(conn, key, updated)
         written.append(name)
     return WriteBack(written, refused, decisions)
-
-
-def _targets(
-    library: Library,
-    project: sa.Row[Any],
-    photo: sa.Row[Any],
-    filenames: list[str],
-    handoff: Handoff,
-    said: bool,
-    decisions: Decisions,
-) -> tuple[dict[str, str], dict[str, str]]:
-    """The photo's own sidecars (name: key), and every sidecar that may take its
-    decisions: its own, and the names `handoff` gives that it lacks (when there is
-    anything to say)."""
-    with library.engine.connect() as conn:
-        own = {
-            row.name: row.key
-            for row in conn.execute(
-                sa.select(photo_sidecars.c.name, photo_sidecars.c.key).where(
-                    photo_sidecars.c.photo_id == photo.id, photo_sidecars.c.trashed_at.is_(None)
-                )
-            )
-        }
-    folded = {name.casefold() for name in own}  # IMG_1.XMP is IMG_1.xmp on a Mac's disk
-    wanted = handoff.names(photo.basename, filenames) if decisions != Decisions() or said else []
-    wanted = [name for name in wanted if name in own or name.casefold() not in folded]
-    return own, {
-        name: own.get(name, folder_key(project.folder, name))
-        for name in dict.fromkeys([*own, *wanted])
-    }
 
 
 def _claim(
@@ -465,8 +447,8 @@ def edited_elsewhere(library: Library, photo: sa.Row[Any]) -> Decisions:
         if data is None or info is None or checksum_of(data) == row.checksum:
             continue
         found = read_decisions(data)
-        if found is not None and found.flag == UNFLAGGED and pick_unsaid(data):
-            found = replace(found, flag=decisions.flag if decisions.flag == PICK else UNFLAGGED)
+        if found is not None and found.flag == UNFLAGGED and decisions.flag == PICK:
+            found = replace(found, flag=PICK) if pick_unsaid(data) else found  # Lightroom's
         # edited after enlarger last saw it: newer than the decision when that came
         # before, else when the file's time says so (S3 keeps whole seconds)
         newer = row.checksum is not None and (
