@@ -472,17 +472,17 @@ def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
     most like: the environment source passes over them in silence, so a misspelled name
     would leave the default in force unseen (the config file refuses unknown names)."""
     env = os.environ if environ is None else environ
+    names = [*Settings.model_fields, CONFIG_FILE_ENV.removeprefix(ENV_PREFIX).lower()]
     lines = []
     for variable in sorted(env):
         name = variable.upper()
-        if not name.startswith(ENV_PREFIX) or name.startswith(ENV_NOT_SETTINGS_PREFIXES):
-            continue
-        if name == CONFIG_FILE_ENV:
-            continue
         setting = name.removeprefix(ENV_PREFIX).lower()
-        if setting in Settings.model_fields:
+        if (
+            not name.startswith(ENV_PREFIX)
+            or name.startswith(ENV_NOT_SETTINGS_PREFIXES)
+            or setting in names
+        ):
             continue
-        names = [*Settings.model_fields, CONFIG_FILE_ENV.removeprefix(ENV_PREFIX).lower()]
         nearest = difflib.get_close_matches(setting, names, n=1)
         hint = f"; did you mean {ENV_PREFIX}{nearest[0].upper()}?" if nearest else ""
         lines.append(f"{variable} is not a setting, so it is ignored{hint}")

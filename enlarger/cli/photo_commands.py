@@ -160,10 +160,9 @@ def _import_summary(lines: list[dict[str, Any]], wait: bool) -> str:
     older = sum(1 for line in lines if line["skipped"] == "older")
     if older:
         text += f"; {older} sidecar(s) older than their photos' decisions left out"
-    refused = [line for line in lines if _is_sidecar(line) and line["status"] == "FAILED"]
-    refused = [line for line in refused if line["sidecar_of"] is None]
+    refused = sum(1 for line in _failed_here(lines) if _is_sidecar(line))
     if refused:
-        text += f"; {len(refused)} sidecar(s) of no photo refused"
+        text += f"; {refused} sidecar(s) of no photo refused"
     skipped = [line for line in lines if line["skipped"] is not None and line["sidecar_of"] is None]
     # the same bytes as an image that FAILED are that image: not a photo the project holds
     failed_before = sum(1 for line in skipped if line["status"] == "FAILED")
